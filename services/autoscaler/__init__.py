@@ -1,0 +1,1 @@
+"""kingpost autoscaler: decides replica counts from concurrency samples."""

@@ -1,0 +1,1 @@
+"""kingpost builder: validates pushed Trusses and produces content-addressed artifacts."""

@@ -1,0 +1,1 @@
+"""kingpost router: the data plane."""

@@ -1,0 +1,1 @@
+"""kingpost runner: serves one Truss model over gRPC."""

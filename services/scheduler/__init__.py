@@ -1,0 +1,1 @@
+"""kingpost scheduler: owns desired state and places replicas on nodes."""

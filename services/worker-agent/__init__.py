@@ -1,0 +1,1 @@
+"""kingpost worker agent: one per node; runs replicas."""

@@ -1,0 +1,120 @@
+"""API keys: made here, stored only as sha256 digests, checked by one gRPC interceptor.
+
+A key looks like `kp_<8 chars prefix>_<32 chars secret>`; the prefix names it in listings.
+Clients send `Authorization: Api-Key <key>` (or `Bearer <key>`), as Baseten's do; over gRPC
+that is the `authorization` metadata key, which Envoy's transcoder fills from the header.
+Calls between services carry `x-kingpost-internal: <token>` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+import grpc
+
+from kingpost.errors import HTTP_STATUS_KEY
+
+INTERNAL_TOKEN_KEY = "x-kingpost-internal"
+
+
+def new_key() -> str:
+    return f"kp_{secrets.token_hex(4)}_{secrets.token_urlsafe(24)}"
+
+
+def key_prefix(key: str) -> str:
+    return key[:11]
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_from_authorization(value: str | None) -> str | None:
+    """`Api-Key k` or `Bearer k` → k; anything else → None."""
+    if not value:
+        return None
+    scheme, _, key = value.strip().partition(" ")
+    if scheme.lower() in ("api-key", "bearer") and key.strip():
+        return key.strip()
+    return None
+
+
+class KeyChecker(Protocol):
+    def is_valid_digest(self, digest: str) -> bool: ...
+
+
+class KeyCache:
+    """The set of valid key digests, replaced whole when the scheduler sends a new table."""
+
+    def __init__(self, digests: Iterable[str] = ()) -> None:
+        self._digests = frozenset(digests)
+
+    def replace(self, digests: Iterable[str]) -> None:
+        self._digests = frozenset(digests)
+
+    def is_valid_digest(self, digest: str) -> bool:
+        return digest in self._digests
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Checks every call: an API key for methods of `public_services`, the internal token for the rest.
+
+    With an empty internal token, internal methods are open: that is the embedded default,
+    where internal services listen on loopback only.
+    """
+
+    def __init__(self, keys: KeyChecker, *, public_services: Iterable[str], internal_token: str = "") -> None:
+        self._keys = keys
+        self._public = tuple(f"/{s}/" for s in public_services)
+        self._internal_token = internal_token
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = details.method or ""
+        metadata = dict(details.invocation_metadata or ())
+        token = metadata.get(INTERNAL_TOKEN_KEY)
+        if self._internal_token and token and hmac.compare_digest(token, self._internal_token):
+            return await continuation(details)
+        if method.startswith(self._public):
+            key = key_from_authorization(metadata.get("authorization"))
+            if key is None:
+                return _deny(await continuation(details), grpc.StatusCode.UNAUTHENTICATED, 401,
+                             "missing API key: send the header 'Authorization: Api-Key <key>'")
+            if not self._keys.is_valid_digest(key_digest(key)):
+                return _deny(await continuation(details), grpc.StatusCode.UNAUTHENTICATED, 401,
+                             "invalid API key")
+            return await continuation(details)
+        if self._internal_token:
+            return _deny(await continuation(details), grpc.StatusCode.PERMISSION_DENIED, 403,
+                         f"{method} is internal to the platform")
+        return await continuation(details)
+
+
+def _deny(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, status: int, message: str):
+    async def abort(context: grpc.aio.ServicerContext) -> None:
+        context.set_trailing_metadata(((HTTP_STATUS_KEY, str(status)),))
+        await context.abort(code, message)
+
+    async def unary(_request, context):
+        await abort(context)
+
+    async def streaming(_request, context):
+        await abort(context)
+        yield  # pragma: no cover - makes this an async generator
+
+    request_streaming = bool(handler and handler.request_streaming)
+    response_streaming = bool(handler and handler.response_streaming)
+    if request_streaming and response_streaming:
+        return grpc.stream_stream_rpc_method_handler(streaming)
+    if request_streaming:
+        return grpc.stream_unary_rpc_method_handler(unary)
+    if response_streaming:
+        return grpc.unary_stream_rpc_method_handler(streaming)
+    return grpc.unary_unary_rpc_method_handler(unary)

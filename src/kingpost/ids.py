@@ -1,0 +1,11 @@
+"""Short random IDs with a type prefix: mdl_, dep_, rep_, node_, bld_."""
+
+from __future__ import annotations
+
+import secrets
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_id(prefix: str, length: int = 10) -> str:
+    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))

@@ -1,0 +1,105 @@
+"""The shell every service process shares: gRPC server, /metrics, tracing, logging, signals.
+
+A service's `main.py` builds its servicers and background loops and hands them to `serve`,
+which runs until SIGTERM or SIGINT and then stops the server (with a grace period) and the loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from prometheus_client import start_http_server
+
+from kingpost.rpc import CHANNEL_OPTIONS
+from kingpost.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def setup_logging(name: str, level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def setup_tracing(name: str) -> None:
+    """Export OpenTelemetry traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": f"kingpost-{name}"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run a service's async main on uvloop where available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+
+
+async def serve(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    register: Callable[[grpc.aio.Server], None],
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    loops: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+    grace: float = 5.0,
+) -> None:
+    server = grpc.aio.server(interceptors=list(interceptors), options=CHANNEL_OPTIONS)
+    register(server)
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise SystemExit(f"{name}: cannot listen on {address}")
+    await server.start()
+    metrics_server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    log.info("%s listening on %s:%d (metrics on :%d)", name, settings.grpc_host, port,
+             metrics_server.server_port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    tasks = [asyncio.create_task(_supervised(name, fn, stop)) for fn in loops]
+    await stop.wait()
+    log.info("%s stopping", name)
+    await server.stop(grace)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if on_stop is not None:
+        await on_stop()
+    metrics_server.shutdown()
+
+
+async def _supervised(name: str, fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """A background loop that dies takes the service down, rather than leaving it half alive."""
+    try:
+        await fn()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s: background loop %s failed; stopping", name, getattr(fn, "__name__", fn))
+        stop.set()

@@ -1,0 +1,60 @@
+from kingpost.v1 import events_pb2 as _events_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class StartReplicaRequest(_message.Message):
+    __slots__ = ("replica_id", "deployment_id", "model_id", "artifact_digest", "environment")
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    deployment_id: str
+    model_id: str
+    artifact_digest: str
+    environment: str
+    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
+
+class StartReplicaResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StopReplicaRequest(_message.Message):
+    __slots__ = ("replica_id",)
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    def __init__(self, replica_id: _Optional[str] = ...) -> None: ...
+
+class StopReplicaResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListReplicasRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListReplicasResponse(_message.Message):
+    __slots__ = ("replicas",)
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
+    def __init__(self, replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ...) -> None: ...
+
+class ReplicaStatus(_message.Message):
+    __slots__ = ("replica_id", "deployment_id", "state", "address", "pid")
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    deployment_id: str
+    state: _events_pb2.ReplicaState
+    address: str
+    pid: int
+    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.ReplicaState, str]] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
