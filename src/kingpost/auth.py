@@ -61,15 +61,18 @@ class KeyCache:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Checks every call: an API key for methods of `public_services`, the internal token for the rest.
+    """Checks every call: an API key for public methods, the internal token for the rest.
+
+    `public_prefixes` are full-method prefixes: "/kingpost.v1.ManagementService/" for a whole
+    service, "/kingpost.v1.BuildService/UploadSource" for one method.
 
     With an empty internal token, internal methods are open: that is the embedded default,
     where internal services listen on loopback only.
     """
 
-    def __init__(self, keys: KeyChecker, *, public_services: Iterable[str], internal_token: str = "") -> None:
+    def __init__(self, keys: KeyChecker, *, public_prefixes: Iterable[str], internal_token: str = "") -> None:
         self._keys = keys
-        self._public = tuple(f"/{s}/" for s in public_services)
+        self._public = tuple(public_prefixes)
         self._internal_token = internal_token
 
     async def intercept_service(
