@@ -1,0 +1,55 @@
+"""`kingpost builder --config FILE`: the BuildService, its artifact store and its key cache."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import grpc
+
+from kingpost import service
+from kingpost.auth import AuthInterceptor, KeyCache
+from kingpost.events import EventBus
+from kingpost.route_watch import watch_routes
+from kingpost.v1 import builder_pb2_grpc, scheduler_pb2
+from kingpost_builder.service import PUBLIC_METHODS, BuildServicer
+from kingpost_builder.settings import BuilderSettings
+from kingpost_builder.store import FileArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+def main(config: pathlib.Path | None) -> None:
+    settings = BuilderSettings.load(config)
+    service.setup_logging("builder", settings.log_level)
+    service.setup_tracing("builder")
+    service.run(lambda: _serve(settings))
+
+
+async def _serve(settings: BuilderSettings) -> None:
+    bus = await EventBus.connect(settings.nats_url, "kingpost-builder")
+    store = FileArtifactStore(settings.artifacts_path)
+    servicer = BuildServicer(store, bus, max_upload_bytes=settings.max_upload_bytes)
+    keys = KeyCache()
+
+    def on_table(table: scheduler_pb2.RouteTable) -> None:
+        keys.replace(table.api_key_sha256)
+
+    async def follow_keys() -> None:
+        if not settings.scheduler_address:
+            log.warning("no scheduler_address: no API key is valid, so UploadSource and GetBuild refuse all")
+            return
+        await watch_routes(settings.scheduler_address, on_table, watcher="builder",
+                           internal_token=settings.internal_token)
+
+    def register(server: grpc.aio.Server) -> None:
+        builder_pb2_grpc.add_BuildServiceServicer_to_server(servicer, server)
+
+    await service.serve(
+        name="builder",
+        settings=settings,
+        register=register,
+        interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_METHODS, internal_token=settings.internal_token)],
+        loops=[follow_keys],
+        on_stop=bus.close,
+    )

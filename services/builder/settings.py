@@ -1,0 +1,31 @@
+"""The builder's settings: `KINGPOST_*` variables over `kingpost builder --config FILE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from kingpost.settings import ServiceSettings
+
+from kingpost_builder.archive import DEFAULT_MAX_UPLOAD_BYTES
+
+
+class BuilderSettings(ServiceSettings):
+    # Artifacts and build records; `home`/artifacts when not set.
+    artifacts_dir: Path | None = None
+    # Largest accepted upload (the gzipped tar), in bytes; larger → 413.
+    max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0)
+    # The scheduler's gRPC address, whose route table carries the valid API keys.
+    scheduler_address: str = ""
+
+    @model_validator(mode="after")
+    def _default_artifacts_dir(self) -> BuilderSettings:
+        if self.artifacts_dir is None:
+            object.__setattr__(self, "artifacts_dir", self.home / "artifacts")
+        return self
+
+    @property
+    def artifacts_path(self) -> Path:
+        assert self.artifacts_dir is not None
+        return self.artifacts_dir

@@ -1,0 +1,140 @@
+"""Where artifacts and build records live: content-addressed, written atomically.
+
+`FileArtifactStore` keeps, under its root (`$KINGPOST_HOME/artifacts` by default):
+
+    sha256/<hex>.tar.gz     an artifact, named by the sha256 of its bytes
+    builds/<build_id>.json  a build record (the Build message as JSON); the builder owns builds
+    tmp/                    uploads and archives being written
+
+Every file appears by rename of a complete temp file in the same directory tree, so a reader
+sees a whole file or none. A cluster swaps in another `ArtifactStore` (S3, a shared volume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from google.protobuf import json_format
+
+from kingpost.errors import InvalidArgument, NotFound
+from kingpost.v1 import builder_pb2
+
+CHUNK_BYTES = 1 << 20
+_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_BUILD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ArtifactStore(Protocol):
+    def exists(self, digest: str) -> bool: ...
+
+    def put(self, digest: str, source: Path) -> bool:
+        """Move the file `source` in as `digest`; False (and `source` removed) when it was already there."""
+        ...
+
+    def get(self, digest: str) -> bytes: ...
+
+    def open_chunks(self, digest: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes]: ...
+
+    def put_build(self, build: builder_pb2.Build) -> None: ...
+
+    def get_build(self, build_id: str) -> builder_pb2.Build: ...
+
+    def scratch_dir(self) -> Path:
+        """A fresh private directory for one build's work; the caller removes it."""
+        ...
+
+
+class FileArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for sub in ("sha256", "builds", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    def exists(self, digest: str) -> bool:
+        return self._artifact_path(digest).is_file()
+
+    def put(self, digest: str, source: Path) -> bool:
+        final = self._artifact_path(digest)
+        if final.is_file():
+            source.unlink(missing_ok=True)
+            return False
+        staged = self._stage(source)
+        os.replace(staged, final)
+        return True
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self._artifact_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"artifact {digest} not found") from None
+
+    def open_chunks(self, digest: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes]:
+        try:
+            f = open(self._artifact_path(digest), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise NotFound(f"artifact {digest} not found") from None
+        return _read_chunks(f, chunk_size)
+
+    def put_build(self, build: builder_pb2.Build) -> None:
+        path = self._build_path(build.build_id)
+        text = json_format.MessageToJson(build, preserving_proto_field_name=True, indent=2)
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="build-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def get_build(self, build_id: str) -> builder_pb2.Build:
+        try:
+            text = self._build_path(build_id).read_text()
+        except (FileNotFoundError, InvalidArgument):
+            raise NotFound(f"build {build_id!r} not found") from None
+        return json_format.Parse(text, builder_pb2.Build())
+
+    def scratch_dir(self) -> Path:
+        return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="work-"))
+
+    # --- details --------------------------------------------------------------------------------
+
+    def _artifact_path(self, digest: str) -> Path:
+        match = _DIGEST.match(digest)
+        if match is None:
+            raise InvalidArgument(f"{digest!r} is not an artifact digest (sha256:<64 hex digits>)")
+        return self.root / "sha256" / f"{match.group(1)}.tar.gz"
+
+    def _build_path(self, build_id: str) -> Path:
+        if not _BUILD_ID.match(build_id):
+            raise InvalidArgument(f"{build_id!r} is not a build id")
+        return self.root / "builds" / f"{build_id}.json"
+
+    def _stage(self, source: Path) -> Path:
+        """`source`, flushed to disk, at a temp name beside the artifacts (same file system)."""
+        staged = self.root / "tmp" / f"artifact-{uuid.uuid4().hex}"
+        try:
+            os.replace(source, staged)
+        except OSError:  # another file system: copy, then drop the original
+            shutil.copyfile(source, staged)
+            source.unlink()
+        with open(staged, "rb") as f:
+            os.fsync(f.fileno())
+        return staged
+
+
+def _read_chunks(f: BinaryIO, chunk_size: int) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(chunk_size):
+            yield chunk
