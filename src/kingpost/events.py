@@ -166,10 +166,14 @@ class EventBus:
             await sub.unsubscribe()
         return out[-limit:]
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 3.0) -> None:
+        """Drain (deliver what is pending), but never wait on a server that is gone."""
         try:
-            await self.nc.drain()
+            if self.nc.is_connected:
+                await asyncio.wait_for(self.nc.drain(), timeout)
         except Exception:  # closing a broken connection is not worth a traceback
+            pass
+        if not self.nc.is_closed:
             await self.nc.close()
 
 

@@ -1,0 +1,75 @@
+"""`python -m kingpost_runner --truss DIR --port N [--host 127.0.0.1] [--environment NAME]`.
+
+One process per replica, started by the worker agent inside the model's own virtual environment,
+so this package imports only: grpcio, protobuf, googleapis-common-protos, pyyaml, msgpack, anyio,
+(pydantic and numpy when the model uses them), kingpost.errors and kingpost.v1.
+Exit codes: 0 stopped by a signal, 1 the model failed to load, 2 bad arguments or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import pathlib
+import sys
+
+from kingpost_runner import loader
+from kingpost_runner.server import RunnerOptions, serve
+from kingpost_runner.truss_config import TrussConfigError, load_config
+from kingpost_runner.truss_secrets import DEFAULT_SECRETS_DIR
+
+log = logging.getLogger("kingpost_runner")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m kingpost_runner",
+                                     description="Serve one Truss over gRPC.")
+    parser.add_argument("--truss", required=True, type=pathlib.Path, help="the Truss directory")
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--environment", default=os.environ.get("KINGPOST_ENVIRONMENT") or None,
+                        help="environment name given to the model (default: $KINGPOST_ENVIRONMENT)")
+    parser.add_argument("--secrets-dir", type=pathlib.Path,
+                        default=pathlib.Path(os.environ.get("KINGPOST_SECRETS_DIR") or DEFAULT_SECRETS_DIR),
+                        help="one file per secret name (default: $KINGPOST_SECRETS_DIR or /secrets)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # The agent reads our output through a pipe: flush the model's own prints line by line.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+    logging.basicConfig(
+        level=os.environ.get("KINGPOST_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s runner %(levelname)s %(name)s: %(message)s",
+    )
+    args = parse_args(argv)
+    truss_dir = args.truss.resolve()
+    secrets_dir = args.secrets_dir.resolve()  # before prepare_process changes the working directory
+    try:
+        config = load_config(truss_dir)
+    except TrussConfigError as e:
+        log.error("%s", e)
+        return 2
+    loader.prepare_process(truss_dir, config)
+    options = RunnerOptions(
+        truss_dir=truss_dir,
+        host=args.host,
+        port=args.port,
+        environment=args.environment,
+        secrets_dir=secrets_dir,
+        load_retries=loader.load_retries(os.environ),
+    )
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(serve(options, config))
+    return uvloop.run(serve(options, config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The runner's gRPC face: RunnerService over one loaded model, and the process's lifetime.
+
+The server listens at once and answers Ready with UNAVAILABLE (HTTP 503) until load() has
+finished in its background thread; a model that fails to load ends the process with exit code 1
+after logging the traceback, so the worker agent sees the replica fail with the log tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import pathlib
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.api import httpbody_pb2
+
+from kingpost import errors
+from kingpost.v1 import runner_pb2, runner_pb2_grpc
+
+from kingpost_runner import codec, loader
+from kingpost_runner.model_request import Headers, ModelRequest
+from kingpost_runner.pipeline import Pipeline, Reply
+from kingpost_runner.truss_config import TrussConfig
+from kingpost_runner.user_errors import NOT_READY_MESSAGE
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+SERVER_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
+# Metadata that belongs to gRPC itself, not to the caller's request (the body says its own content type).
+_TRANSPORT_KEYS = frozenset({"content-type", "te", "grpc-accept-encoding", "accept-encoding"})
+
+
+class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
+    def __init__(self) -> None:
+        self.pipeline: Pipeline | None = None
+
+    async def Ready(
+        self, request: runner_pb2.ReadyRequest, context: grpc.aio.ServicerContext
+    ) -> runner_pb2.ReadyResponse:
+        pipeline = self.pipeline
+        if pipeline is None or not await pipeline.is_healthy():
+            await errors.grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+        return runner_pb2.ReadyResponse(ready=True)
+
+    async def Predict(
+        self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        pipeline = self.pipeline
+        if pipeline is None:
+            await errors.grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+        body = request.body
+        content_type = body.content_type or codec.JSON
+        metadata = [(k, v) for k, v in context.invocation_metadata() or () if k not in _TRANSPORT_KEYS]
+        headers = Headers([("content-type", content_type), *metadata])
+        model_request = ModelRequest(headers, body.data, is_done=context.done)
+        try:
+            result = await pipeline.run(body.data, content_type, model_request)
+            if isinstance(result, Reply):
+                yield httpbody_pb2.HttpBody(content_type=result.content_type, data=result.body)
+                return
+            try:
+                first = True
+                async for chunk in result:
+                    # The content type rides on the first chunk only.
+                    yield httpbody_pb2.HttpBody(content_type=codec.OCTET_STREAM if first else "", data=chunk)
+                    first = False
+            finally:
+                await result.aclose()
+        except errors.KingpostError as e:
+            await errors.grpc_abort(context, e)
+        except Exception as e:  # a bug here, not in the model
+            log.exception("runner failed serving a request")
+            await errors.grpc_abort(context, errors.Internal(f"Unhandled exception: {e}"))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerOptions:
+    truss_dir: pathlib.Path
+    host: str
+    port: int
+    environment: str | None
+    secrets_dir: pathlib.Path
+    load_retries: int
+
+
+def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
+    """Run `fn` in a daemon thread (a load stuck in C code must not keep the process alive on SIGTERM)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, exc = fn(), None
+        except BaseException as e:  # noqa: BLE001 - reported to the loop, which decides
+            result, exc = None, e
+        with contextlib.suppress(RuntimeError):  # the loop already closed: shutting down
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=work, name="model-load", daemon=True).start()
+    return future
+
+
+async def serve(options: RunnerOptions, config: TrussConfig) -> int:
+    """Serve until SIGTERM/SIGINT (exit code 0) or a failed load (exit code 1)."""
+    servicer = RunnerServicer()
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    runner_pb2_grpc.add_RunnerServiceServicer_to_server(servicer, server)
+    address = f"{options.host}:{options.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        log.error("cannot listen on %s", address)
+        return 2
+    await server.start()
+    log.info("runner listening on %s:%d; loading model from %s", options.host, port, options.truss_dir)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    started = time.perf_counter()
+    loading = _in_daemon_thread(lambda: loader.load_model(
+        options.truss_dir, config, environment=options.environment,
+        secrets_dir=options.secrets_dir, retries=options.load_retries,
+    ))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if not loading.done():
+        log.info("stopped while the model was loading")
+        await server.stop(0)
+        return 0
+    if (exc := loading.exception()) is not None:
+        log.error("Model failed to load; exiting.", exc_info=exc)
+        stopping.cancel()
+        await server.stop(0)
+        return 1
+    _, methods = loading.result()
+    servicer.pipeline = Pipeline(methods, config.predict_concurrency, config.streaming_read_timeout_s)
+    log.info("model ready in %.2f s (predict_concurrency=%d)", time.perf_counter() - started,
+             config.predict_concurrency)
+    await stopping
+    log.info("stopping")
+    await server.stop(grace=5.0)
+    return 0

@@ -1,0 +1,2 @@
+def crash(x):
+    raise Exception("Crashed in `crash`.")

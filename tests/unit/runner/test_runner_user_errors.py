@@ -1,0 +1,36 @@
+"""Model exceptions → the status a caller sees."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from kingpost import errors
+from kingpost_runner.user_errors import MODEL_ERROR_MESSAGE, error_for_status, from_user_exception
+
+
+class HTTPException(Exception):
+    def __init__(self, status_code: int, detail: object) -> None:
+        self.status_code, self.detail = status_code, detail
+
+
+@pytest.mark.parametrize(("status", "code"), [
+    (400, grpc.StatusCode.INVALID_ARGUMENT), (404, grpc.StatusCode.NOT_FOUND),
+    (418, grpc.StatusCode.INVALID_ARGUMENT), (429, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (500, grpc.StatusCode.INTERNAL), (502, grpc.StatusCode.INTERNAL),
+    (503, grpc.StatusCode.UNAVAILABLE),
+])
+def test_status_keeps_exact_http_status_and_nearest_grpc_code(status: int, code: grpc.StatusCode) -> None:
+    err = error_for_status(status, "m")
+    assert err.http_status == status and err.grpc_code is code and err.message == "m"
+
+
+def test_http_exception_shape_passes_status_and_detail() -> None:
+    err = from_user_exception(HTTPException(422, {"field": "x"}), "predict")
+    assert err.http_status == 422 and err.message == '{"field": "x"}'
+
+
+def test_other_exceptions_hide_their_message(caplog: pytest.LogCaptureFixture) -> None:
+    err = from_user_exception(RuntimeError("secret internals"), "predict")
+    assert isinstance(err, errors.ModelError) and err.message == MODEL_ERROR_MESSAGE
+    assert "secret internals" in caplog.text  # the traceback goes to the log only
