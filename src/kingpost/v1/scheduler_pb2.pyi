@@ -59,18 +59,20 @@ class WeightedDeployment(_message.Message):
     def __init__(self, deployment_id: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class DeploymentRoute(_message.Message):
-    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status")
+    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status", "status_reason")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     active: bool
     predict_concurrency: int
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaRoute]
     status: str
-    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[str] = ...) -> None: ...
+    status_reason: str
+    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ...) -> None: ...
 
 class ReplicaRoute(_message.Message):
     __slots__ = ("replica_id", "address")

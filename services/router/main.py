@@ -1,0 +1,52 @@
+"""`kingpost router --config FILE`: the data plane process."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+from kingpost import service
+from kingpost.auth import AuthInterceptor, KeyCache
+from kingpost.events import EventBus
+from kingpost.route_watch import watch_routes
+from kingpost.v1 import inference_pb2_grpc
+from kingpost_router.service import RouterServicer
+from kingpost_router.settings import RouterSettings
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PREFIXES = ("/kingpost.v1.InferenceService/",)
+
+
+def main(config: pathlib.Path | None) -> None:
+    settings = RouterSettings.load(config)
+    service.setup_logging("router", settings.log_level)
+    service.setup_tracing("router")
+    service.run(lambda: _serve(settings))
+
+
+async def _serve(settings: RouterSettings) -> None:
+    keys = KeyCache()
+    router = RouterServicer(settings, keys)
+    bus = await EventBus.connect(settings.nats_url, settings.router_id)
+
+    async def follow_routes() -> None:
+        await watch_routes(settings.scheduler_address, router.apply_table,
+                           watcher=settings.router_id, internal_token=settings.internal_token)
+
+    async def publish_concurrency() -> None:
+        await router.publish_concurrency(bus)
+
+    async def stop() -> None:
+        await router.close()
+        await bus.close()
+
+    await service.serve(
+        name="router",
+        settings=settings,
+        register=lambda server: inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server),
+        interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES,
+                                      internal_token=settings.internal_token)],
+        loops=[follow_routes, publish_concurrency],
+        on_stop=stop,
+    )

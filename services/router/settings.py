@@ -1,0 +1,36 @@
+"""The router's settings: `KINGPOST_*` variables over the TOML file `kingpost router --config FILE`."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field, field_validator
+
+from kingpost.rpc import MAX_MESSAGE_BYTES
+from kingpost.settings import ServiceSettings
+
+# Room for the rest of the PredictRequest around the body (ids, content type, framing).
+_ENVELOPE_BYTES = 64 * 1024
+
+
+def default_router_id() -> str:
+    return f"router-{socket.gethostname()}"
+
+
+class RouterSettings(ServiceSettings):
+    # The scheduler's SchedulerService, which streams the route table.
+    scheduler_address: str = "127.0.0.1:50052"
+    # Names this router's concurrency samples (kp.metrics.concurrency.<router_id>).
+    router_id: str = Field(default_factory=default_router_id, min_length=1)
+    # Deadline of one call to a runner, streaming included.
+    request_timeout_seconds: float = Field(600.0, gt=0)
+    # Larger bodies answer 413.
+    max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _fits_a_message(cls, value: int) -> int:
+        limit = MAX_MESSAGE_BYTES - _ENVELOPE_BYTES
+        if value > limit:
+            raise ValueError(f"must be at most {limit} (the gRPC message limit less the envelope)")
+        return value

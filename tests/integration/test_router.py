@@ -1,0 +1,357 @@
+"""The router in-process, in front of stand-in runners: bytes, streams, errors and retries as a
+client sees them, and concurrency samples on real NATS.
+
+The stand-in RunnerService plays a machine-local runner process; one that dies mid-request runs
+in a child process so that its death is a real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import pytest
+from google.api import httpbody_pb2
+from prometheus_client import REGISTRY
+
+from kingpost import rpc
+from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
+from kingpost.errors import HTTP_STATUS_KEY
+from kingpost.events import EventBus, concurrency_subject
+from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
+from kingpost.v1 import scheduler_pb2 as s
+from kingpost_router.main import PUBLIC_PREFIXES
+from kingpost_router.service import RouterServicer
+from kingpost_router.settings import RouterSettings
+from tests.fixtures.servers import free_port
+
+KEY = new_key()
+AUTH = rpc.api_key(KEY)
+MAX_BODY = 64 * 1024
+
+
+class FakeRunner(runner_pb2_grpc.RunnerServiceServicer):
+    """Behaviour by body: b"stream", b"fail", b"headers"; anything else is echoed."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()  # the "stream" request waits on it after its first chunk
+        self.cancelled = asyncio.Event()
+        self.calls = 0
+
+    async def Predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext):
+        self.calls += 1
+        data = request.body.data
+        if data == b"stream":
+            yield httpbody_pb2.HttpBody(content_type="text/plain", data=b"one ")
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+            yield httpbody_pb2.HttpBody(content_type="text/plain", data=b"two ")
+            yield httpbody_pb2.HttpBody(content_type="text/plain", data=b"three")
+        elif data == b"fail":
+            context.set_trailing_metadata(((HTTP_STATUS_KEY, "418"), ("x-model-note", "teapot")))
+            await context.abort(grpc.StatusCode.NOT_FOUND, "the model says: no such tea")
+        elif data == b"headers":
+            seen = dict(context.invocation_metadata() or ())
+            yield httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps(seen).encode())
+        else:
+            yield httpbody_pb2.HttpBody(content_type=request.body.content_type, data=data)
+
+    async def Ready(self, request, context):
+        return runner_pb2.ReadyResponse(ready=True)
+
+
+class DyingRunner(runner_pb2_grpc.RunnerServiceServicer):
+    """Sends one chunk, then its process dies, as a runner killed by the OOM killer would."""
+
+    async def Predict(self, request, context):
+        yield httpbody_pb2.HttpBody(content_type="text/plain", data=b"partial")
+        await asyncio.sleep(0.05)  # let the chunk leave before the process goes
+        os._exit(1)
+
+    async def Ready(self, request, context):
+        return runner_pb2.ReadyResponse(ready=True)
+
+
+def _serve_dying_runner(port: int) -> None:
+    async def main() -> None:
+        server = grpc.aio.server()
+        runner_pb2_grpc.add_RunnerServiceServicer_to_server(DyingRunner(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def route_table(runner: str, *, dead: str, dying: str) -> s.RouteTable:
+    ready = [s.ReplicaRoute(replica_id="rep_live", address=runner)]
+    return s.RouteTable(
+        version=1,
+        api_key_sha256=[key_digest(KEY)],
+        models=[
+            s.ModelRoute(
+                model_id="mdl_echo", name="echo", development_deployment_id="dep_dev",
+                environments=[s.EnvironmentRoute(name="production", deployments=[
+                    s.WeightedDeployment(deployment_id="dep_two", weight=100)])],
+                deployments=[
+                    s.DeploymentRoute(deployment_id="dep_dev", active=True, replicas=ready, status="ACTIVE"),
+                    # The dead replica (nothing listens) next to a live one.
+                    s.DeploymentRoute(deployment_id="dep_two", active=True, status="ACTIVE", replicas=[
+                        s.ReplicaRoute(replica_id="rep_dead", address=dead), *ready]),
+                    s.DeploymentRoute(deployment_id="dep_lonely_dead", active=True, status="ACTIVE",
+                                      replicas=[s.ReplicaRoute(replica_id="rep_dead", address=dead)]),
+                    s.DeploymentRoute(deployment_id="dep_dying", active=True, status="ACTIVE",
+                                      replicas=[s.ReplicaRoute(replica_id="rep_dying", address=dying)]),
+                    s.DeploymentRoute(deployment_id="dep_building", active=True, status="BUILDING"),
+                ],
+            )
+        ],
+    )
+
+
+class Mesh:
+    def __init__(self, router: RouterServicer, runner: FakeRunner, stub: inference_pb2_grpc.InferenceServiceStub,
+                 runner_address: str, dead: str) -> None:
+        self.router = router
+        self.runner = runner
+        self.stub = stub
+        self.runner_address = runner_address
+        self.dead = dead
+
+    async def predict(self, data: bytes = b"hi", *, content_type: str = "application/json",
+                      metadata=AUTH, **where: str) -> list[httpbody_pb2.HttpBody]:
+        where.setdefault("model_id", "mdl_echo")
+        if not ({"target", "environment", "deployment_id"} & where.keys()):
+            where["target"] = "development"
+        request = inference_pb2.PredictRequest(
+            body=httpbody_pb2.HttpBody(content_type=content_type, data=data), **where)
+        return [chunk async for chunk in self.stub.Predict(request, metadata=metadata, timeout=20)]
+
+
+async def read_rest(call) -> list[bytes]:
+    out = []
+    while (chunk := await call.read()) is not grpc.aio.EOF:
+        out.append(chunk.data)
+    return out
+
+
+@pytest.fixture
+def dying_runner() -> Iterator[str]:
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(target=_serve_dying_runner, args=(port,), daemon=True)
+    proc.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(10)
+
+
+@pytest.fixture
+async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
+    """Runner and router in-process; `indirect` parameters override RouterSettings fields."""
+    runner = FakeRunner()
+    runner_server = grpc.aio.server()
+    runner_pb2_grpc.add_RunnerServiceServicer_to_server(runner, runner_server)
+    runner_address = f"127.0.0.1:{runner_server.add_insecure_port('127.0.0.1:0')}"
+    await runner_server.start()
+
+    keys = KeyCache()
+    settings = RouterSettings(**{"router_id": "router-test", "max_body_bytes": MAX_BODY,
+                                 "scheduler_address": "unused:1", **getattr(request, "param", {})})
+    router = RouterServicer(settings, keys, seed=1)
+    dead = f"127.0.0.1:{free_port()}"
+    router.apply_table(route_table(runner_address, dead=dead, dying=dead))
+    server = grpc.aio.server(interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES)],
+                             options=rpc.CHANNEL_OPTIONS)
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = rpc.channel(f"127.0.0.1:{port}")
+    try:
+        yield Mesh(router, runner, inference_pb2_grpc.InferenceServiceStub(channel), runner_address, dead)
+    finally:
+        runner.release.set()
+        await channel.close()
+        await server.stop(None)
+        await router.close()
+        await runner_server.stop(None)
+
+
+async def test_echo_round_trips_bytes_exactly_with_the_content_type(mesh: Mesh) -> None:
+    payload = bytes(range(256)) * 3 + b"\x00\xff\x0a\x0d\x80"
+    [chunk] = await mesh.predict(payload, content_type="application/octet-stream")
+    assert (chunk.content_type, chunk.data) == ("application/octet-stream", payload)
+
+
+async def test_model_is_found_by_name_and_by_host(mesh: Mesh) -> None:
+    [by_name] = await mesh.predict(b"named", model_id="echo")
+    assert by_name.data == b"named"
+    host = (("x-kingpost-host", "model-mdl_echo.kingpost.example:8080"), *AUTH)
+    [by_host] = await mesh.predict(b"hosted", model_id="", metadata=host)
+    assert by_host.data == b"hosted"
+
+
+async def test_request_metadata_that_matters_reaches_the_runner_and_the_key_does_not(mesh: Mesh) -> None:
+    metadata = (*AUTH, ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                ("accept", "application/msgpack"), ("x-baseten-request-id", "req-1"), ("x-other", "no"))
+    [chunk] = await mesh.predict(b"headers", metadata=metadata)
+    seen = json.loads(chunk.data)
+    assert seen["traceparent"] == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert (seen["accept"], seen["x-baseten-request-id"]) == ("application/msgpack", "req-1")
+    assert "authorization" not in seen and "x-other" not in seen
+
+
+async def test_chunks_arrive_while_the_model_is_still_generating(mesh: Mesh) -> None:
+    request = inference_pb2.PredictRequest(model_id="mdl_echo", target="development",
+                                           body=httpbody_pb2.HttpBody(data=b"stream"))
+    call = mesh.stub.Predict(request, metadata=AUTH, timeout=20)
+    first = await call.read()
+    # The runner holds its next chunk until we have the first one: buffering would deadlock here.
+    assert first.data == b"one "
+    assert mesh.router.in_flight == {"dep_dev": 1}
+    mesh.runner.release.set()
+    rest = await read_rest(call)
+    assert rest == [b"two ", b"three"]
+    assert mesh.router.in_flight == {} and mesh.router.outstanding == {}
+
+
+async def test_a_client_that_hangs_up_cancels_the_model_call(mesh: Mesh) -> None:
+    request = inference_pb2.PredictRequest(model_id="mdl_echo", target="development",
+                                           body=httpbody_pb2.HttpBody(data=b"stream"))
+    call = mesh.stub.Predict(request, metadata=AUTH, timeout=20)
+    assert (await call.read()).data == b"one "
+    call.cancel()
+    await asyncio.wait_for(mesh.runner.cancelled.wait(), timeout=10)
+    assert mesh.router.in_flight == {} and mesh.router.outstanding == {}
+
+
+async def test_runner_errors_pass_through_with_code_details_and_http_status(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(b"fail")
+    e = caught.value
+    assert (e.code(), e.details()) == (grpc.StatusCode.NOT_FOUND, "the model says: no such tea")
+    trailers = dict(e.trailing_metadata())
+    assert trailers[HTTP_STATUS_KEY] == "418" and trailers["x-model-note"] == "teapot"
+
+
+@pytest.mark.parametrize("mesh", [{"request_timeout_seconds": 0.3}], indirect=True)
+async def test_a_model_slower_than_the_request_timeout_answers_504(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(b"stream")  # the runner never gets its release
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert caught.value.details() == "the model did not answer within 0.3 s"
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "504"
+    assert mesh.router.in_flight == {}
+
+
+async def test_unknown_model_is_not_found(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(model_id="nope")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details() == "model 'nope' not found"
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "404"
+
+
+async def test_a_deployment_that_is_not_ready_answers_503(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(deployment_id="dep_building")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "not ready" in caught.value.details() and "BUILDING" in caught.value.details()
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "503"
+
+
+@pytest.mark.parametrize("metadata", [(), (("authorization", "Api-Key kp_wrong_key"),)], ids=["none", "wrong"])
+async def test_requests_without_a_valid_key_are_unauthenticated(mesh: Mesh, metadata) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(metadata=metadata)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert mesh.runner.calls == 0
+
+
+async def test_a_body_over_the_limit_answers_413(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(b"x" * (MAX_BODY + 1))
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "413"
+    assert mesh.runner.calls == 0
+
+
+async def test_a_dead_replica_is_skipped_for_a_live_one(mesh: Mesh) -> None:
+    retries = REGISTRY.get_sample_value("kingpost_router_retries_total") or 0.0
+    for i in range(10):  # about half of these draw the dead replica first
+        [chunk] = await mesh.predict(f"try {i}".encode(), target="production")
+        assert chunk.data == f"try {i}".encode()
+    assert mesh.runner.calls == 10
+    assert (REGISTRY.get_sample_value("kingpost_router_retries_total") or 0.0) > retries
+
+
+async def test_no_reachable_replica_answers_unavailable(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(deployment_id="dep_lonely_dead")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "no replica is reachable" in caught.value.details()
+
+
+async def test_a_replica_dying_mid_request_answers_502_and_is_not_retried(mesh: Mesh, dying_runner: str) -> None:
+    async with grpc.aio.insecure_channel(dying_runner) as ch:  # up once it answers Ready
+        await runner_pb2_grpc.RunnerServiceStub(ch).Ready(runner_pb2.ReadyRequest(), timeout=20,
+                                                          wait_for_ready=True)
+    mesh.router.apply_table(route_table(mesh.runner_address, dead=mesh.dead, dying=dying_runner))
+    request = inference_pb2.PredictRequest(model_id="mdl_echo", deployment_id="dep_dying",
+                                           body=httpbody_pb2.HttpBody(data=b"go"))
+    call = mesh.stub.Predict(request, metadata=AUTH, timeout=20)
+    assert (await call.read()).data == b"partial"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call.read()
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "failed mid-request" in caught.value.details()
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "502"
+
+
+async def test_table_updates_open_and_close_runner_channels(mesh: Mesh) -> None:
+    table = route_table(mesh.runner_address, dead="127.0.0.1:1", dying="127.0.0.1:2")
+    del table.models[0].deployments[1:]
+    del table.models[0].environments[:]
+    table.version = 2
+    mesh.router.apply_table(table)
+    assert mesh.router.snapshot.version == 2
+    assert mesh.router.snapshot.addresses() == {mesh.runner_address}
+    [chunk] = await mesh.predict(b"still here")
+    assert chunk.data == b"still here"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(target="production")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_concurrency_samples_reach_nats(mesh: Mesh, nats_url: str) -> None:
+    bus = await EventBus.connect(nats_url, "router-test-observer")
+    samples: asyncio.Queue[events_pb2.ConcurrencySample] = asyncio.Queue()
+    await bus.subscribe(concurrency_subject("router-test"), events_pb2.ConcurrencySample, samples.put)
+    publisher = asyncio.create_task(mesh.router.publish_concurrency(bus, interval=0.05))
+    request = inference_pb2.PredictRequest(model_id="mdl_echo", target="development",
+                                           body=httpbody_pb2.HttpBody(data=b"stream"))
+    call = mesh.stub.Predict(request, metadata=AUTH, timeout=20)
+    try:
+        assert (await call.read()).data == b"one "
+        while True:  # samples taken before the request started may still be in flight
+            sample = await asyncio.wait_for(samples.get(), timeout=10)
+            counts = {d.deployment_id: d.in_flight for d in sample.deployments}
+            if counts.get("dep_dev") == 1:
+                break
+        assert sample.router_id == "router-test"
+        assert counts["dep_two"] == 0  # idle deployments are reported too, as zero
+        assert sample.at.seconds > 0
+    finally:
+        mesh.runner.release.set()
+        await read_rest(call)
+        publisher.cancel()
+        await asyncio.gather(publisher, return_exceptions=True)
+        await bus.close()

@@ -1,0 +1,138 @@
+"""Resolving a request to a deployment: ids and names, targets, environments, hosts, and the errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from kingpost.errors import InvalidArgument, NotFound, Unavailable
+from kingpost.v1 import scheduler_pb2 as s
+from kingpost_router.routes import RouteSnapshot, model_from_host, resolve, weighted_choice
+
+
+def table() -> s.RouteTable:
+    ready = [s.ReplicaRoute(replica_id="rep_1", address="127.0.0.1:9001")]
+    return s.RouteTable(
+        version=7,
+        api_key_sha256=["aa", "bb"],
+        models=[
+            s.ModelRoute(
+                model_id="mdl_a", name="llama", development_deployment_id="dep_dev",
+                environments=[
+                    s.EnvironmentRoute(name="production", deployments=[
+                        s.WeightedDeployment(deployment_id="dep_1", weight=90),
+                        s.WeightedDeployment(deployment_id="dep_2", weight=10),
+                    ]),
+                    s.EnvironmentRoute(name="staging", deployments=[
+                        s.WeightedDeployment(deployment_id="dep_building", weight=100)]),
+                ],
+                deployments=[
+                    s.DeploymentRoute(deployment_id="dep_dev", active=True, predict_concurrency=4,
+                                      replicas=ready, status="ACTIVE"),
+                    s.DeploymentRoute(deployment_id="dep_1", active=True, replicas=ready, status="ACTIVE"),
+                    s.DeploymentRoute(deployment_id="dep_2", active=True, replicas=ready, status="ACTIVE"),
+                    s.DeploymentRoute(deployment_id="dep_building", active=True, status="BUILDING"),
+                    s.DeploymentRoute(deployment_id="dep_failed", active=True, status="FAILED",
+                                      status_reason="ModuleNotFoundError: No module named 'torch'"),
+                    s.DeploymentRoute(deployment_id="dep_off", active=False, replicas=ready,
+                                      status="INACTIVE"),
+                ],
+            ),
+            s.ModelRoute(model_id="mdl_b", name="whisper"),
+        ],
+    )
+
+
+SNAP = RouteSnapshot.from_table(table())
+
+
+def test_snapshot_indexes_models_by_id_and_name_and_keeps_keys() -> None:
+    assert SNAP.version == 7
+    assert SNAP.by_id["mdl_a"] is SNAP.by_name["llama"]
+    assert SNAP.api_key_sha256 == frozenset({"aa", "bb"})
+    dev = SNAP.by_id["mdl_a"].deployments["dep_dev"]
+    assert (dev.active, dev.predict_concurrency, [r.address for r in dev.replicas]) == (
+        True, 4, ["127.0.0.1:9001"])
+    assert SNAP.addresses() == frozenset({"127.0.0.1:9001"})
+
+
+def test_snapshot_cannot_be_changed_in_place() -> None:
+    with pytest.raises(TypeError):
+        SNAP.by_id["x"] = SNAP.by_id["mdl_a"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("key", ["mdl_a", "llama"])
+def test_development_target_by_id_or_name(key: str) -> None:
+    assert resolve(SNAP, key, "development", "", "").deployment_id == "dep_dev"
+
+
+def test_production_follows_the_weights_with_the_injected_random_source() -> None:
+    assert resolve(SNAP, "mdl_a", "production", "", "", rng=lambda: 0.0).deployment_id == "dep_1"
+    assert resolve(SNAP, "mdl_a", "production", "", "", rng=lambda: 0.89).deployment_id == "dep_1"
+    assert resolve(SNAP, "mdl_a", "production", "", "", rng=lambda: 0.9).deployment_id == "dep_2"
+    assert resolve(SNAP, "mdl_a", "production", "", "", rng=lambda: 0.999999).deployment_id == "dep_2"
+
+
+def test_no_target_means_production() -> None:
+    assert resolve(SNAP, "llama", "", "", "", rng=lambda: 0.0).deployment_id == "dep_1"
+
+
+def test_named_environment_and_explicit_deployment() -> None:
+    with pytest.raises(Unavailable):
+        resolve(SNAP, "mdl_a", "", "staging", "")
+    assert resolve(SNAP, "mdl_a", "", "", "dep_2").deployment_id == "dep_2"
+
+
+def test_host_addressed_request_takes_the_model_from_the_host() -> None:
+    assert resolve(SNAP, "", "development", "", "", "model-mdl_a.example.com:8080").deployment_id == "dep_dev"
+    assert model_from_host("model-abc.kingpost.local") == "abc"
+
+
+def test_chain_hosts_are_not_supported_yet() -> None:
+    with pytest.raises(NotFound, match="chains are not supported yet"):
+        resolve(SNAP, "", "development", "", "", "chain-c1.example.com")
+
+
+def test_no_model_and_no_host_is_a_bad_request() -> None:
+    with pytest.raises(InvalidArgument, match="names no model"):
+        resolve(SNAP, "", "development", "", "", "")
+    with pytest.raises(NotFound, match="names no model"):
+        resolve(SNAP, "", "development", "", "", "api.example.com")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope", "development", "", ""), "model 'nope' not found"),
+        (("whisper", "development", "", ""), "model 'whisper' has no development deployment"),
+        (("whisper", "production", "", ""), "model 'whisper' has no production deployment: promote one first"),
+        (("mdl_a", "", "canary", ""), "environment 'canary' not found for model 'mdl_a'"),
+        (("mdl_a", "", "", "dep_gone"), "deployment 'dep_gone' not found for model 'mdl_a'"),
+        (("whisper", "", "", "dep_1"), "deployment 'dep_1' not found for model 'whisper'"),
+        (("mdl_a", "", "", "dep_off"), "deployment 'dep_off' of model 'mdl_a' is inactive"),
+    ],
+)
+def test_unknown_or_inactive_things_answer_not_found(args: tuple[str, str, str, str], message: str) -> None:
+    with pytest.raises(NotFound) as caught:
+        resolve(SNAP, *args)
+    assert caught.value.message == message
+    assert caught.value.http_status == 404
+
+
+def test_a_deployment_without_ready_replicas_is_unavailable_and_says_why() -> None:
+    with pytest.raises(Unavailable) as caught:
+        resolve(SNAP, "mdl_a", "", "", "dep_building")
+    assert caught.value.http_status == 503
+    assert "not ready" in caught.value.message and "BUILDING" in caught.value.message
+    with pytest.raises(Unavailable, match="status: FAILED: ModuleNotFoundError: No module named 'torch'"):
+        resolve(SNAP, "mdl_a", "", "", "dep_failed")
+
+
+def test_unknown_target_is_a_bad_request() -> None:
+    with pytest.raises(InvalidArgument, match="target 'staging'"):
+        resolve(SNAP, "mdl_a", "staging", "", "")
+
+
+def test_weighted_choice_matches_the_weights_over_many_draws() -> None:
+    draws = [i / 1000 for i in range(1000)]
+    chosen = [weighted_choice((("a", 30), ("b", 0), ("c", 70)), lambda d=d: d) for d in draws]
+    assert (chosen.count("a"), chosen.count("b"), chosen.count("c")) == (300, 0, 700)
