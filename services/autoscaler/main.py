@@ -1,0 +1,46 @@
+"""`kingpost autoscaler --config FILE`: decides replica counts from routers' concurrency samples."""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import grpc
+
+from kingpost import rpc, service
+from kingpost.events import EventBus
+from kingpost.v1 import scheduler_pb2_grpc
+
+from kingpost_autoscaler.service import Autoscaler, scheduler_scale
+from kingpost_autoscaler.settings import AutoscalerSettings
+
+
+def main(config: pathlib.Path | None) -> None:
+    settings = AutoscalerSettings.load(config)
+    service.setup_logging("autoscaler", settings.log_level)
+    service.setup_tracing("autoscaler")
+    service.run(functools.partial(run, settings))
+
+
+async def run(settings: AutoscalerSettings) -> None:
+    defaults = settings.autoscaling_defaults()
+    bus = await EventBus.connect(settings.nats_url, "autoscaler")
+    channel = rpc.channel(settings.scheduler_address)
+    autoscaler = Autoscaler(
+        scheduler_scale(scheduler_pb2_grpc.SchedulerServiceStub(channel), settings.internal_token),
+        settings_for=lambda _deployment_id: defaults,
+    )
+    await autoscaler.subscribe(bus)
+
+    def register(_server: grpc.aio.Server) -> None:
+        """No servicers yet: the autoscaler only calls out. The server keeps the shared shell's shape."""
+
+    async def decide_forever() -> None:
+        await autoscaler.run(settings.tick_seconds)
+
+    async def on_stop() -> None:
+        await bus.close()
+        await channel.close()
+
+    await service.serve(name="autoscaler", settings=settings, register=register, loops=[decide_forever],
+                        on_stop=on_stop)

@@ -1,0 +1,40 @@
+"""NodeHeartbeat on kp.node.<node_id>: at once, then every few seconds, so the scheduler knows this node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from kingpost import events
+from kingpost.v1 import events_pb2
+
+from kingpost_agent.node import NodeFacts
+from kingpost_agent.replicas import Publisher, now_ts
+
+log = logging.getLogger(__name__)
+
+
+def heartbeat(facts: NodeFacts, address: str, replica_ids: Sequence[str]) -> events_pb2.NodeHeartbeat:
+    return events_pb2.NodeHeartbeat(
+        node_id=facts.node_id, address=address, cpu_count=facts.cpu_count, memory_bytes=facts.memory_bytes,
+        gpus=[events_pb2.Gpu(name=g.name, memory_bytes=g.memory_bytes) for g in facts.gpus],
+        replica_ids=list(replica_ids), at=now_ts(),
+    )
+
+
+async def heartbeat_loop(
+    publisher: Publisher,
+    facts: NodeFacts,
+    address: str,
+    replica_ids: Callable[[], Sequence[str]],
+    interval_seconds: float,
+) -> None:
+    """Runs until cancelled. A failed publish is logged; the next beat supersedes it."""
+    subject = events.node_subject(facts.node_id)
+    while True:
+        try:
+            await publisher.publish(subject, heartbeat(facts, address, replica_ids()))
+        except Exception:
+            log.warning("heartbeat on %s failed", subject, exc_info=True)
+        await asyncio.sleep(interval_seconds)

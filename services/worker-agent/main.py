@@ -1,0 +1,67 @@
+"""`kingpost agent --config FILE`: the worker agent of one node."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import pathlib
+
+import grpc
+
+from kingpost import service
+from kingpost.auth import AuthInterceptor, KeyCache
+from kingpost.events import EventBus
+from kingpost.v1 import agent_pb2_grpc
+
+from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts
+from kingpost_agent.heartbeat import heartbeat_loop
+from kingpost_agent.node import node_facts
+from kingpost_agent.ports import probe_free_port
+from kingpost_agent.replicas import ReplicaSupervisor
+from kingpost_agent.service import AgentServicer
+from kingpost_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+
+def main(config: pathlib.Path | None) -> None:
+    settings = AgentSettings.load(config)
+    if settings.grpc_port == 0:
+        # The heartbeat must name the port, so pick it here rather than let the server choose.
+        settings = settings.model_copy(update={"grpc_port": probe_free_port(settings.grpc_host)})
+    service.setup_logging("agent", settings.log_level)
+    service.setup_tracing("agent")
+    service.run(functools.partial(run, settings))
+
+
+async def run(settings: AgentSettings) -> None:
+    facts = node_facts(settings.work_dir, settings.fake_gpus)
+    bus = await EventBus.connect(settings.nats_url, f"agent-{facts.node_id}")
+    builder = BuilderArtifacts(settings.builder_address, settings.internal_token)
+    supervisor = ReplicaSupervisor(
+        node_id=facts.node_id,
+        artifacts=ArtifactStore(settings.work_dir / "artifacts", builder.fetch),
+        publisher=bus, work_dir=settings.work_dir, runner_python=settings.runner_python,
+        advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
+    )
+    address = f"{settings.advertise_host}:{settings.grpc_port}"
+    log.info("node %s: %d CPUs, %d MiB, GPUs %s", facts.node_id, facts.cpu_count, facts.memory_bytes >> 20,
+             [g.name for g in facts.gpus] or "none")
+
+    def register(server: grpc.aio.Server) -> None:
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(supervisor), server)
+
+    async def heartbeats() -> None:
+        await heartbeat_loop(bus, facts, address, supervisor.running_ids, settings.heartbeat_interval_seconds)
+
+    async def on_stop() -> None:
+        await supervisor.shutdown()
+        await builder.close()
+        await bus.close()
+
+    # AgentService is internal: no public methods, and the internal token when one is set.
+    auth = AuthInterceptor(KeyCache(), public_prefixes=[], internal_token=settings.internal_token)
+    await service.serve(
+        name="agent", settings=settings, register=register, interceptors=[auth],
+        loops=[heartbeats], on_stop=on_stop,
+    )

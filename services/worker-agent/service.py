@@ -1,0 +1,51 @@
+"""AgentService: the scheduler's commands to this node, over the ReplicaSupervisor."""
+
+from __future__ import annotations
+
+import grpc
+
+from kingpost.errors import InvalidArgument, KingpostError, grpc_abort
+from kingpost.v1 import agent_pb2, agent_pb2_grpc
+
+from kingpost_agent.artifacts import digest_hex
+from kingpost_agent.replicas import ReplicaSpec, ReplicaSupervisor
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, supervisor: ReplicaSupervisor) -> None:
+        self._supervisor = supervisor
+
+    async def StartReplica(
+        self, request: agent_pb2.StartReplicaRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.StartReplicaResponse:
+        try:
+            if not request.replica_id or not request.deployment_id:
+                raise InvalidArgument("StartReplica needs replica_id and deployment_id")
+            digest_hex(request.artifact_digest)  # refuse a malformed digest now, not in an event later
+            await self._supervisor.start(ReplicaSpec(
+                replica_id=request.replica_id, deployment_id=request.deployment_id, model_id=request.model_id,
+                artifact_digest=request.artifact_digest, environment=request.environment,
+            ))
+        except KingpostError as e:
+            await grpc_abort(context, e)
+        return agent_pb2.StartReplicaResponse()
+
+    async def StopReplica(
+        self, request: agent_pb2.StopReplicaRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.StopReplicaResponse:
+        try:
+            if not request.replica_id:
+                raise InvalidArgument("StopReplica needs replica_id")
+            await self._supervisor.stop(request.replica_id)
+        except KingpostError as e:
+            await grpc_abort(context, e)
+        return agent_pb2.StopReplicaResponse()
+
+    async def ListReplicas(
+        self, request: agent_pb2.ListReplicasRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.ListReplicasResponse:
+        return agent_pb2.ListReplicasResponse(replicas=[
+            agent_pb2.ReplicaStatus(replica_id=r.spec.replica_id, deployment_id=r.spec.deployment_id,
+                                    state=r.state, address=r.address, pid=r.pid)
+            for r in self._supervisor.list()
+        ])

@@ -1,0 +1,26 @@
+"""The worker agent's settings: where it keeps artifacts and logs, and how it reaches the builder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import Field
+
+from kingpost.settings import ServiceSettings, default_home
+
+
+class AgentSettings(ServiceSettings):
+    # BuildService, for FetchArtifact.
+    builder_address: str = "127.0.0.1:50052"
+    # Artifacts (cached per digest), per-replica logs and the node id live here.
+    work_dir: Path = Field(default_factory=lambda: default_home() / "agent")
+    # The host other machines reach this node's runners and AgentService on; loopback in the embedded mode.
+    advertise_host: str = "127.0.0.1"
+    # The Python that runs `-m kingpost_runner`.
+    runner_python: str = sys.executable
+    heartbeat_interval_seconds: float = Field(2.0, gt=0)
+    # Pretend GPUs for tests and dev machines, e.g. "H100:2" or "A10G:1,T4:1"; empty = ask nvidia-smi.
+    fake_gpus: str = ""
+    # How long a runner has after SIGTERM before it gets SIGKILL.
+    stop_grace_seconds: float = Field(10.0, ge=0)

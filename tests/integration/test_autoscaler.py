@@ -1,0 +1,159 @@
+"""The autoscaler with real NATS: routers' samples in, ScaleDeployment calls out to a scheduler double."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from kingpost import events, rpc
+from kingpost.events import EventBus
+from kingpost.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
+from kingpost_autoscaler.decision import AutoscalingSettings
+from kingpost_autoscaler.service import Autoscaler, scheduler_scale
+
+WAIT_S = 10.0
+
+
+class SchedulerDouble(scheduler_pb2_grpc.SchedulerServiceServicer):
+    """Records ScaleDeployment calls; answers NOT_FOUND for deployments it was told are gone."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.gone: set[str] = set()
+        self.metadata: list[dict[str, str]] = []
+
+    async def ScaleDeployment(self, request, context):
+        self.metadata.append(dict(context.invocation_metadata()))
+        self.calls.append((request.deployment_id, request.replicas))
+        if request.deployment_id in self.gone:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no deployment {request.deployment_id}")
+        return scheduler_pb2.ScaleDeploymentResponse(replicas=request.replicas)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def scheduler() -> AsyncIterator[tuple[SchedulerDouble, scheduler_pb2_grpc.SchedulerServiceStub, str]]:
+    double = SchedulerDouble()
+    server = grpc.aio.server()
+    scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(double, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = rpc.channel(f"127.0.0.1:{port}")
+    yield double, scheduler_pb2_grpc.SchedulerServiceStub(channel), f"127.0.0.1:{port}"
+    await channel.close()
+    await server.stop(None)
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[EventBus]:
+    bus = await EventBus.connect(nats_url, "test-autoscaler")
+    yield bus
+    await bus.close()
+
+
+async def publish(bus: EventBus, router_id: str, **in_flight: int) -> None:
+    sample = events_pb2.ConcurrencySample(
+        router_id=router_id,
+        deployments=[events_pb2.DeploymentConcurrency(deployment_id=d, in_flight=n)
+                     for d, n in in_flight.items()],
+    )
+    await bus.publish_fast(events.concurrency_subject(router_id), sample)
+
+
+async def until_seen(autoscaler: Autoscaler, count: int) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while autoscaler.samples_seen < count:
+        assert time.monotonic() < deadline, f"the autoscaler saw {autoscaler.samples_seen} of {count} samples"
+        await asyncio.sleep(0.01)
+
+
+SETTINGS = AutoscalingSettings(min_replica=0, max_replica=10, concurrency_target=1,
+                               target_utilization_percentage=100, autoscaling_window=10, scale_down_delay=30)
+
+
+async def test_scales_up_on_load_summed_across_routers_and_down_after_the_delay(
+    bus: EventBus, scheduler
+) -> None:
+    double, stub, _ = scheduler
+    clock = FakeClock()
+    autoscaler = Autoscaler(scheduler_scale(stub, "secret-token"), lambda _d: SETTINGS, clock)
+    await autoscaler.subscribe(bus)
+    await bus.nc.flush()
+
+    await publish(bus, "router-1", dep_a=2)
+    await publish(bus, "router-2", dep_a=2)
+    await until_seen(autoscaler, 2)
+    await autoscaler.tick()
+    assert double.calls == [("dep_a", 4)]
+    assert double.metadata[0]["x-kingpost-internal"] == "secret-token"
+
+    await autoscaler.tick()  # same decision: no call
+    clock.now += 20  # the window has gone quiet, but the scale-down delay holds the count
+    await autoscaler.tick()
+    assert double.calls == [("dep_a", 4)]
+
+    clock.now += 11  # 31 s since load last justified 4
+    await autoscaler.tick()
+    assert double.calls == [("dep_a", 4), ("dep_a", 1)]
+
+
+async def test_defaults_keep_one_replica_and_a_gone_deployment_is_dropped(bus: EventBus, scheduler) -> None:
+    double, stub, _ = scheduler
+    clock = FakeClock()
+    autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock)
+    await autoscaler.subscribe(bus)
+    await bus.nc.flush()
+    double.gone.add("dep_gone")
+
+    await publish(bus, "router-1", dep_busy=50, dep_gone=1)
+    await until_seen(autoscaler, 1)
+    await autoscaler.tick()
+    assert sorted(double.calls) == [("dep_busy", 1), ("dep_gone", 1)]  # Baseten's default max is 1
+
+    clock.now += 5
+    await autoscaler.tick()
+    assert len(double.calls) == 2  # neither asked again: one settled, the other is gone
+
+
+async def test_the_autoscaler_process_calls_the_scheduler_and_stops_on_sigterm(
+    nats_url: str, bus: EventBus, scheduler, tmp_path: Path
+) -> None:
+    double, _, address = scheduler
+    config = tmp_path / "autoscaler.toml"
+    config.write_text(f'nats_url = "{nats_url}"\nscheduler_address = "{address}"\ntick_seconds = 0.1\n')
+    log_path = tmp_path / "autoscaler.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import pathlib, sys; from kingpost_autoscaler.main import main; "
+                                   "main(pathlib.Path(sys.argv[1]))", str(config)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + WAIT_S * 3
+        while not double.calls:
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            await publish(bus, "router-9", dep_proc=3)
+            await asyncio.sleep(0.1)
+        assert double.calls[0] == ("dep_proc", 1)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
