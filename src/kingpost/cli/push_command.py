@@ -1,0 +1,96 @@
+"""`kingpost push DIR`: deploy a Truss and wait until it serves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kingpost.cli.app import EXIT_FAILED, cli, json_option, load_config, print_json, run_async, to_dict
+from kingpost.push import PushFailed, describe_status, push
+from kingpost.v1 import builder_pb2, events_pb2, management_pb2
+
+
+class Progress:
+    """Upload progress and status lines on stderr (stdout stays for results)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def upload(self, sent: int, total: int) -> None:
+        if self.quiet:
+            return
+        text = f"Uploading {_size(sent)} / {_size(total)}"
+        if self.tty:
+            click.echo(f"\r{text}", err=True, nl=sent >= total)
+        elif sent >= total:
+            click.echo(text, err=True)
+
+    def build(self, build: builder_pb2.Build) -> None:
+        state = events_pb2.BuildState.Name(build.state).removeprefix("BUILD_STATE_")
+        cached = " (cached)" if build.cached else ""
+        self.line(f"Build {build.build_id}: {state}{cached}")
+        for warning in build.warnings:
+            self.line(f"warning: {warning}")
+
+    def status(self, deployment: management_pb2.Deployment) -> None:
+        self.line(f"Deployment {describe_status(deployment)}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+@cli.command("push")
+@click.argument("truss_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--publish", is_flag=True, help="Make a published deployment instead of replacing development.")
+@click.option("--environment", default="", help="Deploy straight into this environment (implies --publish).")
+@click.option("--deployment-name", default="", help="Name of the published deployment.")
+@click.option("--model-name", default=None, help="Model name (default: config.yaml's model_name, else DIR's name).")
+@click.option("--no-wait", is_flag=True, help="Return once the deployment is created.")
+@click.option("--timeout", type=float, default=900.0, show_default=True,
+              help="Seconds to wait for the deployment to become ACTIVE.")
+@json_option
+def push_command(truss_dir: Path, publish: bool, environment: str, deployment_name: str,
+                 model_name: str | None, no_wait: bool, timeout: float, as_json: bool) -> None:
+    """Push the Truss in DIR; wait until it is ACTIVE and print its predict URL."""
+    if deployment_name and not (publish or environment):
+        raise click.UsageError("--deployment-name names a published deployment: add --publish")
+    config = load_config()
+    progress = Progress(quiet=as_json)
+    try:
+        result = run_async(push(
+            config, truss_dir, publish=publish, environment=environment, deployment_name=deployment_name,
+            model_name=model_name, wait=not no_wait, timeout=timeout,
+            on_progress=progress.upload, on_build=progress.build, on_status=progress.status,
+        ))
+    except PushFailed as e:
+        if as_json:
+            print_json({"error": e.message, "build_id": e.build_id, "logs": list(e.log_lines),
+                        "deployment": to_dict(e.deployment) if e.deployment else None})
+        click.echo(f"error: {e.message}", err=True)
+        if e.log_lines:
+            click.echo("Last log lines:", err=True)
+            for line in e.log_lines:
+                click.echo(f"  {line}", err=True)
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        print_json({
+            "model": to_dict(result.model), "deployment": to_dict(result.deployment),
+            "build": to_dict(result.build), "predict_url": result.predict_url, "warnings": result.warnings,
+        })
+        return
+    d = result.deployment
+    if no_wait:
+        click.echo(f"Deployment {d.id} of model {result.model.name} ({result.model.id}) created: {d.status}.")
+        click.echo(f"When it is ACTIVE it answers at {result.predict_url}")
+        return
+    click.echo(f"Model {result.model.name} ({result.model.id}), deployment {d.name or d.id} is ACTIVE.")
+    click.echo(f"Predict URL: {result.predict_url}")
+    click.echo(f"  {result.curl}")

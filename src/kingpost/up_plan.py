@@ -1,0 +1,196 @@
+"""What `kingpost up` starts, decided without touching anything: pure over a home dir and ports.
+
+`plan` returns the processes in start order (each with its argv, extra environment, the config
+files to write first, the port that accepts connections once it is ready, and its log file).
+`kingpost.up` does the plumbing: it picks the ports, writes the files and runs the processes.
+
+Home layout (`~/.kingpost` by default):
+    config.toml           client config: url, grpc, api_key (the admin key), mode 0600
+    state/                SQLite databases
+    nats/                 the JetStream store
+    artifacts/            content-addressed build artifacts
+    agent/                the worker agent's extracted artifacts and replica dirs
+    logs/<process>.log    each process's stdout and stderr
+    run/                  generated service configs and envoy.yaml
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kingpost.settings import to_toml
+
+SERVICES = ("scheduler", "builder", "router", "autoscaler", "agent")
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: Path
+
+    @property
+    def config_toml(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def nats(self) -> Path:
+        return self.home / "nats"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def agent(self) -> Path:
+        return self.home / "agent"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    def dirs(self) -> tuple[Path, ...]:
+        return (self.home, self.state, self.nats, self.artifacts, self.agent, self.logs, self.run)
+
+    def log(self, process: str) -> Path:
+        return self.logs / f"{process}.log"
+
+
+@dataclass(frozen=True)
+class Ports:
+    rest: int
+    grpc: int
+    nats: int
+    envoy_admin: int
+    # Per service: its gRPC listener and its /metrics listener.
+    service_grpc: Mapping[str, int]
+    service_metrics: Mapping[str, int]
+
+    def address(self, service: str) -> str:
+        return f"{HOST}:{self.service_grpc[service]}"
+
+    def internal(self) -> tuple[int, ...]:
+        """The ports `kingpost up` picks itself (the public two come from flags)."""
+        return (self.nats, self.envoy_admin, *self.service_grpc.values(), *self.service_metrics.values())
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: tuple[str, ...]
+    # Added to the environment `kingpost up` runs in.
+    env: Mapping[str, str]
+    # Files to write before starting: path → contents.
+    files: Mapping[Path, str]
+    # The process is ready when these ports accept TCP connections.
+    ready_ports: tuple[int, ...]
+    log_path: Path
+    start_timeout: float = 60.0
+
+
+EnvoyRender = Callable[..., Any]
+EnvoyCommand = Callable[..., Sequence[str]]
+
+
+def service_config(service: str, layout: Layout, ports: Ports) -> dict[str, Any]:
+    """A service's TOML config: the shared ServiceSettings fields, then the service's own."""
+    values: dict[str, Any] = {
+        "home": str(layout.home),
+        "nats_url": f"nats://{HOST}:{ports.nats}",
+        "grpc_host": HOST,
+        "grpc_port": ports.service_grpc[service],
+        "metrics_host": HOST,
+        "metrics_port": ports.service_metrics[service],
+    }
+    scheduler, builder = ports.address("scheduler"), ports.address("builder")
+    if service == "scheduler":
+        values["database_url"] = f"sqlite+aiosqlite:///{layout.state / 'kingpost.db'}"
+        values["builder_address"] = builder
+    elif service == "builder":
+        values["artifacts_dir"] = str(layout.artifacts)
+        values["scheduler_address"] = scheduler
+    elif service in ("router", "autoscaler"):
+        values["scheduler_address"] = scheduler
+    elif service == "agent":
+        values["builder_address"] = builder
+        values["work_dir"] = str(layout.agent)
+    return values
+
+
+def plan(
+    layout: Layout,
+    ports: Ports,
+    *,
+    admin_key: str,
+    python: str,
+    nats_server: str,
+    descriptor_path: Path,
+    render_envoy: EnvoyRender,
+    envoy_command: EnvoyCommand,
+) -> tuple[ProcessSpec, ...]:
+    """The processes to start, in order: NATS, the five services, then Envoy in front of them."""
+    specs = [
+        ProcessSpec(
+            name="nats",
+            argv=(nats_server, "-js", "-sd", str(layout.nats), "-a", HOST, "-p", str(ports.nats)),
+            env={},
+            files={},
+            ready_ports=(ports.nats,),
+            log_path=layout.log("nats"),
+            start_timeout=30.0,
+        )
+    ]
+    for service in SERVICES:
+        config_path = layout.run / f"{service}.toml"
+        env = {"KINGPOST_HOME": str(layout.home)}
+        if service == "scheduler":
+            env["KINGPOST_ADMIN_KEY"] = admin_key
+        specs.append(ProcessSpec(
+            name=service,
+            argv=(python, "-m", "kingpost.cli", service, "--config", str(config_path)),
+            env=env,
+            files={config_path: to_toml(service_config(service, layout, ports))},
+            ready_ports=(ports.service_grpc[service],),
+            log_path=layout.log(service),
+        ))
+    envoy_config = render_envoy(
+        rest_port=ports.rest,
+        grpc_port=ports.grpc,
+        admin_port=ports.envoy_admin,
+        router=ports.address("router"),
+        scheduler=ports.address("scheduler"),
+        builder=ports.address("builder"),
+        descriptor_path=descriptor_path,
+        host=HOST,
+    )
+    envoy_path = layout.run / "envoy.yaml"
+    specs.append(ProcessSpec(
+        name="envoy",
+        argv=tuple(envoy_command(envoy_path)),
+        env={},
+        files={envoy_path: envoy_config if isinstance(envoy_config, str) else _yaml(envoy_config)},
+        ready_ports=(ports.grpc, ports.rest),
+        log_path=layout.log("envoy"),
+        start_timeout=30.0,
+    ))
+    return tuple(specs)
+
+
+def _yaml(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False)
+
+
+def port_in_use_message(port: int, flag: str) -> str:
+    return f"port {port} is in use; use {flag} to pick another"

@@ -1,0 +1,91 @@
+"""What a user sees when a command line is wrong: one `error:` line and a non-zero exit, no traceback."""
+
+from pathlib import Path
+
+import pytest
+
+from kingpost.cli import main
+
+
+@pytest.fixture(autouse=True)
+def empty_home(tmp_path, monkeypatch):
+    for var in ("KINGPOST_URL", "KINGPOST_GRPC", "KINGPOST_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KINGPOST_HOME", str(tmp_path / "home"))
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_one_error_line(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_push_without_a_directory_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "push")
+    assert code == 2
+    assert_one_error_line(err, "Missing argument 'DIR'", "kingpost push --help")
+
+
+def test_push_of_a_directory_without_config_yaml(capsys, tmp_path: Path):
+    (tmp_path / "notatruss").mkdir()
+    code, _, err = run(capsys, "push", str(tmp_path / "notatruss"))
+    assert code == 1
+    assert_one_error_line(err, "has no config.yaml")
+
+
+def test_push_deployment_name_needs_publish(capsys, tmp_path: Path):
+    code, _, err = run(capsys, "push", str(tmp_path), "--deployment-name", "v2")
+    assert code == 2
+    assert_one_error_line(err, "--publish")
+
+
+def test_predict_with_two_targets(capsys):
+    code, _, err = run(capsys, "predict", "echo", "--development", "--environment", "staging", "--data", "{}")
+    assert code == 2
+    assert_one_error_line(err, "--environment and --development", "give one")
+
+
+def test_predict_with_invalid_json(capsys):
+    code, _, err = run(capsys, "predict", "echo", "--data", "{nope")
+    assert code == 2
+    assert_one_error_line(err, "--data is not valid JSON")
+
+
+def test_predict_without_input(capsys):
+    code, _, err = run(capsys, "predict", "echo")
+    assert code == 2
+    assert_one_error_line(err, "--data JSON or --file F")
+
+
+def test_commands_without_a_key_say_how_to_get_one(capsys):
+    code, _, err = run(capsys, "models", "list")
+    assert code == 1
+    assert_one_error_line(err, "no API key", "kingpost up", "KINGPOST_API_KEY")
+
+
+def test_unknown_command(capsys):
+    code, _, err = run(capsys, "deploy")
+    assert code == 2
+    assert_one_error_line(err, "No such command 'deploy'")
+
+
+def test_up_rejects_a_port_out_of_range(capsys):
+    code, _, err = run(capsys, "up", "--port", "70000")
+    assert code == 2
+    assert_one_error_line(err, "--port")
+
+
+def test_help_exits_zero(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("up", "push", "predict", "models", "deployments", "status", "logs", "scheduler"):
+        assert command in out

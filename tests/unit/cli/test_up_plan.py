@@ -1,0 +1,85 @@
+"""What `kingpost up` starts: order, argv, config files, readiness ports. Pure: no processes."""
+
+import tomllib
+from pathlib import Path
+
+from kingpost.up_plan import SERVICES, Layout, Ports, plan, service_config
+
+HOME = Path("/home/u/.kingpost")
+
+
+def ports() -> Ports:
+    return Ports(
+        rest=8080, grpc=50051, nats=4000, envoy_admin=4001,
+        service_grpc={s: 5000 + i for i, s in enumerate(SERVICES)},
+        service_metrics={s: 6000 + i for i, s in enumerate(SERVICES)},
+    )
+
+
+def render_envoy(**kw):
+    return {"rendered_with": {k: str(v) for k, v in kw.items()}}
+
+
+def envoy_command(path):
+    return ["/bin/envoy", "--config-path", str(path)]
+
+
+def make_plan():
+    return plan(Layout(HOME), ports(), admin_key="kp_admin_key", python="/venv/bin/python",
+                nats_server="/venv/bin/nats-server", descriptor_path=Path("/d/kingpost.binpb"),
+                render_envoy=render_envoy, envoy_command=envoy_command)
+
+
+def test_start_order_is_nats_then_services_then_envoy():
+    assert [p.name for p in make_plan()] == ["nats", "scheduler", "builder", "router", "autoscaler", "agent",
+                                             "envoy"]
+
+
+def test_nats_runs_jetstream_in_home_on_its_port():
+    nats = make_plan()[0]
+    assert nats.argv == ("/venv/bin/nats-server", "-js", "-sd", str(HOME / "nats"), "-a", "127.0.0.1", "-p", "4000")
+    assert nats.ready_ports == (4000,)
+    assert nats.log_path == HOME / "logs" / "nats.log"
+
+
+def test_each_service_runs_through_the_cli_with_its_own_config():
+    specs = {p.name: p for p in make_plan()}
+    for i, service in enumerate(SERVICES):
+        spec = specs[service]
+        config_path = HOME / "run" / f"{service}.toml"
+        assert spec.argv == ("/venv/bin/python", "-m", "kingpost.cli", service, "--config", str(config_path))
+        config = tomllib.loads(spec.files[config_path])
+        assert config["grpc_port"] == 5000 + i and config["metrics_port"] == 6000 + i
+        assert config["nats_url"] == "nats://127.0.0.1:4000"
+        assert spec.ready_ports == (5000 + i,)
+        assert spec.log_path == HOME / "logs" / f"{service}.log"
+
+
+def test_only_the_scheduler_gets_the_admin_key():
+    specs = {p.name: p for p in make_plan()}
+    assert specs["scheduler"].env["KINGPOST_ADMIN_KEY"] == "kp_admin_key"
+    assert all("KINGPOST_ADMIN_KEY" not in specs[s].env for s in SERVICES if s != "scheduler")
+    # The key never lands in a config file on disk.
+    assert all("kp_admin_key" not in text for p in specs.values() for text in p.files.values())
+
+
+def test_services_find_each_other_through_the_picked_ports():
+    p = ports()
+    layout = Layout(HOME)
+    assert service_config("router", layout, p)["scheduler_address"] == "127.0.0.1:5000"
+    assert service_config("agent", layout, p)["builder_address"] == "127.0.0.1:5001"
+    assert service_config("scheduler", layout, p)["builder_address"] == "127.0.0.1:5001"
+    assert service_config("scheduler", layout, p)["database_url"] == f"sqlite+aiosqlite:///{HOME}/state/kingpost.db"
+    assert service_config("builder", layout, p)["artifacts_dir"] == str(HOME / "artifacts")
+    assert service_config("agent", layout, p)["work_dir"] == str(HOME / "agent")
+
+
+def test_envoy_fronts_router_scheduler_and_builder_on_the_public_ports():
+    envoy = make_plan()[-1]
+    config_path = HOME / "run" / "envoy.yaml"
+    assert envoy.argv == ("/bin/envoy", "--config-path", str(config_path))
+    assert envoy.ready_ports == (50051, 8080)
+    text = envoy.files[config_path]
+    for expected in ("rest_port: '8080'", "grpc_port: '50051'", "admin_port: '4001'",
+                     "router: 127.0.0.1:5002", "scheduler: 127.0.0.1:5000", "builder: 127.0.0.1:5001"):
+        assert expected in text
