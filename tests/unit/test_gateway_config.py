@@ -1,0 +1,60 @@
+"""The rendered Envoy config: the shipped cluster file is current, upstream addresses are checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kingpost.gateway import CLUSTER_EXAMPLE, Upstream, envoy_command, render_envoy_config, render_envoy_text
+
+SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "envoy" / "envoy.yaml"
+LOOPBACK = dict(rest_port=8080, grpc_port=50051, admin_port=9901, router="127.0.0.1:1",
+                scheduler="127.0.0.1:2", builder="localhost:3", descriptor_path="/x.binpb")
+
+
+def test_the_shipped_cluster_config_is_what_the_renderer_makes():
+    assert SHIPPED.read_text() == render_envoy_text(**CLUSTER_EXAMPLE), (
+        "deploy/envoy/envoy.yaml is stale: python -m kingpost.gateway --out deploy/envoy/envoy.yaml")
+    assert yaml.safe_load(SHIPPED.read_text()) == render_envoy_config(**CLUSTER_EXAMPLE)
+
+
+def _clusters(config: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in config["static_resources"]["clusters"]}
+
+
+def test_ip_upstreams_are_static_and_names_are_resolved():
+    clusters = _clusters(render_envoy_config(**LOOPBACK))
+    assert (clusters["router"]["type"], clusters["builder"]["type"]) == ("STATIC", "STRICT_DNS")
+    endpoint = clusters["scheduler"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 2}
+
+
+def test_the_body_limit_reaches_the_transcoder():
+    config = render_envoy_config(**LOOPBACK, max_body_bytes=12345)
+    rest = config["static_resources"]["listeners"][0]
+    hcm = rest["filter_chains"][0]["filters"][0]["typed_config"]
+    transcoder = next(f for f in hcm["http_filters"] if f["name"].endswith("grpc_json_transcoder"))
+    assert transcoder["typed_config"]["max_request_body_size"] == 12345
+    assert transcoder["typed_config"]["max_response_body_size"] == 12345
+
+
+@pytest.mark.parametrize("bad", ["router", "router:", ":50061", "router:http", "router:70000"])
+def test_a_bad_upstream_address_is_named(bad):
+    with pytest.raises(ValueError, match="is not 'host:port'"):
+        Upstream.parse(bad)
+
+
+def test_ipv6_upstreams_parse_and_render():
+    assert Upstream.parse("[::1]:50061") == Upstream("::1", 50061)
+    router = _clusters(render_envoy_config(**{**LOOPBACK, "router": "[::1]:50061"}))["router"]
+    endpoint = router["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert (router["type"], endpoint["address"]["socket_address"]["address"]) == ("STATIC", "::1")
+
+
+def test_several_envoys_can_share_a_machine():
+    assert "--use-dynamic-base-id" in envoy_command("/e.yaml", binary="envoy")
+    argv = envoy_command("/e.yaml", binary="envoy", base_id=7)
+    assert argv[argv.index("--base-id") + 1] == "7"
+    assert argv[argv.index("--concurrency") + 1] == "1"
