@@ -2,14 +2,21 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null)
+# uv from PATH, else a private copy in .tools/uv (bootstrapped below).
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/uv/bin/uv)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: up test install protos lint bench clean
 
-$(VENV)/.installed: pyproject.toml
-	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet --user 'uv>=0.5' || python3 -m pip install --quiet 'uv>=0.5'; fi
-	@uv venv --quiet --allow-existing --python 3.11 $(VENV) 2>/dev/null || uv venv --quiet --allow-existing $(VENV)
-	uv pip install --quiet --python $(PY) -e '.[test]'
+# pip --target works even where the system Python is "externally managed" (PEP 668).
+$(CURDIR)/.tools/uv/bin/uv:
+	@mkdir -p .tools
+	@python3 -m pip install --quiet --disable-pip-version-check --target .tools/uv 'uv>=0.5' >/dev/null 2>&1 \
+	  || { echo "cannot install uv with pip; install uv (pip install uv) and rerun"; exit 1; }
+
+$(VENV)/.installed: pyproject.toml | $(UV)
+	@$(UV) venv --quiet --allow-existing --python 3.11 $(VENV) 2>/dev/null || $(UV) venv --quiet --allow-existing $(VENV)
+	$(UV) pip install --quiet --python $(PY) -e '.[test]'
 	@touch $@
 
 install: $(VENV)/.installed
@@ -18,12 +25,19 @@ up: install
 	$(VENV)/bin/kingpost up
 
 # The test tools that do not come from PyPI: buf (npm) and PostgreSQL's server binaries (Debian).
+# npm when there is one, else npm from apt.
+BUF_VERSION := 1.75.0
+BUF_NPM := npm install --silent --prefix .tools @bufbuild/buf@$(BUF_VERSION) >/dev/null
 .tools/node_modules/.bin/buf:
-	@mkdir -p .tools && npm install --silent --prefix .tools @bufbuild/buf@1 >/dev/null
+	@mkdir -p .tools/node_modules/.bin
+	@(command -v npm >/dev/null && $(BUF_NPM)) \
+	  || ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null && $(BUF_NPM)) \
+	  || { rm -f $@; echo "cannot install buf (npm, or apt-get install npm)"; exit 1; }
 
+# Not needed when KINGPOST_TEST_POSTGRES_URL names a server to use instead.
 .tools/postgres:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	@if [ -z "$$KINGPOST_TEST_POSTGRES_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
 	  || { echo "PostgreSQL server binaries are missing and could not be installed (apt-get install postgresql)"; exit 1; }; \
 	fi
 	@mkdir -p .tools && touch $@

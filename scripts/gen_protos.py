@@ -1,7 +1,7 @@
 """Generate Python code and Envoy's descriptor set from protos/ — the only command that does.
 
 Usage: python scripts/gen_protos.py [OUT_ROOT]
-OUT_ROOT defaults to the repository; tests/unit/test_protos_drift.py generates into a
+OUT_ROOT defaults to the repository; tests/unit/test_protos.py generates into a
 temporary directory and compares, so generated code cannot drift from protos/.
 """
 

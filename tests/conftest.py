@@ -1,0 +1,3 @@
+"""Shared fixtures for every test: the real servers live in tests/fixtures/servers.py."""
+
+pytest_plugins = ["tests.fixtures.servers"]
