@@ -44,17 +44,26 @@ def key_from_authorization(value: str | None) -> str | None:
 
 
 class KeyChecker(Protocol):
+    @property
+    def loaded(self) -> bool: ...
+
     def is_valid_digest(self, digest: str) -> bool: ...
 
 
 class KeyCache:
-    """The set of valid key digests, replaced whole when the scheduler sends a new table."""
+    """The set of valid key digests, replaced whole when the scheduler sends a new table.
 
-    def __init__(self, digests: Iterable[str] = ()) -> None:
-        self._digests = frozenset(digests)
+    Until the first table arrives it is not `loaded`, and calls are answered 503 (try again)
+    rather than 401: a service that has just started does not yet know any key.
+    """
+
+    def __init__(self, digests: Iterable[str] | None = None) -> None:
+        self._digests = frozenset(digests or ())
+        self.loaded = digests is not None
 
     def replace(self, digests: Iterable[str]) -> None:
         self._digests = frozenset(digests)
+        self.loaded = True
 
     def is_valid_digest(self, digest: str) -> bool:
         return digest in self._digests
@@ -90,6 +99,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if key is None:
                 return _deny(await continuation(details), grpc.StatusCode.UNAUTHENTICATED, 401,
                              "missing API key: send the header 'Authorization: Api-Key <key>'")
+            if not self._keys.loaded:
+                return _deny(await continuation(details), grpc.StatusCode.UNAVAILABLE, 503,
+                             "starting: the API key table has not arrived from the scheduler yet")
             if not self._keys.is_valid_digest(key_digest(key)):
                 return _deny(await continuation(details), grpc.StatusCode.UNAUTHENTICATED, 401,
                              "invalid API key")

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -191,6 +191,15 @@ class Supervisor:
         self.running: list[Running] = []
 
     def start(self, spec: ProcessSpec) -> None:
+        self.start_together((spec,))
+
+    def start_together(self, specs: Sequence[ProcessSpec]) -> None:
+        """Start processes that do not need each other at once, then wait until all accept connections."""
+        started = [self._launch(spec) for spec in specs]
+        for running in started:
+            self._wait_ready(running)
+
+    def _launch(self, spec: ProcessSpec) -> Running:
         for path, text in spec.files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -211,7 +220,7 @@ class Supervisor:
             log.close()
             raise UpError(f"cannot start {spec.name} ({spec.argv[0]}): {e}") from e
         self.running.append(Running(spec, process, log))
-        self._wait_ready(self.running[-1])
+        return self.running[-1]
 
     def _wait_ready(self, running: Running) -> None:
         spec = running.spec
@@ -391,9 +400,11 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         try:
             say(f"Starting kingpost (home {layout.home}) ...")
-            for spec in specs:
-                supervisor.start(spec)
-                say(f"  {spec.name} is up (log: {spec.log_path})")
+            # NATS first; the services find each other by retrying, so they start together; Envoy last.
+            for stage in (specs[:1], specs[1:-1], specs[-1:]):
+                supervisor.start_together(stage)
+                for spec in stage:
+                    say(f"  {spec.name} is up (log: {spec.log_path})")
             try:
                 curl = asyncio.run(example_curl(config, say))
             except Unavailable as e:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import click
 
 from kingpost.cli import (  # noqa: F401  (each module adds its commands to the group)
+    init_command,
     inspect_commands,
     predict_command,
     push_command,

@@ -1,0 +1,3 @@
+class Model:
+    async def predict(self, model_input):
+        return model_input
