@@ -1,0 +1,108 @@
+"""Assembles the scheduler: database (migrated), Control, NATS consumers, servicers and auth.
+
+`main.py` runs it as a process; integration tests run it in-process with their own doubles for
+the builder and the node agents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import grpc
+
+from kingpost.auth import AuthInterceptor
+from kingpost.errors import KingpostError
+from kingpost.events import EventBus
+from kingpost.v1 import events_pb2, management_pb2_grpc, scheduler_pb2_grpc
+from kingpost_scheduler import db
+from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient, BuildLookup
+from kingpost_scheduler.control import Control, utcnow
+from kingpost_scheduler.service import ManagementServicer, SchedulerServicer
+from kingpost_scheduler.settings import SchedulerSettings
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PREFIXES = ("/kingpost.v1.ManagementService/",)
+
+
+@dataclass
+class Scheduler:
+    control: Control
+    management: ManagementServicer
+    scheduler: SchedulerServicer
+    interceptor: AuthInterceptor
+    bus: EventBus
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        management_pb2_grpc.add_ManagementServiceServicer_to_server(self.management, server)
+        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(self.scheduler, server)
+
+    async def close(self) -> None:
+        await self.control.close()
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:  # closing is best effort; the process is going away
+                log.exception("closing the scheduler")
+
+
+async def create(
+    settings: SchedulerSettings,
+    *,
+    builds: BuildLookup | None = None,
+    agents: AgentCommands | None = None,
+    durable_prefix: str = "scheduler",
+    clock: Callable[[], datetime] = utcnow,
+) -> Scheduler:
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    engine = db.make_engine(settings.resolved_database_url())
+    closers.append(engine.dispose)
+    try:
+        await db.upgrade(engine)
+        admin_key = settings.admin_key.get_secret_value()
+        if builds is None:
+            builder = BuilderClient(settings.builder_address, internal_token=settings.internal_token,
+                                    api_key=admin_key)
+            closers.append(builder.close)
+            builds = builder
+        if agents is None:
+            agent_client = AgentClient(internal_token=settings.internal_token)
+            closers.append(agent_client.close)
+            agents = agent_client
+        control = Control(
+            db.session_factory(engine), agents=agents,
+            node_timeout=timedelta(seconds=settings.node_timeout_seconds),
+            start_timeout=timedelta(seconds=settings.replica_start_timeout_seconds),
+            interval=settings.reconcile_interval_seconds, clock=clock,
+        )
+        await control.ensure_admin_key(admin_key)
+        await control.start()
+        bus = await EventBus.connect(settings.nats_url, "kingpost-scheduler")
+        closers.append(bus.close)
+        await bus.consume("kp.build.>", f"{durable_prefix}-builds", events_pb2.BuildEvent,
+                          control.on_build_event)
+        await bus.consume("kp.replica.>", f"{durable_prefix}-replicas", events_pb2.ReplicaEvent,
+                          control.on_replica_event)
+
+        async def on_heartbeat(beat: events_pb2.NodeHeartbeat) -> None:
+            try:
+                await control.on_heartbeat(beat)
+            except KingpostError as e:  # the next heartbeat supersedes this one
+                log.warning("heartbeat of %s not applied: %s", beat.node_id, e)
+
+        await bus.subscribe("kp.node.>", events_pb2.NodeHeartbeat, on_heartbeat)
+        # Subscriptions are sent lazily: flush, so heartbeats published once we are up reach us.
+        await bus.nc.flush()
+    except BaseException:
+        for closer in reversed(closers):
+            await closer()
+        raise
+    interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
+                                  internal_token=settings.internal_token)
+    return Scheduler(control, ManagementServicer(control, builds, bus), SchedulerServicer(control),
+                     interceptor, bus, closers)

@@ -1,0 +1,44 @@
+"""Plain data the scheduler's pure core decides over: nodes and replicas as the database knows them.
+
+Replica states, in the order a replica lives them:
+
+    PENDING   placed on a node; StartReplica not yet acknowledged
+    STARTING  the agent acknowledged; the runner is loading the model
+    READY     the runner answers (address known)
+    FAILED    the runner could not load the model (terminal for its build)
+    STOPPING  we decided to stop it; StopReplica not yet acknowledged
+
+A replica row is deleted once it is stopped or known to be gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+PENDING = "PENDING"
+STARTING = "STARTING"
+READY = "READY"
+FAILED = "FAILED"
+STOPPING = "STOPPING"
+
+REPLICA_STATES = (PENDING, STARTING, READY, FAILED, STOPPING)
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    address: str
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class Replica:
+    id: str
+    deployment_id: str
+    node_id: str
+    state: str
+    # When `state` last changed: a STARTING replica has been loading since then.
+    since: datetime
+    address: str = ""
+    message: str = ""

@@ -1,0 +1,153 @@
+"""A deployment's life: names, the push that creates it, its status, how many replicas it wants.
+
+    push ─▶ BUILDING ─(build SUCCEEDED)─▶ DEPLOYING ─(a replica READY)─▶ ACTIVE
+               │                              │
+               └─(build FAILED)─▶ FAILED ◀─(replica FAILED: the model did not load)
+
+FAILED is terminal for a deployment: its build will not load any better next time, so the fix
+is a new push. A push without `publish` replaces the development deployment (the previous one is
+deleted and its replicas stopped); published deployments are named `deployment-N`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kingpost.errors import Conflict, InvalidArgument
+from kingpost_scheduler.facts import READY, Replica
+
+BUILDING = "BUILDING"
+DEPLOYING = "DEPLOYING"
+ACTIVE = "ACTIVE"
+INACTIVE = "INACTIVE"
+FAILED = "FAILED"
+
+BUILD_BUILDING = "BUILDING"
+BUILD_SUCCEEDED = "SUCCEEDED"
+BUILD_FAILED = "FAILED"
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+
+NAME_RULE = "1 to 64 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+_PUBLISHED = re.compile(r"^deployment-(\d+)$")
+
+
+def validate_name(kind: str, name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise InvalidArgument(f"{kind} {name!r} is not valid: {NAME_RULE}")
+    return name
+
+
+def validate_model_name(name: str) -> str:
+    return validate_name("model name", name)
+
+
+@dataclass(frozen=True)
+class DeploymentFacts:
+    id: str
+    name: str
+    status: str
+    status_reason: str = ""
+    artifact_digest: str = ""
+    active: bool = True
+    deleted: bool = False
+    is_development: bool = False
+    min_replica: int = 0
+    max_replica: int = 1
+    desired_replicas: int = 1
+
+
+@dataclass(frozen=True)
+class Status:
+    status: str
+    reason: str = ""
+
+
+def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status:
+    """The status a deployment shows, from what is stored about it and its replicas."""
+    if d.status == FAILED:
+        return Status(FAILED, d.status_reason)
+    if not d.artifact_digest:
+        return Status(BUILDING)
+    if not d.active:
+        return Status(INACTIVE)
+    if any(r.state == READY and r.address for r in replicas):
+        return Status(ACTIVE)
+    return Status(DEPLOYING)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    status: str
+    reason: str
+    artifact_digest: str
+
+
+def after_build(d: DeploymentFacts, state: str, artifact_digest: str, message: str) -> BuildOutcome:
+    """What a build's state means for a deployment waiting on it (idempotent: repeats change nothing)."""
+    if d.status == FAILED or d.artifact_digest:
+        return BuildOutcome(d.status, d.status_reason, d.artifact_digest)
+    if state == BUILD_SUCCEEDED and artifact_digest:
+        return BuildOutcome(DEPLOYING, "", artifact_digest)
+    if state == BUILD_FAILED:
+        return BuildOutcome(FAILED, f"build failed: {message}" if message else "build failed", "")
+    return BuildOutcome(BUILDING, "", "")
+
+
+def desired_replicas(d: DeploymentFacts) -> int:
+    """Replicas a deployment wants now. Scale to zero comes with the autoscaler: until then at least 1."""
+    if d.deleted or not d.active or d.status == FAILED or not d.artifact_digest:
+        return 0
+    if d.is_development:
+        return 1
+    return max(1, clamp_scale(d.desired_replicas, d.min_replica, d.max_replica))
+
+
+def clamp_scale(requested: int, min_replica: int, max_replica: int) -> int:
+    return max(min_replica, min(requested, max(max_replica, min_replica)))
+
+
+def next_deployment_name(existing: Iterable[str]) -> str:
+    """`deployment-N`, one more than the highest N so far (a deleted number is never reused)."""
+    highest = 0
+    for name in existing:
+        m = _PUBLISHED.match(name)
+        if m:
+            highest = max(highest, int(m.group(1)))
+    return f"deployment-{highest + 1}"
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    name: str
+    is_development: bool
+    environment: str
+    # Deployments the push replaces: delete them and stop their replicas.
+    replaces: tuple[str, ...]
+
+
+def plan_push(
+    existing: Sequence[DeploymentFacts], *, publish: bool, environment: str, deployment_name: str
+) -> PushPlan:
+    """`existing`: the model's deployments, deleted ones included (their names stay taken)."""
+    if environment:
+        validate_name("environment name", environment)
+        publish = True
+    if not publish:
+        if deployment_name and deployment_name != DEVELOPMENT:
+            raise InvalidArgument(
+                "a deployment name needs publish: the development deployment is 'development'")
+        replaces = tuple(d.id for d in existing if d.is_development and not d.deleted)
+        return PushPlan(DEVELOPMENT, True, "", replaces)
+    if deployment_name:
+        validate_name("deployment name", deployment_name)
+        if deployment_name == DEVELOPMENT or any(d.name == deployment_name for d in existing):
+            raise Conflict(f"deployment name {deployment_name!r} is taken for this model")
+        name = deployment_name
+    else:
+        name = next_deployment_name(d.name for d in existing)
+    return PushPlan(name, False, environment, ())

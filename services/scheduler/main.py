@@ -1,0 +1,30 @@
+"""`kingpost scheduler --config FILE`: the scheduler as a process."""
+
+from __future__ import annotations
+
+import pathlib
+
+from kingpost import service
+from kingpost_scheduler import app
+from kingpost_scheduler.settings import SchedulerSettings
+
+
+def main(config: pathlib.Path | None) -> None:
+    settings = SchedulerSettings.load(config)
+    service.setup_logging("scheduler", settings.log_level)
+    service.setup_tracing("scheduler")
+
+    async def run() -> None:
+        scheduler = await app.create(settings)
+        await service.serve(
+            name="scheduler", settings=settings, register=scheduler.register,
+            interceptors=[scheduler.interceptor], loops=[scheduler.control.run], on_stop=scheduler.close,
+        )
+
+    service.run(run)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else None)

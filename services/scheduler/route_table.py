@@ -1,0 +1,122 @@
+"""The route table: a snapshot of desired and actual state → the plain data the data plane needs.
+
+Routers answer from this alone: which models exist, their development deployment, environments
+and their traffic split, each deployment's active flag, predict_concurrency and READY replica
+addresses, and the digests of valid API keys. Equal snapshots give equal tables, so the shell can
+tell "nothing changed" by comparing tables.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kingpost_scheduler.facts import READY, Replica
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DeploymentRow:
+    id: str
+    model_id: str
+    is_development: bool
+    active: bool
+    predict_concurrency: int
+    status: str
+
+
+@dataclass(frozen=True)
+class EnvironmentRow:
+    model_id: str
+    name: str
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class ReplicaRoute:
+    replica_id: str
+    address: str
+
+
+@dataclass(frozen=True)
+class DeploymentRoute:
+    deployment_id: str
+    active: bool
+    predict_concurrency: int
+    replicas: tuple[ReplicaRoute, ...]
+    status: str
+
+
+@dataclass(frozen=True)
+class EnvironmentRoute:
+    name: str
+    # (deployment id, weight); weights sum to 100.
+    deployments: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    model_id: str
+    name: str
+    development_deployment_id: str
+    environments: tuple[EnvironmentRoute, ...]
+    deployments: tuple[DeploymentRoute, ...]
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    models: tuple[ModelRoute, ...] = ()
+    api_key_sha256: tuple[str, ...] = ()
+
+
+def build_route_table(
+    models: Sequence[ModelRow],
+    deployments: Sequence[DeploymentRow],
+    environments: Sequence[EnvironmentRow],
+    replicas: Iterable[Replica],
+    api_key_sha256: Iterable[str],
+) -> RouteTable:
+    """`deployments` are the live (not deleted) ones; replicas of any state may be passed."""
+    ready: dict[str, list[ReplicaRoute]] = defaultdict(list)
+    for r in replicas:
+        if r.state == READY and r.address:
+            ready[r.deployment_id].append(ReplicaRoute(r.id, r.address))
+    by_model: dict[str, list[DeploymentRow]] = defaultdict(list)
+    for d in deployments:
+        by_model[d.model_id].append(d)
+    envs: dict[str, list[EnvironmentRow]] = defaultdict(list)
+    known = {d.id for d in deployments}
+    for e in environments:
+        if e.deployment_id in known:
+            envs[e.model_id].append(e)
+
+    routes = []
+    for m in sorted(models, key=lambda m: m.id):
+        own = sorted(by_model.get(m.id, []), key=lambda d: d.id)
+        development = next((d.id for d in own if d.is_development), "")
+        routes.append(ModelRoute(
+            model_id=m.id,
+            name=m.name,
+            development_deployment_id=development,
+            environments=tuple(
+                EnvironmentRoute(e.name, ((e.deployment_id, 100),))
+                for e in sorted(envs.get(m.id, []), key=lambda e: e.name)
+            ),
+            deployments=tuple(
+                DeploymentRoute(
+                    deployment_id=d.id,
+                    active=d.active,
+                    predict_concurrency=d.predict_concurrency,
+                    replicas=tuple(sorted(ready.get(d.id, []), key=lambda r: r.replica_id)),
+                    status=d.status,
+                )
+                for d in own
+            ),
+        ))
+    return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))))

@@ -1,0 +1,313 @@
+"""The gRPC faces: ManagementService (public, API keys) and SchedulerService (internal).
+
+Thin: each method validates, runs one transaction through `Control`, and turns rows into protos.
+Errors are kingpost.errors, ended with `grpc_abort`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kingpost.auth import key_digest, key_prefix, new_key
+from kingpost.errors import InvalidArgument, KingpostError, Unavailable, grpc_abort
+from kingpost.events import LOGS_STREAM, EventBus, build_log_subject
+from kingpost.ids import new_id
+from kingpost.v1 import events_pb2, management_pb2, management_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
+from kingpost_scheduler import facts, lifecycle, metrics, store
+from kingpost_scheduler.clients import BuildInfo, BuildLookup
+from kingpost_scheduler.control import Control, apply_build
+from kingpost_scheduler.route_table import RouteTable
+from kingpost_scheduler.tables import DeploymentRecord, ModelRecord
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+DEFAULT_LOG_LIMIT = 1000
+
+
+def _unary(method: F) -> F:
+    """End the RPC with the platform error's status when the method raises one."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except KingpostError as e:
+            await grpc_abort(context, e)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _timestamp(dt: datetime | None) -> Timestamp:
+    ts = Timestamp()
+    if dt is not None:
+        ts.FromDatetime(dt)
+    return ts
+
+
+def deployment_proto(d: DeploymentRecord, ready_replicas: int) -> management_pb2.Deployment:
+    return management_pb2.Deployment(
+        id=d.id, name=d.name, model_id=d.model_id, created_at=_timestamp(d.created_at),
+        is_production=d.environment == lifecycle.PRODUCTION, is_development=d.is_development,
+        status=d.status, status_reason=d.status_reason, active_replica_count=ready_replicas,
+        autoscaling_settings=management_pb2.AutoscalingSettings(
+            min_replica=d.min_replica, max_replica=d.max_replica, autoscaling_window=d.autoscaling_window,
+            scale_down_delay=d.scale_down_delay, concurrency_target=d.concurrency_target,
+            target_utilization_percentage=d.target_utilization_percentage,
+        ),
+        environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
+    )
+
+
+async def _ready_counts(session: AsyncSession) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in await store.all_replicas(session):
+        if r.state == facts.READY:
+            counts[r.deployment_id] = counts.get(r.deployment_id, 0) + 1
+    return counts
+
+
+async def _model_proto(session: AsyncSession, m: ModelRecord) -> management_pb2.Model:
+    deployments = await store.model_deployments(session, m.id)
+    envs = {e.name: e.deployment_id for e in await store.environments(session, m.id)}
+    return management_pb2.Model(
+        id=m.id, name=m.name, created_at=_timestamp(m.created_at), deployments_count=len(deployments),
+        production_deployment_id=envs.get(lifecycle.PRODUCTION, ""),
+        development_deployment_id=next((d.id for d in deployments if d.is_development), ""),
+    )
+
+
+def route_table_proto(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
+    return scheduler_pb2.RouteTable(
+        version=version,
+        api_key_sha256=list(table.api_key_sha256),
+        models=[
+            scheduler_pb2.ModelRoute(
+                model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,
+                environments=[
+                    scheduler_pb2.EnvironmentRoute(name=e.name, deployments=[
+                        scheduler_pb2.WeightedDeployment(deployment_id=d, weight=w) for d, w in e.deployments
+                    ])
+                    for e in m.environments
+                ],
+                deployments=[
+                    scheduler_pb2.DeploymentRoute(
+                        deployment_id=d.deployment_id, active=d.active,
+                        predict_concurrency=d.predict_concurrency, status=d.status,
+                        replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
+                                  for r in d.replicas],
+                    )
+                    for d in m.deployments
+                ],
+            )
+            for m in table.models
+        ],
+    )
+
+
+class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
+    def __init__(self, control: Control, builds: BuildLookup, bus: EventBus | None = None) -> None:
+        self.control = control
+        self.builds = builds
+        self.bus = bus
+
+    @_unary
+    async def ListModels(self, request: management_pb2.ListModelsRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> list[management_pb2.Model]:
+            return [await _model_proto(session, m) for m in await store.list_models(session)]
+
+        return management_pb2.ListModelsResponse(models=await self.control.read("listing models", run))
+
+    @_unary
+    async def GetModel(self, request: management_pb2.GetModelRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> management_pb2.Model:
+            return await _model_proto(session, await store.find_model(session, request.model_id))
+
+        return management_pb2.GetModelResponse(model=await self.control.read("reading a model", run))
+
+    @_unary
+    async def CreateDeployment(self, request: management_pb2.CreateDeploymentRequest, context: Any) -> Any:
+        name = lifecycle.validate_model_name(request.model_name)
+        if not request.build_id:
+            raise InvalidArgument("build_id is required: upload the Truss first (BuildService.UploadSource)")
+        build = await self.builds.get_build(request.build_id)
+        now = self.control.clock()
+
+        async def create(session: AsyncSession) -> tuple[str, str]:
+            model = await store.model_by_name(session, name)
+            if model is None:
+                model = await store.add_model(session, new_id("mdl"), name, now)
+            existing = await store.model_deployments(session, model.id, include_deleted=True)
+            push = lifecycle.plan_push(
+                [store.deployment_facts(d) for d in existing], publish=request.publish,
+                environment=request.environment, deployment_name=request.deployment_name)
+            for d in existing:
+                if d.id in push.replaces:
+                    await store.delete_deployment(session, d)
+            deployment = await store.add_deployment(session, DeploymentRecord(
+                id=new_id("dep"), model_id=model.id, name=push.name, is_development=push.is_development,
+                environment="", status=lifecycle.BUILDING, status_reason="", build_id=request.build_id,
+                artifact_digest="", predict_concurrency=1, min_replica=0, max_replica=1,
+                autoscaling_window=60, scale_down_delay=900, concurrency_target=1,
+                target_utilization_percentage=70, desired_replicas=1, active=True, deleted=False, created_at=now,
+            ))
+            apply_build(deployment, _newest(build, self.control.known_build(request.build_id)))
+            if push.environment:
+                await store.set_environment(session, deployment, push.environment)
+            return model.id, deployment.id
+
+        model_id, deployment_id = await self.control.write(f"deploying build {request.build_id}", create)
+        log.info("model %s: deployment %s of build %s", name, deployment_id, request.build_id)
+
+        async def describe(session: AsyncSession) -> management_pb2.CreateDeploymentResponse:
+            model = await store.find_model(session, model_id)
+            deployment = await store.get_deployment(session, deployment_id)
+            ready = (await _ready_counts(session)).get(deployment_id, 0)
+            return management_pb2.CreateDeploymentResponse(
+                model=await _model_proto(session, model), deployment=deployment_proto(deployment, ready))
+
+        return await self.control.read("reading the new deployment", describe)
+
+    @_unary
+    async def ListDeployments(self, request: management_pb2.ListDeploymentsRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> list[management_pb2.Deployment]:
+            model = await store.find_model(session, request.model_id)
+            ready = await _ready_counts(session)
+            deployments = await store.model_deployments(session, model.id)
+            return [deployment_proto(d, ready.get(d.id, 0)) for d in deployments]
+
+        deployments = await self.control.read("listing deployments", run)
+        return management_pb2.ListDeploymentsResponse(deployments=deployments)
+
+    @_unary
+    async def GetDeployment(self, request: management_pb2.GetDeploymentRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> management_pb2.Deployment:
+            model = await store.find_model(session, request.model_id)
+            d = await store.find_deployment(session, model, request.deployment_id)
+            return deployment_proto(d, (await _ready_counts(session)).get(d.id, 0))
+
+        deployment = await self.control.read("reading a deployment", run)
+        return management_pb2.GetDeploymentResponse(deployment=deployment)
+
+    @_unary
+    async def GetLogs(self, request: management_pb2.GetLogsRequest, context: Any) -> Any:
+        if self.bus is None:
+            raise Unavailable("logs are kept in NATS, and this scheduler has no NATS connection")
+        if request.build_only and request.replica_only:
+            raise InvalidArgument("build_only and replica_only exclude each other")
+
+        async def targets(session: AsyncSession) -> Sequence[DeploymentRecord]:
+            model = await store.find_model(session, request.model_id)
+            if request.deployment_id:
+                return [await store.find_deployment(session, model, request.deployment_id)]
+            return await store.model_deployments(session, model.id)
+
+        deployments = await self.control.read("finding logs", targets)
+        limit = request.limit if request.limit > 0 else DEFAULT_LOG_LIMIT
+        subjects: list[str] = []
+        for d in deployments:
+            if not request.replica_only and (not request.build_id or request.build_id == d.build_id):
+                subjects.append(build_log_subject(d.build_id))
+            if not request.build_only and not request.build_id:
+                subjects.append(f"kp.logs.replica.{d.id}.>")
+        if request.build_id and not request.replica_only:
+            subjects.append(build_log_subject(request.build_id))
+        lines: list[events_pb2.LogLine] = []
+        for subject in dict.fromkeys(subjects):
+            lines.extend(await self.bus.read_stream(LOGS_STREAM, subject, events_pb2.LogLine, limit=limit))
+        lines.sort(key=lambda line: (line.at.seconds, line.at.nanos))
+        return management_pb2.GetLogsResponse(lines=lines[-limit:])
+
+    @_unary
+    async def CreateApiKey(self, request: management_pb2.CreateApiKeyRequest, context: Any) -> Any:
+        key = new_key()
+        now = self.control.clock()
+
+        async def create(session: AsyncSession) -> management_pb2.ApiKey:
+            record = await store.add_api_key(session, prefix=key_prefix(key), name=request.name or "key",
+                                             sha256=key_digest(key), now=now)
+            return management_pb2.ApiKey(prefix=record.prefix, name=record.name,
+                                         created_at=_timestamp(record.created_at))
+
+        api_key = await self.control.write("creating an API key", create)
+        return management_pb2.CreateApiKeyResponse(api_key=api_key, key=key)
+
+    @_unary
+    async def ListApiKeys(self, request: management_pb2.ListApiKeysRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> list[management_pb2.ApiKey]:
+            return [management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=_timestamp(k.created_at))
+                    for k in await store.list_api_keys(session)]
+
+        return management_pb2.ListApiKeysResponse(api_keys=await self.control.read("listing API keys", run))
+
+    @_unary
+    async def RevokeApiKey(self, request: management_pb2.RevokeApiKeyRequest, context: Any) -> Any:
+        await self.control.write("revoking an API key", lambda s: store.revoke_api_key(s, request.prefix))
+        return management_pb2.RevokeApiKeyResponse()
+
+    @_unary
+    async def GetStatus(self, request: management_pb2.GetStatusRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> management_pb2.GetStatusResponse:
+            replicas = await store.all_replicas(session)
+            nodes = []
+            for n in await store.all_nodes(session):
+                nodes.append(management_pb2.NodeStatus(
+                    node_id=n.id, address=n.address, cpu_count=n.cpu_count, memory_bytes=n.memory_bytes,
+                    gpus=[events_pb2.Gpu(name=str(g.get("name", "")),
+                                         memory_bytes=int(g.get("memory_bytes", 0))) for g in n.gpus],
+                    replica_ids=[r.id for r in replicas if r.node_id == n.id],
+                    last_seen=_timestamp(n.last_seen),
+                ))
+            deployments = await store.live_deployments(session)
+            return management_pb2.GetStatusResponse(
+                nodes=nodes, models=await store.count_models(session),
+                active_deployments=sum(1 for d in deployments if d.status == lifecycle.ACTIVE))
+
+        return await self.control.read("reading the status", run)
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
+    def __init__(self, control: Control) -> None:
+        self.control = control
+
+    async def WatchRoutes(self, request: scheduler_pb2.WatchRoutesRequest, context: Any) -> Any:
+        log.info("route watcher %r connected", request.watcher)
+        metrics.ROUTE_WATCHERS.inc()
+        try:
+            async for version, table in self.control.routes.watch():
+                yield scheduler_pb2.WatchRoutesResponse(table=route_table_proto(version, table))
+        finally:
+            metrics.ROUTE_WATCHERS.dec()
+
+    @_unary
+    async def ScaleDeployment(self, request: scheduler_pb2.ScaleDeploymentRequest, context: Any) -> Any:
+        if request.replicas < 0:
+            raise InvalidArgument(f"replicas = {request.replicas}: must be 0 or more")
+
+        async def scale(session: AsyncSession) -> int:
+            d = await store.get_deployment(session, request.deployment_id)
+            d.desired_replicas = lifecycle.clamp_scale(request.replicas, d.min_replica, d.max_replica)
+            await session.flush()
+            return d.desired_replicas
+
+        replicas = await self.control.write(f"scaling {request.deployment_id}", scale)
+        return scheduler_pb2.ScaleDeploymentResponse(replicas=replicas)
+
+
+def _newest(looked_up: BuildInfo, from_event: BuildInfo | None) -> BuildInfo:
+    """GetBuild's answer, unless a BuildEvent already told us the build finished."""
+    if from_event is not None and from_event.finished and not looked_up.finished:
+        return BuildInfo(looked_up.build_id, from_event.state, from_event.artifact_digest, from_event.message,
+                         looked_up.predict_concurrency)
+    return looked_up
+
+

@@ -1,0 +1,25 @@
+"""The scheduler's settings: `kingpost scheduler --config FILE`, overridden by KINGPOST_* variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from kingpost.settings import ServiceSettings
+
+
+class SchedulerSettings(ServiceSettings):
+    # SQLAlchemy async URL; empty means SQLite under home: sqlite+aiosqlite:///{home}/state/kingpost.db.
+    database_url: str = ""
+    # The builder's BuildService, asked for a build's state when a deployment is created.
+    builder_address: str = "127.0.0.1:50052"
+    # A node whose last heartbeat is older than this is gone, and so are its replicas.
+    node_timeout_seconds: float = Field(15.0, gt=0)
+    # A replica still loading after this long is replaced.
+    replica_start_timeout_seconds: float = Field(300.0, gt=0)
+    # How often the reconcile loop runs when nothing wakes it.
+    reconcile_interval_seconds: float = Field(1.0, gt=0)
+    # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
+    admin_key: SecretStr = SecretStr("")
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.home}/state/kingpost.db"

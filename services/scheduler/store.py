@@ -1,0 +1,274 @@
+"""Data access: functions that take a session, read or change rows, and flush — never commit.
+
+The caller owns the transaction (`async with sessions.begin()`), so one RPC or one event is one
+transaction, whatever it touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kingpost.errors import NotFound
+from kingpost_scheduler import lifecycle
+from kingpost_scheduler.facts import Node, Replica
+from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
+from kingpost_scheduler.tables import (
+    ApiKeyRecord,
+    DeploymentRecord,
+    EnvironmentRecord,
+    ModelRecord,
+    NodeRecord,
+    ReplicaRecord,
+)
+
+# --- models -----------------------------------------------------------------------------------
+
+
+async def find_model(session: AsyncSession, ref: str) -> ModelRecord:
+    """A model by id or name."""
+    found = (await session.scalars(
+        select(ModelRecord).where(or_(ModelRecord.id == ref, ModelRecord.name == ref))
+    )).first()
+    if found is None:
+        raise NotFound(f"model {ref!r} not found")
+    return found
+
+
+async def model_by_name(session: AsyncSession, name: str) -> ModelRecord | None:
+    return (await session.scalars(select(ModelRecord).where(ModelRecord.name == name))).first()
+
+
+async def add_model(session: AsyncSession, model_id: str, name: str, now: datetime) -> ModelRecord:
+    model = ModelRecord(id=model_id, name=name, created_at=now)
+    session.add(model)
+    await session.flush()
+    return model
+
+
+async def list_models(session: AsyncSession) -> Sequence[ModelRecord]:
+    return (await session.scalars(select(ModelRecord).order_by(ModelRecord.created_at, ModelRecord.id))).all()
+
+
+async def count_models(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(ModelRecord)) or 0)
+
+
+# --- deployments ------------------------------------------------------------------------------
+
+
+async def model_deployments(
+    session: AsyncSession, model_id: str, *, include_deleted: bool = False
+) -> Sequence[DeploymentRecord]:
+    query = select(DeploymentRecord).where(DeploymentRecord.model_id == model_id)
+    if not include_deleted:
+        query = query.where(DeploymentRecord.deleted.is_(False))
+    return (await session.scalars(query.order_by(DeploymentRecord.created_at, DeploymentRecord.id))).all()
+
+
+async def live_deployments(session: AsyncSession) -> Sequence[DeploymentRecord]:
+    return (await session.scalars(
+        select(DeploymentRecord).where(DeploymentRecord.deleted.is_(False)).order_by(DeploymentRecord.id)
+    )).all()
+
+
+async def deployments_for_build(session: AsyncSession, build_id: str) -> Sequence[DeploymentRecord]:
+    return (await session.scalars(
+        select(DeploymentRecord).where(DeploymentRecord.build_id == build_id,
+                                       DeploymentRecord.deleted.is_(False))
+    )).all()
+
+
+async def find_deployment(session: AsyncSession, model: ModelRecord, ref: str) -> DeploymentRecord:
+    """By id or name; "development" and "production" name the model's current ones."""
+    if ref == lifecycle.PRODUCTION:
+        env = await session.get(EnvironmentRecord, (model.id, lifecycle.PRODUCTION))
+        found = await session.get(DeploymentRecord, env.deployment_id) if env else None
+    else:
+        found = (await session.scalars(
+            select(DeploymentRecord).where(
+                DeploymentRecord.model_id == model.id,
+                DeploymentRecord.deleted.is_(False),
+                or_(DeploymentRecord.id == ref, DeploymentRecord.name == ref),
+            )
+        )).first()
+    if found is None or found.deleted:
+        raise NotFound(f"deployment {ref!r} of model {model.name!r} not found")
+    return found
+
+
+async def get_deployment(session: AsyncSession, deployment_id: str) -> DeploymentRecord:
+    found = await session.get(DeploymentRecord, deployment_id)
+    if found is None or found.deleted:
+        raise NotFound(f"deployment {deployment_id!r} not found")
+    return found
+
+
+async def add_deployment(session: AsyncSession, deployment: DeploymentRecord) -> DeploymentRecord:
+    session.add(deployment)
+    await session.flush()
+    return deployment
+
+
+async def delete_deployment(session: AsyncSession, deployment: DeploymentRecord) -> None:
+    """Deleted deployments keep their row (their name stays taken) but serve nothing and want no replicas."""
+    deployment.deleted = True
+    deployment.active = False
+    deployment.environment = ""
+    await session.execute(delete(EnvironmentRecord).where(EnvironmentRecord.deployment_id == deployment.id))
+    await session.flush()
+
+
+async def environments(session: AsyncSession, model_id: str | None = None) -> Sequence[EnvironmentRecord]:
+    query = select(EnvironmentRecord)
+    if model_id is not None:
+        query = query.where(EnvironmentRecord.model_id == model_id)
+    return (await session.scalars(query)).all()
+
+
+async def set_environment(session: AsyncSession, deployment: DeploymentRecord, name: str) -> None:
+    """Point the model's environment `name` at `deployment`; the one it pointed at leaves it."""
+    env = await session.get(EnvironmentRecord, (deployment.model_id, name))
+    if env is None:
+        session.add(EnvironmentRecord(model_id=deployment.model_id, name=name, deployment_id=deployment.id))
+    else:
+        previous = await session.get(DeploymentRecord, env.deployment_id)
+        if previous is not None and previous.id != deployment.id:
+            previous.environment = ""
+        env.deployment_id = deployment.id
+    deployment.environment = name
+    await session.flush()
+
+
+def deployment_facts(d: DeploymentRecord) -> lifecycle.DeploymentFacts:
+    return lifecycle.DeploymentFacts(
+        id=d.id, name=d.name, status=d.status, status_reason=d.status_reason,
+        artifact_digest=d.artifact_digest, active=d.active, deleted=d.deleted,
+        is_development=d.is_development, min_replica=d.min_replica, max_replica=d.max_replica,
+        desired_replicas=d.desired_replicas,
+    )
+
+
+# --- replicas and nodes -----------------------------------------------------------------------
+
+
+def replica_facts(r: ReplicaRecord) -> Replica:
+    return Replica(id=r.id, deployment_id=r.deployment_id, node_id=r.node_id, state=r.state,
+                   since=r.updated_at, address=r.address, message=r.message)
+
+
+def node_facts(n: NodeRecord) -> Node:
+    return Node(id=n.id, address=n.address, last_seen=n.last_seen)
+
+
+async def all_replicas(session: AsyncSession) -> Sequence[ReplicaRecord]:
+    return (await session.scalars(select(ReplicaRecord).order_by(ReplicaRecord.id))).all()
+
+
+async def get_replica(session: AsyncSession, replica_id: str) -> ReplicaRecord | None:
+    return await session.get(ReplicaRecord, replica_id)
+
+
+async def replicas_on_node(session: AsyncSession, node_id: str) -> Sequence[ReplicaRecord]:
+    return (await session.scalars(select(ReplicaRecord).where(ReplicaRecord.node_id == node_id))).all()
+
+
+async def add_replica(
+    session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime
+) -> ReplicaRecord:
+    replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
+                            address="", message="", created_at=now, updated_at=now)
+    session.add(replica)
+    await session.flush()
+    return replica
+
+
+async def set_replica_state(
+    session: AsyncSession, replica: ReplicaRecord, state: str, now: datetime, *, address: str | None = None,
+    message: str | None = None,
+) -> None:
+    if replica.state != state:
+        replica.updated_at = now
+    replica.state = state
+    if address is not None:
+        replica.address = address
+    if message is not None:
+        replica.message = message
+    await session.flush()
+
+
+async def delete_replicas(session: AsyncSession, replica_ids: Iterable[str]) -> None:
+    ids = list(replica_ids)
+    if ids:
+        await session.execute(delete(ReplicaRecord).where(ReplicaRecord.id.in_(ids)))
+        await session.flush()
+
+
+async def all_nodes(session: AsyncSession) -> Sequence[NodeRecord]:
+    return (await session.scalars(select(NodeRecord).order_by(NodeRecord.id))).all()
+
+
+async def upsert_node(
+    session: AsyncSession, *, node_id: str, address: str, cpu_count: int, memory_bytes: int,
+    gpus: list[dict[str, object]], now: datetime,
+) -> NodeRecord:
+    node = await session.get(NodeRecord, node_id)
+    if node is None:
+        node = NodeRecord(id=node_id, address=address, cpu_count=cpu_count, memory_bytes=memory_bytes,
+                          gpus=gpus, last_seen=now)
+        session.add(node)
+    else:
+        node.address, node.cpu_count, node.memory_bytes, node.gpus, node.last_seen = (
+            address, cpu_count, memory_bytes, gpus, now)
+    await session.flush()
+    return node
+
+
+# --- api keys ---------------------------------------------------------------------------------
+
+
+async def add_api_key(
+    session: AsyncSession, *, prefix: str, name: str, sha256: str, now: datetime
+) -> ApiKeyRecord:
+    key = ApiKeyRecord(prefix=prefix, name=name, sha256=sha256, created_at=now, revoked=False)
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def api_key_by_digest(session: AsyncSession, sha256: str) -> ApiKeyRecord | None:
+    return (await session.scalars(select(ApiKeyRecord).where(ApiKeyRecord.sha256 == sha256))).first()
+
+
+async def list_api_keys(session: AsyncSession) -> Sequence[ApiKeyRecord]:
+    return (await session.scalars(
+        select(ApiKeyRecord).where(ApiKeyRecord.revoked.is_(False)).order_by(ApiKeyRecord.created_at)
+    )).all()
+
+
+async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
+    key = await session.get(ApiKeyRecord, prefix)
+    if key is None or key.revoked:
+        raise NotFound(f"API key {prefix!r} not found")
+    key.revoked = True
+    await session.flush()
+
+
+# --- the route table's inputs -----------------------------------------------------------------
+
+
+async def route_inputs(
+    session: AsyncSession,
+) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str]]:
+    models = [ModelRow(m.id, m.name) for m in await list_models(session)]
+    deployments = [
+        DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status)
+        for d in await live_deployments(session)
+    ]
+    envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id) for e in await environments(session)]
+    replicas = [replica_facts(r) for r in await all_replicas(session)]
+    digests = [k.sha256 for k in await list_api_keys(session)]
+    return models, deployments, envs, replicas, digests

@@ -1,0 +1,110 @@
+"""Reconcile: desired counts + existing replicas → starts, stops, forgets and failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from kingpost_scheduler.facts import FAILED, PENDING, READY, STARTING, STOPPING, Node, Replica
+from kingpost_scheduler.reconcile import Failure, Plan, Start, plan
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+NODE_TIMEOUT = timedelta(seconds=15)
+START_TIMEOUT = timedelta(seconds=300)
+
+
+class Clock:
+    """A fake clock the tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def nodes(*ids: str, at: datetime = T0) -> list[Node]:
+    return [Node(i, f"{i}:7000", at) for i in ids]
+
+
+def rep(rid: str, dep: str, node: str, state: str, since: datetime = T0, message: str = "") -> Replica:
+    address = f"{node}:9000" if state == READY else ""
+    return Replica(rid, dep, node, state, since, address=address, message=message)
+
+
+def run(desired: dict[str, int], replicas: list[Replica], ns: list[Node], now: datetime = T0) -> Plan:
+    return plan(desired, replicas, ns, now=now, node_timeout=NODE_TIMEOUT, start_timeout=START_TIMEOUT)
+
+
+def test_a_new_deployment_gets_its_replicas_spread_over_nodes() -> None:
+    p = run({"d1": 3}, [], nodes("a", "b"))
+    assert p.starts == (Start("d1", "a"), Start("d1", "b"), Start("d1", "a"))
+    assert p.stops == () and p.failures == ()
+
+
+def test_nothing_to_do_when_desired_is_met() -> None:
+    p = run({"d1": 1}, [rep("r1", "d1", "a", READY)], nodes("a"))
+    assert p.empty
+
+
+def test_placement_counts_replicas_of_other_deployments() -> None:
+    p = run({"d1": 1, "d2": 1}, [rep("r1", "d1", "a", READY)], nodes("a", "b"))
+    assert p.starts == (Start("d2", "b"),)
+
+
+def test_no_live_node_starts_nothing() -> None:
+    p = run({"d1": 1}, [], nodes("a", at=T0 - timedelta(seconds=60)))
+    assert p.starts == ()
+
+
+def test_replicas_on_a_dead_node_are_forgotten_and_replaced_elsewhere() -> None:
+    clock = Clock()
+    replicas = [rep("r1", "d1", "a", READY)]
+    ns = [Node("a", "a:7000", T0), Node("b", "b:7000", T0 + timedelta(seconds=20))]
+    clock.advance(20)  # node a last heard 20 s ago: gone; b is fresh
+    p = run({"d1": 1}, replicas, ns, clock.now)
+    assert p.forget == ("r1",)
+    assert p.starts == (Start("d1", "b"),)
+
+
+def test_a_replica_stuck_starting_past_the_timeout_is_stopped_and_replaced() -> None:
+    clock = Clock()
+    replicas = [rep("r1", "d1", "a", STARTING)]
+    clock.advance(299)
+    assert run({"d1": 1}, replicas, nodes("a", at=clock.now), clock.now).empty
+    clock.advance(2)
+    p = run({"d1": 1}, replicas, nodes("a", at=clock.now), clock.now)
+    assert p.stops == ("r1",)
+    assert p.starts == (Start("d1", "a"),)
+
+
+def test_a_failed_replica_fails_its_deployment_with_the_reason_and_is_not_retried() -> None:
+    replicas = [rep("r1", "d1", "a", FAILED, message="ModuleNotFoundError: No module named 'torch'")]
+    p = run({"d1": 1}, replicas, nodes("a"))
+    assert p.failures == (Failure("d1", "ModuleNotFoundError: No module named 'torch'"),)
+    assert p.stops == ("r1",)
+    assert p.starts == ()
+
+
+def test_failed_deployment_wanting_zero_starts_nothing_after_its_replicas_stopped() -> None:
+    replicas = [rep("r1", "d1", "a", STOPPING)]
+    assert run({"d1": 0}, replicas, nodes("a")).empty
+
+
+def test_surplus_stops_not_ready_replicas_first_then_the_newest() -> None:
+    replicas = [
+        rep("old", "d1", "a", READY, since=T0 - timedelta(seconds=100)),
+        rep("new", "d1", "a", READY, since=T0 - timedelta(seconds=10)),
+        rep("loading", "d1", "a", STARTING, since=T0 - timedelta(seconds=1)),
+    ]
+    assert run({"d1": 2}, replicas, nodes("a")).stops == ("loading",)
+    assert run({"d1": 1}, replicas, nodes("a")).stops == ("loading", "new")
+
+
+def test_a_deleted_deployment_absent_from_desired_has_all_replicas_stopped() -> None:
+    replicas = [rep("r1", "gone", "a", READY), rep("r2", "gone", "a", PENDING)]
+    assert set(run({}, replicas, nodes("a")).stops) == {"r1", "r2"}
+
+
+def test_stopping_replicas_do_not_count_towards_desired() -> None:
+    p = run({"d1": 1}, [rep("r1", "d1", "a", STOPPING)], nodes("a"))
+    assert p.starts == (Start("d1", "a"),)

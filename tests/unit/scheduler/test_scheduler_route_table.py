@@ -1,0 +1,49 @@
+"""Route table: a snapshot → plain data for the data plane."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from kingpost_scheduler.facts import READY, STARTING, Replica
+from kingpost_scheduler.route_table import (
+    DeploymentRow,
+    EnvironmentRow,
+    ModelRow,
+    ReplicaRoute,
+    build_route_table,
+)
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def test_only_ready_replicas_with_an_address_are_routed() -> None:
+    table = build_route_table(
+        [ModelRow("mdl_1", "echo")],
+        [DeploymentRow("dep_dev", "mdl_1", True, True, 4, "ACTIVE"),
+         DeploymentRow("dep_1", "mdl_1", False, True, 1, "DEPLOYING")],
+        [EnvironmentRow("mdl_1", "production", "dep_1")],
+        [Replica("rep_b", "dep_dev", "n", READY, T0, address="127.0.0.1:2"),
+         Replica("rep_a", "dep_dev", "n", READY, T0, address="127.0.0.1:1"),
+         Replica("rep_c", "dep_dev", "n", STARTING, T0)],
+        ["bb", "aa", "bb"],
+    )
+    (model,) = table.models
+    assert (model.name, model.development_deployment_id) == ("echo", "dep_dev")
+    assert [(e.name, e.deployments) for e in model.environments] == [("production", (("dep_1", 100),))]
+    by_id = {d.deployment_id: d for d in model.deployments}
+    assert by_id["dep_dev"].replicas == (
+        ReplicaRoute("rep_a", "127.0.0.1:1"), ReplicaRoute("rep_b", "127.0.0.1:2"))
+    assert by_id["dep_dev"].predict_concurrency == 4
+    assert by_id["dep_1"].replicas == ()
+    assert table.api_key_sha256 == ("aa", "bb")
+
+
+def test_equal_snapshots_give_equal_tables() -> None:
+    args = ([ModelRow("m", "n")], [DeploymentRow("d", "m", True, True, 1, "ACTIVE")], [], [], ["k"])
+    assert build_route_table(*args) == build_route_table(*args)
+
+
+def test_an_environment_pointing_at_an_unknown_deployment_is_left_out() -> None:
+    envs = [EnvironmentRow("m", "production", "dep_gone")]
+    table = build_route_table([ModelRow("m", "n")], [], envs, [], [])
+    assert table.models[0].environments == ()
