@@ -248,6 +248,12 @@ def check_layout(config: TrussConfig, files: Set[str]) -> None:
                               f"{config.model_class_name}")
     if config.requirements_file and config.requirements_path not in files:
         raise InvalidArgument(f"requirements_file: {config.requirements_file!r} is not in the truss")
+    for i, entry in enumerate(config.external_package_dirs):
+        inside = posixpath.normpath(entry)
+        shipped = f".kingpost/external_packages/{i}"
+        if not (inside in files or any(f.startswith(shipped + "/") or f == shipped for f in files)):
+            raise InvalidArgument(f"external_package_dirs: {entry!r} is not in the upload "
+                                  "(`kingpost push` includes directories outside the truss)")
 
 
 def find_config_file(files: Set[str]) -> str:
@@ -353,8 +359,6 @@ def _warnings(raw: Mapping[str, Any], config: TrussConfig) -> list[str]:
             warnings.append(f"{key}: unknown key, ignored")
     warnings += _nested_warnings(raw.get("resources"), "resources", _RESOURCES_KEYS, RESOURCES_NOT_ACTED_ON)
     warnings += _nested_warnings(raw.get("runtime"), "runtime", _RUNTIME_KEYS, RUNTIME_NOT_ACTED_ON)
-    if config.external_package_dirs:
-        warnings.append("external_package_dirs: directories outside the truss are not uploaded yet")
     for name in RESERVED_ENV_VARS:
         if name in config.environment_variables:
             warnings.append(f"environment_variables.{name}: reserved by the server; it may be overridden")

@@ -40,9 +40,15 @@ class TrussConfig:
         return truss_dir / self.model_module_dir / self.model_class_filename
 
     def package_dirs(self, truss_dir: pathlib.Path) -> list[pathlib.Path]:
-        """Bundled packages first, then external dirs (relative to the truss), as truss appends them."""
+        """Bundled packages first, then external dirs, as truss appends them.
+
+        An external dir outside the truss travels in the artifact as
+        `.kingpost/external_packages/<i>` (see kingpost.truss_archive); one inside is used in place.
+        """
         dirs = [truss_dir / self.bundled_packages_dir]
-        dirs += [(truss_dir / d).resolve() for d in self.external_package_dirs]
+        for i, d in enumerate(self.external_package_dirs):
+            shipped = truss_dir / ".kingpost" / "external_packages" / str(i)
+            dirs.append(shipped if shipped.is_dir() else (truss_dir / d).resolve())
         return dirs
 
 

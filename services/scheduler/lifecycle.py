@@ -42,8 +42,16 @@ def validate_name(kind: str, name: str) -> str:
     return name
 
 
+MODEL_NAME_RULE = "1 to 100 printable characters, no '/', not starting or ending with a space"
+# Baseten's model names are display names ("Stable Diffusion XL"), and truss's own examples use
+# spaces, so a Truss must deploy with its name unchanged; '/' would break addressing by name.
+_MODEL_NAME = re.compile(r"^[^\s/\x00-\x1f\x7f](?:[^/\x00-\x1f\x7f]{0,98}[^\s/\x00-\x1f\x7f])?$")
+
+
 def validate_model_name(name: str) -> str:
-    return validate_name("model name", name)
+    if not _MODEL_NAME.match(name or ""):
+        raise InvalidArgument(f"model name {name!r} is not valid: {MODEL_NAME_RULE}")
+    return name
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ Files matching `.truss_ignore` (gitignore syntax, as truss reads it) are left ou
 usual clutter (`.git`, `__pycache__`, `.venv`, `*.pyc`, `.DS_Store`, tool caches) and symlinks that
 point outside the directory, which the builder would refuse. Entries are sorted with times and
 owners zeroed, so the same directory always gives the same bytes.
+
+`external_package_dirs` outside the Truss (truss copies them into the image) travel inside the
+archive as `.kingpost/external_packages/<i>/`, where the runner looks for the i-th one.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import tarfile
 from pathlib import Path
 
 import pathspec
+import yaml
+
+from kingpost.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
 IGNORE_FILE = ".truss_ignore"
+EXTERNAL_PACKAGES = ".kingpost/external_packages"
 DEFAULT_IGNORES = (
     ".git/", "__pycache__/", ".venv/", "*.pyc", "*.pyo", ".DS_Store",
     ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
@@ -34,10 +41,10 @@ def ignore_spec(truss_dir: Path) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def archive_members(truss_dir: Path) -> list[str]:
+def archive_members(truss_dir: Path, spec: pathspec.GitIgnoreSpec | None = None) -> list[str]:
     """The relative posix paths that go into the archive, in order (directories included)."""
     root = truss_dir.resolve()
-    spec = ignore_spec(root)
+    spec = spec if spec is not None else ignore_spec(root)
     out: list[str] = []
 
     def walk(rel: str) -> None:
@@ -68,11 +75,16 @@ def make_truss_archive(truss_dir: Path) -> bytes:
     root = Path(truss_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{truss_dir} is not a directory")
+    entries = [(name, root, root / name) for name in archive_members(root)]
+    for i, external in enumerate(external_package_dirs(root)):
+        prefix = f"{EXTERNAL_PACKAGES}/{i}"
+        entries += [(f"{prefix}/{name}", external, external / name)
+                    for name in archive_members(external, ignore_spec(Path("/nonexistent")))]
     buffer = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in archive_members(root):
-                path = root / name
+            for name, base, path in entries:
+                root = base
                 info = tarfile.TarInfo(name)
                 info.mtime = 0
                 info.uid = info.gid = 0
@@ -93,6 +105,23 @@ def make_truss_archive(truss_dir: Path) -> bytes:
                     with open(path, "rb") as f:
                         tar.addfile(info, f)
     return buffer.getvalue()
+
+
+def external_package_dirs(root: Path) -> list[Path]:
+    """config.yaml's `external_package_dirs` that lie outside the Truss (inside ones are uploaded anyway)."""
+    try:
+        config = yaml.safe_load((root / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []  # the builder reports a missing or broken config.yaml, naming it
+    dirs = config.get("external_package_dirs") if isinstance(config, dict) else None
+    out = []
+    for entry in dirs or ():
+        path = (root / str(entry)).resolve()
+        if not path.is_dir():
+            raise InvalidArgument(f"config.yaml: external_package_dirs: {entry!r} is not a directory "
+                                  f"(resolved to {path})")
+        out.append(path)
+    return [p for p in out if not (p == root or root in p.parents)] if out else []
 
 
 def _link_stays_inside(root: Path, link: Path) -> bool:

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -32,10 +32,17 @@ import kingpost
 from kingpost import client_config, rpc
 from kingpost.auth import new_key
 from kingpost.client_config import ClientConfig
-from kingpost.errors import KingpostError, Unavailable
+from kingpost.errors import KingpostError, NotFound, Unavailable
 from kingpost.push import curl_command, describe_status, push, read_truss
 from kingpost.up_plan import HOST, SERVICES, Layout, Ports, ProcessSpec, plan, port_in_use_message
-from kingpost.v1 import management_pb2, management_pb2_grpc
+from kingpost.v1 import (
+    builder_pb2,
+    builder_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    management_pb2,
+    management_pb2_grpc,
+)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -330,18 +337,74 @@ async def _models(config: ClientConfig) -> list[management_pb2.Model]:
         return list(reply.models)
 
 
-async def _wait_for_node(config: ClientConfig, timeout: float = 30.0) -> None:
-    """Placement needs a node: wait for the agent's first heartbeat to reach the scheduler."""
+async def _wait_until_serving(config: ClientConfig, timeout: float = 60.0) -> None:
+    """Every service answers through Envoy with the admin key, and the agent has registered.
+
+    Services start together and learn the key table from the scheduler, so each says 503 until it
+    has it: probe each one with a call whose honest answer is NOT_FOUND.
+    """
+    deadline = time.monotonic() + timeout
+    auth = rpc.api_key(config.api_key)
+    async with rpc.channel(config.grpc) as channel:
+        management = management_pb2_grpc.ManagementServiceStub(channel)
+        builder = builder_pb2_grpc.BuildServiceStub(channel)
+        inference = inference_pb2_grpc.InferenceServiceStub(channel)
+
+        async def answers(probe: Callable[[], Awaitable[object]]) -> bool:
+            try:
+                await probe()
+            except NotFound:
+                return True
+            except Unavailable:
+                return False
+            return True
+
+        probes = {
+            "the builder": lambda: rpc.call(builder.GetBuild, builder_pb2.GetBuildRequest(build_id="bld_probe"),
+                                            auth=auth, attempts=1, timeout=5),
+            "the router": lambda: _drain(rpc.stream(inference.Predict, inference_pb2.PredictRequest(
+                model_id="kp-readiness-probe", target="development"), auth=auth, timeout=5)),
+        }
+        waiting = "the scheduler"
+        while True:
+            try:
+                status = await rpc.call(management.GetStatus, management_pb2.GetStatusRequest(), auth=auth,
+                                        attempts=1, timeout=5)
+                waiting = "the worker agent" if not status.nodes else ""
+                for name, probe in probes.items():
+                    if not waiting and not await answers(probe):
+                        waiting = name
+            except Unavailable:
+                pass
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise UpError(f"{waiting} was not ready within {timeout:.0f} s; its log is listed above")
+            await asyncio.sleep(0.1)
+
+
+async def _drain(stream: AsyncIterator[object]) -> None:
+    async for _ in stream:
+        pass
+
+
+async def _wait_active(config: ClientConfig, model_id: str, target: str, say: Callable[[str], None],
+                       timeout: float = 60.0) -> None:
+    """After a restart, the deployments come back on their own; wait so the printed curl works."""
     deadline = time.monotonic() + timeout
     async with rpc.channel(config.grpc) as channel:
         stub = management_pb2_grpc.ManagementServiceStub(channel)
         while True:
-            reply = await rpc.call(stub.GetStatus, management_pb2.GetStatusRequest(),
-                                   auth=rpc.api_key(config.api_key))
-            if reply.nodes:
+            try:
+                reply = await rpc.call(stub.GetDeployment, management_pb2.GetDeploymentRequest(
+                    model_id=model_id, deployment_id=target), auth=rpc.api_key(config.api_key))
+            except NotFound:
+                return
+            if reply.deployment.status in ("ACTIVE", "FAILED", "INACTIVE"):
                 return
             if time.monotonic() > deadline:
-                raise UpError(f"the worker agent did not register with the scheduler within {timeout:.0f} s")
+                say(f"  ({model_id} is still {reply.deployment.status}; `kingpost logs` shows why)")
+                return
             await asyncio.sleep(0.1)
 
 
@@ -354,14 +417,15 @@ async def example_curl(config: ClientConfig, say: Callable[[str], None]) -> str 
     info = read_truss(example)
     # The example's own input when its config.yaml has one (model_metadata.example_model_input).
     example_input = info.example_input or {"text": "hello"}
+    await _wait_until_serving(config)
     models = await _models(config)
     if models:
         named = [m for m in models if m.name == info.model_name] or models
         model = named[0]
         target = "development" if model.development_deployment_id else "production"
+        await _wait_active(config, model.id, target, say)
         url = f"{config.url}/models/{model.id}/{target}/predict"
         return curl_command(url, config.api_key, example_input if model.name == info.model_name else {})
-    await _wait_for_node(config)
     say(f"Deploying the example model {info.model_name} from {example} ...")
     result = await push(config, example, on_status=lambda d: say(f"  {describe_status(d)}"))
     return curl_command(result.predict_url, config.api_key, example_input)

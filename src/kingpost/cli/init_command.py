@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
@@ -43,9 +42,6 @@ def init_truss(directory: Path, name: str | None = None) -> Path:
     if directory.exists() and any(directory.iterdir()):
         raise InvalidArgument(f"{directory} exists and is not empty; choose a new directory")
     model_name = name or directory.resolve().name
-    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}", model_name):
-        raise InvalidArgument(f"model name {model_name!r} must be 1-64 letters, digits, '_', '.' or '-', "
-                              "starting with a letter or digit (use --name)")
     (directory / "model").mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     (directory / "packages").mkdir(exist_ok=True)

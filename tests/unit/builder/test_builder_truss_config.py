@@ -173,13 +173,12 @@ def test_known_keys_not_acted_on_are_named_when_set() -> None:
         "system_packages: [ffmpeg]\nbuild_commands: ['echo hi']\nbase_image:\n  image: x\n"
         "docker_server:\n  start_command: x\ntrt_llm: {build: {}}\nweights:\n  - source: hf://a/b\n"
         "external_data:\n  - url: http://x\nresources:\n  instance_type: 'L4:4x16'\n"
-        "runtime:\n  transport: {kind: websocket}\nspec_version: '3.0'\nexternal_package_dirs: [../lib]\n"
+        "runtime:\n  transport: {kind: websocket}\nspec_version: '3.0'\n"
     )
     named = {w.split(":")[0] for w in parsed.warnings}
     assert {"system_packages", "build_commands", "base_image", "docker_server", "trt_llm", "weights",
-            "external_data", "resources.instance_type", "runtime.transport", "spec_version",
-            "external_package_dirs"} <= named
-    assert all("not acted on" in w or "not uploaded" in w for w in parsed.warnings)
+            "external_data", "resources.instance_type", "runtime.transport", "spec_version"} <= named
+    assert all("not acted on" in w for w in parsed.warnings)
 
 
 def test_known_keys_at_their_empty_or_default_value_are_silent() -> None:
@@ -227,3 +226,12 @@ def test_summary_fields() -> None:
                                 "resources:\n  accelerator: 'H100:2'\n").config
     assert summary_fields(config) == {"model_name": "m", "predict_concurrency": 4, "cpu": "1",
                                       "memory": "2Gi", "accelerator": "H100:2"}
+
+
+def test_external_package_dirs_must_be_in_the_upload() -> None:
+    parsed = parse_truss_config("external_package_dirs: [../lib, inside]\n")
+    files = {"config.yaml", "model", "model/model.py", "inside", "inside/mod.py",
+             ".kingpost/external_packages/0/pkg.py"}
+    check_layout(parsed.config, files)  # ../lib shipped as entry 0, `inside` uploaded in place
+    with pytest.raises(InvalidArgument, match="external_package_dirs: '../lib' is not in the upload"):
+        check_layout(parsed.config, files - {".kingpost/external_packages/0/pkg.py"})

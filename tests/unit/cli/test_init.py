@@ -24,7 +24,3 @@ def test_init_refuses_a_non_empty_directory(tmp_path: Path) -> None:
         init_truss(tmp_path / "x")
     assert (tmp_path / "x" / "file").read_text() == "keep me"
 
-
-def test_init_names_the_rule_for_a_bad_model_name(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="model name 'bad name!'"):
-        init_truss(tmp_path / "ok", name="bad name!")

@@ -7,6 +7,9 @@ import os
 import tarfile
 from pathlib import Path
 
+import pytest
+
+from kingpost.errors import InvalidArgument
 from kingpost.truss_archive import make_truss_archive
 
 
@@ -68,3 +71,28 @@ def test_same_directory_gives_the_same_bytes(tmp_path: Path) -> None:
     first = make_truss_archive(truss)
     os.utime(truss / "config.yaml", (1, 1))
     assert make_truss_archive(truss) == first
+
+
+def test_external_package_dirs_outside_the_truss_travel_in_the_archive(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    (tmp_path / "libs" / "helper").mkdir(parents=True)
+    (tmp_path / "libs" / "helper" / "__init__.py").write_text("X = 1\n")
+    truss = tmp_path / "truss"
+    (truss / "model").mkdir(parents=True)
+    (truss / "model" / "model.py").write_text("class Model: pass\n")
+    (truss / "config.yaml").write_text("external_package_dirs: [../libs]\n")
+    with tarfile.open(fileobj=io.BytesIO(make_truss_archive(truss))) as tar:
+        names = tar.getnames()
+        assert ".kingpost/external_packages/0/helper/__init__.py" in names
+        member = tar.extractfile(".kingpost/external_packages/0/helper/__init__.py")
+        assert member is not None and member.read() == b"X = 1\n"
+
+
+def test_a_missing_external_package_dir_is_named(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.py").write_text("class Model: pass\n")
+    (tmp_path / "config.yaml").write_text("external_package_dirs: [../nowhere]\n")
+    with pytest.raises(InvalidArgument, match="'../nowhere' is not a directory"):
+        make_truss_archive(tmp_path)

@@ -1,0 +1,192 @@
+"""Truss directories deploy unchanged through the whole platform and answer as truss's server does.
+
+One `kingpost up` for the module; each test pushes a Truss from tests/trusses with the CLI, as a
+user would, and calls it over REST through Envoy (router → runner).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+import msgpack_numpy
+import numpy as np
+import pytest
+
+from tests.e2e.test_up import Up, free_port, proc_stat, descendants, run_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+TRUSSES = Path(__file__).resolve().parents[1] / "trusses"
+
+
+class Platform:
+    def __init__(self, home: Path, rest: int) -> None:
+        self.home = home
+        self.url = f"http://127.0.0.1:{rest}"
+        config = (home / "config.toml").read_text()
+        self.key = next(line.split('"')[1] for line in config.splitlines() if line.startswith("api_key"))
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Api-Key {self.key}"},
+                                 timeout=60.0)
+
+    def push(self, truss: str | Path, *args: str) -> dict[str, Any]:
+        done = run_cli(self.home, "push", str(TRUSSES / truss if isinstance(truss, str) else truss), "--json", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    def predict(self, model: str, body: Any = None, **kw: Any) -> httpx.Response:
+        path = f"/models/{urllib.parse.quote(model)}/development/predict"
+        if body is not None:
+            kw["json"] = body
+        return self.http.post(path, **kw)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("compat") / "home"
+    rest, grpc = free_port(), free_port()
+    up = Up(home, rest, grpc)
+    seen: dict[int, str] = {}
+    try:
+        up.wait_for_curl()
+        platform = Platform(home, rest)
+        yield platform
+        platform.http.close()
+        seen = descendants(up.process.pid)
+        assert up.stop() == 0
+    finally:
+        if up.process.poll() is None or any(proc_stat(p) for p in seen):
+            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
+
+
+def test_echo_deploys_with_its_display_name_config_secrets_and_env(platform: Platform) -> None:
+    result = platform.push("echo")
+    assert result["model"]["name"] == "Test Echo"
+    assert platform.predict("Test Echo", {"a": [1, 2]}).json() == {"a": [1, 2]}
+    described = platform.predict(result["model"]["id"], {"describe": "with_default"}).json()
+    assert described["model_name"] == "Test Echo"
+    assert described["secret"] == "default-value"
+    assert described["env"] == ["true", "42"]
+
+
+def test_async_pre_predict_post(platform: Platform) -> None:
+    platform.push("async_methods")
+    assert platform.predict("Test Async", {"x": 1}).json() == {
+        "postprocess_value": "value", "loaded": True, "preprocess_value": "value", "x": 1}
+
+
+def test_a_generator_streams_chunks_as_they_are_produced(platform: Platform) -> None:
+    platform.push("streaming_sync")
+    assert platform.predict("Test Streaming", {"n": 3}).content == b"012"
+    gathered = platform.predict("Test Streaming", {"n": 3}, headers={"Accept": "application/json"})
+    assert gathered.json() == "012"
+    start = time.perf_counter()
+    arrivals = []
+    with platform.http.stream("POST", "/models/Test%20Streaming/development/predict",
+                              json={"n": 3, "gap": 0.5}) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_raw():
+            arrivals.append((time.perf_counter() - start, chunk))
+    assert b"".join(c for _, c in arrivals) == b"012"
+    assert arrivals[0][0] < 1.0 < arrivals[-1][0], arrivals  # chunk 0 long before the stream ends
+
+
+def test_pydantic_input_is_validated_with_truss_s_message(platform: Platform) -> None:
+    platform.push("pydantic_input")
+    assert platform.predict("Test Pydantic", {"prompt": "hi"}).json() == {"text": "HI", "tokens": 16}
+    bad = platform.predict("Test Pydantic", {"max_tokens": 3})
+    assert bad.status_code == 400
+    assert bad.json()["error"].startswith("Input Parsing Error")
+    assert "prompt" in bad.json()["error"]
+
+
+def test_msgpack_with_a_numpy_array_round_trips_bit_exact(platform: Platform) -> None:
+    platform.push("numpy_msgpack")
+    array = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
+    body = msgpack.packb({"array": array}, default=msgpack_numpy.encode)
+    response = platform.http.post("/models/Test%20Numpy/development/predict", content=body,
+                                  headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    answer = msgpack.unpackb(response.content, object_hook=msgpack_numpy.decode)
+    assert answer["array"].dtype == np.float32 and answer["array"].tobytes() == array.tobytes()
+    assert answer["shape"] == [3, 4]
+
+
+def test_bundled_and_external_packages_are_importable(platform: Platform) -> None:
+    platform.push("bundled_packages")
+    response = platform.predict("Test Bundled Packages", {"name": "kingpost"})
+    assert response.status_code == 200, response.text
+    assert "KINGPOST" in response.json()
+
+
+def test_model_errors_have_truss_s_shapes_and_statuses(platform: Platform) -> None:
+    platform.push("predict_error")
+    crashed = platform.predict("Test Predict Error", {})
+    assert crashed.status_code == 500
+    assert crashed.json() == {"error": "Internal Server Error (in model/chainlet)."}
+    teapot = platform.predict("Test Predict Error", {"status": 418, "detail": "short and stout"})
+    assert teapot.status_code == 418
+    assert teapot.json() == {"error": "short and stout"}
+
+
+def test_predict_concurrency_runs_two_at_a_time(platform: Platform) -> None:
+    platform.push("concurrency")
+    start = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda i: platform.predict("Test Concurrency", {"i": i}), range(4)))
+    elapsed = time.perf_counter() - start
+    assert [r.json() for r in replies] == [{"i": i} for i in range(4)]
+    assert 1.5 < elapsed < 3.5, elapsed  # 4 × 1 s, two at a time
+
+
+def test_a_model_whose_load_raises_ends_failed_with_its_traceback_in_logs(platform: Platform) -> None:
+    done = run_cli(platform.home, "push", str(TRUSSES / "load_failure"))
+    assert done.returncode == 1
+    assert "FAILED" in done.stderr or "failed" in done.stderr, done.stderr
+    logs = run_cli(platform.home, "logs", "Test Load Failure")
+    assert logs.returncode == 0, logs.stderr
+    assert "ValueError: weights are corrupt" in logs.stdout
+    assert "Traceback" in logs.stdout
+
+
+def test_bad_config_fails_the_push_naming_the_key(platform: Platform, tmp_path: Path) -> None:
+    truss = tmp_path / "bad"
+    (truss / "model").mkdir(parents=True)
+    (truss / "model" / "model.py").write_text("class Model:\n    def predict(self, x):\n        return x\n")
+    (truss / "config.yaml").write_text("model_name: bad\nruntime:\n  predict_concurrency: 0\n")
+    done = run_cli(platform.home, "push", str(truss))
+    assert done.returncode == 1
+    assert "runtime.predict_concurrency" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unknown_config_keys_are_accepted_with_a_warning_naming_them(platform: Platform, tmp_path: Path) -> None:
+    truss = tmp_path / "extra"
+    (truss / "model").mkdir(parents=True)
+    (truss / "model" / "model.py").write_text("class Model:\n    def predict(self, x):\n        return x\n")
+    (truss / "config.yaml").write_text("model_name: extra\nmy_own_key: 1\n")
+    result = platform.push(truss)
+    assert any("my_own_key" in w for w in result["warnings"]), result["warnings"]
+    assert platform.predict("extra", [1]).json() == [1]
+
+
+def test_bad_requests_get_json_errors_with_honest_statuses(platform: Platform) -> None:
+    platform.push("echo")
+    unknown = platform.predict("no-such-model", {})
+    assert unknown.status_code == 404 and "no-such-model" in unknown.json()["error"]
+    malformed = platform.http.post("/models/Test%20Echo/development/predict", content=b"{not json",
+                                   headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400 and "Invalid JSON" in malformed.json()["error"]
+    anonymous = httpx.post(f"{platform.url}/models/Test%20Echo/development/predict", json={})
+    assert anonymous.status_code == 401 and "API key" in anonymous.json()["error"]
+    wrong = httpx.post(f"{platform.url}/models/Test%20Echo/development/predict", json={},
+                       headers={"Authorization": "Api-Key kp_nope"})
+    assert wrong.status_code == 401
+    assert platform.http.get("/no/such/route").json()["error"]
