@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -84,33 +83,6 @@ def now_ts() -> Timestamp:
     ts = Timestamp()
     ts.GetCurrentTime()
     return ts
-
-
-def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:  # pragma: no cover
-        return None
-
-
-_LIBC = _libc()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with(parent_pid: int) -> Callable[[], None] | None:
-    """A preexec_fn that has the kernel SIGKILL the child when the agent dies."""
-    if _LIBC is None:
-        return None
-    prctl = _LIBC.prctl
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the agent died between fork and prctl
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
 
 
 def _kill_group(pgid: int, sig: int) -> None:
@@ -243,6 +215,10 @@ class ReplicaSupervisor:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("KINGPOST_ENVIRONMENT", None)
+        # The runner asks the kernel to kill it when this agent dies (PR_SET_PDEATHSIG). It does so
+        # itself: a preexec_fn would run Python between fork and exec in a process full of gRPC
+        # threads, which crashed runners (SIGSEGV before they wrote a line).
+        env["KINGPOST_PARENT_PID"] = str(os.getpid())
         if r.spec.environment:
             env["KINGPOST_ENVIRONMENT"] = r.spec.environment
         return await asyncio.create_subprocess_exec(
@@ -250,7 +226,7 @@ class ReplicaSupervisor:
             "--truss", str(truss_dir), "--port", str(r.port), "--host", self._bind_host,
             cwd=truss_dir, env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, preexec_fn=_die_with(os.getpid()), limit=STREAM_LIMIT,
+            start_new_session=True, limit=STREAM_LIMIT,
         )
 
     async def _wait_ready(self, r: Replica, spawned_at: float) -> bool:
