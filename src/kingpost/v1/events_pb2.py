@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/events.proto\x12\x0bkingpost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x01\n\nBuildEvent\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.kingpost.v1.BuildState\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\x0cReplicaEvent\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.kingpost.v1.ReplicaState\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb7\x01\n\rNodeHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x1e\n\x04gpus\x18\x05 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12\x13\n\x0breplica_ids\x18\x06 \x03(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x03Gpu\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\"\x87\x01\n\x11\x43oncurrencySample\x12\x11\n\trouter_id\x18\x01 \x01(\t\x12\x37\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\".kingpost.v1.DeploymentConcurrency\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x15\x44\x65ploymentConcurrency\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06queued\x18\x03 \x01(\x05\"\x9b\x01\n\x07LogLine\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\x12\n\nreplica_id\x18\x05 \x01(\t\x12\r\n\x05level\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t*v\n\nBuildState\x12\x1b\n\x17\x42UILD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42UILD_STATE_BUILDING\x10\x01\x12\x19\n\x15\x42UILD_STATE_SUCCEEDED\x10\x02\x12\x16\n\x12\x42UILD_STATE_FAILED\x10\x03*\x97\x01\n\x0cReplicaState\x12\x1d\n\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLICA_STATE_STARTING\x10\x01\x12\x17\n\x13REPLICA_STATE_READY\x10\x02\x12\x18\n\x14REPLICA_STATE_FAILED\x10\x03\x12\x19\n\x15REPLICA_STATE_STOPPED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/events.proto\x12\x0bkingpost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x01\n\nBuildEvent\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.kingpost.v1.BuildState\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\x0cReplicaEvent\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.kingpost.v1.ReplicaState\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb7\x01\n\rNodeHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x1e\n\x04gpus\x18\x05 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12\x13\n\x0breplica_ids\x18\x06 \x03(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x03Gpu\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\"\x87\x01\n\x11\x43oncurrencySample\x12\x11\n\trouter_id\x18\x01 \x01(\t\x12\x37\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\".kingpost.v1.DeploymentConcurrency\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x15\x44\x65ploymentConcurrency\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06queued\x18\x03 \x01(\x05\"Z\n\tScalePoke\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x05\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9b\x01\n\x07LogLine\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\x12\n\nreplica_id\x18\x05 \x01(\t\x12\r\n\x05level\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t*v\n\nBuildState\x12\x1b\n\x17\x42UILD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42UILD_STATE_BUILDING\x10\x01\x12\x19\n\x15\x42UILD_STATE_SUCCEEDED\x10\x02\x12\x16\n\x12\x42UILD_STATE_FAILED\x10\x03*\x97\x01\n\x0cReplicaState\x12\x1d\n\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLICA_STATE_STARTING\x10\x01\x12\x17\n\x13REPLICA_STATE_READY\x10\x02\x12\x18\n\x14REPLICA_STATE_FAILED\x10\x03\x12\x19\n\x15REPLICA_STATE_STOPPED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kingpost.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BUILDSTATE']._serialized_start=1030
-  _globals['_BUILDSTATE']._serialized_end=1148
-  _globals['_REPLICASTATE']._serialized_start=1151
-  _globals['_REPLICASTATE']._serialized_end=1302
+  _globals['_BUILDSTATE']._serialized_start=1122
+  _globals['_BUILDSTATE']._serialized_end=1240
+  _globals['_REPLICASTATE']._serialized_start=1243
+  _globals['_REPLICASTATE']._serialized_end=1394
   _globals['_BUILDEVENT']._serialized_start=75
   _globals['_BUILDEVENT']._serialized_end=227
   _globals['_REPLICAEVENT']._serialized_start=230
@@ -48,6 +48,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONCURRENCYSAMPLE']._serialized_end=787
   _globals['_DEPLOYMENTCONCURRENCY']._serialized_start=789
   _globals['_DEPLOYMENTCONCURRENCY']._serialized_end=870
-  _globals['_LOGLINE']._serialized_start=873
-  _globals['_LOGLINE']._serialized_end=1028
+  _globals['_SCALEPOKE']._serialized_start=872
+  _globals['_SCALEPOKE']._serialized_end=962
+  _globals['_LOGLINE']._serialized_start=965
+  _globals['_LOGLINE']._serialized_end=1120
 # @@protoc_insertion_point(module_scope)

@@ -112,6 +112,16 @@ class DeploymentConcurrency(_message.Message):
     queued: int
     def __init__(self, deployment_id: _Optional[str] = ..., in_flight: _Optional[int] = ..., queued: _Optional[int] = ...) -> None: ...
 
+class ScalePoke(_message.Message):
+    __slots__ = ("deployment_id", "queued", "at")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    queued: int
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, deployment_id: _Optional[str] = ..., queued: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class LogLine(_message.Message):
     __slots__ = ("at", "source", "build_id", "deployment_id", "replica_id", "level", "text")
     AT_FIELD_NUMBER: _ClassVar[int]

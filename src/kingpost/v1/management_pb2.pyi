@@ -240,3 +240,238 @@ class NodeStatus(_message.Message):
     replica_ids: _containers.RepeatedScalarFieldContainer[str]
     last_seen: _timestamp_pb2.Timestamp
     def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[_events_pb2.Gpu, _Mapping]]] = ..., replica_ids: _Optional[_Iterable[str]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class DeleteModelRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class DeleteModelResponse(_message.Message):
+    __slots__ = ("success",)
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+
+class ActivateDeploymentRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
+
+class ActivateDeploymentResponse(_message.Message):
+    __slots__ = ("success",)
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+
+class DeactivateDeploymentRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
+
+class DeactivateDeploymentResponse(_message.Message):
+    __slots__ = ("success",)
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+
+class UpdateDeploymentRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id", "name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    name: str
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class UpdateDeploymentResponse(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: Deployment
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+
+class DeleteDeploymentRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDeploymentResponse(_message.Message):
+    __slots__ = ("success",)
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+
+class PromoteDeploymentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name", "deployment_id", "scale_down_previous_deployment", "scale_down_previous_production", "preserve_env_instance_type")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCALE_DOWN_PREVIOUS_DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    SCALE_DOWN_PREVIOUS_PRODUCTION_FIELD_NUMBER: _ClassVar[int]
+    PRESERVE_ENV_INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    deployment_id: str
+    scale_down_previous_deployment: bool
+    scale_down_previous_production: bool
+    preserve_env_instance_type: bool
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., deployment_id: _Optional[str] = ..., scale_down_previous_deployment: _Optional[bool] = ..., scale_down_previous_production: _Optional[bool] = ..., preserve_env_instance_type: _Optional[bool] = ...) -> None: ...
+
+class PromoteDeploymentResponse(_message.Message):
+    __slots__ = ("deployment",)
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: Deployment
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+
+class EnvironmentAutoscalingPatch(_message.Message):
+    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage")
+    MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SCALE_DOWN_DELAY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    min_replica: int
+    max_replica: int
+    autoscaling_window: int
+    scale_down_delay: int
+    concurrency_target: int
+    target_utilization_percentage: int
+    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ...) -> None: ...
+
+class Environment(_message.Message):
+    __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic")
+    class TrafficEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTING_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    created_at: _timestamp_pb2.Timestamp
+    model_id: str
+    current_deployment: Deployment
+    autoscaling_settings: AutoscalingSettings
+    promoting_deployment_id: str
+    promotion_failure: str
+    traffic: _containers.ScalarMap[str, int]
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[Deployment, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class ListEnvironmentsRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ListEnvironmentsResponse(_message.Message):
+    __slots__ = ("environments",)
+    ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
+    environments: _containers.RepeatedCompositeFieldContainer[Environment]
+    def __init__(self, environments: _Optional[_Iterable[_Union[Environment, _Mapping]]] = ...) -> None: ...
+
+class CreateEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "name", "autoscaling_settings")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    name: str
+    autoscaling_settings: EnvironmentAutoscalingPatch
+    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ...) -> None: ...
+
+class CreateEnvironmentResponse(_message.Message):
+    __slots__ = ("environment",)
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    environment: Environment
+    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
+
+class GetEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
+
+class GetEnvironmentResponse(_message.Message):
+    __slots__ = ("environment",)
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    environment: Environment
+    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
+
+class UpdateEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name", "autoscaling_settings")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    autoscaling_settings: EnvironmentAutoscalingPatch
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ...) -> None: ...
+
+class UpdateEnvironmentResponse(_message.Message):
+    __slots__ = ("environment",)
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    environment: Environment
+    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
+
+class DeleteEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
+
+class DeleteEnvironmentResponse(_message.Message):
+    __slots__ = ("success",)
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+
+class UpdateAutoscalingSettingsRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id", "min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SCALE_DOWN_DELAY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    min_replica: int
+    max_replica: int
+    autoscaling_window: int
+    scale_down_delay: int
+    concurrency_target: int
+    target_utilization_percentage: int
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ...) -> None: ...
+
+class UpdateAutoscalingSettingsResponse(_message.Message):
+    __slots__ = ("status", "message")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    message: str
+    def __init__(self, status: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...

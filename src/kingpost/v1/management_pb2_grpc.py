@@ -87,6 +87,66 @@ class ManagementServiceStub:
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeleteModel',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
+        self.ActivateDeployment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ActivateDeployment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.FromString,
+                _registered_method=True)
+        self.DeactivateDeployment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeactivateDeployment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
+                _registered_method=True)
+        self.UpdateDeployment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/UpdateDeployment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.FromString,
+                _registered_method=True)
+        self.DeleteDeployment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeleteDeployment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteDeploymentResponse.FromString,
+                _registered_method=True)
+        self.PromoteDeployment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/PromoteDeployment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.FromString,
+                _registered_method=True)
+        self.ListEnvironments = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ListEnvironments',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ListEnvironmentsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ListEnvironmentsResponse.FromString,
+                _registered_method=True)
+        self.CreateEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/CreateEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.FromString,
+                _registered_method=True)
+        self.GetEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/GetEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.FromString,
+                _registered_method=True)
+        self.UpdateEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/UpdateEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
+                _registered_method=True)
+        self.DeleteEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeleteEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentResponse.FromString,
+                _registered_method=True)
+        self.UpdateAutoscalingSettings = channel.unary_unary(
+                '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServiceServicer:
@@ -160,6 +220,92 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteModel(self, request, context):
+        """DeleteModel deletes the model, its deployments and environments.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateDeployment(self, request, context):
+        """ActivateDeployment brings an inactive deployment back (replicas start).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeactivateDeployment(self, request, context):
+        """DeactivateDeployment stops its compute and keeps its configuration;
+        requests to it answer 404 until it is activated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDeployment(self, request, context):
+        """UpdateDeployment renames a published deployment (cosmetic: its id,
+        and so every API path, stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDeployment(self, request, context):
+        """DeleteDeployment deletes it for good; an environment's current
+        deployment must be replaced first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteDeployment(self, request, context):
+        """PromoteDeployment makes a deployment an environment's current one: a
+        candidate is made ready, then replaces the current one atomically.
+        Returns the candidate; poll GetEnvironment for the swap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEnvironments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEnvironment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEnvironment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateEnvironment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEnvironment(self, request, context):
+        """DeleteEnvironment deletes a custom environment (never production).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAutoscalingSettings(self, request, context):
+        """UpdateAutoscalingSettings changes a deployment's autoscaling settings;
+        fields left out keep their value. Development deployments refuse changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +358,66 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.GetStatusRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteModelRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'ActivateDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.SerializeToString,
+            ),
+            'DeactivateDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.SerializeToString,
+            ),
+            'UpdateDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.SerializeToString,
+            ),
+            'DeleteDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeleteDeploymentResponse.SerializeToString,
+            ),
+            'PromoteDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.SerializeToString,
+            ),
+            'ListEnvironments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEnvironments,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ListEnvironmentsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ListEnvironmentsResponse.SerializeToString,
+            ),
+            'CreateEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.SerializeToString,
+            ),
+            'GetEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.SerializeToString,
+            ),
+            'UpdateEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.SerializeToString,
+            ),
+            'DeleteEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentResponse.SerializeToString,
+            ),
+            'UpdateAutoscalingSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAutoscalingSettings,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -487,6 +693,330 @@ class ManagementService:
             '/kingpost.v1.ManagementService/GetStatus',
             kingpost_dot_v1_dot_management__pb2.GetStatusRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeleteModel',
+            kingpost_dot_v1_dot_management__pb2.DeleteModelRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ActivateDeployment',
+            kingpost_dot_v1_dot_management__pb2.ActivateDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeactivateDeployment',
+            kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/UpdateDeployment',
+            kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeleteDeployment',
+            kingpost_dot_v1_dot_management__pb2.DeleteDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeleteDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/PromoteDeployment',
+            kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEnvironments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ListEnvironments',
+            kingpost_dot_v1_dot_management__pb2.ListEnvironmentsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ListEnvironmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/CreateEnvironment',
+            kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/GetEnvironment',
+            kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/UpdateEnvironment',
+            kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeleteEnvironment',
+            kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAutoscalingSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
+            kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,20 +59,44 @@ class WeightedDeployment(_message.Message):
     def __init__(self, deployment_id: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class DeploymentRoute(_message.Message):
-    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status", "status_reason")
+    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status", "status_reason", "backpressure_policy", "cold_start_timeout_seconds", "autoscaling")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     active: bool
     predict_concurrency: int
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaRoute]
     status: str
     status_reason: str
-    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ...) -> None: ...
+    backpressure_policy: str
+    cold_start_timeout_seconds: float
+    autoscaling: DeploymentAutoscaling
+    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[float] = ..., autoscaling: _Optional[_Union[DeploymentAutoscaling, _Mapping]] = ...) -> None: ...
+
+class DeploymentAutoscaling(_message.Message):
+    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "desired_replicas")
+    MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SCALE_DOWN_DELAY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    min_replica: int
+    max_replica: int
+    autoscaling_window: int
+    scale_down_delay: int
+    concurrency_target: int
+    target_utilization_percentage: int
+    desired_replicas: int
+    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., desired_replicas: _Optional[int] = ...) -> None: ...
 
 class ReplicaRoute(_message.Message):
     __slots__ = ("replica_id", "address")
@@ -95,3 +119,17 @@ class ScaleDeploymentResponse(_message.Message):
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     replicas: int
     def __init__(self, replicas: _Optional[int] = ...) -> None: ...
+
+class DeactivateIdleDeploymentRequest(_message.Message):
+    __slots__ = ("deployment_id", "idle_seconds")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    idle_seconds: float
+    def __init__(self, deployment_id: _Optional[str] = ..., idle_seconds: _Optional[float] = ...) -> None: ...
+
+class DeactivateIdleDeploymentResponse(_message.Message):
+    __slots__ = ("deactivated",)
+    DEACTIVATED_FIELD_NUMBER: _ClassVar[int]
+    deactivated: bool
+    def __init__(self, deactivated: _Optional[bool] = ...) -> None: ...

@@ -46,6 +46,11 @@ class SchedulerServiceStub:
                 request_serializer=kingpost_dot_v1_dot_scheduler__pb2.ScaleDeploymentRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_scheduler__pb2.ScaleDeploymentResponse.FromString,
                 _registered_method=True)
+        self.DeactivateIdleDeployment = channel.unary_unary(
+                '/kingpost.v1.SchedulerService/DeactivateIdleDeployment',
+                request_serializer=kingpost_dot_v1_dot_scheduler__pb2.DeactivateIdleDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_scheduler__pb2.DeactivateIdleDeploymentResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -68,6 +73,14 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeactivateIdleDeployment(self, request, context):
+        """DeactivateIdleDeployment deactivates a deployment scaled to zero that has had no
+        traffic for a long time (the autoscaler's call; Baseten: two weeks).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +93,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ScaleDeployment,
                     request_deserializer=kingpost_dot_v1_dot_scheduler__pb2.ScaleDeploymentRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_scheduler__pb2.ScaleDeploymentResponse.SerializeToString,
+            ),
+            'DeactivateIdleDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateIdleDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_scheduler__pb2.DeactivateIdleDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_scheduler__pb2.DeactivateIdleDeploymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +156,33 @@ class SchedulerService:
             '/kingpost.v1.SchedulerService/ScaleDeployment',
             kingpost_dot_v1_dot_scheduler__pb2.ScaleDeploymentRequest.SerializeToString,
             kingpost_dot_v1_dot_scheduler__pb2.ScaleDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateIdleDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.SchedulerService/DeactivateIdleDeployment',
+            kingpost_dot_v1_dot_scheduler__pb2.DeactivateIdleDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_scheduler__pb2.DeactivateIdleDeploymentResponse.FromString,
             options,
             channel_credentials,
             insecure,
