@@ -3,8 +3,8 @@
 Two replicas drawn at random, the one with fewer requests outstanding wins. That avoids the
 herd that "always the least loaded" causes when several routers share stale counts, and it
 costs two draws instead of a scan. `predict_concurrency` (how many requests a replica runs at
-once) is respected where possible: if both draws are full, the least loaded replica with a free
-slot is taken; if every replica is full, the least loaded one anyway (the runner queues it).
+once) is a hard limit: if both draws are full, the least loaded replica with a free slot is
+taken; if every replica is full (or there is none), the answer is None and the request waits.
 """
 
 from __future__ import annotations
@@ -22,13 +22,17 @@ def choose(
     outstanding: Mapping[str, int],
     rng: Callable[[int], int],
     predict_concurrency: int = 0,
-) -> R:
-    """`outstanding` is keyed by replica id (absent = 0); `rng(n)` returns an int in [0, n)."""
+) -> R | None:
+    """`outstanding` is keyed by replica id (absent = 0); `rng(n)` returns an int in [0, n);
+    `predict_concurrency` 0 means no limit."""
     n = len(replicas)
     if n == 1:
-        return replicas[0]
+        only = replicas[0]
+        if predict_concurrency <= 0 or outstanding.get(only.replica_id, 0) < predict_concurrency:
+            return only
+        return None
     if n == 0:
-        raise ValueError("choose() needs at least one replica")
+        return None
     i = rng(n)
     j = rng(n - 1)
     if j >= i:  # a second, distinct replica, uniformly
@@ -39,4 +43,5 @@ def choose(
     best, load = (a, load_a) if load_a <= load_b else (b, load_b)
     if predict_concurrency <= 0 or load < predict_concurrency:
         return best
-    return min(replicas, key=lambda r: outstanding.get(r.replica_id, 0))
+    least = min(replicas, key=lambda r: outstanding.get(r.replica_id, 0))
+    return least if outstanding.get(least.replica_id, 0) < predict_concurrency else None

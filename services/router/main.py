@@ -29,6 +29,7 @@ async def _serve(settings: RouterSettings) -> None:
     keys = KeyCache()
     router = RouterServicer(settings, keys)
     bus = await EventBus.connect(settings.nats_url, settings.router_id)
+    router.bus = bus
 
     async def follow_routes() -> None:
         await watch_routes(settings.scheduler_address, router.apply_table,

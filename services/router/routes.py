@@ -20,6 +20,10 @@ from kingpost.v1 import scheduler_pb2
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 HOST_KEY = "x-kingpost-host"
+REJECT_ON_FULL = "reject_on_full"
+# A routable deployment in one of these states with no ready replica holds requests until one is
+# ready (it is scaled to zero or waking up); any other state without replicas answers 503 at once.
+HOLD_STATUSES = frozenset({"ACTIVE", "SCALED_TO_ZERO", "WAKING_UP"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,15 @@ class Deployment:
     predict_concurrency: int
     # Ready replicas only; empty while building, deploying or scaled to zero.
     replicas: tuple[Replica, ...]
+    # 429 at once when every replica is full, instead of waiting in the queue.
+    reject_on_full: bool = False
+    # Seconds to hold requests while no replica is ready; 0 = the router's default.
+    cold_start_timeout_seconds: float = 0.0
+
+    @property
+    def holds(self) -> bool:
+        """True when requests wait for a replica rather than answer 503 (scaled to zero, waking up)."""
+        return self.active and self.status in HOLD_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +78,18 @@ class RouteSnapshot:
     by_id: Mapping[str, Model]
     by_name: Mapping[str, Model]
     api_key_sha256: frozenset[str]
+    # Every deployment of every model, by id.
+    by_deployment: Mapping[str, Deployment]
 
     @classmethod
     def empty(cls) -> RouteSnapshot:
-        return cls(0, MappingProxyType({}), MappingProxyType({}), frozenset())
+        return cls(0, MappingProxyType({}), MappingProxyType({}), frozenset(), MappingProxyType({}))
 
     @classmethod
     def from_table(cls, table: scheduler_pb2.RouteTable) -> RouteSnapshot:
         by_id: dict[str, Model] = {}
         by_name: dict[str, Model] = {}
+        by_deployment: dict[str, Deployment] = {}
         for m in table.models:
             deployments = {
                 d.deployment_id: Deployment(
@@ -85,9 +101,12 @@ class RouteSnapshot:
                     status_reason=d.status_reason,
                     predict_concurrency=max(0, d.predict_concurrency),
                     replicas=tuple(Replica(r.replica_id, r.address) for r in d.replicas),
+                    reject_on_full=d.backpressure_policy == REJECT_ON_FULL,
+                    cold_start_timeout_seconds=max(0.0, d.cold_start_timeout_seconds),
                 )
                 for d in m.deployments
             }
+            by_deployment.update(deployments)
             environments = {
                 e.name: Environment(e.name, tuple((w.deployment_id, w.weight) for w in e.deployments))
                 for e in m.environments
@@ -103,7 +122,7 @@ class RouteSnapshot:
             if m.name:
                 by_name[m.name] = model
         return cls(table.version, MappingProxyType(by_id), MappingProxyType(by_name),
-                   frozenset(table.api_key_sha256))
+                   frozenset(table.api_key_sha256), MappingProxyType(by_deployment))
 
     def addresses(self) -> frozenset[str]:
         """Every replica address in the table: the runners the router keeps a channel to."""
@@ -112,7 +131,7 @@ class RouteSnapshot:
         )
 
     def deployments(self) -> list[Deployment]:
-        return [d for m in self.by_id.values() for d in m.deployments.values()]
+        return list(self.by_deployment.values())
 
 
 def model_from_host(host: str) -> str:
@@ -139,7 +158,8 @@ def resolve(
     *,
     rng: Callable[[], float] = random.random,
 ) -> Deployment:
-    """The ready deployment a request goes to, or the error the caller sees.
+    """The deployment a request goes to, or the error the caller sees. It has ready replicas,
+    or none while it `holds` (scaled to zero, waking up): the caller waits for one.
 
     Exactly one of `target` ("development" / "production"), `environment` or `deployment_id`
     names the deployment; none at all means production, as on Baseten.
@@ -173,7 +193,7 @@ def resolve(
 
     if not deployment.active:
         raise NotFound(f"deployment '{deployment.deployment_id}' of model '{key}' is inactive")
-    if not deployment.replicas:
+    if not deployment.replicas and not deployment.holds:
         status = deployment.status or "no ready replica"
         if deployment.status_reason:
             status = f"{status}: {deployment.status_reason}"

@@ -1,8 +1,16 @@
-"""InferenceService.Predict: resolve → pick a replica → forward the bytes → stream the chunks back.
+"""InferenceService.Predict: resolve → take a replica slot → forward the bytes → stream the chunks back.
 
 The hot path reads one immutable `RouteSnapshot`, a dict of cached channels and two counters;
 it parses no body, opens no channel and starts no task. Everything else (route-table updates,
 channel churn, concurrency samples) happens in the background loops below.
+
+Capacity: a replica takes at most `predict_concurrency` requests from this router at once. When
+every replica of a deployment is full, a request waits in the deployment's FIFO queue (bounded:
+429 beyond it; or 429 at once under `reject_on_full`) and is handed a slot the moment one frees.
+A deployment that is routable but has no ready replica (scaled to zero, waking up) holds requests
+in the same queue, pokes the autoscaler (`ScalePoke`, once a second while they wait), and releases
+them when a route table with a replica arrives — or answers 503 after its cold-start timeout.
+Time in the queue counts toward the request's deadline.
 
 Runner errors travel back unchanged (code, details, trailing metadata with `x-http-status`):
 this servicer is the one place that talks raw gRPC to runners rather than through
@@ -13,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 from google.api import httpbody_pb2
@@ -23,8 +33,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kingpost import errors, rpc
 from kingpost.auth import KeyCache
-from kingpost.errors import DeadlineExceeded, KingpostError, ModelError, PayloadTooLarge, Unavailable
-from kingpost.events import EventBus, concurrency_subject
+from kingpost.errors import (DeadlineExceeded, KingpostError, ModelError, NotFound, PayloadTooLarge,
+                             TooManyRequests, Unavailable)
+from kingpost.events import EventBus, concurrency_subject, scale_poke_subject
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2
 from kingpost_router import metrics
@@ -39,10 +50,12 @@ FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-re
 
 # A runner that comes back on the same address is reachable within a second, not gRPC's
 # default reconnect backoff of up to two minutes (calls fail fast while a channel backs off).
+# No transparent retries inside gRPC: the router retries itself, and only before anything was sent;
+# gRPC's retry machinery also costs every call CPU.
 _RUNNER_CHANNEL_OPTIONS = (*rpc.CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", 200),
-                           ("grpc.max_reconnect_backoff_ms", 1000))
+                           ("grpc.max_reconnect_backoff_ms", 1000), ("grpc.enable_retries", 0))
+_perf_counter = time.perf_counter
 
-_OK = grpc.StatusCode.OK
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 _DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 
@@ -68,11 +81,24 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         # (the autoscaler's). Plain ints mutated on one event loop: no locks needed.
         self.outstanding: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
+        # Requests waiting for a slot, per deployment id; absent when none wait. Each future is
+        # handed the replica whose slot it got.
+        self._queues: dict[str, deque[asyncio.Future[Replica]]] = {}
+        # Set by main once NATS is up: where hold-at-zero pokes go (none in some tests).
+        self.bus: EventBus | None = None
+        self.poke_interval = 1.0
+        self._poking: dict[str, asyncio.Task[None]] = {}
         rand = random.Random(seed)
         self._random: Callable[[], float] = rand.random
         self._randrange: Callable[[int], int] = rand.randrange
-        self._codes = {code: metrics.REQUESTS.labels(code.name) for code in grpc.StatusCode}
+        self._max_body = settings.max_body_bytes
+        self._timeout = settings.request_timeout_seconds
         metrics.IN_FLIGHT.set_function(lambda: sum(self.in_flight.values()))
+        metrics.QUEUED.set_function(lambda: sum(len(q) for q in self._queues.values()))
+
+    def queued(self, deployment_id: str) -> int:
+        """Requests waiting for a slot of this deployment now."""
+        return len(self._queues.get(deployment_id, ()))
 
     @property
     def snapshot(self) -> RouteSnapshot:
@@ -92,6 +118,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._snapshot = snapshot
         for upstream in removed:
             self._close_later(upstream)
+        for deployment_id in list(self._queues):  # new replicas release held requests at once
+            self._dispatch(deployment_id)
         log.info("route table v%d: %d models, %d runner channels (%d closed)",
                  snapshot.version, len(snapshot.by_id), len(self._upstreams), len(removed))
 
@@ -103,6 +131,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        for task in list(self._poking.values()):
+            task.cancel()
         upstreams, self._upstreams = list(self._upstreams.values()), {}
         await asyncio.gather(*(u.channel.close(grace=None) for u in upstreams), *self._closing,
                              return_exceptions=True)
@@ -121,7 +151,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             if deployment.active:
                 seen.add(deployment.deployment_id)
                 sample.deployments.add(deployment_id=deployment.deployment_id,
-                                       in_flight=self.in_flight.get(deployment.deployment_id, 0))
+                                       in_flight=self.in_flight.get(deployment.deployment_id, 0),
+                                       queued=self.queued(deployment.deployment_id))
         for deployment_id, count in self.in_flight.items():
             if deployment_id not in seen and count:
                 sample.deployments.add(deployment_id=deployment_id, in_flight=count)
@@ -142,71 +173,207 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def Predict(
         self, request: inference_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        started = time.perf_counter()
-        code = _OK
+        # One generator frame between the client and the runner's stream on the fast path
+        # (each frame costs every chunk a resumption); metrics are plain additions.
+        started = _perf_counter()
+        code = "OK"
         try:
-            async for chunk in self._predict(request, context):
-                yield chunk
+            body = request.body
+            if len(body.data) > self._max_body:
+                raise PayloadTooLarge(f"request body is {len(body.data)} bytes; the limit is {self._max_body}")
+            host = ""
+            forwarded = []
+            for key, value in context.invocation_metadata() or ():
+                if key in FORWARDED_KEYS:
+                    forwarded.append((key, value))
+                elif key == HOST_KEY:
+                    host = value
+            deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
+                                 request.deployment_id, host, rng=self._random)
+            timeout = self._timeout
+            remaining = context.time_remaining()
+            if remaining is not None and remaining < timeout:
+                timeout = remaining
+            replica = None
+            if not self._queues.get(deployment.deployment_id):  # FIFO: nobody is waiting ahead
+                replica = self._take(deployment.replicas, deployment.predict_concurrency)
+            if replica is None:
+                waited_from = time.monotonic()
+                replica = await self._wait_for_slot(deployment, timeout)
+                timeout = max(0.001, timeout - (time.monotonic() - waited_from))
+            upstream_request = runner_pb2.RunnerPredictRequest(body=body)
+            try:
+                async for chunk in self._forward(deployment, replica, upstream_request, forwarded, timeout):
+                    yield chunk
+            except _NotConnected as first:
+                async for chunk in self._retry(deployment, replica, first, upstream_request, forwarded, timeout):
+                    yield chunk
         except KingpostError as err:
-            code = err.grpc_code
+            code = err.grpc_code.name
             await errors.grpc_abort(context, err)
         except _Passthrough as p:
-            code = p.error.code()
+            status = p.error.code()
+            code = status.name
             context.set_trailing_metadata(tuple(p.error.trailing_metadata() or ()))
-            await context.abort(code, p.error.details() or "")
+            await context.abort(status, p.error.details() or "")
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
+            code = "CANCELLED"
             raise
         except Exception:  # a bug here: grpc answers UNKNOWN and logs it; count it honestly
-            code = grpc.StatusCode.UNKNOWN
+            code = "UNKNOWN"
             raise
         finally:
-            self._codes[code].inc()
-            metrics.REQUEST_SECONDS.observe(time.perf_counter() - started)
+            metrics.REQUESTS.observe(code, _perf_counter() - started)
 
-    async def _predict(
-        self, request: inference_pb2.PredictRequest, context: grpc.aio.ServicerContext
+    async def _retry(
+        self,
+        deployment: Deployment,
+        first_replica: Replica,
+        first: _NotConnected,
+        upstream_request: runner_pb2.RunnerPredictRequest,
+        forwarded: list[tuple[str, str]],
+        timeout: float,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        body = request.body
-        if len(body.data) > self._settings.max_body_bytes:
-            raise PayloadTooLarge(
-                f"request body is {len(body.data)} bytes; the limit is {self._settings.max_body_bytes}"
-            )
-        host = ""
-        forwarded = []
-        for key, value in context.invocation_metadata() or ():
-            if key in FORWARDED_KEYS:
-                forwarded.append((key, value))
-            elif key == HOST_KEY:
-                host = value
-        snapshot = self._snapshot
-        deployment = resolve(snapshot, request.model_id, request.target, request.environment,
-                             request.deployment_id, host, rng=self._random)
-        timeout = self._settings.request_timeout_seconds
-        remaining = context.time_remaining()
-        if remaining is not None and remaining < timeout:
-            timeout = remaining
-        upstream_request = runner_pb2.RunnerPredictRequest(body=body)
-
-        replica = choose(deployment.replicas, self.outstanding, self._randrange,
-                         deployment.predict_concurrency)
+        """Nothing reached the first runner, so the model has not run: one more try elsewhere."""
+        others = tuple(r for r in deployment.replicas if r.replica_id != first_replica.replica_id)
+        if not others:
+            raise Unavailable(f"deployment '{deployment.deployment_id}': no replica is reachable "
+                              f"({first.detail})")
+        metrics.RETRIES.inc()
+        retry = self._take(others, deployment.predict_concurrency)
+        if retry is None:  # the others are full: wait for a slot like any request
+            retry = await self._wait_for_slot(deployment, timeout)
         try:
-            async for chunk in self._forward(deployment, replica, upstream_request, forwarded, timeout):
+            async for chunk in self._forward(deployment, retry, upstream_request, forwarded, timeout):
                 yield chunk
-        except _NotConnected as first:
-            # Nothing reached the runner, so the model has not run: one more try elsewhere.
-            others = tuple(r for r in deployment.replicas if r.replica_id != replica.replica_id)
-            if not others:
-                raise Unavailable(f"deployment '{deployment.deployment_id}': no replica is reachable "
-                                  f"({first.detail})") from None
-            metrics.RETRIES.inc()
-            retry = choose(others, self.outstanding, self._randrange, deployment.predict_concurrency)
+        except _NotConnected as second:
+            raise Unavailable(f"deployment '{deployment.deployment_id}': no replica is reachable "
+                              f"({second.detail})") from None
+
+    # -- slots and the queue -----------------------------------------------------------------
+
+    def _take(self, replicas: Sequence[Replica], limit: int) -> Replica | None:
+        """A replica with a free slot, its slot taken; None when every one is full."""
+        replica = choose(replicas, self.outstanding, self._randrange, limit)
+        if replica is not None:
+            rid = replica.replica_id
+            self.outstanding[rid] = self.outstanding.get(rid, 0) + 1
+        return replica
+
+    def _release(self, deployment_id: str, replica_id: str) -> None:
+        _decrement(self.outstanding, replica_id)
+        if deployment_id in self._queues:
+            self._dispatch(deployment_id)
+
+    def _dispatch(self, deployment_id: str) -> None:
+        """Hand free slots to the waiting requests, oldest first (after a release or a new table)."""
+        queue = self._queues.get(deployment_id)
+        if queue is None:
+            return
+        deployment = self._snapshot.by_deployment.get(deployment_id)
+        if deployment is None or not deployment.active:
+            self._fail_queue(deployment_id, NotFound(
+                f"deployment '{deployment_id}' was removed or deactivated while requests waited for it"))
+            return
+        if not deployment.replicas and not deployment.holds:
+            self._fail_queue(deployment_id, Unavailable(
+                f"deployment '{deployment_id}' is not ready (status: {deployment.status or 'no ready replica'})"))
+            return
+        while queue:
+            if queue[0].done():  # defensive: waiters remove their own future when they give up
+                queue.popleft()
+                continue
+            replica = self._take(deployment.replicas, deployment.predict_concurrency)
+            if replica is None:
+                break
+            queue.popleft().set_result(replica)
+        if not queue:
+            del self._queues[deployment_id]
+
+    def _fail_queue(self, deployment_id: str, err: KingpostError) -> None:
+        for waiter in self._queues.pop(deployment_id, ()):
+            if not waiter.done():
+                waiter.set_exception(err)
+
+    async def _wait_for_slot(self, deployment: Deployment, timeout: float) -> Replica:
+        """Wait in the deployment's queue until a slot is handed over; the replica, slot taken."""
+        did = deployment.deployment_id
+        queue = self._queues.get(did)
+        waiting = len(queue) if queue else 0
+        if deployment.replicas and deployment.reject_on_full:
+            raise TooManyRequests(
+                f"deployment '{did}' is at its limit: every replica runs {deployment.predict_concurrency} "
+                f"requests at once (predict_concurrency) and its back-pressure policy is reject_on_full")
+        limit = self._settings.max_queue_per_deployment
+        if waiting >= limit:
+            raise TooManyRequests(
+                f"deployment '{did}' is at its limit: {waiting} requests already wait for a replica "
+                f"(queue limit {limit})")
+        if queue is None:
+            queue = self._queues[did] = deque()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Replica] = loop.create_future()
+        queue.append(waiter)
+        start = loop.time()
+        deadline_at = start + timeout
+        cold_limit = deployment.cold_start_timeout_seconds or self._settings.cold_start_timeout_seconds
+        hold_until = math.inf
+        if not deployment.replicas:
+            hold_until = start + cold_limit
+            self._poke(did)
+        try:
+            while True:
+                await asyncio.wait((waiter,), timeout=max(0.0, min(deadline_at, hold_until) - loop.time()))
+                if waiter.done():
+                    return waiter.result()
+                current = self._snapshot.by_deployment.get(did)
+                if loop.time() >= deadline_at:
+                    if current is None or not current.replicas:
+                        raise Unavailable(f"deployment '{did}' had no ready replica within the request "
+                                          f"timeout of {timeout:g} s")
+                    raise DeadlineExceeded(
+                        f"no replica of deployment '{did}' was free within {timeout:g} s (waited in the queue)")
+                if current is None or not current.replicas:
+                    raise Unavailable(f"deployment '{did}' was not ready within the cold-start timeout "
+                                      f"of {cold_limit:g} s")
+                hold_until = math.inf  # a replica came, all busy: wait as any queued request does
+        except BaseException:
+            if not waiter.done():
+                waiter.cancel()
+                current_queue = self._queues.get(did)
+                if current_queue is not None:
+                    try:
+                        current_queue.remove(waiter)
+                    except ValueError:
+                        pass
+                    if not current_queue:
+                        del self._queues[did]
+            elif not waiter.cancelled() and waiter.exception() is None:
+                self._release(did, waiter.result().replica_id)  # handed a slot just as we gave up
+            raise
+
+    def _poke(self, deployment_id: str) -> None:
+        if self.bus is None or deployment_id in self._poking:
+            return
+        task = asyncio.get_running_loop().create_task(self._poke_while_held(deployment_id, self.bus))
+        self._poking[deployment_id] = task
+        task.add_done_callback(lambda _: self._poking.pop(deployment_id, None))
+
+    async def _poke_while_held(self, deployment_id: str, bus: EventBus) -> None:
+        """Tell the autoscaler, once a poke_interval, that requests wait for a first replica."""
+        subject = scale_poke_subject(deployment_id)
+        while True:
+            deployment = self._snapshot.by_deployment.get(deployment_id)
+            queued = self.queued(deployment_id)
+            if not queued or deployment is None or deployment.replicas:
+                return
+            poke = events_pb2.ScalePoke(deployment_id=deployment_id, queued=queued)
+            poke.at.CopyFrom(_timestamp(time.time()))
             try:
-                async for chunk in self._forward(deployment, retry, upstream_request, forwarded, timeout):
-                    yield chunk
-            except _NotConnected as second:
-                raise Unavailable(f"deployment '{deployment.deployment_id}': no replica is reachable "
-                                  f"({second.detail})") from None
+                await bus.publish_fast(subject, poke)
+            except Exception as e:  # the next poke, or the autoscaler's own tick, covers it
+                log.warning("cannot poke the autoscaler for %s: %s", deployment_id, e)
+            await asyncio.sleep(self.poke_interval)
 
     async def _forward(
         self,
@@ -216,12 +383,12 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         metadata: list[tuple[str, str]],
         timeout: float,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """Call the replica, whose slot the caller took; the slot is given back at the end."""
         upstream = self._upstreams.get(replica.address)
         if upstream is None:  # the table changed under this request; open it like apply_table would
             upstream = self._upstreams[replica.address] = _Upstream(replica.address)
-        outstanding, in_flight = self.outstanding, self.in_flight
-        rid, did = replica.replica_id, deployment.deployment_id
-        outstanding[rid] = outstanding.get(rid, 0) + 1
+        in_flight = self.in_flight
+        did = deployment.deployment_id
         in_flight[did] = in_flight.get(did, 0) + 1
         call = upstream.predict(request, timeout=timeout, metadata=metadata)
         sent = False
@@ -234,8 +401,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         finally:
             if not call.done():
                 call.cancel()
-            _decrement(outstanding, rid)
             _decrement(in_flight, did)
+            self._release(did, replica.replica_id)
 
 
 class _Passthrough(Exception):

@@ -24,6 +24,12 @@ class RouterSettings(ServiceSettings):
     router_id: str = Field(default_factory=default_router_id, min_length=1)
     # Deadline of one call to a runner, streaming included.
     request_timeout_seconds: float = Field(600.0, gt=0)
+    # Requests that wait for a free replica slot, per deployment; beyond it 429. Queue time counts
+    # toward request_timeout_seconds.
+    max_queue_per_deployment: int = Field(1000, ge=0)
+    # How long requests to an active deployment with no ready replica (scaled to zero, waking up)
+    # wait for one before they answer 503; a deployment's route may set its own.
+    cold_start_timeout_seconds: float = Field(300.0, gt=0)
     # Larger bodies answer 413.
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)
 

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
 from kingpost.errors import HTTP_STATUS_KEY
-from kingpost.events import EventBus, concurrency_subject
+from kingpost.events import EventBus, concurrency_subject, scale_poke_subject
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.main import PUBLIC_PREFIXES
@@ -41,9 +41,22 @@ class FakeRunner(runner_pb2_grpc.RunnerServiceServicer):
         self.release = asyncio.Event()  # the "stream" request waits on it after its first chunk
         self.cancelled = asyncio.Event()
         self.calls = 0
+        self.running = 0
+        self.peak = 0  # the most requests it ran at once
+        self.order: list[bytes] = []
 
     async def Predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext):
         self.calls += 1
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        self.order.append(request.body.data)
+        try:
+            async for chunk in self._answer(request, context):
+                yield chunk
+        finally:
+            self.running -= 1
+
+    async def _answer(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext):
         data = request.body.data
         if data == b"stream":
             yield httpbody_pb2.HttpBody(content_type="text/plain", data=b"one ")
@@ -110,6 +123,16 @@ def route_table(runner: str, *, dead: str, dying: str) -> s.RouteTable:
                     s.DeploymentRoute(deployment_id="dep_dying", active=True, status="ACTIVE",
                                       replicas=[s.ReplicaRoute(replica_id="rep_dying", address=dying)]),
                     s.DeploymentRoute(deployment_id="dep_building", active=True, status="BUILDING"),
+                    # One request at a time: the rest queue (or are refused under reject_on_full).
+                    s.DeploymentRoute(deployment_id="dep_one", active=True, status="ACTIVE", predict_concurrency=1,
+                                      replicas=[s.ReplicaRoute(replica_id="rep_one", address=runner)]),
+                    s.DeploymentRoute(deployment_id="dep_reject", active=True, status="ACTIVE",
+                                      predict_concurrency=1, backpressure_policy="reject_on_full",
+                                      replicas=[s.ReplicaRoute(replica_id="rep_reject", address=runner)]),
+                    # Scaled to zero: requests wait for a replica.
+                    s.DeploymentRoute(deployment_id="dep_zero", active=True, status="SCALED_TO_ZERO"),
+                    s.DeploymentRoute(deployment_id="dep_zero_quick", active=True, status="SCALED_TO_ZERO",
+                                      cold_start_timeout_seconds=0.2),
                 ],
             )
         ],
@@ -314,6 +337,16 @@ async def test_a_replica_dying_mid_request_answers_502_and_is_not_retried(mesh: 
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "failed mid-request" in caught.value.details()
     assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "502"
+    assert mesh.runner.calls == 0  # not replayed on another runner: the model may have run
+    # Until the scheduler drops the dead replica, the next requests reach the live one.
+    table = route_table(mesh.runner_address, dead=mesh.dead, dying=dying_runner)
+    dying = next(d for d in table.models[0].deployments if d.deployment_id == "dep_dying")
+    dying.replicas.add(replica_id="rep_live", address=mesh.runner_address)
+    mesh.router.apply_table(table)
+    for i in range(6):
+        [chunk] = await mesh.predict(f"after {i}".encode(), deployment_id="dep_dying")
+        assert chunk.data == f"after {i}".encode()
+    assert mesh.router.outstanding == {}
 
 
 async def test_table_updates_open_and_close_runner_channels(mesh: Mesh) -> None:
@@ -355,3 +388,138 @@ async def test_concurrency_samples_reach_nats(mesh: Mesh, nats_url: str) -> None
         publisher.cancel()
         await asyncio.gather(publisher, return_exceptions=True)
         await bus.close()
+
+
+async def wait_until_queued(router: RouterServicer, deployment_id: str, count: int) -> None:
+    async def poll() -> None:
+        while router.queued(deployment_id) != count:
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(poll(), timeout=10)
+
+
+def stream_call(mesh: Mesh, deployment_id: str, data: bytes = b"stream"):
+    request = inference_pb2.PredictRequest(model_id="mdl_echo", deployment_id=deployment_id,
+                                           body=httpbody_pb2.HttpBody(data=data))
+    return mesh.stub.Predict(request, metadata=AUTH, timeout=20)
+
+
+async def test_a_full_replica_queues_requests_and_serves_them_in_order_when_a_slot_frees(mesh: Mesh) -> None:
+    busy = stream_call(mesh, "dep_one")
+    assert (await busy.read()).data == b"one "
+    waiting = [asyncio.create_task(mesh.predict(f"next {i}".encode(), deployment_id="dep_one"))
+               for i in range(3)]
+    await wait_until_queued(mesh.router, "dep_one", 3)
+    assert mesh.runner.calls == 1  # the queued ones have not reached the runner
+    mesh.runner.release.set()
+    assert await read_rest(busy) == [b"two ", b"three"]
+    answers = await asyncio.gather(*waiting)
+    assert [a[0].data for a in answers] == [b"next 0", b"next 1", b"next 2"]
+    assert mesh.runner.order[1:] == [b"next 0", b"next 1", b"next 2"]  # FIFO
+    assert mesh.runner.peak == 1  # predict_concurrency=1 is a hard limit
+    assert mesh.router.queued("dep_one") == 0 and mesh.router.outstanding == {}
+
+
+@pytest.mark.parametrize("mesh", [{"max_queue_per_deployment": 1}], indirect=True)
+async def test_beyond_the_queue_bound_requests_answer_429(mesh: Mesh) -> None:
+    busy = stream_call(mesh, "dep_one")
+    assert (await busy.read()).data == b"one "
+    queued = asyncio.create_task(mesh.predict(b"queued", deployment_id="dep_one"))
+    await wait_until_queued(mesh.router, "dep_one", 1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(b"too many", deployment_id="dep_one")
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.details() == ("deployment 'dep_one' is at its limit: 1 requests already wait "
+                                      "for a replica (queue limit 1)")
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "429"
+    mesh.runner.release.set()
+    await read_rest(busy)
+    assert (await queued)[0].data == b"queued"
+
+
+async def test_reject_on_full_answers_429_at_once(mesh: Mesh) -> None:
+    busy = stream_call(mesh, "dep_reject")
+    assert (await busy.read()).data == b"one "
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(b"refused", deployment_id="dep_reject")
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "dep_reject" in caught.value.details() and "predict_concurrency" in caught.value.details()
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "429"
+    assert mesh.runner.calls == 1
+    mesh.runner.release.set()
+    await read_rest(busy)
+    [chunk] = await mesh.predict(b"free again", deployment_id="dep_reject")
+    assert chunk.data == b"free again"
+
+
+@pytest.mark.parametrize("mesh", [{"request_timeout_seconds": 0.3}], indirect=True)
+async def test_queue_time_counts_toward_the_deadline(mesh: Mesh) -> None:
+    mesh.router.outstanding["rep_one"] = 1  # its one slot busy for longer than the request timeout
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(b"late", deployment_id="dep_one")
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert caught.value.details() == "no replica of deployment 'dep_one' was free within 0.3 s (waited in the queue)"
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "504"
+    assert mesh.router.queued("dep_one") == 0 and mesh.runner.calls == 0
+    del mesh.router.outstanding["rep_one"]
+
+
+async def test_a_client_that_hangs_up_leaves_the_queue(mesh: Mesh) -> None:
+    busy = stream_call(mesh, "dep_one")
+    assert (await busy.read()).data == b"one "
+    gone = stream_call(mesh, "dep_one", b"gone")
+    await wait_until_queued(mesh.router, "dep_one", 1)
+    gone.cancel()
+    await wait_until_queued(mesh.router, "dep_one", 0)
+    mesh.runner.release.set()
+    await read_rest(busy)
+    [chunk] = await mesh.predict(b"after", deployment_id="dep_one")
+    assert chunk.data == b"after" and b"gone" not in mesh.runner.order
+
+
+async def test_a_deployment_scaled_to_zero_holds_requests_pokes_the_autoscaler_and_releases_them(
+    mesh: Mesh, nats_url: str
+) -> None:
+    bus = await EventBus.connect(nats_url, "router-test-poke")
+    pokes: asyncio.Queue[events_pb2.ScalePoke] = asyncio.Queue()
+    await bus.subscribe(scale_poke_subject("dep_zero"), events_pb2.ScalePoke, pokes.put)
+    mesh.router.bus = bus
+    try:
+        held = [asyncio.create_task(mesh.predict(f"held {i}".encode(), deployment_id="dep_zero"))
+                for i in range(2)]
+        await wait_until_queued(mesh.router, "dep_zero", 2)
+        poke = await asyncio.wait_for(pokes.get(), timeout=10)
+        assert poke.deployment_id == "dep_zero" and poke.queued >= 1 and poke.at.seconds > 0
+        assert not any(t.done() for t in held)
+        # The scheduler's next table carries the replica that came up: the requests go at once.
+        table = route_table(mesh.runner_address, dead=mesh.dead, dying=mesh.dead)
+        table.version = 2
+        zero = next(d for d in table.models[0].deployments if d.deployment_id == "dep_zero")
+        zero.status = "ACTIVE"
+        zero.replicas.add(replica_id="rep_woke", address=mesh.runner_address)
+        mesh.router.apply_table(table)
+        answers = await asyncio.wait_for(asyncio.gather(*held), timeout=10)
+        assert sorted(a[0].data for a in answers) == [b"held 0", b"held 1"]
+        assert mesh.router.queued("dep_zero") == 0
+    finally:
+        await bus.close()
+
+
+async def test_a_deployment_that_stays_at_zero_answers_503_after_the_cold_start_timeout(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.predict(b"cold", deployment_id="dep_zero_quick")
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == ("deployment 'dep_zero_quick' was not ready within the cold-start "
+                                      "timeout of 0.2 s")
+    assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "503"
+    assert mesh.router.queued("dep_zero_quick") == 0
+
+
+async def test_held_requests_fail_when_the_deployment_is_deactivated(mesh: Mesh) -> None:
+    held = asyncio.create_task(mesh.predict(b"held", deployment_id="dep_zero"))
+    await wait_until_queued(mesh.router, "dep_zero", 1)
+    table = route_table(mesh.runner_address, dead=mesh.dead, dying=mesh.dead)
+    next(d for d in table.models[0].deployments if d.deployment_id == "dep_zero").active = False
+    mesh.router.apply_table(table)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await held
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

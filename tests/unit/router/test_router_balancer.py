@@ -17,8 +17,8 @@ def draws(*values: int):
     return lambda n: next(it)
 
 
-def test_a_single_replica_takes_everything() -> None:
-    assert choose(REPLICAS[:1], {"rep_0": 100}, draws(), 1) is REPLICAS[0]
+def test_a_single_replica_takes_everything_up_to_its_limit() -> None:
+    assert choose(REPLICAS[:1], {"rep_0": 3}, draws(), 4) is REPLICAS[0]
 
 
 def test_the_less_loaded_of_the_two_draws_wins() -> None:
@@ -39,9 +39,16 @@ def test_full_draws_fall_back_to_a_replica_with_a_free_slot() -> None:
     assert choose(REPLICAS, outstanding, draws(0, 0), predict_concurrency=2) is REPLICAS[3]
 
 
-def test_when_every_replica_is_full_the_least_loaded_one_still_takes_it() -> None:
+def test_when_every_replica_is_full_none_takes_it() -> None:
     outstanding = {"rep_0": 3, "rep_1": 2, "rep_2": 4, "rep_3": 5}
-    assert choose(REPLICAS, outstanding, draws(0, 1), predict_concurrency=1) is REPLICAS[1]
+    assert choose(REPLICAS, outstanding, draws(0, 1), predict_concurrency=2) is None
+    assert choose(REPLICAS[:1], {"rep_0": 2}, draws(), predict_concurrency=2) is None
+    assert choose(REPLICAS[:1], {"rep_0": 1}, draws(), predict_concurrency=2) is REPLICAS[0]
+    assert choose((), {}, draws(), predict_concurrency=2) is None
+
+
+def test_without_a_limit_a_busy_replica_still_takes_requests() -> None:
+    assert choose(REPLICAS[:1], {"rep_0": 100}, draws(), 0) is REPLICAS[0]
 
 
 def test_load_spreads_evenly_when_requests_pile_up() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from kingpost.errors import InvalidArgument, NotFound, Unavailable
@@ -35,6 +37,8 @@ def table() -> s.RouteTable:
                                       status_reason="ModuleNotFoundError: No module named 'torch'"),
                     s.DeploymentRoute(deployment_id="dep_off", active=False, replicas=ready,
                                       status="INACTIVE"),
+                    s.DeploymentRoute(deployment_id="dep_zero", active=True, status="SCALED_TO_ZERO",
+                                      backpressure_policy="reject_on_full", cold_start_timeout_seconds=30),
                 ],
             ),
             s.ModelRoute(model_id="mdl_b", name="whisper"),
@@ -136,3 +140,40 @@ def test_weighted_choice_matches_the_weights_over_many_draws() -> None:
     draws = [i / 1000 for i in range(1000)]
     chosen = [weighted_choice((("a", 30), ("b", 0), ("c", 70)), lambda d=d: d) for d in draws]
     assert (chosen.count("a"), chosen.count("b"), chosen.count("c")) == (300, 0, 700)
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "SCALED_TO_ZERO", "WAKING_UP"])
+def test_a_routable_deployment_without_replicas_is_held_not_refused(status: str) -> None:
+    t = table()
+    zero = next(d for d in t.models[0].deployments if d.deployment_id == "dep_zero")
+    zero.status = status
+    deployment = resolve(RouteSnapshot.from_table(t), "mdl_a", "", "", "dep_zero")
+    assert deployment.holds and deployment.replicas == ()
+
+
+def test_back_pressure_policy_and_cold_start_timeout_come_from_the_table() -> None:
+    zero = SNAP.by_deployment["dep_zero"]
+    assert (zero.reject_on_full, zero.cold_start_timeout_seconds) == (True, 30.0)
+    dev = SNAP.by_deployment["dep_dev"]
+    assert (dev.reject_on_full, dev.cold_start_timeout_seconds) == (False, 0.0)  # queue_on_full, default
+    assert not SNAP.by_deployment["dep_building"].holds
+
+
+@pytest.mark.parametrize("weights", [(90, 10), (50, 50), (1, 99), (34, 33, 33)])
+def test_a_canary_split_is_honoured_within_statistical_tolerance(weights: tuple[int, ...]) -> None:
+    split = tuple((f"dep_{i}", w) for i, w in enumerate(weights))
+    rng = random.Random(20261128)
+    n = 2000
+    chosen = [weighted_choice(split, rng.random) for _ in range(n)]
+    expected = [n * w / sum(weights) for w in weights]
+    observed = [chosen.count(d) for d, _ in split]
+    chi2 = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
+    # The 99.9th percentile of chi-square with 1 and 2 degrees of freedom: 10.83, 13.82.
+    assert chi2 < (10.83 if len(weights) == 2 else 13.82), (observed, expected)
+
+
+def test_production_requests_follow_the_canary_weights_end_to_end_of_resolve() -> None:
+    rng = random.Random(5)
+    picks = [resolve(SNAP, "mdl_a", "production", "", "", rng=rng.random).deployment_id for _ in range(2000)]
+    canary = picks.count("dep_2")
+    assert abs(canary - 200) < 3.3 * (2000 * 0.1 * 0.9) ** 0.5  # 10 % ± 3.3 sigma

@@ -1,0 +1,257 @@
+"""Router throughput and added latency, through Envoy, side by side in one run.
+
+Two paths, same machine, same no-op model, same Envoy config (rendered by kingpost.gateway):
+
+    direct:     wrk → Envoy (REST transcoder) → a no-op InferenceService (answers Predict itself)
+    via router: wrk → Envoy (REST transcoder) → router → no-op RunnerService
+
+The direct baseline is the honest "without the router" path: Envoy's transcoder only speaks to an
+InferenceService, and the runner serves RunnerService, so the baseline is a servicer that does what
+the runner's no-op does (echo the body) on the InferenceService path. The difference between the
+two rows is what the router (one more gRPC hop, auth, resolve, slot accounting) adds.
+
+Each (path, concurrency) cell runs `wrk` for --seconds; cells alternate direct/router per round so
+that both paths see the same machine conditions. The router runs with predict_concurrency 0 (no
+limit), so its queue is never used: this measures the fast path.
+
+    .venv/bin/python bench/router_throughput.py [--seconds 5] [--rounds 2] [--concurrency 1 32]
+
+Needs `wrk` (Debian: apt-get install -y wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+from google.api import httpbody_pb2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from router_overhead import KEY, _free_port, _run, serve_router  # noqa: E402
+
+from kingpost import rpc  # noqa: E402
+from kingpost.gateway import envoy_command, write_envoy_config  # noqa: E402
+from kingpost.up import descriptor_path  # noqa: E402
+from kingpost.v1 import inference_pb2_grpc, runner_pb2, runner_pb2_grpc  # noqa: E402
+
+PATH = "/models/mdl_bench/development/predict"
+BODY = '{"text": "hello"}'
+STREAM = b'"stream"'  # this body makes the no-op model stream: a chunk, 50 ms, a chunk
+STREAM_GAP = 0.05
+
+
+async def _echo(request):  # the no-op model, shared by both stand-ins
+    if request.body.data == STREAM:
+        yield httpbody_pb2.HttpBody(content_type="text/plain", data=b"first ")
+        await asyncio.sleep(STREAM_GAP)
+        yield httpbody_pb2.HttpBody(content_type="text/plain", data=b"last")
+    else:
+        yield httpbody_pb2.HttpBody(content_type=request.body.content_type, data=request.body.data)
+
+
+class NoopInference(inference_pb2_grpc.InferenceServiceServicer):
+    async def Predict(self, request, context):  # noqa: N802
+        async for chunk in _echo(request):
+            yield chunk
+
+
+class NoopRunner(runner_pb2_grpc.RunnerServiceServicer):
+    async def Predict(self, request, context):  # noqa: N802
+        async for chunk in _echo(request):
+            yield chunk
+
+    async def Ready(self, request, context):  # noqa: N802
+        return runner_pb2.ReadyResponse(ready=True)
+
+
+def serve_noop_runner(port: int) -> None:
+    async def main() -> None:
+        server = grpc.aio.server(options=rpc.CHANNEL_OPTIONS)
+        runner_pb2_grpc.add_RunnerServiceServicer_to_server(NoopRunner(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    _run(main)
+
+
+def serve_noop_inference(port: int) -> None:
+    async def main() -> None:
+        server = grpc.aio.server(options=rpc.CHANNEL_OPTIONS)
+        inference_pb2_grpc.add_InferenceServiceServicer_to_server(NoopInference(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    _run(main)
+
+
+def start_envoy(workdir: Path, name: str, upstream: str) -> tuple[subprocess.Popen[bytes], int]:
+    rest, grpc_port, admin = _free_port(), _free_port(), _free_port()
+    config = write_envoy_config(workdir / f"{name}.yaml", rest_port=rest, grpc_port=grpc_port,
+                                admin_port=admin, router=upstream, scheduler="127.0.0.1:1",
+                                builder="127.0.0.1:2", descriptor_path=descriptor_path())
+    proc = subprocess.Popen(envoy_command(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=1).status_code == 200:
+                return proc, rest
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"envoy {name} did not start")
+        time.sleep(0.05)
+
+
+def wait_ok(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            r = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=BODY, timeout=5,
+                           headers={"Authorization": f"Api-Key {KEY}", "Content-Type": "application/json"})
+            if r.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no 200 from :{port}")
+        time.sleep(0.1)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port: int, concurrency: int, seconds: float, script: Path, pid: int) -> dict[str, float]:
+    """wrk's figures, plus the CPU time the serving process (router or direct stand-in) spent per
+    request: a figure that other load on the machine disturbs far less than latency."""
+    threads = 1 if concurrency == 1 else 2
+    cpu_before = cpu_seconds(pid)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu_us = (cpu_seconds(pid) - cpu_before) / max(1.0, total) * 1e6
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": float(errors.group(1)) if errors else 0.0,
+            "cpu_us": cpu_us}
+
+
+def streaming_ttfb(port: int, requests: int) -> dict[str, float]:
+    """Time to the first streamed chunk, and to the last, of a model that waits between them."""
+    first, last = [], []
+    headers = {"Authorization": f"Api-Key {KEY}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            with client.stream("POST", PATH, content=STREAM, headers=headers) as response:
+                chunks = response.iter_raw()
+                head = next(chunks)
+                first.append(time.perf_counter() - t0)
+                rest = b"".join(chunks)
+                last.append(time.perf_counter() - t0)
+            assert (head + rest).startswith(b"first") and (head + rest).endswith(b"last"), head + rest
+    first.sort()
+    last.sort()
+    return {"ttfb_p50": first[len(first) // 2] * 1e3, "ttfb_p99": first[int(len(first) * 0.99)] * 1e3,
+            "last_p50": last[len(last) // 2] * 1e3}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per cell")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best round is kept")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--stream-requests", type=int, default=100, help="streaming requests per path")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
+
+    spawn = multiprocessing.get_context("spawn")
+    runner_port, router_port, direct_port = _free_port(), _free_port(), _free_port()
+    procs = [
+        spawn.Process(target=serve_noop_runner, args=(runner_port,), daemon=True),
+        spawn.Process(target=serve_router, args=(router_port, f"127.0.0.1:{runner_port}"), daemon=True),
+        spawn.Process(target=serve_noop_inference, args=(direct_port,), daemon=True),
+    ]
+    for p in procs:
+        p.start()
+    envoys: list[subprocess.Popen[bytes]] = []
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    ttfb: dict[str, dict[str, float]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            script = work / "post.lua"
+            script.write_text(f'wrk.method = "POST"\nwrk.body = \'{BODY}\'\n'
+                              f'wrk.headers["Content-Type"] = "application/json"\n'
+                              f'wrk.headers["Authorization"] = "Api-Key {KEY}"\n')
+            direct_envoy, direct_rest = start_envoy(work, "direct", f"127.0.0.1:{direct_port}")
+            envoys.append(direct_envoy)
+            routed_envoy, routed_rest = start_envoy(work, "routed", f"127.0.0.1:{router_port}")
+            envoys.append(routed_envoy)
+            # name → (Envoy REST port, pid of the process behind Envoy)
+            paths = {"direct": (direct_rest, procs[2].pid), "via router": (routed_rest, procs[1].pid)}
+            for port, pid in paths.values():
+                wait_ok(port)
+                run_wrk(port, 8, 1.0, script, pid)  # warm-up
+            for _ in range(args.rounds):
+                for c in args.concurrency:
+                    for name, (port, pid) in paths.items():
+                        results.setdefault((name, c), []).append(run_wrk(port, c, args.seconds, script, pid))
+            for name, (port, _) in paths.items():
+                ttfb[name] = streaming_ttfb(port, args.stream_requests)
+    finally:
+        for e in envoys:
+            e.terminate()
+            e.wait(10)
+        for p in procs:
+            p.kill()
+            p.join(10)
+
+    print(f"router throughput via Envoy REST, wrk {args.seconds:g} s x {args.rounds} rounds (best kept), "
+          f"no-op model, {os.cpu_count()} CPUs")
+    print("cpu us/req: CPU time of the process behind Envoy (the router; or the direct stand-in) per request")
+    print(f"{'path':<12} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu us/req':>11}")
+    best: dict[tuple[str, int], dict[str, float]] = {}
+    for (name, c), runs in results.items():
+        best[(name, c)] = r = max(runs, key=lambda r: r["rps"])
+        print(f"{name:<12} {c:>5} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>8.0f} "
+              f"{r['cpu_us']:>11.0f}")
+    for c in args.concurrency:
+        d, r = best[("direct", c)], best[("via router", c)]
+        print(f"{'added':<12} {c:>5} {r['rps'] - d['rps']:>9.0f} {r['p50'] - d['p50']:>8.2f} "
+              f"{r['p99'] - d['p99']:>8.2f}")
+
+    print(f"\nstreaming through Envoy REST: {args.stream_requests} requests, chunks {STREAM_GAP * 1e3:g} ms apart")
+    print(f"{'path':<12} {'TTFB p50':>9} {'TTFB p99':>9} {'last p50':>9}  (ms)")
+    for name, t in ttfb.items():
+        print(f"{name:<12} {t['ttfb_p50']:>9.2f} {t['ttfb_p99']:>9.2f} {t['last_p50']:>9.2f}")
+    print(f"{'added':<12} {ttfb['via router']['ttfb_p50'] - ttfb['direct']['ttfb_p50']:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
