@@ -1,8 +1,10 @@
-"""The autoscaler's shell: concurrency samples in from NATS, decisions out to the scheduler.
+"""The autoscaler's shell: concurrency samples and pokes in from NATS, each deployment's settings
+from the scheduler's route table, decisions out to the scheduler.
 
 Samples are timed by this process's clock on arrival, so routers' clocks do not matter. Each tick
 decides every known deployment and calls ScaleDeployment only when the decision changed (or the
-last call failed).
+last call failed). A router's ScalePoke (requests held for a deployment with no ready replica) is
+decided at once, without waiting for the tick.
 """
 
 from __future__ import annotations
@@ -19,16 +21,46 @@ from kingpost.events import EventBus
 from kingpost.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 from kingpost_autoscaler import metrics
-from kingpost_autoscaler.decision import AutoscalingSettings, ScaleState, average_concurrency, decide
+from kingpost_autoscaler.decision import (
+    AutoscalingSettings,
+    ScaleState,
+    average_concurrency,
+    decide,
+    idle_to_deactivate,
+)
 from kingpost_autoscaler.window import ConcurrencyWindow
 
 log = logging.getLogger(__name__)
 
 CONCURRENCY_SUBJECTS = "kp.metrics.concurrency.>"
+POKE_SUBJECTS = "kp.metrics.poke.>"
 HORIZON_SECONDS = 3600.0  # the longest autoscaling window Baseten allows
+POKE_SOURCE = "poke"  # a poke counts as one more source of concurrency in its second
+# Deployments the autoscaler leaves alone: not built, failed, or deactivated.
+UNSCALED_STATUSES = ("BUILDING", "FAILED", "INACTIVE")
+# Deployments whose replicas are still loading: never scaled down (a replica killed while it loads
+# is a cold start wasted), and the scale-down delay counts from when they are ready.
+LOADING_STATUSES = ("DEPLOYING", "WAKING_UP")
 
 # (deployment_id, replicas) → the count the scheduler settled on.
 Scale = Callable[[str, int], Awaitable[int]]
+# (deployment_id, idle seconds) → whether the scheduler deactivated it.
+Deactivate = Callable[[str, float], Awaitable[bool]]
+
+
+def settings_of(route: scheduler_pb2.DeploymentRoute) -> AutoscalingSettings | None:
+    """A route's autoscaling settings; None when the scheduler sent none (or nonsense)."""
+    if not route.HasField("autoscaling"):
+        return None
+    a = route.autoscaling
+    try:
+        return AutoscalingSettings(
+            min_replica=a.min_replica, max_replica=a.max_replica, concurrency_target=a.concurrency_target,
+            target_utilization_percentage=a.target_utilization_percentage,
+            autoscaling_window=float(a.autoscaling_window), scale_down_delay=float(a.scale_down_delay))
+    except ValueError as e:
+        log.warning("deployment %s: ignoring its autoscaling settings: %s", route.deployment_id, e)
+        return None
 
 
 class Autoscaler:
@@ -37,34 +69,119 @@ class Autoscaler:
         scale: Scale,
         settings_for: Callable[[str], AutoscalingSettings],
         clock: Callable[[], float] = time.monotonic,
+        deactivate: Deactivate | None = None,
+        idle_seconds: float = 0.0,
     ) -> None:
         self._scale = scale
+        self._deactivate = deactivate
+        self._idle_seconds = idle_seconds
+        # Last second with traffic (or first sight: an autoscaler restart only ever delays deactivation).
+        self._last_traffic: dict[str, float] = {}
+        # For deployments the route table has not described (yet).
         self._settings_for = settings_for
         self._clock = clock
         self._window = ConcurrencyWindow(HORIZON_SECONDS)
         self._states: dict[str, ScaleState] = {}
         self._sent: dict[str, int] = {}
+        self._settings: dict[str, AutoscalingSettings] = {}
+        self._loading: set[str] = set()
+        self._lock = asyncio.Lock()
         self.samples_seen = 0
+        self.pokes_seen = 0
+        self.tables_seen = 0
+
+    def settings(self, deployment_id: str) -> AutoscalingSettings:
+        return self._settings.get(deployment_id) or self._settings_for(deployment_id)
 
     async def on_sample(self, sample: events_pb2.ConcurrencySample) -> None:
         now = self._clock()
         for d in sample.deployments:
             self._window.record(sample.router_id, d.deployment_id, d.in_flight + d.queued, now)
+            if d.in_flight + d.queued > 0 or d.deployment_id not in self._last_traffic:
+                self._last_traffic[d.deployment_id] = now
         self.samples_seen += 1
+
+    async def on_poke(self, poke: events_pb2.ScalePoke) -> None:
+        """Requests wait for a deployment with no ready replica: decide it now."""
+        started = time.perf_counter()
+        now = self._clock()
+        self._window.record(POKE_SOURCE, poke.deployment_id, max(poke.queued, 1), now)
+        self._last_traffic[poke.deployment_id] = now
+        self.pokes_seen += 1
+        async with self._lock:
+            await self._decide(poke.deployment_id, now, force=True)  # idempotent, and never stale
+        metrics.POKE_TO_SCALE_SECONDS.observe(time.perf_counter() - started)
+
+    async def on_table(self, table: scheduler_pb2.RouteTable) -> None:
+        """Follow the scheduler: each deployment's settings, and which deployments exist at all."""
+        now = self._clock()
+        seen = set()
+        async with self._lock:
+            for model in table.models:
+                for route in model.deployments:
+                    if not route.active or route.status in UNSCALED_STATUSES:
+                        continue
+                    seen.add(route.deployment_id)
+                    if route.status in LOADING_STATUSES:
+                        self._loading.add(route.deployment_id)
+                    else:
+                        self._loading.discard(route.deployment_id)
+                    settings = settings_of(route)
+                    if settings is not None:
+                        self._settings[route.deployment_id] = settings
+                    if route.deployment_id not in self._states and route.HasField("autoscaling"):
+                        current = route.autoscaling.desired_replicas
+                        self._states[route.deployment_id] = ScaleState.start(current, now)
+                        self._sent[route.deployment_id] = current
+                    self._window.track(route.deployment_id, now)
+                    self._last_traffic.setdefault(route.deployment_id, now)
+            if self.tables_seen:  # the first table may race samples of deployments it does not know yet
+                for deployment_id in [d for d in self._window.deployments() if d not in seen]:
+                    self._forget(deployment_id)
+            self.tables_seen += 1
 
     async def tick(self) -> None:
         now = self._clock()
-        for deployment_id in self._window.deployments():
-            settings = self._settings_for(deployment_id)
-            samples = self._window.samples(deployment_id, now, settings.autoscaling_window)
-            desired, state = decide(settings, samples, self._states.get(deployment_id, ScaleState()), now)
-            self._states[deployment_id] = state
-            metrics.DESIRED_REPLICAS.labels(deployment_id).set(desired)
-            metrics.OBSERVED_CONCURRENCY.labels(deployment_id).set(
-                average_concurrency(samples, now, settings.autoscaling_window) or 0.0)
-            if self._sent.get(deployment_id) != desired:
-                await self._apply(deployment_id, desired)
-        self._window.prune(now)
+        async with self._lock:
+            for deployment_id in self._window.deployments():
+                await self._decide(deployment_id, now, force=False)
+                await self._deactivate_if_idle(deployment_id, now)
+            self._window.prune(now)
+
+    async def _deactivate_if_idle(self, deployment_id: str, now: float) -> None:
+        last = self._last_traffic.setdefault(deployment_id, now)
+        if self._deactivate is None or not idle_to_deactivate(
+                self._sent.get(deployment_id, -1), last, now, self._idle_seconds):
+            return
+        try:
+            done = await self._deactivate(deployment_id, now - last)
+        except KingpostError as e:
+            log.warning("deactivating idle deployment %s failed, retrying next tick: %s", deployment_id, e)
+            return
+        if done:
+            log.info("deployment %s: deactivated after %.0f s without traffic", deployment_id, now - last)
+            self._forget(deployment_id)
+        else:
+            self._last_traffic[deployment_id] = now  # not at zero after all: count afresh
+
+    async def _decide(self, deployment_id: str, now: float, *, force: bool) -> None:
+        settings = self.settings(deployment_id)
+        samples = self._window.samples(deployment_id, now, settings.autoscaling_window)
+        # Not described by the route table yet: assume it runs replicas, held for a full delay.
+        state = self._states.get(deployment_id) or ScaleState.start(max(settings.min_replica, 1), now)
+        desired, new_state = decide(settings, samples, state, now)
+        if desired is not None and desired < state.current and deployment_id in self._loading:
+            # Still loading: keep its count, and start the scale-down delay afresh.
+            self._states[deployment_id] = ScaleState.start(state.current, now)
+            return
+        self._states[deployment_id] = new_state
+        if desired is None:
+            return
+        metrics.DESIRED_REPLICAS.labels(deployment_id).set(desired)
+        metrics.OBSERVED_CONCURRENCY.labels(deployment_id).set(
+            average_concurrency(samples, now, settings.autoscaling_window) or 0.0)
+        if force or self._sent.get(deployment_id) != desired:
+            await self._apply(deployment_id, desired)
 
     async def _apply(self, deployment_id: str, desired: int) -> None:
         try:
@@ -86,6 +203,9 @@ class Autoscaler:
         self._window.forget(deployment_id)
         self._states.pop(deployment_id, None)
         self._sent.pop(deployment_id, None)
+        self._settings.pop(deployment_id, None)
+        self._loading.discard(deployment_id)
+        self._last_traffic.pop(deployment_id, None)
         for gauge in (metrics.DESIRED_REPLICAS, metrics.OBSERVED_CONCURRENCY):
             with contextlib.suppress(KeyError):
                 gauge.remove(deployment_id)
@@ -95,8 +215,9 @@ class Autoscaler:
             await self.tick()
             await asyncio.sleep(tick_seconds)
 
-    async def subscribe(self, bus: EventBus):
-        return await bus.subscribe(CONCURRENCY_SUBJECTS, events_pb2.ConcurrencySample, self.on_sample)
+    async def subscribe(self, bus: EventBus) -> None:
+        await bus.subscribe(CONCURRENCY_SUBJECTS, events_pb2.ConcurrencySample, self.on_sample)
+        await bus.subscribe(POKE_SUBJECTS, events_pb2.ScalePoke, self.on_poke)
 
 
 def scheduler_scale(stub: scheduler_pb2_grpc.SchedulerServiceStub, internal_token: str) -> Scale:
@@ -108,3 +229,14 @@ def scheduler_scale(stub: scheduler_pb2_grpc.SchedulerServiceStub, internal_toke
         return int(reply.replicas)
 
     return scale
+
+
+def scheduler_deactivate(stub: scheduler_pb2_grpc.SchedulerServiceStub, internal_token: str) -> Deactivate:
+    auth = rpc.internal(internal_token)
+
+    async def deactivate(deployment_id: str, idle_seconds: float) -> bool:
+        request = scheduler_pb2.DeactivateIdleDeploymentRequest(deployment_id=deployment_id, idle_seconds=idle_seconds)
+        reply = await rpc.call(stub.DeactivateIdleDeployment, request, auth=auth, timeout=10)
+        return bool(reply.deactivated)
+
+    return deactivate

@@ -23,6 +23,12 @@ class ConcurrencyWindow:
         self._buckets[deployment_id][math.floor(at)][router_id] = concurrency
         self._first_seen.setdefault(deployment_id, at)
 
+    def track(self, deployment_id: str, at: float) -> None:
+        """Count a known deployment's silent seconds from `at` on, as zeros, so that it can scale down
+        (and to zero) without ever having had traffic."""
+        self._buckets[deployment_id]  # noqa: B018 (creates the entry)
+        self._first_seen.setdefault(deployment_id, at)
+
     def deployments(self) -> list[str]:
         return list(self._buckets)
 

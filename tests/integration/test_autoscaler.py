@@ -17,7 +17,7 @@ from kingpost import events, rpc
 from kingpost.events import EventBus
 from kingpost.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
 from kingpost_autoscaler.decision import AutoscalingSettings
-from kingpost_autoscaler.service import Autoscaler, scheduler_scale
+from kingpost_autoscaler.service import Autoscaler, scheduler_deactivate, scheduler_scale
 
 WAIT_S = 10.0
 
@@ -36,6 +36,10 @@ class SchedulerDouble(scheduler_pb2_grpc.SchedulerServiceServicer):
         if request.deployment_id in self.gone:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no deployment {request.deployment_id}")
         return scheduler_pb2.ScaleDeploymentResponse(replicas=request.replicas)
+
+    async def DeactivateIdleDeployment(self, request, context):
+        self.calls.append((request.deployment_id, -1))  # -1: deactivated
+        return scheduler_pb2.DeactivateIdleDeploymentResponse(deactivated=True)
 
 
 class FakeClock:
@@ -107,9 +111,70 @@ async def test_scales_up_on_load_summed_across_routers_and_down_after_the_delay(
     await autoscaler.tick()
     assert double.calls == [("dep_a", 4)]
 
-    clock.now += 11  # 31 s since load last justified 4
+    clock.now += 11  # 31 s since load last justified 4: down, at most halving per decision
     await autoscaler.tick()
-    assert double.calls == [("dep_a", 4), ("dep_a", 1)]
+    clock.now += 2
+    await autoscaler.tick()
+    clock.now += 2
+    await autoscaler.tick()
+    assert double.calls == [("dep_a", 4), ("dep_a", 2), ("dep_a", 1), ("dep_a", 0)]
+
+
+def table(deployment_id: str, *, desired: int, status: str = "ACTIVE", **settings: int) -> scheduler_pb2.RouteTable:
+    values = dict(min_replica=0, max_replica=4, autoscaling_window=10, scale_down_delay=30, concurrency_target=1,
+                  target_utilization_percentage=100) | settings
+    return scheduler_pb2.RouteTable(version=1, models=[scheduler_pb2.ModelRoute(
+        model_id="m1", name="m", deployments=[scheduler_pb2.DeploymentRoute(
+            deployment_id=deployment_id, active=True, status=status,
+            autoscaling=scheduler_pb2.DeploymentAutoscaling(desired_replicas=desired, **values))])])
+
+
+async def test_follows_the_route_tables_settings_and_scales_to_zero_only_after_a_silent_delay(scheduler) -> None:
+    double, stub, _ = scheduler
+    clock = FakeClock()
+    autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock)
+    await autoscaler.on_table(table("dep_z", desired=1))
+    for _ in range(14):  # 28 s of silence: within the 30-s delay
+        clock.now += 2
+        await autoscaler.tick()
+    assert double.calls == []
+    clock.now += 2
+    await autoscaler.tick()
+    assert double.calls == [("dep_z", 0)]
+
+    # min_replica 1 from the table: back to 1, and never to zero again.
+    await autoscaler.on_table(table("dep_z", desired=0, min_replica=1))
+    clock.now += 2
+    await autoscaler.tick()
+    assert double.calls[-1] == ("dep_z", 1)
+
+
+async def test_a_poke_at_zero_scales_up_at_once_without_a_tick(bus: EventBus, scheduler) -> None:
+    double, stub, _ = scheduler
+    clock = FakeClock()
+    autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock)
+    await autoscaler.subscribe(bus)
+    await bus.nc.flush()
+    await autoscaler.on_table(table("dep_cold", desired=0, status="SCALED_TO_ZERO"))
+    clock.now += 100
+    await bus.publish_fast(events.scale_poke_subject("dep_cold"),
+                           events_pb2.ScalePoke(deployment_id="dep_cold", queued=1))
+    deadline = time.monotonic() + WAIT_S
+    while not double.calls:
+        assert time.monotonic() < deadline, "no ScaleDeployment after a poke"
+        await asyncio.sleep(0.01)
+    assert double.calls == [("dep_cold", 1)]
+
+
+async def test_a_deployment_gone_from_the_table_is_no_longer_scaled(scheduler) -> None:
+    double, stub, _ = scheduler
+    clock = FakeClock()
+    autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock)
+    await autoscaler.on_table(table("dep_old", desired=1, scale_down_delay=0))
+    await autoscaler.on_table(scheduler_pb2.RouteTable(version=2))
+    clock.now += 10
+    await autoscaler.tick()
+    assert double.calls == []
 
 
 async def test_defaults_keep_one_replica_and_a_gone_deployment_is_dropped(bus: EventBus, scheduler) -> None:
@@ -157,3 +222,50 @@ async def test_the_autoscaler_process_calls_the_scheduler_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+async def test_a_loading_deployment_is_not_scaled_down_and_its_delay_starts_once_ready(scheduler) -> None:
+    double, stub, _ = scheduler
+    clock = FakeClock()
+    autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock)
+    await autoscaler.on_table(table("dep_slow", desired=1, status="DEPLOYING"))
+    for _ in range(30):  # a minute of loading, with no traffic and a 30-s delay
+        clock.now += 2
+        await autoscaler.tick()
+    assert double.calls == []
+    await autoscaler.on_table(table("dep_slow", desired=1, status="ACTIVE"))
+    for _ in range(14):  # ready now: the delay counts from the last loading tick
+        clock.now += 2
+        await autoscaler.tick()
+    assert double.calls == []
+    clock.now += 2
+    await autoscaler.tick()
+    assert double.calls == [("dep_slow", 0)]
+
+
+async def test_a_deployment_idle_at_zero_for_the_idle_period_is_deactivated(bus: EventBus, scheduler) -> None:
+    double, stub, _ = scheduler
+    clock = FakeClock()
+    day = 86400.0
+    autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock,
+                            deactivate=scheduler_deactivate(stub, ""), idle_seconds=14 * day)
+    await autoscaler.subscribe(bus)
+    await bus.nc.flush()
+    await autoscaler.on_table(table("dep_idle", desired=0, status="SCALED_TO_ZERO"))
+    clock.now += 13 * day
+    await bus.publish_fast(events.scale_poke_subject("dep_idle"),
+                           events_pb2.ScalePoke(deployment_id="dep_idle", queued=1))  # a request on day 13
+    deadline = time.monotonic() + WAIT_S
+    while autoscaler.pokes_seen < 1:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await autoscaler.tick()
+    assert double.calls == [("dep_idle", 1)]
+    clock.now += 13 * day + 100  # down to zero long since; day 26: not yet 14 days since the request
+    await autoscaler.tick()
+    clock.now += 10
+    await autoscaler.tick()
+    assert double.calls == [("dep_idle", 1), ("dep_idle", 0)]
+    clock.now += day
+    await autoscaler.tick()
+    assert double.calls == [("dep_idle", 1), ("dep_idle", 0), ("dep_idle", -1)]

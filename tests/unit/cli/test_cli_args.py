@@ -89,3 +89,9 @@ def test_help_exits_zero(capsys):
     assert code == 0
     for command in ("up", "push", "predict", "models", "deployments", "status", "logs", "scheduler"):
         assert command in out
+
+
+def test_autoscaling_set_without_a_setting_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "autoscaling", "set", "my-model")
+    assert code == 2
+    assert_one_error_line(err, "give at least one setting", "--max-replica")
