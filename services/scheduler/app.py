@@ -79,6 +79,7 @@ async def create(
             node_timeout=timedelta(seconds=settings.node_timeout_seconds),
             start_timeout=timedelta(seconds=settings.replica_start_timeout_seconds),
             interval=settings.reconcile_interval_seconds, clock=clock,
+            drain=timedelta(seconds=settings.demoted_drain_seconds),
         )
         await control.ensure_admin_key(admin_key)
         await control.start()
@@ -104,5 +105,6 @@ async def create(
         raise
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
                                   internal_token=settings.internal_token)
-    return Scheduler(control, ManagementServicer(control, builds, bus), SchedulerServicer(control),
-                     interceptor, bus, closers)
+    management = ManagementServicer(control, builds, bus)
+    management.max_replica_cap = settings.max_replica_cap
+    return Scheduler(control, management, SchedulerServicer(control), interceptor, bus, closers)

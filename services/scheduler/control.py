@@ -25,7 +25,7 @@ from kingpost.auth import KeyCache, key_digest, key_prefix
 from kingpost.errors import DeadlineExceeded, KingpostError, Unavailable
 from kingpost.ids import new_id
 from kingpost.v1 import agent_pb2, events_pb2
-from kingpost_scheduler import facts, lifecycle, metrics, placement, reconcile, store
+from kingpost_scheduler import facts, lifecycle, metrics, placement, promotion, reconcile, store
 from kingpost_scheduler.clients import AgentCommands, BuildInfo, build_state_name
 from kingpost_scheduler.db import translate_errors
 from kingpost_scheduler.route_table import RouteTable, build_route_table
@@ -87,8 +87,10 @@ class Control:
         start_timeout: timedelta = timedelta(seconds=300),
         interval: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
+        drain: timedelta = promotion.DRAIN,
     ) -> None:
         self.sessions = sessions
+        self.drain = drain
         self.agents = agents
         self.node_timeout = node_timeout
         self.start_timeout = start_timeout
@@ -139,6 +141,10 @@ class Control:
         deployments = {d.id: d for d in await store.live_deployments(session)}
         replicas = await store.all_replicas(session)
         nodes = [store.node_facts(n) for n in await store.all_nodes(session)]
+        for d in deployments.values():
+            if promotion.drained(d.demoted_at, now, self.drain):
+                # Demoted by a promotion and drained: it scales to zero (the autoscaler can wake it).
+                d.min_replica, d.desired_replicas, d.demoted_at = 0, 0, None
         desired = {d.id: lifecycle.desired_replicas(store.deployment_facts(d)) for d in deployments.values()}
         plan = reconcile.plan(desired, [store.replica_facts(r) for r in replicas], nodes, now=now,
                               node_timeout=self.node_timeout, start_timeout=self.start_timeout)
@@ -165,9 +171,34 @@ class Control:
             status = lifecycle.deployment_status(store.deployment_facts(d), own[d.id])
             if (d.status, d.status_reason) != (status.status, status.reason):
                 d.status, d.status_reason = status.status, status.reason
+        await self._promote_in(session, deployments, now)
+        await store.purge_deleted_models(session)
         await session.flush()
         self._gauges(deployments.values(), replicas)
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _promote_in(self, session: AsyncSession, deployments: dict[str, DeploymentRecord],
+                          now: datetime) -> None:
+        """Each promotion in progress takes its next step: swap once the candidate is ACTIVE (this
+        transaction's route table carries the swap), end with the reason if it cannot succeed."""
+        for env in await store.environments(session):
+            if not env.candidate_deployment_id:
+                continue
+            candidate = deployments.get(env.candidate_deployment_id)
+            step = promotion.promotion_step(
+                store.deployment_facts(candidate) if candidate else None, candidate.status if candidate else "")
+            if step.abort:
+                log.warning("promotion to %s of model %s ended: %s", env.name, env.model_id, step.abort)
+                env.candidate_deployment_id, env.promotion_failure = "", step.abort
+            elif step.swap and candidate is not None:
+                previous = deployments.get(env.deployment_id or "")
+                if previous is not None and previous.id != candidate.id:
+                    previous.environment = ""
+                    previous.demoted_at = now
+                env.deployment_id, env.candidate_deployment_id, env.promotion_failure = candidate.id, "", ""
+                candidate.environment, candidate.demoted_at = env.name, None
+                log.info("model %s: %s now serves %s (was %s)", env.model_id, candidate.id, env.name,
+                         previous.id if previous else "none")
 
     @staticmethod
     def _gauges(deployments: Iterable[DeploymentRecord], replicas: Iterable[ReplicaRecord]) -> None:
@@ -175,8 +206,8 @@ class Control:
         for state in facts.REPLICA_STATES:
             metrics.REPLICAS.labels(state).set(by_state.get(state, 0))
         by_status = Counter(d.status for d in deployments)
-        for status in (lifecycle.BUILDING, lifecycle.DEPLOYING, lifecycle.ACTIVE, lifecycle.INACTIVE,
-                       lifecycle.FAILED):
+        for status in (lifecycle.BUILDING, lifecycle.DEPLOYING, lifecycle.ACTIVE, lifecycle.SCALED_TO_ZERO,
+                       lifecycle.INACTIVE, lifecycle.FAILED):
             metrics.DEPLOYMENTS.labels(status).set(by_status.get(status, 0))
 
     # --- the reconcile loop and its RPCs ------------------------------------------------------
@@ -208,6 +239,9 @@ class Control:
         async def commands(session: AsyncSession) -> list[_Command]:
             nodes = {n.id: n.address for n in await store.all_nodes(session)}
             deployments = {d.id: d for d in await store.live_deployments(session)}
+            # A promotion's candidate starts its replicas with the environment's name already.
+            promoting = {e.candidate_deployment_id: e.name for e in await store.environments(session)
+                         if e.candidate_deployment_id}
             out = []
             for r in await store.all_replicas(session):
                 if r.id in self._inflight or r.state not in (facts.PENDING, facts.STOPPING):
@@ -218,7 +252,8 @@ class Control:
                 elif (d := deployments.get(r.deployment_id)) is not None:
                     out.append((r.id, address, agent_pb2.StartReplicaRequest(
                         replica_id=r.id, deployment_id=d.id, model_id=d.model_id,
-                        artifact_digest=d.artifact_digest, environment=d.environment)))
+                        artifact_digest=d.artifact_digest,
+                        environment=d.environment or promoting.get(d.id, ""))))
             return out
 
         for replica_id, address, request in await self.read("listing replica commands", commands):
@@ -307,6 +342,8 @@ class Control:
                 return  # not ours, or on its way out: nothing to learn
             now = self.clock()
             if event.state == events_pb2.REPLICA_STATE_READY and event.address:
+                if replica.state in (facts.PENDING, facts.STARTING):
+                    _cold_start(replica, now)
                 await store.set_replica_state(session, replica, facts.READY, now, address=event.address)
             elif event.state == events_pb2.REPLICA_STATE_FAILED:
                 await store.set_replica_state(session, replica, facts.FAILED, now,
@@ -364,6 +401,18 @@ def apply_build(d: DeploymentRecord, info: BuildInfo) -> None:
     d.status, d.status_reason, d.artifact_digest = outcome.status, outcome.reason, outcome.artifact_digest
     if info.predict_concurrency > 0:
         d.predict_concurrency = info.predict_concurrency
+
+
+def _cold_start(replica: ReplicaRecord, now: datetime) -> None:
+    """Log and export a replica's cold start as the scheduler saw it: `schedule` from its placement
+    to the agent's STARTING (the agent's own histogram splits the rest into fetch, process, load)."""
+    total = (now - replica.created_at).total_seconds()
+    starting = replica.state == facts.STARTING
+    schedule = (replica.updated_at - replica.created_at).total_seconds() if starting else 0.0
+    metrics.COLD_START_SECONDS.labels("schedule").observe(schedule)
+    metrics.COLD_START_SECONDS.labels("total").observe(total)
+    log.info("cold start of deployment %s replica %s: %.2f s (schedule %.2f s, start and load %.2f s)",
+             replica.deployment_id, replica.id, total, schedule, total - schedule)
 
 
 async def _nothing(_session: AsyncSession) -> None:

@@ -23,6 +23,9 @@ DEPLOYING = "DEPLOYING"
 ACTIVE = "ACTIVE"
 INACTIVE = "INACTIVE"
 FAILED = "FAILED"
+# Shown for a deployment that wants no replicas now (a demoted one, drained) and one starting again.
+SCALED_TO_ZERO = "SCALED_TO_ZERO"
+WAKING_UP = "WAKING_UP"
 
 BUILD_BUILDING = "BUILDING"
 BUILD_SUCCEEDED = "SUCCEEDED"
@@ -85,6 +88,11 @@ def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status
         return Status(INACTIVE)
     if any(r.state == READY and r.address for r in replicas):
         return Status(ACTIVE)
+    # Scale to zero (the autoscaler's ScaleDeployment 0 at min_replica 0), and the way back.
+    if desired_replicas(d) == 0:
+        return Status(SCALED_TO_ZERO)
+    if d.status in (SCALED_TO_ZERO, WAKING_UP):
+        return Status(WAKING_UP)
     return Status(DEPLOYING)
 
 
@@ -107,16 +115,17 @@ def after_build(d: DeploymentFacts, state: str, artifact_digest: str, message: s
 
 
 def desired_replicas(d: DeploymentFacts) -> int:
-    """Replicas a deployment wants now. Scale to zero comes with the autoscaler: until then at least 1."""
+    """Replicas a deployment wants now: the autoscaler's count within [min_replica, max_replica]
+    (0 is scale to zero, at min_replica 0); a development deployment stays within 0..1."""
     if d.deleted or not d.active or d.status == FAILED or not d.artifact_digest:
         return 0
     if d.is_development:
-        return 1
-    return max(1, clamp_scale(d.desired_replicas, d.min_replica, d.max_replica))
+        return clamp_scale(d.desired_replicas, 0, 1)
+    return clamp_scale(d.desired_replicas, d.min_replica, d.max_replica)
 
 
 def clamp_scale(requested: int, min_replica: int, max_replica: int) -> int:
-    return max(min_replica, min(requested, max(max_replica, min_replica)))
+    return max(min_replica, 0, min(requested, max(max_replica, min_replica)))
 
 
 def next_deployment_name(existing: Iterable[str]) -> str:
@@ -127,6 +136,16 @@ def next_deployment_name(existing: Iterable[str]) -> str:
         if m:
             highest = max(highest, int(m.group(1)))
     return f"deployment-{highest + 1}"
+
+
+def check_rename(d: DeploymentFacts, name: str, taken: Iterable[str]) -> str:
+    """A published deployment's new name (cosmetic: ids, and so API paths, never change)."""
+    if d.is_development:
+        raise Conflict("the development deployment cannot be renamed: publish it (promote it) instead")
+    validate_name("deployment name", name)
+    if name in (DEVELOPMENT, PRODUCTION) or name in set(taken):
+        raise Conflict(f"deployment name {name!r} is taken for this model")
+    return name
 
 
 @dataclass(frozen=True)

@@ -13,3 +13,8 @@ ROUTE_TABLE_VERSION = Gauge("kingpost_scheduler_route_table_version", "Version o
 ROUTE_WATCHERS = Gauge("kingpost_scheduler_route_watchers", "Open WatchRoutes streams")
 REPLICAS = Gauge("kingpost_scheduler_replicas", "Replicas by state", ["state"])
 DEPLOYMENTS = Gauge("kingpost_scheduler_deployments", "Live deployments by status", ["status"])
+COLD_START_SECONDS = Histogram(
+    "kingpost_scheduler_cold_start_seconds",
+    "A replica's placement to READY (total) and to the agent's STARTING (schedule).", ["phase"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from kingpost_scheduler.autoscaling import Autoscaling
 from kingpost_scheduler.facts import READY, Replica
 
 
@@ -29,6 +30,9 @@ class DeploymentRow:
     active: bool
     predict_concurrency: int
     status: str
+    # Its autoscaling settings and the count the autoscaler last asked for, for the autoscaler.
+    autoscaling: Autoscaling = Autoscaling()
+    desired_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class DeploymentRoute:
     predict_concurrency: int
     replicas: tuple[ReplicaRoute, ...]
     status: str
+    autoscaling: Autoscaling = Autoscaling()
+    desired_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,8 @@ def build_route_table(
                     predict_concurrency=d.predict_concurrency,
                     replicas=tuple(sorted(ready.get(d.id, []), key=lambda r: r.replica_id)),
                     status=d.status,
+                    autoscaling=d.autoscaling,
+                    desired_replicas=d.desired_replicas,
                 )
                 for d in own
             ),

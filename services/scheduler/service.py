@@ -17,15 +17,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.auth import key_digest, key_prefix, new_key
-from kingpost.errors import InvalidArgument, KingpostError, Unavailable, grpc_abort
+from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable, grpc_abort
 from kingpost.events import LOGS_STREAM, EventBus, build_log_subject
 from kingpost.ids import new_id
 from kingpost.v1 import events_pb2, management_pb2, management_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
-from kingpost_scheduler import facts, lifecycle, metrics, store
+from kingpost_scheduler import autoscaling, facts, lifecycle, metrics, promotion, store
 from kingpost_scheduler.clients import BuildInfo, BuildLookup
 from kingpost_scheduler.control import Control, apply_build
 from kingpost_scheduler.route_table import RouteTable
-from kingpost_scheduler.tables import DeploymentRecord, ModelRecord
+from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ async def _model_proto(session: AsyncSession, m: ModelRecord) -> management_pb2.
     envs = {e.name: e.deployment_id for e in await store.environments(session, m.id)}
     return management_pb2.Model(
         id=m.id, name=m.name, created_at=_timestamp(m.created_at), deployments_count=len(deployments),
-        production_deployment_id=envs.get(lifecycle.PRODUCTION, ""),
+        production_deployment_id=envs.get(lifecycle.PRODUCTION) or "",
         development_deployment_id=next((d.id for d in deployments if d.is_development), ""),
     )
 
@@ -103,6 +103,13 @@ def route_table_proto(version: int, table: RouteTable) -> scheduler_pb2.RouteTab
                     scheduler_pb2.DeploymentRoute(
                         deployment_id=d.deployment_id, active=d.active,
                         predict_concurrency=d.predict_concurrency, status=d.status,
+                        autoscaling=scheduler_pb2.DeploymentAutoscaling(
+                            min_replica=d.autoscaling.min_replica, max_replica=d.autoscaling.max_replica,
+                            autoscaling_window=d.autoscaling.autoscaling_window,
+                            scale_down_delay=d.autoscaling.scale_down_delay,
+                            concurrency_target=d.autoscaling.concurrency_target,
+                            target_utilization_percentage=d.autoscaling.target_utilization_percentage,
+                            desired_replicas=d.desired_replicas),
                         replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
                                   for r in d.replicas],
                     )
@@ -117,6 +124,8 @@ def route_table_proto(version: int, table: RouteTable) -> scheduler_pb2.RouteTab
 class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
     def __init__(self, control: Control, builds: BuildLookup, bus: EventBus | None = None) -> None:
         self.control = control
+        # The highest max_replica a deployment may ask for (SchedulerSettings.max_replica_cap).
+        self.max_replica_cap = autoscaling.DEFAULT_MAX_REPLICA_CAP
         self.builds = builds
         self.bus = bus
 
@@ -160,9 +169,19 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
                 autoscaling_window=60, scale_down_delay=900, concurrency_target=1,
                 target_utilization_percentage=70, desired_replicas=1, active=True, deleted=False, created_at=now,
             ))
-            apply_build(deployment, _newest(build, self.control.known_build(request.build_id)))
             if push.environment:
-                await store.set_environment(session, deployment, push.environment)
+                # Deploying straight into an environment is a promotion of the new deployment.
+                try:
+                    env = await store.get_environment(session, model, push.environment)
+                except NotFound:
+                    raise NotFound(f"model {name!r} has no environment {push.environment!r}: create it first "
+                                   f"(`kingpost environments create` or POST /v1/models/{{model_id}}/environments)"
+                                   ) from None
+                if env.candidate_deployment_id:
+                    raise Conflict(f"a promotion to {env.name} is in progress (deployment "
+                                   f"{env.candidate_deployment_id}): wait for it to finish")
+                _begin_promotion(env, deployment)
+            apply_build(deployment, _newest(build, self.control.known_build(request.build_id)))
             return model.id, deployment.id
 
         model_id, deployment_id = await self.control.write(f"deploying build {request.build_id}", create)
@@ -206,12 +225,16 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
             raise InvalidArgument("build_only and replica_only exclude each other")
 
         async def targets(session: AsyncSession) -> Sequence[DeploymentRecord]:
+            if not request.model_id:  # every model's
+                return await store.live_deployments(session)
             model = await store.find_model(session, request.model_id)
             if request.deployment_id:
                 return [await store.find_deployment(session, model, request.deployment_id)]
             return await store.model_deployments(session, model.id)
 
-        deployments = await self.control.read("finding logs", targets)
+        # A build's own logs need no model: a push that failed to build has none yet.
+        only_build = bool(request.build_id) and not request.model_id
+        deployments = [] if only_build else await self.control.read("finding logs", targets)
         limit = request.limit if request.limit > 0 else DEFAULT_LOG_LIMIT
         subjects: list[str] = []
         for d in deployments:
@@ -274,6 +297,209 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
         return await self.control.read("reading the status", run)
 
+    # --- the lifecycle: models, deployments, environments, promotion --------------------------
+
+    @_unary
+    async def DeleteModel(self, request: management_pb2.DeleteModelRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> None:
+            await store.delete_model(session, await store.find_model(session, request.model_id))
+
+        await self.control.write(f"deleting model {request.model_id}", run)
+        return management_pb2.DeleteModelResponse(success=True)
+
+    async def _deployment_action(self, action: str, model_ref: str, ref: str) -> None:
+        async def run(session: AsyncSession) -> None:
+            model = await store.find_model(session, model_ref)
+            d = await store.find_deployment(session, model, ref)
+            serves = next((e.name for e in await store.environments(session, model.id)
+                           if e.deployment_id == d.id), "")
+            promotion.check(action, store.deployment_facts(d), serves=serves)
+            if action == promotion.ACTIVATE:
+                d.active, d.demoted_at = True, None
+                d.desired_replicas = max(1, d.min_replica)  # compute again, scaled to zero or not
+            elif action == promotion.DEACTIVATE:
+                d.active = False
+            elif action == promotion.DELETE:
+                await store.delete_deployment(session, d)
+            await session.flush()
+
+        await self.control.write(f"{action} deployment {ref}", run)
+
+    @_unary
+    async def ActivateDeployment(self, request: management_pb2.ActivateDeploymentRequest, context: Any) -> Any:
+        await self._deployment_action(promotion.ACTIVATE, request.model_id, request.deployment_id)
+        return management_pb2.ActivateDeploymentResponse(success=True)
+
+    @_unary
+    async def DeactivateDeployment(
+        self, request: management_pb2.DeactivateDeploymentRequest, context: Any
+    ) -> Any:
+        await self._deployment_action(promotion.DEACTIVATE, request.model_id, request.deployment_id)
+        return management_pb2.DeactivateDeploymentResponse(success=True)
+
+    @_unary
+    async def DeleteDeployment(self, request: management_pb2.DeleteDeploymentRequest, context: Any) -> Any:
+        await self._deployment_action(promotion.DELETE, request.model_id, request.deployment_id)
+        return management_pb2.DeleteDeploymentResponse(success=True)
+
+    @_unary
+    async def UpdateDeployment(self, request: management_pb2.UpdateDeploymentRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> str:
+            model = await store.find_model(session, request.model_id)
+            d = await store.find_deployment(session, model, request.deployment_id)
+            existing = await store.model_deployments(session, model.id, include_deleted=True)
+            d.name = lifecycle.check_rename(store.deployment_facts(d), request.name,
+                                            [x.name for x in existing if x.id != d.id])
+            await session.flush()
+            return d.id
+
+        deployment_id = await self.control.write(f"renaming deployment {request.deployment_id}", run, wake=False)
+
+        async def describe(session: AsyncSession) -> management_pb2.Deployment:
+            d = await store.get_deployment(session, deployment_id)
+            return deployment_proto(d, (await _ready_counts(session)).get(d.id, 0))
+
+        return management_pb2.UpdateDeploymentResponse(
+            deployment=await self.control.read("reading the renamed deployment", describe))
+
+    @_unary
+    async def PromoteDeployment(self, request: management_pb2.PromoteDeploymentRequest, context: Any) -> Any:
+        env_name = request.env_name or lifecycle.PRODUCTION
+        if not request.deployment_id:
+            raise InvalidArgument("deployment_id is required: the deployment to promote (id or name)")
+        now = self.control.clock()
+
+        async def run(session: AsyncSession) -> str:
+            model = await store.find_model(session, request.model_id)
+            env = await store.get_environment(session, model, env_name)
+            d = await store.find_deployment(session, model, request.deployment_id)
+            envs = await store.environments(session, model.id)
+            promotion.start_promotion(
+                promotion.EnvironmentFacts(env.name, env.deployment_id or "", env.candidate_deployment_id),
+                store.deployment_facts(d))
+            serving = {e.deployment_id: e.name for e in envs if e.deployment_id}
+            if promotion.needs_copy(store.deployment_facts(d), env.name, serving):
+                existing = await store.model_deployments(session, model.id, include_deleted=True)
+                candidate = await store.add_deployment(session, DeploymentRecord(
+                    id=new_id("dep"), model_id=model.id,
+                    name=lifecycle.next_deployment_name(x.name for x in existing), is_development=False,
+                    environment="", status=lifecycle.DEPLOYING if d.artifact_digest else lifecycle.BUILDING,
+                    status_reason="", build_id=d.build_id, artifact_digest=d.artifact_digest,
+                    predict_concurrency=d.predict_concurrency, min_replica=0, max_replica=1,
+                    autoscaling_window=60, scale_down_delay=900, concurrency_target=1,
+                    target_utilization_percentage=70, desired_replicas=1, active=True, deleted=False,
+                    created_at=now,
+                ))
+            else:
+                candidate = d
+                # Its replicas were loaded without the environment's name: replace them.
+                for r in await store.all_replicas(session):
+                    if r.deployment_id == d.id and r.state != facts.STOPPING:
+                        await store.set_replica_state(session, r, facts.STOPPING, now)
+            _begin_promotion(env, candidate)
+            return candidate.id
+
+        candidate_id = await self.control.write(f"promoting {request.deployment_id} to {env_name}", run)
+        log.info("model %s: promoting %s to %s", request.model_id, candidate_id, env_name)
+
+        async def describe(session: AsyncSession) -> management_pb2.Deployment:
+            d = await store.get_deployment(session, candidate_id)
+            return deployment_proto(d, (await _ready_counts(session)).get(d.id, 0))
+
+        deployment = await self.control.read("reading the promoted deployment", describe)
+        return management_pb2.PromoteDeploymentResponse(deployment=deployment)
+
+    async def _environment(self, model_ref: str, name: str) -> management_pb2.Environment:
+        async def run(session: AsyncSession) -> management_pb2.Environment:
+            model = await store.find_model(session, model_ref)
+            return await _environment_proto(session, await store.get_environment(session, model, name))
+
+        return await self.control.read("reading an environment", run)
+
+    @_unary
+    async def ListEnvironments(self, request: management_pb2.ListEnvironmentsRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> list[management_pb2.Environment]:
+            model = await store.find_model(session, request.model_id)
+            await store.get_environment(session, model, lifecycle.PRODUCTION)
+            envs = sorted(await store.environments(session, model.id),
+                          key=lambda e: (e.name != lifecycle.PRODUCTION, e.name))
+            return [await _environment_proto(session, e) for e in envs]
+
+        # A write: a model made before environments had rows gets its production row here.
+        return management_pb2.ListEnvironmentsResponse(
+            environments=await self.control.write("listing environments", run, wake=False))
+
+    @_unary
+    async def CreateEnvironment(self, request: management_pb2.CreateEnvironmentRequest, context: Any) -> Any:
+        settings = promotion.patch_settings(promotion.Settings(), _patch(request.autoscaling_settings))
+        now = self.control.clock()
+
+        async def run(session: AsyncSession) -> None:
+            model = await store.find_model(session, request.model_id)
+            existing = {e.name for e in await store.environments(session, model.id)}
+            promotion.check_create_environment(request.name, existing)
+            await store.add_environment(session, model, request.name, _settings_dict(settings), now)
+
+        await self.control.write(f"creating environment {request.name}", run, wake=False)
+        return management_pb2.CreateEnvironmentResponse(
+            environment=await self._environment(request.model_id, request.name))
+
+    @_unary
+    async def GetEnvironment(self, request: management_pb2.GetEnvironmentRequest, context: Any) -> Any:
+        return management_pb2.GetEnvironmentResponse(
+            environment=await self._environment(request.model_id, request.env_name))
+
+    @_unary
+    async def UpdateEnvironment(self, request: management_pb2.UpdateEnvironmentRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> None:
+            model = await store.find_model(session, request.model_id)
+            env = await store.get_environment(session, model, request.env_name)
+            settings = promotion.patch_settings(_env_settings(env), _patch(request.autoscaling_settings))
+            env.settings = _settings_dict(settings)
+            # The environment's deployment takes its settings at once.
+            for ref in (env.deployment_id, env.candidate_deployment_id):
+                if ref and (d := await session.get(DeploymentRecord, ref)) is not None:
+                    _apply_settings(d, settings)
+            await session.flush()
+
+        await self.control.write(f"updating environment {request.env_name}", run)
+        return management_pb2.UpdateEnvironmentResponse(
+            environment=await self._environment(request.model_id, request.env_name))
+
+    @_unary
+    async def DeleteEnvironment(self, request: management_pb2.DeleteEnvironmentRequest, context: Any) -> Any:
+        promotion.check_delete_environment(request.env_name)
+
+        async def run(session: AsyncSession) -> None:
+            model = await store.find_model(session, request.model_id)
+            await store.delete_environment(session, await store.get_environment(session, model, request.env_name))
+
+        await self.control.write(f"deleting environment {request.env_name}", run)
+        return management_pb2.DeleteEnvironmentResponse(success=True)
+
+
+    @_unary
+    async def UpdateAutoscalingSettings(
+        self, request: management_pb2.UpdateAutoscalingSettingsRequest, context: Any
+    ) -> Any:
+        changes = {name: getattr(request, name) for name in autoscaling.FIELDS if request.HasField(name)}
+
+        async def run(session: AsyncSession) -> autoscaling.PatchResult:
+            model = await store.find_model(session, request.model_id)
+            d = await store.find_deployment(session, model, request.deployment_id)
+            result = autoscaling.apply_patch(store.autoscaling_of(d), changes, is_development=d.is_development,
+                                             max_replica_cap=self.max_replica_cap)
+            if result.status == autoscaling.ACCEPTED:
+                for name in autoscaling.FIELDS:
+                    setattr(d, name, getattr(result.settings, name))
+                # Keep the autoscaler's count inside the new bounds at once.
+                d.desired_replicas = lifecycle.clamp_scale(d.desired_replicas, d.min_replica, d.max_replica)
+                await session.flush()
+            return result
+
+        result = await self.control.write(f"updating autoscaling of {request.deployment_id}", run)
+        return management_pb2.UpdateAutoscalingSettingsResponse(status=result.status, message=result.message)
+
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     def __init__(self, control: Control) -> None:
@@ -295,12 +521,75 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
         async def scale(session: AsyncSession) -> int:
             d = await store.get_deployment(session, request.deployment_id)
-            d.desired_replicas = lifecycle.clamp_scale(request.replicas, d.min_replica, d.max_replica)
+            if d.is_development:  # Baseten's fixed development constraints: 0..1
+                d.desired_replicas = lifecycle.clamp_scale(request.replicas, 0, 1)
+            else:
+                d.desired_replicas = lifecycle.clamp_scale(request.replicas, d.min_replica, d.max_replica)
             await session.flush()
             return d.desired_replicas
 
         replicas = await self.control.write(f"scaling {request.deployment_id}", scale)
         return scheduler_pb2.ScaleDeploymentResponse(replicas=replicas)
+
+    @_unary
+    async def DeactivateIdleDeployment(
+        self, request: scheduler_pb2.DeactivateIdleDeploymentRequest, context: Any
+    ) -> Any:
+        async def deactivate(session: AsyncSession) -> bool:
+            d = await store.get_deployment(session, request.deployment_id)
+            if not d.active or d.status != lifecycle.SCALED_TO_ZERO:
+                return False
+            d.active = False
+            await session.flush()
+            log.info("deployment %s deactivated: no traffic for %.1f days (activate it to serve again)",
+                     d.id, request.idle_seconds / 86400)
+            return True
+
+        done = await self.control.write(f"deactivating idle {request.deployment_id}", deactivate)
+        return scheduler_pb2.DeactivateIdleDeploymentResponse(deactivated=done)
+
+
+_SETTINGS_FIELDS = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target",
+                    "target_utilization_percentage")
+
+
+def _patch(p: management_pb2.EnvironmentAutoscalingPatch) -> dict[str, int]:
+    return {f: getattr(p, f) for f in _SETTINGS_FIELDS if p.HasField(f)}
+
+
+def _settings_dict(settings: promotion.Settings) -> dict[str, int]:
+    return {f: getattr(settings, f) for f in _SETTINGS_FIELDS}
+
+
+def _env_settings(env: EnvironmentRecord) -> promotion.Settings:
+    return promotion.Settings(**{k: int(v) for k, v in (env.settings or {}).items() if k in _SETTINGS_FIELDS})
+
+
+def _apply_settings(d: DeploymentRecord, settings: promotion.Settings) -> None:
+    for f in _SETTINGS_FIELDS:
+        setattr(d, f, getattr(settings, f))
+
+
+def _begin_promotion(env: EnvironmentRecord, candidate: DeploymentRecord) -> None:
+    """The candidate takes the environment's autoscaling settings and starts (or wakes)."""
+    _apply_settings(candidate, _env_settings(env))
+    candidate.demoted_at = None
+    # Ready replicas first (Baseten waits for them), even when scaled to zero until now.
+    candidate.desired_replicas = max(1, candidate.min_replica)
+    env.candidate_deployment_id, env.promotion_failure = candidate.id, ""
+
+
+async def _environment_proto(session: AsyncSession, env: EnvironmentRecord) -> management_pb2.Environment:
+    settings = _env_settings(env)
+    out = management_pb2.Environment(
+        name=env.name, model_id=env.model_id, created_at=_timestamp(env.created_at),
+        autoscaling_settings=management_pb2.AutoscalingSettings(**_settings_dict(settings)),
+        promoting_deployment_id=env.candidate_deployment_id, promotion_failure=env.promotion_failure,
+    )
+    if env.deployment_id and (d := await session.get(DeploymentRecord, env.deployment_id)) is not None:
+        out.current_deployment.CopyFrom(deployment_proto(d, (await _ready_counts(session)).get(d.id, 0)))
+        out.traffic[d.id] = 100
+    return out
 
 
 def _newest(looked_up: BuildInfo, from_event: BuildInfo | None) -> BuildInfo:

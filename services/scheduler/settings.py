@@ -18,6 +18,10 @@ class SchedulerSettings(ServiceSettings):
     replica_start_timeout_seconds: float = Field(300.0, gt=0)
     # How often the reconcile loop runs when nothing wakes it.
     reconcile_interval_seconds: float = Field(1.0, gt=0)
+    # A deployment demoted by a promotion keeps its replicas this long, so in-flight requests finish.
+    demoted_drain_seconds: float = Field(10.0, ge=0)
+    # The highest max_replica a deployment's autoscaling settings may ask for (Baseten's default 10).
+    max_replica_cap: int = Field(10, ge=1)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
 

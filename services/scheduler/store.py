@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kingpost.errors import NotFound
 from kingpost_scheduler import lifecycle
 from kingpost_scheduler.facts import Node, Replica
+from kingpost_scheduler.autoscaling import Autoscaling
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
@@ -31,7 +32,8 @@ from kingpost_scheduler.tables import (
 async def find_model(session: AsyncSession, ref: str) -> ModelRecord:
     """A model by id or name."""
     found = (await session.scalars(
-        select(ModelRecord).where(or_(ModelRecord.id == ref, ModelRecord.name == ref))
+        select(ModelRecord).where(or_(ModelRecord.id == ref, ModelRecord.name == ref),
+                                  ModelRecord.deleted.is_(False))
     )).first()
     if found is None:
         raise NotFound(f"model {ref!r} not found")
@@ -39,22 +41,47 @@ async def find_model(session: AsyncSession, ref: str) -> ModelRecord:
 
 
 async def model_by_name(session: AsyncSession, name: str) -> ModelRecord | None:
-    return (await session.scalars(select(ModelRecord).where(ModelRecord.name == name))).first()
+    return (await session.scalars(
+        select(ModelRecord).where(ModelRecord.name == name, ModelRecord.deleted.is_(False)))).first()
 
 
 async def add_model(session: AsyncSession, model_id: str, name: str, now: datetime) -> ModelRecord:
-    model = ModelRecord(id=model_id, name=name, created_at=now)
+    model = ModelRecord(id=model_id, name=name, created_at=now, deleted=False)
     session.add(model)
+    await session.flush()
+    # Every model has a production environment from the start; its endpoint answers once a
+    # deployment is promoted into it.
+    session.add(EnvironmentRecord(model_id=model_id, name=lifecycle.PRODUCTION, deployment_id=None,
+                                  candidate_deployment_id="", promotion_failure="", settings={}, created_at=now))
     await session.flush()
     return model
 
 
+async def delete_model(session: AsyncSession, model: ModelRecord) -> None:
+    """Its deployments are deleted (their replicas stop), its environments go, its name is free
+    at once; the row itself goes with `purge_deleted_models` once no replica is left."""
+    for d in await model_deployments(session, model.id):
+        d.deleted, d.active, d.environment = True, False, ""
+    await session.execute(delete(EnvironmentRecord).where(EnvironmentRecord.model_id == model.id))
+    model.deleted = True
+    model.name = f"deleted/{model.id}"  # '/' is in no valid name: the old name is free
+    await session.flush()
+
+
+async def purge_deleted_models(session: AsyncSession) -> None:
+    busy = select(DeploymentRecord.model_id).join(
+        ReplicaRecord, ReplicaRecord.deployment_id == DeploymentRecord.id)
+    await session.execute(delete(ModelRecord).where(ModelRecord.deleted.is_(True), ModelRecord.id.not_in(busy)))
+
+
 async def list_models(session: AsyncSession) -> Sequence[ModelRecord]:
-    return (await session.scalars(select(ModelRecord).order_by(ModelRecord.created_at, ModelRecord.id))).all()
+    return (await session.scalars(select(ModelRecord).where(ModelRecord.deleted.is_(False))
+                                  .order_by(ModelRecord.created_at, ModelRecord.id))).all()
 
 
 async def count_models(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(ModelRecord)) or 0)
+    return int(await session.scalar(
+        select(func.count()).select_from(ModelRecord).where(ModelRecord.deleted.is_(False))) or 0)
 
 
 # --- deployments ------------------------------------------------------------------------------
@@ -86,7 +113,7 @@ async def find_deployment(session: AsyncSession, model: ModelRecord, ref: str) -
     """By id or name; "development" and "production" name the model's current ones."""
     if ref == lifecycle.PRODUCTION:
         env = await session.get(EnvironmentRecord, (model.id, lifecycle.PRODUCTION))
-        found = await session.get(DeploymentRecord, env.deployment_id) if env else None
+        found = await session.get(DeploymentRecord, env.deployment_id) if env and env.deployment_id else None
     else:
         found = (await session.scalars(
             select(DeploymentRecord).where(
@@ -118,7 +145,12 @@ async def delete_deployment(session: AsyncSession, deployment: DeploymentRecord)
     deployment.deleted = True
     deployment.active = False
     deployment.environment = ""
-    await session.execute(delete(EnvironmentRecord).where(EnvironmentRecord.deployment_id == deployment.id))
+    for env in await environments(session, deployment.model_id):
+        if env.deployment_id == deployment.id:
+            env.deployment_id = None
+        if env.candidate_deployment_id == deployment.id:
+            env.candidate_deployment_id = ""
+            env.promotion_failure = f"deployment {deployment.id} was deleted during its promotion"
     await session.flush()
 
 
@@ -129,18 +161,42 @@ async def environments(session: AsyncSession, model_id: str | None = None) -> Se
     return (await session.scalars(query)).all()
 
 
-async def set_environment(session: AsyncSession, deployment: DeploymentRecord, name: str) -> None:
-    """Point the model's environment `name` at `deployment`; the one it pointed at leaves it."""
-    env = await session.get(EnvironmentRecord, (deployment.model_id, name))
+async def get_environment(session: AsyncSession, model: ModelRecord, name: str) -> EnvironmentRecord:
+    env = await session.get(EnvironmentRecord, (model.id, name))
+    if env is None and name == lifecycle.PRODUCTION:  # a model made before environments had rows
+        env = EnvironmentRecord(model_id=model.id, name=name, deployment_id=None, candidate_deployment_id="",
+                                promotion_failure="", settings={}, created_at=model.created_at)
+        session.add(env)
+        await session.flush()
     if env is None:
-        session.add(EnvironmentRecord(model_id=deployment.model_id, name=name, deployment_id=deployment.id))
-    else:
-        previous = await session.get(DeploymentRecord, env.deployment_id)
-        if previous is not None and previous.id != deployment.id:
-            previous.environment = ""
-        env.deployment_id = deployment.id
-    deployment.environment = name
+        raise NotFound(f"environment {name!r} of model {model.name!r} not found")
+    return env
+
+
+async def add_environment(
+    session: AsyncSession, model: ModelRecord, name: str, settings: dict[str, int], now: datetime
+) -> EnvironmentRecord:
+    env = EnvironmentRecord(model_id=model.id, name=name, deployment_id=None, candidate_deployment_id="",
+                            promotion_failure="", settings=settings, created_at=now)
+    session.add(env)
     await session.flush()
+    return env
+
+
+async def delete_environment(session: AsyncSession, env: EnvironmentRecord) -> None:
+    if env.deployment_id:
+        current = await session.get(DeploymentRecord, env.deployment_id)
+        if current is not None and current.environment == env.name:
+            current.environment = ""
+    await session.delete(env)
+    await session.flush()
+
+
+def autoscaling_of(d: DeploymentRecord) -> Autoscaling:
+    return Autoscaling(
+        min_replica=d.min_replica, max_replica=d.max_replica, autoscaling_window=d.autoscaling_window,
+        scale_down_delay=d.scale_down_delay, concurrency_target=d.concurrency_target,
+        target_utilization_percentage=d.target_utilization_percentage)
 
 
 def deployment_facts(d: DeploymentRecord) -> lifecycle.DeploymentFacts:
@@ -265,10 +321,12 @@ async def route_inputs(
 ) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str]]:
     models = [ModelRow(m.id, m.name) for m in await list_models(session)]
     deployments = [
-        DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status)
+        DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status,
+                      autoscaling=autoscaling_of(d), desired_replicas=d.desired_replicas)
         for d in await live_deployments(session)
     ]
-    envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id) for e in await environments(session)]
+    envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id) for e in await environments(session)
+            if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
     digests = [k.sha256 for k in await list_api_keys(session)]
     return models, deployments, envs, replicas, digests

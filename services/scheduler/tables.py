@@ -38,6 +38,8 @@ class ModelRecord(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A deleted model's row stays until its replicas are gone; its name is freed at once (0002).
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class DeploymentRecord(Base):
@@ -63,6 +65,8 @@ class DeploymentRecord(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When it left an environment to a promotion: it drains, then scales to zero (0002).
+    demoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
 
 
 class ReplicaRecord(Base):
@@ -94,7 +98,15 @@ class EnvironmentRecord(Base):
 
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    # The current deployment; None until one is promoted into it (0002: nullable).
+    deployment_id: Mapped[str | None] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"),
+                                                      nullable=True)
+    # The candidate of the promotion in progress, "" for none (0002).
+    candidate_deployment_id: Mapped[str] = mapped_column(String(32), default="")
+    promotion_failure: Mapped[str] = mapped_column(Text, default="")
+    # Autoscaling settings given to each deployment promoted here (0002).
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=dict)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
 
 
 class ApiKeyRecord(Base):

@@ -416,13 +416,30 @@ async def test_a_node_that_refuses_to_start_a_replica_fails_the_deployment(
     assert "sha256:zz' is malformed" in d.status_reason
 
 
-async def test_deploying_into_production_points_the_environment_at_it(harness: Harness) -> None:
+async def test_deploying_into_production_points_the_environment_at_it_once_ready(
+    harness: Harness, node: Node
+) -> None:
     build_id = harness.builder.add(events_pb2.BUILD_STATE_BUILDING)
     created = await harness.call("CreateDeployment", management_pb2.CreateDeploymentRequest(
         model_name="prod-model", build_id=build_id, environment="production"))
-    assert created.deployment.is_production and created.deployment.name == "deployment-1"
-    assert created.model.production_deployment_id == created.deployment.id
-    assert (await harness.deployment("prod-model", "production")).id == created.deployment.id
+    assert created.deployment.name == "deployment-1" and not created.deployment.is_production
+    with pytest.raises(NotFound):  # production serves nothing until the deployment is ready
+        await harness.deployment("prod-model", "production")
+    await harness.heartbeat(node)
+    await harness.build_event(build_id, events_pb2.BUILD_STATE_SUCCEEDED, DIGEST)
+    start = await next_item(node.agent.starts, "StartReplica")
+    assert start.environment == "production"  # the model reads it at load
+    await harness.heartbeat(node)
+    await harness.replica_event(start, events_pb2.REPLICA_STATE_READY, address="127.0.0.1:9999")
+
+    async def production() -> management_pb2.Deployment | None:
+        try:
+            return await harness.deployment("prod-model", "production")
+        except NotFound:
+            return None
+
+    d = await eventually(production, "production to point at the new deployment")
+    assert d.id == created.deployment.id and d.is_production and d.status == "ACTIVE"
 
 
 async def test_scale_is_clamped_to_the_deployment_settings(harness: Harness) -> None:

@@ -70,7 +70,8 @@ def test_desired_replicas() -> None:
     published = dep(name="deployment-1", artifact_digest="d", min_replica=2, max_replica=4,
                     desired_replicas=0)
     assert lifecycle.desired_replicas(published) == 2
-    assert lifecycle.desired_replicas(dep(artifact_digest="d", min_replica=0, desired_replicas=0)) == 1
+    assert lifecycle.desired_replicas(dep(artifact_digest="d", min_replica=0, desired_replicas=0)) == 0  # to zero
+    assert lifecycle.desired_replicas(dep(artifact_digest="d", is_development=True, desired_replicas=0)) == 0
     assert lifecycle.desired_replicas(dep(artifact_digest="d", deleted=True)) == 0
     assert lifecycle.desired_replicas(dep(artifact_digest="d", active=False)) == 0
 
@@ -102,3 +103,15 @@ def test_an_environment_implies_publish() -> None:
 def test_a_taken_deployment_name_is_a_conflict() -> None:
     with pytest.raises(Conflict, match="taken"):
         lifecycle.plan_push([dep(name="v1")], publish=True, environment="", deployment_name="v1")
+
+
+def test_scaled_to_zero_then_waking_up_until_a_replica_is_ready() -> None:
+    zero = dep(name="deployment-1", artifact_digest="d", status=lifecycle.ACTIVE, desired_replicas=0)
+    stopping = Replica("r1", "d1", "a", STARTING, T0)
+    assert lifecycle.deployment_status(zero, [stopping]).status == lifecycle.SCALED_TO_ZERO
+    waking = dep(name="deployment-1", artifact_digest="d", status=lifecycle.SCALED_TO_ZERO, desired_replicas=1)
+    assert lifecycle.deployment_status(waking, []).status == lifecycle.WAKING_UP
+    still = dep(name="deployment-1", artifact_digest="d", status=lifecycle.WAKING_UP, desired_replicas=1)
+    assert lifecycle.deployment_status(still, [stopping]).status == lifecycle.WAKING_UP
+    ready = Replica("r2", "d1", "a", READY, T0, address="127.0.0.1:9000")
+    assert lifecycle.deployment_status(still, [ready]).status == lifecycle.ACTIVE

@@ -1,0 +1,181 @@
+"""Environments, promotion, and the deployment actions a user asks for: the rules, as data.
+
+A deployment's actions (activate, deactivate, delete, promote) are allowed or refused by
+TRANSITIONS, a table of the states each action may start from; `check` refuses an illegal one
+with the reason and what to do instead. A deployment that serves an environment has a role that
+limits it further: it cannot be deleted until another deployment replaces it there.
+
+Promotion, Baseten's three steps:
+
+    promote(env, dep) ─▶ candidate chosen (a new deployment when dep is the development one or
+                         serves another environment; else dep itself), given env's autoscaling
+                      ─▶ candidate ACTIVE (a READY replica) ─▶ env's current := candidate, in one
+                         transaction, so one route table carries the swap
+                      ─▶ the old one is demoted: it drains for DRAIN and then scales to zero
+
+One promotion per environment at a time; a candidate that FAILS (or is deleted, deactivated)
+ends the promotion with the reason, and the environment keeps its current deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from kingpost.errors import Conflict, InvalidArgument
+from kingpost_scheduler import lifecycle
+
+# In-flight requests finish on the demoted deployment's open channels before its replicas stop.
+DRAIN = timedelta(seconds=10)
+
+DELETED = "DELETED"
+
+ACTIVATE = "activate"
+DEACTIVATE = "deactivate"
+DELETE = "delete"
+PROMOTE = "promote"
+
+_LIVE = (lifecycle.BUILDING, lifecycle.DEPLOYING, lifecycle.ACTIVE, lifecycle.SCALED_TO_ZERO,
+         lifecycle.WAKING_UP)
+
+# action → the states it may start from (anything else is refused with REFUSALS' advice).
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    ACTIVATE: frozenset({lifecycle.INACTIVE, *_LIVE}),
+    DEACTIVATE: frozenset({lifecycle.INACTIVE, *_LIVE}),
+    DELETE: frozenset({lifecycle.INACTIVE, lifecycle.FAILED, *_LIVE}),
+    PROMOTE: frozenset(_LIVE),
+}
+
+# (action, state) → what to do instead.
+REFUSALS: Mapping[tuple[str, str], str] = {
+    (PROMOTE, lifecycle.INACTIVE): "activate it first",
+    (PROMOTE, lifecycle.FAILED): "push a fixed Truss and promote the new deployment",
+    (ACTIVATE, lifecycle.FAILED): "push a fixed Truss: a failed build does not load any better twice",
+    (DEACTIVATE, lifecycle.FAILED): "it has no compute to stop; delete it instead",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """An environment's autoscaling settings (Baseten's defaults)."""
+
+    min_replica: int = 0
+    max_replica: int = 1
+    autoscaling_window: int = 60
+    scale_down_delay: int = 900
+    concurrency_target: int = 1
+    target_utilization_percentage: int = 70
+
+
+_LIMITS = {
+    "min_replica": (0, 1000), "max_replica": (1, 1000), "autoscaling_window": (10, 3600),
+    "scale_down_delay": (0, 3600), "concurrency_target": (1, 100000),
+    "target_utilization_percentage": (1, 100),
+}
+
+
+def patch_settings(current: Settings, changes: Mapping[str, int]) -> Settings:
+    """`current` with `changes` applied, each checked against Baseten's range."""
+    for field, value in changes.items():
+        low, high = _LIMITS[field]
+        if not low <= value <= high:
+            raise InvalidArgument(f"autoscaling_settings.{field} = {value}: must be {low} to {high}")
+    updated = replace(current, **changes)
+    if updated.min_replica > updated.max_replica:
+        raise InvalidArgument(f"autoscaling_settings: min_replica {updated.min_replica} is above "
+                              f"max_replica {updated.max_replica}")
+    return updated
+
+
+def state_of(d: lifecycle.DeploymentFacts) -> str:
+    if d.deleted:
+        return DELETED
+    if d.status == lifecycle.FAILED:
+        return lifecycle.FAILED
+    if not d.active:
+        return lifecycle.INACTIVE
+    return d.status
+
+
+def check(action: str, d: lifecycle.DeploymentFacts, *, serves: str = "") -> None:
+    """Refuse `action` on `d` unless TRANSITIONS allows it. `serves`: the environment whose
+    current deployment `d` is ("" for none)."""
+    state = state_of(d)
+    if state == DELETED:
+        raise Conflict(f"deployment {d.id} is deleted: nothing can be done with it")
+    if state not in TRANSITIONS[action]:
+        advice = REFUSALS.get((action, state), "")
+        raise Conflict(f"cannot {action} deployment {d.id}: it is {state}" + (f"; {advice}" if advice else ""))
+    if action == DELETE and serves:
+        also = ", or delete the model" if serves == lifecycle.PRODUCTION else \
+            f", or delete the environment {serves!r}"
+        raise Conflict(f"deployment {d.id} is {serves}'s current deployment: promote another deployment "
+                       f"to {serves} first{also}")
+
+
+def validate_environment_name(name: str) -> str:
+    return lifecycle.validate_name("environment name", name)
+
+
+def check_create_environment(name: str, existing: set[str]) -> None:
+    validate_environment_name(name)
+    if name in existing or name == lifecycle.PRODUCTION:
+        raise Conflict(f"environment {name!r} exists already for this model")
+
+
+def check_delete_environment(name: str) -> None:
+    if name == lifecycle.PRODUCTION:
+        raise Conflict("the production environment cannot be deleted: promote another deployment to "
+                       "production to replace its deployment, or delete the model")
+
+
+@dataclass(frozen=True)
+class EnvironmentFacts:
+    name: str
+    current: str = ""  # deployment id, "" for none yet
+    candidate: str = ""  # a promotion in progress
+    settings: Settings = Settings()
+
+
+def needs_copy(d: lifecycle.DeploymentFacts, env: str, serving: Mapping[str, str]) -> bool:
+    """Baseten makes a new deployment for a promotion when the one promoted is the development
+    deployment (it stays development) or serves another environment. `serving`: deployment id →
+    the environment it is current in."""
+    return d.is_development or serving.get(d.id, env) != env
+
+
+def start_promotion(env: EnvironmentFacts, d: lifecycle.DeploymentFacts) -> None:
+    """Refuse a promotion that cannot start (the candidate itself is chosen by the shell)."""
+    if env.candidate:
+        raise Conflict(f"a promotion to {env.name} is in progress (deployment {env.candidate}): wait for it "
+                       "to finish, or deactivate that deployment to cancel it")
+    check(PROMOTE, d)
+    if env.current == d.id:
+        raise Conflict(f"deployment {d.id} is {env.name}'s current deployment already")
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a promotion does next: swap (candidate → current), abort (with the reason), or wait."""
+
+    swap: bool = False
+    abort: str = ""
+
+
+def promotion_step(candidate: lifecycle.DeploymentFacts | None, status: str) -> Step:
+    """`status`: the candidate's status as shown now."""
+    if candidate is None or candidate.deleted:
+        return Step(abort="the deployment being promoted was deleted")
+    if not candidate.active:
+        return Step(abort=f"deployment {candidate.id} was deactivated during its promotion")
+    if status == lifecycle.FAILED:
+        return Step(abort=f"deployment {candidate.id} failed: {candidate.status_reason}".rstrip(": "))
+    if status == lifecycle.ACTIVE:
+        return Step(swap=True)
+    return Step()
+
+
+def drained(demoted_at: datetime | None, now: datetime, drain: timedelta = DRAIN) -> bool:
+    """A demoted deployment scales to zero once its in-flight requests have had `drain` to finish."""
+    return demoted_at is not None and now - demoted_at >= drain

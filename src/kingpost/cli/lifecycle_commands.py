@@ -1,0 +1,273 @@
+"""The model lifecycle: `kingpost deployments get|activate|deactivate|delete|promote`,
+`kingpost environments list|create|get|update|delete|promote`, `kingpost models get|delete`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import click
+
+from kingpost.cli.app import cli, json_option, print_json, run_async, to_dict
+from kingpost.cli.inspect_commands import deployments, management_call, models, table
+from kingpost.errors import Conflict, DeadlineExceeded
+from kingpost.v1 import management_pb2
+
+PRODUCTION = "production"
+
+
+def _deployment_line(d: management_pb2.Deployment) -> str:
+    where = f", {d.environment}" if d.environment else ""
+    reason = f" ({d.status_reason})" if d.status_reason else ""
+    return f"{d.name} ({d.id}): {d.status}{reason}{where}, {d.active_replica_count} ready replica(s)"
+
+
+def _environment_line(e: management_pb2.Environment) -> str:
+    current = _deployment_line(e.current_deployment) if e.HasField("current_deployment") else "no deployment yet"
+    promoting = f"; promoting {e.promoting_deployment_id}" if e.promoting_deployment_id else ""
+    failure = f"; last promotion failed: {e.promotion_failure}" if e.promotion_failure else ""
+    s = e.autoscaling_settings
+    return (f"{e.name}: {current}{promoting}{failure}\n  autoscaling: replicas {s.min_replica}..{s.max_replica}, "
+            f"window {s.autoscaling_window}s, scale-down delay {s.scale_down_delay}s, "
+            f"concurrency target {s.concurrency_target}, utilization {s.target_utilization_percentage}%")
+
+
+def _done(as_json: bool, what: str) -> None:
+    if as_json:
+        print_json({"success": True})
+    else:
+        click.echo(what)
+
+
+# --- models -------------------------------------------------------------------------------------
+
+
+@models.command("get")
+@click.argument("model")
+@json_option
+def models_get(model: str, as_json: bool) -> None:
+    """Show MODEL (id or name)."""
+    m = run_async(management_call("GetModel", management_pb2.GetModelRequest(model_id=model))).model
+    if as_json:
+        print_json(to_dict(m))
+        return
+    click.echo(f"{m.name} ({m.id}): {m.deployments_count} deployment(s); production "
+               f"{m.production_deployment_id or '-'}, development {m.development_deployment_id or '-'}")
+
+
+@models.command("delete")
+@click.argument("model")
+@json_option
+def models_delete(model: str, as_json: bool) -> None:
+    """Delete MODEL, its deployments and environments."""
+    run_async(management_call("DeleteModel", management_pb2.DeleteModelRequest(model_id=model)))
+    _done(as_json, f"Model {model} deleted.")
+
+
+# --- deployments --------------------------------------------------------------------------------
+
+
+@deployments.command("get")
+@click.argument("model")
+@click.argument("deployment")
+@json_option
+def deployments_get(model: str, deployment: str, as_json: bool) -> None:
+    """Show DEPLOYMENT (id, name, `development` or `production`) of MODEL."""
+    d = run_async(management_call("GetDeployment", management_pb2.GetDeploymentRequest(
+        model_id=model, deployment_id=deployment))).deployment
+    if as_json:
+        print_json(to_dict(d))
+        return
+    click.echo(_deployment_line(d))
+
+
+def _action(method: str, request_type: Any, verb: str) -> Any:
+    @click.argument("model")
+    @click.argument("deployment")
+    @json_option
+    def command(model: str, deployment: str, as_json: bool) -> None:
+        run_async(management_call(method, request_type(model_id=model, deployment_id=deployment)))
+        _done(as_json, f"Deployment {deployment} of {model} {verb}.")
+
+    return command
+
+
+deployments.command("activate", help="Activate DEPLOYMENT of MODEL: its replicas start again.")(
+    _action("ActivateDeployment", management_pb2.ActivateDeploymentRequest, "activated"))
+deployments.command("deactivate", help="Deactivate DEPLOYMENT of MODEL: no compute, requests 404, "
+                                       "configuration kept.")(
+    _action("DeactivateDeployment", management_pb2.DeactivateDeploymentRequest, "deactivated"))
+deployments.command("delete", help="Delete DEPLOYMENT of MODEL for good (an environment's current "
+                                   "deployment must be replaced first).")(
+    _action("DeleteDeployment", management_pb2.DeleteDeploymentRequest, "deleted"))
+
+
+@deployments.command("rename")
+@click.argument("model")
+@click.argument("deployment")
+@click.argument("name")
+@json_option
+def deployments_rename(model: str, deployment: str, name: str, as_json: bool) -> None:
+    """Rename DEPLOYMENT of MODEL to NAME (cosmetic: its id stays)."""
+    d = run_async(management_call("UpdateDeployment", management_pb2.UpdateDeploymentRequest(
+        model_id=model, deployment_id=deployment, name=name))).deployment
+    if as_json:
+        print_json(to_dict(d))
+        return
+    click.echo(_deployment_line(d))
+
+
+async def _promote(model: str, env: str, deployment: str, wait: bool, timeout: float
+                   ) -> tuple[management_pb2.Deployment, management_pb2.Environment | None]:
+    reply = await management_call("PromoteDeployment", management_pb2.PromoteDeploymentRequest(
+        model_id=model, env_name=env, deployment_id=deployment))
+    candidate = reply.deployment
+    if not wait:
+        return candidate, None
+    deadline = time.monotonic() + timeout
+    while True:
+        e = (await management_call("GetEnvironment", management_pb2.GetEnvironmentRequest(
+            model_id=model, env_name=env))).environment
+        if e.current_deployment.id == candidate.id and e.promoting_deployment_id != candidate.id:
+            return candidate, e
+        if e.promoting_deployment_id != candidate.id:
+            raise Conflict(f"promotion of {candidate.id} to {env} failed: {e.promotion_failure or 'replaced'}")
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(f"{candidate.id} is not serving {env} after {timeout:.0f} s; "
+                                   f"`kingpost environments get {model} {env}` shows the promotion")
+        await asyncio.sleep(0.25)
+
+
+def _promote_command(model: str, env: str, deployment: str, no_wait: bool, timeout: float, as_json: bool) -> None:
+    candidate, e = run_async(_promote(model, env, deployment, not no_wait, timeout))
+    if as_json:
+        print_json({"deployment": to_dict(candidate), "environment": to_dict(e) if e else None})
+        return
+    if e is None:
+        click.echo(f"Promoting {candidate.name} ({candidate.id}) to {env}; "
+                   f"`kingpost environments get {model} {env}` shows when it serves.")
+    else:
+        click.echo(f"{candidate.name} ({candidate.id}) now serves {env}.")
+
+
+_wait_options = [
+    click.option("--no-wait", is_flag=True, help="Return once the promotion has started."),
+    click.option("--timeout", type=float, default=900.0, show_default=True,
+                 help="Seconds to wait for the promoted deployment to serve."),
+]
+
+
+@deployments.command("promote")
+@click.argument("model")
+@click.argument("deployment")
+@click.option("--environment", "env", default=PRODUCTION, show_default=True, help="The environment.")
+@_wait_options[0]
+@_wait_options[1]
+@json_option
+def deployments_promote(model: str, deployment: str, env: str, no_wait: bool, timeout: float,
+                        as_json: bool) -> None:
+    """Promote DEPLOYMENT of MODEL to an environment (production by default); wait until it serves."""
+    _promote_command(model, env, deployment, no_wait, timeout, as_json)
+
+
+# --- environments -------------------------------------------------------------------------------
+
+
+@cli.group("environments")
+def environments() -> None:
+    """A model's environments: stable endpoints with their own autoscaling settings."""
+
+
+def _autoscaling_options(f: Any) -> Any:
+    for name in ("target-utilization-percentage", "concurrency-target", "scale-down-delay", "autoscaling-window",
+                 "max-replica", "min-replica"):
+        f = click.option(f"--{name}", type=int, default=None)(f)
+    return f
+
+
+def _patch(values: dict[str, int | None]) -> management_pb2.EnvironmentAutoscalingPatch:
+    return management_pb2.EnvironmentAutoscalingPatch(**{k: v for k, v in values.items() if v is not None})
+
+
+@environments.command("list")
+@click.argument("model")
+@json_option
+def environments_list(model: str, as_json: bool) -> None:
+    """List MODEL's environments."""
+    reply = run_async(management_call("ListEnvironments", management_pb2.ListEnvironmentsRequest(model_id=model)))
+    if as_json:
+        print_json({"environments": [to_dict(e) for e in reply.environments]})
+        return
+    rows = [(e.name, e.current_deployment.id or "-", e.current_deployment.status or "-",
+             e.promoting_deployment_id or "-") for e in reply.environments]
+    click.echo(table(rows, ("NAME", "DEPLOYMENT", "STATUS", "PROMOTING")))
+
+
+@environments.command("get")
+@click.argument("model")
+@click.argument("name")
+@json_option
+def environments_get(model: str, name: str, as_json: bool) -> None:
+    """Show environment NAME of MODEL."""
+    e = run_async(management_call("GetEnvironment", management_pb2.GetEnvironmentRequest(
+        model_id=model, env_name=name))).environment
+    if as_json:
+        print_json(to_dict(e))
+        return
+    click.echo(_environment_line(e))
+
+
+@environments.command("create")
+@click.argument("model")
+@click.argument("name")
+@_autoscaling_options
+@json_option
+def environments_create(model: str, name: str, as_json: bool, **settings: int | None) -> None:
+    """Create environment NAME for MODEL (autoscaling settings default to Baseten's)."""
+    e = run_async(management_call("CreateEnvironment", management_pb2.CreateEnvironmentRequest(
+        model_id=model, name=name, autoscaling_settings=_patch(settings)))).environment
+    if as_json:
+        print_json(to_dict(e))
+        return
+    click.echo(f"Environment {e.name} created; promote a deployment into it: "
+               f"`kingpost environments promote {model} {e.name} DEPLOYMENT`")
+
+
+@environments.command("update")
+@click.argument("model")
+@click.argument("name")
+@_autoscaling_options
+@json_option
+def environments_update(model: str, name: str, as_json: bool, **settings: int | None) -> None:
+    """Change environment NAME's autoscaling settings (only those given)."""
+    e = run_async(management_call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
+        model_id=model, env_name=name, autoscaling_settings=_patch(settings)))).environment
+    if as_json:
+        print_json(to_dict(e))
+        return
+    click.echo(_environment_line(e))
+
+
+@environments.command("delete")
+@click.argument("model")
+@click.argument("name")
+@json_option
+def environments_delete(model: str, name: str, as_json: bool) -> None:
+    """Delete environment NAME of MODEL (never production); its deployment stays."""
+    run_async(management_call("DeleteEnvironment", management_pb2.DeleteEnvironmentRequest(
+        model_id=model, env_name=name)))
+    _done(as_json, f"Environment {name} of {model} deleted.")
+
+
+@environments.command("promote")
+@click.argument("model")
+@click.argument("name")
+@click.argument("deployment")
+@_wait_options[0]
+@_wait_options[1]
+@json_option
+def environments_promote(model: str, name: str, deployment: str, no_wait: bool, timeout: float,
+                         as_json: bool) -> None:
+    """Promote DEPLOYMENT into environment NAME of MODEL; wait until it serves."""
+    _promote_command(model, name, deployment, no_wait, timeout, as_json)

@@ -1,0 +1,114 @@
+"""Promotion and the deployment actions: the transition table, its refusals, the promotion steps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kingpost.errors import Conflict, InvalidArgument
+from kingpost_scheduler import lifecycle, promotion
+from kingpost_scheduler.lifecycle import DeploymentFacts
+from kingpost_scheduler.promotion import EnvironmentFacts, Settings
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def dep(**kw: object) -> DeploymentFacts:
+    values: dict[str, object] = {"id": "dep_x", "name": "deployment-1", "status": lifecycle.ACTIVE,
+                                 "artifact_digest": "sha256:ab"}
+    values.update(kw)
+    return DeploymentFacts(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("action", "d", "allowed"), [
+    (promotion.ACTIVATE, dep(active=False), True),
+    (promotion.DEACTIVATE, dep(), True),
+    (promotion.DELETE, dep(status=lifecycle.FAILED), True),
+    (promotion.PROMOTE, dep(status=lifecycle.SCALED_TO_ZERO), True),
+    (promotion.PROMOTE, dep(status=lifecycle.BUILDING, artifact_digest=""), True),
+    (promotion.PROMOTE, dep(active=False), False),
+    (promotion.PROMOTE, dep(status=lifecycle.FAILED), False),
+    (promotion.ACTIVATE, dep(status=lifecycle.FAILED), False),
+    (promotion.DELETE, dep(deleted=True), False),
+])
+def test_the_transition_table_decides(action: str, d: DeploymentFacts, allowed: bool) -> None:
+    if allowed:
+        promotion.check(action, d)
+    else:
+        with pytest.raises(Conflict, match=f"deployment {d.id}"):
+            promotion.check(action, d)
+
+
+def test_refusals_say_what_to_do_instead() -> None:
+    with pytest.raises(Conflict, match="it is INACTIVE; activate it first"):
+        promotion.check(promotion.PROMOTE, dep(active=False))
+    with pytest.raises(Conflict, match="dep_x is production's current deployment: promote another deployment "
+                                       "to production first, or delete the model"):
+        promotion.check(promotion.DELETE, dep(), serves="production")
+    with pytest.raises(Conflict, match="or delete the environment 'staging'"):
+        promotion.check(promotion.DELETE, dep(), serves="staging")
+
+
+def test_production_cannot_be_duplicated_or_deleted() -> None:
+    with pytest.raises(Conflict, match="exists already"):
+        promotion.check_create_environment("production", set())
+    with pytest.raises(Conflict, match="exists already"):
+        promotion.check_create_environment("staging", {"production", "staging"})
+    with pytest.raises(InvalidArgument):
+        promotion.check_create_environment("bad name", set())
+    promotion.check_create_environment("staging", {"production"})
+    with pytest.raises(Conflict, match="cannot be deleted"):
+        promotion.check_delete_environment("production")
+    promotion.check_delete_environment("staging")
+
+
+def test_one_promotion_per_environment() -> None:
+    busy = EnvironmentFacts("production", current="dep_a", candidate="dep_b")
+    with pytest.raises(Conflict, match="in progress"):
+        promotion.start_promotion(busy, dep())
+    with pytest.raises(Conflict, match="already"):
+        promotion.start_promotion(EnvironmentFacts("production", current="dep_x"), dep())
+    promotion.start_promotion(EnvironmentFacts("production", current="dep_a"), dep())
+
+
+def test_a_copy_is_made_for_development_and_for_a_deployment_of_another_environment() -> None:
+    assert promotion.needs_copy(dep(is_development=True), "production", {})
+    assert promotion.needs_copy(dep(), "production", {"dep_x": "staging"})
+    assert not promotion.needs_copy(dep(), "production", {})
+
+
+def test_promotion_steps_wait_swap_or_abort() -> None:
+    assert promotion.promotion_step(dep(status=lifecycle.DEPLOYING), lifecycle.DEPLOYING) == promotion.Step()
+    assert promotion.promotion_step(dep(), lifecycle.ACTIVE).swap
+    assert "failed: no module" in promotion.promotion_step(
+        dep(status=lifecycle.FAILED, status_reason="no module"), lifecycle.FAILED).abort
+    assert "deactivated" in promotion.promotion_step(dep(active=False), lifecycle.INACTIVE).abort
+    assert "deleted" in promotion.promotion_step(None, "").abort
+
+
+def test_a_demoted_deployment_drains_before_scaling_to_zero() -> None:
+    drain = timedelta(seconds=10)
+    assert not promotion.drained(None, T0, drain)
+    assert not promotion.drained(T0, T0 + timedelta(seconds=9), drain)
+    assert promotion.drained(T0, T0 + drain, drain)
+
+
+def test_settings_patches_are_checked_against_baseten_ranges() -> None:
+    assert promotion.patch_settings(Settings(), {"max_replica": 3}) == Settings(max_replica=3)
+    with pytest.raises(InvalidArgument, match="autoscaling_window = 5: must be 10 to 3600"):
+        promotion.patch_settings(Settings(), {"autoscaling_window": 5})
+    with pytest.raises(InvalidArgument, match="min_replica 2 is above max_replica 1"):
+        promotion.patch_settings(Settings(), {"min_replica": 2})
+
+
+def test_renaming_is_for_published_deployments_to_a_free_name() -> None:
+    assert lifecycle.check_rename(dep(), "blue", ["deployment-2"]) == "blue"
+    with pytest.raises(Conflict, match="taken"):
+        lifecycle.check_rename(dep(), "deployment-2", ["deployment-2"])
+    with pytest.raises(Conflict, match="taken"):
+        lifecycle.check_rename(dep(), "production", [])
+    with pytest.raises(Conflict, match="development deployment cannot be renamed"):
+        lifecycle.check_rename(dep(is_development=True), "x", [])
+    with pytest.raises(InvalidArgument):
+        lifecycle.check_rename(dep(), "no spaces", [])
