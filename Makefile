@@ -52,7 +52,7 @@ lint: .tools/node_modules/.bin/buf
 	.tools/node_modules/.bin/buf lint
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/platform_latency.py
 
 clean:
 	rm -rf $(VENV) .tools

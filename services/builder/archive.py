@@ -125,10 +125,10 @@ def extract(archive: Path, into: Path, *, max_unpacked_bytes: int | None = None)
     return files
 
 
-def write_canonical(source: Path, out: BinaryIO) -> str:
+def write_canonical(source: Path, out: BinaryIO, *, compresslevel: int = 6) -> str:
     """Write `source` as a canonical gzipped tar to `out`; its digest, "sha256:<hex>"."""
     hashing = _HashingWriter(out)
-    with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, compresslevel=6, mtime=0) as gz:  # type: ignore[arg-type]
+    with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, compresslevel=compresslevel, mtime=0) as gz:  # type: ignore[arg-type]
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             _add_tree(tar, source, "")
     return f"sha256:{hashing.digest.hexdigest()}"

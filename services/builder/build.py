@@ -1,22 +1,33 @@
-"""One build, as a list of steps over a `BuildWork`: the shape later steps slot into.
+"""One build, as a list of steps over a `BuildWork`.
 
     intake:  extract the upload safely            (a bad archive is a bad request: INVALID_ARGUMENT)
-    steps:   validate_config → check_dependencies → package → store_artifact
+    steps:   validate_config → check_build_settings → resolve_dependencies → package → store_artifact
              (a failure here is a FAILED build, with the step's message)
 
-Steps are plain synchronous functions (file work); the servicer runs each in a thread and
-publishes the log lines each one wrote. Resolving and locking requirements with uv replaces
-`check_dependencies` (and adds its wheels to what `package` writes); nothing else changes.
+Two content-addressed artifacts come out of a Truss with requirements:
+- the dependency layer: `lock.txt` (uv's lock, with the runner's own packages at the platform's
+  versions), `python_version`, `wheels/*.whl`. Cached by `dependency_key(lock, python)` through a
+  store ref, so a Truss whose lock did not change never downloads or builds a wheel again;
+- the code layer: the Truss itself plus `.kingpost/environment.json`, which names the dependency
+  artifact's digest (so the code digest changes when the dependencies do, and not otherwise).
+A Truss without requirements has no dependency layer: its runner uses the platform's Python.
+
+Steps are plain synchronous functions (file and subprocess work); the servicer runs each in a
+thread and publishes the log lines each one writes while it runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kingpost import pythons
 from kingpost.errors import InvalidArgument
-from kingpost_builder import archive, requirements, truss_config
+from kingpost_builder import archive, environment, requirements, truss_config
 from kingpost_builder.store import ArtifactStore
 from kingpost_builder.truss_config import ParsedConfig
 
@@ -40,23 +51,35 @@ class BuildWork:
     artifact: Path | None = None
     digest: str = ""
     cached: bool = False
+    # system_packages and build_commands run only where the builder's settings allow them.
+    allow_build_commands: bool = False
+    # Wheels this builder fetched or built before, per Python version (None: fetch every time).
+    wheelhouse: Path | None = None
+    dependencies: str = ""  # the dependency artifact's digest; "" = none
+    dependencies_cached: bool = False
     log: list[LogEntry] = field(default_factory=list)
+    _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.source_dir = self.work_dir / "source"
 
+    def _add(self, entry: LogEntry) -> None:
+        with self._log_lock:  # steps log from a worker thread while the servicer drains
+            self.log.append(entry)
+
     def info(self, text: str) -> None:
-        self.log.append(LogEntry("INFO", text))
+        self._add(LogEntry("INFO", text))
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
-        self.log.append(LogEntry("WARNING", text))
+        self._add(LogEntry("WARNING", text))
 
     def error(self, text: str) -> None:
-        self.log.append(LogEntry("ERROR", text))
+        self._add(LogEntry("ERROR", text))
 
     def take_log(self) -> list[LogEntry]:
-        out, self.log = self.log, []
+        with self._log_lock:
+            out, self.log = self.log, []
         return out
 
     @property
@@ -91,26 +114,105 @@ def validate_config(work: BuildWork, store: ArtifactStore) -> None:
               f"{config.resources.memory}, {accelerator}, predict_concurrency {config.runtime.predict_concurrency}")
 
 
-def check_dependencies(work: BuildWork, store: ArtifactStore) -> None:
-    """Until isolated environments: accept only requirements the platform already satisfies."""
+def check_build_settings(work: BuildWork, store: ArtifactStore) -> None:
+    """system_packages and build_commands: refused unless this builder allows them."""
+    raw = work.parsed.raw if work.parsed is not None else {}
+    asked = [key for key in ("system_packages", "build_commands") if raw.get(key)]
+    if not asked:
+        return
+    if not work.allow_build_commands:
+        raise InvalidArgument(f"{' and '.join(asked)}: this builder does not run them (its setting "
+                              "allow_build_commands is false); ask the operator, or drop them from config.yaml")
+    if "system_packages" in asked:
+        raise InvalidArgument("system_packages: installing system packages is not supported by kingpost yet")
+    for command in raw["build_commands"]:
+        work.info(f"$ {command}")
+        code = environment.run_logged(["/bin/sh", "-c", str(command)], cwd=work.source_dir, line=work.info)
+        if code != 0:
+            raise InvalidArgument(f"build_commands: {command!r} exited with code {code}")
+
+
+def _requirement_inputs(work: BuildWork) -> tuple[list[str], Path | None, str]:
+    """(requirement lines, a file to resolve as it is, how to name the source in messages)."""
     config = work.config
-    if config.requirements_file:
-        name = config.requirements_path or ""
-        if name.endswith((".toml", ".lock")):
-            raise requirements_not_yet(name)
-        lines = requirements.requirement_lines((work.source_dir / name).read_text(errors="replace"))
-        source = f"requirements_file {name}"
+    if not config.requirements_file:
+        return list(config.requirements), None, "requirements"
+    name = config.requirements_path or ""
+    path = work.source_dir / name
+    source = f"requirements_file {name}"
+    if path.is_symlink() or not path.resolve().is_relative_to(work.source_dir.resolve()):
+        raise InvalidArgument(f"{source} must be a file inside the truss, not a symlink")
+    if name.endswith(".lock"):
+        exported = environment.export_uv_lock(path.parent, out=work.work_dir / "uv-lock.txt", line=work.info)
+        return requirements.requirement_lines(exported.read_text()), exported, source
+    if name.endswith(".toml"):
+        return [], path, source
+    return requirements.requirement_lines(path.read_text(errors="replace")), path, source
+
+
+def resolve_dependencies(work: BuildWork, store: ArtifactStore) -> None:
+    """Lock the Truss's requirements with uv and store their wheels as the dependency artifact."""
+    manifest_path = work.source_dir / requirements.MANIFEST
+    manifest_path.unlink(missing_ok=True)  # only the builder writes it
+    lines, path, source = _requirement_inputs(work)
+    if not lines and path is None:
+        return
+    pins = requirements.runner_pins()
+    requirements.check_runner_conflicts(lines, pins, source=source)
+    wanted = requirements.python_of(work.config.python_version)
+    python = pythons.find_python(wanted)
+    if python is None:
+        python, found = pythons.find_python(pythons.platform_version()), pythons.platform_version()
+        assert python is not None
+        work.warn(f"python_version: Python {wanted} is not on the builder; locked for the platform's {found}")
+        wanted = found
+    runner_in = work.work_dir / "runner.in"
+    runner_in.write_text("\n".join(requirements.pin_lines(pins)) + "\n")
+    inputs = [path] if path is not None else []
+    if path is None:
+        user_in = work.work_dir / "requirements.in"
+        user_in.write_text("\n".join(lines) + "\n")
+        inputs = [user_in]
+    lock_path = work.work_dir / "pylock.toml"
+    input_key = requirements.input_key([p.read_text(errors="replace") for p in [*inputs, runner_in]], wanted)
+    locked_before = store.get_ref(input_key) if input_key else None
+    if locked_before is not None:  # the same requirements were locked before: same content, same build
+        lock = store.get(locked_before).decode()
+        lock_path.write_text(lock)
+        work.info(f"requirements unchanged since they were locked: reusing that lock ({locked_before})")
     else:
-        lines, source = list(config.requirements), "requirements"
-    for warning in requirements.check_requirements(lines, source=source):
-        work.warn(warning)
-    if lines:
-        work.info(f"{len(lines)} requirements, all present in the platform")
-
-
-def requirements_not_yet(name: str) -> InvalidArgument:
-    return InvalidArgument(f"requirements_file {name}: pyproject.toml and uv.lock files cannot be honoured: "
-                           f"{requirements.NOT_YET}")
+        lock = environment.compile_lock([*inputs, runner_in], wanted, cwd=work.source_dir, out=lock_path,
+                                        line=work.info)
+        if input_key:
+            staged = work.work_dir / "pylock.staged"
+            staged.write_bytes(lock.encode())
+            lock_digest = "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
+            store.put(lock_digest, staged)
+            store.put_ref(input_key, lock_digest)
+    key = requirements.dependency_key(lock, wanted)
+    packages = requirements.locked_packages(lock, wanted)
+    work.info(f"locked {len(packages)} packages for Python {wanted}: {', '.join(p.pin for p in packages)}")
+    digest = store.get_ref(key)
+    if digest is None:
+        layer = work.work_dir / "dependencies"
+        environment.fetch_wheels(packages, layer / "wheels", python, wanted, line=work.info,
+                                 wheelhouse=work.wheelhouse)
+        (layer / "lock.txt").write_text(requirements.lock_requirements(packages))
+        shutil.copyfile(lock_path, layer / "pylock.toml")
+        (layer / "python_version").write_text(wanted + "\n")
+        staged = work.work_dir / "dependencies.tar.gz"
+        with open(staged, "wb") as out:
+            digest = archive.write_canonical(layer, out, compresslevel=1)  # wheels are zips already
+        size = staged.stat().st_size
+        store.put(digest, staged)
+        store.put_ref(key, digest)
+        work.info(f"dependency layer {digest} stored ({archive.human_bytes(size)})")
+    else:
+        work.dependencies_cached = True
+        work.info(f"dependency layer {digest} already stored (cached): no wheel fetched")
+    work.dependencies = digest
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(requirements.EnvironmentManifest(digest, wanted, key).to_json())
 
 
 def package(work: BuildWork, store: ArtifactStore) -> None:
@@ -127,4 +229,4 @@ def store_artifact(work: BuildWork, store: ArtifactStore) -> None:
     work.info(f"artifact {work.digest} {'already stored (cached)' if work.cached else 'stored'}")
 
 
-STEPS: tuple[Step, ...] = (validate_config, check_dependencies, package, store_artifact)
+STEPS: tuple[Step, ...] = (validate_config, check_build_settings, resolve_dependencies, package, store_artifact)

@@ -29,7 +29,9 @@ def main(config: pathlib.Path | None) -> None:
 async def _serve(settings: BuilderSettings) -> None:
     bus = await EventBus.connect(settings.nats_url, "kingpost-builder")
     store = FileArtifactStore(settings.artifacts_path)
-    servicer = BuildServicer(store, bus, max_upload_bytes=settings.max_upload_bytes)
+    servicer = BuildServicer(store, bus, max_upload_bytes=settings.max_upload_bytes,
+                             allow_build_commands=settings.allow_build_commands,
+                             wheelhouse=settings.artifacts_path / "wheelhouse")
     keys = KeyCache()
 
     def on_table(table: scheduler_pb2.RouteTable) -> None:

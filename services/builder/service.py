@@ -2,7 +2,7 @@
 
 UploadSource answers the finished Build. A request that is itself wrong (no header, an unsafe or
 unreadable archive, too large) ends the RPC with INVALID_ARGUMENT or 413; a Truss that is wrong
-(bad config.yaml, missing model file, requirements the platform lacks) is a FAILED build, answered
+(bad config.yaml, missing model file, requirements uv cannot resolve) is a FAILED build, answered
 normally with the reason. Each build's state goes to NATS `kp.build.<id>` and its log lines to
 `kp.logs.build.<id>`.
 """
@@ -32,6 +32,8 @@ from kingpost_builder.store import CHUNK_BYTES, ArtifactStore
 
 log = logging.getLogger(__name__)
 
+LOG_FLUSH_SECONDS = 0.2
+
 PUBLIC_METHODS = ("/kingpost.v1.BuildService/UploadSource", "/kingpost.v1.BuildService/GetBuild")
 
 
@@ -54,7 +56,11 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
         max_upload_bytes: int = archive.DEFAULT_MAX_UPLOAD_BYTES,
         steps: tuple[Step, ...] = STEPS,
         clock: Callable[[], datetime] = utc_now,
+        allow_build_commands: bool = False,
+        wheelhouse: Path | None = None,
     ) -> None:
+        self._allow_build_commands = allow_build_commands
+        self._wheelhouse = wheelhouse
         self._store = store
         self._bus = bus
         self._max_upload_bytes = max_upload_bytes
@@ -126,7 +132,8 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
             raise InvalidArgument("UploadSource received an empty archive")
         metrics.UPLOAD_BYTES.observe(spool.size)
         work = BuildWork(build_id=build_id, work_dir=work_dir, upload=upload,
-                         max_unpacked_bytes=self._max_upload_bytes * archive.UNPACK_RATIO_LIMIT)
+                         max_unpacked_bytes=self._max_upload_bytes * archive.UNPACK_RATIO_LIMIT,
+                         allow_build_commands=self._allow_build_commands, wheelhouse=self._wheelhouse)
         work.info(f"received {archive.human_bytes(spool.size)}")
         return work
 
@@ -161,9 +168,18 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
         return build
 
     async def _step(self, work: BuildWork, step: Step) -> None:
+        """Run one step in a thread; its log lines are published as they come (every LOG_FLUSH_SECONDS)."""
+        task = asyncio.ensure_future(asyncio.to_thread(step, work, self._store))
         try:
-            await asyncio.to_thread(step, work, self._store)
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=LOG_FLUSH_SECONDS)
+                await self._flush_log(work)
+                if done:
+                    break
+            task.result()
         finally:
+            if not task.done():  # cancelled: the thread finishes on its own; keep its lines
+                task.cancel()
             await self._flush_log(work)
 
     async def _save(self, build: builder_pb2.Build) -> None:

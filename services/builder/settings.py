@@ -16,6 +16,8 @@ class BuilderSettings(ServiceSettings):
     artifacts_dir: Path | None = None
     # Largest accepted upload (the gzipped tar), in bytes; larger → 413.
     max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0)
+    # Run a Truss's build_commands (in the builder, on its source) and system_packages; off: such builds fail.
+    allow_build_commands: bool = False
     # The scheduler's gRPC address, whose route table carries the valid API keys.
     scheduler_address: str = ""
 

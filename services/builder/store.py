@@ -4,6 +4,7 @@
 
     sha256/<hex>.tar.gz     an artifact, named by the sha256 of its bytes
     builds/<build_id>.json  a build record (the Build message as JSON); the builder owns builds
+    refs/<key>              a name → digest pointer (the dependency layer of a lock: `deps-<sha256>`)
     tmp/                    uploads and archives being written
 
 Every file appears by rename of a complete temp file in the same directory tree, so a reader
@@ -30,6 +31,7 @@ from kingpost.v1 import builder_pb2
 CHUNK_BYTES = 1 << 20
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 _BUILD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_REF = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
 class ArtifactStore(Protocol):
@@ -51,11 +53,17 @@ class ArtifactStore(Protocol):
         """A fresh private directory for one build's work; the caller removes it."""
         ...
 
+    def get_ref(self, key: str) -> str | None:
+        """The digest stored under `key`, when that artifact is still in the store; else None."""
+        ...
+
+    def put_ref(self, key: str, digest: str) -> None: ...
+
 
 class FileArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        for sub in ("sha256", "builds", "tmp"):
+        for sub in ("sha256", "builds", "tmp", "refs"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
     def exists(self, digest: str) -> bool:
@@ -105,6 +113,20 @@ class FileArtifactStore:
             raise NotFound(f"build {build_id!r} not found") from None
         return json_format.Parse(text, builder_pb2.Build())
 
+    def get_ref(self, key: str) -> str | None:
+        try:
+            digest = self._ref_path(key).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return digest if _DIGEST.match(digest) and self.exists(digest) else None
+
+    def put_ref(self, key: str, digest: str) -> None:
+        self._artifact_path(digest)  # validates it
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="ref-")
+        with os.fdopen(fd, "w") as f:
+            f.write(digest + "\n")
+        os.replace(tmp, self._ref_path(key))
+
     def scratch_dir(self) -> Path:
         return Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="work-"))
 
@@ -115,6 +137,11 @@ class FileArtifactStore:
         if match is None:
             raise InvalidArgument(f"{digest!r} is not an artifact digest (sha256:<64 hex digits>)")
         return self.root / "sha256" / f"{match.group(1)}.tar.gz"
+
+    def _ref_path(self, key: str) -> Path:
+        if not _REF.match(key):
+            raise InvalidArgument(f"{key!r} is not a ref name")
+        return self.root / "refs" / key
 
     def _build_path(self, build_id: str) -> Path:
         if not _BUILD_ID.match(build_id):

@@ -210,7 +210,7 @@ class ParsedConfig:
 
 # Top-level keys truss knows; kingpost accepts them but does not act on them (yet).
 NOT_ACTED_ON = (
-    "system_packages", "build_commands", "base_image", "docker_server", "trt_llm", "weights",
+    "base_image", "docker_server", "trt_llm", "weights",
     "model_cache", "hf_cache", "external_data", "build", "bdn", "training_checkpoints", "bis_llm",
 )
 # Internal or legacy keys: silent at truss's default, a warning otherwise.
@@ -218,6 +218,8 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "apply_library_patches": True, "use_local_src": False, "cache_internal": None, "input_type": "Any",
     "model_framework": "custom", "model_type": "Model", "spec_version": "2.0",
 }
+# Acted on by the build steps (run where the builder allows it, else the build fails saying so).
+BUILD_KEYS = ("system_packages", "build_commands")
 RESOURCES_NOT_ACTED_ON = ("instance_type", "node_count", "fabric")
 RUNTIME_NOT_ACTED_ON = (
     "transport", "is_websocket_endpoint", "health_checks", "oidc", "remote_ssh", "egress_restrictions",
@@ -345,7 +347,7 @@ def _describe(e: ValidationError) -> list[str]:
 
 def _warnings(raw: Mapping[str, Any], config: TrussConfig) -> list[str]:
     warnings: list[str] = []
-    known = set(TrussConfig.model_fields)
+    known = set(TrussConfig.model_fields) | set(BUILD_KEYS)
     for key, value in raw.items():
         if key in known:
             continue

@@ -31,6 +31,7 @@ from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
 from kingpost_agent import archive, metrics, runner_log
 from kingpost_agent.artifacts import ArtifactStore
+from kingpost_agent.environments import EnvironmentStore
 from kingpost_agent.ports import PortAllocator
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ class ReplicaSupervisor:
         advertise_host: str = "127.0.0.1",
         stop_grace_seconds: float = 10.0,
         ports: PortAllocator | None = None,
+        environments: EnvironmentStore | None = None,
     ) -> None:
+        self._environments = environments or EnvironmentStore(work_dir / "envs", artifacts, runner_python)
         self._node_id = node_id
         self._artifacts = artifacts
         self._publisher = publisher
@@ -167,20 +170,34 @@ class ReplicaSupervisor:
             log.exception("replica %s: materialising %s failed", spec.replica_id, spec.artifact_digest)
             await self._fail(r, f"cannot materialise artifact {spec.artifact_digest}: {e}")
             return
+        truss_dir = archive.truss_root(artifact_dir)
+        warnings: list[str] = []
+        try:
+            python = await self._environments.python_for(truss_dir, warnings)
+        except asyncio.CancelledError:
+            raise
+        except KingpostError as e:
+            await self._fail(r, e.message)
+            return
+        except Exception as e:
+            log.exception("replica %s: building the environment of %s failed", spec.replica_id, spec.artifact_digest)
+            await self._fail(r, f"cannot build the model's environment: {e}")
+            return
         t1 = time.monotonic()
         metrics.COLD_START_SECONDS.labels("fetch").observe(t1 - t0)
 
         r.phase = "spawn"
-        truss_dir = archive.truss_root(artifact_dir)
         r.port = self._ports.allocate()
         logfile: IO[bytes] | None = None
         try:
             self._logs_dir.mkdir(parents=True, exist_ok=True)
             logfile = open(self._logs_dir / f"{spec.replica_id}.log", "ab")
+            for warning in warnings:
+                await self._note(r, logfile, f"kingpost: WARNING {warning}")
             try:
-                r.process = await self._spawn(r, truss_dir)
+                r.process = await self._spawn(r, truss_dir, python)
             except OSError as e:
-                await self._fail(r, f"cannot start the runner ({self._runner_python}): {e}")
+                await self._fail(r, f"cannot start the runner ({python}): {e}")
                 return
             r.exited = asyncio.create_task(r.process.wait())
             r.phase = "running"
@@ -211,8 +228,11 @@ class ReplicaSupervisor:
             if logfile is not None:
                 logfile.close()
 
-    async def _spawn(self, r: Replica, truss_dir: Path) -> asyncio.subprocess.Process:
+    async def _spawn(self, r: Replica, truss_dir: Path, python: str) -> asyncio.subprocess.Process:
         env = dict(os.environ)
+        if python != self._runner_python:  # the model's own environment: nothing of the platform's leaks in
+            for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+                env.pop(name, None)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("KINGPOST_ENVIRONMENT", None)
         # The runner asks the kernel to kill it when this agent dies (PR_SET_PDEATHSIG). It does so
@@ -222,7 +242,7 @@ class ReplicaSupervisor:
         if r.spec.environment:
             env["KINGPOST_ENVIRONMENT"] = r.spec.environment
         return await asyncio.create_subprocess_exec(
-            self._runner_python, "-m", "kingpost_runner",
+            python, "-m", "kingpost_runner",
             "--truss", str(truss_dir), "--port", str(r.port), "--host", self._bind_host,
             cwd=truss_dir, env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -280,6 +300,15 @@ class ReplicaSupervisor:
                 await self._publisher.publish_fast(subject, line)
             except Exception:  # a NATS hiccup must never block the runner's pipe
                 log.debug("dropping a log line of %s", r.spec.replica_id, exc_info=True)
+
+    async def _note(self, r: Replica, logfile: IO[bytes], text: str) -> None:
+        """A line of the agent's own in the replica's log (file and NATS)."""
+        logfile.write(text.encode() + b"\n")
+        line = events_pb2.LogLine(at=now_ts(), source="replica", deployment_id=r.spec.deployment_id,
+                                  replica_id=r.spec.replica_id, level="WARNING", text=text)
+        with contextlib.suppress(Exception):
+            await self._publisher.publish_fast(events.replica_log_subject(r.spec.deployment_id, r.spec.replica_id),
+                                               line)
 
     # --- stopping ------------------------------------------------------------------------------
 

@@ -102,14 +102,14 @@ async def build_log(b: Builder, build_id: str, last_line: str) -> list[events_pb
 
 
 async def test_push_a_truss_then_fetch_its_artifact(builder: Builder, tmp_path: Path) -> None:
-    data = make_truss_archive(truss_dir(tmp_path / "t", "model_name: echo\nsystem_packages: [ffmpeg]\n"
+    data = make_truss_archive(truss_dir(tmp_path / "t", "model_name: echo\nbase_image: {image: x}\n"
                                         "resources:\n  accelerator: 'H100:2'\nruntime:\n  predict_concurrency: 4\n"))
     build = await upload(builder, data)
 
     assert build.state == events_pb2.BUILD_STATE_SUCCEEDED, build.message
     assert build.build_id.startswith("bld_") and build.artifact_digest.startswith("sha256:")
     assert build.cached is False
-    assert list(build.warnings) == ["system_packages: accepted but not acted on by kingpost yet"]
+    assert list(build.warnings) == ["base_image: accepted but not acted on by kingpost yet"]
     assert (build.truss.model_name, build.truss.predict_concurrency, build.truss.accelerator) == ("echo", 4, "H100:2")
     assert build.created_at.seconds > 0
 
@@ -120,7 +120,7 @@ async def test_push_a_truss_then_fetch_its_artifact(builder: Builder, tmp_path: 
     lines = await build_log(builder, build.build_id, "build succeeded")
     texts = [line.text for line in lines]
     assert texts[-1] == "build succeeded"
-    assert any("system_packages" in line.text and line.level == "WARNING" for line in lines)
+    assert any("base_image" in line.text and line.level == "WARNING" for line in lines)
     assert all(line.source == "build" and line.build_id == build.build_id for line in lines)
 
     got = await rpc.call(builder.stub.GetBuild, builder_pb2.GetBuildRequest(build_id=build.build_id),
@@ -166,7 +166,11 @@ async def test_missing_model_file_and_unmet_requirements_fail(builder: Builder) 
     build = await upload(builder, tar_gz({"config.yaml": b"requirements: [surely-not-installed-pkg]\n",
                                           "model/model.py": MODEL.encode()}))
     assert build.state == events_pb2.BUILD_STATE_FAILED
-    assert "surely-not-installed-pkg" in build.message and "isolated environments" in build.message
+    assert "surely-not-installed-pkg" in build.message and "cannot resolve the requirements" in build.message
+    # uv's own lines are in the build log, as they came, then the failure.
+    lines = await build_log(builder, build.build_id, "build failed")
+    assert any(line.text.startswith("$ uv pip compile") for line in lines)
+    assert any("surely-not-installed-pkg" in line.text and line.level == "INFO" for line in lines)
 
 
 async def test_unsafe_or_malformed_uploads_are_invalid_arguments(builder: Builder) -> None:

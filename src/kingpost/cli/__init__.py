@@ -14,8 +14,11 @@ from collections.abc import Sequence
 import click
 
 from kingpost.cli import (  # noqa: F401  (each module adds its commands to the group)
+    autoscaling_command,
+    build_command,
     init_command,
     inspect_commands,
+    lifecycle_commands,
     predict_command,
     push_command,
     service_commands,

@@ -25,12 +25,14 @@ def tar_of(files: dict[str, bytes]) -> bytes:
     return raw.getvalue()
 
 
-def run_build(tmp_path: Path, files: dict[str, bytes]) -> tuple[BuildWork, FileArtifactStore]:
+def run_build(tmp_path: Path, files: dict[str, bytes], *,
+              allow_build_commands: bool = False) -> tuple[BuildWork, FileArtifactStore]:
     store = FileArtifactStore(tmp_path / "artifacts")
     work_dir = store.scratch_dir()
     upload = work_dir / "upload.tar.gz"
     upload.write_bytes(tar_of(files))
-    work = BuildWork(build_id="bld_test", work_dir=work_dir, upload=upload, max_unpacked_bytes=1 << 20)
+    work = BuildWork(build_id="bld_test", work_dir=work_dir, upload=upload, max_unpacked_bytes=1 << 20,
+                     allow_build_commands=allow_build_commands)
     for step in (intake, *STEPS):
         step(work, store)
     return work, store
@@ -55,9 +57,9 @@ def test_same_content_is_cached(tmp_path: Path) -> None:
 
 
 def test_warnings_reach_the_build(tmp_path: Path) -> None:
-    work, _ = run_build(tmp_path, {"config.yaml": b"system_packages: [ffmpeg]\nflavour: mint\n",
+    work, _ = run_build(tmp_path, {"config.yaml": b"base_image: {image: x}\nflavour: mint\n",
                                    "model/model.py": MODEL})
-    assert work.warnings == ["system_packages: accepted but not acted on by kingpost yet",
+    assert work.warnings == ["base_image: accepted but not acted on by kingpost yet",
                              "flavour: unknown key, ignored"]
     assert [e.level for e in work.log].count("WARNING") == 2
 
@@ -69,12 +71,17 @@ def test_warnings_reach_the_build(tmp_path: Path) -> None:
         ({"config.yaml": b""}, "no model/model.py"),
         ({"config.yaml": b"runtime:\n  predict_concurrency: 0\n", "model/model.py": MODEL},
          "runtime.predict_concurrency: 0 is not valid: must be ≥ 1"),
-        ({"config.yaml": b"requirements: [surely-not-installed-pkg==1.0]\n", "model/model.py": MODEL},
-         "surely-not-installed-pkg==1.0"),
+        # A pin that clashes with the runner's own packages fails before anything is resolved, naming both sides.
+        ({"config.yaml": b"requirements: [six, protobuf==3.20.0]\n", "model/model.py": MODEL},
+         "requirements asks for protobuf==3.20.0 but the kingpost runner needs protobuf=="),
         ({"config.yaml": b"requirements_file: requirements.txt\n", "model/model.py": MODEL,
-          "requirements.txt": b"surely-not-installed-pkg\n"}, "isolated environments"),
-        ({"config.yaml": b"requirements_file: pyproject.toml\n", "model/model.py": MODEL,
-          "pyproject.toml": b""}, "pyproject.toml and uv.lock files cannot be honoured"),
+          "requirements.txt": b"grpcio<1.0  # old\n"}, "requirements_file requirements.txt asks for grpcio<1.0"),
+        ({"config.yaml": b"requirements: ['numpy>>1']\n", "model/model.py": MODEL},
+         "requirements: 'numpy>>1' is not a valid requirement"),
+        ({"config.yaml": b"build_commands: ['touch x']\n", "model/model.py": MODEL},
+         "build_commands: this builder does not run them (its setting allow_build_commands is false)"),
+        ({"config.yaml": b"system_packages: [ffmpeg]\nbuild_commands: [x]\n", "model/model.py": MODEL},
+         "system_packages and build_commands: this builder does not run them"),
     ],
 )
 def test_bad_truss_fails_with_the_reason(tmp_path: Path, files: dict[str, bytes], message: str) -> None:
@@ -82,8 +89,20 @@ def test_bad_truss_fails_with_the_reason(tmp_path: Path, files: dict[str, bytes]
         run_build(tmp_path, files)
 
 
-def test_requirements_already_in_the_platform_are_accepted_with_a_warning(tmp_path: Path) -> None:
-    work, store = run_build(tmp_path, {"config.yaml": b"requirements: ['pydantic>=2', 'PyYAML']\n",
-                                       "model/model.py": MODEL})
-    assert store.exists(work.digest)
-    assert any("not installed by kingpost yet" in w for w in work.warnings)
+def test_build_commands_run_where_allowed_and_change_the_code_layer(tmp_path: Path) -> None:
+    files = {"config.yaml": b"build_commands: ['echo built > data/made.txt', 'echo hello']\n",
+             "model/model.py": MODEL, "data/keep": b""}
+    work, store = run_build(tmp_path, files, allow_build_commands=True)
+    with tarfile.open(fileobj=io.BytesIO(store.get(work.digest)), mode="r:gz") as tar:
+        assert tar.extractfile("data/made.txt").read() == b"built\n"  # type: ignore[union-attr]
+    assert "hello" in [e.text for e in work.log]
+    with pytest.raises(InvalidArgument, match="build_commands: 'false' exited with code 1"):
+        run_build(tmp_path, {**files, "config.yaml": b"build_commands: ['false']\n"}, allow_build_commands=True)
+
+
+def test_no_requirements_no_dependency_layer_and_a_forged_manifest_is_dropped(tmp_path: Path) -> None:
+    work, store = run_build(tmp_path, {"config.yaml": b"model_name: echo\n", "model/model.py": MODEL,
+                                       ".kingpost/environment.json": b'{"dependencies": "sha256:00"}'})
+    assert work.dependencies == ""
+    with tarfile.open(fileobj=io.BytesIO(store.get(work.digest)), mode="r:gz") as tar:
+        assert ".kingpost/environment.json" not in tar.getnames()

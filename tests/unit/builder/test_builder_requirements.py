@@ -1,58 +1,134 @@
-"""Requirements before isolated environments: accepted only when the platform already has them."""
+"""The pure side of locking: requirement lines, the runner's pins, clashes with them, the lock's cache key."""
 
 from __future__ import annotations
+
+import platform
+import sys
 
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost_builder.requirements import check_requirements, installed_version, requirement_lines
+from kingpost_builder.requirements import (
+    RUNNER_PACKAGES,
+    EnvironmentManifest,
+    check_runner_conflicts,
+    dependency_key,
+    input_key,
+    installed_version,
+    lock_requirements,
+    locked_names,
+    locked_packages,
+    pin_lines,
+    python_of,
+    requirement_lines,
+    runner_pins,
+)
 
-PLATFORM = {"numpy": "1.26.4", "pydantic": "2.14.4", "torch": None}
-
-
-def version_of(name: str) -> str | None:
-    return PLATFORM.get(name)
-
-
-def test_no_requirements_no_warning() -> None:
-    assert check_requirements([], version_of=version_of) == []
-
-
-def test_satisfied_requirements_are_accepted_with_a_warning() -> None:
-    warnings = check_requirements(["numpy>=1.20", "pydantic==2.*", "Numpy"], version_of=version_of)
-    assert len(warnings) == 1 and "not installed by kingpost yet" in warnings[0]
-
-
-def test_missing_package_fails_naming_it_and_why() -> None:
-    with pytest.raises(InvalidArgument) as info:
-        check_requirements(["numpy", "torch==2.3.0"], version_of=version_of)
-    assert "torch==2.3.0" in info.value.message
-    assert "isolated environments" in info.value.message
-    assert "numpy" not in info.value.message.split("platform:")[1].split(";")[0]
+PLATFORM = {"grpcio": "1.81.1", "protobuf": "6.33.0", "googleapis-common-protos": "1.70.0", "pyyaml": "6.0.2",
+            "msgpack": "1.1.0", "anyio": "4.9.0"}
+PINS = runner_pins(PLATFORM.get)
 
 
-def test_wrong_version_fails_with_the_version_the_platform_has() -> None:
-    with pytest.raises(InvalidArgument, match=r"numpy<1.20 \(the platform has 1.26.4\)"):
-        check_requirements(["numpy<1.20"], version_of=version_of)
+def test_runner_pins_are_the_platform_versions_of_the_runner_packages() -> None:
+    assert PINS == PLATFORM
+    assert pin_lines(PINS)[0] == "anyio==4.9.0"
+    assert set(runner_pins()) == {"grpcio", "protobuf", "googleapis-common-protos", "pyyaml", "msgpack", "anyio"}
+    assert len(RUNNER_PACKAGES) == 6
 
 
-def test_marker_that_does_not_apply_is_skipped() -> None:
-    assert check_requirements(['torch; python_version < "3.0"'], version_of=version_of)
+def test_compatible_requirements_pass() -> None:
+    check_runner_conflicts(["six==1.16.0", "protobuf>=6", "PyYAML", "grpcio; python_version < '3'", "--index-url x"],
+                           PINS, source="requirements")
 
 
-def test_url_requirements_and_pip_options_cannot_be_honoured() -> None:
-    with pytest.raises(InvalidArgument, match="not installed"):
-        check_requirements(["numpy @ https://example.com/numpy.whl"], version_of=version_of)
-    with pytest.raises(InvalidArgument, match="pip option '--index-url x'"):
-        check_requirements(["--index-url x"], version_of=version_of)
-    with pytest.raises(InvalidArgument, match="not a valid requirement"):
-        check_requirements(["numpy>>1"], version_of=version_of)
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [("protobuf==3.20.0", "protobuf==3.20.0 but the kingpost runner needs protobuf==6.33.0"),
+     ("PyYAML<6", "PyYAML<6 but the kingpost runner needs pyyaml==6.0.2"),
+     ("grpcio @ https://example.com/g.whl", "the kingpost runner needs grpcio==1.81.1")],
+)
+def test_a_clash_with_the_runner_names_both_sides(line: str, named: str) -> None:
+    with pytest.raises(InvalidArgument, match=named.replace("(", r"\(")) as e:
+        check_runner_conflicts(["six", line], PINS, source="requirements")
+    assert e.value.message.startswith("requirements asks for")
 
 
-def test_requirement_lines_drop_comments() -> None:
-    assert requirement_lines("# pinned\nnumpy==1.26.4  # fast\n\n  pydantic\n") == ["numpy==1.26.4", "pydantic"]
+def test_invalid_requirement_is_named() -> None:
+    with pytest.raises(InvalidArgument, match="'numpy>>1' is not a valid requirement"):
+        check_runner_conflicts(["numpy>>1"], PINS, source="requirements")
+
+
+def test_dependency_key_follows_lock_and_python_only() -> None:
+    lock = "six==1.16.0\n"
+    assert dependency_key(lock, "3.11") == dependency_key(lock, "3.11")
+    assert dependency_key(lock, "3.11") != dependency_key(lock, "3.12")
+    assert dependency_key(lock, "3.11") != dependency_key("six==1.15.0\n", "3.11")
+    assert dependency_key(lock, "3.11").startswith("deps-")
+
+
+def test_requirement_lines_and_locked_names() -> None:
+    text = "# comment\nnumpy>=1.20  # why\n\n  pydantic==2.*\n-r other.txt\n"
+    assert requirement_lines(text) == ["numpy>=1.20", "pydantic==2.*", "-r other.txt"]
+    assert locked_names("idna==3.10\ntyping-extensions==4.12.2 ; python_full_version < '3.13'\n") == [
+        "idna==3.10", "typing-extensions==4.12.2"]
+
+
+def test_python_of_and_manifest_round_trip() -> None:
+    assert python_of("py311") == "3.11" and python_of("py39") == "3.9"
+    manifest = EnvironmentManifest("sha256:" + "a" * 64, "3.11", "deps-x")
+    assert EnvironmentManifest.from_json(manifest.to_json()) == manifest
 
 
 def test_installed_version_reads_this_environment() -> None:
-    assert installed_version("packaging")
-    assert installed_version("surely-not-a-real-distribution-name") is None
+    assert installed_version("pyyaml")
+    assert installed_version("surely-not-installed-pkg") is None
+
+
+PYLOCK = '''lock-version = "1.0"
+created-by = "uv"
+
+[[packages]]
+name = "PyYAML"
+version = "6.0.2"
+sdist = { url = "https://x/pyyaml-6.0.2.tar.gz" }
+wheels = [
+  { url = "https://x/PyYAML-6.0.2-cp311-cp311-win_amd64.whl", hashes = { sha256 = "aa" } },
+  { url = "https://x/PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", hashes = { sha256 = "bb" } },
+  { url = "https://x/PyYAML-6.0.2-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", hashes = { sha256 = "cc" } },
+]
+
+[[packages]]
+name = "six"
+version = "1.16.0"
+marker = "python_version >= '3'"
+wheels = [{ url = "https://x/six-1.16.0-py2.py3-none-any.whl", hashes = { sha256 = "dd" } }]
+
+[[packages]]
+name = "only-sdist"
+version = "1.0"
+sdist = { url = "https://x/only_sdist-1.0.tar.gz" }
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.machine() != "x86_64", reason="linux x86_64 tags")
+def test_locked_packages_pick_the_wheel_for_the_target_python() -> None:
+    packages = {p.name: p for p in locked_packages(PYLOCK, "3.11")}
+    assert packages["pyyaml"].wheel_sha256 == "bb" and packages["pyyaml"].wheel_name.startswith("PyYAML-6.0.2-cp311")
+    assert packages["six"].wheel_name == "six-1.16.0-py2.py3-none-any.whl"
+    assert packages["only-sdist"].wheel_url == ""  # built from its sdist
+    assert {p.name: p for p in locked_packages(PYLOCK, "3.13")}["pyyaml"].wheel_sha256 == "cc"
+    assert lock_requirements(packages.values()) == (
+        "only-sdist==1.0\npyyaml==6.0.2\nsix==1.16.0 ; python_version >= '3'\n")
+
+
+def test_input_key_covers_the_inputs_and_python_and_refuses_includes() -> None:
+    assert input_key(["six\n", "grpcio==1\n"], "3.11") == input_key(["six\n", "grpcio==1\n"], "3.11")
+    assert input_key(["six\n"], "3.11") != input_key(["six\n"], "3.12")
+    assert input_key(["six\n"], "3.11") != input_key(["six==1\n"], "3.11")
+    assert input_key(["-r other.txt\n"], "3.11") == ""
+    assert input_key(["six\n"], "3.11").startswith("lock-")
+
+
+def test_path_and_vcs_requirements_are_refused_by_name() -> None:
+    with pytest.raises(InvalidArgument, match="mypkg comes from a directory"):
+        locked_packages('[[packages]]\nname = "mypkg"\ndirectory = { path = "./mypkg" }\n', "3.11")
