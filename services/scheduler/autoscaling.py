@@ -49,6 +49,21 @@ def ranges(max_replica_cap: int) -> dict[str, tuple[int, int]]:
     }
 
 
+def validate(settings: Autoscaling, max_replica_cap: int = DEFAULT_MAX_REPLICA_CAP) -> Autoscaling:
+    """`settings` if every field is in Baseten's range; else InvalidArgument naming each field and range."""
+    problems = []
+    for name, (low, high) in ranges(max_replica_cap).items():
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            problems.append(f"{name} = {value}: must be {low} to {high}")
+    if not problems and settings.min_replica > settings.max_replica:
+        problems.append(f"min_replica = {settings.min_replica}: must not exceed max_replica = "
+                        f"{settings.max_replica}")
+    if problems:
+        raise InvalidArgument("; ".join(problems))
+    return settings
+
+
 @dataclass(frozen=True)
 class PatchResult:
     settings: Autoscaling
@@ -71,15 +86,7 @@ def apply_patch(
         raise InvalidArgument(
             "a development deployment has fixed autoscaling settings (0-1 replicas, 60 s window, 900 s "
             "scale-down delay, concurrency target 1); publish or promote it to change them")
-    problems = []
-    for name, (low, high) in ranges(max_replica_cap).items():
-        value = getattr(new, name)
-        if not low <= value <= high:
-            problems.append(f"{name} = {value}: must be {low} to {high}")
-    if not problems and new.min_replica > new.max_replica:
-        problems.append(f"min_replica = {new.min_replica}: must not exceed max_replica = {new.max_replica}")
-    if problems:
-        raise InvalidArgument("; ".join(problems))
+    validate(new, max_replica_cap)
     changed = ", ".join(f"{n} = {getattr(new, n)}" for n in FIELDS if getattr(new, n) != getattr(current, n))
     return PatchResult(new, ACCEPTED, f"autoscaling settings updated: {changed}")
 

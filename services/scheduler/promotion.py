@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from kingpost.errors import Conflict, InvalidArgument
-from kingpost_scheduler import lifecycle
+from kingpost.errors import Conflict
+from kingpost_scheduler import autoscaling, lifecycle
 
 # In-flight requests finish on the demoted deployment's open channels before its replicas stop.
 DRAIN = timedelta(seconds=10)
@@ -56,36 +56,13 @@ REFUSALS: Mapping[tuple[str, str], str] = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
-    """An environment's autoscaling settings (Baseten's defaults)."""
-
-    min_replica: int = 0
-    max_replica: int = 1
-    autoscaling_window: int = 60
-    scale_down_delay: int = 900
-    concurrency_target: int = 1
-    target_utilization_percentage: int = 70
-
-
-_LIMITS = {
-    "min_replica": (0, 1000), "max_replica": (1, 1000), "autoscaling_window": (10, 3600),
-    "scale_down_delay": (0, 3600), "concurrency_target": (1, 100000),
-    "target_utilization_percentage": (1, 100),
-}
+# An environment's autoscaling settings: the same fields, defaults and ranges as a deployment's.
+Settings = autoscaling.Autoscaling
 
 
 def patch_settings(current: Settings, changes: Mapping[str, int]) -> Settings:
     """`current` with `changes` applied, each checked against Baseten's range."""
-    for field, value in changes.items():
-        low, high = _LIMITS[field]
-        if not low <= value <= high:
-            raise InvalidArgument(f"autoscaling_settings.{field} = {value}: must be {low} to {high}")
-    updated = replace(current, **changes)
-    if updated.min_replica > updated.max_replica:
-        raise InvalidArgument(f"autoscaling_settings: min_replica {updated.min_replica} is above "
-                              f"max_replica {updated.max_replica}")
-    return updated
+    return autoscaling.validate(replace(current, **changes))
 
 
 def state_of(d: lifecycle.DeploymentFacts) -> str:

@@ -98,7 +98,7 @@ def test_settings_patches_are_checked_against_baseten_ranges() -> None:
     assert promotion.patch_settings(Settings(), {"max_replica": 3}) == Settings(max_replica=3)
     with pytest.raises(InvalidArgument, match="autoscaling_window = 5: must be 10 to 3600"):
         promotion.patch_settings(Settings(), {"autoscaling_window": 5})
-    with pytest.raises(InvalidArgument, match="min_replica 2 is above max_replica 1"):
+    with pytest.raises(InvalidArgument, match="min_replica = 2: must not exceed max_replica = 1"):
         promotion.patch_settings(Settings(), {"min_replica": 2})
 
 
