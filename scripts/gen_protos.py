@@ -15,7 +15,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PY_OUT = Path("src")  # kingpost/v1/*_pb2.py lands in src/kingpost/v1/
-DESCRIPTOR = Path("deploy/envoy/kingpost.binpb")
+DESCRIPTOR = Path("src/kingpost/envoy/kingpost.binpb")  # package data: `kingpost up` and cluster Envoys use it
 
 
 def generate(out_root: Path) -> None:

@@ -134,12 +134,10 @@ def nats_server_binary() -> str:
 
 def descriptor_path() -> Path:
     """The compiled API descriptor Envoy's transcoder reads."""
-    package = Path(kingpost.__file__).resolve().parent
-    for candidate in (package / "envoy" / "kingpost.binpb",
-                      package.parents[1] / "deploy" / "envoy" / "kingpost.binpb"):
-        if candidate.is_file():
-            return candidate
-    raise UpError("the API descriptor kingpost.binpb is missing (run `make protos`)")
+    path = Path(kingpost.__file__).resolve().parent / "envoy" / "kingpost.binpb"
+    if not path.is_file():
+        raise UpError(f"the API descriptor {path} is missing (run `make protos`)")
+    return path
 
 
 def example_dir() -> Path | None:

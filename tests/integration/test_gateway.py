@@ -35,7 +35,7 @@ from kingpost.v1 import (
 from tests.fixtures.servers import _stop, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-DESCRIPTOR = ROOT / "deploy" / "envoy" / "kingpost.binpb"
+DESCRIPTOR = ROOT / "src" / "kingpost" / "envoy" / "kingpost.binpb"
 MAX_BODY = 4 * 1024 * 1024  # above the transcoder's 1 MiB default, so raising it is tested too
 ODD_MESSAGE = 'model \'m"x\' not found: café ☕ 100% sure'
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED_PY = Path("src/kingpost/v1")
-DESCRIPTOR = Path("deploy/envoy/kingpost.binpb")
+DESCRIPTOR = Path("src/kingpost/envoy/kingpost.binpb")
 
 
 def _in_ci() -> bool:
