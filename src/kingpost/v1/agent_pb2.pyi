@@ -58,3 +58,28 @@ class ReplicaStatus(_message.Message):
     address: str
     pid: int
     def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.ReplicaState, str]] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class PatchReplicaRequest(_message.Message):
+    __slots__ = ("replica_id", "files", "deleted")
+    class FilesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    replica_id: str
+    files: _containers.ScalarMap[str, bytes]
+    deleted: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, replica_id: _Optional[str] = ..., files: _Optional[_Mapping[str, bytes]] = ..., deleted: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PatchReplicaResponse(_message.Message):
+    __slots__ = ("error", "load_seconds")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    load_seconds: float
+    def __init__(self, error: _Optional[str] = ..., load_seconds: _Optional[float] = ...) -> None: ...

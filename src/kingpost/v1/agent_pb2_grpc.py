@@ -53,6 +53,11 @@ class AgentServiceStub:
                 request_serializer=kingpost_dot_v1_dot_agent__pb2.ListReplicasRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_agent__pb2.ListReplicasResponse.FromString,
                 _registered_method=True)
+        self.PatchReplica = channel.unary_unary(
+                '/kingpost.v1.AgentService/PatchReplica',
+                request_serializer=kingpost_dot_v1_dot_agent__pb2.PatchReplicaRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_agent__pb2.PatchReplicaResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -80,6 +85,15 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PatchReplica(self, request, context):
+        """PatchReplica writes files into the replica's own copy of its Truss (never
+        into the shared artifact) and has its runner reload the model: live
+        reload of a development deployment, without a build.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +111,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.ListReplicas,
                     request_deserializer=kingpost_dot_v1_dot_agent__pb2.ListReplicasRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_agent__pb2.ListReplicasResponse.SerializeToString,
+            ),
+            'PatchReplica': grpc.unary_unary_rpc_method_handler(
+                    servicer.PatchReplica,
+                    request_deserializer=kingpost_dot_v1_dot_agent__pb2.PatchReplicaRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_agent__pb2.PatchReplicaResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +203,33 @@ class AgentService:
             '/kingpost.v1.AgentService/ListReplicas',
             kingpost_dot_v1_dot_agent__pb2.ListReplicasRequest.SerializeToString,
             kingpost_dot_v1_dot_agent__pb2.ListReplicasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PatchReplica(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.AgentService/PatchReplica',
+            kingpost_dot_v1_dot_agent__pb2.PatchReplicaRequest.SerializeToString,
+            kingpost_dot_v1_dot_agent__pb2.PatchReplicaResponse.FromString,
             options,
             channel_credentials,
             insecure,

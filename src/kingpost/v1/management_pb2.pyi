@@ -312,20 +312,22 @@ class DeleteDeploymentResponse(_message.Message):
     def __init__(self, success: _Optional[bool] = ...) -> None: ...
 
 class PromoteDeploymentRequest(_message.Message):
-    __slots__ = ("model_id", "env_name", "deployment_id", "scale_down_previous_deployment", "scale_down_previous_production", "preserve_env_instance_type")
+    __slots__ = ("model_id", "env_name", "deployment_id", "scale_down_previous_deployment", "scale_down_previous_production", "preserve_env_instance_type", "ramp_up_duration_seconds")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     ENV_NAME_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SCALE_DOWN_PREVIOUS_DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     SCALE_DOWN_PREVIOUS_PRODUCTION_FIELD_NUMBER: _ClassVar[int]
     PRESERVE_ENV_INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RAMP_UP_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     env_name: str
     deployment_id: str
     scale_down_previous_deployment: bool
     scale_down_previous_production: bool
     preserve_env_instance_type: bool
-    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., deployment_id: _Optional[str] = ..., scale_down_previous_deployment: _Optional[bool] = ..., scale_down_previous_production: _Optional[bool] = ..., preserve_env_instance_type: _Optional[bool] = ...) -> None: ...
+    ramp_up_duration_seconds: int
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., deployment_id: _Optional[str] = ..., scale_down_previous_deployment: _Optional[bool] = ..., scale_down_previous_production: _Optional[bool] = ..., preserve_env_instance_type: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ...) -> None: ...
 
 class PromoteDeploymentResponse(_message.Message):
     __slots__ = ("deployment",)
@@ -350,7 +352,7 @@ class EnvironmentAutoscalingPatch(_message.Message):
     def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ...) -> None: ...
 
 class Environment(_message.Message):
-    __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic")
+    __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic", "promotion_settings", "current_canary")
     class TrafficEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -366,6 +368,8 @@ class Environment(_message.Message):
     PROMOTING_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PROMOTION_FAILURE_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_CANARY_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_at: _timestamp_pb2.Timestamp
     model_id: str
@@ -374,7 +378,47 @@ class Environment(_message.Message):
     promoting_deployment_id: str
     promotion_failure: str
     traffic: _containers.ScalarMap[str, int]
-    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[Deployment, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    promotion_settings: PromotionSettings
+    current_canary: Canary
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[Deployment, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ..., current_canary: _Optional[_Union[Canary, _Mapping]] = ...) -> None: ...
+
+class PromotionSettings(_message.Message):
+    __slots__ = ("ramp_up_while_promoting", "ramp_up_duration_seconds")
+    RAMP_UP_WHILE_PROMOTING_FIELD_NUMBER: _ClassVar[int]
+    RAMP_UP_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ramp_up_while_promoting: bool
+    ramp_up_duration_seconds: int
+    def __init__(self, ramp_up_while_promoting: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ...) -> None: ...
+
+class Canary(_message.Message):
+    __slots__ = ("deployment_id", "stage", "stages", "candidate_weight", "ramp_up_duration_seconds", "started_at")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RAMP_UP_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    stage: int
+    stages: int
+    candidate_weight: int
+    ramp_up_duration_seconds: int
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, deployment_id: _Optional[str] = ..., stage: _Optional[int] = ..., stages: _Optional[int] = ..., candidate_weight: _Optional[int] = ..., ramp_up_duration_seconds: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CancelPromotionRequest(_message.Message):
+    __slots__ = ("model_id", "env_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
+
+class CancelPromotionResponse(_message.Message):
+    __slots__ = ("environment",)
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    environment: Environment
+    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
 
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ("model_id",)
@@ -389,14 +433,16 @@ class ListEnvironmentsResponse(_message.Message):
     def __init__(self, environments: _Optional[_Iterable[_Union[Environment, _Mapping]]] = ...) -> None: ...
 
 class CreateEnvironmentRequest(_message.Message):
-    __slots__ = ("model_id", "name", "autoscaling_settings")
+    __slots__ = ("model_id", "name", "autoscaling_settings", "promotion_settings")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     name: str
     autoscaling_settings: EnvironmentAutoscalingPatch
-    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ...) -> None: ...
+    promotion_settings: PromotionSettings
+    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ...) -> None: ...
 
 class CreateEnvironmentResponse(_message.Message):
     __slots__ = ("environment",)
@@ -419,14 +465,16 @@ class GetEnvironmentResponse(_message.Message):
     def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
 
 class UpdateEnvironmentRequest(_message.Message):
-    __slots__ = ("model_id", "env_name", "autoscaling_settings")
+    __slots__ = ("model_id", "env_name", "autoscaling_settings", "promotion_settings")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     ENV_NAME_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     env_name: str
     autoscaling_settings: EnvironmentAutoscalingPatch
-    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ...) -> None: ...
+    promotion_settings: PromotionSettings
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ...) -> None: ...
 
 class UpdateEnvironmentResponse(_message.Message):
     __slots__ = ("environment",)
@@ -475,3 +523,32 @@ class UpdateAutoscalingSettingsResponse(_message.Message):
     status: str
     message: str
     def __init__(self, status: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PatchDevelopmentRequest(_message.Message):
+    __slots__ = ("model_id", "files", "deleted")
+    class FilesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    files: _containers.ScalarMap[str, bytes]
+    deleted: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_id: _Optional[str] = ..., files: _Optional[_Mapping[str, bytes]] = ..., deleted: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PatchDevelopmentResponse(_message.Message):
+    __slots__ = ("deployment_id", "reloaded", "errors", "load_seconds")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RELOADED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    reloaded: int
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    load_seconds: float
+    def __init__(self, deployment_id: _Optional[str] = ..., reloaded: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., load_seconds: _Optional[float] = ...) -> None: ...

@@ -137,6 +137,11 @@ class ManagementServiceStub:
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
                 _registered_method=True)
+        self.CancelPromotion = channel.unary_unary(
+                '/kingpost.v1.ManagementService/CancelPromotion',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
+                _registered_method=True)
         self.DeleteEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/DeleteEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentRequest.SerializeToString,
@@ -146,6 +151,11 @@ class ManagementServiceStub:
                 '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
+                _registered_method=True)
+        self.PatchDevelopment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/PatchDevelopment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.FromString,
                 _registered_method=True)
 
 
@@ -291,6 +301,14 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelPromotion(self, request, context):
+        """CancelPromotion ends the environment's promotion in progress: all traffic
+        goes back to its current deployment (at any stage of a canary).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteEnvironment(self, request, context):
         """DeleteEnvironment deletes a custom environment (never production).
         """
@@ -301,6 +319,15 @@ class ManagementServiceServicer:
     def UpdateAutoscalingSettings(self, request, context):
         """UpdateAutoscalingSettings changes a deployment's autoscaling settings;
         fields left out keep their value. Development deployments refuse changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PatchDevelopment(self, request, context):
+        """PatchDevelopment is live reload (`kingpost watch`): the files reach the
+        development deployment's running replicas, which re-import the model
+        without a build. Requirements changes need a push instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -409,6 +436,11 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.SerializeToString,
             ),
+            'CancelPromotion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelPromotion,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.SerializeToString,
+            ),
             'DeleteEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteEnvironmentRequest.FromString,
@@ -418,6 +450,11 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.UpdateAutoscalingSettings,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.SerializeToString,
+            ),
+            'PatchDevelopment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PatchDevelopment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -974,6 +1011,33 @@ class ManagementService:
             _registered_method=True)
 
     @staticmethod
+    def CancelPromotion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/CancelPromotion',
+            kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DeleteEnvironment(request,
             target,
             options=(),
@@ -1017,6 +1081,33 @@ class ManagementService:
             '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PatchDevelopment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/PatchDevelopment',
+            kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -21,3 +21,17 @@ class ReadyResponse(_message.Message):
     READY_FIELD_NUMBER: _ClassVar[int]
     ready: bool
     def __init__(self, ready: _Optional[bool] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ("truss_dir",)
+    TRUSS_DIR_FIELD_NUMBER: _ClassVar[int]
+    truss_dir: str
+    def __init__(self, truss_dir: _Optional[str] = ...) -> None: ...
+
+class ReloadResponse(_message.Message):
+    __slots__ = ("error", "load_seconds")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    load_seconds: float
+    def __init__(self, error: _Optional[str] = ..., load_seconds: _Optional[float] = ...) -> None: ...

@@ -49,6 +49,11 @@ class RunnerServiceStub:
                 request_serializer=kingpost_dot_v1_dot_runner__pb2.ReadyRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_runner__pb2.ReadyResponse.FromString,
                 _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/kingpost.v1.RunnerService/Reload',
+                request_serializer=kingpost_dot_v1_dot_runner__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_runner__pb2.ReloadResponse.FromString,
+                _registered_method=True)
 
 
 class RunnerServiceServicer:
@@ -71,6 +76,16 @@ class RunnerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reload(self, request, context):
+        """Reload imports the model again (from truss_dir when set, else the same
+        directory), constructs and loads it, then swaps it in: requests in flight
+        finish on the old model. If import or load fails, the old model keeps
+        serving and the reply carries the traceback.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunnerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -83,6 +98,11 @@ def add_RunnerServiceServicer_to_server(servicer, server):
                     servicer.Ready,
                     request_deserializer=kingpost_dot_v1_dot_runner__pb2.ReadyRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_runner__pb2.ReadyResponse.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=kingpost_dot_v1_dot_runner__pb2.ReloadRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_runner__pb2.ReloadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -143,6 +163,33 @@ class RunnerService:
             '/kingpost.v1.RunnerService/Ready',
             kingpost_dot_v1_dot_runner__pb2.ReadyRequest.SerializeToString,
             kingpost_dot_v1_dot_runner__pb2.ReadyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.RunnerService/Reload',
+            kingpost_dot_v1_dot_runner__pb2.ReloadRequest.SerializeToString,
+            kingpost_dot_v1_dot_runner__pb2.ReloadResponse.FromString,
             options,
             channel_credentials,
             insecure,
