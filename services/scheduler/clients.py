@@ -88,6 +88,13 @@ class AgentClient:
         await rpc.call(self._stub(address).StopReplica, agent_pb2.StopReplicaRequest(replica_id=replica_id),
                        auth=self._auth, timeout=self._timeout, idempotency_key=f"stop-{replica_id}")
 
+    async def patch_replica(
+        self, address: str, request: agent_pb2.PatchReplicaRequest
+    ) -> agent_pb2.PatchReplicaResponse:
+        """Live reload of a development replica; as long as the model's load() takes."""
+        return await rpc.call(self._stub(address).PatchReplica, request, auth=self._auth, timeout=600.0,
+                              attempts=1)
+
     async def close(self) -> None:
         for channel, _ in self._channels.values():
             await channel.close()

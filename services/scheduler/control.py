@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -25,11 +25,11 @@ from kingpost.auth import KeyCache, key_digest, key_prefix
 from kingpost.errors import DeadlineExceeded, KingpostError, Unavailable
 from kingpost.ids import new_id
 from kingpost.v1 import agent_pb2, events_pb2
-from kingpost_scheduler import facts, lifecycle, metrics, placement, promotion, reconcile, store
+from kingpost_scheduler import canary, facts, lifecycle, metrics, placement, promotion, reconcile, store
 from kingpost_scheduler.clients import AgentCommands, BuildInfo, build_state_name
 from kingpost_scheduler.db import translate_errors
 from kingpost_scheduler.route_table import RouteTable, build_route_table
-from kingpost_scheduler.tables import DeploymentRecord, ReplicaRecord
+from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ReplicaRecord
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +171,19 @@ class Control:
             status = lifecycle.deployment_status(store.deployment_facts(d), own[d.id])
             if (d.status, d.status_reason) != (status.status, status.reason):
                 d.status, d.status_reason = status.status, status.reason
-        await self._promote_in(session, deployments, now)
+        ready = Counter(r.deployment_id for r in replicas if r.state == facts.READY)
+        await self._promote_in(session, deployments, now, ready)
         await store.purge_deleted_models(session)
         await session.flush()
         self._gauges(deployments.values(), replicas)
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
     async def _promote_in(self, session: AsyncSession, deployments: dict[str, DeploymentRecord],
-                          now: datetime) -> None:
+                          now: datetime, ready: Mapping[str, int]) -> None:
         """Each promotion in progress takes its next step: swap once the candidate is ACTIVE (this
-        transaction's route table carries the swap), end with the reason if it cannot succeed."""
+        transaction's route table carries the swap) or, for a canary, once its window has passed
+        (each stage it reaches changes the route table's split); end with the reason if it cannot
+        succeed."""
         for env in await store.environments(session):
             if not env.candidate_deployment_id:
                 continue
@@ -190,8 +193,13 @@ class Control:
             if step.abort:
                 log.warning("promotion to %s of model %s ended: %s", env.name, env.model_id, step.abort)
                 env.candidate_deployment_id, env.promotion_failure = "", step.abort
+                end_canary(env)
             elif step.swap and candidate is not None:
                 previous = deployments.get(env.deployment_id or "")
+                if env.canary_duration_seconds and previous is not None and previous.id != candidate.id \
+                        and not self._canary_step(env, previous, candidate, now, ready):
+                    continue
+                end_canary(env)
                 if previous is not None and previous.id != candidate.id:
                     previous.environment = ""
                     previous.demoted_at = now
@@ -199,6 +207,21 @@ class Control:
                 candidate.environment, candidate.demoted_at = env.name, None
                 log.info("model %s: %s now serves %s (was %s)", env.model_id, candidate.id, env.name,
                          previous.id if previous else "none")
+
+    @staticmethod
+    def _canary_step(env: EnvironmentRecord, previous: DeploymentRecord, candidate: DeploymentRecord,
+                     now: datetime, ready: Mapping[str, int]) -> bool:
+        """Advance a canary promotion's stage; True once its window has passed (swap)."""
+        if env.canary_started_at is None:
+            if not canary.eligible(ready.get(candidate.id, 0), previous.min_replica):
+                return False
+            env.canary_started_at = now
+        progress = canary.progress(env.canary_duration_seconds, env.canary_started_at, now)
+        if progress.stage != env.canary_stage and not progress.done:
+            log.info("model %s: canary to %s at stage %d/%d: %d %% to %s", env.model_id, env.name, progress.stage,
+                     canary.STAGES, progress.candidate_weight, candidate.id)
+            env.canary_stage = progress.stage
+        return progress.done
 
     @staticmethod
     def _gauges(deployments: Iterable[DeploymentRecord], replicas: Iterable[ReplicaRecord]) -> None:
@@ -394,6 +417,11 @@ class Control:
                                         now=self.clock())
 
         await self.write("storing the admin key", apply)
+
+
+def end_canary(env: EnvironmentRecord) -> None:
+    """Forget the canary state of `env`'s promotion (it swapped, failed or was cancelled)."""
+    env.canary_duration_seconds, env.canary_started_at, env.canary_stage = 0, None, 0
 
 
 def apply_build(d: DeploymentRecord, info: BuildInfo) -> None:

@@ -126,7 +126,7 @@ def start_promotion(env: EnvironmentFacts, d: lifecycle.DeploymentFacts) -> None
     """Refuse a promotion that cannot start (the candidate itself is chosen by the shell)."""
     if env.candidate:
         raise Conflict(f"a promotion to {env.name} is in progress (deployment {env.candidate}): wait for it "
-                       "to finish, or deactivate that deployment to cancel it")
+                       "to finish, or cancel it (kingpost environments cancel-promotion)")
     check(PROMOTE, d)
     if env.current == d.id:
         raise Conflict(f"deployment {d.id} is {env.name}'s current deployment already")

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from kingpost_scheduler import canary
 from kingpost_scheduler.autoscaling import Autoscaling
 from kingpost_scheduler.facts import READY, Replica
 
@@ -40,6 +41,9 @@ class EnvironmentRow:
     model_id: str
     name: str
     deployment_id: str
+    # A canary promotion in progress: its candidate and stage (0..canary.STAGES).
+    candidate_id: str = ""
+    canary_stage: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,8 @@ def build_route_table(
             name=m.name,
             development_deployment_id=development,
             environments=tuple(
-                EnvironmentRoute(e.name, ((e.deployment_id, 100),))
+                EnvironmentRoute(e.name, canary.split(
+                    e.deployment_id, e.candidate_id if e.candidate_id in known else "", e.canary_stage))
                 for e in sorted(envs.get(m.id, []), key=lambda e: e.name)
             ),
             deployments=tuple(

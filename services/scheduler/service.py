@@ -20,10 +20,17 @@ from kingpost.auth import key_digest, key_prefix, new_key
 from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable, grpc_abort
 from kingpost.events import LOGS_STREAM, EventBus, build_log_subject
 from kingpost.ids import new_id
-from kingpost.v1 import events_pb2, management_pb2, management_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
-from kingpost_scheduler import autoscaling, facts, lifecycle, metrics, promotion, store
+from kingpost.v1 import (
+    agent_pb2,
+    events_pb2,
+    management_pb2,
+    management_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+from kingpost_scheduler import autoscaling, canary, facts, lifecycle, metrics, promotion, store
 from kingpost_scheduler.clients import BuildInfo, BuildLookup
-from kingpost_scheduler.control import Control, apply_build
+from kingpost_scheduler.control import Control, apply_build, end_canary
 from kingpost_scheduler.route_table import RouteTable
 from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
 
@@ -368,10 +375,12 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         if not request.deployment_id:
             raise InvalidArgument("deployment_id is required: the deployment to promote (id or name)")
         now = self.control.clock()
+        requested = request.ramp_up_duration_seconds if request.HasField("ramp_up_duration_seconds") else None
 
         async def run(session: AsyncSession) -> str:
             model = await store.find_model(session, request.model_id)
             env = await store.get_environment(session, model, env_name)
+            duration = canary.duration_for(_promotion_settings(env), requested)
             d = await store.find_deployment(session, model, request.deployment_id)
             envs = await store.environments(session, model.id)
             promotion.start_promotion(
@@ -397,6 +406,11 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
                     if r.deployment_id == d.id and r.state != facts.STOPPING:
                         await store.set_replica_state(session, r, facts.STOPPING, now)
             _begin_promotion(env, candidate)
+            if duration and env.deployment_id and (
+                    current := await session.get(DeploymentRecord, env.deployment_id)) is not None:
+                # A canary waits for the current deployment's minimum of ready replicas: start them.
+                env.canary_duration_seconds = duration
+                candidate.desired_replicas = max(candidate.desired_replicas, current.min_replica)
             return candidate.id
 
         candidate_id = await self.control.write(f"promoting {request.deployment_id} to {env_name}", run)
@@ -438,7 +452,9 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
             model = await store.find_model(session, request.model_id)
             existing = {e.name for e in await store.environments(session, model.id)}
             promotion.check_create_environment(request.name, existing)
-            await store.add_environment(session, model, request.name, _settings_dict(settings), now)
+            env = await store.add_environment(session, model, request.name, _settings_dict(settings), now)
+            if request.HasField("promotion_settings"):
+                _set_promotion_settings(env, _patch_promotion(_promotion_settings(env), request.promotion_settings))
 
         await self.control.write(f"creating environment {request.name}", run, wake=False)
         return management_pb2.CreateEnvironmentResponse(
@@ -455,7 +471,9 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
             model = await store.find_model(session, request.model_id)
             env = await store.get_environment(session, model, request.env_name)
             settings = promotion.patch_settings(_env_settings(env), _patch(request.autoscaling_settings))
+            promotion_settings = _patch_promotion(_promotion_settings(env), request.promotion_settings)
             env.settings = _settings_dict(settings)
+            _set_promotion_settings(env, promotion_settings)
             # The environment's deployment takes its settings at once.
             for ref in (env.deployment_id, env.candidate_deployment_id):
                 if ref and (d := await session.get(DeploymentRecord, ref)) is not None:
@@ -465,6 +483,31 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         await self.control.write(f"updating environment {request.env_name}", run)
         return management_pb2.UpdateEnvironmentResponse(
             environment=await self._environment(request.model_id, request.env_name))
+
+    @_unary
+    async def CancelPromotion(self, request: management_pb2.CancelPromotionRequest, context: Any) -> Any:
+        env_name = request.env_name or lifecycle.PRODUCTION
+        now = self.control.clock()
+
+        async def run(session: AsyncSession) -> str:
+            model = await store.find_model(session, request.model_id)
+            env = await store.get_environment(session, model, env_name)
+            if not env.candidate_deployment_id:
+                raise Conflict(f"no promotion to {env_name} is in progress")
+            candidate_id = env.candidate_deployment_id
+            candidate = await session.get(DeploymentRecord, candidate_id)
+            if candidate is not None and candidate.id != env.deployment_id and not candidate.environment:
+                # Its in-flight requests finish (the drain), then it scales to zero like a demoted one.
+                candidate.demoted_at = now
+            env.candidate_deployment_id, env.promotion_failure = "", "the promotion was cancelled"
+            end_canary(env)
+            await session.flush()
+            return candidate_id
+
+        candidate_id = await self.control.write(f"cancelling the promotion to {env_name}", run)
+        log.info("model %s: promotion of %s to %s cancelled", request.model_id, candidate_id, env_name)
+        return management_pb2.CancelPromotionResponse(
+            environment=await self._environment(request.model_id, env_name))
 
     @_unary
     async def DeleteEnvironment(self, request: management_pb2.DeleteEnvironmentRequest, context: Any) -> Any:
@@ -499,6 +542,41 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
         result = await self.control.write(f"updating autoscaling of {request.deployment_id}", run)
         return management_pb2.UpdateAutoscalingSettingsResponse(status=result.status, message=result.message)
+
+    @_unary
+    async def PatchDevelopment(self, request: management_pb2.PatchDevelopmentRequest, context: Any) -> Any:
+        """Live reload: hand the files to the agents running the development deployment's replicas."""
+
+        async def targets(session: AsyncSession) -> tuple[str, list[tuple[str, str]]]:
+            model = await store.find_model(session, request.model_id)
+            dev = next((d for d in await store.model_deployments(session, model.id) if d.is_development), None)
+            if dev is None:
+                raise NotFound(f"model {model.name!r} has no development deployment: `kingpost push` first")
+            nodes = {n.id: n.address for n in await store.all_nodes(session)}
+            return dev.id, [(r.id, nodes[r.node_id]) for r in await store.all_replicas(session)
+                            if r.deployment_id == dev.id and r.state == facts.READY and r.node_id in nodes]
+
+        deployment_id, replicas = await self.control.read("finding the development replicas", targets)
+        if not replicas:
+            raise Unavailable(f"development deployment {deployment_id} has no running replica to reload "
+                              "(scaled to zero or still starting): push instead, or wake it with a request")
+        patch = getattr(self.control.agents, "patch_replica", None)
+        if patch is None:
+            raise Unavailable("this scheduler's agent client cannot patch replicas")
+        reply = management_pb2.PatchDevelopmentResponse(deployment_id=deployment_id)
+        for replica_id, address in replicas:
+            try:
+                result = await patch(address, agent_pb2.PatchReplicaRequest(
+                    replica_id=replica_id, files=dict(request.files), deleted=list(request.deleted)))
+            except KingpostError as e:
+                reply.errors.append(f"{replica_id}: {e.message}")
+                continue
+            if result.error:
+                reply.errors.append(f"{replica_id}: {result.error}")
+            else:
+                reply.reloaded += 1
+                reply.load_seconds = max(reply.load_seconds, result.load_seconds)
+        return reply
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
@@ -586,10 +664,44 @@ async def _environment_proto(session: AsyncSession, env: EnvironmentRecord) -> m
         autoscaling_settings=management_pb2.AutoscalingSettings(**_settings_dict(settings)),
         promoting_deployment_id=env.candidate_deployment_id, promotion_failure=env.promotion_failure,
     )
+    promo = _promotion_settings(env)
+    out.promotion_settings.CopyFrom(management_pb2.PromotionSettings(
+        ramp_up_while_promoting=promo.ramp_up_while_promoting,
+        ramp_up_duration_seconds=promo.ramp_up_duration_seconds))
     if env.deployment_id and (d := await session.get(DeploymentRecord, env.deployment_id)) is not None:
         out.current_deployment.CopyFrom(deployment_proto(d, (await _ready_counts(session)).get(d.id, 0)))
-        out.traffic[d.id] = 100
+        stage = (env.canary_stage or 0) if env.canary_duration_seconds else 0
+        for deployment_id, weight in canary.split(d.id, env.candidate_deployment_id, stage):
+            out.traffic[deployment_id] = weight
+        if env.canary_duration_seconds and env.candidate_deployment_id:
+            out.current_canary.CopyFrom(management_pb2.Canary(
+                deployment_id=env.candidate_deployment_id, stage=stage, stages=canary.STAGES,
+                candidate_weight=100 * stage // canary.STAGES,
+                ramp_up_duration_seconds=env.canary_duration_seconds))
+            if env.canary_started_at is not None:
+                out.current_canary.started_at.CopyFrom(_timestamp(env.canary_started_at))
     return out
+
+
+def _promotion_settings(env: EnvironmentRecord) -> canary.PromotionSettings:
+    stored = (env.settings or {}).get("promotion_settings") or {}
+    return canary.PromotionSettings(
+        ramp_up_while_promoting=bool(stored.get(canary.RAMP_UP_WHILE_PROMOTING, False)),
+        ramp_up_duration_seconds=int(stored.get(canary.RAMP_UP_DURATION_SECONDS, canary.DEFAULT_DURATION)))
+
+
+def _patch_promotion(current: canary.PromotionSettings,
+                     p: management_pb2.PromotionSettings) -> canary.PromotionSettings:
+    changes = {f: getattr(p, f) for f in (canary.RAMP_UP_WHILE_PROMOTING, canary.RAMP_UP_DURATION_SECONDS)
+               if p.HasField(f)}
+    return canary.patch_promotion_settings(current, changes)
+
+
+def _set_promotion_settings(env: EnvironmentRecord, settings: canary.PromotionSettings) -> None:
+    # A new dict: SQLAlchemy sees a JSON column change only when it is assigned.
+    env.settings = {**(env.settings or {}), "promotion_settings": {
+        canary.RAMP_UP_WHILE_PROMOTING: settings.ramp_up_while_promoting,
+        canary.RAMP_UP_DURATION_SECONDS: settings.ramp_up_duration_seconds}}
 
 
 def _newest(looked_up: BuildInfo, from_event: BuildInfo | None) -> BuildInfo:

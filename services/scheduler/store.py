@@ -325,8 +325,8 @@ async def route_inputs(
                       autoscaling=autoscaling_of(d), desired_replicas=d.desired_replicas)
         for d in await live_deployments(session)
     ]
-    envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id) for e in await environments(session)
-            if e.deployment_id]
+    envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id, e.candidate_deployment_id, e.canary_stage or 0)
+            for e in await environments(session) if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
     digests = [k.sha256 for k in await list_api_keys(session)]
     return models, deployments, envs, replicas, digests

@@ -107,6 +107,11 @@ class EnvironmentRecord(Base):
     # Autoscaling settings given to each deployment promoted here (0002).
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=dict)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    # The promotion in progress as a canary (0003): its window (0: a plain promotion), when the
+    # candidate became eligible (None: waiting for ready replicas), and the stage it has reached.
+    canary_duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    canary_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    canary_stage: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ApiKeyRecord(Base):

@@ -1,5 +1,5 @@
 """The model lifecycle: `kingpost deployments get|activate|deactivate|delete|promote`,
-`kingpost environments list|create|get|update|delete|promote`, `kingpost models get|delete`."""
+`kingpost environments list|create|get|update|delete|promote|cancel-promotion`, `kingpost models get|delete`."""
 
 from __future__ import annotations
 
@@ -28,9 +28,20 @@ def _environment_line(e: management_pb2.Environment) -> str:
     promoting = f"; promoting {e.promoting_deployment_id}" if e.promoting_deployment_id else ""
     failure = f"; last promotion failed: {e.promotion_failure}" if e.promotion_failure else ""
     s = e.autoscaling_settings
-    return (f"{e.name}: {current}{promoting}{failure}\n  autoscaling: replicas {s.min_replica}..{s.max_replica}, "
+    p = e.promotion_settings
+    canary = ""
+    if e.HasField("current_canary"):
+        c = e.current_canary
+        canary = (f"\n  canary: stage {c.stage}/{c.stages} over {c.ramp_up_duration_seconds}s, "
+                  + (f"{c.candidate_weight}% to {c.deployment_id}" if c.stage else
+                     f"waiting for {c.deployment_id}'s ready replicas"))
+    traffic = ", ".join(f"{d} {w}%" for d, w in sorted(e.traffic.items(), key=lambda x: -x[1]))
+    return (f"{e.name}: {current}{promoting}{failure}{canary}\n  traffic: {traffic or '-'}"
+            f"\n  autoscaling: replicas {s.min_replica}..{s.max_replica}, "
             f"window {s.autoscaling_window}s, scale-down delay {s.scale_down_delay}s, "
-            f"concurrency target {s.concurrency_target}, utilization {s.target_utilization_percentage}%")
+            f"concurrency target {s.concurrency_target}, utilization {s.target_utilization_percentage}%"
+            f"\n  promotion: ramp up while promoting {'on' if p.ramp_up_while_promoting else 'off'}, "
+            f"over {p.ramp_up_duration_seconds}s")
 
 
 def _done(as_json: bool, what: str) -> None:
@@ -118,10 +129,10 @@ def deployments_rename(model: str, deployment: str, name: str, as_json: bool) ->
     click.echo(_deployment_line(d))
 
 
-async def _promote(model: str, env: str, deployment: str, wait: bool, timeout: float
+async def _promote(model: str, env: str, deployment: str, wait: bool, timeout: float, canary: int | None = None
                    ) -> tuple[management_pb2.Deployment, management_pb2.Environment | None]:
     reply = await management_call("PromoteDeployment", management_pb2.PromoteDeploymentRequest(
-        model_id=model, env_name=env, deployment_id=deployment))
+        model_id=model, env_name=env, deployment_id=deployment, ramp_up_duration_seconds=canary))
     candidate = reply.deployment
     if not wait:
         return candidate, None
@@ -139,8 +150,9 @@ async def _promote(model: str, env: str, deployment: str, wait: bool, timeout: f
         await asyncio.sleep(0.25)
 
 
-def _promote_command(model: str, env: str, deployment: str, no_wait: bool, timeout: float, as_json: bool) -> None:
-    candidate, e = run_async(_promote(model, env, deployment, not no_wait, timeout))
+def _promote_command(model: str, env: str, deployment: str, no_wait: bool, timeout: float, as_json: bool,
+                     canary: int | None = None) -> None:
+    candidate, e = run_async(_promote(model, env, deployment, not no_wait, timeout, canary))
     if as_json:
         print_json({"deployment": to_dict(candidate), "environment": to_dict(e) if e else None})
         return
@@ -155,6 +167,9 @@ _wait_options = [
     click.option("--no-wait", is_flag=True, help="Return once the promotion has started."),
     click.option("--timeout", type=float, default=900.0, show_default=True,
                  help="Seconds to wait for the promoted deployment to serve."),
+    click.option("--canary-duration", "canary", type=int, default=None, metavar="SECONDS",
+                 help="Move traffic in 10 stages over SECONDS once the new deployment is ready (0: at once); "
+                      "default: the environment's promotion settings."),
 ]
 
 
@@ -164,11 +179,12 @@ _wait_options = [
 @click.option("--environment", "env", default=PRODUCTION, show_default=True, help="The environment.")
 @_wait_options[0]
 @_wait_options[1]
+@_wait_options[2]
 @json_option
 def deployments_promote(model: str, deployment: str, env: str, no_wait: bool, timeout: float,
-                        as_json: bool) -> None:
+                        as_json: bool, canary: int | None) -> None:
     """Promote DEPLOYMENT of MODEL to an environment (production by default); wait until it serves."""
-    _promote_command(model, env, deployment, no_wait, timeout, as_json)
+    _promote_command(model, env, deployment, no_wait, timeout, as_json, canary)
 
 
 # --- environments -------------------------------------------------------------------------------
@@ -186,8 +202,24 @@ def _autoscaling_options(f: Any) -> Any:
     return f
 
 
-def _patch(values: dict[str, int | None]) -> management_pb2.EnvironmentAutoscalingPatch:
-    return management_pb2.EnvironmentAutoscalingPatch(**{k: v for k, v in values.items() if v is not None})
+def _patch(values: dict[str, Any]) -> management_pb2.EnvironmentAutoscalingPatch:
+    return management_pb2.EnvironmentAutoscalingPatch(
+        **{k: v for k, v in values.items() if v is not None and k not in _PROMOTION_FIELDS})
+
+
+_PROMOTION_FIELDS = ("ramp_up_while_promoting", "ramp_up_duration_seconds")
+
+
+def _promotion_options(f: Any) -> Any:
+    f = click.option("--ramp-up-duration-seconds", type=int, default=None,
+                     help="A canary's window: traffic moves in 10 even stages over it.")(f)
+    return click.option("--ramp-up-while-promoting/--no-ramp-up-while-promoting", default=None,
+                        help="Promotions into the environment are canaries (Baseten's setting).")(f)
+
+
+def _promotion_patch(values: dict[str, Any]) -> management_pb2.PromotionSettings | None:
+    given = {k: values[k] for k in _PROMOTION_FIELDS if values.get(k) is not None}
+    return management_pb2.PromotionSettings(**given) if given else None
 
 
 @environments.command("list")
@@ -222,11 +254,13 @@ def environments_get(model: str, name: str, as_json: bool) -> None:
 @click.argument("model")
 @click.argument("name")
 @_autoscaling_options
+@_promotion_options
 @json_option
-def environments_create(model: str, name: str, as_json: bool, **settings: int | None) -> None:
+def environments_create(model: str, name: str, as_json: bool, **settings: Any) -> None:
     """Create environment NAME for MODEL (autoscaling settings default to Baseten's)."""
     e = run_async(management_call("CreateEnvironment", management_pb2.CreateEnvironmentRequest(
-        model_id=model, name=name, autoscaling_settings=_patch(settings)))).environment
+        model_id=model, name=name, autoscaling_settings=_patch(settings),
+        promotion_settings=_promotion_patch(settings)))).environment
     if as_json:
         print_json(to_dict(e))
         return
@@ -238,11 +272,13 @@ def environments_create(model: str, name: str, as_json: bool, **settings: int | 
 @click.argument("model")
 @click.argument("name")
 @_autoscaling_options
+@_promotion_options
 @json_option
-def environments_update(model: str, name: str, as_json: bool, **settings: int | None) -> None:
-    """Change environment NAME's autoscaling settings (only those given)."""
+def environments_update(model: str, name: str, as_json: bool, **settings: Any) -> None:
+    """Change environment NAME's autoscaling and promotion settings (only those given)."""
     e = run_async(management_call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
-        model_id=model, env_name=name, autoscaling_settings=_patch(settings)))).environment
+        model_id=model, env_name=name, autoscaling_settings=_patch(settings),
+        promotion_settings=_promotion_patch(settings)))).environment
     if as_json:
         print_json(to_dict(e))
         return
@@ -266,8 +302,23 @@ def environments_delete(model: str, name: str, as_json: bool) -> None:
 @click.argument("deployment")
 @_wait_options[0]
 @_wait_options[1]
+@_wait_options[2]
 @json_option
 def environments_promote(model: str, name: str, deployment: str, no_wait: bool, timeout: float,
-                         as_json: bool) -> None:
+                         as_json: bool, canary: int | None) -> None:
     """Promote DEPLOYMENT into environment NAME of MODEL; wait until it serves."""
-    _promote_command(model, name, deployment, no_wait, timeout, as_json)
+    _promote_command(model, name, deployment, no_wait, timeout, as_json, canary)
+
+
+@environments.command("cancel-promotion")
+@click.argument("model")
+@click.argument("name")
+@json_option
+def environments_cancel_promotion(model: str, name: str, as_json: bool) -> None:
+    """Cancel the promotion into environment NAME of MODEL: all traffic back to its current deployment."""
+    e = run_async(management_call("CancelPromotion", management_pb2.CancelPromotionRequest(
+        model_id=model, env_name=name))).environment
+    if as_json:
+        print_json(to_dict(e))
+        return
+    click.echo(_environment_line(e))
