@@ -49,10 +49,25 @@ def rest_predict(port: int, path: str, key: str) -> float:
     return elapsed
 
 
-def autoscaler_metrics(home: Path) -> str:
-    port = tomllib.loads((home / "run" / "autoscaler.toml").read_text())["metrics_port"]
+def service_metrics(home: Path, service: str) -> str:
+    port = tomllib.loads((home / "run" / f"{service}.toml").read_text())["metrics_port"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return r.read().decode()
+
+
+def autoscaler_metrics(home: Path) -> str:
+    return service_metrics(home, "autoscaler")
+
+
+def phase_means(text: str, histogram: str) -> dict[str, tuple[int, float]]:
+    """phase → (count, mean seconds) of one of the cold-start histograms."""
+    out = {}
+    for m in re.finditer(rf'{histogram}_count{{phase="([a-z]+)"}} ([0-9.e+]+)', text):
+        phase, count = m.group(1), float(m.group(2))
+        total = re.search(rf'{histogram}_sum{{phase="{phase}"}} ([0-9.e+]+)', text)
+        if count and total:
+            out[phase] = (int(count), float(total.group(1)) / count)
+    return out
 
 
 def desired_gauge(text: str, deployment_id: str) -> float:
@@ -91,6 +106,10 @@ async def main_async(args: argparse.Namespace, home: Path, info: dict) -> None:
         cold.append(await asyncio.to_thread(rest_predict, rest_port, path, config.api_key))
         print(f"cold start {len(cold)}: {cold[-1]:.2f} s", flush=True)
     poke_hist = autoscaler_metrics(home)
+    phases = {**{f"scheduler {k}": v for k, v in phase_means(
+                 service_metrics(home, "scheduler"), "kingpost_scheduler_cold_start_seconds").items()},
+              **{f"agent {k}": v for k, v in phase_means(
+                 service_metrics(home, "agent"), "kingpost_agent_cold_start_seconds").items()}}
 
     # Load step on a warm deployment: 1 replica, then 8 concurrent clients.
     await patch(min_replica=1, scale_down_delay=600)
@@ -131,15 +150,22 @@ async def main_async(args: argparse.Namespace, home: Path, info: dict) -> None:
               f"{mean_ms:.1f} ms (mean) | | |")
     print(f"| load step (1 → 8 clients) → first higher decision | 1 | "
           f"{'%.2f s' % reaction if reaction is not None else 'none in 30 s'} | | |")
+    print("\n| cold-start phase (includes the first push) | n | mean |\n|---|---|---|")
+    for phase, (n, mean) in phases.items():
+        print(f"| {phase} | {n} | {mean * 1000:.0f} ms |")
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold-starts", type=int, default=10)
+    parser.add_argument("--baseline", action="store_true",
+                        help="as before issue 5's cuts: no standby runner, autoscaler decides on its tick only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:
         home = Path(tmp)
-        proc, info = start_up(home)
+        proc, info = start_up(home, {"KINGPOST_STANDBY_RUNNERS": "0", "KINGPOST_DECIDE_ON_SAMPLES": "false"}
+                              if args.baseline else None)
         try:
             asyncio.run(main_async(args, home, info))
         finally:

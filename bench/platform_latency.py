@@ -62,9 +62,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def start_up(home: Path) -> tuple[subprocess.Popen[str], dict]:
+def start_up(home: Path, env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict]:
     rest, grpc_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINGPOST_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINGPOST_")} | (env_extra or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "kingpost.cli", "up", "--home", str(home), "--port", str(rest),
          "--grpc-port", str(grpc_port), "--json"],

@@ -1,6 +1,6 @@
 """How many replicas a deployment should have: Knative's KPA with Baseten's knobs.
 
-Every tick (and at once on a router's poke), per deployment:
+Every tick (and at once on a router's poke, and on a sample's arrival for steps up), per deployment:
 
 1. Two averages of concurrency (in flight + queued, all routers): over the stable window
    (`autoscaling_window`, default 60 s) and over the panic window (10% of it, at least 6 s).

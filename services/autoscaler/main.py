@@ -33,6 +33,7 @@ async def run(settings: AutoscalerSettings) -> None:
         settings_for=lambda _deployment_id: defaults,  # until the route table describes it
         deactivate=scheduler_deactivate(stub, settings.internal_token),
         idle_seconds=settings.idle_deactivation_days * 86400,
+        decide_on_samples=settings.decide_on_samples,
     )
     await autoscaler.subscribe(bus)
 

@@ -4,7 +4,10 @@ from the scheduler's route table, decisions out to the scheduler.
 Samples are timed by this process's clock on arrival, so routers' clocks do not matter. Each tick
 decides every known deployment and calls ScaleDeployment only when the decision changed (or the
 last call failed). A router's ScalePoke (requests held for a deployment with no ready replica) is
-decided at once, without waiting for the tick.
+decided at once, without waiting for the tick. A sample is decided on arrival too (at most every
+`SAMPLE_DECISION_GAP` seconds per deployment), but only a decision that raises the count is kept
+from it: a load step (and panic) is acted on within one sample, while scale-down keeps the tick's
+pace (each tick's decision may halve the count at most).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 CONCURRENCY_SUBJECTS = "kp.metrics.concurrency.>"
 POKE_SUBJECTS = "kp.metrics.poke.>"
 HORIZON_SECONDS = 3600.0  # the longest autoscaling window Baseten allows
+SAMPLE_DECISION_GAP = 0.5  # seconds between two on-arrival decisions of one deployment
 POKE_SOURCE = "poke"  # a poke counts as one more source of concurrency in its second
 # Deployments the autoscaler leaves alone: not built, failed, or deactivated.
 UNSCALED_STATUSES = ("BUILDING", "FAILED", "INACTIVE")
@@ -71,7 +75,9 @@ class Autoscaler:
         clock: Callable[[], float] = time.monotonic,
         deactivate: Deactivate | None = None,
         idle_seconds: float = 0.0,
+        decide_on_samples: bool = True,
     ) -> None:
+        self._decide_on_samples = decide_on_samples
         self._scale = scale
         self._deactivate = deactivate
         self._idle_seconds = idle_seconds
@@ -85,6 +91,7 @@ class Autoscaler:
         self._sent: dict[str, int] = {}
         self._settings: dict[str, AutoscalingSettings] = {}
         self._loading: set[str] = set()
+        self._sample_decided_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self.samples_seen = 0
         self.pokes_seen = 0
@@ -99,7 +106,15 @@ class Autoscaler:
             self._window.record(sample.router_id, d.deployment_id, d.in_flight + d.queued, now)
             if d.in_flight + d.queued > 0 or d.deployment_id not in self._last_traffic:
                 self._last_traffic[d.deployment_id] = now
-        self.samples_seen += 1
+        due = [d.deployment_id for d in sample.deployments
+               if self._decide_on_samples and d.in_flight + d.queued > 0
+               and now - self._sample_decided_at.get(d.deployment_id, -SAMPLE_DECISION_GAP) >= SAMPLE_DECISION_GAP]
+        if due:
+            async with self._lock:
+                for deployment_id in due:
+                    self._sample_decided_at[deployment_id] = now
+                    await self._decide(deployment_id, now, force=False, up_only=True)
+        self.samples_seen += 1  # counted once decided (tests wait on it)
 
     async def on_poke(self, poke: events_pb2.ScalePoke) -> None:
         """Requests wait for a deployment with no ready replica: decide it now."""
@@ -164,12 +179,14 @@ class Autoscaler:
         else:
             self._last_traffic[deployment_id] = now  # not at zero after all: count afresh
 
-    async def _decide(self, deployment_id: str, now: float, *, force: bool) -> None:
+    async def _decide(self, deployment_id: str, now: float, *, force: bool, up_only: bool = False) -> None:
         settings = self.settings(deployment_id)
         samples = self._window.samples(deployment_id, now, settings.autoscaling_window)
         # Not described by the route table yet: assume it runs replicas, held for a full delay.
         state = self._states.get(deployment_id) or ScaleState.start(max(settings.min_replica, 1), now)
         desired, new_state = decide(settings, samples, state, now)
+        if up_only and (desired is None or desired <= state.current):
+            return  # not a step up: left to the tick
         if desired is not None and desired < state.current and deployment_id in self._loading:
             # Still loading: keep its count, and start the scale-down delay afresh.
             self._states[deployment_id] = ScaleState.start(state.current, now)
@@ -206,6 +223,7 @@ class Autoscaler:
         self._settings.pop(deployment_id, None)
         self._loading.discard(deployment_id)
         self._last_traffic.pop(deployment_id, None)
+        self._sample_decided_at.pop(deployment_id, None)
         for gauge in (metrics.DESIRED_REPLICAS, metrics.OBSERVED_CONCURRENCY):
             with contextlib.suppress(KeyError):
                 gauge.remove(deployment_id)

@@ -14,6 +14,8 @@ class AutoscalerSettings(ServiceSettings):
     # SchedulerService, for ScaleDeployment.
     scheduler_address: str = "127.0.0.1:50053"
     tick_seconds: float = Field(2.0, gt=0)
+    # Also decide each deployment when a router's sample arrives (steps up only; at most every 0.5 s).
+    decide_on_samples: bool = True
     # A deployment scaled to zero with no traffic for this long is deactivated (Baseten: 14); 0 = never.
     idle_deactivation_days: float = Field(14.0, ge=0)
     # Used for every deployment until the scheduler shares each one's own settings.

@@ -1,5 +1,12 @@
 """`python -m kingpost_runner --truss DIR --port N [--host 127.0.0.1] [--environment NAME]`.
 
+`python -m kingpost_runner --standby`: a pre-started runner. It does its imports (the bulk of a
+runner's start-up: grpc, protobuf, yaml, ...), then waits for one line on stdin, a JSON object
+`{"argv": [...the arguments above...], "env": {...}, "cwd": "DIR"}`: it sets those environment
+variables and working directory and goes on as if started with that argv. The worker agent keeps
+one such process per runner Python, so a cold start skips the interpreter's start and the imports.
+Stdin closed before a line arrives: exit 0.
+
 One process per replica, started by the worker agent inside the model's own virtual environment,
 so this package imports only: grpcio, protobuf, googleapis-common-protos, pyyaml, msgpack, anyio,
 (pydantic and numpy when the model uses them), kingpost.errors and kingpost.v1.
@@ -10,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import pathlib
@@ -54,8 +62,49 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+STANDBY_FLAG = "--standby"
+
+
+def standby_instruction(line: str) -> list[str]:
+    """Apply a standby's instruction (environment, working directory); its runner argv."""
+    data = json.loads(line)
+    argv = [str(a) for a in data["argv"]]
+    os.environ.update({str(k): str(v) for k, v in (data.get("env") or {}).items()})
+    if data.get("cwd"):
+        os.chdir(data["cwd"])
+    return argv
+
+
+def warm_up() -> None:
+    """What a standby does before it waits: the imports a runner makes lazily after its model loads
+    (anyio loads its asyncio backend on first use: ~0.2 s), and uvloop."""
+    import anyio
+
+    async def first_use() -> None:
+        anyio.Semaphore(1)
+        await anyio.sleep(0)
+
+    asyncio.run(first_use())
+    try:
+        import uvloop  # noqa: F401 (imported now, used after the instruction)
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv == [STANDBY_FLAG]:
+        warm_up()
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        try:
+            argv = standby_instruction(line)
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            print(f"kingpost_runner: bad standby instruction: {e}", file=sys.stderr)
+            return 2
     # The agent reads our output through a pipe: flush the model's own prints line by line.
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)

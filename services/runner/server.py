@@ -15,6 +15,7 @@ import pathlib
 import signal
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from google.api import httpbody_pb2
 from kingpost import errors
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
-from kingpost_runner import codec, loader
+from kingpost_runner import codec, loader, reload
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
 from kingpost_runner.truss_config import TrussConfig
@@ -44,8 +45,36 @@ _TRANSPORT_KEYS = frozenset({"content-type", "te", "grpc-accept-encoding", "acce
 
 
 class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
-    def __init__(self) -> None:
+    def __init__(self, options: RunnerOptions | None = None, config: TrussConfig | None = None) -> None:
         self.pipeline: Pipeline | None = None
+        self.options = options
+        self.config = config
+        self._reloading = asyncio.Lock()
+
+    async def Reload(
+        self, request: runner_pb2.ReloadRequest, context: grpc.aio.ServicerContext
+    ) -> runner_pb2.ReloadResponse:
+        if self.pipeline is None or self.options is None or self.config is None:
+            await errors.grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+        assert self.options is not None and self.config is not None
+        async with self._reloading:
+            new_dir = pathlib.Path(request.truss_dir).resolve() if request.truss_dir else self.options.truss_dir
+            started = time.perf_counter()
+            try:
+                config, methods = await _in_daemon_thread(lambda: reload.reload_model(
+                    self.options.truss_dir, new_dir, environment=self.options.environment,  # type: ignore[union-attr]
+                    secrets_dir=self.options.secrets_dir))  # type: ignore[union-attr]
+            except Exception:
+                error = traceback.format_exc()
+                log.error("reload failed; the previous model keeps serving:\n%s", error)
+                return runner_pb2.ReloadResponse(error=error, load_seconds=time.perf_counter() - started)
+            # Requests in flight keep their reference to the old pipeline and finish on it.
+            self.pipeline = Pipeline(methods, config.predict_concurrency, config.streaming_read_timeout_s)
+            self.options = dataclasses.replace(self.options, truss_dir=new_dir)
+            self.config = config
+            seconds = time.perf_counter() - started
+            log.info("model reloaded from %s in %.3f s", new_dir, seconds)
+            return runner_pb2.ReloadResponse(load_seconds=seconds)
 
     async def Ready(
         self, request: runner_pb2.ReadyRequest, context: grpc.aio.ServicerContext
@@ -123,7 +152,7 @@ def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
 
 async def serve(options: RunnerOptions, config: TrussConfig) -> int:
     """Serve until SIGTERM/SIGINT (exit code 0) or a failed load (exit code 1)."""
-    servicer = RunnerServicer()
+    servicer = RunnerServicer(options, config)
     server = grpc.aio.server(options=SERVER_OPTIONS)
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(servicer, server)
     address = f"{options.host}:{options.port}"

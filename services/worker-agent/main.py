@@ -43,6 +43,7 @@ async def run(settings: AgentSettings) -> None:
         artifacts=ArtifactStore(settings.work_dir / "artifacts", builder.fetch),
         publisher=bus, work_dir=settings.work_dir, runner_python=settings.runner_python,
         advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
+        standby_runners=settings.standby_runners,
     )
     address = f"{settings.advertise_host}:{settings.grpc_port}"
     log.info("node %s: %d CPUs, %d MiB, GPUs %s", facts.node_id, facts.cpu_count, facts.memory_bytes >> 20,

@@ -1,7 +1,9 @@
 """Runner processes: start, watch, stop — and report each change as a ReplicaEvent.
 
 A replica's life is one task (`_run`): fetch the artifact, start the runner in its own process
-group, poll Ready every 50 ms, then wait for the process to end. Its stdout and stderr lines go
+group (or hand the instruction to a pre-started standby runner, see standby.py), ask Ready as soon
+as the runner logs that it listens / that its model is ready (and every 50 ms regardless), then wait
+for the process to end. Its stdout and stderr lines go
 to a per-replica log file and to NATS as LogLines. Stopping sends SIGTERM to the whole group,
 then SIGKILL after the grace period; runners also get SIGKILL from the kernel if the agent dies
 (PR_SET_PDEATHSIG), so no runner outlives its agent.
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -29,10 +32,11 @@ from kingpost import events, rpc
 from kingpost.errors import KingpostError, Unavailable
 from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
-from kingpost_agent import archive, metrics, runner_log
+from kingpost_agent import archive, dev_patch, metrics, runner_log
 from kingpost_agent.artifacts import ArtifactStore
 from kingpost_agent.environments import EnvironmentStore
 from kingpost_agent.ports import PortAllocator
+from kingpost_agent.standby import StandbyPool, instruction
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ FAILED = events_pb2.REPLICA_STATE_FAILED
 STOPPED = events_pb2.REPLICA_STATE_STOPPED
 
 READY_POLL_SECONDS = 0.05
+# Lines the runner logs when its port opens and when its model is ready: ask Ready at once.
+READY_HINTS = ("runner listening on", "model ready in")
 STREAM_LIMIT = 1 << 20
 
 
@@ -74,6 +80,8 @@ class Replica:
     stopping: bool = False
     task: asyncio.Task[None] | None = None
     stop_task: asyncio.Task[None] | None = None
+    # Set when the runner logs one of READY_HINTS.
+    hint: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def pid(self) -> int:
@@ -104,6 +112,7 @@ class ReplicaSupervisor:
         stop_grace_seconds: float = 10.0,
         ports: PortAllocator | None = None,
         environments: EnvironmentStore | None = None,
+        standby_runners: int = 0,
     ) -> None:
         self._environments = environments or EnvironmentStore(work_dir / "envs", artifacts, runner_python)
         self._node_id = node_id
@@ -118,6 +127,9 @@ class ReplicaSupervisor:
         self._ports = ports or PortAllocator()
         self._replicas: dict[str, Replica] = {}
         self._closed = False
+        # Pre-started runners for the platform's Python (Trusses without requirements), filled after
+        # the first replica is ready and after each one taken.
+        self.standby = StandbyPool(work_dir / "standby", self._runner_env, standby_runners)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -145,6 +157,7 @@ class ReplicaSupervisor:
         """Stop every replica and wait for all of them: the agent leaves no runner behind."""
         self._closed = True
         await asyncio.gather(*(self.stop(rid) for rid in list(self._replicas)), return_exceptions=True)
+        await self.standby.close()
 
     def list(self) -> list[Replica]:
         return list(self._replicas.values())
@@ -152,6 +165,24 @@ class ReplicaSupervisor:
     def running_ids(self) -> list[str]:
         """Replicas with a runner that is starting or serving."""
         return [r.spec.replica_id for r in self._replicas.values() if r.state in (STARTING, READY)]
+
+    async def patch(
+        self, replica_id: str, files: dict[str, bytes], deleted: list[str]
+    ) -> runner_pb2.ReloadResponse:
+        """Live reload (dev_patch.py): patch the replica's own copy of its Truss, have its runner reload."""
+        r = self._replicas.get(replica_id)
+        if r is None or r.state != READY or r.port == 0:
+            raise Unavailable(f"replica {replica_id} is not running here")
+        source = self._artifacts.cached(r.spec.artifact_digest)
+        if source is None:
+            raise Unavailable(f"the artifact of replica {replica_id} is no longer on this node")
+        copy_dir = self._logs_dir.parent / dev_patch.DEV_DIR / replica_id
+        await asyncio.to_thread(dev_patch.private_copy, archive.truss_root(source), copy_dir)
+        await asyncio.to_thread(dev_patch.apply, copy_dir, files, deleted)
+        async with rpc.channel(f"127.0.0.1:{r.port}") as channel:
+            stub = runner_pb2_grpc.RunnerServiceStub(channel)
+            return await rpc.call(stub.Reload, runner_pb2.ReloadRequest(truss_dir=str(copy_dir)), timeout=600.0,
+                                  attempts=1)
 
     # --- one replica's life --------------------------------------------------------------------
 
@@ -208,6 +239,8 @@ class ReplicaSupervisor:
             if r.stopping:  # StopReplica arrived while the process was being spawned
                 await self._terminate(r)
             ready = await self._wait_ready(r, t1)
+            if python == self._runner_python and not self._closed:
+                self.standby.refill(python)
             if ready:
                 r.address = f"{self._advertise_host}:{r.port}"
                 metrics.COLD_START_SECONDS.labels("load").observe(time.monotonic() - (r.port_open_at or t1))
@@ -229,6 +262,29 @@ class ReplicaSupervisor:
                 logfile.close()
 
     async def _spawn(self, r: Replica, truss_dir: Path, python: str) -> asyncio.subprocess.Process:
+        argv = ["--truss", str(truss_dir), "--port", str(r.port), "--host", self._bind_host]
+        per_replica = {"KINGPOST_ENVIRONMENT": r.spec.environment} if r.spec.environment else {}
+        if python == self._runner_python:
+            standby = await self.standby.take(python)
+            if standby is not None and standby.stdin is not None:
+                try:
+                    standby.stdin.write(instruction(argv, per_replica, truss_dir))
+                    await standby.stdin.drain()
+                    standby.stdin.close()
+                    return standby
+                except (OSError, ConnectionError):  # it died just now: start a fresh one
+                    log.info("replica %s: the standby runner was gone; starting a fresh one", r.spec.replica_id)
+        env = self._runner_env(python)
+        env.update(per_replica)
+        return await asyncio.create_subprocess_exec(
+            python, "-m", "kingpost_runner", *argv,
+            cwd=truss_dir, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, limit=STREAM_LIMIT,
+        )
+
+    def _runner_env(self, python: str) -> dict[str, str]:
+        """A runner's environment, less what is per replica (KINGPOST_ENVIRONMENT)."""
         env = dict(os.environ)
         if python != self._runner_python:  # the model's own environment: nothing of the platform's leaks in
             for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
@@ -239,15 +295,7 @@ class ReplicaSupervisor:
         # itself: a preexec_fn would run Python between fork and exec in a process full of gRPC
         # threads, which crashed runners (SIGSEGV before they wrote a line).
         env["KINGPOST_PARENT_PID"] = str(os.getpid())
-        if r.spec.environment:
-            env["KINGPOST_ENVIRONMENT"] = r.spec.environment
-        return await asyncio.create_subprocess_exec(
-            python, "-m", "kingpost_runner",
-            "--truss", str(truss_dir), "--port", str(r.port), "--host", self._bind_host,
-            cwd=truss_dir, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=STREAM_LIMIT,
-        )
+        return env
 
     async def _wait_ready(self, r: Replica, spawned_at: float) -> bool:
         """Poll until the runner says it is ready (True) or its process ends (False)."""
@@ -269,7 +317,10 @@ class ReplicaSupervisor:
                         reply = None
                     if reply is not None and reply.ready:
                         return not r.exited.done()
-                await asyncio.wait({r.exited}, timeout=READY_POLL_SECONDS)
+                hint = asyncio.ensure_future(r.hint.wait())
+                await asyncio.wait({r.exited, hint}, timeout=READY_POLL_SECONDS)
+                hint.cancel()
+                r.hint.clear()
             return False
         finally:
             if channel is not None:
@@ -292,6 +343,8 @@ class ReplicaSupervisor:
             logfile.flush()
             text = runner_log.clip(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
             r.tail.append(text)
+            if any(h in text for h in READY_HINTS):
+                r.hint.set()
             line = events_pb2.LogLine(
                 at=now_ts(), source="replica", deployment_id=r.spec.deployment_id,
                 replica_id=r.spec.replica_id, level=runner_log.level_of(text, stderr=stderr), text=text,
@@ -322,6 +375,7 @@ class ReplicaSupervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({r.task})
         self._replicas.pop(r.spec.replica_id, None)
+        shutil.rmtree(self._logs_dir.parent / dev_patch.DEV_DIR / r.spec.replica_id, ignore_errors=True)
         r.address = ""
         await self._event(r, STOPPED)
 

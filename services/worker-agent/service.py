@@ -49,3 +49,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                     state=r.state, address=r.address, pid=r.pid)
             for r in self._supervisor.list()
         ])
+
+    async def PatchReplica(
+        self, request: agent_pb2.PatchReplicaRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.PatchReplicaResponse:
+        try:
+            if not request.replica_id:
+                raise InvalidArgument("PatchReplica needs replica_id")
+            reply = await self._supervisor.patch(request.replica_id, dict(request.files), list(request.deleted))
+        except KingpostError as e:
+            await grpc_abort(context, e)
+        return agent_pb2.PatchReplicaResponse(error=reply.error, load_seconds=reply.load_seconds)

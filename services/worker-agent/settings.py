@@ -24,3 +24,5 @@ class AgentSettings(ServiceSettings):
     fake_gpus: str = ""
     # How long a runner has after SIGTERM before it gets SIGKILL.
     stop_grace_seconds: float = Field(10.0, ge=0)
+    # Pre-started runners (imports done, waiting for a Truss) for Trusses without requirements; 0 = none.
+    standby_runners: int = Field(1, ge=0, le=8)

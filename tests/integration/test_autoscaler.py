@@ -100,16 +100,19 @@ async def test_scales_up_on_load_summed_across_routers_and_down_after_the_delay(
     await bus.nc.flush()
 
     await publish(bus, "router-1", dep_a=2)
-    await publish(bus, "router-2", dep_a=2)
-    await until_seen(autoscaler, 2)
-    await autoscaler.tick()
-    assert double.calls == [("dep_a", 4)]
+    await until_seen(autoscaler, 1)
+    assert double.calls == [("dep_a", 2)]  # a step up is acted on at its first sample, not at the tick
     assert double.metadata[0]["x-kingpost-internal"] == "secret-token"
+    await publish(bus, "router-2", dep_a=2)  # same second: within the gap between on-arrival decisions
+    await until_seen(autoscaler, 2)
+    assert double.calls == [("dep_a", 2)]
+    await autoscaler.tick()
+    assert double.calls == [("dep_a", 2), ("dep_a", 4)]  # summed across routers
 
     await autoscaler.tick()  # same decision: no call
     clock.now += 20  # the window has gone quiet, but the scale-down delay holds the count
     await autoscaler.tick()
-    assert double.calls == [("dep_a", 4)]
+    assert double.calls == [("dep_a", 2), ("dep_a", 4)]
 
     clock.now += 11  # 31 s since load last justified 4: down, at most halving per decision
     await autoscaler.tick()
@@ -117,7 +120,7 @@ async def test_scales_up_on_load_summed_across_routers_and_down_after_the_delay(
     await autoscaler.tick()
     clock.now += 2
     await autoscaler.tick()
-    assert double.calls == [("dep_a", 4), ("dep_a", 2), ("dep_a", 1), ("dep_a", 0)]
+    assert double.calls == [("dep_a", 2), ("dep_a", 4), ("dep_a", 2), ("dep_a", 1), ("dep_a", 0)]
 
 
 def table(deployment_id: str, *, desired: int, status: str = "ACTIVE", **settings: int) -> scheduler_pb2.RouteTable:

@@ -1,0 +1,98 @@
+"""Pre-started runners: one idle `python -m kingpost_runner --standby` per runner Python.
+
+A standby has started its interpreter and done its imports (about half a second of a cold start
+on a busy machine) and waits for one instruction on stdin: the runner arguments, environment
+variables and working directory of the replica it becomes. `take` hands one out (or None when
+none is alive); `refill` starts the next one — the supervisor calls it once the replica that
+took the last one is ready, so the standby's own start does not compete with that replica's load.
+Standbys die with the agent (PR_SET_PDEATHSIG, as runners do) and `close` stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STANDBY_FLAG = "--standby"
+
+
+def instruction(argv: list[str], env: Mapping[str, str], cwd: Path) -> bytes:
+    """The line that turns a standby into the runner `python -m kingpost_runner *argv` would be."""
+    return (json.dumps({"argv": argv, "env": dict(env), "cwd": str(cwd)}) + "\n").encode()
+
+
+class StandbyPool:
+    def __init__(self, work_dir: Path, env_for: Callable[[str], dict[str, str]], limit: int) -> None:
+        self._dir = work_dir
+        self._env_for = env_for
+        self._limit = limit
+        self._idle: dict[str, asyncio.subprocess.Process] = {}
+        self._starting: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+        self.taken = 0
+        self.started = 0
+
+    async def take(self, python: str) -> asyncio.subprocess.Process | None:
+        """An alive standby for `python`, now yours (write it an instruction); None when there is none."""
+        proc = self._idle.pop(python, None)
+        if proc is None or proc.returncode is not None:
+            return None
+        self.taken += 1
+        return proc
+
+    def idle_pids(self) -> list[int]:
+        return [p.pid for p in self._idle.values() if p.returncode is None]
+
+    def refill(self, python: str) -> None:
+        """Start a standby for `python` in the background, unless one is idle or starting."""
+        if self._closed or self._limit <= 0 or python in self._idle or python in self._starting:
+            return
+        if len(self._idle) + len(self._starting) >= self._limit:
+            return
+        self._starting[python] = asyncio.create_task(self._start(python), name=f"standby-{python}")
+
+    async def wait_started(self) -> None:
+        """For tests: until the standbys being started have started."""
+        await asyncio.gather(*self._starting.values(), return_exceptions=True)
+
+    async def _start(self, python: str) -> None:
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            proc = await asyncio.create_subprocess_exec(
+                python, "-m", "kingpost_runner", STANDBY_FLAG, cwd=self._dir, env=self._env_for(python),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True, limit=1 << 20,
+            )
+        except OSError as e:
+            log.warning("cannot start a standby runner (%s): %s", python, e)
+            return
+        finally:
+            self._starting.pop(python, None)
+        if self._closed:
+            await _kill(proc)
+            return
+        self.started += 1
+        self._idle[python] = proc
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._starting.values()):
+            with contextlib.suppress(BaseException):
+                await task
+        procs, self._idle = list(self._idle.values()), {}
+        await asyncio.gather(*(_kill(p) for p in procs), return_exceptions=True)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()

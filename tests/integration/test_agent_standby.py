@@ -1,0 +1,117 @@
+"""Pre-started runners: the standby protocol on its own, and the agent handing a cold start to a standby
+and starting the next one once that replica is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kingpost import events, rpc
+from kingpost.events import EventBus
+from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
+from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts
+from kingpost_agent.replicas import ReplicaSpec, ReplicaSupervisor
+from kingpost_agent.standby import instruction
+from tests.fixtures.servers import free_port
+from tests.integration.test_agent import (  # noqa: F401  (fixtures)
+    ENV_MODEL, BuilderDouble, builder, bus, predict, process_exists, state_is, truss_tarball, wait_until_gone, watch,
+)
+
+READY = events_pb2.REPLICA_STATE_READY
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    async with rpc.channel(f"127.0.0.1:{port}") as channel:
+        stub = runner_pb2_grpc.RunnerServiceStub(channel)
+        while True:
+            assert proc.poll() is None, "the runner exited"
+            assert time.monotonic() < deadline, "the runner never became ready"
+            try:
+                if (await rpc.call(stub.Ready, runner_pb2.ReadyRequest(), timeout=1, attempts=1)).ready:
+                    return
+            except Exception:
+                await asyncio.sleep(0.05)
+
+
+async def test_a_standby_runner_serves_the_truss_its_instruction_names(tmp_path: Path) -> None:
+    truss = tmp_path / "truss"
+    (truss / "model").mkdir(parents=True)
+    (truss / "config.yaml").write_text("model_name: env\n")
+    (truss / "model" / "model.py").write_text(ENV_MODEL)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "KINGPOST_ENVIRONMENT"}
+    proc = subprocess.Popen([sys.executable, "-m", "kingpost_runner", "--standby"], cwd=tmp_path, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(instruction(["--truss", str(truss), "--port", str(port)],
+                                     {"KINGPOST_ENVIRONMENT": "staging"}, truss))
+        proc.stdin.close()
+        await wait_ready(port, proc)
+        assert await predict(f"127.0.0.1:{port}", {}) == {"environment": {"name": "staging"}}
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_a_standby_whose_stdin_closes_exits_cleanly(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "kingpost_runner", "--standby"], cwd=tmp_path, input=b"",
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 0
+
+
+def test_a_bad_instruction_exits_with_code_2(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "kingpost_runner", "--standby"], cwd=tmp_path,
+                          input=b"not json\n", capture_output=True, timeout=30)
+    assert proc.returncode == 2 and b"bad standby instruction" in proc.stderr
+
+
+@pytest.fixture
+async def supervisor(bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
+                     ) -> AsyncIterator[ReplicaSupervisor]:
+    _, builder_address = builder
+    artifacts = BuilderArtifacts(builder_address, "")
+    sup = ReplicaSupervisor(
+        node_id="node_standby", artifacts=ArtifactStore(tmp_path / "agent" / "artifacts", artifacts.fetch),
+        publisher=bus, work_dir=tmp_path / "agent", stop_grace_seconds=5.0, standby_runners=1,
+    )
+    yield sup
+    await sup.shutdown()
+    await artifacts.close()
+
+
+async def test_the_agent_hands_a_cold_start_to_a_standby_and_starts_the_next(
+    supervisor: ReplicaSupervisor, bus: EventBus, builder: tuple[BuilderDouble, str]  # noqa: F811
+) -> None:
+    double, _ = builder
+    digest = double.add(truss_tarball(ENV_MODEL, name="env"))
+    first = await watch(bus, events.replica_subject("rep_1"), events_pb2.ReplicaEvent)
+    await supervisor.start(ReplicaSpec("rep_1", "dep_test", "mdl_test", digest))
+    await first.wait_for(state_is(READY), "READY")
+    assert supervisor.standby.taken == 0  # the first replica started fresh; a standby follows it
+    await supervisor.standby.wait_started()
+    assert supervisor.standby.started == 1
+
+    second = await watch(bus, events.replica_subject("rep_2"), events_pb2.ReplicaEvent)
+    await supervisor.start(ReplicaSpec("rep_2", "dep_test", "mdl_test", digest, environment="production"))
+    ready = await second.wait_for(state_is(READY), "READY")
+    assert supervisor.standby.taken == 1
+    # The standby became this replica: its own environment name reached the model.
+    assert await predict(ready.address, {}) == {"environment": {"name": "production"}}
+    await supervisor.standby.wait_started()
+    assert supervisor.standby.started == 2  # replenished
+
+    pids = [r.pid for r in supervisor.list()] + supervisor.standby.idle_pids()
+    assert len(pids) == 3 and all(process_exists(pid) for pid in pids)
+    await supervisor.shutdown()  # replicas and the idle standby alike
+    for pid in pids:
+        await wait_until_gone(pid)
