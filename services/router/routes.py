@@ -22,8 +22,10 @@ PRODUCTION = "production"
 HOST_KEY = "x-kingpost-host"
 REJECT_ON_FULL = "reject_on_full"
 # A routable deployment in one of these states with no ready replica holds requests until one is
-# ready (it is scaled to zero or waking up); any other state without replicas answers 503 at once.
-HOLD_STATUSES = frozenset({"ACTIVE", "SCALED_TO_ZERO", "WAKING_UP"})
+# ready (it is deploying, scaled to zero or waking up); any other state without replicas (BUILDING,
+# FAILED) answers 503 at once. DEPLOYING holds too: a client that saw ACTIVE from the scheduler may
+# reach this router a moment before the table that says so, and must not get a 503 for it.
+HOLD_STATUSES = frozenset({"ACTIVE", "DEPLOYING", "SCALED_TO_ZERO", "WAKING_UP"})
 
 
 @dataclass(frozen=True, slots=True)

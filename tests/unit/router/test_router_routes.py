@@ -142,7 +142,7 @@ def test_weighted_choice_matches_the_weights_over_many_draws() -> None:
     assert (chosen.count("a"), chosen.count("b"), chosen.count("c")) == (300, 0, 700)
 
 
-@pytest.mark.parametrize("status", ["ACTIVE", "SCALED_TO_ZERO", "WAKING_UP"])
+@pytest.mark.parametrize("status", ["ACTIVE", "DEPLOYING", "SCALED_TO_ZERO", "WAKING_UP"])
 def test_a_routable_deployment_without_replicas_is_held_not_refused(status: str) -> None:
     t = table()
     zero = next(d for d in t.models[0].deployments if d.deployment_id == "dep_zero")
