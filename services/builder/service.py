@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kingpost import events
-from kingpost.errors import InvalidArgument, KingpostError, grpc_abort
+from kingpost.errors import InvalidArgument, KingpostError, NotFound, grpc_abort
 from kingpost.ids import new_id
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2
 from kingpost_builder import archive, metrics, truss_config
@@ -33,6 +34,7 @@ from kingpost_builder.store import CHUNK_BYTES, ArtifactStore
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_SECONDS = 0.2
+_BUILD_ID = re.compile(r"bld_[a-z0-9]{10}")
 
 PUBLIC_METHODS = ("/kingpost.v1.BuildService/UploadSource", "/kingpost.v1.BuildService/GetBuild")
 
@@ -122,6 +124,8 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
             raise InvalidArgument("UploadSource's first message must be an UploadHeader, then the archive in chunks")
         if first.header.size_bytes > self._max_upload_bytes:
             raise archive.too_large(self._max_upload_bytes)
+        if first.header.build_id:
+            build_id = await self._client_build_id(first.header.build_id)
         upload = work_dir / "upload.tar.gz"
         with archive.UploadSpool(upload, self._max_upload_bytes) as spool:
             async for request in requests:
@@ -136,6 +140,16 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
                          allow_build_commands=self._allow_build_commands, wheelhouse=self._wheelhouse)
         work.info(f"received {archive.human_bytes(spool.size)}")
         return work
+
+    async def _client_build_id(self, build_id: str) -> str:
+        if not _BUILD_ID.fullmatch(build_id):
+            raise InvalidArgument(f"UploadHeader.build_id {build_id!r} is not valid: 'bld_' and 10 lowercase "
+                                  "letters or digits, or empty to let the builder choose")
+        try:
+            await asyncio.to_thread(self._store.get_build, build_id)
+        except NotFound:
+            return build_id
+        raise InvalidArgument(f"build id {build_id} is taken; choose another or leave it empty")
 
     async def _build(self, work: BuildWork) -> builder_pb2.Build:
         build = builder_pb2.Build(build_id=work.build_id, state=events_pb2.BUILD_STATE_BUILDING,

@@ -23,6 +23,7 @@ import yaml
 from kingpost import rpc
 from kingpost.client_config import ClientConfig
 from kingpost.errors import InvalidArgument, KingpostError
+from kingpost.ids import new_id
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2, management_pb2, management_pb2_grpc
 
 CHUNK_BYTES = 1024 * 1024
@@ -78,9 +79,11 @@ def read_truss(truss_dir: Path, model_name: str | None = None) -> TrussInfo:
     return TrussInfo(model_name=str(name), example_input=example)
 
 
-def upload_requests(archive: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterator[builder_pb2.UploadSourceRequest]:
-    """The UploadSource stream: a header with the size, then the archive in chunks."""
-    yield builder_pb2.UploadSourceRequest(header=builder_pb2.UploadHeader(size_bytes=len(archive)))
+def upload_requests(archive: bytes, chunk_bytes: int = CHUNK_BYTES,
+                    build_id: str = "") -> Iterator[builder_pb2.UploadSourceRequest]:
+    """The UploadSource stream: a header with the size (and our build id), then the archive in chunks."""
+    yield builder_pb2.UploadSourceRequest(header=builder_pb2.UploadHeader(size_bytes=len(archive),
+                                                                          build_id=build_id))
     for start in range(0, len(archive), chunk_bytes):
         yield builder_pb2.UploadSourceRequest(chunk=archive[start:start + chunk_bytes])
 
@@ -121,6 +124,7 @@ async def push(
     on_progress: Callable[[int, int], None] = lambda sent, total: None,
     on_build: Callable[[builder_pb2.Build], None] = lambda build: None,
     on_status: Callable[[management_pb2.Deployment], None] = lambda deployment: None,
+    on_log: Callable[[events_pb2.LogLine], None] = lambda line: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> PushResult:
     from kingpost.truss_archive import make_truss_archive
@@ -134,7 +138,15 @@ async def push(
         builder = builder_pb2_grpc.BuildServiceStub(channel)
         management = management_pb2_grpc.ManagementServiceStub(channel)
 
-        build = await _upload(builder, archive, auth, on_progress)
+        # Our own build id, so that the build's log can be followed while the builder works.
+        build_id = new_id("bld")
+        done = asyncio.Event()
+        follower = asyncio.create_task(_follow_build_log(management, build_id, auth, on_log, done))
+        try:
+            build = await _upload(builder, archive, auth, on_progress, build_id)
+        finally:
+            done.set()
+            await follower
         on_build(build)
         if build.state == events_pb2.BUILD_STATE_FAILED:
             lines = await _log_lines(management, "", "", build.build_id, auth)
@@ -160,14 +172,38 @@ async def push(
                       curl=curl_command(url, key, info.example_input), warnings=list(build.warnings))
 
 
+async def _follow_build_log(management: management_pb2_grpc.ManagementServiceStub, build_id: str,
+                            auth: rpc.Metadata, on_log: Callable[[events_pb2.LogLine], None],
+                            done: asyncio.Event, interval: float = 0.3) -> None:
+    """Hand each new line of the build's log to `on_log` until `done`, then the last ones."""
+    seen = 0
+    while True:
+        finished = done.is_set()
+        try:
+            reply = await rpc.call(management.GetLogs, management_pb2.GetLogsRequest(
+                build_id=build_id, build_only=True, limit=10_000), auth=auth, attempts=1, timeout=5)
+        except KingpostError:
+            reply = None  # logs are a convenience here: the build's own answer says how it went
+        if reply is not None:
+            for line in reply.lines[seen:]:
+                on_log(line)
+            seen = max(seen, len(reply.lines))
+        if finished:
+            return
+        try:
+            await asyncio.wait_for(done.wait(), interval)
+        except TimeoutError:
+            pass
+
+
 async def _upload(builder: builder_pb2_grpc.BuildServiceStub, archive: bytes, auth: rpc.Metadata,
-                  on_progress: Callable[[int, int], None]) -> builder_pb2.Build:
+                  on_progress: Callable[[int, int], None], build_id: str = "") -> builder_pb2.Build:
     total = len(archive)
 
     async def requests() -> AsyncIterator[builder_pb2.UploadSourceRequest]:
         sent = 0
         on_progress(0, total)
-        for request in upload_requests(archive):
+        for request in upload_requests(archive, build_id=build_id):
             yield request
             if request.HasField("chunk"):
                 sent += len(request.chunk)

@@ -76,6 +76,16 @@ def test_echo_deploys_with_its_display_name_config_secrets_and_env(platform: Pla
     assert described["env"] == ["true", "42"]
 
 
+def test_push_shows_the_build_log_as_it_happens(platform: Platform) -> None:
+    done = run_cli(platform.home, "push", str(TRUSSES / "async_methods"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    shown = [line for line in lines if line.startswith("  | ")]
+    assert any("received" in line for line in shown) and any("build succeeded" in line for line in shown)
+    # the log comes before the build's verdict, not after it
+    assert lines.index(shown[-1]) < next(i for i, line in enumerate(lines) if line.startswith("Build bld_"))
+
+
 def test_async_pre_predict_post(platform: Platform) -> None:
     platform.push("async_methods")
     assert platform.predict("Test Async", {"x": 1}).json() == {

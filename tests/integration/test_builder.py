@@ -75,11 +75,12 @@ def tar_gz(files: dict[str, bytes]) -> bytes:
 
 
 async def upload(b: Builder, data: bytes, *, key: str | None = KEY, header: bool = True,
-                 chunk: int = 16 * 1024, declared_size: int | None = None) -> builder_pb2.Build:
+                 chunk: int = 16 * 1024, declared_size: int | None = None,
+                 build_id: str = "") -> builder_pb2.Build:
     async def requests() -> AsyncIterator[builder_pb2.UploadSourceRequest]:
         if header:
             yield builder_pb2.UploadSourceRequest(header=builder_pb2.UploadHeader(
-                size_bytes=len(data) if declared_size is None else declared_size))
+                size_bytes=len(data) if declared_size is None else declared_size, build_id=build_id))
         for i in range(0, len(data), chunk):
             yield builder_pb2.UploadSourceRequest(chunk=data[i:i + chunk])
 
@@ -214,3 +215,16 @@ async def test_unknown_build_and_artifact_are_not_found(builder: Builder) -> Non
         async for _ in rpc.stream(builder.stub.FetchArtifact,
                                   builder_pb2.FetchArtifactRequest(artifact_digest=digest), auth=rpc.internal(TOKEN)):
             pass
+
+
+async def test_a_client_chosen_build_id_names_the_build_and_its_log(builder: Builder) -> None:
+    """`kingpost push` picks the id so that it can show the build's log while the build runs."""
+    data = tar_gz({"config.yaml": b"model_name: chosen\n", "model/model.py": MODEL.encode()})
+    build = await upload(builder, data, build_id="bld_0123456789")
+    assert build.build_id == "bld_0123456789" and build.state == events_pb2.BUILD_STATE_SUCCEEDED
+    lines = await build_log(builder, "bld_0123456789", "build succeeded")
+    assert any("build succeeded" in line.text for line in lines)
+    with pytest.raises(InvalidArgument, match="build id bld_0123456789 is taken"):
+        await upload(builder, data, build_id="bld_0123456789")
+    with pytest.raises(InvalidArgument, match="UploadHeader.build_id 'BLD-1' is not valid"):
+        await upload(builder, data, build_id="BLD-1")

@@ -39,6 +39,12 @@ class Progress:
         for warning in build.warnings:
             self.line(f"warning: {warning}")
 
+    def log(self, line: events_pb2.LogLine) -> None:
+        if not self.quiet:
+            if self.tty:
+                click.echo("\r", err=True, nl=False)
+            self.line(f"  | {line.text}")
+
     def status(self, deployment: management_pb2.Deployment) -> None:
         self.line(f"Deployment {describe_status(deployment)}")
 
@@ -68,7 +74,7 @@ def push_command(truss_dir: Path, publish: bool, environment: str, deployment_na
         result = run_async(push(
             config, truss_dir, publish=publish, environment=environment, deployment_name=deployment_name,
             model_name=model_name, wait=not no_wait, timeout=timeout,
-            on_progress=progress.upload, on_build=progress.build, on_status=progress.status,
+            on_progress=progress.upload, on_build=progress.build, on_status=progress.status, on_log=progress.log,
         ))
     except PushFailed as e:
         if as_json:

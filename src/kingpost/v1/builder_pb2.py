@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kingpost.v1 import events_pb2 as kingpost_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19kingpost/v1/builder.proto\x12\x0bkingpost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kingpost/v1/events.proto\"[\n\x13UploadSourceRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.kingpost.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\"\n\x0cUploadHeader\x12\x12\n\nsize_bytes\x18\x01 \x01(\x03\"9\n\x14UploadSourceResponse\x12!\n\x05\x62uild\x18\x01 \x01(\x0b\x32\x12.kingpost.v1.Build\"#\n\x0fGetBuildRequest\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\"5\n\x10GetBuildResponse\x12!\n\x05\x62uild\x18\x01 \x01(\x0b\x32\x12.kingpost.v1.Build\"/\n\x14\x46\x65tchArtifactRequest\x12\x17\n\x0f\x61rtifact_digest\x18\x01 \x01(\t\"&\n\x15\x46\x65tchArtifactResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\xe7\x01\n\x05\x42uild\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.kingpost.v1.BuildState\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08warnings\x18\x05 \x03(\t\x12(\n\x05truss\x18\x06 \x01(\x0b\x32\x19.kingpost.v1.TrussSummary\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63\x61\x63hed\x18\x08 \x01(\x08\"q\n\x0cTrussSummary\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x1b\n\x13predict_concurrency\x18\x02 \x01(\x05\x12\x0b\n\x03\x63pu\x18\x03 \x01(\t\x12\x0e\n\x06memory\x18\x04 \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65lerator\x18\x05 \x01(\t2\x88\x02\n\x0c\x42uildService\x12U\n\x0cUploadSource\x12 .kingpost.v1.UploadSourceRequest\x1a!.kingpost.v1.UploadSourceResponse(\x01\x12G\n\x08GetBuild\x12\x1c.kingpost.v1.GetBuildRequest\x1a\x1d.kingpost.v1.GetBuildResponse\x12X\n\rFetchArtifact\x12!.kingpost.v1.FetchArtifactRequest\x1a\".kingpost.v1.FetchArtifactResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19kingpost/v1/builder.proto\x12\x0bkingpost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kingpost/v1/events.proto\"[\n\x13UploadSourceRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.kingpost.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"4\n\x0cUploadHeader\x12\x12\n\nsize_bytes\x18\x01 \x01(\x03\x12\x10\n\x08\x62uild_id\x18\x02 \x01(\t\"9\n\x14UploadSourceResponse\x12!\n\x05\x62uild\x18\x01 \x01(\x0b\x32\x12.kingpost.v1.Build\"#\n\x0fGetBuildRequest\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\"5\n\x10GetBuildResponse\x12!\n\x05\x62uild\x18\x01 \x01(\x0b\x32\x12.kingpost.v1.Build\"/\n\x14\x46\x65tchArtifactRequest\x12\x17\n\x0f\x61rtifact_digest\x18\x01 \x01(\t\"&\n\x15\x46\x65tchArtifactResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\xe7\x01\n\x05\x42uild\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.kingpost.v1.BuildState\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08warnings\x18\x05 \x03(\t\x12(\n\x05truss\x18\x06 \x01(\x0b\x32\x19.kingpost.v1.TrussSummary\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63\x61\x63hed\x18\x08 \x01(\x08\"q\n\x0cTrussSummary\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x1b\n\x13predict_concurrency\x18\x02 \x01(\x05\x12\x0b\n\x03\x63pu\x18\x03 \x01(\t\x12\x0e\n\x06memory\x18\x04 \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65lerator\x18\x05 \x01(\t2\x88\x02\n\x0c\x42uildService\x12U\n\x0cUploadSource\x12 .kingpost.v1.UploadSourceRequest\x1a!.kingpost.v1.UploadSourceResponse(\x01\x12G\n\x08GetBuild\x12\x1c.kingpost.v1.GetBuildRequest\x1a\x1d.kingpost.v1.GetBuildResponse\x12X\n\rFetchArtifact\x12!.kingpost.v1.FetchArtifactRequest\x1a\".kingpost.v1.FetchArtifactResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,21 +36,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADSOURCEREQUEST']._serialized_start=101
   _globals['_UPLOADSOURCEREQUEST']._serialized_end=192
   _globals['_UPLOADHEADER']._serialized_start=194
-  _globals['_UPLOADHEADER']._serialized_end=228
-  _globals['_UPLOADSOURCERESPONSE']._serialized_start=230
-  _globals['_UPLOADSOURCERESPONSE']._serialized_end=287
-  _globals['_GETBUILDREQUEST']._serialized_start=289
-  _globals['_GETBUILDREQUEST']._serialized_end=324
-  _globals['_GETBUILDRESPONSE']._serialized_start=326
-  _globals['_GETBUILDRESPONSE']._serialized_end=379
-  _globals['_FETCHARTIFACTREQUEST']._serialized_start=381
-  _globals['_FETCHARTIFACTREQUEST']._serialized_end=428
-  _globals['_FETCHARTIFACTRESPONSE']._serialized_start=430
-  _globals['_FETCHARTIFACTRESPONSE']._serialized_end=468
-  _globals['_BUILD']._serialized_start=471
-  _globals['_BUILD']._serialized_end=702
-  _globals['_TRUSSSUMMARY']._serialized_start=704
-  _globals['_TRUSSSUMMARY']._serialized_end=817
-  _globals['_BUILDSERVICE']._serialized_start=820
-  _globals['_BUILDSERVICE']._serialized_end=1084
+  _globals['_UPLOADHEADER']._serialized_end=246
+  _globals['_UPLOADSOURCERESPONSE']._serialized_start=248
+  _globals['_UPLOADSOURCERESPONSE']._serialized_end=305
+  _globals['_GETBUILDREQUEST']._serialized_start=307
+  _globals['_GETBUILDREQUEST']._serialized_end=342
+  _globals['_GETBUILDRESPONSE']._serialized_start=344
+  _globals['_GETBUILDRESPONSE']._serialized_end=397
+  _globals['_FETCHARTIFACTREQUEST']._serialized_start=399
+  _globals['_FETCHARTIFACTREQUEST']._serialized_end=446
+  _globals['_FETCHARTIFACTRESPONSE']._serialized_start=448
+  _globals['_FETCHARTIFACTRESPONSE']._serialized_end=486
+  _globals['_BUILD']._serialized_start=489
+  _globals['_BUILD']._serialized_end=720
+  _globals['_TRUSSSUMMARY']._serialized_start=722
+  _globals['_TRUSSSUMMARY']._serialized_end=835
+  _globals['_BUILDSERVICE']._serialized_start=838
+  _globals['_BUILDSERVICE']._serialized_end=1102
 # @@protoc_insertion_point(module_scope)

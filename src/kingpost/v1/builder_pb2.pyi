@@ -19,10 +19,12 @@ class UploadSourceRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
-    __slots__ = ("size_bytes",)
+    __slots__ = ("size_bytes", "build_id")
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BUILD_ID_FIELD_NUMBER: _ClassVar[int]
     size_bytes: int
-    def __init__(self, size_bytes: _Optional[int] = ...) -> None: ...
+    build_id: str
+    def __init__(self, size_bytes: _Optional[int] = ..., build_id: _Optional[str] = ...) -> None: ...
 
 class UploadSourceResponse(_message.Message):
     __slots__ = ("build",)
