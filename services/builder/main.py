@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
 
@@ -12,9 +13,10 @@ from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.events import EventBus
 from kingpost.route_watch import watch_routes
 from kingpost.v1 import builder_pb2_grpc, scheduler_pb2
+from kingpost_builder.nats_store import NatsArtifactStore
 from kingpost_builder.service import PUBLIC_METHODS, BuildServicer
 from kingpost_builder.settings import BuilderSettings
-from kingpost_builder.store import FileArtifactStore
+from kingpost_builder.store import ArtifactStore, FileArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def main(config: pathlib.Path | None) -> None:
 
 async def _serve(settings: BuilderSettings) -> None:
     bus = await EventBus.connect(settings.nats_url, "kingpost-builder")
-    store = FileArtifactStore(settings.artifacts_path)
+    store = await _open_store(settings)
     servicer = BuildServicer(store, bus, max_upload_bytes=settings.max_upload_bytes,
                              allow_build_commands=settings.allow_build_commands,
                              wheelhouse=settings.artifacts_path / "wheelhouse")
@@ -53,5 +55,20 @@ async def _serve(settings: BuilderSettings) -> None:
         register=register,
         interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_METHODS, internal_token=settings.internal_token)],
         loops=[follow_keys],
-        on_stop=bus.close,
+        on_stop=lambda: _close(bus, store),
     )
+
+
+async def _open_store(settings: BuilderSettings) -> ArtifactStore:
+    if settings.artifact_store == "nats":
+        log.info("artifacts in the JetStream object store %r at %s, cached in %s",
+                 settings.artifact_bucket, settings.nats_url, settings.artifacts_path)
+        return await asyncio.to_thread(NatsArtifactStore.connect, settings.nats_url,
+                                       settings.artifact_bucket, settings.artifacts_path)
+    return FileArtifactStore(settings.artifacts_path)
+
+
+async def _close(bus: EventBus, store: ArtifactStore) -> None:
+    if isinstance(store, NatsArtifactStore):
+        await asyncio.to_thread(store.close)
+    await bus.close()

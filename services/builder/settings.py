@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
+from kingpost.artifact_bucket import BUCKET_PATTERN, DEFAULT_BUCKET
 from kingpost.settings import ServiceSettings
 
 from kingpost_builder.archive import DEFAULT_MAX_UPLOAD_BYTES
@@ -20,6 +22,11 @@ class BuilderSettings(ServiceSettings):
     allow_build_commands: bool = False
     # The scheduler's gRPC address, whose route table carries the valid API keys.
     scheduler_address: str = ""
+    # Where artifacts, build records and refs live: "file" (artifacts_dir, the embedded default) or
+    # "nats" (the JetStream object store `artifact_bucket` at nats_url, shared by every builder and
+    # node of a cluster; artifacts_dir is then a local cache).
+    artifact_store: Literal["file", "nats"] = "file"
+    artifact_bucket: str = Field(DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
 
     @model_validator(mode="after")
     def _default_artifacts_dir(self) -> BuilderSettings:

@@ -8,7 +8,8 @@
     tmp/                    uploads and archives being written
 
 Every file appears by rename of a complete temp file in the same directory tree, so a reader
-sees a whole file or none. A cluster swaps in another `ArtifactStore` (S3, a shared volume).
+sees a whole file or none. A cluster swaps in another `ArtifactStore`: `NatsArtifactStore`
+(nats_store.py) keeps them in a JetStream object store that every machine shares.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class FileArtifactStore:
     def exists(self, digest: str) -> bool:
         return self._artifact_path(digest).is_file()
 
+    def path(self, digest: str) -> Path:
+        """Where the artifact `digest` is (or would be) kept."""
+        return self._artifact_path(digest)
+
     def put(self, digest: str, source: Path) -> bool:
         final = self._artifact_path(digest)
         if final.is_file():
@@ -93,7 +98,7 @@ class FileArtifactStore:
 
     def put_build(self, build: builder_pb2.Build) -> None:
         path = self._build_path(build.build_id)
-        text = json_format.MessageToJson(build, preserving_proto_field_name=True, indent=2)
+        text = build_to_json(build)
         fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="build-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:
@@ -111,7 +116,7 @@ class FileArtifactStore:
             text = self._build_path(build_id).read_text()
         except (FileNotFoundError, InvalidArgument):
             raise NotFound(f"build {build_id!r} not found") from None
-        return json_format.Parse(text, builder_pb2.Build())
+        return build_from_json(text)
 
     def get_ref(self, key: str) -> str | None:
         try:
@@ -133,20 +138,13 @@ class FileArtifactStore:
     # --- details --------------------------------------------------------------------------------
 
     def _artifact_path(self, digest: str) -> Path:
-        match = _DIGEST.match(digest)
-        if match is None:
-            raise InvalidArgument(f"{digest!r} is not an artifact digest (sha256:<64 hex digits>)")
-        return self.root / "sha256" / f"{match.group(1)}.tar.gz"
+        return self.root / "sha256" / f"{check_digest(digest)}.tar.gz"
 
     def _ref_path(self, key: str) -> Path:
-        if not _REF.match(key):
-            raise InvalidArgument(f"{key!r} is not a ref name")
-        return self.root / "refs" / key
+        return self.root / "refs" / check_ref(key)
 
     def _build_path(self, build_id: str) -> Path:
-        if not _BUILD_ID.match(build_id):
-            raise InvalidArgument(f"{build_id!r} is not a build id")
-        return self.root / "builds" / f"{build_id}.json"
+        return self.root / "builds" / f"{check_build_id(build_id)}.json"
 
     def _stage(self, source: Path) -> Path:
         """`source`, flushed to disk, at a temp name beside the artifacts (same file system)."""
@@ -159,6 +157,34 @@ class FileArtifactStore:
         with open(staged, "rb") as f:
             os.fsync(f.fileno())
         return staged
+
+
+def check_digest(digest: str) -> str:
+    """The hex part of `sha256:<64 hex digits>`; InvalidArgument for anything else."""
+    match = _DIGEST.fullmatch(digest)
+    if match is None:
+        raise InvalidArgument(f"{digest!r} is not an artifact digest (sha256:<64 hex digits>)")
+    return match.group(1)
+
+
+def check_ref(key: str) -> str:
+    if not _REF.fullmatch(key):
+        raise InvalidArgument(f"{key!r} is not a ref name")
+    return key
+
+
+def check_build_id(build_id: str) -> str:
+    if not _BUILD_ID.fullmatch(build_id):
+        raise InvalidArgument(f"{build_id!r} is not a build id")
+    return build_id
+
+
+def build_to_json(build: builder_pb2.Build) -> str:
+    return json_format.MessageToJson(build, preserving_proto_field_name=True, indent=2)
+
+
+def build_from_json(text: str | bytes) -> builder_pb2.Build:
+    return json_format.Parse(text, builder_pb2.Build())
 
 
 def _read_chunks(f: BinaryIO, chunk_size: int) -> Iterator[bytes]:

@@ -1,4 +1,8 @@
-"""Artifacts on this node: fetched once per digest from the builder, checked, extracted, reused.
+"""Artifacts on this node: fetched once per digest, checked, extracted, reused.
+
+The fetcher is the builder's FetchArtifact (`BuilderArtifacts`) or, in cluster mode, the shared
+JetStream object store (`kingpost.artifact_bucket.ArtifactBucket.chunks`); either way the bytes
+must hash to the digest asked for.
 
 Layout: `<work_dir>/artifacts/<hex>/` is a complete extraction (it holds `COMPLETE_MARKER`); it
 appears by an atomic rename of a finished temporary directory, so a crash never leaves a half
@@ -33,7 +37,7 @@ Fetcher = Callable[[str], AsyncIterator[bytes]]
 
 
 class DigestMismatch(InvalidArgument):
-    """The bytes the builder sent do not hash to the digest that was asked for."""
+    """The bytes fetched do not hash to the digest that was asked for."""
 
 
 def digest_hex(digest: str) -> str:
@@ -85,7 +89,7 @@ class ArtifactStore:
                     size += len(chunk)
             if hasher.hexdigest() != hexpart:
                 raise DigestMismatch(
-                    f"artifact {digest}: the builder sent {size} bytes with sha256 {hasher.hexdigest()}"
+                    f"artifact {digest}: fetched {size} bytes with sha256 {hasher.hexdigest()}; refused"
                 )
             tree = work / "tree"
             tree.mkdir()

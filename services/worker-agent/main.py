@@ -9,11 +9,12 @@ import pathlib
 import grpc
 
 from kingpost import service
+from kingpost.artifact_bucket import ArtifactBucket
 from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.events import EventBus
 from kingpost.v1 import agent_pb2_grpc
 
-from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts
+from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
 from kingpost_agent.heartbeat import heartbeat_loop
 from kingpost_agent.node import node_facts
 from kingpost_agent.ports import probe_free_port
@@ -38,9 +39,14 @@ async def run(settings: AgentSettings) -> None:
     facts = node_facts(settings.work_dir, settings.fake_gpus)
     bus = await EventBus.connect(settings.nats_url, f"agent-{facts.node_id}")
     builder = BuilderArtifacts(settings.builder_address, settings.internal_token)
+    fetcher: Fetcher = builder.fetch
+    if settings.artifact_store == "nats":  # straight from the shared bucket: no builder needs to be up
+        fetcher = (await ArtifactBucket.open(bus.js, settings.artifact_bucket)).chunks
+        log.info("artifacts from the JetStream object store %r at %s",
+                 settings.artifact_bucket, settings.nats_url)
     supervisor = ReplicaSupervisor(
         node_id=facts.node_id,
-        artifacts=ArtifactStore(settings.work_dir / "artifacts", builder.fetch),
+        artifacts=ArtifactStore(settings.work_dir / "artifacts", fetcher),
         publisher=bus, work_dir=settings.work_dir, runner_python=settings.runner_python,
         advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
         standby_runners=settings.standby_runners,

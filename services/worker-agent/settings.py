@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
+from kingpost.artifact_bucket import BUCKET_PATTERN, DEFAULT_BUCKET
 from kingpost.settings import ServiceSettings, default_home
 
 
 class AgentSettings(ServiceSettings):
     # BuildService, for FetchArtifact.
     builder_address: str = "127.0.0.1:50052"
+    # Where artifacts come from: "file" (the builder's FetchArtifact at builder_address, the embedded
+    # default) or "nats" (the JetStream object store `artifact_bucket` at nats_url, which the builders
+    # write with artifact_store = "nats"; no builder needs to be up).
+    artifact_store: Literal["file", "nats"] = "file"
+    artifact_bucket: str = Field(DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
     # Artifacts (cached per digest), per-replica logs and the node id live here.
     work_dir: Path = Field(default_factory=lambda: default_home() / "agent")
     # The host other machines reach this node's runners and AgentService on; loopback in the embedded mode.
