@@ -1,7 +1,8 @@
 """One build, as a list of steps over a `BuildWork`.
 
     intake:  extract the upload safely            (a bad archive is a bad request: INVALID_ARGUMENT)
-    steps:   validate_config → check_build_settings → resolve_dependencies → package → store_artifact
+    steps:   validate_config → check_build_settings → resolve_dependencies → install_system_packages
+             → package → store_artifact
              (a failure here is a FAILED build, with the step's message)
 
 Two content-addressed artifacts come out of a Truss with requirements:
@@ -10,7 +11,10 @@ Two content-addressed artifacts come out of a Truss with requirements:
   store ref, so a Truss whose lock did not change never downloads or builds a wheel again;
 - the code layer: the Truss itself plus `.kingpost/environment.json`, which names the dependency
   artifact's digest (so the code digest changes when the dependencies do, and not otherwise).
-A Truss without requirements has no dependency layer: its runner uses the platform's Python.
+A Truss without requirements has no dependency layer: the worker agent runs it in its base environment
+(the runner's declared packages only, linked from the platform's installation).
+A Truss with `system_packages` (where allowed) gets a system layer too (system_packages.py: the .debs
+apt downloads, unpacked), cached by its package names and the builder's OS, named by the manifest's `system`.
 
 Steps are plain synchronous functions (file and subprocess work); the servicer runs each in a
 thread and publishes the log lines each one writes while it runs.
@@ -27,7 +31,7 @@ from pathlib import Path
 
 from kingpost import pythons
 from kingpost.errors import InvalidArgument
-from kingpost_builder import archive, environment, requirements, truss_config
+from kingpost_builder import archive, environment, requirements, system_packages, truss_config
 from kingpost_builder.store import ArtifactStore
 from kingpost_builder.truss_config import ParsedConfig
 
@@ -57,6 +61,7 @@ class BuildWork:
     wheelhouse: Path | None = None
     dependencies: str = ""  # the dependency artifact's digest; "" = none
     dependencies_cached: bool = False
+    system: str = ""  # the system layer's digest; "" = none
     log: list[LogEntry] = field(default_factory=list)
     _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -123,9 +128,8 @@ def check_build_settings(work: BuildWork, store: ArtifactStore) -> None:
     if not work.allow_build_commands:
         raise InvalidArgument(f"{' and '.join(asked)}: this builder does not run them (its setting "
                               "allow_build_commands is false); ask the operator, or drop them from config.yaml")
-    if "system_packages" in asked:
-        raise InvalidArgument("system_packages: installing system packages is not supported by kingpost yet")
-    for command in raw["build_commands"]:
+    system_packages.package_names(raw.get("system_packages"))  # bad names fail before anything runs
+    for command in raw.get("build_commands") or []:
         work.info(f"$ {command}")
         code = environment.run_logged(["/bin/sh", "-c", str(command)], cwd=work.source_dir, line=work.info)
         if code != 0:
@@ -167,7 +171,7 @@ def resolve_dependencies(work: BuildWork, store: ArtifactStore) -> None:
         work.warn(f"python_version: Python {wanted} is not on the builder; locked for the platform's {found}")
         wanted = found
     runner_in = work.work_dir / "runner.in"
-    runner_in.write_text("\n".join(requirements.pin_lines(pins)) + "\n")
+    runner_in.write_text("\n".join(requirements.runner_input_lines(pins)) + "\n")
     inputs = [path] if path is not None else []
     if path is None:
         user_in = work.work_dir / "requirements.in"
@@ -215,6 +219,19 @@ def resolve_dependencies(work: BuildWork, store: ArtifactStore) -> None:
     manifest_path.write_text(requirements.EnvironmentManifest(digest, wanted, key).to_json())
 
 
+def install_system_packages(work: BuildWork, store: ArtifactStore) -> None:
+    """system_packages (check_build_settings allowed them): the system layer, named by the manifest."""
+    names = system_packages.package_names(work.parsed.raw.get("system_packages") if work.parsed else None)
+    if not names:
+        return
+    work.system, _ = system_packages.system_layer(names, work.work_dir / "apt", store, line=work.info)
+    path = work.source_dir / requirements.MANIFEST  # resolve_dependencies wrote it, or there is none
+    manifest = (requirements.EnvironmentManifest.from_json(path.read_text()) if path.is_file()
+                else requirements.EnvironmentManifest("", "", ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(manifest.with_system(work.system).to_json())
+
+
 def package(work: BuildWork, store: ArtifactStore) -> None:
     work.artifact = work.work_dir / "artifact.tar.gz"
     with open(work.artifact, "wb") as out:
@@ -229,4 +246,5 @@ def store_artifact(work: BuildWork, store: ArtifactStore) -> None:
     work.info(f"artifact {work.digest} {'already stored (cached)' if work.cached else 'stored'}")
 
 
-STEPS: tuple[Step, ...] = (validate_config, check_build_settings, resolve_dependencies, package, store_artifact)
+STEPS: tuple[Step, ...] = (validate_config, check_build_settings, resolve_dependencies, install_system_packages,
+                           package, store_artifact)

@@ -20,7 +20,7 @@ PORT = 8080
 
 
 def render_requirements(lines: Sequence[str], pins: Mapping[str, str]) -> str:
-    return "".join(f"{line}\n" for line in [*lines, *requirements.pin_lines(pins)])
+    return "".join(f"{line}\n" for line in [*lines, *requirements.runner_input_lines(pins)])
 
 
 def render_dockerfile(config: TrussConfig, raw: Mapping[str, object]) -> str:

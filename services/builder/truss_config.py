@@ -7,7 +7,7 @@ Pure: text in, a frozen `TrussConfig` and a list of warnings out; no file system
 
 Three kinds of keys:
 - keys kingpost acts on (modelled below, with truss's defaults);
-- keys truss knows and kingpost accepts but does not act on yet (system_packages, base_image, ...):
+- keys truss knows and kingpost accepts but does not act on yet (base_image, weights, ...):
   a warning names each one that is set to something, so nothing is silently dropped;
 - unknown keys: accepted (truss accepts them too) with a warning naming each.
 """

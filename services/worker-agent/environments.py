@@ -4,15 +4,24 @@ A code artifact whose `.kingpost/environment.json` names a dependency artifact g
 `<work_dir>/envs/<hex>/`: `uv venv` (the Python the builder locked for when this node has it, else
 the platform's, with a warning) + `uv pip sync --offline --no-index --find-links wheels lock.txt`
 from that artifact alone, then the runner's code linked in (`kingpost_runner` and `kingpost`, which
-import only what the lock pins: grpcio, protobuf, googleapis-common-protos, pyyaml, msgpack, anyio).
-It is built in a temp dir and renamed into place with a marker, so nothing half-built is ever used;
-concurrent replicas of one environment wait on one build. A Truss without the file runs on the
-platform's Python.
+import only what the lock pins: the runner's declared packages, `kingpost_runner.REQUIRED`).
+
+A Truss without the file (no requirements) gets the node's **base environment**,
+`<work_dir>/envs/base-<key>/`: a venv of the platform's Python holding exactly the runner's declared
+packages and what Truss's server provides (`REQUIRED + PROVIDED` and what they depend on), each
+file linked from the platform's own installation: built in milliseconds, offline, shared by every
+such Truss (so one pre-started standby runner serves them all), and a model there cannot import a
+platform package it did not ask for.
+
+Every environment is built in a temp dir and renamed into place with a marker, so nothing
+half-built is ever used; concurrent replicas of one environment wait on one build.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -21,10 +30,14 @@ import shutil
 import sys
 import tempfile
 from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import uv
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
+import kingpost_runner
 from kingpost import pythons
 from kingpost.errors import Internal
 
@@ -35,6 +48,9 @@ log = logging.getLogger(__name__)
 MANIFEST = ".kingpost/environment.json"
 COMPLETE_MARKER = ".kingpost-env-complete"
 RUNNER_PACKAGES = ("kingpost_runner", "kingpost")
+
+# distribution name → its requirement strings (importlib.metadata.requires), None when not installed
+RequiresOf = Callable[[str], "list[str] | None"]
 
 
 def package_dir(name: str) -> Path:
@@ -49,13 +65,19 @@ class EnvironmentStore:
         self._artifacts = artifacts
         self._platform_python = platform_python
         self._locks: dict[str, asyncio.Lock] = {}
+        self._base_python: str | None = None
+
+    @property
+    def base_python(self) -> str | None:
+        """The base environment's interpreter, once it is built."""
+        return self._base_python
 
     async def python_for(self, truss_dir: Path, warn: list[str] | None = None) -> str:
         """The interpreter to run this Truss's runner with (building its environment when needed)."""
         manifest = truss_dir / MANIFEST
-        if not manifest.is_file():
-            return self._platform_python
-        data = json.loads(manifest.read_text())
+        data = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        if not data.get("dependencies"):  # no requirements (a manifest may name a system layer alone)
+            return await self._base()
         digest, version = str(data["dependencies"]), str(data["python_version"])
         hexpart = digest_hex(digest)
         env = self._root / hexpart
@@ -66,6 +88,38 @@ class EnvironmentStore:
                 layer = await self._artifacts.materialise(digest)
                 await self._build(env, layer, version, warn if warn is not None else [])
         return str(env / "bin" / "python")
+
+    async def _base(self) -> str:
+        if self._base_python is not None:
+            return self._base_python
+        async with self._locks.setdefault("base", asyncio.Lock()):
+            if self._base_python is None:
+                dists = base_distributions(_installed_requires)
+                pins = [f"{name}=={importlib.metadata.version(name)}" for name in dists]
+                key = hashlib.sha256("\n".join([self._platform_python, *pins]).encode()).hexdigest()[:16]
+                env = self._root / f"base-{key}"
+                if not (env / COMPLETE_MARKER).is_file():
+                    await self._build_base(env, dists)
+                self._base_python = str(env / "bin" / "python")
+        return self._base_python
+
+    async def _build_base(self, env: Path, dists: list[str]) -> None:
+        self._root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".base-", dir=self._root))
+        try:
+            await _run([uv.find_uv_bin(), "venv", "--quiet", "--relocatable", "--python", self._platform_python,
+                        str(tmp)])
+            site = await _site_packages(tmp / "bin" / "python")
+            linked = await asyncio.to_thread(_link_distributions, dists, site)
+            for name in RUNNER_PACKAGES:
+                (site / name).symlink_to(package_dir(name), target_is_directory=True)
+            (tmp / COMPLETE_MARKER).write_text("\n".join(dists) + "\n")
+            if env.exists():
+                shutil.rmtree(env, ignore_errors=True)
+            os.rename(tmp, env)
+            log.info("base environment %s built: %s (%d files linked)", env.name, ", ".join(dists), linked)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     async def _build(self, env: Path, layer: Path, version: str, warn: list[str]) -> None:
         self._root.mkdir(parents=True, exist_ok=True)
@@ -116,3 +170,53 @@ async def _site_packages(python: Path) -> Path:
     out = await _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     return Path(out.strip().splitlines()[-1])
 
+
+
+def base_distributions(requires_of: RequiresOf, roots: Iterable[str] = (*kingpost_runner.REQUIRED,
+                                                                        *kingpost_runner.PROVIDED)) -> list[str]:
+    """`roots` and everything they need (markers evaluated here, extras not followed), by canonical
+    name, sorted. A root the platform lacks is an error; a dependency it lacks under a marker that
+    holds is one too (the platform's installation is broken)."""
+    seen: set[str] = set()
+    todo = [canonicalize_name(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        requires = requires_of(name)
+        if requires is None:
+            raise Internal(f"the platform lacks {name}, which the runner's environment needs")
+        seen.add(name)
+        for text in requires:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(req.name))
+    return sorted(seen)
+
+
+def _installed_requires(name: str) -> list[str] | None:
+    try:
+        return importlib.metadata.requires(name) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _link_distributions(dists: Iterable[str], site: Path) -> int:
+    """Link every installed file of `dists` (their RECORD) into `site`, at the same relative paths."""
+    count = 0
+    for name in dists:
+        dist = importlib.metadata.distribution(name)
+        for file in dist.files or []:
+            if file.parts and file.parts[0] == ".." or file.suffix == ".pyc":
+                continue  # scripts outside site-packages; bytecode is rewritten where it is used
+            source = Path(str(dist.locate_file(file)))
+            target = site / file
+            if target.exists() or not source.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source)
+            count += 1
+    return count

@@ -32,7 +32,7 @@ from kingpost import events, rpc
 from kingpost.errors import KingpostError, Unavailable
 from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
-from kingpost_agent import archive, dev_patch, metrics, runner_log
+from kingpost_agent import archive, dev_patch, metrics, runner_log, system_layer
 from kingpost_agent.artifacts import ArtifactStore
 from kingpost_agent.environments import EnvironmentStore
 from kingpost_agent.ports import PortAllocator
@@ -119,7 +119,6 @@ class ReplicaSupervisor:
         self._artifacts = artifacts
         self._publisher = publisher
         self._logs_dir = work_dir / "logs"
-        self._runner_python = runner_python
         self._advertise_host = advertise_host
         # Runners listen on loopback unless other machines must reach them.
         self._bind_host = "127.0.0.1" if advertise_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
@@ -127,7 +126,7 @@ class ReplicaSupervisor:
         self._ports = ports or PortAllocator()
         self._replicas: dict[str, Replica] = {}
         self._closed = False
-        # Pre-started runners for the platform's Python (Trusses without requirements), filled after
+        # Pre-started runners in the base environment (Trusses without requirements), filled after
         # the first replica is ready and after each one taken.
         self.standby = StandbyPool(work_dir / "standby", self._runner_env, standby_runners)
 
@@ -205,6 +204,7 @@ class ReplicaSupervisor:
         warnings: list[str] = []
         try:
             python = await self._environments.python_for(truss_dir, warnings)
+            system = await system_layer.materialise(truss_dir, self._artifacts)  # system_packages, or None
         except asyncio.CancelledError:
             raise
         except KingpostError as e:
@@ -226,7 +226,7 @@ class ReplicaSupervisor:
             for warning in warnings:
                 await self._note(r, logfile, f"kingpost: WARNING {warning}")
             try:
-                r.process = await self._spawn(r, truss_dir, python)
+                r.process = await self._spawn(r, truss_dir, python, system)
             except OSError as e:
                 await self._fail(r, f"cannot start the runner ({python}): {e}")
                 return
@@ -239,7 +239,7 @@ class ReplicaSupervisor:
             if r.stopping:  # StopReplica arrived while the process was being spawned
                 await self._terminate(r)
             ready = await self._wait_ready(r, t1)
-            if python == self._runner_python and not self._closed:
+            if python == self._environments.base_python and not self._closed:
                 self.standby.refill(python)
             if ready:
                 r.address = f"{self._advertise_host}:{r.port}"
@@ -261,10 +261,11 @@ class ReplicaSupervisor:
             if logfile is not None:
                 logfile.close()
 
-    async def _spawn(self, r: Replica, truss_dir: Path, python: str) -> asyncio.subprocess.Process:
+    async def _spawn(self, r: Replica, truss_dir: Path, python: str,
+                     system: Path | None = None) -> asyncio.subprocess.Process:
         argv = ["--truss", str(truss_dir), "--port", str(r.port), "--host", self._bind_host]
         per_replica = {"KINGPOST_ENVIRONMENT": r.spec.environment} if r.spec.environment else {}
-        if python == self._runner_python:
+        if python == self._environments.base_python and system is None:  # a standby's PATH is fixed
             standby = await self.standby.take(python)
             if standby is not None and standby.stdin is not None:
                 try:
@@ -276,6 +277,8 @@ class ReplicaSupervisor:
                     log.info("replica %s: the standby runner was gone; starting a fresh one", r.spec.replica_id)
         env = self._runner_env(python)
         env.update(per_replica)
+        if system is not None:
+            env.update(system_layer.layer_env(system, env))
         return await asyncio.create_subprocess_exec(
             python, "-m", "kingpost_runner", *argv,
             cwd=truss_dir, env=env,
@@ -286,9 +289,8 @@ class ReplicaSupervisor:
     def _runner_env(self, python: str) -> dict[str, str]:
         """A runner's environment, less what is per replica (KINGPOST_ENVIRONMENT)."""
         env = dict(os.environ)
-        if python != self._runner_python:  # the model's own environment: nothing of the platform's leaks in
-            for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
-                env.pop(name, None)
+        for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):  # the model's own environment: nothing leaks in
+            env.pop(name, None)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("KINGPOST_ENVIRONMENT", None)
         # The runner asks the kernel to kill it when this agent dies (PR_SET_PDEATHSIG). It does so

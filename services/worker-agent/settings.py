@@ -24,7 +24,7 @@ class AgentSettings(ServiceSettings):
     work_dir: Path = Field(default_factory=lambda: default_home() / "agent")
     # The host other machines reach this node's runners and AgentService on; loopback in the embedded mode.
     advertise_host: str = "127.0.0.1"
-    # The Python that runs `-m kingpost_runner`.
+    # The Python the node's base environment (Trusses without requirements) is made from.
     runner_python: str = sys.executable
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
     # Pretend GPUs for tests and dev machines, e.g. "H100:2" or "A10G:1,T4:1"; empty = ask nvidia-smi.

@@ -115,3 +115,31 @@ async def test_the_agent_hands_a_cold_start_to_a_standby_and_starts_the_next(
     await supervisor.shutdown()  # replicas and the idle standby alike
     for pid in pids:
         await wait_until_gone(pid)
+
+
+ISOLATION_MODEL = """
+import importlib.util, sys
+
+class Model:
+    def predict(self, request):
+        import pydantic  # Truss's server provides it: so does kingpost's base environment
+        return {name: importlib.util.find_spec(name) is not None for name in request["modules"]} | {
+            "prefix": sys.prefix, "pydantic": pydantic.VERSION[:1]}
+"""
+
+
+async def test_a_truss_without_requirements_sees_only_the_runners_packages(
+    supervisor: ReplicaSupervisor, bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
+) -> None:
+    double, _ = builder
+    digest = double.add(truss_tarball(ISOLATION_MODEL, name="isolated"))
+    events_ = await watch(bus, events.replica_subject("rep_iso"), events_pb2.ReplicaEvent)
+    await supervisor.start(ReplicaSpec("rep_iso", "dep_test", "mdl_test", digest))
+    ready = await events_.wait_for(state_is(READY), "READY")
+    # sqlalchemy, nats, click and grpc_tools are the platform's, installed beside the agent: not the model's.
+    answer = await predict(ready.address, {"modules": ["sqlalchemy", "nats", "click", "grpc_tools", "numpy",
+                                                       "grpc", "google.protobuf", "yaml", "msgpack", "anyio"]})
+    assert answer.pop("pydantic") == "2"
+    assert Path(answer.pop("prefix")).parent == tmp_path / "agent" / "envs"
+    assert answer == {"sqlalchemy": False, "nats": False, "click": False, "grpc_tools": False, "numpy": False,
+                      "grpc": True, "google.protobuf": True, "yaml": True, "msgpack": True, "anyio": True}

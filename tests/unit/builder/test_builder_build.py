@@ -82,6 +82,8 @@ def test_warnings_reach_the_build(tmp_path: Path) -> None:
          "build_commands: this builder does not run them (its setting allow_build_commands is false)"),
         ({"config.yaml": b"system_packages: [ffmpeg]\nbuild_commands: [x]\n", "model/model.py": MODEL},
          "system_packages and build_commands: this builder does not run them"),
+        ({"config.yaml": b"system_packages: [hello]\n", "model/model.py": MODEL},
+         "system_packages: this builder does not run them (its setting allow_build_commands is false)"),
     ],
 )
 def test_bad_truss_fails_with_the_reason(tmp_path: Path, files: dict[str, bytes], message: str) -> None:
@@ -98,6 +100,14 @@ def test_build_commands_run_where_allowed_and_change_the_code_layer(tmp_path: Pa
     assert "hello" in [e.text for e in work.log]
     with pytest.raises(InvalidArgument, match="build_commands: 'false' exited with code 1"):
         run_build(tmp_path, {**files, "config.yaml": b"build_commands: ['false']\n"}, allow_build_commands=True)
+
+
+def test_a_bad_system_package_name_fails_where_allowed_before_any_build_command_runs(tmp_path: Path) -> None:
+    files = {"config.yaml": b"system_packages: ['-o=Dir=/x']\nbuild_commands: ['touch ran']\n",
+             "model/model.py": MODEL}
+    with pytest.raises(InvalidArgument, match="system_packages: '-o=Dir=/x' is not a Debian package name"):
+        run_build(tmp_path, files, allow_build_commands=True)
+    assert not list(tmp_path.rglob("ran"))
 
 
 def test_no_requirements_no_dependency_layer_and_a_forged_manifest_is_dropped(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ def test_dockerfile_has_python_env_system_packages_build_commands_and_the_runner
     assert "RUN cd /app/truss && echo hi" in lines
     assert "token" not in text  # secrets are mounted at run time, never baked in
     assert lines[-1].startswith('CMD ["python", "-m", "kingpost_runner", "--truss", "/app/truss"')
-    assert render_requirements(["six==1.16.0"], {"grpcio": "1.81.1"}) == "six==1.16.0\ngrpcio==1.81.1\n"
+    # The runner's packages pinned; what Truss's server provides (pydantic) unpinned, so a model's own pin wins.
+    assert render_requirements(["six==1.16.0"], {"grpcio": "1.81.1"}) == "six==1.16.0\ngrpcio==1.81.1\npydantic\n"
 
 
 def test_cli_writes_the_context(tmp_path: Path) -> None:
