@@ -8,7 +8,7 @@ CLI's upload to ACTIVE:
 2. numpy + six, warm: a new lock (new dependency layer, new venv) from warm caches;
 3. numpy, one line of model.py changed: only the code layer is rebuilt;
 4. numpy, re-push of unchanged content (cached artifact);
-5. no requirements (platform Python).
+5. no requirements (the node's base environment: the runner's packages only).
 Then the same numpy install done the usual way: `python -m venv` + `pip install numpy`, with a fresh
 pip cache and again with it warm. Prints a Markdown table. Stops everything it started.
 """
