@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
-import tarfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,19 +27,10 @@ from kingpost_agent.artifacts import ArtifactStore, DigestMismatch
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.nats_store import NatsArtifactStore
 from kingpost_builder.service import BuildServicer
+from tests.fixtures.archives import tar_of
 from tests.fixtures.servers import run_async
 
 MODEL = b"class Model:\n    def predict(self, x):\n        return x\n"
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def build(store: NatsArtifactStore, files: dict[str, bytes], build_id: str = "bld_test") -> BuildWork:

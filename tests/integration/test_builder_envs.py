@@ -23,18 +23,9 @@ from kingpost_builder.archive import write_canonical
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.requirements import EnvironmentManifest
 from kingpost_builder.store import FileArtifactStore
+from tests.fixtures.archives import tar_of
 
 MODEL = b"import six\n\nclass Model:\n    def predict(self, x):\n        return six.__version__\n"
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def build(store: FileArtifactStore, files: dict[str, bytes]) -> BuildWork:

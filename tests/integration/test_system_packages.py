@@ -29,6 +29,7 @@ from kingpost_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.requirements import EnvironmentManifest
 from kingpost_builder.store import FileArtifactStore
+from tests.fixtures.archives import tar_of
 from tests.fixtures.servers import unavailable
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
     ENV_MODEL, BuilderDouble, builder, bus, predict, state_is, truss_tarball, watch,
@@ -50,16 +51,6 @@ class Model:
         tidy = subprocess.run(["tidy", "-v"], capture_output=True, text=True)
         return {"hello": hello, "says": says, "tidy": tidy.stdout.strip(), "tidy_code": tidy.returncode}
 """
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def build(store: FileArtifactStore, config: str, *, allow: bool = True) -> BuildWork:

@@ -11,18 +11,9 @@ import pytest
 from kingpost.errors import InvalidArgument
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.store import FileArtifactStore
+from tests.fixtures.archives import tar_of
 
 MODEL = b"class Model:\n    def predict(self, x):\n        return x\n"
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def run_build(tmp_path: Path, files: dict[str, bytes], *,
