@@ -31,6 +31,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run with)
 import grpc
 
 from kingpost import rpc

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run with)
 import grpc
 from google.api import httpbody_pb2
 

@@ -31,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run with)
 import grpc
 import httpx
 from google.api import httpbody_pb2

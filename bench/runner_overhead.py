@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 
+import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run with)
 import grpc
 from google.api import httpbody_pb2
 from google.protobuf import message_factory

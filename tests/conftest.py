@@ -1,9 +1,7 @@
 """Shared fixtures for every test: the real servers live in tests/fixtures/servers.py."""
 
-import os
-
-# As in every kingpost process (kingpost/cli/__init__.py): the in-process worker agent forks
-# runners while gRPC threads are busy, and gRPC's fork handlers then crash the child.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+# First, before anything imports grpc: the gRPC settings every kingpost process runs with
+# (kingpost/__init__.py), e.g. no fork handlers, which crash runners the in-process agent forks.
+import kingpost  # noqa: F401
 
 pytest_plugins = ["tests.fixtures.servers"]

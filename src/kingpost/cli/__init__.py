@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-
-# Before grpc is imported: gRPC's fork handlers, in a process whose threads are busy in gRPC,
-# crashed the worker agent's freshly forked runners (SIGSEGV before exec, about one start in ten).
-# No kingpost process forks and then uses gRPC in the child, so the handlers are not needed.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 from collections.abc import Sequence
 
 import click
