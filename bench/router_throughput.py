@@ -15,6 +15,16 @@ that both paths see the same machine conditions. The router runs with predict_co
 limit), so its queue is never used: this measures the fast path.
 
     .venv/bin/python bench/router_throughput.py [--seconds 5] [--rounds 2] [--concurrency 1 32]
+                                                [--peers ray bentoml] [--peer-cache DIR]
+
+With --peers, the same run also measures other frameworks serving the same no-op model (echo the JSON
+body) on the same machine, with the same wrk cells, interleaved with kingpost's in each round:
+
+    ray serve:  wrk → Serve's HTTP proxy → one replica (bench/peers/ray_noop.py)
+    bentoml:    wrk → `bentoml serve`, one worker (bench/peers/bentoml_noop.py)
+
+Each peer runs from its own venv, made with uv on first use (see bench/peers/manage.py); a peer that
+cannot be installed or started is skipped with a message. The bench starts and stops their servers.
 
 Needs `wrk` (Debian: apt-get install -y wrk).
 """
@@ -41,6 +51,7 @@ from google.api import httpbody_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from peers.manage import PEERS, PeerServer, PeerUnavailable, default_cache, ensure_python  # noqa: E402
 from router_overhead import KEY, _free_port, _run, serve_router  # noqa: E402
 
 from kingpost import rpc  # noqa: E402
@@ -118,8 +129,8 @@ def start_envoy(workdir: Path, name: str, upstream: str) -> tuple[subprocess.Pop
         time.sleep(0.05)
 
 
-def wait_ok(port: int) -> None:
-    deadline = time.monotonic() + 60
+def wait_ok(port: int, timeout: float = 60, alive: Callable[[], bool] = lambda: True) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         try:
             r = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=BODY, timeout=5,
@@ -128,7 +139,7 @@ def wait_ok(port: int) -> None:
                 return
         except httpx.TransportError:
             pass
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or not alive():
             raise RuntimeError(f"no 200 from :{port}")
         time.sleep(0.1)
 
@@ -144,11 +155,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(port: int, concurrency: int, seconds: float, script: Path, pid: int) -> dict[str, float]:
-    """wrk's figures, plus the CPU time the serving process (router or direct stand-in) spent per
-    request: a figure that other load on the machine disturbs far less than latency."""
+def process_cpu(pid: int) -> Callable[[], dict[int, float]]:
+    return lambda: {pid: cpu_seconds(pid)}
+
+
+def run_wrk(port: int, concurrency: int, seconds: float, script: Path,
+            cpu: Callable[[], dict[int, float]]) -> dict[str, float]:
+    """wrk's figures, plus the CPU time the serving processes (router, direct stand-in, or a peer's
+    process tree; cpu() gives pid → CPU seconds so far) spent per request: a figure that other load
+    on the machine disturbs far less than latency."""
     threads = 1 if concurrency == 1 else 2
-    cpu_before = cpu_seconds(pid)
+    cpu_before = cpu()
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, check=True).stdout
@@ -157,7 +174,8 @@ def run_wrk(port: int, concurrency: int, seconds: float, script: Path, pid: int)
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    cpu_us = (cpu_seconds(pid) - cpu_before) / max(1.0, total) * 1e6
+    cpu_after = cpu()
+    cpu_us = sum(t - cpu_before.get(pid, 0.0) for pid, t in cpu_after.items()) / max(1.0, total) * 1e6
     return {"rps": rps, "p50": p50, "p99": p99, "errors": float(errors.group(1)) if errors else 0.0,
             "cpu_us": cpu_us}
 
@@ -188,9 +206,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best round is kept")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--stream-requests", type=int, default=100, help="streaming requests per path")
+    parser.add_argument("--peers", nargs="*", default=[], choices=sorted(PEERS),
+                        help="also measure these frameworks serving the same no-op model")
+    parser.add_argument("--peer-cache", type=Path, default=default_cache(),
+                        help="where the peers' venvs are made on first use (default: %(default)s)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
+    peer_pythons: dict[str, tuple[Path, str]] = {}  # name → (interpreter, framework version)
+    for name in dict.fromkeys(args.peers):
+        try:
+            peer_pythons[name] = ensure_python(PEERS[name], args.peer_cache)
+        except PeerUnavailable as e:
+            print(f"skipping peer {name}: {e}", file=sys.stderr, flush=True)
 
     spawn = multiprocessing.get_context("spawn")
     runner_port, router_port, direct_port = _free_port(), _free_port(), _free_port()
@@ -202,6 +230,7 @@ def main() -> None:
     for p in procs:
         p.start()
     envoys: list[subprocess.Popen[bytes]] = []
+    peers: list[PeerServer] = []
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     ttfb: dict[str, dict[str, float]] = {}
     try:
@@ -215,18 +244,35 @@ def main() -> None:
             envoys.append(direct_envoy)
             routed_envoy, routed_rest = start_envoy(work, "routed", f"127.0.0.1:{router_port}")
             envoys.append(routed_envoy)
-            # name → (Envoy REST port, pid of the process behind Envoy)
-            paths = {"direct": (direct_rest, procs[2].pid), "via router": (routed_rest, procs[1].pid)}
-            for port, pid in paths.values():
+            # name → (HTTP port, pid → CPU seconds of the serving processes: behind Envoy, or a peer's tree)
+            paths = {"direct": (direct_rest, process_cpu(procs[2].pid)),
+                     "via router": (routed_rest, process_cpu(procs[1].pid))}
+            for port, cpu in paths.values():
                 wait_ok(port)
-                run_wrk(port, 8, 1.0, script, pid)  # warm-up
+            for name, (python, _) in peer_pythons.items():
+                peer = PEERS[name]
+                server = PeerServer(peer, python, _free_port(), work / f"{name}.log")
+                peers.append(server)
+                try:
+                    wait_ok(server.port, timeout=300, alive=server.alive)
+                except RuntimeError:
+                    log = server.log.read_text(errors="replace")[-2000:]
+                    print(f"skipping peer {name}: its server did not answer; its log ends:\n{log}",
+                          file=sys.stderr, flush=True)
+                    continue
+                paths[peer.label] = (server.port, server.cpu_counter())
+            for port, cpu in paths.values():
+                run_wrk(port, 8, 1.0, script, cpu)  # warm-up
             for _ in range(args.rounds):
                 for c in args.concurrency:
-                    for name, (port, pid) in paths.items():
-                        results.setdefault((name, c), []).append(run_wrk(port, c, args.seconds, script, pid))
-            for name, (port, _) in paths.items():
-                ttfb[name] = streaming_ttfb(port, args.stream_requests)
+                    for name, (port, cpu) in paths.items():
+                        results.setdefault((name, c), []).append(run_wrk(port, c, args.seconds, script, cpu))
+            for name in ("direct", "via router"):
+                ttfb[name] = streaming_ttfb(paths[name][0], args.stream_requests)
     finally:
+        for server in peers:
+            for line in server.stop():
+                print(f"peer {server.peer.name}: process left running: {line}", file=sys.stderr, flush=True)
         for e in envoys:
             e.terminate()
             e.wait(10)
@@ -237,6 +283,12 @@ def main() -> None:
     print(f"router throughput via Envoy REST, wrk {args.seconds:g} s x {args.rounds} rounds (best kept), "
           f"no-op model, {os.cpu_count()} CPUs")
     print("cpu us/req: CPU time of the process behind Envoy (the router; or the direct stand-in) per request")
+    measured = {name for name, _ in results}
+    for name, (_, version) in peer_pythons.items():
+        peer = PEERS[name]
+        if peer.label in measured:
+            print(f"{peer.label}: {peer.module} {version}, {peer.describe}, no Envoy; cpu us/req: its whole "
+                  f"process tree (HTTP server included)")
     print(f"{'path':<12} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu us/req':>11}")
     best: dict[tuple[str, int], dict[str, float]] = {}
     for (name, c), runs in results.items():
