@@ -14,12 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import msgpack
 import msgpack_numpy
 import numpy as np
 import pytest
+from google.api import httpbody_pb2
 
+from kingpost.v1 import inference_pb2, inference_pb2_grpc
 from tests.e2e.test_up import Up, free_port, proc_stat, descendants, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -28,9 +31,10 @@ TRUSSES = Path(__file__).resolve().parents[1] / "trusses"
 
 
 class Platform:
-    def __init__(self, home: Path, rest: int) -> None:
+    def __init__(self, home: Path, rest: int, grpc_port: int) -> None:
         self.home = home
         self.url = f"http://127.0.0.1:{rest}"
+        self.grpc_address = f"127.0.0.1:{grpc_port}"  # Envoy's gRPC listener, as `kingpost up` prints it
         config = (home / "config.toml").read_text()
         self.key = next(line.split('"')[1] for line in config.splitlines() if line.startswith("api_key"))
         self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Api-Key {self.key}"},
@@ -56,7 +60,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     seen: dict[int, str] = {}
     try:
         up.wait_for_curl()
-        platform = Platform(home, rest)
+        platform = Platform(home, rest, grpc)
         yield platform
         platform.http.close()
         seen = descendants(up.process.pid)
@@ -106,6 +110,17 @@ def test_a_generator_streams_chunks_as_they_are_produced(platform: Platform) -> 
             arrivals.append((time.perf_counter() - start, chunk))
     assert b"".join(c for _, c in arrivals) == b"012"
     assert arrivals[0][0] < 1.0 < arrivals[-1][0], arrivals  # chunk 0 long before the stream ends
+
+    # The same through gRPC (Envoy's gRPC port → router → runner): one HttpBody message per chunk.
+    with grpc.insecure_channel(platform.grpc_address) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        body = httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps({"n": 3, "gap": 0.5}).encode())
+        request = inference_pb2.PredictRequest(model_id="Test Streaming", target="development", body=body)
+        start = time.perf_counter()
+        messages = [(time.perf_counter() - start, m.data) for m in stub.Predict(
+            request, metadata=(("authorization", f"Api-Key {platform.key}"),), timeout=30)]
+    assert [data for _, data in messages] == [b"0", b"1", b"2"]
+    assert messages[0][0] < 1.0 < messages[-1][0], messages
 
 
 def test_pydantic_input_is_validated_with_truss_s_message(platform: Platform) -> None:
