@@ -114,7 +114,8 @@ def test_a_generator_streams_chunks_as_they_are_produced(platform: Platform) -> 
     # The same through gRPC (Envoy's gRPC port → router → runner): one HttpBody message per chunk.
     with grpc.insecure_channel(platform.grpc_address) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        body = httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps({"n": 3, "gap": 0.5}).encode())
+        data = json.dumps({"n": 3, "gap": 0.5}).encode()
+        body = httpbody_pb2.HttpBody(content_type="application/json", data=data)
         request = inference_pb2.PredictRequest(model_id="Test Streaming", target="development", body=body)
         start = time.perf_counter()
         messages = [(time.perf_counter() - start, m.data) for m in stub.Predict(
