@@ -171,7 +171,6 @@ async def _site_packages(python: Path) -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
-
 def base_distributions(requires_of: RequiresOf, roots: Iterable[str] = (*kingpost_runner.REQUIRED,
                                                                         *kingpost_runner.PROVIDED)) -> list[str]:
     """`roots` and everything they need (markers evaluated here, extras not followed), by canonical

@@ -43,7 +43,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     seen: dict[int, str] = {}
     try:
         up.wait_for_curl()
-        platform = Platform(home, rest)
+        platform = Platform(home, rest, grpc)
         yield platform
         platform.http.close()
         seen = descendants(up.process.pid)

@@ -23,12 +23,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("autoscale") / "home"
-    rest = free_port()
-    up = Up(home, rest, free_port())
+    rest, grpc = free_port(), free_port()
+    up = Up(home, rest, grpc)
     seen: dict[int, str] = {}
     try:
         up.wait_for_curl()
-        platform = Platform(home, rest)
+        platform = Platform(home, rest, grpc)
         yield platform
         platform.http.close()
         seen = descendants(up.process.pid)
