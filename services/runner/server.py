@@ -25,7 +25,7 @@ from google.api import httpbody_pb2
 from kingpost import errors
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
-from kingpost_runner import codec, loader, reload
+from kingpost_runner import codec, loader, reload, user_errors
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
 from kingpost_runner.truss_config import TrussConfig
@@ -184,6 +184,8 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         return 0
     if (exc := loading.exception()) is not None:
         log.error("Model failed to load; exiting.", exc_info=exc)
+        if (hint := user_errors.missing_module_hint(exc)) is not None:
+            log.error("%s", hint)
         stopping.cancel()
         await server.stop(0)
         return 1

@@ -58,3 +58,18 @@ def from_user_exception(exc: BaseException, where: str) -> errors.KingpostError:
         return error_for_status(status, message)
     log.error("Exception in model `%s`:", where, exc_info=exc)
     return errors.ModelError(MODEL_ERROR_MESSAGE)
+
+
+def missing_module_hint(exc: BaseException) -> str | None:
+    """When loading failed because the model imports a module its environment lacks, what to do."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError) and current.name:
+            top = current.name.split(".", 1)[0]
+            return (f"the model imports '{current.name}', which is not installed in its environment: a Truss "
+                    f"runs with only its own requirements (and the runner's packages), so add the package "
+                    f"that provides '{top}' to `requirements` in config.yaml and push again")
+        current = current.__cause__ or current.__context__
+    return None

@@ -143,3 +143,15 @@ async def test_a_truss_without_requirements_sees_only_the_runners_packages(
     assert Path(answer.pop("prefix")).parent == tmp_path / "agent" / "envs"
     assert answer == {"sqlalchemy": False, "nats": False, "click": False, "grpc_tools": False, "numpy": False,
                       "grpc": True, "google.protobuf": True, "yaml": True, "msgpack": True, "anyio": True}
+
+
+async def test_a_model_importing_what_it_did_not_ask_for_fails_saying_what_to_add(
+    supervisor: ReplicaSupervisor, bus: EventBus, builder: tuple[BuilderDouble, str]  # noqa: F811
+) -> None:
+    double, _ = builder
+    digest = double.add(truss_tarball("import sqlalchemy\n" + ENV_MODEL, name="leaky"))
+    events_ = await watch(bus, events.replica_subject("rep_leaky"), events_pb2.ReplicaEvent)
+    await supervisor.start(ReplicaSpec("rep_leaky", "dep_test", "mdl_test", digest))
+    failed = await events_.wait_for(state_is(events_pb2.REPLICA_STATE_FAILED), "FAILED")
+    assert "No module named 'sqlalchemy'" in failed.message
+    assert "add the package that provides 'sqlalchemy' to `requirements` in config.yaml" in failed.message

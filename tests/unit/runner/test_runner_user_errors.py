@@ -6,7 +6,9 @@ import grpc
 import pytest
 
 from kingpost import errors
-from kingpost_runner.user_errors import MODEL_ERROR_MESSAGE, error_for_status, from_user_exception
+from kingpost_runner.user_errors import (
+    MODEL_ERROR_MESSAGE, error_for_status, from_user_exception, missing_module_hint,
+)
 
 
 class HTTPException(Exception):
@@ -34,3 +36,15 @@ def test_other_exceptions_hide_their_message(caplog: pytest.LogCaptureFixture) -
     err = from_user_exception(RuntimeError("secret internals"), "predict")
     assert isinstance(err, errors.ModelError) and err.message == MODEL_ERROR_MESSAGE
     assert "secret internals" in caplog.text  # the traceback goes to the log only
+
+
+def test_a_missing_module_gets_a_hint_that_names_it_and_the_fix() -> None:
+    try:
+        try:
+            import kingpost_no_such_module.sub  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError("load failed") from e
+    except RuntimeError as e:
+        hint = missing_module_hint(e)
+    assert hint is not None and "'kingpost_no_such_module'" in hint and "`requirements` in config.yaml" in hint
+    assert missing_module_hint(ValueError("bad weights")) is None
