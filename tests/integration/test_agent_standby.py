@@ -129,7 +129,8 @@ class Model:
 
 
 async def test_a_truss_without_requirements_sees_only_the_runners_packages(
-    supervisor: ReplicaSupervisor, bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
+    supervisor: ReplicaSupervisor, bus: EventBus,
+    builder: tuple[BuilderDouble, str], tmp_path: Path,  # noqa: F811
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ISOLATION_MODEL, name="isolated"))
@@ -137,8 +138,9 @@ async def test_a_truss_without_requirements_sees_only_the_runners_packages(
     await supervisor.start(ReplicaSpec("rep_iso", "dep_test", "mdl_test", digest))
     ready = await events_.wait_for(state_is(READY), "READY")
     # sqlalchemy, nats, click and grpc_tools are the platform's, installed beside the agent: not the model's.
-    answer = await predict(ready.address, {"modules": ["sqlalchemy", "nats", "click", "grpc_tools", "numpy",
-                                                       "grpc", "google.protobuf", "yaml", "msgpack", "anyio"]})
+    modules = ["sqlalchemy", "nats", "click", "grpc_tools", "numpy", "grpc", "google.protobuf", "yaml",
+               "msgpack", "anyio"]
+    answer = await predict(ready.address, {"modules": modules})
     assert answer.pop("pydantic") == "2"
     assert Path(answer.pop("prefix")).parent == tmp_path / "agent" / "envs"
     assert answer == {"sqlalchemy": False, "nats": False, "click": False, "grpc_tools": False, "numpy": False,

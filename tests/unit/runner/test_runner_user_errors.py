@@ -46,5 +46,6 @@ def test_a_missing_module_gets_a_hint_that_names_it_and_the_fix() -> None:
             raise RuntimeError("load failed") from e
     except RuntimeError as e:
         hint = missing_module_hint(e)
-    assert hint is not None and "'kingpost_no_such_module'" in hint and "`requirements` in config.yaml" in hint
+    assert hint is not None and "'kingpost_no_such_module'" in hint
+    assert "`requirements` in config.yaml" in hint
     assert missing_module_hint(ValueError("bad weights")) is None
