@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import pathlib
 
+from opentelemetry.trace import Tracer
+
 from kingpost import service
 from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.events import EventBus
@@ -21,13 +23,13 @@ PUBLIC_PREFIXES = ("/kingpost.v1.InferenceService/",)
 def main(config: pathlib.Path | None) -> None:
     settings = RouterSettings.load(config)
     service.setup_logging("router", settings.log_level)
-    service.setup_tracing("router")
-    service.run(lambda: _serve(settings))
+    tracer = service.setup_tracing("router")
+    service.run(lambda: _serve(settings, tracer))
 
 
-async def _serve(settings: RouterSettings) -> None:
+async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     keys = KeyCache()
-    router = RouterServicer(settings, keys)
+    router = RouterServicer(settings, keys, tracer=tracer)
     bus = await EventBus.connect(settings.nats_url, settings.router_id)
     router.bus = bus
 

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import grpc
 from google.api import httpbody_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.trace import Span, Tracer
 
 from kingpost import errors, rpc
 from kingpost.auth import KeyCache
@@ -38,7 +39,7 @@ from kingpost.errors import (DeadlineExceeded, KingpostError, ModelError, NotFou
 from kingpost.events import EventBus, concurrency_subject, scale_poke_subject
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2
-from kingpost_router import metrics
+from kingpost_router import metrics, tracing
 from kingpost_router.balancer import choose
 from kingpost_router.routes import HOST_KEY, Deployment, Replica, RouteSnapshot, resolve
 from kingpost_router.settings import RouterSettings
@@ -71,8 +72,10 @@ class _Upstream:
 
 
 class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
-    def __init__(self, settings: RouterSettings, keys: KeyCache, *, seed: int | None = None) -> None:
+    def __init__(self, settings: RouterSettings, keys: KeyCache, *, seed: int | None = None,
+                 tracer: Tracer | None = None) -> None:
         self._settings = settings
+        self._tracer = tracer  # None: no spans (OTEL_EXPORTER_OTLP_ENDPOINT unset)
         self._keys = keys
         self._snapshot = RouteSnapshot.empty()
         self._upstreams: dict[str, _Upstream] = {}
@@ -177,6 +180,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         # (each frame costs every chunk a resumption); metrics are plain additions.
         started = _perf_counter()
         code = "OK"
+        span = None
         try:
             body = request.body
             if len(body.data) > self._max_body:
@@ -188,6 +192,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                     forwarded.append((key, value))
                 elif key == HOST_KEY:
                     host = value
+            if self._tracer is not None:
+                span = tracing.start_request(self._tracer, forwarded, request.model_id)
             deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
                                  request.deployment_id, host, rng=self._random)
             timeout = self._timeout
@@ -201,12 +207,13 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 waited_from = time.monotonic()
                 replica = await self._wait_for_slot(deployment, timeout)
                 timeout = max(0.001, timeout - (time.monotonic() - waited_from))
-            upstream_request = runner_pb2.RunnerPredictRequest(body=body)
+            to_runner = runner_pb2.RunnerPredictRequest(body=body)
             try:
-                async for chunk in self._forward(deployment, replica, upstream_request, forwarded, timeout):
+                async for chunk in self._forward(deployment, replica, to_runner, forwarded, timeout, span):
                     yield chunk
             except _NotConnected as first:
-                async for chunk in self._retry(deployment, replica, first, upstream_request, forwarded, timeout):
+                retried = self._retry(deployment, replica, first, to_runner, forwarded, timeout, span)
+                async for chunk in retried:
                     yield chunk
         except KingpostError as err:
             code = err.grpc_code.name
@@ -224,6 +231,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             raise
         finally:
             metrics.REQUESTS.observe(code, _perf_counter() - started)
+            if span is not None:
+                tracing.finish(span, code)
 
     async def _retry(
         self,
@@ -233,6 +242,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         upstream_request: runner_pb2.RunnerPredictRequest,
         forwarded: list[tuple[str, str]],
         timeout: float,
+        span: Span | None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Nothing reached the first runner, so the model has not run: one more try elsewhere."""
         others = tuple(r for r in deployment.replicas if r.replica_id != first_replica.replica_id)
@@ -244,7 +254,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         if retry is None:  # the others are full: wait for a slot like any request
             retry = await self._wait_for_slot(deployment, timeout)
         try:
-            async for chunk in self._forward(deployment, retry, upstream_request, forwarded, timeout):
+            async for chunk in self._forward(deployment, retry, upstream_request, forwarded, timeout, span):
                 yield chunk
         except _NotConnected as second:
             raise Unavailable(f"deployment '{deployment.deployment_id}': no replica is reachable "
@@ -382,6 +392,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         request: runner_pb2.RunnerPredictRequest,
         metadata: list[tuple[str, str]],
         timeout: float,
+        span: Span | None = None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Call the replica, whose slot the caller took; the slot is given back at the end."""
         upstream = self._upstreams.get(replica.address)
@@ -390,19 +401,30 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         in_flight = self.in_flight
         did = deployment.deployment_id
         in_flight[did] = in_flight.get(did, 0) + 1
+        call_span = None
+        if span is not None and self._tracer is not None:
+            call_span = tracing.start_call(self._tracer, span, deployment, replica)
+            metadata = tracing.with_context(metadata, call_span)
         call = upstream.predict(request, timeout=timeout, metadata=metadata)
         sent = False
+        code = "OK"
         try:
             async for chunk in call:
                 sent = True
                 yield chunk
         except grpc.aio.AioRpcError as e:
+            code = e.code().name
             raise _translate(e, sent, replica, timeout) from None
+        except BaseException:
+            code = "CANCELLED"
+            raise
         finally:
             if not call.done():
                 call.cancel()
             _decrement(in_flight, did)
             self._release(did, replica.replica_id)
+            if call_span is not None:
+                tracing.finish(call_span, code)
 
 
 class _Passthrough(Exception):

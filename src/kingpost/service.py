@@ -12,12 +12,16 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 from prometheus_client import start_http_server
 
 from kingpost.rpc import CHANNEL_OPTIONS
 from kingpost.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +33,11 @@ def setup_logging(name: str, level: str = "INFO") -> None:
     )
 
 
-def setup_tracing(name: str) -> None:
-    """Export OpenTelemetry traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+def setup_tracing(name: str) -> Tracer | None:
+    """Export OpenTelemetry traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard
+    OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables apply); the service's tracer, else None."""
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return
+        return None
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -41,7 +46,8 @@ def setup_tracing(name: str) -> None:
 
     provider = TracerProvider(resource=Resource.create({"service.name": f"kingpost-{name}"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(provider)  # it exports what is still batched at exit (shutdown_on_exit)
+    return trace.get_tracer(f"kingpost.{name}")
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:

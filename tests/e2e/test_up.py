@@ -90,11 +90,11 @@ def alive_in_groups(pgids: set[int]) -> list[int]:
 class Up:
     """A `kingpost up` subprocess whose output is read line by line in the background."""
 
-    def __init__(self, home: Path, rest: int, grpc: int) -> None:
+    def __init__(self, home: Path, rest: int, grpc: int, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kingpost.cli", "up", "--home", str(home), "--port", str(rest),
              "--grpc-port", str(grpc)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=client_env(home),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**client_env(home), **(env or {})},
             process_group=0,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()

@@ -16,6 +16,10 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 from google.api import httpbody_pb2
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import REGISTRY
 
 from kingpost import rpc
@@ -147,6 +151,7 @@ class Mesh:
         self.stub = stub
         self.runner_address = runner_address
         self.dead = dead
+        self.spans: InMemorySpanExporter | None = None  # finished spans, when the router traces
 
     async def predict(self, data: bytes = b"hi", *, content_type: str = "application/json",
                       metadata=AUTH, **where: str) -> list[httpbody_pb2.HttpBody]:
@@ -188,9 +193,16 @@ async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     await runner_server.start()
 
     keys = KeyCache()
+    params = dict(getattr(request, "param", {}))
+    spans = InMemorySpanExporter() if params.pop("traced", False) else None
+    tracer = None
+    if spans is not None:  # the SDK's own in-memory exporter, in place of an OTLP collector
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        tracer = provider.get_tracer("test")
     settings = RouterSettings(**{"router_id": "router-test", "max_body_bytes": MAX_BODY,
-                                 "scheduler_address": "unused:1", **getattr(request, "param", {})})
-    router = RouterServicer(settings, keys, seed=1)
+                                 "scheduler_address": "unused:1", **params})
+    router = RouterServicer(settings, keys, seed=1, tracer=tracer)
     dead = f"127.0.0.1:{free_port()}"
     router.apply_table(route_table(runner_address, dead=dead, dying=dead))
     server = grpc.aio.server(interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES)],
@@ -200,7 +212,9 @@ async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     await server.start()
     channel = rpc.channel(f"127.0.0.1:{port}")
     try:
-        yield Mesh(router, runner, inference_pb2_grpc.InferenceServiceStub(channel), runner_address, dead)
+        mesh = Mesh(router, runner, inference_pb2_grpc.InferenceServiceStub(channel), runner_address, dead)
+        mesh.spans = spans
+        yield mesh
     finally:
         runner.release.set()
         await channel.close()
@@ -231,6 +245,40 @@ async def test_request_metadata_that_matters_reaches_the_runner_and_the_key_does
     assert seen["traceparent"] == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     assert (seen["accept"], seen["x-baseten-request-id"]) == ("application/msgpack", "req-1")
     assert "authorization" not in seen and "x-other" not in seen
+
+
+CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CLIENT_SPAN = "b7ad6b7169203331"
+
+
+@pytest.mark.parametrize("mesh", [{"traced": True}], indirect=True)
+async def test_a_traced_request_continues_the_callers_trace_down_to_the_runner(mesh: Mesh) -> None:
+    metadata = (*AUTH, ("traceparent", f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+    [chunk] = await mesh.predict(b"headers", metadata=metadata)
+    assert mesh.spans is not None
+    by_kind = {span.kind: span for span in mesh.spans.get_finished_spans()}
+    assert len(by_kind) == 2
+    server, call = by_kind[SpanKind.SERVER], by_kind[SpanKind.CLIENT]
+    assert (server.name, call.name) == ("kingpost.router/Predict", "kingpost.runner/Predict")
+    assert {format(span.context.trace_id, "032x") for span in (server, call)} == {CLIENT_TRACE}
+    assert format(server.parent.span_id, "016x") == CLIENT_SPAN
+    assert call.parent.span_id == server.context.span_id
+    assert call.attributes["kingpost.replica_id"] == "rep_live"
+    assert server.attributes["kingpost.model"] == "mdl_echo"
+    # The runner (and the model) see the router's call as their parent, in the client's trace.
+    seen = json.loads(chunk.data)["traceparent"]
+    assert seen == f"00-{CLIENT_TRACE}-{call.context.span_id:016x}-01"
+
+
+@pytest.mark.parametrize("mesh", [{"traced": True}], indirect=True)
+async def test_a_failed_request_ends_its_spans_with_an_error_status(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError):
+        await mesh.predict(b"fail")
+    assert mesh.spans is not None
+    spans = mesh.spans.get_finished_spans()
+    assert len(spans) == 2  # a new trace: the request came without a traceparent
+    assert {span.status.status_code for span in spans} == {StatusCode.ERROR}
+    assert {span.attributes["rpc.grpc.status_code"] for span in spans} == {"NOT_FOUND"}
 
 
 async def test_chunks_arrive_while_the_model_is_still_generating(mesh: Mesh) -> None:
