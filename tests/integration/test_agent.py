@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +34,7 @@ from kingpost_agent.heartbeat import heartbeat_loop
 from kingpost_agent.node import node_facts
 from kingpost_agent.replicas import ReplicaSupervisor
 from kingpost_agent.service import AgentServicer
+from tests.fixtures.archives import tar_of
 
 WAIT_S = 60.0
 READY = events_pb2.REPLICA_STATE_READY
@@ -73,15 +72,8 @@ class Model:
 
 
 def truss_tarball(model_py: str, name: str = "tiny") -> bytes:
-    files = {"config.yaml": f"model_name: {name}\n".encode(),
-             "model/model.py": textwrap.dedent(model_py).encode()}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_of({"config.yaml": f"model_name: {name}\n".encode(),
+                   "model/model.py": textwrap.dedent(model_py).encode()})
 
 
 def digest_of(data: bytes) -> str:

@@ -1,7 +1,5 @@
 import asyncio
 import hashlib
-import io
-import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,16 +8,7 @@ import pytest
 from kingpost.errors import InvalidArgument
 from kingpost_agent.archive import UnsafeArchive
 from kingpost_agent.artifacts import COMPLETE_MARKER, ArtifactStore, DigestMismatch
-
-
-def _targz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from tests.fixtures.archives import tar_of
 
 
 def _digest(data: bytes) -> str:
@@ -43,7 +32,7 @@ class FakeBuilder:
             yield data[i:i + 7]
 
 
-TRUSS = _targz({"config.yaml": b"model_name: tiny\n", "model/model.py": b"class Model: pass\n"})
+TRUSS = tar_of({"config.yaml": b"model_name: tiny\n", "model/model.py": b"class Model: pass\n"})
 
 
 async def test_fetches_once_then_reuses(tmp_path: Path) -> None:
@@ -77,7 +66,7 @@ async def test_bytes_that_do_not_match_the_digest_are_refused_and_not_kept(tmp_p
 
 
 async def test_an_unsafe_artifact_is_refused_and_not_kept(tmp_path: Path) -> None:
-    evil = _targz({"config.yaml": b"x: 1\n", "../../evil.py": b"boom"})
+    evil = tar_of({"config.yaml": b"x: 1\n", "../../evil.py": b"boom"})
     store = ArtifactStore(tmp_path / "artifacts", FakeBuilder({_digest(evil): evil}).fetch)
     with pytest.raises(UnsafeArchive):
         await store.materialise(_digest(evil))
