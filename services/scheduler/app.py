@@ -43,7 +43,8 @@ class Scheduler:
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(self.scheduler, server)
 
     async def close(self) -> None:
-        await self.control.close()
+        """In reverse order of start: NATS (its handlers finish), the control loop's calls and
+        transactions, the clients, the database."""
         for closer in reversed(self._closers):
             try:
                 await closer()
@@ -81,6 +82,7 @@ async def create(
             interval=settings.reconcile_interval_seconds, clock=clock,
             drain=timedelta(seconds=settings.demoted_drain_seconds),
         )
+        closers.append(control.close)
         await control.ensure_admin_key(admin_key)
         await control.start()
         bus = await EventBus.connect(settings.nats_url, "kingpost-scheduler")

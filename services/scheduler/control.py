@@ -15,9 +15,9 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -103,12 +103,29 @@ class Control:
         self._wake = asyncio.Event()
         self._inflight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._transactions: set[asyncio.Future[Any]] = set()
         # Latest BuildEvent per build: covers an event that lands between GetBuild and the insert.
         self._builds: dict[str, BuildInfo] = {}
 
     # --- transactions -------------------------------------------------------------------------
 
     async def write(self, doing: str, fn: Callable[[AsyncSession], Awaitable[T]], *, wake: bool = True) -> T:
+        return await self._to_the_end(self._write(doing, fn, wake))
+
+    async def read(self, doing: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        return await self._to_the_end(self._read(doing, fn))
+
+    def _to_the_end(self, transaction: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run a transaction to its end even when its caller is cancelled (a client that gave up, a
+        shutdown); the caller still sees the cancellation. A transaction cut off mid-query leaves a
+        connection the driver must tear down: on SQLite its write lock then stalls every other writer
+        for the busy timeout, and aiosqlite's teardown can wait forever. `close` waits for these."""
+        task = asyncio.ensure_future(transaction)
+        self._transactions.add(task)
+        task.add_done_callback(self._transactions.discard)
+        return asyncio.shield(task)
+
+    async def _write(self, doing: str, fn: Callable[[AsyncSession], Awaitable[T]], wake: bool) -> T:
         async with self._lock:
             async with translate_errors(doing):
                 async with self.sessions.begin() as session:
@@ -119,7 +136,7 @@ class Control:
             self._wake.set()
         return result
 
-    async def read(self, doing: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _read(self, doing: str, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with translate_errors(doing):
             async with self.sessions() as session:
                 return await fn(session)
@@ -332,12 +349,13 @@ class Control:
         await self.write("forgetting a stopped replica", lambda s: store.delete_replicas(s, [replica_id]),
                          wake=False)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 30.0) -> None:
+        """Cancel the agent calls in flight, then let the transactions in flight commit."""
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._transactions:
+            await asyncio.wait(set(self._transactions), timeout=timeout)
 
     # --- builds -------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 
 from kingpost import rpc
 from kingpost.auth import new_key
@@ -44,7 +44,7 @@ from kingpost.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-from kingpost_scheduler import app, db
+from kingpost_scheduler import app, db, store
 from kingpost_scheduler.settings import SchedulerSettings
 from kingpost_scheduler.tables import Base
 
@@ -481,6 +481,43 @@ async def test_logs_merge_build_and_replica_lines_oldest_first(harness: Harness)
     only_build = await harness.call("GetLogs", management_pb2.GetLogsRequest(
         model_id="logged", deployment_id="development", build_only=True, limit=1))
     assert [x.text for x in only_build.lines] == ["build succeeded"]
+
+
+async def test_a_caller_cancelled_mid_statement_stalls_no_one_and_the_scheduler_still_stops(
+    settings: SchedulerSettings, builder: tuple[BuildServiceDouble, str], bus: EventBus
+) -> None:
+    """A client that gives up, or a shutdown, cancels a handler in the middle of a statement. The
+    transaction still ends. (Cut off there, it left a connection holding SQLite's write lock: the next
+    write waited out the 30-s busy timeout, and stopping could wait forever.)"""
+    h, loop = await start_scheduler(settings, builder[0], bus, f"sched-{uuid.uuid4().hex[:8]}")
+    control = h.scheduler.control
+    victim: asyncio.Task[None] | None = None
+
+    def cancel_the_victim(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if victim is not None and statement.startswith(("INSERT", "UPDATE")):
+            asyncio.get_running_loop().call_soon(victim.cancel)  # lands while the statement runs
+
+    def beat(n: int) -> events_pb2.NodeHeartbeat:
+        return events_pb2.NodeHeartbeat(node_id=f"node-{n}", address=f"127.0.0.1:{20000 + n}", cpu_count=1,
+                                        memory_bytes=1 << 30)
+
+    event.listen(control.sessions.kw["bind"].sync_engine, "before_cursor_execute", cancel_the_victim)
+    try:
+        for i in range(5):
+            victim = asyncio.create_task(control.on_heartbeat(beat(i)))
+            with pytest.raises(asyncio.CancelledError):
+                await victim  # the caller sees its cancellation...
+            victim = None
+            async with asyncio.timeout(5):
+                await control.on_heartbeat(beat(100 + i))  # ...and no one waits behind it
+        nodes = {n.id for n in await control.read("listing nodes", store.all_nodes)}
+        assert {f"node-{n}" for n in (*range(5), *range(100, 105))} <= nodes  # each ran to its end
+        victim = asyncio.create_task(control.on_heartbeat(beat(200)))  # in flight as the scheduler stops
+        await asyncio.sleep(0)
+    finally:
+        async with asyncio.timeout(15):
+            await stop_scheduler(h, loop)
+    await asyncio.gather(victim, return_exceptions=True)
 
 
 async def test_an_unreachable_database_is_unavailable(tmp_path: Path) -> None:
