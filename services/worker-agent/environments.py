@@ -39,7 +39,7 @@ from packaging.utils import canonicalize_name
 
 import kingpost_runner
 from kingpost import pythons
-from kingpost.errors import Internal
+from kingpost.errors import Internal, InvalidArgument
 
 from kingpost_agent.artifacts import ArtifactStore, digest_hex
 
@@ -51,6 +51,18 @@ RUNNER_PACKAGES = ("kingpost_runner", "kingpost")
 
 # distribution name → its requirement strings (importlib.metadata.requires), None when not installed
 RequiresOf = Callable[[str], "list[str] | None"]
+
+
+def read_manifest(truss_dir: Path) -> dict[str, object]:
+    """The code artifact's `.kingpost/environment.json`: the layers it names ({} when none)."""
+    path = truss_dir / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise InvalidArgument(f"{MANIFEST} in the artifact cannot be read: {e}") from None
+    return data if isinstance(data, dict) else {}
 
 
 def package_dir(name: str) -> Path:
@@ -74,8 +86,7 @@ class EnvironmentStore:
 
     async def python_for(self, truss_dir: Path, warn: list[str] | None = None) -> str:
         """The interpreter to run this Truss's runner with (building its environment when needed)."""
-        manifest = truss_dir / MANIFEST
-        data = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        data = read_manifest(truss_dir)
         if not data.get("dependencies"):  # no requirements (a manifest may name a system layer alone)
             return await self._base()
         digest, version = str(data["dependencies"]), str(data["python_version"])

@@ -18,29 +18,16 @@ import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
-from kingpost.errors import InvalidArgument
-
 from kingpost_agent.artifacts import ArtifactStore
+from kingpost_agent.environments import read_manifest
 
-MANIFEST = ".kingpost/environment.json"
 METADATA = ".kingpost/system.json"  # in the layer: {"multiarch": "x86_64-linux-gnu", "packages": [...], ...}
 BIN_DIRS = ("usr/local/bin", "usr/bin", "bin", "usr/local/sbin", "usr/sbin", "sbin")
 
 
-def _manifest(truss_dir: Path) -> dict[str, object]:
-    path = truss_dir / MANIFEST
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as e:
-        raise InvalidArgument(f"{MANIFEST} in the artifact cannot be read: {e}") from None
-    return data if isinstance(data, dict) else {}
-
-
 def system_digest(truss_dir: Path) -> str:
     """The system layer's digest the Truss's manifest names; "" when none."""
-    return str(_manifest(truss_dir).get("system") or "")
+    return str(read_manifest(truss_dir).get("system") or "")
 
 
 def multiarch(layer: Path) -> str:
