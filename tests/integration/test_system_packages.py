@@ -24,7 +24,7 @@ from kingpost.errors import InvalidArgument
 from kingpost.events import EventBus
 from kingpost.v1 import events_pb2
 from kingpost_agent import archive, system_layer
-from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts
+from kingpost_agent.artifacts import ArtifactStore
 from kingpost_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.requirements import EnvironmentManifest
@@ -34,6 +34,7 @@ from tests.fixtures.servers import unavailable
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
     ENV_MODEL, BuilderDouble, builder, bus, predict, state_is, truss_tarball, watch,
 )
+from tests.integration.test_agent_standby import supervisor  # noqa: F401  (a fixture)
 
 READY = events_pb2.REPLICA_STATE_READY
 PACKAGES = "[hello, tidy]"
@@ -141,20 +142,6 @@ def test_a_package_apt_cannot_find_fails_the_build_naming_it(tmp_path: Path) -> 
 def test_without_the_setting_the_build_fails_naming_it(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="allow_build_commands is false"):
         build(FileArtifactStore(tmp_path / "builder"), f"system_packages: {PACKAGES}\n", allow=False)
-
-
-@pytest.fixture
-async def supervisor(bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
-                     ) -> AsyncIterator[ReplicaSupervisor]:
-    _, builder_address = builder
-    artifacts = BuilderArtifacts(builder_address, "")
-    sup = ReplicaSupervisor(
-        node_id="node_system", artifacts=ArtifactStore(tmp_path / "agent" / "artifacts", artifacts.fetch),
-        publisher=bus, work_dir=tmp_path / "agent", stop_grace_seconds=5.0, standby_runners=1,
-    )
-    yield sup
-    await sup.shutdown()
-    await artifacts.close()
 
 
 async def test_a_replica_with_system_packages_starts_fresh_with_the_layer_first(
