@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
+from kingpost.errors import InvalidArgument
 from kingpost_agent import system_layer
+from kingpost_agent.artifacts import ArtifactStore
+from kingpost_agent.environments import EnvironmentStore
 
 LAYER_DIGEST = "sha256:" + "b" * 64
 
@@ -27,6 +33,19 @@ def test_which_trusses_have_a_system_layer(tmp_path: Path) -> None:
     only = truss_with(tmp_path / "c", {"dependencies": "", "python_version": "", "lock_key": "",
                                        "system": LAYER_DIGEST})
     assert system_layer.system_digest(only) == LAYER_DIGEST
+
+
+async def test_a_manifest_that_is_not_json_is_named_for_either_layer(tmp_path: Path) -> None:
+    truss = truss_with(tmp_path, None)
+    (truss / ".kingpost" / "environment.json").write_text("{not json")
+    with pytest.raises(InvalidArgument, match=r"\.kingpost/environment\.json in the artifact cannot be read"):
+        system_layer.system_digest(truss)
+    def no_fetch(digest: str) -> AsyncIterator[bytes]:
+        raise AssertionError(f"fetched {digest} for an unreadable manifest")
+
+    store = EnvironmentStore(tmp_path / "envs", ArtifactStore(tmp_path / "artifacts", no_fetch))
+    with pytest.raises(InvalidArgument, match=r"environment\.json"):
+        await store.python_for(truss)
 
 
 def test_the_layer_comes_first_on_path_and_ld_library_path(tmp_path: Path) -> None:
