@@ -109,7 +109,7 @@ async def main_async(args: argparse.Namespace, home: Path, info: dict) -> None:
     phases = {**{f"scheduler {k}": v for k, v in phase_means(
                  service_metrics(home, "scheduler"), "kingpost_scheduler_cold_start_seconds").items()},
               **{f"agent {k}": v for k, v in phase_means(
-                 service_metrics(home, "agent"), "kingpost_agent_cold_start_seconds").items()}}
+                 service_metrics(home, "agent"), "kingpost_worker_agent_cold_start_seconds").items()}}
 
     # Load step on a warm deployment: 1 replica, then 8 concurrent clients.
     await patch(min_replica=1, scale_down_delay=600)

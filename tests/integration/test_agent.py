@@ -29,11 +29,11 @@ from kingpost.events import EventBus
 from kingpost.v1 import (
     agent_pb2, agent_pb2_grpc, builder_pb2, builder_pb2_grpc, events_pb2, runner_pb2, runner_pb2_grpc,
 )
-from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts
-from kingpost_agent.heartbeat import heartbeat_loop
-from kingpost_agent.node import node_facts
-from kingpost_agent.replicas import ReplicaSupervisor
-from kingpost_agent.service import AgentServicer
+from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts
+from kingpost_worker_agent.heartbeat import heartbeat_loop
+from kingpost_worker_agent.node import node_facts
+from kingpost_worker_agent.replicas import ReplicaSupervisor
+from kingpost_worker_agent.service import AgentServicer
 from tests.fixtures.archives import tar_of
 
 WAIT_S = 60.0
@@ -363,7 +363,7 @@ def agent_process(nats_url: str, builder: tuple[BuilderDouble, str], tmp_path: P
     def start() -> tuple[subprocess.Popen[bytes], str]:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-c", "import pathlib, sys; from kingpost_agent.main import main; "
+                [sys.executable, "-c", "import pathlib, sys; from kingpost_worker_agent.main import main; "
                                        "main(pathlib.Path(sys.argv[1]))", str(config)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )

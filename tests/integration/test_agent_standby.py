@@ -16,9 +16,9 @@ import pytest
 from kingpost import events, rpc
 from kingpost.events import EventBus
 from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
-from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts
-from kingpost_agent.replicas import ReplicaSpec, ReplicaSupervisor
-from kingpost_agent.standby import instruction
+from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts
+from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
+from kingpost_worker_agent.standby import instruction
 from tests.fixtures.servers import free_port
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
     ENV_MODEL, BuilderDouble, builder, bus, predict, process_exists, state_is, truss_tarball, wait_until_gone, watch,

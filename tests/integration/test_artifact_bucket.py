@@ -23,7 +23,7 @@ from kingpost.errors import Internal, NotFound
 from kingpost.events import EventBus
 from kingpost.truss_archive import make_truss_archive
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2
-from kingpost_agent.artifacts import ArtifactStore, DigestMismatch
+from kingpost_worker_agent.artifacts import ArtifactStore, DigestMismatch
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.nats_store import NatsArtifactStore
 from kingpost_builder.service import BuildServicer

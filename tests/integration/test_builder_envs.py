@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from kingpost.errors import Internal, InvalidArgument
-from kingpost_agent import archive
-from kingpost_agent.artifacts import ArtifactStore
-from kingpost_agent.environments import EnvironmentStore
+from kingpost_worker_agent import archive
+from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.environments import EnvironmentStore
 from kingpost_builder.archive import write_canonical
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.requirements import EnvironmentManifest

@@ -23,9 +23,9 @@ from kingpost import events
 from kingpost.errors import InvalidArgument
 from kingpost.events import EventBus
 from kingpost.v1 import events_pb2
-from kingpost_agent import archive, system_layer
-from kingpost_agent.artifacts import ArtifactStore
-from kingpost_agent.replicas import ReplicaSpec, ReplicaSupervisor
+from kingpost_worker_agent import archive, system_layer
+from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from kingpost_builder.build import STEPS, BuildWork, intake
 from kingpost_builder.requirements import EnvironmentManifest
 from kingpost_builder.store import FileArtifactStore

@@ -18,7 +18,7 @@ SERVICE_PACKAGES = {
     "builder": "kingpost_builder",
     "router": "kingpost_router",
     "autoscaler": "kingpost_autoscaler",
-    "agent": "kingpost_agent",
+    "agent": "kingpost_worker_agent",
 }
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost_agent import system_layer
-from kingpost_agent.artifacts import ArtifactStore
-from kingpost_agent.environments import EnvironmentStore
+from kingpost_worker_agent import system_layer
+from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.environments import EnvironmentStore
 
 LAYER_DIGEST = "sha256:" + "b" * 64
 

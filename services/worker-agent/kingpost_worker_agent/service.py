@@ -7,8 +7,8 @@ import grpc
 from kingpost.errors import InvalidArgument, KingpostError, grpc_abort
 from kingpost.v1 import agent_pb2, agent_pb2_grpc
 
-from kingpost_agent.artifacts import digest_hex
-from kingpost_agent.replicas import ReplicaSpec, ReplicaSupervisor
+from kingpost_worker_agent.artifacts import digest_hex
+from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):

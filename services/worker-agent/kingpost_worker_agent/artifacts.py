@@ -26,7 +26,7 @@ from kingpost import rpc
 from kingpost.errors import InvalidArgument, KingpostError
 from kingpost.v1 import builder_pb2, builder_pb2_grpc
 
-from kingpost_agent import archive
+from kingpost_worker_agent import archive
 
 log = logging.getLogger(__name__)
 

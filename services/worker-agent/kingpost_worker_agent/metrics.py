@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-REPLICAS = Gauge("kingpost_agent_replicas", "Replicas on this node, by state.", ["state"])
+REPLICAS = Gauge("kingpost_worker_agent_replicas", "Replicas on this node, by state.", ["state"])
 
 # A cold start's phases: fetch (artifact on disk), process (runner started until its port answers),
 # load (port answers until Ready says the model has loaded).
 COLD_START_SECONDS = Histogram(
-    "kingpost_agent_cold_start_seconds", "Time to a ready replica, by phase.", ["phase"],
+    "kingpost_worker_agent_cold_start_seconds", "Time to a ready replica, by phase.", ["phase"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
 
 REPLICA_EXITS = Counter(
-    "kingpost_agent_replica_exits_total", "Runner processes that ended, by outcome.", ["outcome"]
+    "kingpost_worker_agent_replica_exits_total", "Runner processes that ended, by outcome.", ["outcome"]
 )

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost_agent.settings import AgentSettings
+from kingpost_worker_agent.settings import AgentSettings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ import kingpost_runner
 from kingpost import pythons
 from kingpost.errors import Internal, InvalidArgument
 
-from kingpost_agent.artifacts import ArtifactStore, digest_hex
+from kingpost_worker_agent.artifacts import ArtifactStore, digest_hex
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import pytest
 
 import kingpost_runner
 from kingpost.errors import Internal
-from kingpost_agent.artifacts import ArtifactStore
-from kingpost_agent.environments import EnvironmentStore, _installed_requires, base_distributions
+from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.environments import EnvironmentStore, _installed_requires, base_distributions
 
 FAKE = {
     "grpcio": ["typing-extensions>=4.12"],

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost_agent.archive import UnsafeArchive
-from kingpost_agent.artifacts import COMPLETE_MARKER, ArtifactStore, DigestMismatch
+from kingpost_worker_agent.archive import UnsafeArchive
+from kingpost_worker_agent.artifacts import COMPLETE_MARKER, ArtifactStore, DigestMismatch
 from tests.fixtures.archives import tar_of
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost_agent import dev_patch
+from kingpost_worker_agent import dev_patch
 
 
 def make_artifact(root: Path) -> Path:

@@ -1,6 +1,6 @@
 import pytest
 
-from kingpost_agent.ports import PortAllocator
+from kingpost_worker_agent.ports import PortAllocator
 
 
 def test_a_reserved_port_is_not_handed_out_twice() -> None:

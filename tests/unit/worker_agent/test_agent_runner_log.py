@@ -1,4 +1,4 @@
-from kingpost_agent.runner_log import failure_message, level_of
+from kingpost_worker_agent.runner_log import failure_message, level_of
 
 
 def test_level_comes_from_the_line_else_from_the_stream() -> None:

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from kingpost import events
 from kingpost.v1 import events_pb2
 
-from kingpost_agent.node import NodeFacts
-from kingpost_agent.replicas import Publisher, now_ts
+from kingpost_worker_agent.node import NodeFacts
+from kingpost_worker_agent.replicas import Publisher, now_ts
 
 log = logging.getLogger(__name__)
 

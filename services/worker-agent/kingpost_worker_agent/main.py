@@ -14,13 +14,13 @@ from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.events import EventBus
 from kingpost.v1 import agent_pb2_grpc
 
-from kingpost_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
-from kingpost_agent.heartbeat import heartbeat_loop
-from kingpost_agent.node import node_facts
-from kingpost_agent.ports import probe_free_port
-from kingpost_agent.replicas import ReplicaSupervisor
-from kingpost_agent.service import AgentServicer
-from kingpost_agent.settings import AgentSettings
+from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
+from kingpost_worker_agent.heartbeat import heartbeat_loop
+from kingpost_worker_agent.node import node_facts
+from kingpost_worker_agent.ports import probe_free_port
+from kingpost_worker_agent.replicas import ReplicaSupervisor
+from kingpost_worker_agent.service import AgentServicer
+from kingpost_worker_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 

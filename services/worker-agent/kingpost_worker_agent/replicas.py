@@ -31,11 +31,11 @@ from kingpost import events, rpc
 from kingpost.errors import KingpostError, Unavailable
 from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
-from kingpost_agent import archive, dev_patch, metrics, runner_log, system_layer
-from kingpost_agent.artifacts import ArtifactStore
-from kingpost_agent.environments import EnvironmentStore
-from kingpost_agent.ports import PortAllocator
-from kingpost_agent.standby import StandbyPool, instruction
+from kingpost_worker_agent import archive, dev_patch, metrics, runner_log, system_layer
+from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.environments import EnvironmentStore
+from kingpost_worker_agent.ports import PortAllocator
+from kingpost_worker_agent.standby import StandbyPool, instruction
 
 log = logging.getLogger(__name__)
 

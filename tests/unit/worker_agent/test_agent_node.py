@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost_agent.node import Gpu, node_facts, node_id, parse_fake_gpus, parse_meminfo, parse_nvidia_smi
+from kingpost_worker_agent.node import Gpu, node_facts, node_id, parse_fake_gpus, parse_meminfo, parse_nvidia_smi
 
 MIB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 """A Truss's system layer on this node: the Debian packages its `system_packages` named, unpacked.
 
-The builder stores the layer (services/builder/system_packages.py) and names its digest in the code
+The builder stores the layer (services/builder/kingpost_builder/system_packages.py) and names its digest in the code
 artifact's `.kingpost/environment.json` (`"system"`); the agent materialises it like any artifact
 and starts the runner with the layer's program and library directories first on PATH and
 LD_LIBRARY_PATH. Such a runner is always started fresh, never handed to a standby runner, whose
@@ -18,8 +18,8 @@ import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
-from kingpost_agent.artifacts import ArtifactStore
-from kingpost_agent.environments import read_manifest
+from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.environments import read_manifest
 
 METADATA = ".kingpost/system.json"  # in the layer: {"multiarch": "x86_64-linux-gnu", "packages": [...], ...}
 BIN_DIRS = ("usr/local/bin", "usr/bin", "bin", "usr/local/sbin", "usr/sbin", "sbin")

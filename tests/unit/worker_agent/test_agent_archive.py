@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kingpost_agent.archive import UnsafeArchive, check_member, extract, truss_root
+from kingpost_worker_agent.archive import UnsafeArchive, check_member, extract, truss_root
 
 
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
@@ -87,7 +87,7 @@ def test_without_stdlib_filters_modes_and_owners_are_made_plain() -> None:
     """Python < 3.11.4 has no extraction filters; `_plain_data` stands in for the `data` filter."""
     import os
 
-    from kingpost_agent.archive import _plain_data
+    from kingpost_worker_agent.archive import _plain_data
 
     info = _file("model/run.sh")
     info.mode, info.uid, info.uname = 0o6777, 4242, "mallory"
