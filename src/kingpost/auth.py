@@ -16,7 +16,8 @@ from typing import Protocol
 
 import grpc
 
-from kingpost.errors import HTTP_STATUS_KEY
+from kingpost.errors import KingpostError, PermissionDenied, Unauthenticated, Unavailable
+from kingpost.grpc_status import grpc_abort
 
 INTERNAL_TOKEN_KEY = "x-kingpost-internal"
 
@@ -97,31 +98,27 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(self._public):
             key = key_from_authorization(metadata.get("authorization"))
             if key is None:
-                return _deny(await continuation(details), grpc.StatusCode.UNAUTHENTICATED, 401,
-                             "missing API key: send the header 'Authorization: Api-Key <key>'")
+                return _deny(await continuation(details), Unauthenticated(
+                    "missing API key: send the header 'Authorization: Api-Key <key>'"))
             if not self._keys.loaded:
-                return _deny(await continuation(details), grpc.StatusCode.UNAVAILABLE, 503,
-                             "starting: the API key table has not arrived from the scheduler yet")
+                return _deny(await continuation(details), Unavailable(
+                    "starting: the API key table has not arrived from the scheduler yet"))
             if not self._keys.is_valid_digest(key_digest(key)):
-                return _deny(await continuation(details), grpc.StatusCode.UNAUTHENTICATED, 401,
-                             "invalid API key")
+                return _deny(await continuation(details), Unauthenticated("invalid API key"))
             return await continuation(details)
         if self._internal_token:
-            return _deny(await continuation(details), grpc.StatusCode.PERMISSION_DENIED, 403,
-                         f"{method} is internal to the platform")
+            return _deny(await continuation(details),
+                         PermissionDenied(f"{method} is internal to the platform"))
         return await continuation(details)
 
 
-def _deny(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, status: int, message: str):
-    async def abort(context: grpc.aio.ServicerContext) -> None:
-        context.set_trailing_metadata(((HTTP_STATUS_KEY, str(status)),))
-        await context.abort(code, message)
-
+def _deny(handler: grpc.RpcMethodHandler | None, err: KingpostError):
+    """A handler of the same shape as `handler` that only ends the call with `err`."""
     async def unary(_request, context):
-        await abort(context)
+        await grpc_abort(context, err)
 
     async def streaming(_request, context):
-        await abort(context)
+        await grpc_abort(context, err)
         yield  # pragma: no cover - makes this an async generator
 
     request_streaming = bool(handler and handler.request_streaming)

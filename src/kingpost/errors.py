@@ -1,38 +1,39 @@
-"""The platform's one error hierarchy, and its one mapping to gRPC codes and HTTP statuses.
+"""The platform's one error hierarchy: what went wrong, its HTTP status, and the gRPC code it travels as.
 
-    KingpostError
-    ├── InvalidArgument      400  INVALID_ARGUMENT
-    ├── Unauthenticated      401  UNAUTHENTICATED
-    ├── PermissionDenied     403  PERMISSION_DENIED
-    ├── NotFound             404  NOT_FOUND
-    ├── Conflict             409  ALREADY_EXISTS / FAILED_PRECONDITION
-    ├── PayloadTooLarge      413  (OUT_OF_RANGE + x-http-status)
-    ├── TooManyRequests      429  RESOURCE_EXHAUSTED
-    ├── DeadlineExceeded     504  DEADLINE_EXCEEDED
-    ├── Unavailable          503  UNAVAILABLE
-    ├── ModelError           500  (INTERNAL + x-http-status; the model raised)
-    └── Internal             500  INTERNAL
+    KingpostError                 HTTP  wire code
+    ├── InvalidArgument            400  INVALID_ARGUMENT
+    ├── Unauthenticated            401  UNAUTHENTICATED
+    ├── PermissionDenied           403  PERMISSION_DENIED
+    ├── NotFound                   404  NOT_FOUND
+    ├── Conflict                   409  FAILED_PRECONDITION (ALREADY_EXISTS comes back as one too)
+    ├── PayloadTooLarge            413  OUT_OF_RANGE (gRPC has no 413: x-http-status carries it)
+    ├── TooManyRequests            429  RESOURCE_EXHAUSTED
+    ├── DeadlineExceeded           504  DEADLINE_EXCEEDED
+    ├── Unavailable                503  UNAVAILABLE
+    ├── ModelError                 500  INTERNAL (the model raised; its own status rides in x-http-status)
+    └── Internal                   500  INTERNAL
 
-Servers raise these; `grpc_abort` turns one into a status for the wire, and `from_rpc_error`
-turns a status back into the same class on the client. The exact HTTP status travels in the
-trailing metadata key `x-http-status`, which the gateway uses, so that statuses gRPC has no
-code for (413, a model's own 418) reach REST clients unchanged.
+Pure: no grpc here, so the decision modules that raise these stay free of it. The wire code is the
+name of a gRPC status code, spelled as a string; `kingpost.grpc_status` is the one seam that turns
+an error into a gRPC status and back, with the exact HTTP status in the trailer `x-http-status`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, NoReturn
+from typing import ClassVar, Literal
 
-import grpc
-
-HTTP_STATUS_KEY = "x-http-status"
+# The names of the gRPC status codes these errors travel as (grpc.StatusCode members).
+WireCode = Literal[
+    "INVALID_ARGUMENT", "UNAUTHENTICATED", "PERMISSION_DENIED", "NOT_FOUND", "FAILED_PRECONDITION",
+    "OUT_OF_RANGE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "UNAVAILABLE", "INTERNAL",
+]
 
 
 class KingpostError(Exception):
     """Base of every error the platform raises on purpose."""
 
     http_status: ClassVar[int] = 500
-    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    wire_code: ClassVar[WireCode] = "INTERNAL"
 
     def __init__(self, message: str, *, http_status: int | None = None) -> None:
         super().__init__(message)
@@ -48,119 +49,74 @@ class InvalidArgument(KingpostError):
     """The request is malformed or names something that breaks the rules."""
 
     http_status = 400
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    wire_code = "INVALID_ARGUMENT"
 
 
 class Unauthenticated(KingpostError):
     """No API key, or one that is not valid."""
 
     http_status = 401
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    wire_code = "UNAUTHENTICATED"
 
 
 class PermissionDenied(KingpostError):
     """A valid key that may not do this."""
 
     http_status = 403
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    wire_code = "PERMISSION_DENIED"
 
 
 class NotFound(KingpostError):
     """Unknown, deleted or inactive."""
 
     http_status = 404
-    grpc_code = grpc.StatusCode.NOT_FOUND
+    wire_code = "NOT_FOUND"
 
 
 class Conflict(KingpostError):
     """Refused because of the current state (a duplicate, an illegal transition)."""
 
     http_status = 409
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    wire_code = "FAILED_PRECONDITION"
 
 
 class PayloadTooLarge(KingpostError):
     """A body or upload over the configured limit."""
 
     http_status = 413
-    grpc_code = grpc.StatusCode.OUT_OF_RANGE
+    wire_code = "OUT_OF_RANGE"
 
 
 class TooManyRequests(KingpostError):
     """Back-pressure: a queue is full."""
 
     http_status = 429
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    wire_code = "RESOURCE_EXHAUSTED"
 
 
 class DeadlineExceeded(KingpostError):
     """The request ran past its deadline."""
 
     http_status = 504
-    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    wire_code = "DEADLINE_EXCEEDED"
 
 
 class Unavailable(KingpostError):
     """Not ready, or not reachable; trying again later may work."""
 
     http_status = 503
-    grpc_code = grpc.StatusCode.UNAVAILABLE
+    wire_code = "UNAVAILABLE"
 
 
 class ModelError(KingpostError):
     """The model's own code failed, or answered with an error status of its own."""
 
     http_status = 500
-    grpc_code = grpc.StatusCode.INTERNAL
+    wire_code = "INTERNAL"
 
 
 class Internal(KingpostError):
     """A bug or failure in the platform itself."""
 
     http_status = 500
-    grpc_code = grpc.StatusCode.INTERNAL
-
-
-_BY_CODE: dict[grpc.StatusCode, type[KingpostError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: Conflict,
-    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
-    grpc.StatusCode.OUT_OF_RANGE: PayloadTooLarge,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyRequests,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.INTERNAL: Internal,
-}
-
-# Retrying these cannot make things worse: the call did not run, or runs idempotently.
-RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
-
-
-def trailing_metadata(err: KingpostError) -> tuple[tuple[str, str], ...]:
-    return ((HTTP_STATUS_KEY, str(err.http_status)),)
-
-
-async def grpc_abort(context: grpc.aio.ServicerContext, err: KingpostError) -> NoReturn:
-    """End an RPC with `err`'s code, message and exact HTTP status."""
-    context.set_trailing_metadata(trailing_metadata(err))
-    await context.abort(err.grpc_code, err.message)
-    raise AssertionError("unreachable")  # context.abort raises
-
-
-def from_rpc_error(e: grpc.RpcError) -> KingpostError:
-    """Translate a gRPC status back into the platform's error (the client-side seam)."""
-    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
-    message = (e.details() if hasattr(e, "details") else None) or str(code)
-    status = None
-    trailers = e.trailing_metadata() if hasattr(e, "trailing_metadata") else None
-    for key, value in trailers or ():
-        if key == HTTP_STATUS_KEY:
-            try:
-                status = int(value)
-            except ValueError:
-                status = None
-    cls = _BY_CODE.get(code, Internal)
-    return cls(message, http_status=status)
+    wire_code = "INTERNAL"

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import grpc
 
 from kingpost.auth import INTERNAL_TOKEN_KEY
-from kingpost.errors import RETRYABLE_CODES, from_rpc_error
+from kingpost.grpc_status import RETRYABLE_CODES, from_rpc_error
 
 T = TypeVar("T")
 

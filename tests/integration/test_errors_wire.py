@@ -8,16 +8,17 @@ import grpc
 import pytest
 
 from kingpost import errors
+from kingpost.grpc_status import from_rpc_error, grpc_abort
 
 SERVICE = "kingpost.test.Errors"
 
 
 async def upload(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    await errors.grpc_abort(context, errors.PayloadTooLarge(f"upload is {len(request)} bytes; the limit is 4"))
+    await grpc_abort(context, errors.PayloadTooLarge(f"upload is {len(request)} bytes; the limit is 4"))
 
 
 async def teapot(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    await errors.grpc_abort(context, errors.ModelError("I'm a teapot", http_status=418))
+    await grpc_abort(context, errors.ModelError("I'm a teapot", http_status=418))
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
 async def call(channel: grpc.aio.Channel, method: str, body: bytes) -> errors.KingpostError:
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await channel.unary_unary(f"/{SERVICE}/{method}")(body, timeout=10)
-    return errors.from_rpc_error(e.value)
+    return from_rpc_error(e.value)
 
 
 async def test_payload_too_large_arrives_as_413(channel: grpc.aio.Channel) -> None:

@@ -23,6 +23,7 @@ from google.api import httpbody_pb2
 
 from kingpost import errors
 from kingpost.gateway import envoy_command, write_envoy_config
+from kingpost.grpc_status import from_rpc_error, grpc_abort
 from kingpost.v1 import (
     builder_pb2,
     builder_pb2_grpc,
@@ -70,13 +71,13 @@ class Inference(inference_pb2_grpc.InferenceServiceServicer):
         self.seen.predicts.append((request, dict(context.invocation_metadata())))
         match request.model_id:
             case "missing":
-                await errors.grpc_abort(context, errors.NotFound(ODD_MESSAGE))
+                await grpc_abort(context, errors.NotFound(ODD_MESSAGE))
             case "plain-not-found":  # no x-http-status: the gRPC → HTTP mapping alone
                 await context.abort(grpc.StatusCode.NOT_FOUND, "gone")
             case "too-large":
-                await errors.grpc_abort(context, errors.PayloadTooLarge("input over 1 kB"))
+                await grpc_abort(context, errors.PayloadTooLarge("input over 1 kB"))
             case "teapot":
-                await errors.grpc_abort(context, errors.ModelError("I'm a teapot", http_status=418))
+                await grpc_abort(context, errors.ModelError("I'm a teapot", http_status=418))
             case "stream":
                 yield httpbody_pb2.HttpBody(content_type="application/x-ndjson", data=b'{"chunk": 0}\n')
                 # The next chunk waits until the client has the first: if Envoy buffered the
@@ -106,7 +107,7 @@ class Management(management_pb2_grpc.ManagementServiceServicer):
         ])
 
     async def GetModel(self, request, context):  # noqa: N802
-        await errors.grpc_abort(context, errors.NotFound(f"model '{request.model_id}' not found"))
+        await grpc_abort(context, errors.NotFound(f"model '{request.model_id}' not found"))
 
 
 class Builder(builder_pb2_grpc.BuildServiceServicer):
@@ -380,7 +381,7 @@ async def test_grpc_port_keeps_status_and_trailers(channel, seen):
     )
     with pytest.raises(grpc.aio.AioRpcError) as e:
         [r async for r in predict(inference_pb2.PredictRequest(model_id="teapot"))]
-    err = errors.from_rpc_error(e.value)
+    err = from_rpc_error(e.value)
     assert (type(err), err.http_status, err.message) == (errors.Internal, 418, "I'm a teapot")
 
 

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
-from kingpost.errors import HTTP_STATUS_KEY
+from kingpost.grpc_status import HTTP_STATUS_KEY
 from kingpost.events import EventBus, concurrency_subject, scale_poke_subject
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s

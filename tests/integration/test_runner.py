@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from google.api import httpbody_pb2
 
-from kingpost.errors import HTTP_STATUS_KEY
+from kingpost.grpc_status import HTTP_STATUS_KEY
 from kingpost_runner.codec import msgpack_dumps, msgpack_loads
 from tests.fixtures.runner import PredictRequest, RunnerProcess, running
 

@@ -24,7 +24,8 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kingpost import events
-from kingpost.errors import InvalidArgument, KingpostError, NotFound, grpc_abort
+from kingpost.errors import InvalidArgument, KingpostError, NotFound
+from kingpost.grpc_status import grpc_abort
 from kingpost.ids import new_id
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2
 from kingpost_builder import archive, metrics, truss_config

@@ -32,11 +32,12 @@ from google.api import httpbody_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.trace import Span, Tracer
 
-from kingpost import errors, rpc
+from kingpost import rpc
 from kingpost.auth import KeyCache
 from kingpost.errors import (DeadlineExceeded, KingpostError, ModelError, NotFound, PayloadTooLarge,
                              TooManyRequests, Unavailable)
 from kingpost.events import EventBus, concurrency_subject, scale_poke_subject
+from kingpost.grpc_status import HTTP_STATUS_KEY, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2
 from kingpost_router import metrics, tracing
@@ -216,8 +217,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 async for chunk in retried:
                     yield chunk
         except KingpostError as err:
-            code = err.grpc_code.name
-            await errors.grpc_abort(context, err)
+            code = err.wire_code
+            await grpc_abort(context, err)
         except _Passthrough as p:
             status = p.error.code()
             code = status.name
@@ -444,7 +445,7 @@ class _NotConnected(Exception):
 def _translate(e: grpc.aio.AioRpcError, sent: bool, replica: Replica, timeout: float) -> Exception:
     code = e.code()
     trailers = e.trailing_metadata() or ()
-    from_runner = any(key == errors.HTTP_STATUS_KEY for key, _ in trailers)
+    from_runner = any(key == HTTP_STATUS_KEY for key, _ in trailers)
     if code is _UNAVAILABLE and not from_runner:
         details = e.details() or ""
         # gRPC's words for "no connection was made"; anything else (e.g. "Stream removed

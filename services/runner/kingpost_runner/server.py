@@ -23,6 +23,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from kingpost import errors
+from kingpost.grpc_status import grpc_abort
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost_runner import codec, loader, reload, user_errors
@@ -55,7 +56,7 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         self, request: runner_pb2.ReloadRequest, context: grpc.aio.ServicerContext
     ) -> runner_pb2.ReloadResponse:
         if self.pipeline is None or self.options is None or self.config is None:
-            await errors.grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+            await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
         assert self.options is not None and self.config is not None
         async with self._reloading:
             new_dir = pathlib.Path(request.truss_dir).resolve() if request.truss_dir else self.options.truss_dir
@@ -81,7 +82,7 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
     ) -> runner_pb2.ReadyResponse:
         pipeline = self.pipeline
         if pipeline is None or not await pipeline.is_healthy():
-            await errors.grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+            await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
         return runner_pb2.ReadyResponse(ready=True)
 
     async def Predict(
@@ -89,7 +90,7 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         pipeline = self.pipeline
         if pipeline is None:
-            await errors.grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+            await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
         body = request.body
         content_type = body.content_type or codec.JSON
         metadata = [(k, v) for k, v in context.invocation_metadata() or () if k not in _TRANSPORT_KEYS]
@@ -109,10 +110,10 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
             finally:
                 await result.aclose()
         except errors.KingpostError as e:
-            await errors.grpc_abort(context, e)
+            await grpc_abort(context, e)
         except Exception as e:  # a bug here, not in the model
             log.exception("runner failed serving a request")
-            await errors.grpc_abort(context, errors.Internal(f"Unhandled exception: {e}"))
+            await grpc_abort(context, errors.Internal(f"Unhandled exception: {e}"))
 
 
 @dataclasses.dataclass(frozen=True)

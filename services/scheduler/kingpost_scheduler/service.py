@@ -17,7 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.auth import key_digest, key_prefix, new_key
-from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable, grpc_abort
+from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable
+from kingpost.grpc_status import grpc_abort
 from kingpost.events import LOGS_STREAM, EventBus, build_log_subject
 from kingpost.ids import new_id
 from kingpost.v1 import (

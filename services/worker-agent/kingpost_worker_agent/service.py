@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from kingpost.errors import InvalidArgument, KingpostError, grpc_abort
+from kingpost.errors import InvalidArgument, KingpostError
+from kingpost.grpc_status import grpc_abort
 from kingpost.v1 import agent_pb2, agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import digest_hex

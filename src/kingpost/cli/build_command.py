@@ -19,7 +19,7 @@ def _runner_code(out: Path) -> None:
     shutil.copytree(Path(kingpost_runner.__file__).parent, out / "kingpost_runner", ignore=ignore)
     platform = Path(kingpost.__file__).parent
     (out / "kingpost").mkdir()
-    for name in ("__init__.py", "errors.py"):
+    for name in ("__init__.py", "errors.py", "grpc_status.py"):
         shutil.copyfile(platform / name, out / "kingpost" / name)
     shutil.copytree(platform / "v1", out / "kingpost" / "v1", ignore=ignore)
 

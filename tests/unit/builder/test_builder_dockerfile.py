@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -36,6 +40,14 @@ def test_cli_writes_the_context(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     ctx = tmp_path / "ctx"
     assert (ctx / "truss" / "model" / "model.py").is_file() and (ctx / "kingpost_runner" / "__main__.py").is_file()
-    assert (ctx / "kingpost" / "errors.py").is_file() and (ctx / "kingpost" / "v1" / "runner_pb2.py").is_file()
+    # The platform code in the context is all the runner imports: the image's `python -m kingpost_runner`
+    # starts with the context and the runner's requirements only (-S: no editable install of kingpost).
+    packages = sysconfig.get_paths()
+    child = subprocess.run(
+        [sys.executable, "-S", "-c", "import kingpost, kingpost_runner.__main__; print(kingpost.__file__)"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ctx), packages["purelib"], packages["platlib"]])},
+        cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert Path(child.stdout.strip()).is_relative_to(ctx / "kingpost")
     assert (ctx / "requirements.txt").read_text().startswith("six==1.16.0\n")
     assert "FROM python:3.13-slim" in (ctx / "Dockerfile").read_text()

@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from kingpost import errors
+from kingpost.grpc_status import status_code
 from kingpost_runner.user_errors import (
     MODEL_ERROR_MESSAGE, error_for_status, from_user_exception, missing_module_hint,
 )
@@ -24,7 +25,7 @@ class HTTPException(Exception):
 ])
 def test_status_keeps_exact_http_status_and_nearest_grpc_code(status: int, code: grpc.StatusCode) -> None:
     err = error_for_status(status, "m")
-    assert err.http_status == status and err.grpc_code is code and err.message == "m"
+    assert err.http_status == status and status_code(err) is code and err.message == "m"
 
 
 def test_http_exception_shape_passes_status_and_detail() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 
-from kingpost import errors
+from kingpost import errors, grpc_status
 
 
 class FakeRpcError(grpc.RpcError):
@@ -41,51 +41,66 @@ class FakeContext:
         raise grpc.aio.AbortError()
 
 
+# What each class travels as: clients and the gateway (Envoy's gRPC → HTTP mapping) depend on these.
 ROUND_TRIPPING = [
-    errors.InvalidArgument, errors.Unauthenticated, errors.PermissionDenied, errors.NotFound,
-    errors.Conflict, errors.PayloadTooLarge, errors.TooManyRequests, errors.DeadlineExceeded,
-    errors.Unavailable, errors.Internal,
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.PayloadTooLarge, grpc.StatusCode.OUT_OF_RANGE),
+    (errors.TooManyRequests, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.Internal, grpc.StatusCode.INTERNAL),
 ]
 
 
 async def wire(err: errors.KingpostError) -> FakeRpcError:
     context = FakeContext()
     with pytest.raises(grpc.aio.AbortError):
-        await errors.grpc_abort(context, err)  # type: ignore[arg-type]
+        await grpc_status.grpc_abort(context, err)  # type: ignore[arg-type]
     assert context.aborted is not None
     return FakeRpcError(context.aborted[0], context.aborted[1], tuple(context.trailers))
 
 
-@pytest.mark.parametrize("cls", ROUND_TRIPPING, ids=lambda c: c.__name__)
-async def test_each_error_comes_back_as_itself(cls: type[errors.KingpostError]) -> None:
-    back = errors.from_rpc_error(await wire(cls("model 'llama' says no")))
+@pytest.mark.parametrize(("cls", "code"), ROUND_TRIPPING, ids=[cls.__name__ for cls, _ in ROUND_TRIPPING])
+async def test_each_error_travels_as_its_code_and_comes_back_as_itself(
+    cls: type[errors.KingpostError], code: grpc.StatusCode
+) -> None:
+    on_the_wire = await wire(cls("model 'llama' says no"))
+    assert on_the_wire.code() is code
+    back = grpc_status.from_rpc_error(on_the_wire)
     assert type(back) is cls
     assert back.message == "model 'llama' says no"
     assert back.http_status == cls.http_status
 
 
 async def test_a_model_error_keeps_the_models_own_status() -> None:
-    back = errors.from_rpc_error(await wire(errors.ModelError("I'm a teapot", http_status=418)))
+    on_the_wire = await wire(errors.ModelError("I'm a teapot", http_status=418))
+    assert on_the_wire.code() is grpc.StatusCode.INTERNAL
+    back = grpc_status.from_rpc_error(on_the_wire)
     assert back.http_status == 418
-    assert back.grpc_code == grpc.StatusCode.INTERNAL
     assert str(back) == "I'm a teapot"
 
 
 def test_payload_too_large_is_413_even_though_grpc_has_no_such_code() -> None:
     err = errors.PayloadTooLarge("upload over 1 GiB")
     assert err.http_status == 413
-    assert errors.trailing_metadata(err) == (("x-http-status", "413"),)
+    assert grpc_status.trailing_metadata(err) == (("x-http-status", "413"),)
 
 
 def test_statuses_from_elsewhere_map_to_the_nearest_class() -> None:
     # No x-http-status trailer (a peer that is not kingpost): the class's own status applies.
-    assert isinstance(errors.from_rpc_error(FakeRpcError(grpc.StatusCode.ALREADY_EXISTS, "dup")), errors.Conflict)
-    unknown = errors.from_rpc_error(FakeRpcError(grpc.StatusCode.UNKNOWN, None))
+    duplicate = grpc_status.from_rpc_error(FakeRpcError(grpc.StatusCode.ALREADY_EXISTS, "dup"))
+    assert type(duplicate) is errors.Conflict and duplicate.http_status == 409
+    unknown = grpc_status.from_rpc_error(FakeRpcError(grpc.StatusCode.UNKNOWN, None))
     assert type(unknown) is errors.Internal and unknown.http_status == 500
     assert unknown.message  # never empty, even without details
     garbled = FakeRpcError(grpc.StatusCode.NOT_FOUND, "gone", (("x-http-status", "not-a-number"),))
-    assert errors.from_rpc_error(garbled).http_status == 404
+    assert grpc_status.from_rpc_error(garbled).http_status == 404
 
 
 def test_only_unavailable_is_retryable() -> None:
-    assert errors.RETRYABLE_CODES == {grpc.StatusCode.UNAVAILABLE}
+    assert grpc_status.RETRYABLE_CODES == {grpc.StatusCode.UNAVAILABLE}
+
