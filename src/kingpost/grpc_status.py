@@ -1,14 +1,18 @@
 """The one seam between `kingpost.errors` and gRPC statuses, for servers and clients alike.
 
-Servers raise a KingpostError; `grpc_abort` ends the RPC with the error's code and message, and its
-exact HTTP status in the trailer `x-http-status`, which the gateway uses so that statuses gRPC has no code
+Servers raise a KingpostError; `abort_on_error` (on each unary method of a servicer) or
+`grpc_abort` (in a streaming handler) ends the RPC with the error's code and message, and its exact
+HTTP status in the trailer `x-http-status`, which the gateway uses so that statuses gRPC has no code
 for (413, a model's own 418) reach REST clients unchanged. Clients get the same class back from
 `from_rpc_error` (kingpost.rpc calls it for every outgoing RPC).
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -40,6 +44,9 @@ _CLASS_BY_CODE: dict[grpc.StatusCode, type[KingpostError]] = {
 # Retrying these cannot make things worse: the call did not run, or runs idempotently.
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE})
 
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
 def status_code(err: KingpostError) -> grpc.StatusCode:
     """The gRPC code `err` travels as."""
     return grpc.StatusCode[err.wire_code]
@@ -54,6 +61,27 @@ async def grpc_abort(context: grpc.aio.ServicerContext, err: KingpostError) -> N
     context.set_trailing_metadata(trailing_metadata(err))
     await context.abort(status_code(err), err.message)
     raise AssertionError("unreachable")  # context.abort raises
+
+
+def abort_on_error(method: F) -> F:
+    """For every unary-response handler: a KingpostError it raises ends the RPC via `grpc_abort`.
+
+    The handler takes the servicer context last, as grpc passes it: `(self, request, context)` on a
+    servicer. Anything else it raises propagates, and grpc answers UNKNOWN (a bug). Streaming-response
+    handlers call `grpc_abort` themselves, where their stream needs it.
+    """
+    if not inspect.iscoroutinefunction(method):
+        raise TypeError(f"abort_on_error wraps `async def` unary-response handlers; "
+                        f"{method.__qualname__} is not one (a streaming handler calls grpc_abort itself)")
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any) -> Any:
+        try:
+            return await method(*args)
+        except KingpostError as e:
+            await grpc_abort(args[-1], e)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def from_rpc_error(e: grpc.RpcError) -> KingpostError:

@@ -8,17 +8,18 @@ import grpc
 import pytest
 
 from kingpost import errors
-from kingpost.grpc_status import from_rpc_error, grpc_abort
+from kingpost.grpc_status import abort_on_error, from_rpc_error, grpc_abort
 
 SERVICE = "kingpost.test.Errors"
 
 
+@abort_on_error  # how every unary handler ends: it raises
 async def upload(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    await grpc_abort(context, errors.PayloadTooLarge(f"upload is {len(request)} bytes; the limit is 4"))
+    raise errors.PayloadTooLarge(f"upload is {len(request)} bytes; the limit is 4")
 
 
 async def teapot(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    await grpc_abort(context, errors.ModelError("I'm a teapot", http_status=418))
+    await grpc_abort(context, errors.ModelError("I'm a teapot", http_status=418))  # as streaming handlers do
 
 
 @pytest.fixture

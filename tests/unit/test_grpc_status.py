@@ -1,7 +1,9 @@
-"""The error hierarchy survives the trip through a gRPC status: class, message and HTTP status."""
+"""The error hierarchy survives the trip through a gRPC status: class, message and HTTP status;
+and a servicer's handler that raises one ends its RPC with that status."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import grpc
@@ -104,3 +106,64 @@ def test_statuses_from_elsewhere_map_to_the_nearest_class() -> None:
 def test_only_unavailable_is_retryable() -> None:
     assert grpc_status.RETRYABLE_CODES == {grpc.StatusCode.UNAVAILABLE}
 
+
+class Servicer:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @grpc_status.abort_on_error
+    async def GetModel(self, request: str, context: FakeContext) -> str:  # noqa: N802
+        self.calls += 1
+        if request == "missing":
+            raise errors.NotFound(f"model '{request}' not found")
+        if request == "bug":
+            raise KeyError(request)
+        return f"model {request}"
+
+
+async def test_a_handler_that_raises_ends_its_rpc_with_the_errors_status() -> None:
+    context = FakeContext()
+    with pytest.raises(grpc.aio.AbortError):
+        await Servicer().GetModel("missing", context)
+    assert context.aborted == (grpc.StatusCode.NOT_FOUND, "model 'missing' not found")
+    assert tuple(context.trailers) == (("x-http-status", "404"),)
+
+
+async def test_a_handler_that_answers_is_left_alone_and_a_bug_is_not_dressed_up() -> None:
+    servicer, context = Servicer(), FakeContext()
+    assert await servicer.GetModel("llama", context) == "model llama"
+    with pytest.raises(KeyError):  # grpc answers UNKNOWN and logs the traceback
+        await servicer.GetModel("bug", context)
+    assert context.aborted is None and servicer.calls == 2
+
+
+def test_a_streaming_handler_is_refused_at_definition() -> None:
+    async def Predict(self: object, request: str, context: FakeContext):  # noqa: N802
+        yield request
+
+    with pytest.raises(TypeError, match="Predict is not one"):
+        grpc_status.abort_on_error(Predict)
+
+
+def _servicers() -> list[type]:
+    from kingpost_builder.service import BuildServicer
+    from kingpost_router.service import RouterServicer
+    from kingpost_runner.server import RunnerServicer
+    from kingpost_scheduler.service import ManagementServicer, SchedulerServicer
+    from kingpost_worker_agent.service import AgentServicer
+
+    return [BuildServicer, ManagementServicer, SchedulerServicer, RouterServicer, RunnerServicer, AgentServicer]
+
+
+@pytest.mark.parametrize("servicer", _servicers(), ids=lambda s: s.__name__)
+def test_every_unary_rpc_of_every_servicer_ends_platform_errors_the_same_way(servicer: type) -> None:
+    # Otherwise a NotFound raised in one would reach its caller as UNKNOWN, a 500.
+    async def probe() -> None: ...
+
+    one_way = grpc_status.abort_on_error(probe).__code__
+    generated = next(base for base in servicer.__mro__ if base.__module__.endswith("_pb2_grpc"))
+    rpcs = [name for name in vars(generated) if not name.startswith("_")]
+    assert rpcs, f"no RPCs found on {generated.__name__}"
+    unary = [name for name in rpcs if not inspect.isasyncgenfunction(getattr(servicer, name))]
+    bare = [name for name in unary if getattr(servicer, name).__code__ is not one_way]
+    assert not bare, f"{servicer.__name__}: {', '.join(bare)} need @grpc_status.abort_on_error"

@@ -25,7 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kingpost import events
 from kingpost.errors import InvalidArgument, KingpostError, NotFound
-from kingpost.grpc_status import grpc_abort
+from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.ids import new_id
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2
 from kingpost_builder import archive, metrics, truss_config
@@ -70,6 +70,7 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
         self._steps = steps
         self._clock = clock
 
+    @abort_on_error
     async def UploadSource(
         self, request_iterator: AsyncIterator[builder_pb2.UploadSourceRequest], context: grpc.aio.ServicerContext
     ) -> builder_pb2.UploadSourceResponse:
@@ -83,20 +84,18 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
             except KingpostError as e:
                 metrics.BUILDS.labels("rejected").inc()
                 log.info("upload %s refused: %s", build_id, e)
-                await grpc_abort(context, e)
+                raise
             build = await self._build(work)
         finally:
             await asyncio.to_thread(shutil.rmtree, work_dir, True)
         metrics.BUILD_SECONDS.observe(time.monotonic() - started)
         return builder_pb2.UploadSourceResponse(build=build)
 
+    @abort_on_error
     async def GetBuild(
         self, request: builder_pb2.GetBuildRequest, context: grpc.aio.ServicerContext
     ) -> builder_pb2.GetBuildResponse:
-        try:
-            build = await asyncio.to_thread(self._store.get_build, request.build_id)
-        except KingpostError as e:
-            await grpc_abort(context, e)
+        build = await asyncio.to_thread(self._store.get_build, request.build_id)
         return builder_pb2.GetBuildResponse(build=build)
 
     async def FetchArtifact(

@@ -23,7 +23,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from kingpost import errors
-from kingpost.grpc_status import grpc_abort
+from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost_runner import codec, loader, reload, user_errors
@@ -52,12 +52,12 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         self.config = config
         self._reloading = asyncio.Lock()
 
+    @abort_on_error
     async def Reload(
         self, request: runner_pb2.ReloadRequest, context: grpc.aio.ServicerContext
     ) -> runner_pb2.ReloadResponse:
         if self.pipeline is None or self.options is None or self.config is None:
-            await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
-        assert self.options is not None and self.config is not None
+            raise errors.Unavailable(NOT_READY_MESSAGE)
         async with self._reloading:
             new_dir = pathlib.Path(request.truss_dir).resolve() if request.truss_dir else self.options.truss_dir
             started = time.perf_counter()
@@ -77,12 +77,13 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
             log.info("model reloaded from %s in %.3f s", new_dir, seconds)
             return runner_pb2.ReloadResponse(load_seconds=seconds)
 
+    @abort_on_error
     async def Ready(
         self, request: runner_pb2.ReadyRequest, context: grpc.aio.ServicerContext
     ) -> runner_pb2.ReadyResponse:
         pipeline = self.pipeline
         if pipeline is None or not await pipeline.is_healthy():
-            await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+            raise errors.Unavailable(NOT_READY_MESSAGE)
         return runner_pb2.ReadyResponse(ready=True)
 
     async def Predict(

@@ -1,25 +1,23 @@
 """The gRPC faces: ManagementService (public, API keys) and SchedulerService (internal).
 
 Thin: each method validates, runs one transaction through `Control`, and turns rows into protos.
-Errors are kingpost.errors, ended with `grpc_abort`.
+Errors are kingpost.errors, ended by `kingpost.grpc_status.abort_on_error`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.auth import key_digest, key_prefix, new_key
 from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable
-from kingpost.grpc_status import grpc_abort
 from kingpost.events import LOGS_STREAM, EventBus, build_log_subject
+from kingpost.grpc_status import abort_on_error
 from kingpost.ids import new_id
 from kingpost.v1 import (
     agent_pb2,
@@ -37,22 +35,7 @@ from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, Model
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
 DEFAULT_LOG_LIMIT = 1000
-
-
-def _unary(method: F) -> F:
-    """End the RPC with the platform error's status when the method raises one."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await method(self, request, context)
-        except KingpostError as e:
-            await grpc_abort(context, e)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _timestamp(dt: datetime | None) -> Timestamp:
@@ -137,21 +120,21 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         self.builds = builds
         self.bus = bus
 
-    @_unary
+    @abort_on_error
     async def ListModels(self, request: management_pb2.ListModelsRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> list[management_pb2.Model]:
             return [await _model_proto(session, m) for m in await store.list_models(session)]
 
         return management_pb2.ListModelsResponse(models=await self.control.read("listing models", run))
 
-    @_unary
+    @abort_on_error
     async def GetModel(self, request: management_pb2.GetModelRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> management_pb2.Model:
             return await _model_proto(session, await store.find_model(session, request.model_id))
 
         return management_pb2.GetModelResponse(model=await self.control.read("reading a model", run))
 
-    @_unary
+    @abort_on_error
     async def CreateDeployment(self, request: management_pb2.CreateDeploymentRequest, context: Any) -> Any:
         name = lifecycle.validate_model_name(request.model_name)
         if not request.build_id:
@@ -204,7 +187,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
         return await self.control.read("reading the new deployment", describe)
 
-    @_unary
+    @abort_on_error
     async def ListDeployments(self, request: management_pb2.ListDeploymentsRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> list[management_pb2.Deployment]:
             model = await store.find_model(session, request.model_id)
@@ -215,7 +198,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         deployments = await self.control.read("listing deployments", run)
         return management_pb2.ListDeploymentsResponse(deployments=deployments)
 
-    @_unary
+    @abort_on_error
     async def GetDeployment(self, request: management_pb2.GetDeploymentRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> management_pb2.Deployment:
             model = await store.find_model(session, request.model_id)
@@ -225,7 +208,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         deployment = await self.control.read("reading a deployment", run)
         return management_pb2.GetDeploymentResponse(deployment=deployment)
 
-    @_unary
+    @abort_on_error
     async def GetLogs(self, request: management_pb2.GetLogsRequest, context: Any) -> Any:
         if self.bus is None:
             raise Unavailable("logs are kept in NATS, and this scheduler has no NATS connection")
@@ -258,7 +241,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         lines.sort(key=lambda line: (line.at.seconds, line.at.nanos))
         return management_pb2.GetLogsResponse(lines=lines[-limit:])
 
-    @_unary
+    @abort_on_error
     async def CreateApiKey(self, request: management_pb2.CreateApiKeyRequest, context: Any) -> Any:
         key = new_key()
         now = self.control.clock()
@@ -272,7 +255,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         api_key = await self.control.write("creating an API key", create)
         return management_pb2.CreateApiKeyResponse(api_key=api_key, key=key)
 
-    @_unary
+    @abort_on_error
     async def ListApiKeys(self, request: management_pb2.ListApiKeysRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> list[management_pb2.ApiKey]:
             return [management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=_timestamp(k.created_at))
@@ -280,12 +263,12 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
         return management_pb2.ListApiKeysResponse(api_keys=await self.control.read("listing API keys", run))
 
-    @_unary
+    @abort_on_error
     async def RevokeApiKey(self, request: management_pb2.RevokeApiKeyRequest, context: Any) -> Any:
         await self.control.write("revoking an API key", lambda s: store.revoke_api_key(s, request.prefix))
         return management_pb2.RevokeApiKeyResponse()
 
-    @_unary
+    @abort_on_error
     async def GetStatus(self, request: management_pb2.GetStatusRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> management_pb2.GetStatusResponse:
             replicas = await store.all_replicas(session)
@@ -307,7 +290,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
     # --- the lifecycle: models, deployments, environments, promotion --------------------------
 
-    @_unary
+    @abort_on_error
     async def DeleteModel(self, request: management_pb2.DeleteModelRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> None:
             await store.delete_model(session, await store.find_model(session, request.model_id))
@@ -333,24 +316,24 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
         await self.control.write(f"{action} deployment {ref}", run)
 
-    @_unary
+    @abort_on_error
     async def ActivateDeployment(self, request: management_pb2.ActivateDeploymentRequest, context: Any) -> Any:
         await self._deployment_action(promotion.ACTIVATE, request.model_id, request.deployment_id)
         return management_pb2.ActivateDeploymentResponse(success=True)
 
-    @_unary
+    @abort_on_error
     async def DeactivateDeployment(
         self, request: management_pb2.DeactivateDeploymentRequest, context: Any
     ) -> Any:
         await self._deployment_action(promotion.DEACTIVATE, request.model_id, request.deployment_id)
         return management_pb2.DeactivateDeploymentResponse(success=True)
 
-    @_unary
+    @abort_on_error
     async def DeleteDeployment(self, request: management_pb2.DeleteDeploymentRequest, context: Any) -> Any:
         await self._deployment_action(promotion.DELETE, request.model_id, request.deployment_id)
         return management_pb2.DeleteDeploymentResponse(success=True)
 
-    @_unary
+    @abort_on_error
     async def UpdateDeployment(self, request: management_pb2.UpdateDeploymentRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> str:
             model = await store.find_model(session, request.model_id)
@@ -370,7 +353,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         return management_pb2.UpdateDeploymentResponse(
             deployment=await self.control.read("reading the renamed deployment", describe))
 
-    @_unary
+    @abort_on_error
     async def PromoteDeployment(self, request: management_pb2.PromoteDeploymentRequest, context: Any) -> Any:
         env_name = request.env_name or lifecycle.PRODUCTION
         if not request.deployment_id:
@@ -431,7 +414,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
         return await self.control.read("reading an environment", run)
 
-    @_unary
+    @abort_on_error
     async def ListEnvironments(self, request: management_pb2.ListEnvironmentsRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> list[management_pb2.Environment]:
             model = await store.find_model(session, request.model_id)
@@ -444,7 +427,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         return management_pb2.ListEnvironmentsResponse(
             environments=await self.control.write("listing environments", run, wake=False))
 
-    @_unary
+    @abort_on_error
     async def CreateEnvironment(self, request: management_pb2.CreateEnvironmentRequest, context: Any) -> Any:
         settings = promotion.patch_settings(promotion.Settings(), _patch(request.autoscaling_settings))
         now = self.control.clock()
@@ -461,12 +444,12 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         return management_pb2.CreateEnvironmentResponse(
             environment=await self._environment(request.model_id, request.name))
 
-    @_unary
+    @abort_on_error
     async def GetEnvironment(self, request: management_pb2.GetEnvironmentRequest, context: Any) -> Any:
         return management_pb2.GetEnvironmentResponse(
             environment=await self._environment(request.model_id, request.env_name))
 
-    @_unary
+    @abort_on_error
     async def UpdateEnvironment(self, request: management_pb2.UpdateEnvironmentRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> None:
             model = await store.find_model(session, request.model_id)
@@ -485,7 +468,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         return management_pb2.UpdateEnvironmentResponse(
             environment=await self._environment(request.model_id, request.env_name))
 
-    @_unary
+    @abort_on_error
     async def CancelPromotion(self, request: management_pb2.CancelPromotionRequest, context: Any) -> Any:
         env_name = request.env_name or lifecycle.PRODUCTION
         now = self.control.clock()
@@ -510,7 +493,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         return management_pb2.CancelPromotionResponse(
             environment=await self._environment(request.model_id, env_name))
 
-    @_unary
+    @abort_on_error
     async def DeleteEnvironment(self, request: management_pb2.DeleteEnvironmentRequest, context: Any) -> Any:
         promotion.check_delete_environment(request.env_name)
 
@@ -522,7 +505,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         return management_pb2.DeleteEnvironmentResponse(success=True)
 
 
-    @_unary
+    @abort_on_error
     async def UpdateAutoscalingSettings(
         self, request: management_pb2.UpdateAutoscalingSettingsRequest, context: Any
     ) -> Any:
@@ -544,7 +527,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         result = await self.control.write(f"updating autoscaling of {request.deployment_id}", run)
         return management_pb2.UpdateAutoscalingSettingsResponse(status=result.status, message=result.message)
 
-    @_unary
+    @abort_on_error
     async def PatchDevelopment(self, request: management_pb2.PatchDevelopmentRequest, context: Any) -> Any:
         """Live reload: hand the files to the agents running the development deployment's replicas."""
 
@@ -593,7 +576,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         finally:
             metrics.ROUTE_WATCHERS.dec()
 
-    @_unary
+    @abort_on_error
     async def ScaleDeployment(self, request: scheduler_pb2.ScaleDeploymentRequest, context: Any) -> Any:
         if request.replicas < 0:
             raise InvalidArgument(f"replicas = {request.replicas}: must be 0 or more")
@@ -610,7 +593,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         replicas = await self.control.write(f"scaling {request.deployment_id}", scale)
         return scheduler_pb2.ScaleDeploymentResponse(replicas=replicas)
 
-    @_unary
+    @abort_on_error
     async def DeactivateIdleDeployment(
         self, request: scheduler_pb2.DeactivateIdleDeploymentRequest, context: Any
     ) -> Any:

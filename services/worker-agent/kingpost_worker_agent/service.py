@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from kingpost.errors import InvalidArgument, KingpostError
-from kingpost.grpc_status import grpc_abort
+from kingpost.errors import InvalidArgument
+from kingpost.grpc_status import abort_on_error
 from kingpost.v1 import agent_pb2, agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import digest_hex
@@ -16,32 +16,29 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, supervisor: ReplicaSupervisor) -> None:
         self._supervisor = supervisor
 
+    @abort_on_error
     async def StartReplica(
         self, request: agent_pb2.StartReplicaRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.StartReplicaResponse:
-        try:
-            if not request.replica_id or not request.deployment_id:
-                raise InvalidArgument("StartReplica needs replica_id and deployment_id")
-            digest_hex(request.artifact_digest)  # refuse a malformed digest now, not in an event later
-            await self._supervisor.start(ReplicaSpec(
-                replica_id=request.replica_id, deployment_id=request.deployment_id, model_id=request.model_id,
-                artifact_digest=request.artifact_digest, environment=request.environment,
-            ))
-        except KingpostError as e:
-            await grpc_abort(context, e)
+        if not request.replica_id or not request.deployment_id:
+            raise InvalidArgument("StartReplica needs replica_id and deployment_id")
+        digest_hex(request.artifact_digest)  # refuse a malformed digest now, not in an event later
+        await self._supervisor.start(ReplicaSpec(
+            replica_id=request.replica_id, deployment_id=request.deployment_id, model_id=request.model_id,
+            artifact_digest=request.artifact_digest, environment=request.environment,
+        ))
         return agent_pb2.StartReplicaResponse()
 
+    @abort_on_error
     async def StopReplica(
         self, request: agent_pb2.StopReplicaRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.StopReplicaResponse:
-        try:
-            if not request.replica_id:
-                raise InvalidArgument("StopReplica needs replica_id")
-            await self._supervisor.stop(request.replica_id)
-        except KingpostError as e:
-            await grpc_abort(context, e)
+        if not request.replica_id:
+            raise InvalidArgument("StopReplica needs replica_id")
+        await self._supervisor.stop(request.replica_id)
         return agent_pb2.StopReplicaResponse()
 
+    @abort_on_error
     async def ListReplicas(
         self, request: agent_pb2.ListReplicasRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.ListReplicasResponse:
@@ -51,13 +48,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             for r in self._supervisor.list()
         ])
 
+    @abort_on_error
     async def PatchReplica(
         self, request: agent_pb2.PatchReplicaRequest, context: grpc.aio.ServicerContext
     ) -> agent_pb2.PatchReplicaResponse:
-        try:
-            if not request.replica_id:
-                raise InvalidArgument("PatchReplica needs replica_id")
-            reply = await self._supervisor.patch(request.replica_id, dict(request.files), list(request.deleted))
-        except KingpostError as e:
-            await grpc_abort(context, e)
+        if not request.replica_id:
+            raise InvalidArgument("PatchReplica needs replica_id")
+        reply = await self._supervisor.patch(request.replica_id, dict(request.files), list(request.deleted))
         return agent_pb2.PatchReplicaResponse(error=reply.error, load_seconds=reply.load_seconds)
