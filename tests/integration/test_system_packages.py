@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from kingpost.bus import subjects
-from kingpost.errors import InvalidArgument
 from kingpost.bus.nats_bus import NatsBus
+from kingpost.environment_manifest import EnvironmentManifest
+from kingpost.errors import InvalidArgument
 from kingpost.v1 import events_pb2
 from kingpost_worker_agent import archive, system_layer
 from kingpost_worker_agent.artifacts import ArtifactStore
 from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from kingpost_builder.build import STEPS, BuildWork, intake
-from kingpost_builder.requirements import EnvironmentManifest
 from kingpost_builder.store import FileArtifactStore
 from tests.fixtures.archives import tar_of
 from tests.fixtures.servers import unavailable

@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -38,31 +37,18 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import kingpost_runner
-from kingpost import pythons
-from kingpost.errors import Internal, InvalidArgument
+from kingpost import environment_manifest, pythons
+from kingpost.errors import Internal
 
 from kingpost_worker_agent.artifacts import ArtifactStore, digest_hex
 
 log = logging.getLogger(__name__)
 
-MANIFEST = ".kingpost/environment.json"
 COMPLETE_MARKER = ".kingpost-env-complete"
 RUNNER_PACKAGES = ("kingpost_runner", "kingpost")
 
 # distribution name → its requirement strings (importlib.metadata.requires), None when not installed
 RequiresOf = Callable[[str], "list[str] | None"]
-
-
-def read_manifest(truss_dir: Path) -> dict[str, object]:
-    """The code artifact's `.kingpost/environment.json`: the layers it names ({} when none)."""
-    path = truss_dir / MANIFEST
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as e:
-        raise InvalidArgument(f"{MANIFEST} in the artifact cannot be read: {e}") from None
-    return data if isinstance(data, dict) else {}
 
 
 def package_dir(name: str) -> Path:
@@ -86,10 +72,10 @@ class EnvironmentStore:
 
     async def python_for(self, truss_dir: Path, warn: list[str] | None = None) -> str:
         """The interpreter to run this Truss's runner with (building its environment when needed)."""
-        data = read_manifest(truss_dir)
-        if not data.get("dependencies"):  # no requirements (a manifest may name a system layer alone)
+        manifest = environment_manifest.read(truss_dir)
+        if manifest is None or not manifest.dependencies:  # no requirements (or a system layer alone)
             return await self._base()
-        digest, version = str(data["dependencies"]), str(data["python_version"])
+        digest, version = manifest.dependencies, manifest.python_version
         hexpart = digest_hex(digest)
         env = self._root / hexpart
         if (env / COMPLETE_MARKER).is_file():
