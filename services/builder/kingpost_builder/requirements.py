@@ -22,14 +22,15 @@ from packaging import tags
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-import kingpost_runner
+from kingpost import runner_packages
 from kingpost.errors import InvalidArgument
 
 VersionOf = Callable[[str], "str | None"]
 
-# What `python -m kingpost_runner` imports inside the model's environment (declared by the runner);
+# What `python -m kingpost_runner` imports inside the model's environment (kingpost.runner_packages);
 # installed there at the platform's own versions, so the generated kingpost.v1 code matches protobuf.
-RUNNER_PACKAGES = kingpost_runner.REQUIRED
+RUNNER_PACKAGES = runner_packages.REQUIRED
+
 
 def installed_version(name: str) -> str | None:
     """The version of distribution `name` installed in this environment, or None."""
@@ -72,7 +73,7 @@ def pin_lines(pins: Mapping[str, str]) -> list[str]:
 def runner_input_lines(pins: Mapping[str, str]) -> list[str]:
     """What the runner adds to a Truss's requirements: its own packages pinned, and what Truss's server
     provides unpinned (so the resolver honours a model's own requirement on it, and picks one otherwise)."""
-    return [*pin_lines(pins), *kingpost_runner.PROVIDED]
+    return [*pin_lines(pins), *runner_packages.PROVIDED]
 
 
 def parse_requirements(lines: Iterable[str], *, source: str) -> list[Requirement]:

@@ -4,7 +4,7 @@ A code artifact whose `.kingpost/environment.json` names a dependency artifact g
 `<work_dir>/envs/<hex>/`: `uv venv` (the Python the builder locked for when this node has it, else
 the platform's, with a warning) + `uv pip sync --offline --no-index --find-links wheels lock.txt`
 from that artifact alone, then the runner's code linked in (`kingpost_runner` and `kingpost`, which
-import only what the lock pins: the runner's declared packages, `kingpost_runner.REQUIRED`).
+import only what the lock pins: the runner's declared packages, `kingpost.runner_packages.REQUIRED`).
 
 A Truss without the file (no requirements) gets the node's **base environment**,
 `<work_dir>/envs/base-<key>/`: a venv of the platform's Python holding exactly the runner's declared
@@ -36,8 +36,7 @@ import uv
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-import kingpost_runner
-from kingpost import environment_manifest, pythons
+from kingpost import environment_manifest, pythons, runner_packages
 from kingpost.errors import Internal
 
 from kingpost_worker_agent.artifacts import ArtifactStore, digest_hex
@@ -168,8 +167,8 @@ async def _site_packages(python: Path) -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
-def base_distributions(requires_of: RequiresOf, roots: Iterable[str] = (*kingpost_runner.REQUIRED,
-                                                                        *kingpost_runner.PROVIDED)) -> list[str]:
+def base_distributions(requires_of: RequiresOf, roots: Iterable[str] = (*runner_packages.REQUIRED,
+                                                                        *runner_packages.PROVIDED)) -> list[str]:
     """`roots` and everything they need (markers evaluated here, extras not followed), by canonical
     name, sorted. A root the platform lacks is an error; a dependency it lacks under a marker that
     holds is one too (the platform's installation is broken)."""
