@@ -93,7 +93,9 @@ class BusContract:
 
     # --- facts and streams -------------------------------------------------------------------
 
-    async def test_a_published_fact_is_stored_and_read_back_oldest_first_up_to_a_limit(self, bus: Bus, uid: str) -> None:
+    async def test_a_published_fact_is_stored_and_read_back_oldest_first_up_to_a_limit(
+        self, bus: Bus, uid: str
+    ) -> None:
         for message in ("queued", "building", "succeeded"):
             await bus.publish(s.build_subject(f"bld_{uid}"), build(f"bld_{uid}", message))
         read = await bus.read_stream(s.build_subject(f"bld_{uid}"), events_pb2.BuildEvent)
@@ -102,7 +104,9 @@ class BusContract:
         assert [m.message for m in last] == ["building", "succeeded"]
         assert await bus.read_stream(s.build_subject(f"bld_other{uid}"), events_pb2.BuildEvent) == []
 
-    async def test_publishing_a_fact_no_stream_stores_is_refused_naming_the_subject(self, bus: Bus, uid: str) -> None:
+    async def test_publishing_a_fact_no_stream_stores_is_refused_naming_the_subject(
+        self, bus: Bus, uid: str
+    ) -> None:
         with pytest.raises(InvalidArgument, match=f"kp.node.node_{uid}"):
             await bus.publish(s.node_subject(f"node_{uid}"), events_pb2.NodeHeartbeat())
 
@@ -129,7 +133,9 @@ class BusContract:
         await bus.publish_fast(s.node_subject(f"node_{uid}"), events_pb2.NodeHeartbeat(node_id="after"))
         assert [m.node_id for m in await seen.wait_for(1)] == ["after"]
 
-    async def test_a_failing_subscriber_is_not_redelivered_and_keeps_receiving(self, bus: Bus, uid: str) -> None:
+    async def test_a_failing_subscriber_is_not_redelivered_and_keeps_receiving(
+        self, bus: Bus, uid: str
+    ) -> None:
         seen = Seen(fail_first=1)
         await bus.subscribe(s.scale_poke_subject(f"dep_{uid}"), events_pb2.ScalePoke, seen.add)
         await bus.flush()
@@ -178,7 +184,9 @@ class BusContract:
         items = [m.message for m in await seen.wait_for(3)]
         assert items[0] == "first" and sorted(items[1:]) == ["first", "second"]
 
-    async def test_a_fact_that_always_fails_is_given_up_after_max_deliveries(self, bus: Bus, uid: str) -> None:
+    async def test_a_fact_that_always_fails_is_given_up_after_max_deliveries(
+        self, bus: Bus, uid: str
+    ) -> None:
         subject = s.replica_subject(f"rep_{uid}")
         seen = Seen(fail_always=True)
         await bus.consume(subject, f"durable-{uid}", events_pb2.ReplicaEvent, seen.add, retry_delay=0.01,
@@ -260,7 +268,8 @@ class BusContract:
 
     async def test_a_job_not_settled_within_ack_wait_goes_to_the_next_fetch(self, bus: Bus, uid: str) -> None:
         subject = s.async_request_subject(f"dep_{uid}", 0)
-        queue = await bus.work_queue(subject, f"workers-{uid}", events_pb2.LogLine, ack_wait=self.ack_wait_s / 2)
+        queue = await bus.work_queue(subject, f"workers-{uid}", events_pb2.LogLine,
+                                     ack_wait=self.ack_wait_s / 2)
         await bus.publish(subject, line("abandoned"))
         [job] = await queue.fetch(1, timeout=WAIT_S)
         [again] = await queue.fetch(1, timeout=WAIT_S)  # the first taker went quiet
@@ -300,7 +309,8 @@ class BusContract:
         second = await kv.put(f"{uid}.req", b"IN_PROGRESS")
         assert second > first
         entry = await kv.get(f"{uid}.req")
-        assert entry is not None and (entry.key, entry.value, entry.revision) == (f"{uid}.req", b"IN_PROGRESS", second)
+        assert entry is not None
+        assert (entry.key, entry.value, entry.revision) == (f"{uid}.req", b"IN_PROGRESS", second)
         assert await kv.get(f"{uid}.absent") is None
 
     async def test_update_succeeds_only_at_the_expected_revision(self, bus: Bus, uid: str) -> None:
@@ -328,7 +338,9 @@ class BusContract:
         entry = await (await (await connect()).key_value(BUCKET)).get(f"{uid}.req")
         assert entry is not None and entry.value == b"QUEUED"
 
-    async def test_a_watch_gives_current_entries_then_each_change_of_matching_keys(self, bus: Bus, uid: str) -> None:
+    async def test_a_watch_gives_current_entries_then_each_change_of_matching_keys(
+        self, bus: Bus, uid: str
+    ) -> None:
         kv = await bus.key_value(BUCKET)
         await kv.put(f"{uid}.a", b"QUEUED")
         await kv.put(f"other{uid}.a", b"not watched")

@@ -26,13 +26,14 @@ _FIELDS = ("dependencies", "python_version", "lock_key", "system")
 
 @dataclass(frozen=True)
 class EnvironmentManifest:
-    dependencies: str = ""  # the dependency layer's digest ("sha256:..."); "" = none (the node's base environment)
+    dependencies: str = ""  # the dependency layer's digest ("sha256:..."); "" = none (the base environment)
     python_version: str = ""  # "3.11"
     lock_key: str = ""  # the builder's dependency_key(lock, python_version)
     system: str = ""  # the system layer's digest; "" = none
 
     def to_json(self) -> str:
-        data = {"dependencies": self.dependencies, "python_version": self.python_version, "lock_key": self.lock_key}
+        data = {"dependencies": self.dependencies, "python_version": self.python_version,
+                "lock_key": self.lock_key}
         if self.system:
             data["system"] = self.system
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -45,7 +46,8 @@ class EnvironmentManifest:
         except ValueError as e:
             raise InvalidArgument(f"{source} cannot be read: {e}") from None
         if not isinstance(data, dict):
-            raise InvalidArgument(f"{source} cannot be read: a JSON object is expected, not {type(data).__name__}")
+            raise InvalidArgument(f"{source} cannot be read: a JSON object is expected, "
+                                  f"not {type(data).__name__}")
         values = {}
         for name in _FIELDS:
             value = data.get(name, "")

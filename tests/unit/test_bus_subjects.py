@@ -22,7 +22,8 @@ def test_each_subject_is_spelled_as_the_services_and_the_docs_expect() -> None:
 
 
 def test_a_router_named_after_a_dotted_host_name_still_publishes_one_token() -> None:
-    assert s.concurrency_subject("router-ip-10-0-0-1.ec2.internal") == "kp.metrics.concurrency.router-ip-10-0-0-1_ec2_internal"
+    subject = s.concurrency_subject("router-ip-10-0-0-1.ec2.internal")
+    assert subject == "kp.metrics.concurrency.router-ip-10-0-0-1_ec2_internal"
 
 
 @pytest.mark.parametrize("bad", ["", "a.b", "a*", "a>", "a b"])

@@ -33,9 +33,11 @@ def test_a_truss_without_a_manifest_has_none_and_removing_it_twice_is_harmless(t
 def test_without_a_system_layer_the_text_is_what_it_was_before_system_existed() -> None:
     # A Truss without system_packages keeps the code digest it had: the same bytes as before.
     text = EnvironmentManifest(DEPS, "3.11", "deps-x").to_json()
-    assert text == f'{{\n  "dependencies": "{DEPS}",\n  "lock_key": "deps-x",\n  "python_version": "3.11"\n}}\n'
+    assert text == ('{\n  "dependencies": "' + DEPS + '",\n  "lock_key": "deps-x",\n'
+                    '  "python_version": "3.11"\n}\n')
     with_system = EnvironmentManifest(DEPS, "3.11", "deps-x").with_system(SYSTEM)
-    assert EnvironmentManifest.from_json(with_system.to_json()) == EnvironmentManifest(DEPS, "3.11", "deps-x", SYSTEM)
+    read = EnvironmentManifest.from_json(with_system.to_json())
+    assert read == EnvironmentManifest(DEPS, "3.11", "deps-x", SYSTEM)
 
 
 def test_a_manifest_naming_a_system_layer_alone_or_unknown_keys_reads() -> None:
@@ -49,7 +51,9 @@ def test_a_manifest_naming_a_system_layer_alone_or_unknown_keys_reads() -> None:
     ('{"dependencies": 3}', "'dependencies' must be a string, not 3"),
     (f'{{"dependencies": "{DEPS}"}}', "names dependencies but no python_version"),
 ])
-def test_a_broken_manifest_is_refused_naming_the_file_and_the_fault(tmp_path: Path, text: str, fault: str) -> None:
+def test_a_broken_manifest_is_refused_naming_the_file_and_the_fault(
+    tmp_path: Path, text: str, fault: str
+) -> None:
     (tmp_path / ".kingpost").mkdir()
     (tmp_path / ".kingpost" / "environment.json").write_text(text)
     with pytest.raises(InvalidArgument) as raised:

@@ -224,7 +224,8 @@ def install_system_packages(work: BuildWork, store: ArtifactStore) -> None:
     if not names:
         return
     work.system, _ = system_packages.system_layer(names, work.work_dir / "apt", store, line=work.info)
-    manifest = environment_manifest.read(work.source_dir) or EnvironmentManifest()  # resolve_dependencies wrote it
+    # resolve_dependencies wrote one, or there is none
+    manifest = environment_manifest.read(work.source_dir) or EnvironmentManifest()
     environment_manifest.write(work.source_dir, manifest.with_system(work.system))
 
 

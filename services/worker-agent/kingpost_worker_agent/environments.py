@@ -167,8 +167,9 @@ async def _site_packages(python: Path) -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
-def base_distributions(requires_of: RequiresOf, roots: Iterable[str] = (*runner_packages.REQUIRED,
-                                                                        *runner_packages.PROVIDED)) -> list[str]:
+def base_distributions(
+    requires_of: RequiresOf, roots: Iterable[str] = (*runner_packages.REQUIRED, *runner_packages.PROVIDED)
+) -> list[str]:
     """`roots` and everything they need (markers evaluated here, extras not followed), by canonical
     name, sorted. A root the platform lacks is an error; a dependency it lacks under a marker that
     holds is one too (the platform's installation is broken)."""

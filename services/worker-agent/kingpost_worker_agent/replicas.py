@@ -356,8 +356,8 @@ class ReplicaSupervisor:
         line = events_pb2.LogLine(at=now_ts(), source="replica", deployment_id=r.spec.deployment_id,
                                   replica_id=r.spec.replica_id, level="WARNING", text=text)
         with contextlib.suppress(Exception):
-            await self._publisher.publish_fast(subjects.replica_log_subject(r.spec.deployment_id, r.spec.replica_id),
-                                               line)
+            await self._publisher.publish_fast(
+                subjects.replica_log_subject(r.spec.deployment_id, r.spec.replica_id), line)
 
     # --- stopping ------------------------------------------------------------------------------
 

@@ -190,7 +190,8 @@ def check_key(key: str) -> str:
 
 def check_key_pattern(keys: str) -> str:
     if not _KEY_PATTERN.match(keys):
-        raise InvalidArgument(f"key-value pattern {keys!r} is not valid: keys, '*' for one part, '>' at the end")
+        raise InvalidArgument(f"key-value pattern {keys!r} is not valid: key parts, '*' for any one part, "
+                              "'>' for the rest")
     return keys
 
 

@@ -274,7 +274,8 @@ class MemoryJob(Generic[M]):
 
 
 class MemoryWorkQueue(Generic[M]):
-    def __init__(self, broker: MemoryBroker, consumer: _Consumer, stream: StreamSpec, message_type: type[M]) -> None:
+    def __init__(self, broker: MemoryBroker, consumer: _Consumer, stream: StreamSpec,
+                 message_type: type[M]) -> None:
         self._broker = broker
         self._consumer = consumer
         self._stream = stream
@@ -295,7 +296,8 @@ class MemoryWorkQueue(Generic[M]):
             if jobs or not await wait_for_work(self._broker, self._consumer, deadline):
                 return jobs
 
-    def settle(self, seq: int, *, again_in: float | None = None, extend: bool = False, done: bool = False) -> None:
+    def settle(self, seq: int, *, again_in: float | None = None, extend: bool = False,
+               done: bool = False) -> None:
         self._broker.settle(self._consumer, seq, again_in=again_in, extend=extend)
         if done and self._stream.work_queue:  # a work queue's message leaves the stream when acked
             self._broker.remove(self._stream.name, seq)

@@ -234,7 +234,8 @@ class NatsJob(Generic[M]):
 
 
 class NatsWorkQueue(Generic[M]):
-    def __init__(self, pull: JetStreamContext.PullSubscription, message_type: type[M], max_deliveries: int) -> None:
+    def __init__(self, pull: JetStreamContext.PullSubscription, message_type: type[M],
+                 max_deliveries: int) -> None:
         self._pull = pull
         self._type = message_type
         self.max_deliveries = max_deliveries
@@ -293,7 +294,8 @@ class NatsKeyValueStore:
             try:
                 return await self._kv.update(key, value, last=revision)
             except nats.js.errors.KeyWrongLastSequenceError:
-                raise RevisionMismatch(f"key {key!r} in {self.bucket} is no longer at revision {revision}") from None
+                raise RevisionMismatch(
+                    f"key {key!r} in {self.bucket} is no longer at revision {revision}") from None
 
     async def delete(self, key: str) -> None:
         check_key(key)
