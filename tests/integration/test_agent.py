@@ -23,9 +23,10 @@ import grpc
 import pytest
 from google.api import httpbody_pb2
 
-from kingpost import events, rpc
+from kingpost import rpc
+from kingpost.bus import subjects
 from kingpost.auth import AuthInterceptor, KeyCache
-from kingpost.events import EventBus
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.v1 import (
     agent_pb2, agent_pb2_grpc, builder_pb2, builder_pb2_grpc, events_pb2, runner_pb2, runner_pb2_grpc,
 )
@@ -156,8 +157,8 @@ async def wait_until_gone(pid: int) -> None:
 
 
 @pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[EventBus]:
-    bus = await EventBus.connect(nats_url, "test-agent")
+async def bus(nats_url: str) -> AsyncIterator[NatsBus]:
+    bus = await NatsBus.connect(nats_url, "test-agent")
     yield bus
     await bus.close()
 
@@ -189,7 +190,7 @@ class Agent:
 
 
 @pytest.fixture
-async def agent(bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path) -> AsyncIterator[Agent]:
+async def agent(bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path: Path) -> AsyncIterator[Agent]:
     _, builder_address = builder
     facts = node_facts(tmp_path / "agent", "H100:1")
     artifacts = BuilderArtifacts(builder_address, "")
@@ -215,10 +216,10 @@ async def agent(bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Pat
         await artifacts.close()
 
 
-async def watch(bus: EventBus, subject: str, message_type: type) -> Events:
+async def watch(bus: NatsBus, subject: str, message_type: type) -> Events:
     seen = Events()
     await bus.subscribe(subject, message_type, seen.add)
-    await bus.nc.flush()
+    await bus.flush()
     return seen
 
 
@@ -236,13 +237,13 @@ async def predict(address: str, payload: Any) -> Any:
 
 
 async def test_replica_starts_serves_logs_heartbeats_and_stops(
-    agent: Agent, bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path
+    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path: Path
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ECHO_MODEL))
-    replica_events = await watch(bus, events.replica_subject("rep_echo"), events_pb2.ReplicaEvent)
-    logs = await watch(bus, events.replica_log_subject("dep_test", "rep_echo"), events_pb2.LogLine)
-    beats = await watch(bus, events.node_subject(agent.node_id), events_pb2.NodeHeartbeat)
+    replica_events = await watch(bus, subjects.replica_subject("rep_echo"), events_pb2.ReplicaEvent)
+    logs = await watch(bus, subjects.replica_log_subject("dep_test", "rep_echo"), events_pb2.LogLine)
+    beats = await watch(bus, subjects.node_subject(agent.node_id), events_pb2.NodeHeartbeat)
 
     await agent.start("rep_echo", digest)
     await agent.start("rep_echo", digest)  # a retried command changes nothing
@@ -271,12 +272,12 @@ async def test_replica_starts_serves_logs_heartbeats_and_stops(
 
 
 async def test_second_replica_of_an_artifact_reuses_it(
-    agent: Agent, bus: EventBus, builder: tuple[BuilderDouble, str]
+    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str]
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ECHO_MODEL, "twice"))
-    first = await watch(bus, events.replica_subject("rep_a"), events_pb2.ReplicaEvent)
-    second = await watch(bus, events.replica_subject("rep_b"), events_pb2.ReplicaEvent)
+    first = await watch(bus, subjects.replica_subject("rep_a"), events_pb2.ReplicaEvent)
+    second = await watch(bus, subjects.replica_subject("rep_b"), events_pb2.ReplicaEvent)
     await asyncio.gather(agent.start("rep_a", digest), agent.start("rep_b", digest))
     a = await first.wait_for(state_is(READY), "rep_a READY")
     b = await second.wait_for(state_is(READY), "rep_b READY")
@@ -285,22 +286,22 @@ async def test_second_replica_of_an_artifact_reuses_it(
 
 
 async def test_the_environment_reaches_the_model(
-    agent: Agent, bus: EventBus, builder: tuple[BuilderDouble, str]
+    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str]
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ENV_MODEL, "env"))
-    replica_events = await watch(bus, events.replica_subject("rep_env"), events_pb2.ReplicaEvent)
+    replica_events = await watch(bus, subjects.replica_subject("rep_env"), events_pb2.ReplicaEvent)
     await agent.start("rep_env", digest, environment="staging")
     ready = await replica_events.wait_for(state_is(READY), "READY")
     assert await predict(ready.address, {}) == {"environment": {"name": "staging"}}
 
 
 async def test_a_model_whose_load_raises_fails_with_its_traceback(
-    agent: Agent, bus: EventBus, builder: tuple[BuilderDouble, str]
+    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str]
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(BROKEN_MODEL, "broken"))
-    replica_events = await watch(bus, events.replica_subject("rep_broken"), events_pb2.ReplicaEvent)
+    replica_events = await watch(bus, subjects.replica_subject("rep_broken"), events_pb2.ReplicaEvent)
     await agent.start("rep_broken", digest)
     failed = await replica_events.wait_for(state_is(events_pb2.REPLICA_STATE_FAILED), "FAILED")
     assert "the weights are missing" in failed.message
@@ -310,9 +311,9 @@ async def test_a_model_whose_load_raises_fails_with_its_traceback(
 
 
 async def test_an_unknown_artifact_fails_the_replica_with_the_builders_answer(
-    agent: Agent, bus: EventBus
+    agent: Agent, bus: NatsBus
 ) -> None:
-    replica_events = await watch(bus, events.replica_subject("rep_missing"), events_pb2.ReplicaEvent)
+    replica_events = await watch(bus, subjects.replica_subject("rep_missing"), events_pb2.ReplicaEvent)
     await agent.start("rep_missing", "sha256:" + "ab" * 32)
     failed = await replica_events.wait_for(state_is(events_pb2.REPLICA_STATE_FAILED), "FAILED")
     assert "no artifact" in failed.message
@@ -324,11 +325,11 @@ async def test_a_malformed_digest_is_refused_at_once(agent: Agent) -> None:
 
 
 async def test_shutdown_stops_every_runner(
-    agent: Agent, bus: EventBus, builder: tuple[BuilderDouble, str]
+    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str]
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ECHO_MODEL, "many"))
-    watched = {rid: await watch(bus, events.replica_subject(rid), events_pb2.ReplicaEvent)
+    watched = {rid: await watch(bus, subjects.replica_subject(rid), events_pb2.ReplicaEvent)
                for rid in ("rep_s1", "rep_s2")}
     for rid in watched:
         await agent.start(rid, digest)
@@ -395,13 +396,13 @@ async def _start_in(address: str, replica_id: str, digest: str) -> agent_pb2_grp
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_runners_do_not_outlive_the_agent_process(
-    agent_process, bus: EventBus, builder: tuple[BuilderDouble, str], how: str
+    agent_process, bus: NatsBus, builder: tuple[BuilderDouble, str], how: str
 ) -> None:
     start, log_path = agent_process
     double, _ = builder
     digest = double.add(truss_tarball(ECHO_MODEL, f"orphan-{how}"))
     replica_id = f"rep_orphan_{how}"
-    replica_events = await watch(bus, events.replica_subject(replica_id), events_pb2.ReplicaEvent)
+    replica_events = await watch(bus, subjects.replica_subject(replica_id), events_pb2.ReplicaEvent)
     proc, address = start()
     stub = await _start_in(address, replica_id, digest)
     await replica_events.wait_for(state_is(READY), "READY")
@@ -420,11 +421,11 @@ async def test_runners_do_not_outlive_the_agent_process(
 
 
 async def test_a_runner_that_dies_after_ready_is_reported_failed(
-    agent: Agent, bus: EventBus, builder: tuple[BuilderDouble, str]
+    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str]
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ECHO_MODEL, "dies"))
-    replica_events = await watch(bus, events.replica_subject("rep_dies"), events_pb2.ReplicaEvent)
+    replica_events = await watch(bus, subjects.replica_subject("rep_dies"), events_pb2.ReplicaEvent)
     await agent.start("rep_dies", digest)
     await replica_events.wait_for(state_is(READY), "READY")
     os.kill(await agent.pid_of("rep_dies"), signal.SIGKILL)

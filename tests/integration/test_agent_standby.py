@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kingpost import events, rpc
-from kingpost.events import EventBus
+from kingpost import rpc
+from kingpost.bus import subjects
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts
 from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
@@ -76,7 +77,7 @@ def test_a_bad_instruction_exits_with_code_2(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def supervisor(bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
+async def supervisor(bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
                      ) -> AsyncIterator[ReplicaSupervisor]:
     _, builder_address = builder
     artifacts = BuilderArtifacts(builder_address, "")
@@ -90,18 +91,18 @@ async def supervisor(bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path
 
 
 async def test_the_agent_hands_a_cold_start_to_a_standby_and_starts_the_next(
-    supervisor: ReplicaSupervisor, bus: EventBus, builder: tuple[BuilderDouble, str]  # noqa: F811
+    supervisor: ReplicaSupervisor, bus: NatsBus, builder: tuple[BuilderDouble, str]  # noqa: F811
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ENV_MODEL, name="env"))
-    first = await watch(bus, events.replica_subject("rep_1"), events_pb2.ReplicaEvent)
+    first = await watch(bus, subjects.replica_subject("rep_1"), events_pb2.ReplicaEvent)
     await supervisor.start(ReplicaSpec("rep_1", "dep_test", "mdl_test", digest))
     await first.wait_for(state_is(READY), "READY")
     assert supervisor.standby.taken == 0  # the first replica started fresh; a standby follows it
     await supervisor.standby.wait_started()
     assert supervisor.standby.started == 1
 
-    second = await watch(bus, events.replica_subject("rep_2"), events_pb2.ReplicaEvent)
+    second = await watch(bus, subjects.replica_subject("rep_2"), events_pb2.ReplicaEvent)
     await supervisor.start(ReplicaSpec("rep_2", "dep_test", "mdl_test", digest, environment="production"))
     ready = await second.wait_for(state_is(READY), "READY")
     assert supervisor.standby.taken == 1
@@ -129,12 +130,12 @@ class Model:
 
 
 async def test_a_truss_without_requirements_sees_only_the_runners_packages(
-    supervisor: ReplicaSupervisor, bus: EventBus,
+    supervisor: ReplicaSupervisor, bus: NatsBus,
     builder: tuple[BuilderDouble, str], tmp_path: Path,  # noqa: F811
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ISOLATION_MODEL, name="isolated"))
-    events_ = await watch(bus, events.replica_subject("rep_iso"), events_pb2.ReplicaEvent)
+    events_ = await watch(bus, subjects.replica_subject("rep_iso"), events_pb2.ReplicaEvent)
     await supervisor.start(ReplicaSpec("rep_iso", "dep_test", "mdl_test", digest))
     ready = await events_.wait_for(state_is(READY), "READY")
     # sqlalchemy, nats, click and grpc_tools are the platform's, installed beside the agent: not the model's.
@@ -148,11 +149,11 @@ async def test_a_truss_without_requirements_sees_only_the_runners_packages(
 
 
 async def test_a_model_importing_what_it_did_not_ask_for_fails_saying_what_to_add(
-    supervisor: ReplicaSupervisor, bus: EventBus, builder: tuple[BuilderDouble, str]  # noqa: F811
+    supervisor: ReplicaSupervisor, bus: NatsBus, builder: tuple[BuilderDouble, str]  # noqa: F811
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball("import sqlalchemy\n" + ENV_MODEL, name="leaky"))
-    events_ = await watch(bus, events.replica_subject("rep_leaky"), events_pb2.ReplicaEvent)
+    events_ = await watch(bus, subjects.replica_subject("rep_leaky"), events_pb2.ReplicaEvent)
     await supervisor.start(ReplicaSpec("rep_leaky", "dep_test", "mdl_test", digest))
     failed = await events_.wait_for(state_is(events_pb2.REPLICA_STATE_FAILED), "FAILED")
     assert "No module named 'sqlalchemy'" in failed.message

@@ -20,7 +20,7 @@ import pytest
 from kingpost import rpc
 from kingpost.artifact_bucket import ArtifactBucket
 from kingpost.errors import Internal, NotFound
-from kingpost.events import EventBus
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.truss_archive import make_truss_archive
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2
 from kingpost_worker_agent.artifacts import ArtifactStore, DigestMismatch
@@ -185,7 +185,7 @@ async def test_a_push_to_one_builder_runs_on_a_node_after_that_builder_is_gone(
         yield builder_pb2.UploadSourceRequest(header=builder_pb2.UploadHeader(size_bytes=len(data)))
         yield builder_pb2.UploadSourceRequest(chunk=data)
 
-    bus = await EventBus.connect(nats_url, "test-builder")
+    bus = await NatsBus.connect(nats_url, "test-builder")
     server = grpc.aio.server()
     builder_pb2_grpc.add_BuildServiceServicer_to_server(BuildServicer(builder_store, bus), server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -13,8 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from kingpost import events, rpc
-from kingpost.events import EventBus
+from kingpost import rpc
+from kingpost.bus import subjects
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
 from kingpost_autoscaler.decision import AutoscalingSettings
 from kingpost_autoscaler.service import Autoscaler, scheduler_deactivate, scheduler_scale
@@ -64,19 +65,19 @@ async def scheduler() -> AsyncIterator[tuple[SchedulerDouble, scheduler_pb2_grpc
 
 
 @pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[EventBus]:
-    bus = await EventBus.connect(nats_url, "test-autoscaler")
+async def bus(nats_url: str) -> AsyncIterator[NatsBus]:
+    bus = await NatsBus.connect(nats_url, "test-autoscaler")
     yield bus
     await bus.close()
 
 
-async def publish(bus: EventBus, router_id: str, **in_flight: int) -> None:
+async def publish(bus: NatsBus, router_id: str, **in_flight: int) -> None:
     sample = events_pb2.ConcurrencySample(
         router_id=router_id,
         deployments=[events_pb2.DeploymentConcurrency(deployment_id=d, in_flight=n)
                      for d, n in in_flight.items()],
     )
-    await bus.publish_fast(events.concurrency_subject(router_id), sample)
+    await bus.publish_fast(subjects.concurrency_subject(router_id), sample)
 
 
 async def until_seen(autoscaler: Autoscaler, count: int) -> None:
@@ -91,13 +92,13 @@ SETTINGS = AutoscalingSettings(min_replica=0, max_replica=10, concurrency_target
 
 
 async def test_scales_up_on_load_summed_across_routers_and_down_after_the_delay(
-    bus: EventBus, scheduler
+    bus: NatsBus, scheduler
 ) -> None:
     double, stub, _ = scheduler
     clock = FakeClock()
     autoscaler = Autoscaler(scheduler_scale(stub, "secret-token"), lambda _d: SETTINGS, clock)
     await autoscaler.subscribe(bus)
-    await bus.nc.flush()
+    await bus.flush()
 
     await publish(bus, "router-1", dep_a=2)
     await until_seen(autoscaler, 1)
@@ -152,15 +153,15 @@ async def test_follows_the_route_tables_settings_and_scales_to_zero_only_after_a
     assert double.calls[-1] == ("dep_z", 1)
 
 
-async def test_a_poke_at_zero_scales_up_at_once_without_a_tick(bus: EventBus, scheduler) -> None:
+async def test_a_poke_at_zero_scales_up_at_once_without_a_tick(bus: NatsBus, scheduler) -> None:
     double, stub, _ = scheduler
     clock = FakeClock()
     autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock)
     await autoscaler.subscribe(bus)
-    await bus.nc.flush()
+    await bus.flush()
     await autoscaler.on_table(table("dep_cold", desired=0, status="SCALED_TO_ZERO"))
     clock.now += 100
-    await bus.publish_fast(events.scale_poke_subject("dep_cold"),
+    await bus.publish_fast(subjects.scale_poke_subject("dep_cold"),
                            events_pb2.ScalePoke(deployment_id="dep_cold", queued=1))
     deadline = time.monotonic() + WAIT_S
     while not double.calls:
@@ -180,12 +181,12 @@ async def test_a_deployment_gone_from_the_table_is_no_longer_scaled(scheduler) -
     assert double.calls == []
 
 
-async def test_defaults_keep_one_replica_and_a_gone_deployment_is_dropped(bus: EventBus, scheduler) -> None:
+async def test_defaults_keep_one_replica_and_a_gone_deployment_is_dropped(bus: NatsBus, scheduler) -> None:
     double, stub, _ = scheduler
     clock = FakeClock()
     autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock)
     await autoscaler.subscribe(bus)
-    await bus.nc.flush()
+    await bus.flush()
     double.gone.add("dep_gone")
 
     await publish(bus, "router-1", dep_busy=50, dep_gone=1)
@@ -199,7 +200,7 @@ async def test_defaults_keep_one_replica_and_a_gone_deployment_is_dropped(bus: E
 
 
 async def test_the_autoscaler_process_calls_the_scheduler_and_stops_on_sigterm(
-    nats_url: str, bus: EventBus, scheduler, tmp_path: Path
+    nats_url: str, bus: NatsBus, scheduler, tmp_path: Path
 ) -> None:
     double, _, address = scheduler
     config = tmp_path / "autoscaler.toml"
@@ -246,17 +247,17 @@ async def test_a_loading_deployment_is_not_scaled_down_and_its_delay_starts_once
     assert double.calls == [("dep_slow", 0)]
 
 
-async def test_a_deployment_idle_at_zero_for_the_idle_period_is_deactivated(bus: EventBus, scheduler) -> None:
+async def test_a_deployment_idle_at_zero_for_the_idle_period_is_deactivated(bus: NatsBus, scheduler) -> None:
     double, stub, _ = scheduler
     clock = FakeClock()
     day = 86400.0
     autoscaler = Autoscaler(scheduler_scale(stub, ""), lambda _d: AutoscalingSettings(), clock,
                             deactivate=scheduler_deactivate(stub, ""), idle_seconds=14 * day)
     await autoscaler.subscribe(bus)
-    await bus.nc.flush()
+    await bus.flush()
     await autoscaler.on_table(table("dep_idle", desired=0, status="SCALED_TO_ZERO"))
     clock.now += 13 * day
-    await bus.publish_fast(events.scale_poke_subject("dep_idle"),
+    await bus.publish_fast(subjects.scale_poke_subject("dep_idle"),
                            events_pb2.ScalePoke(deployment_id="dep_idle", queued=1))  # a request on day 13
     deadline = time.monotonic() + WAIT_S
     while autoscaler.pokes_seen < 1:

@@ -18,7 +18,8 @@ import pytest
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
 from kingpost.errors import InvalidArgument, NotFound, PayloadTooLarge, PermissionDenied, Unauthenticated
-from kingpost.events import EVENTS_STREAM, LOGS_STREAM, EventBus, build_log_subject, build_subject
+from kingpost.bus.nats_bus import NatsBus
+from kingpost.bus.subjects import build_log_subject, build_subject
 from kingpost.truss_archive import make_truss_archive
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2
 from kingpost_builder.service import PUBLIC_METHODS, BuildServicer
@@ -33,13 +34,13 @@ MODEL = "class Model:\n    def predict(self, model_input):\n        return model
 @dataclass
 class Builder:
     stub: builder_pb2_grpc.BuildServiceStub
-    bus: EventBus
+    bus: NatsBus
     store: FileArtifactStore
 
 
 @pytest.fixture
 async def builder(nats_url: str, tmp_path: Path) -> AsyncIterator[Builder]:
-    bus = await EventBus.connect(nats_url, "test-builder")
+    bus = await NatsBus.connect(nats_url, "test-builder")
     store = FileArtifactStore(tmp_path / "artifacts")
     server = grpc.aio.server(interceptors=[
         AuthInterceptor(KeyCache([key_digest(KEY)]), public_prefixes=PUBLIC_METHODS, internal_token=TOKEN)])
@@ -89,14 +90,14 @@ async def upload(b: Builder, data: bytes, *, key: str | None = KEY, header: bool
 
 
 async def build_events(b: Builder, build_id: str) -> list[events_pb2.BuildEvent]:
-    return await b.bus.read_stream(EVENTS_STREAM, build_subject(build_id), events_pb2.BuildEvent)
+    return await b.bus.read_stream(build_subject(build_id), events_pb2.BuildEvent)
 
 
 async def build_log(b: Builder, build_id: str, last_line: str) -> list[events_pb2.LogLine]:
     """The build's lines in KP_LOGS, once `last_line` is stored (logs are published without acks)."""
     deadline = time.monotonic() + 10
     while True:
-        lines = await b.bus.read_stream(LOGS_STREAM, build_log_subject(build_id), events_pb2.LogLine)
+        lines = await b.bus.read_stream(build_log_subject(build_id), events_pb2.LogLine)
         if any(last_line in line.text for line in lines) or time.monotonic() > deadline:
             return lines
         await asyncio.sleep(0.05)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from kingpost.environment_manifest import EnvironmentManifest
 from kingpost.errors import Internal, InvalidArgument
 from kingpost_worker_agent import archive
 from kingpost_worker_agent.artifacts import ArtifactStore
 from kingpost_worker_agent.environments import EnvironmentStore
 from kingpost_builder.archive import write_canonical
 from kingpost_builder.build import STEPS, BuildWork, intake
-from kingpost_builder.requirements import EnvironmentManifest
 from kingpost_builder.store import FileArtifactStore
 from tests.fixtures.archives import tar_of
 

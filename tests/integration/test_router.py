@@ -24,8 +24,9 @@ from prometheus_client import REGISTRY
 
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
+from kingpost.bus.nats_bus import NatsBus
+from kingpost.bus.subjects import concurrency_subject, scale_poke_subject
 from kingpost.grpc_status import HTTP_STATUS_KEY
-from kingpost.events import EventBus, concurrency_subject, scale_poke_subject
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.main import PUBLIC_PREFIXES
@@ -413,7 +414,7 @@ async def test_table_updates_open_and_close_runner_channels(mesh: Mesh) -> None:
 
 
 async def test_concurrency_samples_reach_nats(mesh: Mesh, nats_url: str) -> None:
-    bus = await EventBus.connect(nats_url, "router-test-observer")
+    bus = await NatsBus.connect(nats_url, "router-test-observer")
     samples: asyncio.Queue[events_pb2.ConcurrencySample] = asyncio.Queue()
     await bus.subscribe(concurrency_subject("router-test"), events_pb2.ConcurrencySample, samples.put)
     publisher = asyncio.create_task(mesh.router.publish_concurrency(bus, interval=0.05))
@@ -527,7 +528,7 @@ async def test_a_client_that_hangs_up_leaves_the_queue(mesh: Mesh) -> None:
 async def test_a_deployment_scaled_to_zero_holds_requests_pokes_the_autoscaler_and_releases_them(
     mesh: Mesh, nats_url: str
 ) -> None:
-    bus = await EventBus.connect(nats_url, "router-test-poke")
+    bus = await NatsBus.connect(nats_url, "router-test-poke")
     pokes: asyncio.Queue[events_pb2.ScalePoke] = asyncio.Queue()
     await bus.subscribe(scale_poke_subject("dep_zero"), events_pb2.ScalePoke, pokes.put)
     mesh.router.bus = bus

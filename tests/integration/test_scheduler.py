@@ -25,8 +25,8 @@ from sqlalchemy import event, inspect
 from kingpost import rpc
 from kingpost.auth import new_key
 from kingpost.errors import NotFound, Unauthenticated, Unavailable
-from kingpost.events import (
-    EventBus,
+from kingpost.bus.nats_bus import NatsBus
+from kingpost.bus.subjects import (
     build_log_subject,
     build_subject,
     node_subject,
@@ -146,7 +146,7 @@ class Harness:
     channel: grpc.aio.Channel
     management: management_pb2_grpc.ManagementServiceStub
     routes: scheduler_pb2_grpc.SchedulerServiceStub
-    bus: EventBus
+    bus: NatsBus
     builder: BuildServiceDouble
 
     async def call(self, method: str, request: Any, key: str = ADMIN_KEY) -> Any:
@@ -158,10 +158,10 @@ class Harness:
         return reply.deployment
 
     async def heartbeat(self, node: Node) -> None:
-        await self.bus.publish(node_subject(node.node_id), events_pb2.NodeHeartbeat(
+        await self.bus.publish_fast(node_subject(node.node_id), events_pb2.NodeHeartbeat(
             node_id=node.node_id, address=node.address, cpu_count=4, memory_bytes=8 << 30,
             replica_ids=sorted(node.agent.running)))
-        await self.bus.nc.flush()
+        await self.bus.flush()
 
     async def replica_event(self, start: agent_pb2.StartReplicaRequest, state: int, **kw: str) -> None:
         await self.bus.publish(replica_subject(start.replica_id), events_pb2.ReplicaEvent(
@@ -178,7 +178,7 @@ class Harness:
 
 
 async def start_scheduler(
-    settings: SchedulerSettings, builder: BuildServiceDouble, bus: EventBus, durable_prefix: str
+    settings: SchedulerSettings, builder: BuildServiceDouble, bus: NatsBus, durable_prefix: str
 ) -> tuple[Harness, asyncio.Task[None]]:
     scheduler = await app.create(settings, durable_prefix=durable_prefix)
     server, address = await serve(scheduler.register, [scheduler.interceptor])
@@ -220,14 +220,14 @@ def settings(database_url: str, nats_url: str, builder: tuple[BuildServiceDouble
 
 
 @pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[EventBus]:
-    b = await EventBus.connect(nats_url, "scheduler-test")
+async def bus(nats_url: str) -> AsyncIterator[NatsBus]:
+    b = await NatsBus.connect(nats_url, "scheduler-test")
     yield b
     await b.close()
 
 
 @pytest.fixture
-async def harness(settings: SchedulerSettings, builder: tuple[BuildServiceDouble, str], bus: EventBus
+async def harness(settings: SchedulerSettings, builder: tuple[BuildServiceDouble, str], bus: NatsBus
                   ) -> AsyncIterator[Harness]:
     h, loop = await start_scheduler(settings, builder[0], bus, f"sched-{uuid.uuid4().hex[:8]}")
     yield h
@@ -371,7 +371,7 @@ async def test_api_keys_are_checked(harness: Harness) -> None:
 
 
 async def test_a_restart_on_the_same_database_brings_deployments_back(
-    settings: SchedulerSettings, builder: tuple[BuildServiceDouble, str], bus: EventBus, node: Node
+    settings: SchedulerSettings, builder: tuple[BuildServiceDouble, str], bus: NatsBus, node: Node
 ) -> None:
     prefix = f"sched-{uuid.uuid4().hex[:8]}"
     h, loop = await start_scheduler(settings, builder[0], bus, prefix)
@@ -468,7 +468,7 @@ async def test_logs_merge_build_and_replica_lines_oldest_first(harness: Harness)
     await harness.bus.publish_fast(replica_log_subject(dep, "rep_1"), line(3, "replica", "model loaded"))
     await harness.bus.publish_fast(build_log_subject(build_id), line(1, "build", "validating config.yaml"))
     await harness.bus.publish_fast(build_log_subject(build_id), line(2, "build", "build succeeded"))
-    await harness.bus.nc.flush()
+    await harness.bus.flush()
 
     async def logs() -> list[str] | None:
         reply = await harness.call("GetLogs", management_pb2.GetLogsRequest(
@@ -484,7 +484,7 @@ async def test_logs_merge_build_and_replica_lines_oldest_first(harness: Harness)
 
 
 async def test_a_caller_cancelled_mid_statement_stalls_no_one_and_the_scheduler_still_stops(
-    settings: SchedulerSettings, builder: tuple[BuildServiceDouble, str], bus: EventBus
+    settings: SchedulerSettings, builder: tuple[BuildServiceDouble, str], bus: NatsBus
 ) -> None:
     """A client that gives up, or a shutdown, cancels a handler in the middle of a statement. The
     transaction still ends. (Cut off there, it left a connection holding SQLite's write lock: the next

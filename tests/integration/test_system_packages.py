@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from kingpost import events
+from kingpost.bus import subjects
+from kingpost.bus.nats_bus import NatsBus
+from kingpost.environment_manifest import EnvironmentManifest
 from kingpost.errors import InvalidArgument
-from kingpost.events import EventBus
 from kingpost.v1 import events_pb2
 from kingpost_worker_agent import archive, system_layer
 from kingpost_worker_agent.artifacts import ArtifactStore
 from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from kingpost_builder.build import STEPS, BuildWork, intake
-from kingpost_builder.requirements import EnvironmentManifest
 from kingpost_builder.store import FileArtifactStore
 from tests.fixtures.archives import tar_of
 from tests.fixtures.servers import unavailable
@@ -145,7 +145,7 @@ def test_without_the_setting_the_build_fails_naming_it(tmp_path: Path) -> None:
 
 
 async def test_a_replica_with_system_packages_starts_fresh_with_the_layer_first(
-    supervisor: ReplicaSupervisor, bus: EventBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
+    supervisor: ReplicaSupervisor, bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
 ) -> None:
     double, _ = builder
     store = FileArtifactStore(tmp_path / "builder")
@@ -153,12 +153,12 @@ async def test_a_replica_with_system_packages_starts_fresh_with_the_layer_first(
     for digest in (work.digest, work.system):
         double.add(store.get(digest))
     # A plain replica first, so an idle standby runner is waiting.
-    plain = await watch(bus, events.replica_subject("rep_plain"), events_pb2.ReplicaEvent)
+    plain = await watch(bus, subjects.replica_subject("rep_plain"), events_pb2.ReplicaEvent)
     await supervisor.start(ReplicaSpec("rep_plain", "dep_plain", "mdl_test", double.add(truss_tarball(ENV_MODEL))))
     await plain.wait_for(state_is(READY), "READY")
     await supervisor.standby.wait_started()
 
-    seen = await watch(bus, events.replica_subject("rep_sys"), events_pb2.ReplicaEvent)
+    seen = await watch(bus, subjects.replica_subject("rep_sys"), events_pb2.ReplicaEvent)
     await supervisor.start(ReplicaSpec("rep_sys", "dep_sys", "mdl_test", work.digest))
     ready = await seen.wait_for(state_is(READY), "READY")
     assert supervisor.standby.taken == 0  # its PATH was fixed before the layer: not used

@@ -8,7 +8,7 @@ import pathlib
 import grpc
 
 from kingpost import rpc, service
-from kingpost.events import EventBus
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.route_watch import watch_routes
 from kingpost.v1 import scheduler_pb2_grpc
 
@@ -25,7 +25,7 @@ def main(config: pathlib.Path | None) -> None:
 
 async def run(settings: AutoscalerSettings) -> None:
     defaults = settings.autoscaling_defaults()
-    bus = await EventBus.connect(settings.nats_url, "autoscaler")
+    bus = await NatsBus.connect(settings.nats_url, "autoscaler")
     channel = rpc.channel(settings.scheduler_address)
     stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
     autoscaler = Autoscaler(

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from kingpost import rpc
 from kingpost.errors import KingpostError, NotFound
-from kingpost.events import EventBus
+from kingpost.bus import Bus, subjects
 from kingpost.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 from kingpost_autoscaler import metrics
@@ -35,8 +35,6 @@ from kingpost_autoscaler.window import ConcurrencyWindow
 
 log = logging.getLogger(__name__)
 
-CONCURRENCY_SUBJECTS = "kp.metrics.concurrency.>"
-POKE_SUBJECTS = "kp.metrics.poke.>"
 HORIZON_SECONDS = 3600.0  # the longest autoscaling window Baseten allows
 SAMPLE_DECISION_GAP = 0.5  # seconds between two on-arrival decisions of one deployment
 POKE_SOURCE = "poke"  # a poke counts as one more source of concurrency in its second
@@ -233,9 +231,9 @@ class Autoscaler:
             await self.tick()
             await asyncio.sleep(tick_seconds)
 
-    async def subscribe(self, bus: EventBus) -> None:
-        await bus.subscribe(CONCURRENCY_SUBJECTS, events_pb2.ConcurrencySample, self.on_sample)
-        await bus.subscribe(POKE_SUBJECTS, events_pb2.ScalePoke, self.on_poke)
+    async def subscribe(self, bus: Bus) -> None:
+        await bus.subscribe(subjects.CONCURRENCY_SAMPLES, events_pb2.ConcurrencySample, self.on_sample)
+        await bus.subscribe(subjects.SCALE_POKES, events_pb2.ScalePoke, self.on_poke)
 
 
 def scheduler_scale(stub: scheduler_pb2_grpc.SchedulerServiceStub, internal_token: str) -> Scale:

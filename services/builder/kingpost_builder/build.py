@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kingpost import pythons
+from kingpost import environment_manifest, pythons
+from kingpost.environment_manifest import EnvironmentManifest
 from kingpost.errors import InvalidArgument
 from kingpost_builder import archive, environment, requirements, system_packages, truss_config
 from kingpost_builder.store import ArtifactStore
@@ -156,8 +157,7 @@ def _requirement_inputs(work: BuildWork) -> tuple[list[str], Path | None, str]:
 
 def resolve_dependencies(work: BuildWork, store: ArtifactStore) -> None:
     """Lock the Truss's requirements with uv and store their wheels as the dependency artifact."""
-    manifest_path = work.source_dir / requirements.MANIFEST
-    manifest_path.unlink(missing_ok=True)  # only the builder writes it
+    environment_manifest.remove(work.source_dir)
     lines, path, source = _requirement_inputs(work)
     if not lines and path is None:
         return
@@ -215,8 +215,7 @@ def resolve_dependencies(work: BuildWork, store: ArtifactStore) -> None:
         work.dependencies_cached = True
         work.info(f"dependency layer {digest} already stored (cached): no wheel fetched")
     work.dependencies = digest
-    manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    manifest_path.write_text(requirements.EnvironmentManifest(digest, wanted, key).to_json())
+    environment_manifest.write(work.source_dir, EnvironmentManifest(digest, wanted, key))
 
 
 def install_system_packages(work: BuildWork, store: ArtifactStore) -> None:
@@ -225,11 +224,9 @@ def install_system_packages(work: BuildWork, store: ArtifactStore) -> None:
     if not names:
         return
     work.system, _ = system_packages.system_layer(names, work.work_dir / "apt", store, line=work.info)
-    path = work.source_dir / requirements.MANIFEST  # resolve_dependencies wrote it, or there is none
-    manifest = (requirements.EnvironmentManifest.from_json(path.read_text()) if path.is_file()
-                else requirements.EnvironmentManifest("", "", ""))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(manifest.with_system(work.system).to_json())
+    # resolve_dependencies wrote one, or there is none
+    manifest = environment_manifest.read(work.source_dir) or EnvironmentManifest()
+    environment_manifest.write(work.source_dir, manifest.with_system(work.system))
 
 
 def package(work: BuildWork, store: ArtifactStore) -> None:

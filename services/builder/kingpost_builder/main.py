@@ -10,7 +10,7 @@ import grpc
 
 from kingpost import service
 from kingpost.auth import AuthInterceptor, KeyCache
-from kingpost.events import EventBus
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.route_watch import watch_routes
 from kingpost.v1 import builder_pb2_grpc, scheduler_pb2
 from kingpost_builder.nats_store import NatsArtifactStore
@@ -29,7 +29,7 @@ def main(config: pathlib.Path | None) -> None:
 
 
 async def _serve(settings: BuilderSettings) -> None:
-    bus = await EventBus.connect(settings.nats_url, "kingpost-builder")
+    bus = await NatsBus.connect(settings.nats_url, "kingpost-builder")
     store = await _open_store(settings)
     servicer = BuildServicer(store, bus, max_upload_bytes=settings.max_upload_bytes,
                              allow_build_commands=settings.allow_build_commands,
@@ -68,7 +68,7 @@ async def _open_store(settings: BuilderSettings) -> ArtifactStore:
     return FileArtifactStore(settings.artifacts_path)
 
 
-async def _close(bus: EventBus, store: ArtifactStore) -> None:
+async def _close(bus: NatsBus, store: ArtifactStore) -> None:
     if isinstance(store, NatsArtifactStore):
         await asyncio.to_thread(store.close)
     await bus.close()

@@ -22,42 +22,14 @@ from packaging import tags
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-import kingpost_runner
+from kingpost import runner_packages
 from kingpost.errors import InvalidArgument
 
 VersionOf = Callable[[str], "str | None"]
 
-# What `python -m kingpost_runner` imports inside the model's environment (declared by the runner);
+# What `python -m kingpost_runner` imports inside the model's environment (kingpost.runner_packages);
 # installed there at the platform's own versions, so the generated kingpost.v1 code matches protobuf.
-RUNNER_PACKAGES = kingpost_runner.REQUIRED
-
-# Written into the code artifact: which dependency artifact and Python the agent must materialise,
-# and which system layer (system_packages.py) its runner finds programs and libraries in.
-MANIFEST = ".kingpost/environment.json"
-
-
-@dataclass(frozen=True)
-class EnvironmentManifest:
-    dependencies: str  # the dependency artifact's digest ("sha256:..."); "" = none (platform's Python)
-    python_version: str  # "3.11"
-    lock_key: str  # dependency_key(lock, python_version)
-    system: str = ""  # the system layer's digest; "" = none (and no "system" key: old manifests unchanged)
-
-    def to_json(self) -> str:
-        data = {"dependencies": self.dependencies, "python_version": self.python_version, "lock_key": self.lock_key}
-        if self.system:
-            data["system"] = self.system
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-    @staticmethod
-    def from_json(text: str) -> EnvironmentManifest:
-        data = json.loads(text)
-        return EnvironmentManifest(dependencies=str(data.get("dependencies", "")),
-                                   python_version=str(data.get("python_version", "")),
-                                   lock_key=str(data.get("lock_key", "")), system=str(data.get("system", "")))
-
-    def with_system(self, digest: str) -> EnvironmentManifest:
-        return EnvironmentManifest(self.dependencies, self.python_version, self.lock_key, digest)
+RUNNER_PACKAGES = runner_packages.REQUIRED
 
 
 def installed_version(name: str) -> str | None:
@@ -101,7 +73,7 @@ def pin_lines(pins: Mapping[str, str]) -> list[str]:
 def runner_input_lines(pins: Mapping[str, str]) -> list[str]:
     """What the runner adds to a Truss's requirements: its own packages pinned, and what Truss's server
     provides unpinned (so the resolver honours a model's own requirement on it, and picks one otherwise)."""
-    return [*pin_lines(pins), *kingpost_runner.PROVIDED]
+    return [*pin_lines(pins), *runner_packages.PROVIDED]
 
 
 def parse_requirements(lines: Iterable[str], *, source: str) -> list[Requirement]:

@@ -17,13 +17,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import grpc
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kingpost import events
+from kingpost.bus import Publisher, subjects
 from kingpost.errors import InvalidArgument, KingpostError, NotFound
 from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.ids import new_id
@@ -38,12 +36,6 @@ LOG_FLUSH_SECONDS = 0.2
 _BUILD_ID = re.compile(r"bld_[a-z0-9]{10}")
 
 PUBLIC_METHODS = ("/kingpost.v1.BuildService/UploadSource", "/kingpost.v1.BuildService/GetBuild")
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, message: Message) -> None: ...
-
-    async def publish_fast(self, subject: str, message: Message) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -203,12 +195,12 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
                                       artifact_digest=build.artifact_digest, message=build.message,
                                       at=_timestamp(self._clock()))
         try:
-            await self._bus.publish(events.build_subject(build.build_id), event)
+            await self._bus.publish(subjects.build_subject(build.build_id), event)
         except Exception:  # the record stands; the scheduler can still GetBuild it
             log.warning("could not publish the state of build %s", build.build_id, exc_info=True)
 
     async def _flush_log(self, work: BuildWork) -> None:
-        subject = events.build_log_subject(work.build_id)
+        subject = subjects.build_log_subject(work.build_id)
         for entry in work.take_log():
             line = events_pb2.LogLine(at=_timestamp(self._clock()), source="build", build_id=work.build_id,
                                       level=entry.level, text=entry.text)

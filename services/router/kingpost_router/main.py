@@ -9,7 +9,7 @@ from opentelemetry.trace import Tracer
 
 from kingpost import service
 from kingpost.auth import AuthInterceptor, KeyCache
-from kingpost.events import EventBus
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.route_watch import watch_routes
 from kingpost.v1 import inference_pb2_grpc
 from kingpost_router.service import RouterServicer
@@ -30,7 +30,7 @@ def main(config: pathlib.Path | None) -> None:
 async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     keys = KeyCache()
     router = RouterServicer(settings, keys, tracer=tracer)
-    bus = await EventBus.connect(settings.nats_url, settings.router_id)
+    bus = await NatsBus.connect(settings.nats_url, settings.router_id)
     router.bus = bus
 
     async def follow_routes() -> None:

@@ -36,7 +36,8 @@ from kingpost import rpc
 from kingpost.auth import KeyCache
 from kingpost.errors import (DeadlineExceeded, KingpostError, ModelError, NotFound, PayloadTooLarge,
                              TooManyRequests, Unavailable)
-from kingpost.events import EventBus, concurrency_subject, scale_poke_subject
+from kingpost.bus import Publisher
+from kingpost.bus.subjects import concurrency_subject, scale_poke_subject
 from kingpost.grpc_status import HTTP_STATUS_KEY, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2
@@ -89,7 +90,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         # handed the replica whose slot it got.
         self._queues: dict[str, deque[asyncio.Future[Replica]]] = {}
         # Set by main once NATS is up: where hold-at-zero pokes go (none in some tests).
-        self.bus: EventBus | None = None
+        self.bus: Publisher | None = None
         self.poke_interval = 1.0
         self._poking: dict[str, asyncio.Task[None]] = {}
         rand = random.Random(seed)
@@ -162,7 +163,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 sample.deployments.add(deployment_id=deployment_id, in_flight=count)
         return sample
 
-    async def publish_concurrency(self, bus: EventBus, *, interval: float = 1.0,
+    async def publish_concurrency(self, bus: Publisher, *, interval: float = 1.0,
                                   clock: Callable[[], float] = time.time) -> None:
         subject = concurrency_subject(self._settings.router_id)
         while True:
@@ -370,7 +371,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._poking[deployment_id] = task
         task.add_done_callback(lambda _: self._poking.pop(deployment_id, None))
 
-    async def _poke_while_held(self, deployment_id: str, bus: EventBus) -> None:
+    async def _poke_while_held(self, deployment_id: str, bus: Publisher) -> None:
         """Tell the autoscaler, once a poke_interval, that requests wait for a first replica."""
         subject = scale_poke_subject(deployment_id)
         while True:

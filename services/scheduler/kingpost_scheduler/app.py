@@ -16,7 +16,8 @@ import grpc
 
 from kingpost.auth import AuthInterceptor
 from kingpost.errors import KingpostError
-from kingpost.events import EventBus
+from kingpost.bus import Bus, subjects
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.v1 import events_pb2, management_pb2_grpc, scheduler_pb2_grpc
 from kingpost_scheduler import db
 from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient, BuildLookup
@@ -35,7 +36,7 @@ class Scheduler:
     management: ManagementServicer
     scheduler: SchedulerServicer
     interceptor: AuthInterceptor
-    bus: EventBus
+    bus: Bus
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -85,11 +86,11 @@ async def create(
         closers.append(control.close)
         await control.ensure_admin_key(admin_key)
         await control.start()
-        bus = await EventBus.connect(settings.nats_url, "kingpost-scheduler")
+        bus = await NatsBus.connect(settings.nats_url, "kingpost-scheduler")
         closers.append(bus.close)
-        await bus.consume("kp.build.>", f"{durable_prefix}-builds", events_pb2.BuildEvent,
+        await bus.consume(subjects.BUILDS, f"{durable_prefix}-builds", events_pb2.BuildEvent,
                           control.on_build_event)
-        await bus.consume("kp.replica.>", f"{durable_prefix}-replicas", events_pb2.ReplicaEvent,
+        await bus.consume(subjects.REPLICAS, f"{durable_prefix}-replicas", events_pb2.ReplicaEvent,
                           control.on_replica_event)
 
         async def on_heartbeat(beat: events_pb2.NodeHeartbeat) -> None:
@@ -98,9 +99,9 @@ async def create(
             except KingpostError as e:  # the next heartbeat supersedes this one
                 log.warning("heartbeat of %s not applied: %s", beat.node_id, e)
 
-        await bus.subscribe("kp.node.>", events_pb2.NodeHeartbeat, on_heartbeat)
+        await bus.subscribe(subjects.NODES, events_pb2.NodeHeartbeat, on_heartbeat)
         # Subscriptions are sent lazily: flush, so heartbeats published once we are up reach us.
-        await bus.nc.flush()
+        await bus.flush()
     except BaseException:
         for closer in reversed(closers):
             await closer()

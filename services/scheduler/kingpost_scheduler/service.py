@@ -15,8 +15,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.auth import key_digest, key_prefix, new_key
+from kingpost.bus import Bus
+from kingpost.bus.subjects import build_log_subject, replica_logs_of
 from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable
-from kingpost.events import LOGS_STREAM, EventBus, build_log_subject
 from kingpost.grpc_status import abort_on_error
 from kingpost.ids import new_id
 from kingpost.v1 import (
@@ -113,7 +114,7 @@ def route_table_proto(version: int, table: RouteTable) -> scheduler_pb2.RouteTab
 
 
 class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
-    def __init__(self, control: Control, builds: BuildLookup, bus: EventBus | None = None) -> None:
+    def __init__(self, control: Control, builds: BuildLookup, bus: Bus | None = None) -> None:
         self.control = control
         # The highest max_replica a deployment may ask for (SchedulerSettings.max_replica_cap).
         self.max_replica_cap = autoscaling.DEFAULT_MAX_REPLICA_CAP
@@ -232,12 +233,12 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
             if not request.replica_only and (not request.build_id or request.build_id == d.build_id):
                 subjects.append(build_log_subject(d.build_id))
             if not request.build_only and not request.build_id:
-                subjects.append(f"kp.logs.replica.{d.id}.>")
+                subjects.append(replica_logs_of(d.id))
         if request.build_id and not request.replica_only:
             subjects.append(build_log_subject(request.build_id))
         lines: list[events_pb2.LogLine] = []
         for subject in dict.fromkeys(subjects):
-            lines.extend(await self.bus.read_stream(LOGS_STREAM, subject, events_pb2.LogLine, limit=limit))
+            lines.extend(await self.bus.read_stream(subject, events_pb2.LogLine, limit=limit))
         lines.sort(key=lambda line: (line.at.seconds, line.at.nanos))
         return management_pb2.GetLogsResponse(lines=lines[-limit:])
 

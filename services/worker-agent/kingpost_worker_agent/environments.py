@@ -4,7 +4,7 @@ A code artifact whose `.kingpost/environment.json` names a dependency artifact g
 `<work_dir>/envs/<hex>/`: `uv venv` (the Python the builder locked for when this node has it, else
 the platform's, with a warning) + `uv pip sync --offline --no-index --find-links wheels lock.txt`
 from that artifact alone, then the runner's code linked in (`kingpost_runner` and `kingpost`, which
-import only what the lock pins: the runner's declared packages, `kingpost_runner.REQUIRED`).
+import only what the lock pins: the runner's declared packages, `kingpost.runner_packages.REQUIRED`).
 
 A Truss without the file (no requirements) gets the node's **base environment**,
 `<work_dir>/envs/base-<key>/`: a venv of the platform's Python holding exactly the runner's declared
@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -37,32 +36,18 @@ import uv
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-import kingpost_runner
-from kingpost import pythons
-from kingpost.errors import Internal, InvalidArgument
+from kingpost import environment_manifest, pythons, runner_packages
+from kingpost.errors import Internal
 
 from kingpost_worker_agent.artifacts import ArtifactStore, digest_hex
 
 log = logging.getLogger(__name__)
 
-MANIFEST = ".kingpost/environment.json"
 COMPLETE_MARKER = ".kingpost-env-complete"
 RUNNER_PACKAGES = ("kingpost_runner", "kingpost")
 
 # distribution name → its requirement strings (importlib.metadata.requires), None when not installed
 RequiresOf = Callable[[str], "list[str] | None"]
-
-
-def read_manifest(truss_dir: Path) -> dict[str, object]:
-    """The code artifact's `.kingpost/environment.json`: the layers it names ({} when none)."""
-    path = truss_dir / MANIFEST
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as e:
-        raise InvalidArgument(f"{MANIFEST} in the artifact cannot be read: {e}") from None
-    return data if isinstance(data, dict) else {}
 
 
 def package_dir(name: str) -> Path:
@@ -86,10 +71,10 @@ class EnvironmentStore:
 
     async def python_for(self, truss_dir: Path, warn: list[str] | None = None) -> str:
         """The interpreter to run this Truss's runner with (building its environment when needed)."""
-        data = read_manifest(truss_dir)
-        if not data.get("dependencies"):  # no requirements (a manifest may name a system layer alone)
+        manifest = environment_manifest.read(truss_dir)
+        if manifest is None or not manifest.dependencies:  # no requirements (or a system layer alone)
             return await self._base()
-        digest, version = str(data["dependencies"]), str(data["python_version"])
+        digest, version = manifest.dependencies, manifest.python_version
         hexpart = digest_hex(digest)
         env = self._root / hexpart
         if (env / COMPLETE_MARKER).is_file():
@@ -182,8 +167,9 @@ async def _site_packages(python: Path) -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
-def base_distributions(requires_of: RequiresOf, roots: Iterable[str] = (*kingpost_runner.REQUIRED,
-                                                                        *kingpost_runner.PROVIDED)) -> list[str]:
+def base_distributions(
+    requires_of: RequiresOf, roots: Iterable[str] = (*runner_packages.REQUIRED, *runner_packages.PROVIDED)
+) -> list[str]:
     """`roots` and everything they need (markers evaluated here, extras not followed), by canonical
     name, sorted. A root the platform lacks is an error; a dependency it lacks under a marker that
     holds is one too (the platform's installation is broken)."""

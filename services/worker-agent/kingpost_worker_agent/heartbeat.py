@@ -6,11 +6,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from kingpost import events
+from kingpost.bus import Publisher, subjects
 from kingpost.v1 import events_pb2
 
 from kingpost_worker_agent.node import NodeFacts
-from kingpost_worker_agent.replicas import Publisher, now_ts
+from kingpost_worker_agent.replicas import now_ts
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ async def heartbeat_loop(
     interval_seconds: float,
 ) -> None:
     """Runs until cancelled. A failed publish is logged; the next beat supersedes it."""
-    subject = events.node_subject(facts.node_id)
+    subject = subjects.node_subject(facts.node_id)
     while True:
         try:
-            await publisher.publish(subject, heartbeat(facts, address, replica_ids()))
+            await publisher.publish_fast(subject, heartbeat(facts, address, replica_ids()))
         except Exception:
             log.warning("heartbeat on %s failed", subject, exc_info=True)
         await asyncio.sleep(interval_seconds)

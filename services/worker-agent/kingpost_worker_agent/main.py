@@ -11,7 +11,7 @@ import grpc
 from kingpost import service
 from kingpost.artifact_bucket import ArtifactBucket
 from kingpost.auth import AuthInterceptor, KeyCache
-from kingpost.events import EventBus
+from kingpost.bus.nats_bus import NatsBus
 from kingpost.v1 import agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
@@ -37,7 +37,7 @@ def main(config: pathlib.Path | None) -> None:
 
 async def run(settings: AgentSettings) -> None:
     facts = node_facts(settings.work_dir, settings.fake_gpus)
-    bus = await EventBus.connect(settings.nats_url, f"agent-{facts.node_id}")
+    bus = await NatsBus.connect(settings.nats_url, f"agent-{facts.node_id}")
     builder = BuilderArtifacts(settings.builder_address, settings.internal_token)
     fetcher: Fetcher = builder.fetch
     if settings.artifact_store == "nats":  # straight from the shared bucket: no builder needs to be up

@@ -22,12 +22,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kingpost import events, rpc
+from kingpost import rpc
+from kingpost.bus import Publisher, subjects
 from kingpost.errors import KingpostError, Unavailable
 from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
@@ -48,11 +48,6 @@ READY_POLL_SECONDS = 0.05
 # Lines the runner logs when its port opens and when its model is ready: ask Ready at once.
 READY_HINTS = ("runner listening on", "model ready in")
 STREAM_LIMIT = 1 << 20
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, message: Message) -> None: ...
-    async def publish_fast(self, subject: str, message: Message) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -332,7 +327,7 @@ class ReplicaSupervisor:
         """Every line the runner writes: to the log file, the failure tail, and NATS."""
         if stream is None:
             return
-        subject = events.replica_log_subject(r.spec.deployment_id, r.spec.replica_id)
+        subject = subjects.replica_log_subject(r.spec.deployment_id, r.spec.replica_id)
         while True:
             try:
                 raw = await stream.readline()
@@ -361,8 +356,8 @@ class ReplicaSupervisor:
         line = events_pb2.LogLine(at=now_ts(), source="replica", deployment_id=r.spec.deployment_id,
                                   replica_id=r.spec.replica_id, level="WARNING", text=text)
         with contextlib.suppress(Exception):
-            await self._publisher.publish_fast(events.replica_log_subject(r.spec.deployment_id, r.spec.replica_id),
-                                               line)
+            await self._publisher.publish_fast(
+                subjects.replica_log_subject(r.spec.deployment_id, r.spec.replica_id), line)
 
     # --- stopping ------------------------------------------------------------------------------
 
@@ -409,7 +404,7 @@ class ReplicaSupervisor:
             state=state, address=r.address if state == READY else "", message=message, at=now_ts(),
         )
         try:
-            await self._publisher.publish(events.replica_subject(r.spec.replica_id), event)
+            await self._publisher.publish(subjects.replica_subject(r.spec.replica_id), event)
         except Exception:
             log.exception("cannot publish %s for replica %s", events_pb2.ReplicaState.Name(state),
                           r.spec.replica_id)

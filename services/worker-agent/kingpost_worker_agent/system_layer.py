@@ -18,8 +18,9 @@ import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
+from kingpost import environment_manifest
+
 from kingpost_worker_agent.artifacts import ArtifactStore
-from kingpost_worker_agent.environments import read_manifest
 
 METADATA = ".kingpost/system.json"  # in the layer: {"multiarch": "x86_64-linux-gnu", "packages": [...], ...}
 BIN_DIRS = ("usr/local/bin", "usr/bin", "bin", "usr/local/sbin", "usr/sbin", "sbin")
@@ -27,7 +28,8 @@ BIN_DIRS = ("usr/local/bin", "usr/bin", "bin", "usr/local/sbin", "usr/sbin", "sb
 
 def system_digest(truss_dir: Path) -> str:
     """The system layer's digest the Truss's manifest names; "" when none."""
-    return str(read_manifest(truss_dir).get("system") or "")
+    manifest = environment_manifest.read(truss_dir)
+    return manifest.system if manifest is not None else ""
 
 
 def multiarch(layer: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -11,13 +12,16 @@ from kingpost.cli.app import cli
 from kingpost.errors import InvalidArgument
 
 
-def _runner_code(out: Path) -> None:
-    import kingpost
-    import kingpost_runner
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)  # found, not imported: its files go into the image
+    assert spec is not None and spec.origin, f"{name} is not installed"
+    return Path(spec.origin).parent
 
+
+def _runner_code(out: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(Path(kingpost_runner.__file__).parent, out / "kingpost_runner", ignore=ignore)
-    platform = Path(kingpost.__file__).parent
+    shutil.copytree(_package_dir("kingpost_runner"), out / "kingpost_runner", ignore=ignore)
+    platform = _package_dir("kingpost")
     (out / "kingpost").mkdir()
     for name in ("__init__.py", "errors.py", "grpc_status.py"):
         shutil.copyfile(platform / name, out / "kingpost" / name)
@@ -30,6 +34,8 @@ def _runner_code(out: Path) -> None:
               help="Write the build context (Dockerfile, requirements.txt, truss/, runner code) here.")
 def build_command(truss_dir: Path, out: Path) -> None:
     """Render an OCI build context for the Truss in DIR (`docker build OUT` makes its image)."""
+    # This command runs the builder's own code in-process (as `kingpost builder` does), so it imports
+    # that service here, lazily: the rest of the CLI never loads a service package.
     from kingpost_builder import dockerfile, requirements, truss_config
 
     if out.exists() and any(out.iterdir()):

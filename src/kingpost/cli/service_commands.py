@@ -12,7 +12,8 @@ import click
 from kingpost.cli.app import cli
 from kingpost.errors import KingpostError
 
-# Command name → the importable package whose `main.main(config)` runs it.
+# Command name → the importable package whose `main.main(config)` runs it, imported (lazily) only by the
+# command that runs that service in this process.
 SERVICE_PACKAGES = {
     "scheduler": "kingpost_scheduler",
     "builder": "kingpost_builder",

@@ -1,5 +1,5 @@
 """system_packages' pure decisions: which names apt gets, what the layer is cached by, apt's options
-and messages, symlinks kept inside the layer, and the manifest that names the layer."""
+and messages, and symlinks kept inside the layer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from kingpost.errors import InvalidArgument
 from kingpost_builder import system_packages as sp
-from kingpost_builder.requirements import EnvironmentManifest
 
 OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 
@@ -89,14 +88,3 @@ def test_apt_errors_and_stale_lists() -> None:
 ])
 def test_symlinks_are_kept_inside_the_layer(name: str, target: str, expected: str | None) -> None:
     assert sp.relink(name, target) == expected
-
-
-def test_the_manifest_names_the_system_layer_and_old_manifests_read_and_write_as_before() -> None:
-    old = EnvironmentManifest("sha256:" + "a" * 64, "3.11", "deps-x")
-    text = old.to_json()
-    assert "system" not in text  # a Truss without system_packages keeps its code digest
-    assert EnvironmentManifest.from_json(text) == old
-    with_system = old.with_system("sha256:" + "b" * 64)
-    assert EnvironmentManifest.from_json(with_system.to_json()) == with_system
-    only_system = EnvironmentManifest.from_json('{"system": "sha256:' + "b" * 64 + '"}')
-    assert (only_system.dependencies, only_system.system) == ("", "sha256:" + "b" * 64)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import kingpost_runner
+from kingpost import runner_packages
 from kingpost.errors import Internal
 from kingpost_worker_agent.artifacts import ArtifactStore
 from kingpost_worker_agent.environments import EnvironmentStore, _installed_requires, base_distributions
@@ -36,7 +36,7 @@ def test_a_missing_package_is_named() -> None:
 
 def test_the_platforms_closure_holds_the_runners_declared_packages_and_not_the_platforms_own() -> None:
     names = base_distributions(_installed_requires)
-    assert set(kingpost_runner.REQUIRED) | set(kingpost_runner.PROVIDED) <= set(names)
+    assert set(runner_packages.REQUIRED) | set(runner_packages.PROVIDED) <= set(names)
     assert not {"sqlalchemy", "nats-py", "click", "grpcio-tools", "numpy"} & set(names)
 
 
