@@ -30,7 +30,7 @@ from pathlib import Path
 
 from platform_latency import NOOP, percentile, start_up
 
-from kingpost import rpc
+from kingpost import deployment_status, rpc
 from kingpost.client_config import ClientConfig
 from kingpost.push import push
 from kingpost.v1 import management_pb2, management_pb2_grpc
@@ -99,7 +99,7 @@ async def main_async(args: argparse.Namespace, home: Path, info: dict) -> None:
     for _ in range(args.cold_starts):
         while True:
             d = await deployment()
-            if d.status == "SCALED_TO_ZERO" and d.active_replica_count == 0:
+            if d.status == deployment_status.SCALED_TO_ZERO and d.active_replica_count == 0:
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)  # let the stopped runner's exit settle
@@ -113,7 +113,7 @@ async def main_async(args: argparse.Namespace, home: Path, info: dict) -> None:
 
     # Load step on a warm deployment: 1 replica, then 8 concurrent clients.
     await patch(min_replica=1, scale_down_delay=600)
-    while (await deployment()).status != "ACTIVE":
+    while (await deployment()).status != deployment_status.ACTIVE:
         await asyncio.sleep(0.2)
     await asyncio.sleep(3)
     before = desired_gauge(autoscaler_metrics(home), deployment_id)

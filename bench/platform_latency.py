@@ -32,7 +32,6 @@ import tomllib
 from pathlib import Path
 
 import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run with)
-import grpc
 
 from kingpost import rpc
 from kingpost.client_config import ClientConfig

@@ -80,7 +80,7 @@ def serve_router(port: int, runner_address: str) -> None:
         router.apply_table(s.RouteTable(version=1, api_key_sha256=[key_digest(KEY)], models=[
             s.ModelRoute(model_id="mdl_bench", name="bench", development_deployment_id="dep_bench",
                          deployments=[s.DeploymentRoute(
-                             deployment_id="dep_bench", active=True, status="ACTIVE",
+                             deployment_id="dep_bench", active=True, status=s.DEPLOYMENT_STATUS_ACTIVE,
                              replicas=[s.ReplicaRoute(replica_id="rep_bench", address=runner_address)])])]))
         server = grpc.aio.server(interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES)],
                                  options=rpc.CHANNEL_OPTIONS)

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from kingpost import rpc
+from kingpost import deployment_status, rpc
 from kingpost.client_config import ClientConfig
 from kingpost.errors import InvalidArgument, KingpostError
 from kingpost.ids import new_id
@@ -28,8 +28,8 @@ from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2, management_pb
 
 CHUNK_BYTES = 1024 * 1024
 POLL_SECONDS = 0.1
-TERMINAL_OK = frozenset({"ACTIVE"})
-TERMINAL_FAILED = frozenset({"FAILED", "INACTIVE"})
+TERMINAL_OK = frozenset({deployment_status.ACTIVE})
+TERMINAL_FAILED = frozenset({deployment_status.FAILED, deployment_status.INACTIVE})
 
 
 class PushFailed(KingpostError):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO
 
 import kingpost
-from kingpost import client_config, rpc
+from kingpost import client_config, deployment_status, rpc
 from kingpost.auth import new_key
 from kingpost.client_config import ClientConfig
 from kingpost.errors import KingpostError, NotFound, Unavailable
@@ -398,7 +398,8 @@ async def _wait_active(config: ClientConfig, model_id: str, target: str, say: Ca
                     model_id=model_id, deployment_id=target), auth=rpc.api_key(config.api_key))
             except NotFound:
                 return
-            if reply.deployment.status in ("ACTIVE", "FAILED", "INACTIVE"):
+            if reply.deployment.status in (deployment_status.ACTIVE, deployment_status.FAILED,
+                                           deployment_status.INACTIVE):
                 return
             if time.monotonic() > deadline:
                 say(f"  ({model_id} is still {reply.deployment.status}; `kingpost logs` shows why)")

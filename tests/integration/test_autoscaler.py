@@ -13,11 +13,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from kingpost import rpc
+from kingpost import deployment_status, rpc
+from kingpost.autoscaling_settings import AutoscalingSettings
 from kingpost.bus import subjects
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
-from kingpost_autoscaler.decision import AutoscalingSettings
 from kingpost_autoscaler.service import Autoscaler, scheduler_deactivate, scheduler_scale
 
 WAIT_S = 10.0
@@ -129,7 +129,7 @@ def table(deployment_id: str, *, desired: int, status: str = "ACTIVE", **setting
                   target_utilization_percentage=100) | settings
     return scheduler_pb2.RouteTable(version=1, models=[scheduler_pb2.ModelRoute(
         model_id="m1", name="m", deployments=[scheduler_pb2.DeploymentRoute(
-            deployment_id=deployment_id, active=True, status=status,
+            deployment_id=deployment_id, active=True, status=deployment_status.value(status),
             autoscaling=scheduler_pb2.DeploymentAutoscaling(desired_replicas=desired, **values))])])
 
 

@@ -34,6 +34,10 @@ from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
 from tests.fixtures.servers import free_port
 
+ACTIVE = s.DEPLOYMENT_STATUS_ACTIVE
+BUILDING = s.DEPLOYMENT_STATUS_BUILDING
+SCALED_TO_ZERO = s.DEPLOYMENT_STATUS_SCALED_TO_ZERO
+
 KEY = new_key()
 AUTH = rpc.api_key(KEY)
 MAX_BODY = 64 * 1024
@@ -119,25 +123,27 @@ def route_table(runner: str, *, dead: str, dying: str) -> s.RouteTable:
                 environments=[s.EnvironmentRoute(name="production", deployments=[
                     s.WeightedDeployment(deployment_id="dep_two", weight=100)])],
                 deployments=[
-                    s.DeploymentRoute(deployment_id="dep_dev", active=True, replicas=ready, status="ACTIVE"),
+                    s.DeploymentRoute(deployment_id="dep_dev", active=True, replicas=ready, status=ACTIVE),
                     # The dead replica (nothing listens) next to a live one.
-                    s.DeploymentRoute(deployment_id="dep_two", active=True, status="ACTIVE", replicas=[
+                    s.DeploymentRoute(deployment_id="dep_two", active=True, status=ACTIVE, replicas=[
                         s.ReplicaRoute(replica_id="rep_dead", address=dead), *ready]),
-                    s.DeploymentRoute(deployment_id="dep_lonely_dead", active=True, status="ACTIVE",
+                    s.DeploymentRoute(deployment_id="dep_lonely_dead", active=True, status=ACTIVE,
                                       replicas=[s.ReplicaRoute(replica_id="rep_dead", address=dead)]),
-                    s.DeploymentRoute(deployment_id="dep_dying", active=True, status="ACTIVE",
+                    s.DeploymentRoute(deployment_id="dep_dying", active=True, status=ACTIVE,
                                       replicas=[s.ReplicaRoute(replica_id="rep_dying", address=dying)]),
-                    s.DeploymentRoute(deployment_id="dep_building", active=True, status="BUILDING"),
-                    # One request at a time: the rest queue (or are refused under reject_on_full).
-                    s.DeploymentRoute(deployment_id="dep_one", active=True, status="ACTIVE", predict_concurrency=1,
+                    s.DeploymentRoute(deployment_id="dep_building", active=True, status=BUILDING),
+                    # One request at a time: the rest queue (or are refused under the policy "reject").
+                    s.DeploymentRoute(deployment_id="dep_one", active=True, status=ACTIVE,
+                                      predict_concurrency=1,
                                       replicas=[s.ReplicaRoute(replica_id="rep_one", address=runner)]),
-                    s.DeploymentRoute(deployment_id="dep_reject", active=True, status="ACTIVE",
-                                      predict_concurrency=1, backpressure_policy="reject_on_full",
+                    s.DeploymentRoute(deployment_id="dep_reject", active=True, status=ACTIVE,
+                                      predict_concurrency=1, backpressure_policy="reject",
                                       replicas=[s.ReplicaRoute(replica_id="rep_reject", address=runner)]),
                     # Scaled to zero: requests wait for a replica.
-                    s.DeploymentRoute(deployment_id="dep_zero", active=True, status="SCALED_TO_ZERO"),
-                    s.DeploymentRoute(deployment_id="dep_zero_quick", active=True, status="SCALED_TO_ZERO",
-                                      cold_start_timeout_seconds=0.2),
+                    s.DeploymentRoute(deployment_id="dep_zero", active=True, status=SCALED_TO_ZERO),
+                    s.DeploymentRoute(deployment_id="dep_zero_quick", active=True, status=SCALED_TO_ZERO,
+                                      cold_start_timeout_seconds=0.2,
+                                      status_reason="no replica runs; the next request wakes it"),
                 ],
             )
         ],
@@ -492,6 +498,7 @@ async def test_reject_on_full_answers_429_at_once(mesh: Mesh) -> None:
         await mesh.predict(b"refused", deployment_id="dep_reject")
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "dep_reject" in caught.value.details() and "predict_concurrency" in caught.value.details()
+    assert "back-pressure policy is 'reject'" in caught.value.details()
     assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "429"
     assert mesh.runner.calls == 1
     mesh.runner.release.set()
@@ -543,7 +550,7 @@ async def test_a_deployment_scaled_to_zero_holds_requests_pokes_the_autoscaler_a
         table = route_table(mesh.runner_address, dead=mesh.dead, dying=mesh.dead)
         table.version = 2
         zero = next(d for d in table.models[0].deployments if d.deployment_id == "dep_zero")
-        zero.status = "ACTIVE"
+        zero.status = ACTIVE
         zero.replicas.add(replica_id="rep_woke", address=mesh.runner_address)
         mesh.router.apply_table(table)
         answers = await asyncio.wait_for(asyncio.gather(*held), timeout=10)
@@ -558,7 +565,8 @@ async def test_a_deployment_that_stays_at_zero_answers_503_after_the_cold_start_
         await mesh.predict(b"cold", deployment_id="dep_zero_quick")
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert caught.value.details() == ("deployment 'dep_zero_quick' was not ready within the cold-start "
-                                      "timeout of 0.2 s")
+                                      "timeout of 0.2 s (status: SCALED_TO_ZERO: no replica runs; the next "
+                                      "request wakes it)")
     assert dict(caught.value.trailing_metadata())[HTTP_STATUS_KEY] == "503"
     assert mesh.router.queued("dep_zero_quick") == 0
 

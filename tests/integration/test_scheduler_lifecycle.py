@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kingpost.errors import Conflict, NotFound
+from kingpost.errors import Conflict, InvalidArgument, NotFound
 from kingpost.v1 import agent_pb2, events_pb2, management_pb2, scheduler_pb2
 from kingpost_scheduler.settings import SchedulerSettings
 from tests.integration.test_scheduler import (  # noqa: F401  (fixtures)
@@ -160,8 +160,11 @@ async def test_environments_are_created_updated_and_deleted_never_production(
             model_id="envs", name="production"))
     created = (await h.call("CreateEnvironment", management_pb2.CreateEnvironmentRequest(
         model_id="envs", name="staging",
-        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(max_replica=3)))).environment
+        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(
+            max_replica=3, backpressure_policy="reject", cold_start_timeout_seconds=20)))).environment
     assert created.autoscaling_settings.max_replica == 3 and created.autoscaling_settings.autoscaling_window == 60
+    assert (created.autoscaling_settings.backpressure_policy,
+            created.autoscaling_settings.cold_start_timeout_seconds) == ("reject", 20)
     with pytest.raises(Conflict, match="exists already"):
         await h.call("CreateEnvironment", management_pb2.CreateEnvironmentRequest(model_id="envs", name="staging"))
     listed = await h.call("ListEnvironments", management_pb2.ListEnvironmentsRequest(model_id="envs"))
@@ -173,11 +176,18 @@ async def test_environments_are_created_updated_and_deleted_never_production(
     await serving(h, "envs", "staging", d1.id)
     d = await h.deployment("envs", d1.id)
     assert d.environment == "staging" and d.autoscaling_settings.max_replica == 3  # the env's settings
+    inherited = d.autoscaling_settings  # the kingpost extensions too
+    assert (inherited.backpressure_policy, inherited.cold_start_timeout_seconds) == ("reject", 20)
+    with pytest.raises(InvalidArgument, match="cold_start_timeout_seconds = 0: must be 1 to 3600"):
+        await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
+            model_id="envs", env_name="staging",
+            autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(cold_start_timeout_seconds=0)))
 
     updated = (await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id="envs", env_name="staging",
         autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1)))).environment
     assert (updated.autoscaling_settings.min_replica, updated.autoscaling_settings.max_replica) == (1, 3)
+    assert updated.autoscaling_settings.backpressure_policy == "reject"  # kept: not in the patch
     assert (await h.deployment("envs", d1.id)).autoscaling_settings.min_replica == 1
 
     with pytest.raises(Conflict, match="production environment cannot be deleted"):

@@ -1,4 +1,5 @@
-"""How many replicas a deployment should have: Knative's KPA with Baseten's knobs.
+"""How many replicas a deployment should have: Knative's KPA with Baseten's knobs
+(kingpost.autoscaling_settings: their fields, defaults and ranges).
 
 Every tick (and at once on a router's poke, and on a sample's arrival for steps up), per deployment:
 
@@ -31,6 +32,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from kingpost.autoscaling_settings import AutoscalingSettings
+
 MAX_SCALE_UP_RATE = 1000.0
 MAX_SCALE_DOWN_RATE = 2.0
 PANIC_THRESHOLD = 2.0
@@ -38,46 +41,18 @@ PANIC_WINDOW_FRACTION = 0.10
 MIN_PANIC_WINDOW = 6.0
 
 
-@dataclass(frozen=True)
-class AutoscalingSettings:
-    """Baseten's autoscaling settings and defaults."""
+def per_replica(settings: AutoscalingSettings) -> float:
+    """Concurrency one replica should carry."""
+    return settings.concurrency_target * settings.target_utilization_percentage / 100
 
-    min_replica: int = 0
-    max_replica: int = 1
-    concurrency_target: int = 1
-    target_utilization_percentage: int = 70
-    autoscaling_window: float = 60.0
-    scale_down_delay: float = 900.0
 
-    def __post_init__(self) -> None:
-        problems = []
-        if self.min_replica < 0:
-            problems.append(f"min_replica = {self.min_replica}: must be >= 0")
-        if self.max_replica < max(self.min_replica, 1):
-            problems.append(f"max_replica = {self.max_replica}: must be >= max(min_replica, 1)")
-        if self.concurrency_target < 1:
-            problems.append(f"concurrency_target = {self.concurrency_target}: must be >= 1")
-        if not 1 <= self.target_utilization_percentage <= 100:
-            problems.append(
-                f"target_utilization_percentage = {self.target_utilization_percentage}: must be 1..100")
-        if self.autoscaling_window <= 0:
-            problems.append(f"autoscaling_window = {self.autoscaling_window}: must be > 0 seconds")
-        if self.scale_down_delay < 0:
-            problems.append(f"scale_down_delay = {self.scale_down_delay}: must be >= 0 seconds")
-        if problems:
-            raise ValueError("; ".join(problems))
+def panic_window(settings: AutoscalingSettings) -> float:
+    window = settings.autoscaling_window
+    return min(window, max(MIN_PANIC_WINDOW, window * PANIC_WINDOW_FRACTION))
 
-    @property
-    def per_replica(self) -> float:
-        """Concurrency one replica should carry."""
-        return self.concurrency_target * self.target_utilization_percentage / 100
 
-    @property
-    def panic_window(self) -> float:
-        return min(self.autoscaling_window, max(MIN_PANIC_WINDOW, self.autoscaling_window * PANIC_WINDOW_FRACTION))
-
-    def clamp(self, count: int) -> int:
-        return min(max(count, self.min_replica), self.max_replica)
+def clamp(settings: AutoscalingSettings, count: int) -> int:
+    return min(max(count, settings.min_replica), settings.max_replica)
 
 
 @dataclass(frozen=True)
@@ -119,12 +94,12 @@ def average_concurrency(samples: Sequence[Sample], now: float, window: float) ->
 
 def wanted(settings: AutoscalingSettings, average: float) -> int:
     # Round away float noise first: 1.4 / 0.7 is 2.0000000000000004, which must stay 2.
-    return max(0, math.ceil(round(average / settings.per_replica, 9)))
+    return max(0, math.ceil(round(average / per_replica(settings), 9)))
 
 
 def justified(settings: AutoscalingSettings, average: float) -> int:
     """The count a steady `average` concurrency justifies, within the settings' bounds."""
-    return settings.clamp(wanted(settings, average))
+    return clamp(settings, wanted(settings, average))
 
 
 def decide(
@@ -134,7 +109,7 @@ def decide(
     stable = average_concurrency(samples, now, settings.autoscaling_window)
     if stable is None:
         return None, state
-    panic = average_concurrency(samples, now, settings.panic_window)
+    panic = average_concurrency(samples, now, panic_window(settings))
     base = max(state.current, 1)
     stable_count = wanted(settings, stable)
     panic_count = wanted(settings, panic if panic is not None else stable)
@@ -156,7 +131,7 @@ def decide(
     held = max([desired, *(count for _, count in recent)])
     recent.append((now, desired))
     limited = min(max(held, math.floor(base / MAX_SCALE_DOWN_RATE)), math.ceil(base * MAX_SCALE_UP_RATE))
-    final = settings.clamp(limited)
+    final = clamp(settings, limited)
     return final, replace(state, current=final, recent=tuple(recent), panic_since=panic_since,
                           panic_count=final if panic_since is not None else 0)
 

@@ -18,14 +18,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from kingpost import rpc
-from kingpost.errors import KingpostError, NotFound
+from kingpost import deployment_status, rpc
+from kingpost.autoscaling_settings import NO_CAP, AutoscalingSettings, validate
 from kingpost.bus import Bus, subjects
+from kingpost.errors import InvalidArgument, KingpostError, NotFound
 from kingpost.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 from kingpost_autoscaler import metrics
 from kingpost_autoscaler.decision import (
-    AutoscalingSettings,
     ScaleState,
     average_concurrency,
     decide,
@@ -39,10 +39,10 @@ HORIZON_SECONDS = 3600.0  # the longest autoscaling window Baseten allows
 SAMPLE_DECISION_GAP = 0.5  # seconds between two on-arrival decisions of one deployment
 POKE_SOURCE = "poke"  # a poke counts as one more source of concurrency in its second
 # Deployments the autoscaler leaves alone: not built, failed, or deactivated.
-UNSCALED_STATUSES = ("BUILDING", "FAILED", "INACTIVE")
+UNSCALED_STATUSES = (deployment_status.BUILDING, deployment_status.FAILED, deployment_status.INACTIVE)
 # Deployments whose replicas are still loading: never scaled down (a replica killed while it loads
 # is a cold start wasted), and the scale-down delay counts from when they are ready.
-LOADING_STATUSES = ("DEPLOYING", "WAKING_UP")
+LOADING_STATUSES = (deployment_status.DEPLOYING, deployment_status.WAKING_UP)
 
 # (deployment_id, replicas) → the count the scheduler settled on.
 Scale = Callable[[str, int], Awaitable[int]]
@@ -55,12 +55,14 @@ def settings_of(route: scheduler_pb2.DeploymentRoute) -> AutoscalingSettings | N
     if not route.HasField("autoscaling"):
         return None
     a = route.autoscaling
+    settings = AutoscalingSettings(
+        min_replica=a.min_replica, max_replica=a.max_replica, concurrency_target=a.concurrency_target,
+        target_utilization_percentage=a.target_utilization_percentage,
+        autoscaling_window=a.autoscaling_window, scale_down_delay=a.scale_down_delay)
     try:
-        return AutoscalingSettings(
-            min_replica=a.min_replica, max_replica=a.max_replica, concurrency_target=a.concurrency_target,
-            target_utilization_percentage=a.target_utilization_percentage,
-            autoscaling_window=float(a.autoscaling_window), scale_down_delay=float(a.scale_down_delay))
-    except ValueError as e:
+        # The cluster's max_replica cap is the scheduler's to enforce; the rest is checked here.
+        return validate(settings, max_replica_cap=NO_CAP)
+    except InvalidArgument as e:
         log.warning("deployment %s: ignoring its autoscaling settings: %s", route.deployment_id, e)
         return None
 
@@ -132,10 +134,11 @@ class Autoscaler:
         async with self._lock:
             for model in table.models:
                 for route in model.deployments:
-                    if not route.active or route.status in UNSCALED_STATUSES:
+                    status = deployment_status.name(route.status)
+                    if not route.active or status in UNSCALED_STATUSES:
                         continue
                     seen.add(route.deployment_id)
-                    if route.status in LOADING_STATUSES:
+                    if status in LOADING_STATUSES:
                         self._loading.add(route.deployment_id)
                     else:
                         self._loading.discard(route.deployment_id)

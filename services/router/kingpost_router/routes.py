@@ -14,18 +14,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from kingpost import autoscaling_settings, deployment_status
 from kingpost.errors import InvalidArgument, NotFound, Unavailable
 from kingpost.v1 import scheduler_pb2
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 HOST_KEY = "x-kingpost-host"
-REJECT_ON_FULL = "reject_on_full"
 # A routable deployment in one of these states with no ready replica holds requests until one is
 # ready (it is deploying, scaled to zero or waking up); any other state without replicas (BUILDING,
 # FAILED) answers 503 at once. DEPLOYING holds too: a client that saw ACTIVE from the scheduler may
 # reach this router a moment before the table that says so, and must not get a 503 for it.
-HOLD_STATUSES = frozenset({"ACTIVE", "DEPLOYING", "SCALED_TO_ZERO", "WAKING_UP"})
+HOLD_STATUSES = frozenset({deployment_status.ACTIVE, deployment_status.DEPLOYING,
+                           deployment_status.SCALED_TO_ZERO, deployment_status.WAKING_UP})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +42,15 @@ class Deployment:
     model_name: str
     # False once deactivated: it answers 404, as a deleted one does.
     active: bool
+    # Its status name (kingpost.deployment_status), and why it is not serving ("" while it serves).
     status: str
     status_reason: str
     # Requests one replica takes at once; 0 means no limit.
     predict_concurrency: int
     # Ready replicas only; empty while building, deploying or scaled to zero.
     replicas: tuple[Replica, ...]
-    # 429 at once when every replica is full, instead of waiting in the queue.
+    # 429 at once when every replica is full, instead of waiting in the queue (backpressure_policy
+    # "reject").
     reject_on_full: bool = False
     # Seconds to hold requests while no replica is ready; 0 = the router's default.
     cold_start_timeout_seconds: float = 0.0
@@ -56,6 +59,11 @@ class Deployment:
     def holds(self) -> bool:
         """True when requests wait for a replica rather than answer 503 (scaled to zero, waking up)."""
         return self.active and self.status in HOLD_STATUSES
+
+    def why_not_serving(self) -> str:
+        """"status: SCALED_TO_ZERO: the next request wakes it", for a caller's error message."""
+        status = self.status or "no ready replica"
+        return f"status: {status}: {self.status_reason}" if self.status_reason else f"status: {status}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +107,11 @@ class RouteSnapshot:
                     model_id=m.model_id,
                     model_name=m.name,
                     active=d.active,
-                    status=d.status,
+                    status=deployment_status.name(d.status),
                     status_reason=d.status_reason,
                     predict_concurrency=max(0, d.predict_concurrency),
                     replicas=tuple(Replica(r.replica_id, r.address) for r in d.replicas),
-                    reject_on_full=d.backpressure_policy == REJECT_ON_FULL,
+                    reject_on_full=d.backpressure_policy == autoscaling_settings.REJECT,
                     cold_start_timeout_seconds=max(0.0, d.cold_start_timeout_seconds),
                 )
                 for d in m.deployments
@@ -194,14 +202,11 @@ def resolve(
         raise InvalidArgument(f"target '{target}' is not one of 'development', 'production'")
 
     if not deployment.active:
-        raise NotFound(f"deployment '{deployment.deployment_id}' of model '{key}' is inactive")
+        reason = f" ({deployment.status_reason})" if deployment.status_reason else ""
+        raise NotFound(f"deployment '{deployment.deployment_id}' of model '{key}' is inactive{reason}")
     if not deployment.replicas and not deployment.holds:
-        status = deployment.status or "no ready replica"
-        if deployment.status_reason:
-            status = f"{status}: {deployment.status_reason}"
-        raise Unavailable(
-            f"deployment '{deployment.deployment_id}' of model '{key}' is not ready yet (status: {status})"
-        )
+        raise Unavailable(f"deployment '{deployment.deployment_id}' of model '{key}' is not ready yet "
+                          f"({deployment.why_not_serving()})")
     return deployment
 
 

@@ -6,7 +6,8 @@ channel churn, concurrency samples) happens in the background loops below.
 
 Capacity: a replica takes at most `predict_concurrency` requests from this router at once. When
 every replica of a deployment is full, a request waits in the deployment's FIFO queue (bounded:
-429 beyond it; or 429 at once under `reject_on_full`) and is handed a slot the moment one frees.
+429 beyond it; or 429 at once under the back-pressure policy `reject`) and is handed a slot the
+moment one frees.
 A deployment that is routable but has no ready replica (scaled to zero, waking up) holds requests
 in the same queue, pokes the autoscaler (`ScalePoke`, once a second while they wait), and releases
 them when a route table with a replica arrives — or answers 503 after its cold-start timeout.
@@ -32,7 +33,7 @@ from google.api import httpbody_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.trace import Span, Tracer
 
-from kingpost import rpc
+from kingpost import autoscaling_settings, rpc
 from kingpost.auth import KeyCache
 from kingpost.errors import (DeadlineExceeded, KingpostError, ModelError, NotFound, PayloadTooLarge,
                              TooManyRequests, Unavailable)
@@ -289,7 +290,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             return
         if not deployment.replicas and not deployment.holds:
             self._fail_queue(deployment_id, Unavailable(
-                f"deployment '{deployment_id}' is not ready (status: {deployment.status or 'no ready replica'})"))
+                f"deployment '{deployment_id}' is not ready ({deployment.why_not_serving()})"))
             return
         while queue:
             if queue[0].done():  # defensive: waiters remove their own future when they give up
@@ -315,7 +316,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         if deployment.replicas and deployment.reject_on_full:
             raise TooManyRequests(
                 f"deployment '{did}' is at its limit: every replica runs {deployment.predict_concurrency} "
-                f"requests at once (predict_concurrency) and its back-pressure policy is reject_on_full")
+                f"requests at once (predict_concurrency) and its back-pressure policy is "
+                f"{autoscaling_settings.REJECT!r}")
         limit = self._settings.max_queue_per_deployment
         if waiting >= limit:
             raise TooManyRequests(
@@ -346,8 +348,9 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                     raise DeadlineExceeded(
                         f"no replica of deployment '{did}' was free within {timeout:g} s (waited in the queue)")
                 if current is None or not current.replicas:
+                    why = f" ({current.why_not_serving()})" if current is not None else ""
                     raise Unavailable(f"deployment '{did}' was not ready within the cold-start timeout "
-                                      f"of {cold_limit:g} s")
+                                      f"of {cold_limit:g} s{why}")
                 hold_until = math.inf  # a replica came, all busy: wait as any queued request does
         except BaseException:
             if not waiter.done():

@@ -6,6 +6,7 @@ import socket
 
 from pydantic import Field, field_validator
 
+from kingpost.autoscaling_settings import DEFAULT_COLD_START_TIMEOUT_SECONDS
 from kingpost.rpc import MAX_MESSAGE_BYTES
 from kingpost.settings import ServiceSettings
 
@@ -28,8 +29,9 @@ class RouterSettings(ServiceSettings):
     # toward request_timeout_seconds.
     max_queue_per_deployment: int = Field(1000, ge=0)
     # How long requests to an active deployment with no ready replica (scaled to zero, waking up)
-    # wait for one before they answer 503; a deployment's route may set its own.
-    cold_start_timeout_seconds: float = Field(300.0, gt=0)
+    # wait for one before they answer 503, for a route that sets none (the scheduler sets each
+    # deployment's own, whose default is this one).
+    cold_start_timeout_seconds: float = Field(float(DEFAULT_COLD_START_TIMEOUT_SECONDS), gt=0)
     # Larger bodies answer 413.
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)
 

@@ -15,17 +15,17 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from kingpost.deployment_status import (  # noqa: F401  (the statuses, re-exported for the scheduler)
+    ACTIVE,
+    BUILDING,
+    DEPLOYING,
+    FAILED,
+    INACTIVE,
+    SCALED_TO_ZERO,
+    WAKING_UP,
+)
 from kingpost.errors import Conflict, InvalidArgument
 from kingpost_scheduler.facts import READY, Replica
-
-BUILDING = "BUILDING"
-DEPLOYING = "DEPLOYING"
-ACTIVE = "ACTIVE"
-INACTIVE = "INACTIVE"
-FAILED = "FAILED"
-# Shown for a deployment that wants no replicas now (a demoted one, drained) and one starting again.
-SCALED_TO_ZERO = "SCALED_TO_ZERO"
-WAKING_UP = "WAKING_UP"
 
 BUILD_BUILDING = "BUILDING"
 BUILD_SUCCEEDED = "SUCCEEDED"
@@ -94,6 +94,25 @@ def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status
     if d.status in (SCALED_TO_ZERO, WAKING_UP):
         return Status(WAKING_UP)
     return Status(DEPLOYING)
+
+
+# Why a deployment in each status serves no request, as callers read it after "status: X: ".
+_NOT_SERVING = {
+    BUILDING: "its build has not finished",
+    DEPLOYING: "its first replica is starting",
+    SCALED_TO_ZERO: "no replica runs; the next request wakes it",
+    WAKING_UP: "a replica is starting",
+    INACTIVE: "deactivated; `kingpost deployments activate` brings it back",
+    FAILED: "push a fixed Truss",
+}
+
+
+def not_serving_reason(status: str, failure: str = "") -> str:
+    """Why a deployment in `status` is not serving, in a caller's words; "" while it serves.
+    `failure`: a FAILED deployment's stored reason (the build's or the model's error)."""
+    if status == FAILED and failure:
+        return failure
+    return _NOT_SERVING.get(status, "")
 
 
 @dataclass(frozen=True)

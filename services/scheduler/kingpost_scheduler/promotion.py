@@ -20,11 +20,11 @@ ends the promotion with the reason, and the environment keeps its current deploy
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kingpost.errors import Conflict
-from kingpost_scheduler import autoscaling, lifecycle
+from kingpost_scheduler import lifecycle
 
 # In-flight requests finish on the demoted deployment's open channels before its replicas stop.
 DRAIN = timedelta(seconds=10)
@@ -54,15 +54,6 @@ REFUSALS: Mapping[tuple[str, str], str] = {
     (ACTIVATE, lifecycle.FAILED): "push a fixed Truss: a failed build does not load any better twice",
     (DEACTIVATE, lifecycle.FAILED): "it has no compute to stop; delete it instead",
 }
-
-
-# An environment's autoscaling settings: the same fields, defaults and ranges as a deployment's.
-Settings = autoscaling.Autoscaling
-
-
-def patch_settings(current: Settings, changes: Mapping[str, int]) -> Settings:
-    """`current` with `changes` applied, each checked against Baseten's range."""
-    return autoscaling.validate(replace(current, **changes))
 
 
 def state_of(d: lifecycle.DeploymentFacts) -> str:
@@ -112,7 +103,6 @@ class EnvironmentFacts:
     name: str
     current: str = ""  # deployment id, "" for none yet
     candidate: str = ""  # a promotion in progress
-    settings: Settings = Settings()
 
 
 def needs_copy(d: lifecycle.DeploymentFacts, env: str, serving: Mapping[str, str]) -> bool:

@@ -1,9 +1,10 @@
 """The route table: a snapshot of desired and actual state → the plain data the data plane needs.
 
 Routers answer from this alone: which models exist, their development deployment, environments
-and their traffic split, each deployment's active flag, predict_concurrency and READY replica
-addresses, and the digests of valid API keys. Equal snapshots give equal tables, so the shell can
-tell "nothing changed" by comparing tables.
+and their traffic split, each deployment's active flag, status and why it is not serving,
+predict_concurrency, READY replica addresses and autoscaling settings (the router honours the
+back-pressure policy and the cold-start timeout), and the digests of valid API keys. Equal
+snapshots give equal tables, so the shell can tell "nothing changed" by comparing tables.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kingpost_scheduler import canary
-from kingpost_scheduler.autoscaling import Autoscaling
+from kingpost.autoscaling_settings import AutoscalingSettings
+from kingpost_scheduler import canary, lifecycle
 from kingpost_scheduler.facts import READY, Replica
 
 
@@ -32,8 +33,10 @@ class DeploymentRow:
     predict_concurrency: int
     status: str
     # Its autoscaling settings and the count the autoscaler last asked for, for the autoscaler.
-    autoscaling: Autoscaling = Autoscaling()
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
     desired_replicas: int = 1
+    # A FAILED deployment's stored reason.
+    status_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class DeploymentRoute:
     predict_concurrency: int
     replicas: tuple[ReplicaRoute, ...]
     status: str
-    autoscaling: Autoscaling = Autoscaling()
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
     desired_replicas: int = 1
+    # Why it is not serving ("" while it serves): lifecycle.not_serving_reason.
+    status_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ def build_route_table(
                     status=d.status,
                     autoscaling=d.autoscaling,
                     desired_replicas=d.desired_replicas,
+                    status_reason=lifecycle.not_serving_reason(d.status, d.status_reason),
                 )
                 for d in own
             ),

@@ -14,6 +14,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kingpost import autoscaling_settings, deployment_status
 from kingpost.auth import key_digest, key_prefix, new_key
 from kingpost.bus import Bus
 from kingpost.bus.subjects import build_log_subject, replica_logs_of
@@ -28,7 +29,7 @@ from kingpost.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-from kingpost_scheduler import autoscaling, canary, facts, lifecycle, metrics, promotion, store
+from kingpost_scheduler import canary, facts, lifecycle, metrics, promotion, store
 from kingpost_scheduler.clients import BuildInfo, BuildLookup
 from kingpost_scheduler.control import Control, apply_build, end_canary
 from kingpost_scheduler.route_table import RouteTable
@@ -52,10 +53,7 @@ def deployment_proto(d: DeploymentRecord, ready_replicas: int) -> management_pb2
         is_production=d.environment == lifecycle.PRODUCTION, is_development=d.is_development,
         status=d.status, status_reason=d.status_reason, active_replica_count=ready_replicas,
         autoscaling_settings=management_pb2.AutoscalingSettings(
-            min_replica=d.min_replica, max_replica=d.max_replica, autoscaling_window=d.autoscaling_window,
-            scale_down_delay=d.scale_down_delay, concurrency_target=d.concurrency_target,
-            target_utilization_percentage=d.target_utilization_percentage,
-        ),
+            **autoscaling_settings.as_dict(store.autoscaling_of(d))),
         environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
     )
 
@@ -94,7 +92,10 @@ def route_table_proto(version: int, table: RouteTable) -> scheduler_pb2.RouteTab
                 deployments=[
                     scheduler_pb2.DeploymentRoute(
                         deployment_id=d.deployment_id, active=d.active,
-                        predict_concurrency=d.predict_concurrency, status=d.status,
+                        predict_concurrency=d.predict_concurrency,
+                        status=deployment_status.value(d.status), status_reason=d.status_reason,
+                        backpressure_policy=d.autoscaling.backpressure_policy,
+                        cold_start_timeout_seconds=d.autoscaling.cold_start_timeout_seconds,
                         autoscaling=scheduler_pb2.DeploymentAutoscaling(
                             min_replica=d.autoscaling.min_replica, max_replica=d.autoscaling.max_replica,
                             autoscaling_window=d.autoscaling.autoscaling_window,
@@ -117,7 +118,7 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
     def __init__(self, control: Control, builds: BuildLookup, bus: Bus | None = None) -> None:
         self.control = control
         # The highest max_replica a deployment may ask for (SchedulerSettings.max_replica_cap).
-        self.max_replica_cap = autoscaling.DEFAULT_MAX_REPLICA_CAP
+        self.max_replica_cap = autoscaling_settings.DEFAULT_MAX_REPLICA_CAP
         self.builds = builds
         self.bus = bus
 
@@ -157,9 +158,9 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
             deployment = await store.add_deployment(session, DeploymentRecord(
                 id=new_id("dep"), model_id=model.id, name=push.name, is_development=push.is_development,
                 environment="", status=lifecycle.BUILDING, status_reason="", build_id=request.build_id,
-                artifact_digest="", predict_concurrency=1, min_replica=0, max_replica=1,
-                autoscaling_window=60, scale_down_delay=900, concurrency_target=1,
-                target_utilization_percentage=70, desired_replicas=1, active=True, deleted=False, created_at=now,
+                artifact_digest="", predict_concurrency=1,
+                **autoscaling_settings.as_dict(autoscaling_settings.DEFAULTS),
+                desired_replicas=1, active=True, deleted=False, created_at=now,
             ))
             if push.environment:
                 # Deploying straight into an environment is a promotion of the new deployment.
@@ -379,10 +380,9 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
                     name=lifecycle.next_deployment_name(x.name for x in existing), is_development=False,
                     environment="", status=lifecycle.DEPLOYING if d.artifact_digest else lifecycle.BUILDING,
                     status_reason="", build_id=d.build_id, artifact_digest=d.artifact_digest,
-                    predict_concurrency=d.predict_concurrency, min_replica=0, max_replica=1,
-                    autoscaling_window=60, scale_down_delay=900, concurrency_target=1,
-                    target_utilization_percentage=70, desired_replicas=1, active=True, deleted=False,
-                    created_at=now,
+                    predict_concurrency=d.predict_concurrency,
+                    **autoscaling_settings.as_dict(autoscaling_settings.DEFAULTS),
+                    desired_replicas=1, active=True, deleted=False, created_at=now,
                 ))
             else:
                 candidate = d
@@ -430,14 +430,16 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
 
     @abort_on_error
     async def CreateEnvironment(self, request: management_pb2.CreateEnvironmentRequest, context: Any) -> Any:
-        settings = promotion.patch_settings(promotion.Settings(), _patch(request.autoscaling_settings))
+        settings = autoscaling_settings.updated(
+            autoscaling_settings.DEFAULTS, _patch(request.autoscaling_settings), self.max_replica_cap)
         now = self.control.clock()
 
         async def run(session: AsyncSession) -> None:
             model = await store.find_model(session, request.model_id)
             existing = {e.name for e in await store.environments(session, model.id)}
             promotion.check_create_environment(request.name, existing)
-            env = await store.add_environment(session, model, request.name, _settings_dict(settings), now)
+            env = await store.add_environment(session, model, request.name,
+                                              autoscaling_settings.as_dict(settings), now)
             if request.HasField("promotion_settings"):
                 _set_promotion_settings(env, _patch_promotion(_promotion_settings(env), request.promotion_settings))
 
@@ -455,9 +457,10 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
         async def run(session: AsyncSession) -> None:
             model = await store.find_model(session, request.model_id)
             env = await store.get_environment(session, model, request.env_name)
-            settings = promotion.patch_settings(_env_settings(env), _patch(request.autoscaling_settings))
+            settings = autoscaling_settings.updated(
+                _env_settings(env), _patch(request.autoscaling_settings), self.max_replica_cap)
             promotion_settings = _patch_promotion(_promotion_settings(env), request.promotion_settings)
-            env.settings = _settings_dict(settings)
+            env.settings = {**(env.settings or {}), **autoscaling_settings.as_dict(settings)}
             _set_promotion_settings(env, promotion_settings)
             # The environment's deployment takes its settings at once.
             for ref in (env.deployment_id, env.candidate_deployment_id):
@@ -510,16 +513,17 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
     async def UpdateAutoscalingSettings(
         self, request: management_pb2.UpdateAutoscalingSettingsRequest, context: Any
     ) -> Any:
-        changes = {name: getattr(request, name) for name in autoscaling.FIELDS if request.HasField(name)}
+        changes = {name: getattr(request, name) for name in autoscaling_settings.FIELDS
+                   if request.HasField(name)}
 
-        async def run(session: AsyncSession) -> autoscaling.PatchResult:
+        async def run(session: AsyncSession) -> autoscaling_settings.PatchResult:
             model = await store.find_model(session, request.model_id)
             d = await store.find_deployment(session, model, request.deployment_id)
-            result = autoscaling.apply_patch(store.autoscaling_of(d), changes, is_development=d.is_development,
-                                             max_replica_cap=self.max_replica_cap)
-            if result.status == autoscaling.ACCEPTED:
-                for name in autoscaling.FIELDS:
-                    setattr(d, name, getattr(result.settings, name))
+            result = autoscaling_settings.apply_patch(
+                store.autoscaling_of(d), changes, is_development=d.is_development,
+                max_replica_cap=self.max_replica_cap)
+            if result.status == autoscaling_settings.ACCEPTED:
+                store.set_autoscaling(d, result.settings)
                 # Keep the autoscaler's count inside the new bounds at once.
                 d.desired_replicas = lifecycle.clamp_scale(d.desired_replicas, d.min_replica, d.max_replica)
                 await session.flush()
@@ -612,25 +616,16 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         return scheduler_pb2.DeactivateIdleDeploymentResponse(deactivated=done)
 
 
-_SETTINGS_FIELDS = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target",
-                    "target_utilization_percentage")
+def _patch(p: management_pb2.EnvironmentAutoscalingPatch) -> dict[str, int | str]:
+    return {f: getattr(p, f) for f in autoscaling_settings.FIELDS if p.HasField(f)}
 
 
-def _patch(p: management_pb2.EnvironmentAutoscalingPatch) -> dict[str, int]:
-    return {f: getattr(p, f) for f in _SETTINGS_FIELDS if p.HasField(f)}
+def _env_settings(env: EnvironmentRecord) -> autoscaling_settings.AutoscalingSettings:
+    return autoscaling_settings.from_dict(env.settings)
 
 
-def _settings_dict(settings: promotion.Settings) -> dict[str, int]:
-    return {f: getattr(settings, f) for f in _SETTINGS_FIELDS}
-
-
-def _env_settings(env: EnvironmentRecord) -> promotion.Settings:
-    return promotion.Settings(**{k: int(v) for k, v in (env.settings or {}).items() if k in _SETTINGS_FIELDS})
-
-
-def _apply_settings(d: DeploymentRecord, settings: promotion.Settings) -> None:
-    for f in _SETTINGS_FIELDS:
-        setattr(d, f, getattr(settings, f))
+def _apply_settings(d: DeploymentRecord, settings: autoscaling_settings.AutoscalingSettings) -> None:
+    store.set_autoscaling(d, settings)
 
 
 def _begin_promotion(env: EnvironmentRecord, candidate: DeploymentRecord) -> None:
@@ -646,7 +641,7 @@ async def _environment_proto(session: AsyncSession, env: EnvironmentRecord) -> m
     settings = _env_settings(env)
     out = management_pb2.Environment(
         name=env.name, model_id=env.model_id, created_at=_timestamp(env.created_at),
-        autoscaling_settings=management_pb2.AutoscalingSettings(**_settings_dict(settings)),
+        autoscaling_settings=management_pb2.AutoscalingSettings(**autoscaling_settings.as_dict(settings)),
         promoting_deployment_id=env.candidate_deployment_id, promotion_failure=env.promotion_failure,
     )
     promo = _promotion_settings(env)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kingpost.autoscaling_settings import FIELDS as AUTOSCALING_FIELDS
+from kingpost.autoscaling_settings import AutoscalingSettings
 from kingpost.errors import NotFound
 from kingpost_scheduler import lifecycle
 from kingpost_scheduler.facts import Node, Replica
-from kingpost_scheduler.autoscaling import Autoscaling
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
@@ -174,7 +176,7 @@ async def get_environment(session: AsyncSession, model: ModelRecord, name: str) 
 
 
 async def add_environment(
-    session: AsyncSession, model: ModelRecord, name: str, settings: dict[str, int], now: datetime
+    session: AsyncSession, model: ModelRecord, name: str, settings: dict[str, Any], now: datetime
 ) -> EnvironmentRecord:
     env = EnvironmentRecord(model_id=model.id, name=name, deployment_id=None, candidate_deployment_id="",
                             promotion_failure="", settings=settings, created_at=now)
@@ -192,11 +194,13 @@ async def delete_environment(session: AsyncSession, env: EnvironmentRecord) -> N
     await session.flush()
 
 
-def autoscaling_of(d: DeploymentRecord) -> Autoscaling:
-    return Autoscaling(
-        min_replica=d.min_replica, max_replica=d.max_replica, autoscaling_window=d.autoscaling_window,
-        scale_down_delay=d.scale_down_delay, concurrency_target=d.concurrency_target,
-        target_utilization_percentage=d.target_utilization_percentage)
+def autoscaling_of(d: DeploymentRecord) -> AutoscalingSettings:
+    return AutoscalingSettings(**{name: getattr(d, name) for name in AUTOSCALING_FIELDS})
+
+
+def set_autoscaling(d: DeploymentRecord, settings: AutoscalingSettings) -> None:
+    for name in AUTOSCALING_FIELDS:
+        setattr(d, name, getattr(settings, name))
 
 
 def deployment_facts(d: DeploymentRecord) -> lifecycle.DeploymentFacts:
@@ -322,7 +326,8 @@ async def route_inputs(
     models = [ModelRow(m.id, m.name) for m in await list_models(session)]
     deployments = [
         DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status,
-                      autoscaling=autoscaling_of(d), desired_replicas=d.desired_replicas)
+                      autoscaling=autoscaling_of(d), desired_replicas=d.desired_replicas,
+                      status_reason=d.status_reason)
         for d in await live_deployments(session)
     ]
     envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id, e.candidate_deployment_id, e.canary_stage or 0)

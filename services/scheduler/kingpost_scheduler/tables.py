@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from kingpost import autoscaling_settings
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timestamps in UTC, aware on the way out on SQLite (which stores no zone) as on PostgreSQL."""
@@ -61,6 +63,10 @@ class DeploymentRecord(Base):
     scale_down_delay: Mapped[int] = mapped_column(Integer, default=900)
     concurrency_target: Mapped[int] = mapped_column(Integer, default=1)
     target_utilization_percentage: Mapped[int] = mapped_column(Integer, default=70)
+    # kingpost's extensions of the autoscaling settings (0004).
+    backpressure_policy: Mapped[str] = mapped_column(String(16), default=autoscaling_settings.QUEUE)
+    cold_start_timeout_seconds: Mapped[int] = mapped_column(
+        Integer, default=autoscaling_settings.DEFAULT_COLD_START_TIMEOUT_SECONDS)
     desired_replicas: Mapped[int] = mapped_column(Integer, default=1)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from kingpost.cli.app import cli, json_option, print_json, run_async, to_dict
+from kingpost.cli.autoscaling_command import given, settings_options
 from kingpost.cli.inspect_commands import deployments, management_call, models, table
 from kingpost.errors import Conflict, DeadlineExceeded
 from kingpost.v1 import management_pb2
@@ -21,6 +22,13 @@ def _deployment_line(d: management_pb2.Deployment) -> str:
     where = f", {d.environment}" if d.environment else ""
     reason = f" ({d.status_reason})" if d.status_reason else ""
     return f"{d.name} ({d.id}): {d.status}{reason}{where}, {d.active_replica_count} ready replica(s)"
+
+
+def _autoscaling_line(s: management_pb2.AutoscalingSettings) -> str:
+    return (f"autoscaling: replicas {s.min_replica}..{s.max_replica}, "
+            f"window {s.autoscaling_window}s, scale-down delay {s.scale_down_delay}s, "
+            f"concurrency target {s.concurrency_target}, utilization {s.target_utilization_percentage}%, "
+            f"back-pressure {s.backpressure_policy}, cold-start timeout {s.cold_start_timeout_seconds}s")
 
 
 def _environment_line(e: management_pb2.Environment) -> str:
@@ -37,9 +45,7 @@ def _environment_line(e: management_pb2.Environment) -> str:
                      f"waiting for {c.deployment_id}'s ready replicas"))
     traffic = ", ".join(f"{d} {w}%" for d, w in sorted(e.traffic.items(), key=lambda x: -x[1]))
     return (f"{e.name}: {current}{promoting}{failure}{canary}\n  traffic: {traffic or '-'}"
-            f"\n  autoscaling: replicas {s.min_replica}..{s.max_replica}, "
-            f"window {s.autoscaling_window}s, scale-down delay {s.scale_down_delay}s, "
-            f"concurrency target {s.concurrency_target}, utilization {s.target_utilization_percentage}%"
+            f"\n  {_autoscaling_line(s)}"
             f"\n  promotion: ramp up while promoting {'on' if p.ramp_up_while_promoting else 'off'}, "
             f"over {p.ramp_up_duration_seconds}s")
 
@@ -91,6 +97,7 @@ def deployments_get(model: str, deployment: str, as_json: bool) -> None:
         print_json(to_dict(d))
         return
     click.echo(_deployment_line(d))
+    click.echo(f"  {_autoscaling_line(d.autoscaling_settings)}")
 
 
 def _action(method: str, request_type: Any, verb: str) -> Any:
@@ -195,16 +202,8 @@ def environments() -> None:
     """A model's environments: stable endpoints with their own autoscaling settings."""
 
 
-def _autoscaling_options(f: Any) -> Any:
-    for name in ("target-utilization-percentage", "concurrency-target", "scale-down-delay", "autoscaling-window",
-                 "max-replica", "min-replica"):
-        f = click.option(f"--{name}", type=int, default=None)(f)
-    return f
-
-
 def _patch(values: dict[str, Any]) -> management_pb2.EnvironmentAutoscalingPatch:
-    return management_pb2.EnvironmentAutoscalingPatch(
-        **{k: v for k, v in values.items() if v is not None and k not in _PROMOTION_FIELDS})
+    return management_pb2.EnvironmentAutoscalingPatch(**given(values))
 
 
 _PROMOTION_FIELDS = ("ramp_up_while_promoting", "ramp_up_duration_seconds")
@@ -253,7 +252,7 @@ def environments_get(model: str, name: str, as_json: bool) -> None:
 @environments.command("create")
 @click.argument("model")
 @click.argument("name")
-@_autoscaling_options
+@settings_options
 @_promotion_options
 @json_option
 def environments_create(model: str, name: str, as_json: bool, **settings: Any) -> None:
@@ -271,7 +270,7 @@ def environments_create(model: str, name: str, as_json: bool, **settings: Any) -
 @environments.command("update")
 @click.argument("model")
 @click.argument("name")
-@_autoscaling_options
+@settings_options
 @_promotion_options
 @json_option
 def environments_update(model: str, name: str, as_json: bool, **settings: Any) -> None:

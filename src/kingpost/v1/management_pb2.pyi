@@ -28,20 +28,24 @@ class Model(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., production_deployment_id: _Optional[str] = ..., development_deployment_id: _Optional[str] = ...) -> None: ...
 
 class AutoscalingSettings(_message.Message):
-    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage")
+    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
     MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLICA_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_WINDOW_FIELD_NUMBER: _ClassVar[int]
     SCALE_DOWN_DELAY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     min_replica: int
     max_replica: int
     autoscaling_window: int
     scale_down_delay: int
     concurrency_target: int
     target_utilization_percentage: int
-    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ...) -> None: ...
+    backpressure_policy: str
+    cold_start_timeout_seconds: int
+    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency")
@@ -336,20 +340,24 @@ class PromoteDeploymentResponse(_message.Message):
     def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
 
 class EnvironmentAutoscalingPatch(_message.Message):
-    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage")
+    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
     MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLICA_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_WINDOW_FIELD_NUMBER: _ClassVar[int]
     SCALE_DOWN_DELAY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     min_replica: int
     max_replica: int
     autoscaling_window: int
     scale_down_delay: int
     concurrency_target: int
     target_utilization_percentage: int
-    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ...) -> None: ...
+    backpressure_policy: str
+    cold_start_timeout_seconds: int
+    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class Environment(_message.Message):
     __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic", "promotion_settings", "current_canary")
@@ -497,7 +505,7 @@ class DeleteEnvironmentResponse(_message.Message):
     def __init__(self, success: _Optional[bool] = ...) -> None: ...
 
 class UpdateAutoscalingSettingsRequest(_message.Message):
-    __slots__ = ("model_id", "deployment_id", "min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage")
+    __slots__ = ("model_id", "deployment_id", "min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
@@ -506,6 +514,8 @@ class UpdateAutoscalingSettingsRequest(_message.Message):
     SCALE_DOWN_DELAY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_TARGET_FIELD_NUMBER: _ClassVar[int]
     TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     deployment_id: str
     min_replica: int
@@ -514,7 +524,9 @@ class UpdateAutoscalingSettingsRequest(_message.Message):
     scale_down_delay: int
     concurrency_target: int
     target_utilization_percentage: int
-    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ...) -> None: ...
+    backpressure_policy: str
+    cold_start_timeout_seconds: int
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class UpdateAutoscalingSettingsResponse(_message.Message):
     __slots__ = ("status", "message")

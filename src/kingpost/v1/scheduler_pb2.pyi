@@ -1,10 +1,30 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DeploymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEPLOYMENT_STATUS_UNSPECIFIED: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_BUILDING: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_DEPLOYING: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_ACTIVE: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_SCALED_TO_ZERO: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_WAKING_UP: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_INACTIVE: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_FAILED: _ClassVar[DeploymentStatus]
+DEPLOYMENT_STATUS_UNSPECIFIED: DeploymentStatus
+DEPLOYMENT_STATUS_BUILDING: DeploymentStatus
+DEPLOYMENT_STATUS_DEPLOYING: DeploymentStatus
+DEPLOYMENT_STATUS_ACTIVE: DeploymentStatus
+DEPLOYMENT_STATUS_SCALED_TO_ZERO: DeploymentStatus
+DEPLOYMENT_STATUS_WAKING_UP: DeploymentStatus
+DEPLOYMENT_STATUS_INACTIVE: DeploymentStatus
+DEPLOYMENT_STATUS_FAILED: DeploymentStatus
 
 class WatchRoutesRequest(_message.Message):
     __slots__ = ("watcher",)
@@ -73,12 +93,12 @@ class DeploymentRoute(_message.Message):
     active: bool
     predict_concurrency: int
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaRoute]
-    status: str
+    status: DeploymentStatus
     status_reason: str
     backpressure_policy: str
     cold_start_timeout_seconds: float
     autoscaling: DeploymentAutoscaling
-    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[float] = ..., autoscaling: _Optional[_Union[DeploymentAutoscaling, _Mapping]] = ...) -> None: ...
+    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[_Union[DeploymentStatus, str]] = ..., status_reason: _Optional[str] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[float] = ..., autoscaling: _Optional[_Union[DeploymentAutoscaling, _Mapping]] = ...) -> None: ...
 
 class DeploymentAutoscaling(_message.Message):
     __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "desired_replicas")

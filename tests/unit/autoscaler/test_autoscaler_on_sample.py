@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kingpost.v1 import events_pb2
 
-from kingpost_autoscaler.decision import AutoscalingSettings
+from kingpost.autoscaling_settings import AutoscalingSettings
 from kingpost_autoscaler.service import Autoscaler
 
 SETTINGS = AutoscalingSettings(min_replica=1, max_replica=10, autoscaling_window=60, scale_down_delay=0)

@@ -2,7 +2,8 @@
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from kingpost_autoscaler.decision import AutoscalingSettings, Sample, ScaleState, decide
+from kingpost.autoscaling_settings import AutoscalingSettings
+from kingpost_autoscaler.decision import Sample, ScaleState, clamp, decide
 
 
 @st.composite
@@ -53,7 +54,7 @@ def test_never_down_during_the_delay_after_load(scenario) -> None:
         for t2, d2, _, _ in decisions[i:]:
             if t2 - t >= s.scale_down_delay:
                 break
-            assert d2 >= s.clamp(recorded), (t, recorded, t2, d2)
+            assert d2 >= clamp(s, recorded), (t, recorded, t2, d2)
 
 
 @hsettings(max_examples=150, deadline=None)

@@ -1,7 +1,7 @@
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost_autoscaler.decision import AutoscalingSettings
+from kingpost.autoscaling_settings import AutoscalingSettings
 from kingpost_autoscaler.settings import AutoscalerSettings
 
 

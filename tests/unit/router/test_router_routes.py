@@ -6,9 +6,16 @@ import random
 
 import pytest
 
+from kingpost import deployment_status
 from kingpost.errors import InvalidArgument, NotFound, Unavailable
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.routes import RouteSnapshot, model_from_host, resolve, weighted_choice
+
+ACTIVE = s.DEPLOYMENT_STATUS_ACTIVE
+BUILDING = s.DEPLOYMENT_STATUS_BUILDING
+FAILED = s.DEPLOYMENT_STATUS_FAILED
+INACTIVE = s.DEPLOYMENT_STATUS_INACTIVE
+SCALED_TO_ZERO = s.DEPLOYMENT_STATUS_SCALED_TO_ZERO
 
 
 def table() -> s.RouteTable:
@@ -29,16 +36,20 @@ def table() -> s.RouteTable:
                 ],
                 deployments=[
                     s.DeploymentRoute(deployment_id="dep_dev", active=True, predict_concurrency=4,
-                                      replicas=ready, status="ACTIVE"),
-                    s.DeploymentRoute(deployment_id="dep_1", active=True, replicas=ready, status="ACTIVE"),
-                    s.DeploymentRoute(deployment_id="dep_2", active=True, replicas=ready, status="ACTIVE"),
-                    s.DeploymentRoute(deployment_id="dep_building", active=True, status="BUILDING"),
-                    s.DeploymentRoute(deployment_id="dep_failed", active=True, status="FAILED",
+                                      replicas=ready, status=ACTIVE),
+                    s.DeploymentRoute(deployment_id="dep_1", active=True, replicas=ready, status=ACTIVE),
+                    s.DeploymentRoute(deployment_id="dep_2", active=True, replicas=ready, status=ACTIVE),
+                    s.DeploymentRoute(deployment_id="dep_building", active=True, status=BUILDING),
+                    s.DeploymentRoute(deployment_id="dep_failed", active=True, status=FAILED,
                                       status_reason="ModuleNotFoundError: No module named 'torch'"),
                     s.DeploymentRoute(deployment_id="dep_off", active=False, replicas=ready,
-                                      status="INACTIVE"),
-                    s.DeploymentRoute(deployment_id="dep_zero", active=True, status="SCALED_TO_ZERO",
-                                      backpressure_policy="reject_on_full", cold_start_timeout_seconds=30),
+                                      status=INACTIVE),
+                    s.DeploymentRoute(deployment_id="dep_off_why", active=False,
+                                      status=INACTIVE,
+                                      status_reason="deactivated; `kingpost deployments activate` brings "
+                                                    "it back"),
+                    s.DeploymentRoute(deployment_id="dep_zero", active=True, status=SCALED_TO_ZERO,
+                                      backpressure_policy="reject", cold_start_timeout_seconds=30),
                 ],
             ),
             s.ModelRoute(model_id="mdl_b", name="whisper"),
@@ -113,6 +124,8 @@ def test_no_model_and_no_host_is_a_bad_request() -> None:
         (("mdl_a", "", "", "dep_gone"), "deployment 'dep_gone' not found for model 'mdl_a'"),
         (("whisper", "", "", "dep_1"), "deployment 'dep_1' not found for model 'whisper'"),
         (("mdl_a", "", "", "dep_off"), "deployment 'dep_off' of model 'mdl_a' is inactive"),
+        (("mdl_a", "", "", "dep_off_why"), "deployment 'dep_off_why' of model 'mdl_a' is inactive "
+                                           "(deactivated; `kingpost deployments activate` brings it back)"),
     ],
 )
 def test_unknown_or_inactive_things_answer_not_found(args: tuple[str, str, str, str], message: str) -> None:
@@ -146,7 +159,7 @@ def test_weighted_choice_matches_the_weights_over_many_draws() -> None:
 def test_a_routable_deployment_without_replicas_is_held_not_refused(status: str) -> None:
     t = table()
     zero = next(d for d in t.models[0].deployments if d.deployment_id == "dep_zero")
-    zero.status = status
+    zero.status = deployment_status.value(status)
     deployment = resolve(RouteSnapshot.from_table(t), "mdl_a", "", "", "dep_zero")
     assert deployment.holds and deployment.replicas == ()
 
@@ -155,7 +168,7 @@ def test_back_pressure_policy_and_cold_start_timeout_come_from_the_table() -> No
     zero = SNAP.by_deployment["dep_zero"]
     assert (zero.reject_on_full, zero.cold_start_timeout_seconds) == (True, 30.0)
     dev = SNAP.by_deployment["dep_dev"]
-    assert (dev.reject_on_full, dev.cold_start_timeout_seconds) == (False, 0.0)  # queue_on_full, default
+    assert (dev.reject_on_full, dev.cold_start_timeout_seconds) == (False, 0.0)  # queue; the router's timeout
     assert not SNAP.by_deployment["dep_building"].holds
 
 

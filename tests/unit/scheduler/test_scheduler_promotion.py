@@ -9,7 +9,7 @@ import pytest
 from kingpost.errors import Conflict, InvalidArgument
 from kingpost_scheduler import lifecycle, promotion
 from kingpost_scheduler.lifecycle import DeploymentFacts
-from kingpost_scheduler.promotion import EnvironmentFacts, Settings
+from kingpost_scheduler.promotion import EnvironmentFacts
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -92,14 +92,6 @@ def test_a_demoted_deployment_drains_before_scaling_to_zero() -> None:
     assert not promotion.drained(None, T0, drain)
     assert not promotion.drained(T0, T0 + timedelta(seconds=9), drain)
     assert promotion.drained(T0, T0 + drain, drain)
-
-
-def test_settings_patches_are_checked_against_baseten_ranges() -> None:
-    assert promotion.patch_settings(Settings(), {"max_replica": 3}) == Settings(max_replica=3)
-    with pytest.raises(InvalidArgument, match="autoscaling_window = 5: must be 10 to 3600"):
-        promotion.patch_settings(Settings(), {"autoscaling_window": 5})
-    with pytest.raises(InvalidArgument, match="min_replica = 2: must not exceed max_replica = 1"):
-        promotion.patch_settings(Settings(), {"min_replica": 2})
 
 
 def test_renaming_is_for_published_deployments_to_a_free_name() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kingpost.autoscaling_settings import AutoscalingSettings
 from kingpost_scheduler.facts import READY, STARTING, Replica
 from kingpost_scheduler.route_table import (
     DeploymentRow,
@@ -47,3 +48,25 @@ def test_an_environment_pointing_at_an_unknown_deployment_is_left_out() -> None:
     envs = [EnvironmentRow("m", "production", "dep_gone")]
     table = build_route_table([ModelRow("m", "n")], [], envs, [], [])
     assert table.models[0].environments == ()
+
+
+def test_each_deployment_says_why_it_is_not_serving_and_carries_its_settings() -> None:
+    tuned = AutoscalingSettings(backpressure_policy="reject", cold_start_timeout_seconds=5)
+    table = build_route_table(
+        [ModelRow("m", "n")],
+        [DeploymentRow("dep_on", "m", False, True, 1, "ACTIVE", autoscaling=tuned),
+         DeploymentRow("dep_build", "m", False, True, 1, "BUILDING"),
+         DeploymentRow("dep_zero", "m", False, True, 1, "SCALED_TO_ZERO"),
+         DeploymentRow("dep_off", "m", False, False, 1, "INACTIVE"),
+         DeploymentRow("dep_bad", "m", False, True, 1, "FAILED", status_reason="build failed: no torch")],
+        [], [], [])
+    by_id = {d.deployment_id: d for d in table.models[0].deployments}
+    assert {d: r.status_reason for d, r in by_id.items()} == {
+        "dep_on": "",
+        "dep_build": "its build has not finished",
+        "dep_zero": "no replica runs; the next request wakes it",
+        "dep_off": "deactivated; `kingpost deployments activate` brings it back",
+        "dep_bad": "build failed: no torch",
+    }
+    assert by_id["dep_on"].autoscaling == tuned
+    assert by_id["dep_build"].autoscaling.backpressure_policy == "queue"
