@@ -15,11 +15,13 @@ $(UV):
 	@python3 -m pip install --quiet --disable-pip-version-check --target .tools/uv-$(UV_VERSION) 'uv==$(UV_VERSION)' \
 	  >/dev/null 2>&1 || { echo "cannot install uv $(UV_VERSION) with pip (python3 -m pip)"; exit 1; }
 
-# Exactly the versions in uv.lock, so a new release upstream cannot change what CI runs. --locked
-# fails when pyproject.toml has changed without `make lock`.
+# Exactly the versions in uv.lock, so a new release upstream cannot change what CI runs; a
+# pyproject.toml changed without `make lock` stops here.
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	@$(UV) lock --check --quiet \
+	  || { echo "uv.lock does not match pyproject.toml: run \`make lock\` and commit uv.lock"; exit 1; }
 	@$(UV) venv --quiet --allow-existing --python 3.11 $(VENV) 2>/dev/null || $(UV) venv --quiet --allow-existing $(VENV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --extra test
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --extra test
 	@touch $@
 
 # After changing dependencies in pyproject.toml (or to take new releases: `make lock LOCK_ARGS=--upgrade`).
