@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,6 +13,7 @@ from kingpost.cli import (  # noqa: F401  (each module adds its commands to the 
     build_command,
     init_command,
     inspect_commands,
+    keys_command,
     lifecycle_commands,
     predict_command,
     push_command,
