@@ -169,8 +169,8 @@ def test_model_errors_have_truss_s_shapes_and_statuses(platform: Platform) -> No
 def test_predict_concurrency_runs_two_at_a_time(platform: Platform) -> None:
     platform.push("concurrency")  # predict_concurrency: 2; the model counts the calls it runs at once
     with ThreadPoolExecutor(4) as pool:
-        replies = list(pool.map(lambda i: platform.predict("Test Concurrency", {"i": i, "count_together": True}),
-                                range(4)))
+        replies = list(pool.map(
+            lambda i: platform.predict("Test Concurrency", {"i": i, "count_together": True}), range(4)))
     answers = [r.json() for r in replies]
     assert [a["input"] for a in answers] == [{"i": i, "count_together": True} for i in range(4)]
     assert max(a["most_at_once"] for a in answers) == 2  # two together, never three
@@ -219,4 +219,5 @@ def test_bad_requests_get_json_errors_with_honest_statuses(platform: Platform) -
                        headers={"Authorization": "Api-Key kp_nope"})
     assert wrong.status_code == 401
     unrouted = platform.http.get("/no/such/route")
-    assert (unrouted.status_code, unrouted.json()) == (404, {"error": "Could not resolve /no/such/route to a method."})
+    assert unrouted.status_code == 404
+    assert unrouted.json() == {"error": "Could not resolve /no/such/route to a method."}  # names the path

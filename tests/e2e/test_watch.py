@@ -1,5 +1,5 @@
 """`kingpost watch` as a user runs it: push, edit model.py, and the endpoint answers with the new code
-within 2 s, from the same deployment (no build); a broken edit keeps the old code serving; an edit
+from the same deployment (no build); a broken edit keeps the old code serving; an edit
 to config.yaml's environment is a push (a new development deployment); Ctrl-C stops the watch."""
 
 from __future__ import annotations

@@ -150,4 +150,5 @@ async def test_a_cancelled_canary_sends_all_traffic_back(
     # The candidate drains and scales to zero, like a demoted deployment.
     clock.now += timedelta(seconds=1)
     await h.heartbeat(node)
-    assert await next_item(node.agent.stops, "the cancelled candidate's replica to stop") == candidate.replica_id
+    stopped = await next_item(node.agent.stops, "the cancelled candidate's replica to stop")
+    assert stopped == candidate.replica_id

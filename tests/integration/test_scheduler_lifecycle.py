@@ -210,7 +210,8 @@ async def test_deactivate_activate_delete_and_delete_the_model(h: Harness, node:
     await h.call("DeleteDeployment", management_pb2.DeleteDeploymentRequest(model_id="gone", deployment_id=d1.id))
     with pytest.raises(NotFound):
         await h.deployment("gone", d1.id)
-    assert await next_item(node.agent.stops, "the deleted deployment's replica to stop") == reactivated.replica_id
+    stopped = await next_item(node.agent.stops, "the deleted deployment's replica to stop")
+    assert stopped == reactivated.replica_id
 
     d2, _ = await publish(h, node, model="gone")
     assert d2.name == "deployment-2"  # a deleted name is never reused

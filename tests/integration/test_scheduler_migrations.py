@@ -39,7 +39,8 @@ def sha256(key: str) -> str:
 def deployment(id: str, model_id: str, name: str, **values: Any) -> dict[str, Any]:
     return {
         "id": id, "model_id": model_id, "name": name, "is_development": False, "environment": "",
-        "status": "ACTIVE", "status_reason": "", "build_id": f"bld_{id[4:]}", "artifact_digest": "sha256:" + "ab" * 32,
+        "status": "ACTIVE", "status_reason": "", "build_id": f"bld_{id[4:]}",
+        "artifact_digest": "sha256:" + "ab" * 32,
         "predict_concurrency": 1, "min_replica": 0, "max_replica": 1, "autoscaling_window": 60,
         "scale_down_delay": 900, "concurrency_target": 1, "target_utilization_percentage": 70,
         "desired_replicas": 1, "active": True, "deleted": False, "created_at": T0, **values,
@@ -68,8 +69,8 @@ FIRST_RELEASE_ROWS: dict[str, list[dict[str, Any]]] = {
          "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_bytes": 80 << 30}], "last_seen": T0},
     ],
     "replicas": [
-        {"id": "rep_echopub0001", "deployment_id": "dep_echopub001", "node_id": "node_gpu_a", "state": "READY",
-         "address": "10.0.0.7:41000", "message": "", "created_at": T0, "updated_at": T0},
+        {"id": "rep_echopub0001", "deployment_id": "dep_echopub001", "node_id": "node_gpu_a",
+         "state": "READY", "address": "10.0.0.7:41000", "message": "", "created_at": T0, "updated_at": T0},
     ],
     "environments": [
         {"model_id": "mdl_echo000001", "name": "production", "deployment_id": "dep_echopub001"},
@@ -100,7 +101,8 @@ def snapshot(connection: sa.Connection) -> tuple[Snapshot, dict[str, dict[str, A
         if name == "alembic_version":
             continue
         key = [c.name for c in table.primary_key.columns]
-        rows[name] = {tuple(r[k] for k in key): dict(r) for r in connection.execute(sa.select(table)).mappings()}
+        found = connection.execute(sa.select(table)).mappings()
+        rows[name] = {tuple(r[k] for k in key): dict(r) for r in found}
         columns[name] = {c["name"]: c for c in sa.inspect(connection).get_columns(name)}
     return rows, columns
 
@@ -154,14 +156,15 @@ async def test_each_revision_upgrades_a_filled_database_keeping_its_rows(databas
             environments = {(e.model_id, e.name): e for e in await store.environments(session)}
             assert environments.keys() == {("mdl_echo000001", "production"), ("mdl_draft00001", "production")}
             production = environments["mdl_echo000001", "production"]
-            assert (production.deployment_id, production.candidate_deployment_id, production.canary_stage) == (
-                "dep_echopub001", "", 0)
+            assert production.deployment_id == "dep_echopub001"
+            assert (production.candidate_deployment_id, production.canary_stage) == ("", 0)
             # 0002 gave every model a production environment, empty where nothing was promoted.
             assert environments["mdl_draft00001", "production"].deployment_id is None
             admin = await store.api_key_by_digest(session, sha256(ADMIN_KEY))
             old = await store.api_key_by_digest(session, sha256(OLD_KEY))
-            assert (admin.name, admin.revoked, admin.created_at) == ("admin", False, T0)  # type: ignore[union-attr]
-            assert (old.name, old.revoked) == ("ci", True)  # type: ignore[union-attr]
+            assert admin is not None and old is not None
+            assert (admin.name, admin.revoked, admin.created_at) == ("admin", False, T0)
+            assert (old.name, old.revoked) == ("ci", True)
             assert [k.prefix for k in await store.list_api_keys(session)] == ["kp_1a2b3c4d"]
 
         # References are enforced again once migrated (SQLite's are switched off while it migrates).
@@ -169,7 +172,7 @@ async def test_each_revision_upgrades_a_filled_database_keeping_its_rows(databas
             async with engine.begin() as conn:
                 await conn.execute(sa.text(
                     "INSERT INTO replicas (id, deployment_id, node_id, state, address, message, created_at,"
-                    " updated_at) VALUES ('rep_orphan', 'dep_missing', 'node_gpu_a', 'READY', '', '', :t, :t)"),
-                    {"t": T0})
+                    " updated_at) VALUES ('rep_orphan', 'dep_missing', 'node_gpu_a', 'READY', '', '',"
+                    " :t, :t)"), {"t": T0})
     finally:
         await engine.dispose()
