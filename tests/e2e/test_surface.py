@@ -50,18 +50,18 @@ class Platform:
     """One `kingpost up`, its admin key, and what this module has exercised on it."""
 
     home: Path
-    url: str
     up: Up
     key: str
     http: httpx.Client
     called: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of REST calls made
     ran: set[tuple[str, ...]] = field(default_factory=set)  # CLI commands run
 
-    def rest(self, method: str, path: str, status: int = 200, *, host: str | None = None,
-             key: str | None = None, **kw: Any) -> Any:
+    def send(self, method: str, path: str, *, host: str | None = None, **kw: Any) -> httpx.Response:
+        return self.http.request(method, path, headers={"Host": host} if host else {}, **kw)
+
+    def rest(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
         """One REST call through Envoy; its status is asserted, its JSON body returned."""
-        headers = {**({"Host": host} if host else {}), **({"Authorization": f"Api-Key {key}"} if key else {})}
-        r = self.http.request(method, path, headers=headers, **kw)
+        r = self.send(method, path, **kw)
         assert r.status_code == status, f"{method} {path}: {r.status_code} {r.text}"
         body = r.json()
         if status >= 400:
@@ -72,10 +72,8 @@ class Platform:
     def routed(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
         """`rest`, once the router has the route table that follows a change (it arrives just after
         the change is committed): a deadline, not a sleep."""
-        def answered() -> bool:
-            return self.http.request(method, path, headers=_host(kw), **_body(kw)).status_code == status
-
-        until(lambda: answered() or None, f"{method} {path} to answer {status}", timeout=30)
+        until(lambda: self.send(method, path, **kw).status_code == status or None,
+              f"{method} {path} to answer {status}", timeout=30)
         return self.rest(method, path, status, **kw)
 
     def cli(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
@@ -94,14 +92,6 @@ class Platform:
         return json.loads(self.cli(*args).stdout)
 
 
-def _host(kw: dict[str, Any]) -> dict[str, str]:
-    return {"Host": kw["host"]} if kw.get("host") else {}
-
-
-def _body(kw: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if k != "host"}
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("surface") / "home"
@@ -112,9 +102,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         up.wait_for_curl()
         config = (home / "config.toml").read_text()
         key = next(line.split('"')[1] for line in config.splitlines() if line.startswith("api_key"))
-        url = f"http://127.0.0.1:{rest}"
-        with httpx.Client(base_url=url, headers={"Authorization": f"Api-Key {key}"}, timeout=120) as http:
-            yield Platform(home, url, up, key, http)
+        with httpx.Client(base_url=f"http://127.0.0.1:{rest}", headers={"Authorization": f"Api-Key {key}"},
+                          timeout=120) as http:
+            yield Platform(home, up, key, http)
         seen = descendants(up.process.pid)
         code = up.stop()
         while (line := up.lines.get(timeout=5)) is not None:

@@ -97,9 +97,9 @@ def hold(started, release):
 async def test_requests_in_flight_finish_on_the_old_model(tmp_path: pathlib.Path) -> None:
     truss = make_truss(tmp_path / "truss")
     started, release = tmp_path / "started", tmp_path / "release"
-    # The old predict says it has begun, then holds until the reload is done: the reload happens during it.
-    held = HOLD + MODEL.replace("def predict(self, inputs):",
-                                f"def predict(self, inputs):\n        hold({str(started)!r}, {str(release)!r})")
+    # The old predict says it has begun, then holds until the reload is done: the reload happens in it.
+    hold = f"def predict(self, inputs):\n        hold({str(started)!r}, {str(release)!r})"
+    held = HOLD + MODEL.replace("def predict(self, inputs):", hold)
     (truss / "model" / "model.py").write_text(held)
     async with running(truss) as runner:
         in_flight = asyncio.create_task(answer(runner))
