@@ -2,22 +2,31 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# uv from PATH, else a private copy in .tools/uv (bootstrapped below).
-UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/uv/bin/uv)
+# A private uv of the version that wrote uv.lock (another may read or re-resolve the lock differently).
+UV_VERSION := 0.13.9
+UV := $(CURDIR)/.tools/uv-$(UV_VERSION)/bin/uv
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: up test install protos lint bench clean
+.PHONY: up test install lock protos lint bench clean
 
 # pip --target works even where the system Python is "externally managed" (PEP 668).
-$(CURDIR)/.tools/uv/bin/uv:
+$(UV):
 	@mkdir -p .tools
-	@python3 -m pip install --quiet --disable-pip-version-check --target .tools/uv 'uv>=0.5' >/dev/null 2>&1 \
-	  || { echo "cannot install uv with pip; install uv (pip install uv) and rerun"; exit 1; }
+	@python3 -m pip install --quiet --disable-pip-version-check --target .tools/uv-$(UV_VERSION) 'uv==$(UV_VERSION)' \
+	  >/dev/null 2>&1 || { echo "cannot install uv $(UV_VERSION) with pip (python3 -m pip)"; exit 1; }
 
-$(VENV)/.installed: pyproject.toml | $(UV)
+# Exactly the versions in uv.lock, so a new release upstream cannot change what CI runs; a
+# pyproject.toml changed without `make lock` stops here.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	@$(UV) lock --check --quiet \
+	  || { echo "uv.lock does not match pyproject.toml: run \`make lock\` and commit uv.lock"; exit 1; }
 	@$(UV) venv --quiet --allow-existing --python 3.11 $(VENV) 2>/dev/null || $(UV) venv --quiet --allow-existing $(VENV)
-	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --frozen --extra test
 	@touch $@
+
+# After changing dependencies in pyproject.toml (or to take new releases: `make lock LOCK_ARGS=--upgrade`).
+lock: | $(UV)
+	$(UV) lock $(LOCK_ARGS)
 
 install: $(VENV)/.installed
 

@@ -83,15 +83,32 @@ async def test_a_failing_reload_keeps_the_old_model_and_returns_the_traceback(tm
         assert (await answer(runner))["version"] == 4
 
 
+HOLD = """
+import pathlib, time
+
+def hold(started, release):
+    pathlib.Path(started).touch()
+    deadline = time.monotonic() + 30
+    while not pathlib.Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+"""
+
+
 async def test_requests_in_flight_finish_on_the_old_model(tmp_path: pathlib.Path) -> None:
     truss = make_truss(tmp_path / "truss")
-    slow = MODEL.replace("def predict(self, inputs):", "def predict(self, inputs):\n        import time; time.sleep(0.5)")
-    (truss / "model" / "model.py").write_text(slow)
+    started, release = tmp_path / "started", tmp_path / "release"
+    # The old predict says it has begun, then holds until the reload is done: the reload happens in it.
+    hold = f"def predict(self, inputs):\n        hold({str(started)!r}, {str(release)!r})"
+    held = HOLD + MODEL.replace("def predict(self, inputs):", hold)
+    (truss / "model" / "model.py").write_text(held)
     async with running(truss) as runner:
         in_flight = asyncio.create_task(answer(runner))
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(30):
+            while not started.exists():
+                await asyncio.sleep(0.01)
         (truss / "model" / "model.py").write_text(MODEL.replace("VERSION = 1", "VERSION = 5"))
         reply = await runner.stub.Reload(runner_pb2.ReloadRequest(), timeout=10)
         assert reply.error == ""
+        release.touch()
         assert (await in_flight)["version"] == 1
         assert (await answer(runner))["version"] == 5

@@ -75,9 +75,9 @@ async def test_a_canary_waits_for_readiness_moves_in_ten_stages_then_swaps(
     clocked: tuple[Harness, FakeClock], node: Node  # noqa: F811
 ) -> None:
     h, clock = clocked
-    d1, _ = await publish(h, node, model="can")
+    d1, d1_first = await publish(h, node, model="can")
     await promote(h, "can", "production", d1.id)
-    await next_item(node.agent.stops, "deployment-1's replica to be replaced")
+    assert await next_item(node.agent.stops, "deployment-1's replica to be replaced") == d1_first.replica_id
     await ready(h, node, "deployment-1 in production")
     await serving(h, "can", "production", d1.id)
 
@@ -87,9 +87,9 @@ async def test_a_canary_waits_for_readiness_moves_in_ten_stages_then_swaps(
     assert (updated.promotion_settings.ramp_up_while_promoting,
             updated.promotion_settings.ramp_up_duration_seconds) == (True, 10)
 
-    d2, _ = await publish(h, node, model="can")
+    d2, d2_first = await publish(h, node, model="can")
     await promote(h, "can", "production", d2.id)
-    await next_item(node.agent.stops, "deployment-2's replica to be replaced")
+    assert await next_item(node.agent.stops, "deployment-2's replica to be replaced") == d2_first.replica_id
     start = await next_item(node.agent.starts, "deployment-2's replica in production")
     # Not ready yet: past its whole window (not past the node timeout), no traffic moves.
     clock.now += timedelta(seconds=12)
@@ -123,17 +123,17 @@ async def test_a_cancelled_canary_sends_all_traffic_back(
     clocked: tuple[Harness, FakeClock], node: Node  # noqa: F811
 ) -> None:
     h, clock = clocked
-    d1, _ = await publish(h, node, model="can")
+    d1, d1_first = await publish(h, node, model="can")
     await promote(h, "can", "production", d1.id)
-    await next_item(node.agent.stops, "deployment-1's replica to be replaced")
+    assert await next_item(node.agent.stops, "deployment-1's replica to be replaced") == d1_first.replica_id
     await ready(h, node, "deployment-1 in production")
     await serving(h, "can", "production", d1.id)
 
-    d2, _ = await publish(h, node, model="can")
+    d2, d2_first = await publish(h, node, model="can")
     await h.call("PromoteDeployment", management_pb2.PromoteDeploymentRequest(
         model_id="can", env_name="production", deployment_id=d2.id, ramp_up_duration_seconds=10))
-    await next_item(node.agent.stops, "deployment-2's replica to be replaced")
-    await ready(h, node, "deployment-2 in production")
+    assert await next_item(node.agent.stops, "deployment-2's replica to be replaced") == d2_first.replica_id
+    candidate = await ready(h, node, "deployment-2 in production")
     await at_stage(h, 1, {d1.id: 90, d2.id: 10})
     clock.now += timedelta(seconds=3)
     await h.heartbeat(node)
@@ -150,4 +150,5 @@ async def test_a_cancelled_canary_sends_all_traffic_back(
     # The candidate drains and scales to zero, like a demoted deployment.
     clock.now += timedelta(seconds=1)
     await h.heartbeat(node)
-    assert await next_item(node.agent.stops, "the cancelled candidate's replica to stop")
+    stopped = await next_item(node.agent.stops, "the cancelled candidate's replica to stop")
+    assert stopped == candidate.replica_id

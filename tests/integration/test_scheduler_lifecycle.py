@@ -75,8 +75,8 @@ async def promote(h: Harness, model: str, env: str, ref: str) -> management_pb2.
 async def test_publish_names_then_promote_twice_swaps_production_and_drains_the_old(
     h: Harness, node: Node  # noqa: F811
 ) -> None:
-    d1, _ = await publish(h, node)
-    d2, _ = await publish(h, node)
+    d1, d1_first = await publish(h, node)
+    d2, d2_first = await publish(h, node)
     d3, _ = await publish(h, node, deployment_name="canary-candidate")
     assert (d1.name, d2.name, d3.name) == ("deployment-1", "deployment-2", "canary-candidate")
     renamed = (await h.call("UpdateDeployment", management_pb2.UpdateDeploymentRequest(
@@ -93,7 +93,7 @@ async def test_publish_names_then_promote_twice_swaps_production_and_drains_the_
     # Promotion in place: d1's replica loaded without an environment, so it is replaced.
     candidate = await promote(h, "life", "production", "deployment-1")
     assert candidate.id == d1.id
-    assert await next_item(node.agent.stops, "the old replica of deployment-1 to stop")
+    assert await next_item(node.agent.stops, "the old replica of deployment-1 to stop") == d1_first.replica_id
     start = await ready(h, node, "deployment-1 in production")
     assert (start.deployment_id, start.environment) == (d1.id, "production")
     prod = await serving(h, "life", "production", d1.id)
@@ -104,7 +104,7 @@ async def test_publish_names_then_promote_twice_swaps_production_and_drains_the_
     await promote(h, "life", "production", "deployment-2")
     with pytest.raises(Conflict, match="in progress"):
         await promote(h, "life", "production", "blue")
-    await next_item(node.agent.stops, "deployment-2's replica to be replaced")
+    assert await next_item(node.agent.stops, "deployment-2's replica to be replaced") == d2_first.replica_id
     await ready(h, node, "deployment-2 in production")
     await serving(h, "life", "production", d2.id)
 
@@ -119,7 +119,7 @@ async def test_publish_names_then_promote_twice_swaps_production_and_drains_the_
     assert {d.deployment_id for d in model.deployments} >= {d1.id, d2.id}
     watch.cancel()
     stopped = await next_item(node.agent.stops, "deployment-1's replica to stop after the drain")
-    assert stopped
+    assert stopped == start.replica_id  # deployment-1's production replica, not deployment-2's
 
     async def scaled_to_zero() -> management_pb2.Deployment | None:
         d = await h.deployment("life", d1.id)
@@ -210,7 +210,7 @@ async def test_deactivate_activate_delete_and_delete_the_model(h: Harness, node:
         await promote(h, "gone", "production", d1.id)
 
     await h.call("ActivateDeployment", management_pb2.ActivateDeploymentRequest(model_id="gone", deployment_id=d1.id))
-    await ready(h, node, "the activated deployment")
+    reactivated = await ready(h, node, "the activated deployment")
 
     async def active() -> bool:
         return (await h.deployment("gone", d1.id)).status == "ACTIVE"
@@ -220,7 +220,8 @@ async def test_deactivate_activate_delete_and_delete_the_model(h: Harness, node:
     await h.call("DeleteDeployment", management_pb2.DeleteDeploymentRequest(model_id="gone", deployment_id=d1.id))
     with pytest.raises(NotFound):
         await h.deployment("gone", d1.id)
-    await next_item(node.agent.stops, "the deleted deployment's replica to stop")
+    stopped = await next_item(node.agent.stops, "the deleted deployment's replica to stop")
+    assert stopped == reactivated.replica_id
 
     d2, _ = await publish(h, node, model="gone")
     assert d2.name == "deployment-2"  # a deleted name is never reused

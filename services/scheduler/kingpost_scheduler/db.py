@@ -60,16 +60,34 @@ def alembic_config() -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """`alembic upgrade head` on this engine (what the service does at start)."""
+    """`alembic upgrade head` on this engine (what the service does at start).
+
+    On SQLite, with foreign keys off: a batch migration copies a table and drops the old one, and with
+    them on, that DROP deletes every row that references it (ON DELETE CASCADE: a model's deployments).
+    SQLite ignores the pragma inside a transaction, so it is set around the migration's, and the
+    references are checked before it commits.
+    """
 
     def run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+            raise Internal(f"migrating the database left broken references: {broken[:5]}")
 
+    sqlite = engine.dialect.name == "sqlite"
     async with translate_errors("migrating the database"):
-        async with engine.begin() as conn:
-            await conn.run_sync(run)
+        async with engine.connect() as conn:
+            if sqlite:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                await conn.commit()
+            try:
+                async with conn.begin():
+                    await conn.run_sync(run)
+            finally:
+                if sqlite:
+                    await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    await conn.commit()
 
 
 @contextlib.asynccontextmanager

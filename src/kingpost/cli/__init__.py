@@ -13,6 +13,7 @@ from kingpost.cli import (  # noqa: F401  (each module adds its commands to the 
     build_command,
     init_command,
     inspect_commands,
+    keys_command,
     lifecycle_commands,
     predict_command,
     push_command,

@@ -95,3 +95,13 @@ def test_autoscaling_set_without_a_setting_is_a_usage_error(capsys):
     code, _, err = run(capsys, "autoscaling", "set", "my-model")
     assert code == 2
     assert_one_error_line(err, "give at least one setting", "--max-replica")
+
+
+def test_a_bug_is_still_one_line_that_says_how_to_see_the_traceback(capsys, monkeypatch):
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("kingpost.cli.inspect_commands.load_config", broken)
+    code, _, err = run(capsys, "models", "list")
+    assert code == 1
+    assert_one_error_line(err, "error: unexpected RuntimeError: boom (KINGPOST_DEBUG=1 shows the traceback)")

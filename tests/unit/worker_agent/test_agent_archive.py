@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from kingpost.errors import InvalidArgument
 from kingpost_worker_agent.archive import UnsafeArchive, check_member, extract, truss_root
 
 
@@ -79,7 +80,7 @@ def test_a_truss_extracts_and_its_root_is_found(tmp_path: Path) -> None:
 def test_not_a_tar_is_invalid_argument(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.write_bytes(b"not a tar at all")
-    with pytest.raises(Exception, match="not a readable tar"):
+    with pytest.raises(InvalidArgument, match="artifact is not a readable tar archive"):
         extract(bad, tmp_path)
 
 

@@ -1,0 +1,441 @@
+"""Everything a user can reach, reached at least once against one `kingpost up`: every REST route of the
+protos through Envoy, every CLI command as a user types it, each service's /metrics, and an API key
+refused by the router once it is revoked.
+
+The routes and commands are enumerated from the code (tests/e2e/surface.py): a test here fails when a
+route or a command exists that it did not exercise.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.surface import cli_commands, command_of, http_routes, unexercised_routes
+from tests.e2e.test_up import SERVICES, Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_watch import Watch
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+T = TypeVar("T")
+HOST_DOMAIN = "kingpost.test"  # Baseten-style hosts: model-{id}.<domain>
+MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_deployment_id",
+                "development_deployment_id"}
+DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
+                     "status_reason", "active_replica_count", "autoscaling_settings", "environment",
+                     "build_id", "predict_concurrency"}
+AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
+                      "concurrency_target", "target_utilization_percentage"}
+PATCHED_MODEL = b"""
+class Model:
+    def predict(self, model_input):
+        return {"echo": model_input, "patched": True}
+"""
+
+
+@dataclass
+class Platform:
+    """One `kingpost up`, its admin key, and what this module has exercised on it."""
+
+    home: Path
+    up: Up
+    key: str
+    http: httpx.Client
+    called: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of REST calls made
+    ran: set[tuple[str, ...]] = field(default_factory=set)  # CLI commands run
+
+    def send(self, method: str, path: str, *, host: str | None = None, **kw: Any) -> httpx.Response:
+        return self.http.request(method, path, headers={"Host": host} if host else {}, **kw)
+
+    def rest(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
+        """One REST call through Envoy; its status is asserted, its JSON body returned."""
+        r = self.send(method, path, **kw)
+        assert r.status_code == status, f"{method} {path}: {r.status_code} {r.text}"
+        body = r.json()
+        if status >= 400:
+            assert list(body) == ["error"], body
+        self.called.append((method, path.partition("?")[0]))
+        return body
+
+    def routed(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
+        """`rest`, once the router has the route table that follows a change (it arrives just after
+        the change is committed): a deadline, not a sleep."""
+        until(lambda: self.send(method, path, **kw).status_code == status or None,
+              f"{method} {path} to answer {status}", timeout=30)
+        return self.rest(method, path, status, **kw)
+
+    def cli(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        done = run_cli(self.home, *args)
+        command = " ".join(args)
+        assert done.returncode == code, f"kingpost {command}: {done.returncode}\n{done.stdout}{done.stderr}"
+        self.ran.add(command_of(args))
+        return done
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def cli_routed(self, *args: str) -> Any:
+        """A `kingpost predict`'s answer, once the router has the route table that follows a change."""
+        until(lambda: run_cli(self.home, *args).returncode == 0 or None, " ".join(args), timeout=30)
+        return json.loads(self.cli(*args).stdout)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("surface") / "home"
+    rest, grpc = free_port(), free_port()
+    up = Up(home, rest, grpc)
+    seen: dict[int, str] = {}
+    try:
+        up.wait_for_curl()
+        config = (home / "config.toml").read_text()
+        key = next(line.split('"')[1] for line in config.splitlines() if line.startswith("api_key"))
+        with httpx.Client(base_url=f"http://127.0.0.1:{rest}", headers={"Authorization": f"Api-Key {key}"},
+                          timeout=120) as http:
+            yield Platform(home, up, key, http)
+        seen = descendants(up.process.pid)
+        code = up.stop()
+        while (line := up.lines.get(timeout=5)) is not None:
+            up.output.append(line)
+        assert code == 0, "\n".join(up.output)
+    finally:
+        if up.process.poll() is None or any(proc_stat(p) for p in seen):
+            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
+
+
+def until(check: Callable[[], T | None], what: str, timeout: float = 120.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def model_host(model_id: str) -> str:
+    return f"model-{model_id}.{HOST_DOMAIN}"
+
+
+# --- REST ---------------------------------------------------------------------------------------------
+
+
+def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
+    rest = platform.rest
+    routes = http_routes()
+    assert {("GET", "/v1/models"), ("POST", "/models/{model_id}/{target=development}/predict")} <= {
+        (r.method, r.template) for r in routes}  # the descriptor was read
+
+    # The example `kingpost up` deployed: models, deployments, the development endpoint by path and by host.
+    listed = rest("GET", "/v1/models")
+    echo = next(m for m in listed["models"] if m["name"] == "echo")
+    assert set(echo) == MODEL_FIELDS and echo["development_deployment_id"].startswith("dep_")
+    assert rest("GET", f"/v1/models/{echo['id']}") == {"model": echo}
+    (dev,) = rest("GET", f"/v1/models/{echo['id']}/deployments")["deployments"]
+    assert set(dev) == DEPLOYMENT_FIELDS and set(dev["autoscaling_settings"]) == AUTOSCALING_FIELDS
+    assert (dev["id"], dev["is_development"]) == (echo["development_deployment_id"], True)
+    assert dev["status"] == "ACTIVE"
+    assert rest("GET", f"/v1/models/{echo['id']}/deployments/{dev['id']}") == {"deployment": dev}
+    assert rest("POST", f"/models/{echo['id']}/development/predict", json={"n": 1}) == {"echo": {"n": 1}}
+    by_host = rest("POST", "/development/predict", host=model_host(echo["id"]), json={"n": 2})
+    assert by_host == {"echo": {"n": 2}}
+
+    # Live reload over REST: the development replica re-imports the patched file, no build.
+    patched = rest("POST", f"/v1/models/{echo['id']}/development/patch",
+                   json={"files": {"model/model.py": base64.b64encode(PATCHED_MODEL).decode()}})
+    assert (patched["deployment_id"], patched["reloaded"], patched["errors"]) == (dev["id"], 1, [])
+    assert rest("POST", f"/models/{echo['id']}/development/predict", json=3) == {"echo": 3, "patched": True}
+
+    # A published deployment made over REST from the example's build, then promoted to production.
+    made = rest("POST", "/v1/models", json={"model_name": "surface-rest", "build_id": dev["build_id"],
+                                             "publish": True})
+    model_id, d1 = made["model"]["id"], made["deployment"]["id"]
+    assert (made["model"]["name"], made["deployment"]["name"], made["deployment"]["status"]) == (
+        "surface-rest", "deployment-1", "DEPLOYING")
+
+    def status(deployment_id: str) -> str:
+        return rest("GET", f"/v1/models/{model_id}/deployments/{deployment_id}")["deployment"]["status"]
+
+    until(lambda: status(d1) == "ACTIVE", "deployment-1 to be ACTIVE")
+    assert platform.routed("POST", f"/models/{model_id}/deployment/{d1}/predict", json=4) == {"echo": 4}
+    assert rest("POST", f"/deployment/{d1}/predict", host=model_host(model_id), json=5) == {"echo": 5}
+    candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})["deployment"]
+    assert candidate["id"] == d1
+
+    def serving(env: str, deployment_id: str) -> dict[str, Any] | None:
+        e = rest("GET", f"/v1/models/{model_id}/environments/{env}")["environment"]
+        done = e.get("current_deployment", {}).get("id") == deployment_id and not e["promoting_deployment_id"]
+        return e if done else None
+
+    production = until(lambda: serving("production", d1), "deployment-1 to serve production")
+    assert production["traffic"] == {d1: 100}
+    assert platform.routed("POST", f"/models/{model_id}/production/predict", json=6) == {"echo": 6}
+    assert rest("POST", "/production/predict", host=model_host(model_id), json=7) == {"echo": 7}
+
+    # A second deployment: a canary into production, cancelled; then a staging environment of its own.
+    d2 = rest("POST", "/v1/models", json={"model_name": "surface-rest", "build_id": dev["build_id"],
+                                          "publish": True})["deployment"]["id"]
+    rest("POST", f"/v1/models/{model_id}/environments/production/promote",
+         json={"deployment_id": d2, "ramp_up_duration_seconds": 600})
+    cancelled = rest("POST", f"/v1/models/{model_id}/environments/production/cancel_promotion", json={})
+    assert cancelled["environment"]["traffic"] == {d1: 100}
+    assert cancelled["environment"]["promoting_deployment_id"] == ""
+    staging = rest("POST", f"/v1/models/{model_id}/environments",
+                   json={"name": "staging", "autoscaling_settings": {"max_replica": 2}})["environment"]
+    assert (staging["name"], staging["autoscaling_settings"]["max_replica"]) == ("staging", 2)
+    assert "current_deployment" not in staging
+    environments = rest("GET", f"/v1/models/{model_id}/environments")["environments"]
+    assert sorted(e["name"] for e in environments) == ["production", "staging"]
+    canary = {"ramp_up_while_promoting": True, "ramp_up_duration_seconds": 300}
+    updated = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
+                   json={"promotion_settings": canary})
+    assert updated["environment"]["promotion_settings"] == canary
+    rest("POST", f"/v1/models/{model_id}/environments/staging/promote",
+         json={"deployment_id": d2, "ramp_up_duration_seconds": 0})
+    until(lambda: serving("staging", d2), "deployment-2 to serve staging")
+    assert platform.routed("POST", f"/models/{model_id}/environments/staging/predict", json=8) == {"echo": 8}
+    assert rest("POST", "/environments/staging/predict", host=model_host(model_id), json=9) == {"echo": 9}
+
+    # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
+    renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})["deployment"]
+    assert (renamed["id"], renamed["name"]) == (d2, "blue")
+    accepted = rest("PATCH", f"/v1/models/{model_id}/deployments/{d1}/autoscaling_settings",
+                    json={"max_replica": 2, "scale_down_delay": 120})
+    assert accepted["status"] == "ACCEPTED", accepted
+    settings = rest("GET", f"/v1/models/{model_id}/deployments/{d1}")["deployment"]["autoscaling_settings"]
+    assert (settings["max_replica"], settings["scale_down_delay"]) == (2, 120)
+    assert rest("POST", f"/v1/models/{model_id}/deployments/{d2}/deactivate", json={}) == {"success": True}
+    assert status(d2) == "INACTIVE"
+    assert platform.routed("POST", f"/models/{model_id}/deployment/{d2}/predict", 404, json=10) == {
+        "error": f"deployment '{d2}' of model '{model_id}' is inactive"}
+    rest("POST", f"/v1/models/{model_id}/deployments/{d2}/activate", json={})
+    until(lambda: status(d2) == "ACTIVE", "deployment-2 to be ACTIVE again")
+
+    # Logs: one deployment's, one model's, one build's.
+    deployment_lines = rest("GET", f"/v1/models/{model_id}/deployments/{d1}/logs")["lines"]
+    # its build's log (which has no deployment yet) and its replicas' logs
+    assert {(line["source"], line["build_id"] or line["deployment_id"]) for line in deployment_lines} == {
+        ("build", dev["build_id"]), ("replica", d1)}
+    build_lines = rest("GET", f"/v1/builds/{dev['build_id']}/logs")["lines"]
+    assert {(line["source"], line["build_id"]) for line in build_lines} == {("build", dev["build_id"])}
+    assert any(line["text"] == "build succeeded" for line in build_lines), build_lines
+    model_lines = rest("GET", f"/v1/models/{echo['id']}/logs")["lines"]
+    assert {line["source"] for line in model_lines} >= {"build", "replica"}
+
+    # API keys, the cluster's status.
+    created = rest("POST", "/v1/api_keys", json={"name": "surface-rest"})
+    prefix = created["api_key"]["prefix"]
+    assert created["key"].startswith(prefix + "_") and created["api_key"]["name"] == "surface-rest"
+    assert prefix in {k["prefix"] for k in rest("GET", "/v1/api_keys")["api_keys"]}
+    assert rest("DELETE", f"/v1/api_keys/{prefix}") == {}
+    assert prefix not in {k["prefix"] for k in rest("GET", "/v1/api_keys")["api_keys"]}
+    status_now = rest("GET", "/v1/status")
+    (node,) = status_now["nodes"]
+    assert node["node_id"].startswith("node_") and len(node["replica_ids"]) >= 3  # echo, d1, d2
+    assert status_now["models"] == len(rest("GET", "/v1/models")["models"])
+
+    # Deleting: the environment, the deployment, the model (404 afterwards).
+    assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {"success": True}
+    rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}")
+    rest("GET", f"/v1/models/{model_id}/deployments/{d2}", 404)
+    rest("DELETE", f"/v1/models/{model_id}")
+    assert rest("GET", f"/v1/models/{model_id}", 404) == {"error": f"model '{model_id}' not found"}
+
+    missing = unexercised_routes(routes, platform.called)
+    assert not missing, "REST routes this test does not exercise (add them here):\n" + "\n".join(missing)
+
+
+# --- CLI ----------------------------------------------------------------------------------------------
+
+
+def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path: Path) -> None:
+    cli, cli_json = platform.cli, platform.cli_json
+    truss = tmp_path / "surface-cli"
+    assert cli_json("init", str(truss), "--name", "surface-cli") == {"path": str(truss)}
+    assert (truss / "config.yaml").read_text().startswith("model_name: surface-cli\n")
+    cli("build", str(truss), "--dockerfile", str(tmp_path / "context"))
+    assert (tmp_path / "context" / "Dockerfile").read_text().startswith("FROM ")
+
+    pushed = cli_json("push", str(truss), "--publish")
+    d1 = pushed["deployment"]["id"]
+    assert (pushed["model"]["name"], pushed["deployment"]["name"], pushed["deployment"]["status"]) == (
+        "surface-cli", "deployment-1", "ACTIVE")
+    predicted = platform.cli_routed("predict", "surface-cli", "--deployment", d1, "--data", '{"text": "one"}')
+    assert predicted == {"echo": {"text": "one"}}
+    promoted = cli_json("deployments", "promote", "surface-cli", d1)
+    assert promoted["environment"]["current_deployment"]["id"] == d1
+    assert platform.cli_routed("predict", "surface-cli", "--data", '"prod"') == {"echo": "prod"}
+
+    watch = Watch(platform.home, truss)  # the development deployment, live
+    try:
+        watch.wait_for("is ACTIVE")
+        watch.process.send_signal(signal.SIGINT)
+        assert watch.process.wait(timeout=30) == 0
+        watch.wait_for("Stopped watching.", timeout=10)
+    finally:
+        if watch.process.poll() is None:
+            watch.process.kill()
+            watch.process.wait()
+    platform.ran.add(("watch",))
+    assert platform.cli_routed("predict", "surface-cli", "--development", "--data", "1") == {"echo": 1}
+
+    listed = cli_json("models", "list")
+    model = next(m for m in listed["models"] if m["name"] == "surface-cli")
+    assert cli_json("models", "get", "surface-cli") == model and model["production_deployment_id"] == d1
+    names = {d["name"] for d in cli_json("deployments", "list", "surface-cli")["deployments"]}
+    assert names == {"deployment-1", "development"}
+    assert cli_json("deployments", "get", "surface-cli", d1)["is_production"] is True
+    cli_json("autoscaling", "set", "surface-cli", "--deployment", d1, "--max-replica", "2")
+    got = cli_json("autoscaling", "get", "surface-cli", "--deployment", d1)
+    assert (got["deployment_id"], got["autoscaling_settings"]["max_replica"]) == (d1, 2)
+
+    created = cli_json("environments", "create", "surface-cli", "staging", "--max-replica", "2")
+    assert (created["name"], created["autoscaling_settings"]["max_replica"]) == ("staging", 2)
+    assert {e["name"] for e in cli_json("environments", "list", "surface-cli")["environments"]} == {
+        "production", "staging"}
+    updated = cli_json("environments", "update", "surface-cli", "staging",
+                       "--ramp-up-duration-seconds", "300")
+    assert updated["promotion_settings"]["ramp_up_duration_seconds"] == 300
+    # Development promotes as a new published deployment.
+    staged = cli_json("environments", "promote", "surface-cli", "staging", "development",
+                      "--canary-duration", "0")
+    d2 = staged["deployment"]["id"]
+    assert staged["deployment"]["name"] == "deployment-2" and d2 != d1
+    assert cli_json("environments", "get", "surface-cli", "staging")["current_deployment"]["id"] == d2
+    staging = platform.cli_routed("predict", "surface-cli", "--environment", "staging", "--data", "2")
+    assert staging == {"echo": 2}
+    cli_json("environments", "promote", "surface-cli", "production", d2,
+             "--canary-duration", "600", "--no-wait")
+    cancelled = cli_json("environments", "cancel-promotion", "surface-cli", "production")
+    assert cancelled["traffic"] == {d1: 100} and cancelled["promoting_deployment_id"] == ""
+
+    assert cli_json("deployments", "rename", "surface-cli", d2, "green")["name"] == "green"
+    cli_json("deployments", "deactivate", "surface-cli", "green")
+    assert cli_json("deployments", "get", "surface-cli", d2)["status"] == "INACTIVE"
+    cli_json("deployments", "activate", "surface-cli", "green")
+    cli_json("environments", "delete", "surface-cli", "staging")
+    cli_json("deployments", "delete", "surface-cli", "green")
+    gone = cli("deployments", "get", "surface-cli", d2, code=1)
+    assert gone.stderr.startswith("error: ") and d2 in gone.stderr
+
+    assert "build succeeded" in cli("logs", "surface-cli").stdout
+    assert len(cli_json("status")["nodes"]) == 1
+    key = cli_json("keys", "create", "--name", "surface-cli")
+    prefix = key["api_key"]["prefix"]
+    assert prefix in {k["prefix"] for k in cli_json("keys", "list")["api_keys"]}
+    cli_json("keys", "revoke", prefix)
+    assert prefix not in {k["prefix"] for k in cli_json("keys", "list")["api_keys"]}
+    cli_json("models", "delete", "surface-cli")
+    assert cli("models", "get", "surface-cli", code=1).stderr == "error: model 'surface-cli' not found\n"
+
+    # `up` again on a running home is refused; the services are the commands `kingpost up` runs.
+    ports = ("--port", str(free_port()), "--grpc-port", str(free_port()))
+    again = cli("up", "--home", str(platform.home), *ports, code=1)
+    assert f"another `kingpost up` is running with home {platform.home}" in again.stderr
+    running = list(descendants(platform.up.process.pid).values())
+    for service in SERVICES:
+        config = platform.home / "run" / f"{service}.toml"
+        assert any(f"kingpost.cli {service} --config {config}" in c for c in running), (service, running)
+        platform.ran.add((service,))
+
+    missing = sorted(set(cli_commands()) - platform.ran)
+    assert not missing, "CLI commands this test does not run (add them here): " + ", ".join(
+        " ".join(words) for words in missing)
+
+
+# --- keys ---------------------------------------------------------------------------------------------
+
+
+def test_a_revoked_key_is_refused_by_the_router(platform: Platform) -> None:
+    created = platform.cli_json("keys", "create", "--name", "to-revoke")
+    key, prefix = created["key"], created["api_key"]["prefix"]
+    path = "/models/echo/development/predict"
+
+    def answer() -> httpx.Response:
+        return platform.http.post(path, json="k", headers={"Authorization": f"Api-Key {key}"})
+
+    # A new key reaches the router with the next route table; a revoked one leaves it the same way.
+    assert until(lambda: answer().status_code == 200 or None, "the new key to be accepted", timeout=30)
+    platform.cli_json("keys", "revoke", prefix)
+    refused = until(lambda: (r := answer()).status_code != 200 and r, "the revoked key to be refused",
+                    timeout=30)
+    assert (refused.status_code, refused.json()) == (401, {"error": "invalid API key"})
+    assert platform.http.post(path, json="admin").status_code == 200  # the admin key still works
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+
+def scrape(platform: Platform, service: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """A service's /metrics, at the port `kingpost up` gave it: sample name → labels → value."""
+    port = tomllib.loads((platform.home / "run" / f"{service}.toml").read_text())["metrics_port"]
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return samples
+
+
+def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -> None:
+    ok = (("code", "OK"),)
+    before = scrape(platform, "router")["kingpost_router_requests_total"].get(ok, 0)
+    for i in range(5):
+        assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+    def counted() -> dict[str, Any] | None:
+        samples = scrape(platform, "router")
+        return samples if samples["kingpost_router_requests_total"][ok] == before + 5 else None
+
+    router = until(counted, "the router to count the 5 requests")
+    assert router["kingpost_router_request_seconds_count"][()] >= before + 5
+    assert router["kingpost_router_request_seconds_bucket"][(("le", "+Inf"),)] == (
+        router["kingpost_router_request_seconds_count"][()])
+    assert {"kingpost_router_in_flight", "kingpost_router_queued", "kingpost_router_retries_total"} <= set(
+        router)
+
+    builder = scrape(platform, "builder")
+    succeeded = builder["kingpost_builder_builds_total"][(("state", "succeeded"),)]
+    assert succeeded >= 1 and builder["kingpost_builder_build_seconds_count"][()] >= succeeded
+    assert builder["kingpost_builder_upload_bytes_count"][()] >= succeeded
+
+    # Scheduler and agent agree on the ready replicas, and the status API says the same.
+    def ready_counts() -> tuple[float, float, int] | None:
+        scheduler = scrape(platform, "scheduler")["kingpost_scheduler_replicas"][(("state", "READY"),)]
+        agent = scrape(platform, "agent")["kingpost_worker_agent_replicas"][(("state", "ready"),)]
+        (node,) = platform.rest("GET", "/v1/status")["nodes"]
+        counts = (scheduler, agent, len(node["replica_ids"]))
+        return counts if counts[0] == counts[1] == counts[2] else None
+
+    assert until(ready_counts, "scheduler, agent and status to agree on ready replicas", timeout=30)[0] >= 1
+    scheduler = scrape(platform, "scheduler")
+    assert scheduler["kingpost_scheduler_deployments"][(("status", "ACTIVE"),)] >= 1
+    assert scheduler["kingpost_scheduler_route_watchers"][()] >= 2  # the router and the autoscaler at least
+    assert scheduler["kingpost_scheduler_route_table_version"][()] > 0
+    assert scheduler["kingpost_scheduler_cold_start_seconds_count"][(("phase", "total"),)] >= 1
+    assert scheduler["kingpost_scheduler_events_total"][(("kind", "heartbeat"), ("outcome", "ok"))] >= 1
+    agent = scrape(platform, "agent")
+    assert agent["kingpost_worker_agent_cold_start_seconds_count"][(("phase", "load"),)] >= 1
+
+    # The autoscaler's view of the example: the concurrency it saw and the count it decided.
+    echo = platform.rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    labels = (("deployment_id", echo),)
+    def decided() -> dict[str, Any] | None:
+        samples = scrape(platform, "autoscaler")
+        return samples if labels in samples.get("kingpost_autoscaler_desired_replicas", {}) else None
+
+    autoscaler = until(decided, "the autoscaler to decide for the example", timeout=60)
+    assert autoscaler["kingpost_autoscaler_desired_replicas"][labels] == 1
+    assert labels in autoscaler["kingpost_autoscaler_concurrency"]
+    assert "kingpost_autoscaler_poke_to_scale_seconds_count" in autoscaler
