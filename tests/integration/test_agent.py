@@ -25,6 +25,7 @@ from google.api import httpbody_pb2
 
 from kingpost import events, rpc
 from kingpost.auth import AuthInterceptor, KeyCache
+from kingpost.errors import InvalidArgument
 from kingpost.events import EventBus
 from kingpost.v1 import (
     agent_pb2, agent_pb2_grpc, builder_pb2, builder_pb2_grpc, events_pb2, runner_pb2, runner_pb2_grpc,
@@ -322,6 +323,11 @@ async def test_an_unknown_artifact_fails_the_replica_with_the_builders_answer(
 async def test_a_malformed_digest_is_refused_at_once(agent: Agent) -> None:
     with pytest.raises(Exception, match="sha256"):
         await agent.start("rep_bad", "not-a-digest")
+
+
+async def test_a_replica_id_that_could_name_another_file_is_refused(agent: Agent) -> None:
+    with pytest.raises(InvalidArgument, match="is not a replica id"):
+        await agent.start("../rep_escape", "sha256:" + "ab" * 32)
 
 
 async def test_shutdown_stops_every_runner(
