@@ -55,10 +55,11 @@ async def test_a_standby_runner_serves_the_truss_its_instruction_names(tmp_path:
     try:
         assert proc.stdin is not None
         proc.stdin.write(instruction(["--truss", str(truss), "--port", str(port)],
-                                     {"KINGPOST_ENVIRONMENT": "staging"}, truss))
+                                     {"KINGPOST_ENVIRONMENT": "staging"}, truss, tmp_path / "replica.log"))
         proc.stdin.close()
         await wait_ready(port, proc)
         assert await predict(f"127.0.0.1:{port}", {}) == {"environment": {"name": "staging"}}
+        assert "runner listening on" in (tmp_path / "replica.log").read_text()  # its output went there
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0

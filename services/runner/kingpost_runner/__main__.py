@@ -2,9 +2,10 @@
 
 `python -m kingpost_runner --standby`: a pre-started runner. It does its imports (the bulk of a
 runner's start-up: grpc, protobuf, yaml, ...), then waits for one line on stdin, a JSON object
-`{"argv": [...the arguments above...], "env": {...}, "cwd": "DIR"}`: it sets those environment
-variables and working directory and goes on as if started with that argv. The worker agent keeps
-one such process per runner Python, so a cold start skips the interpreter's start and the imports.
+`{"argv": [...the arguments above...], "env": {...}, "cwd": "DIR", "log": "FILE"}`: it sets those
+environment variables and working directory, sends its stdout and stderr to FILE (appending), stops
+dying with the agent, and goes on as if started with that argv. The worker agent keeps one such
+process per runner Python, so a cold start skips the interpreter's start and the imports.
 Stdin closed before a line arrives: exit 0.
 
 One process per replica, started by the worker agent inside the model's own virtual environment,
@@ -45,10 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def die_with_parent() -> None:
-    """Have the kernel SIGKILL this runner when the agent that started it dies (Linux).
+PR_SET_PDEATHSIG = 1
 
-    The agent passes its pid as KINGPOST_PARENT_PID; if it is already gone, exit now.
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when the agent that started it dies (Linux): what an idle
+    standby does. The agent passes its pid as KINGPOST_PARENT_PID; if it is already gone, exit now.
     """
     parent = os.environ.get("KINGPOST_PARENT_PID")
     if not parent or not sys.platform.startswith("linux"):
@@ -56,22 +59,38 @@ def die_with_parent() -> None:
     import ctypes
     import signal
 
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != int(parent):
         os._exit(1)
+
+
+def outlive_parent(log_path: str) -> None:
+    """A standby becoming a replica's runner: write to the replica's log file instead of the standby's,
+    and live on when the agent dies (the next agent adopts this runner)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    if os.environ.pop("KINGPOST_PARENT_PID", None) and sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
 
 
 STANDBY_FLAG = "--standby"
 
 
 def standby_instruction(line: str) -> list[str]:
-    """Apply a standby's instruction (environment, working directory); its runner argv."""
+    """Apply a standby's instruction (environment, working directory, log file); its runner argv."""
     data = json.loads(line)
     argv = [str(a) for a in data["argv"]]
     os.environ.update({str(k): str(v) for k, v in (data.get("env") or {}).items()})
     if data.get("cwd"):
         os.chdir(data["cwd"])
+    if data.get("log"):
+        outlive_parent(str(data["log"]))
     return argv
 
 
@@ -105,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, TypeError, OSError) as e:
             print(f"kingpost_runner: bad standby instruction: {e}", file=sys.stderr)
             return 2
-    # The agent reads our output through a pipe: flush the model's own prints line by line.
+    # The agent follows our output in the log file: flush the model's own prints line by line.
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:

@@ -12,6 +12,7 @@ from kingpost import service
 from kingpost.artifact_bucket import ArtifactBucket
 from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.bus.nats_bus import NatsBus
+from kingpost.errors import Unavailable
 from kingpost.v1 import agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
@@ -51,6 +52,13 @@ async def run(settings: AgentSettings) -> None:
         advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
         standby_runners=settings.standby_runners,
     )
+    # Before the first heartbeat, so that it lists the runners an agent before this one left running.
+    try:
+        adopted = await supervisor.adopt()
+    except Unavailable as e:  # another agent holds the work dir
+        raise SystemExit(f"agent: {e.message}") from None
+    if adopted:
+        log.info("adopted %d running replica(s) from the previous agent: %s", len(adopted), adopted)
     address = f"{settings.advertise_host}:{settings.grpc_port}"
     log.info("node %s: %d CPUs, %d MiB, GPUs %s", facts.node_id, facts.cpu_count, facts.memory_bytes >> 20,
              [g.name for g in facts.gpus] or "none")

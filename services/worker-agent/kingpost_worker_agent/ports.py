@@ -30,6 +30,10 @@ class PortAllocator:
                 return port
         raise RuntimeError(f"no free local port after {self._attempts} tries")
 
+    def reserve(self, port: int) -> None:
+        """Keep `port` from being handed out: a runner adopted from the agent before holds it."""
+        self._reserved.add(port)
+
     def release(self, port: int) -> None:
         self._reserved.discard(port)
 

@@ -1,96 +1,59 @@
-"""Runner processes: start, watch, stop — and report each change as a ReplicaEvent.
+"""Runner processes: start, watch, restart, adopt, stop — and report each change as a ReplicaEvent.
 
-A replica's life is one task (`_run`): fetch the artifact, start the runner in its own process
-group (or hand the instruction to a pre-started standby runner, see standby.py), ask Ready as soon
-as the runner logs that it listens / that its model is ready (and every 50 ms regardless), then wait
-for the process to end. Its stdout and stderr lines go
-to a per-replica log file and to NATS as LogLines. Stopping sends SIGTERM to the whole group,
-then SIGKILL after the grace period; runners also get SIGKILL from the kernel if the agent dies
-(PR_SET_PDEATHSIG), so no runner outlives its agent.
+A replica's life is one task (`_run`): fetch the artifact and make its environment, start the runner
+(runner_launch.py), ask Ready as soon as the runner logs that it listens / that its model is ready
+(and every 50 ms regardless), then wait for the process to end. A runner that ends after its replica
+was READY is started again (restart_backoff.py: at once, then backing off while it keeps ending);
+one that ends before its replica was ever READY FAILS it (the model does not load).
+
+Runners outlive the agent, as containers outlive a kubelet: each writes its stdout and stderr straight
+into its replica's log file, which the agent follows into NATS LogLines (runner_output.py), and each
+replica with a runner has a record on disk (replica_records.py). An agent that dies (kill -9) leaves
+its runners serving; the next agent on the same work dir adopts them (`adopt`) before its first
+heartbeat. A clean shutdown stops them all. Idle standby runners still die with the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import shutil
 import signal
 import sys
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from kingpost import rpc
 from kingpost.bus import Publisher, subjects
-from kingpost.errors import KingpostError, Unavailable
+from kingpost.errors import Unavailable
 from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
-from kingpost_worker_agent import archive, dev_patch, metrics, runner_log, system_layer
+from kingpost_worker_agent import archive, dev_patch, metrics, runner_launch, runner_log
 from kingpost_worker_agent.artifacts import ArtifactStore
 from kingpost_worker_agent.environments import EnvironmentStore
 from kingpost_worker_agent.ports import PortAllocator
-from kingpost_worker_agent.standby import StandbyPool, instruction
+from kingpost_worker_agent.replica_events import (
+    FAILED, READY, RESTARTING, STARTING, STOPPED, replica_event, runner_exit, update_gauge,
+)
+from kingpost_worker_agent.replica_records import ReplicaRecords, lock_work_dir
+from kingpost_worker_agent.replica_state import Replica, ReplicaSpec
+from kingpost_worker_agent.restart_backoff import DEFAULT_POLICY, Backoff, RestartPolicy, next_restart
+from kingpost_worker_agent.runner_launch import CannotStart, Launch
+from kingpost_worker_agent.runner_output import RunnerOutput, end_of, now_ts
+from kingpost_worker_agent.runner_process import RunnerProcess, describe_exit
+from kingpost_worker_agent.standby import StandbyPool
+
+__all__ = ["Publisher", "Replica", "ReplicaSpec", "ReplicaSupervisor", "now_ts"]
 
 log = logging.getLogger(__name__)
 
-STARTING = events_pb2.REPLICA_STATE_STARTING
-READY = events_pb2.REPLICA_STATE_READY
-FAILED = events_pb2.REPLICA_STATE_FAILED
-STOPPED = events_pb2.REPLICA_STATE_STOPPED
-
-READY_POLL_SECONDS = 0.05
-# Lines the runner logs when its port opens and when its model is ready: ask Ready at once.
-READY_HINTS = ("runner listening on", "model ready in")
-STREAM_LIMIT = 1 << 20
-
-
-@dataclass(frozen=True)
-class ReplicaSpec:
-    replica_id: str
-    deployment_id: str
-    model_id: str = ""
-    artifact_digest: str = ""
-    environment: str = ""
-
-
-@dataclass
-class Replica:
-    spec: ReplicaSpec
-    state: int = STARTING
-    phase: str = "fetch"  # fetch → spawn → running → done
-    port: int = 0
-    # When the runner's port first accepted a connection (monotonic): the process phase ends, load begins.
-    port_open_at: float = 0.0
-    address: str = ""
-    process: asyncio.subprocess.Process | None = None
-    exited: asyncio.Task[int] | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=runner_log.TAIL_LINES))
-    stopping: bool = False
-    task: asyncio.Task[None] | None = None
-    stop_task: asyncio.Task[None] | None = None
-    # Set when the runner logs one of READY_HINTS.
-    hint: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid if self.process is not None and self.process.returncode is None else 0
-
-
-def now_ts() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+# How often the agent reads a runner's log file: often while it starts (the ready hints), less after.
+FOLLOW_STARTING_SECONDS = 0.01
+FOLLOW_SECONDS = 0.1
+# How often, at most, a replica's record notes how far its output has been shipped.
+CHECKPOINT_SECONDS = 1.0
 
 
 class ReplicaSupervisor:
@@ -107,22 +70,28 @@ class ReplicaSupervisor:
         ports: PortAllocator | None = None,
         environments: EnvironmentStore | None = None,
         standby_runners: int = 0,
+        restart_policy: RestartPolicy = DEFAULT_POLICY,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._environments = environments or EnvironmentStore(work_dir / "envs", artifacts, runner_python)
         self._node_id = node_id
         self._artifacts = artifacts
         self._publisher = publisher
-        self._logs_dir = work_dir / "logs"
+        self._work_dir = work_dir
+        self._records = ReplicaRecords(work_dir / "replicas")
         self._advertise_host = advertise_host
         # Runners listen on loopback unless other machines must reach them.
         self._bind_host = "127.0.0.1" if advertise_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
         self._grace = stop_grace_seconds
         self._ports = ports or PortAllocator()
+        self._policy = restart_policy
+        self._clock = clock
         self._replicas: dict[str, Replica] = {}
         self._closed = False
+        self._work_dir_lock: IO[str] | None = None
         # Pre-started runners in the base environment (Trusses without requirements), filled after
         # the first replica is ready and after each one taken.
-        self.standby = StandbyPool(work_dir / "standby", self._runner_env, standby_runners)
+        self.standby = StandbyPool(work_dir / "standby", runner_launch.runner_env, standby_runners)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -132,10 +101,29 @@ class ReplicaSupervisor:
             raise Unavailable("this agent is shutting down")
         if spec.replica_id in self._replicas:
             return
-        replica = Replica(spec=spec)
-        self._replicas[spec.replica_id] = replica
-        self._update_gauge()
-        replica.task = asyncio.create_task(self._run(replica), name=f"replica-{spec.replica_id}")
+        self._track(Replica(spec=spec, output=self._output(spec, end_of(self._log_path(spec.replica_id)))), None)
+
+    async def adopt(self) -> list[str]:
+        """Take over the replicas the agent before this one left on this work dir: a runner that is
+        alive and is the one recorded is watched again (READY once it answers); a replica whose runner
+        has gone is started again (a restart when it had been READY, else a first start). Call once,
+        before the first heartbeat, so that it lists them. Returns the ids of the runners adopted."""
+        self._work_dir_lock = lock_work_dir(self._work_dir)
+        adopted = []
+        for rec in self._records.read_all():
+            spec = ReplicaSpec(rec.replica_id, rec.deployment_id, rec.model_id, rec.artifact_digest,
+                               rec.environment)
+            r = Replica(spec=spec, output=self._output(spec, rec.log_offset), ready_once=rec.ready_once,
+                        ready_since=rec.ready_since, backoff=Backoff(rec.restarts, rec.streak))
+            runner = RunnerProcess.adopt(rec.pid, rec.start_ticks)
+            if runner is not None:
+                r.runner, r.port, r.phase = runner, rec.port, "running"
+                self._ports.reserve(rec.port)
+                adopted.append(spec.replica_id)
+            log.info("replica %s: %s", spec.replica_id,
+                     f"adopted its runner (pid {rec.pid})" if runner else "its runner is gone; starting it again")
+            self._track(r, runner)
+        return adopted
 
     async def stop(self, replica_id: str) -> None:
         """Stop a replica and wait until its processes are gone. Unknown ids are a no-op."""
@@ -147,29 +135,49 @@ class ReplicaSupervisor:
         await asyncio.shield(replica.stop_task)
 
     async def shutdown(self) -> None:
-        """Stop every replica and wait for all of them: the agent leaves no runner behind."""
+        """Stop every replica and wait for all of them: a clean shutdown leaves no runner behind."""
         self._closed = True
         await asyncio.gather(*(self.stop(rid) for rid in list(self._replicas)), return_exceptions=True)
         await self.standby.close()
+        self._release_work_dir()
+
+    async def detach(self) -> None:
+        """Stop watching every replica but leave its runner serving, as an agent that dies does; the
+        next agent on this work dir adopts them. Idle standby runners are stopped."""
+        self._closed = True
+        replicas, self._replicas = list(self._replicas.values()), {}
+        tasks = [t for r in replicas for t in (r.task, r.follow_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for r in replicas:
+            if r.runner is not None:
+                r.runner.exited.cancel()
+            if r.runner is not None or r.ready_once:
+                self._save(r)
+            r.output.close()
+        await self.standby.close()
+        self._release_work_dir()
 
     def list(self) -> list[Replica]:
         return list(self._replicas.values())
 
     def running_ids(self) -> list[str]:
-        """Replicas with a runner that is starting or serving."""
-        return [r.spec.replica_id for r in self._replicas.values() if r.state in (STARTING, READY)]
+        """Replicas this node runs: starting, serving, or being restarted (all but FAILED)."""
+        return [r.spec.replica_id for r in self._replicas.values() if r.state in (STARTING, READY, RESTARTING)]
 
     async def patch(
         self, replica_id: str, files: dict[str, bytes], deleted: list[str]
     ) -> runner_pb2.ReloadResponse:
-        """Live reload (dev_patch.py): patch the replica's own copy of its Truss, have its runner reload."""
+        """Live reload (dev_patch.py): patch the replica's own copy of its Truss, have its runner reload.
+        A restarted runner starts from that copy."""
         r = self._replicas.get(replica_id)
         if r is None or r.state != READY or r.port == 0:
             raise Unavailable(f"replica {replica_id} is not running here")
         source = self._artifacts.cached(r.spec.artifact_digest)
         if source is None:
             raise Unavailable(f"the artifact of replica {replica_id} is no longer on this node")
-        copy_dir = self._logs_dir.parent / dev_patch.DEV_DIR / replica_id
+        copy_dir = self._dev_copy(replica_id)
         await asyncio.to_thread(dev_patch.private_copy, archive.truss_root(source), copy_dir)
         await asyncio.to_thread(dev_patch.apply, copy_dir, files, deleted)
         async with rpc.channel(f"127.0.0.1:{r.port}") as channel:
@@ -179,230 +187,190 @@ class ReplicaSupervisor:
 
     # --- one replica's life --------------------------------------------------------------------
 
-    async def _run(self, r: Replica) -> None:
-        spec = r.spec
-        await self._event(r, STARTING)
-        t0 = time.monotonic()
-        try:
-            artifact_dir = await self._artifacts.materialise(spec.artifact_digest)
-        except asyncio.CancelledError:
-            raise
-        except KingpostError as e:
-            await self._fail(r, f"cannot materialise artifact {spec.artifact_digest}: {e.message}")
-            return
-        except Exception as e:
-            log.exception("replica %s: materialising %s failed", spec.replica_id, spec.artifact_digest)
-            await self._fail(r, f"cannot materialise artifact {spec.artifact_digest}: {e}")
-            return
-        truss_dir = archive.truss_root(artifact_dir)
-        warnings: list[str] = []
-        try:
-            python = await self._environments.python_for(truss_dir, warnings)
-            system = await system_layer.materialise(truss_dir, self._artifacts)  # system_packages, or None
-        except asyncio.CancelledError:
-            raise
-        except KingpostError as e:
-            await self._fail(r, e.message)
-            return
-        except Exception as e:
-            log.exception("replica %s: building the environment of %s failed", spec.replica_id, spec.artifact_digest)
-            await self._fail(r, f"cannot build the model's environment: {e}")
-            return
-        t1 = time.monotonic()
-        metrics.COLD_START_SECONDS.labels("fetch").observe(t1 - t0)
+    def _track(self, r: Replica, runner: RunnerProcess | None) -> None:
+        self._replicas[r.spec.replica_id] = r
+        self._update_gauge()
+        r.follow_task = asyncio.create_task(self._follow(r), name=f"replica-output-{r.spec.replica_id}")
+        r.task = asyncio.create_task(self._run(r, runner), name=f"replica-{r.spec.replica_id}")
 
-        r.phase = "spawn"
-        r.port = self._ports.allocate()
-        logfile: IO[bytes] | None = None
+    async def _run(self, r: Replica, runner: RunnerProcess | None) -> None:
+        """`runner`: one adopted from the agent before, else None (start one)."""
+        launch: Launch | None = None
         try:
-            self._logs_dir.mkdir(parents=True, exist_ok=True)
-            logfile = open(self._logs_dir / f"{spec.replica_id}.log", "ab")
-            for warning in warnings:
-                await self._note(r, logfile, f"kingpost: WARNING {warning}")
-            try:
-                r.process = await self._spawn(r, truss_dir, python, system)
-            except OSError as e:
-                await self._fail(r, f"cannot start the runner ({python}): {e}")
-                return
-            r.exited = asyncio.create_task(r.process.wait())
-            r.phase = "running"
-            readers = [
-                asyncio.create_task(self._pump(r, r.process.stdout, logfile, stderr=False)),
-                asyncio.create_task(self._pump(r, r.process.stderr, logfile, stderr=True)),
-            ]
-            if r.stopping:  # StopReplica arrived while the process was being spawned
-                await self._terminate(r)
-            ready = await self._wait_ready(r, t1)
-            if python == self._environments.base_python and not self._closed:
-                self.standby.refill(python)
-            if ready:
-                r.address = f"{self._advertise_host}:{r.port}"
-                metrics.COLD_START_SECONDS.labels("load").observe(time.monotonic() - (r.port_open_at or t1))
-                await self._event(r, READY)
-            code = await r.exited
-            await asyncio.gather(*readers, return_exceptions=True)
-            _kill_group(r.process.pid, signal.SIGKILL)  # anything the runner left in its group
-            if r.stopping:
-                metrics.REPLICA_EXITS.labels("stopped").inc()
-                return
-            metrics.REPLICA_EXITS.labels("failed" if ready else "failed_to_start").inc()
-            reason = (f"runner exited with code {code}" + ("" if ready else " before it was ready")
-                      if code >= 0 else f"runner was killed by signal {-code}")
-            await self._fail(r, runner_log.failure_message(reason, r.tail))
+            if runner is None and r.ready_once:  # adopted, but its runner ended while no agent watched
+                await r.output.drain(final=True)
+                await self._restart_later(r, "runner ended while the agent was away", None,
+                                          ready_since=r.ready_since or None)
+            elif runner is None:
+                await self._event(r, STARTING)
+            while not r.stopping:
+                spawned_at = None  # an adopted runner has no cold start to time
+                if runner is None:
+                    try:
+                        if launch is None:
+                            launch = await runner_launch.prepare(
+                                self._artifacts, self._environments, r.spec.replica_id, r.spec.artifact_digest)
+                            for warning in launch.warnings:
+                                r.output.note(f"kingpost: WARNING {warning}")
+                        spawned_at = time.monotonic()
+                        runner = await self._start_runner(r, launch)
+                    except CannotStart as e:
+                        if not r.ready_once:
+                            await self._fail(r, str(e))
+                            return
+                        r.output.tail.append(f"kingpost: {e}")
+                        await self._restart_later(r, "the runner could not be started", None, ready_since=None)
+                        continue
+                ready_since = await self._serve(r, runner, launch, spawned_at)
+                code = runner.exited.result()
+                runner.kill_group(signal.SIGKILL)  # anything the runner left in its group
+                runner = r.runner = None
+                self._ports.release(r.port)
+                await r.output.drain(final=True)
+                if r.stopping:
+                    metrics.REPLICA_EXITS.labels("stopped").inc()
+                    return
+                if not r.ready_once:
+                    metrics.REPLICA_EXITS.labels("failed_to_start").inc()
+                    await self._fail(r, runner_log.failure_message(
+                        describe_exit(code) + " before it was ready", r.output.tail))
+                    return
+                metrics.REPLICA_EXITS.labels("restarted").inc()
+                await self._restart_later(r, describe_exit(code), code, ready_since=ready_since)
         finally:
             r.phase = "done"
             self._ports.release(r.port)
-            if logfile is not None:
-                logfile.close()
 
-    async def _spawn(self, r: Replica, truss_dir: Path, python: str,
-                     system: Path | None = None) -> asyncio.subprocess.Process:
-        argv = ["--truss", str(truss_dir), "--port", str(r.port), "--host", self._bind_host]
-        per_replica = {"KINGPOST_ENVIRONMENT": r.spec.environment} if r.spec.environment else {}
-        if python == self._environments.base_python and system is None:  # a standby's PATH is fixed
-            standby = await self.standby.take(python)
-            if standby is not None and standby.stdin is not None:
-                try:
-                    standby.stdin.write(instruction(argv, per_replica, truss_dir))
-                    await standby.stdin.drain()
-                    standby.stdin.close()
-                    return standby
-                except (OSError, ConnectionError):  # it died just now: start a fresh one
-                    log.info("replica %s: the standby runner was gone; starting a fresh one", r.spec.replica_id)
-        env = self._runner_env(python)
-        env.update(per_replica)
-        if system is not None:
-            env.update(system_layer.layer_env(system, env))
-        return await asyncio.create_subprocess_exec(
-            python, "-m", "kingpost_runner", *argv,
-            cwd=truss_dir, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=STREAM_LIMIT,
-        )
-
-    def _runner_env(self, python: str) -> dict[str, str]:
-        """A runner's environment, less what is per replica (KINGPOST_ENVIRONMENT)."""
-        env = dict(os.environ)
-        for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):  # the model's own environment: nothing leaks in
-            env.pop(name, None)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("KINGPOST_ENVIRONMENT", None)
-        # The runner asks the kernel to kill it when this agent dies (PR_SET_PDEATHSIG). It does so
-        # itself: a preexec_fn would run Python between fork and exec in a process full of gRPC
-        # threads, which crashed runners (SIGSEGV before they wrote a line).
-        env["KINGPOST_PARENT_PID"] = str(os.getpid())
-        return env
-
-    async def _wait_ready(self, r: Replica, spawned_at: float) -> bool:
-        """Poll until the runner says it is ready (True) or its process ends (False)."""
-        assert r.exited is not None
-        channel = None
+    async def _start_runner(self, r: Replica, launch: Launch) -> RunnerProcess:
+        r.phase = "spawn"
+        await r.output.drain()
+        r.output.tail.clear()  # from here on, the lines of this runner
+        r.port = self._ports.allocate()
+        dev_copy = self._dev_copy(r.spec.replica_id)  # a development replica keeps its live edits
         try:
-            while not r.exited.done():
-                if channel is None:
-                    if await _port_open("127.0.0.1", r.port):
-                        r.port_open_at = time.monotonic()
-                        metrics.COLD_START_SECONDS.labels("process").observe(r.port_open_at - spawned_at)
-                        channel = rpc.channel(f"127.0.0.1:{r.port}")
-                        continue
-                else:
-                    stub = runner_pb2_grpc.RunnerServiceStub(channel)
-                    try:
-                        reply = await rpc.call(stub.Ready, runner_pb2.ReadyRequest(), timeout=2.0, attempts=1)
-                    except KingpostError:
-                        reply = None
-                    if reply is not None and reply.ready:
-                        return not r.exited.done()
-                hint = asyncio.ensure_future(r.hint.wait())
-                await asyncio.wait({r.exited, hint}, timeout=READY_POLL_SECONDS)
-                hint.cancel()
-                r.hint.clear()
-            return False
+            runner = await runner_launch.spawn(
+                launch, dev_copy if dev_copy.is_dir() else launch.truss_dir, port=r.port, host=self._bind_host,
+                environment=r.spec.environment, log_path=self._log_path(r.spec.replica_id),
+                standby=self.standby, base_python=self._environments.base_python)
+        except OSError as e:
+            self._ports.release(r.port)
+            raise CannotStart(f"cannot start the runner ({launch.python}): {e}") from e
+        r.runner, r.phase, r.port_open_at = runner, "running", 0.0
+        self._save(r)
+        if r.stopping:  # StopReplica arrived while the process was being spawned
+            await runner.terminate(self._grace)
+        return runner
+
+    async def _serve(self, r: Replica, runner: RunnerProcess, launch: Launch | None,
+                     spawned_at: float | None) -> float | None:
+        """Until the runner ends: READY once it answers. Returns since when it was ready (None: never)."""
+
+        def port_open() -> None:
+            r.port_open_at = time.monotonic()
+            if spawned_at is not None:
+                metrics.COLD_START_SECONDS.labels("process").observe(r.port_open_at - spawned_at)
+
+        ready = await runner_launch.wait_ready(runner, r.port, r.output.hint, port_open)
+        if launch is not None and launch.python == self._environments.base_python and not self._closed:
+            self.standby.refill(launch.python)
+        if not ready:
+            return None
+        r.address = f"{self._advertise_host}:{r.port}"
+        r.ready_once, r.ready_since = True, self._clock()
+        if spawned_at is not None:
+            metrics.COLD_START_SECONDS.labels("load").observe(time.monotonic() - (r.port_open_at or spawned_at))
+        self._save(r)
+        await self._event(r, READY)
+        await asyncio.wait({runner.exited})
+        return r.ready_since
+
+    async def _restart_later(self, r: Replica, reason: str, code: int | None, *,
+                             ready_since: float | None) -> None:
+        """The runner ended (`code`: its returncode, None when unknown) after its replica was READY
+        once: RESTARTING now, the next runner when the backoff says (StopReplica cancels the wait)."""
+        now = self._clock()
+        restart = next_restart(self._policy, r.backoff, ready_since=ready_since, now=now)
+        tail = r.output.tail
+        r.backoff, r.next_restart_at, r.address, r.ready_since = restart.backoff, restart.at, "", 0.0
+        r.last_exit = runner_exit(code, now, list(tail))
+        self._save(r)
+        delay = restart.at - now
+        log.warning("replica %s: %s; restart %d in %.1f s", r.spec.replica_id, reason, r.backoff.restarts, delay)
+        await self._event(r, RESTARTING, runner_log.failure_message(reason, tail), at=now)
+        r.output.note(f"kingpost: WARNING {reason}; restart {r.backoff.restarts} in {delay:.1f} s")
+        r.phase = "backoff"
+        await asyncio.sleep(max(0.0, restart.at - self._clock()))
+
+    # --- output and records --------------------------------------------------------------------
+
+    def _output(self, spec: ReplicaSpec, offset: int) -> RunnerOutput:
+        return RunnerOutput(self._log_path(spec.replica_id), offset, self._publisher, spec.deployment_id,
+                            spec.replica_id)
+
+    async def _follow(self, r: Replica) -> None:
+        """Ship the runner's output as it arrives, for the replica's whole life on this agent."""
+        try:
+            while True:
+                await r.output.drain()
+                if r.runner is not None and r.output.shipped != r.saved_offset \
+                        and time.monotonic() - r.saved_at >= CHECKPOINT_SECONDS:
+                    self._save(r)
+                starting = r.phase in ("spawn", "running") and r.state != READY
+                await asyncio.sleep(FOLLOW_STARTING_SECONDS if starting else FOLLOW_SECONDS)
         finally:
-            if channel is not None:
-                await channel.close()
+            r.output.close()
 
-    async def _pump(self, r: Replica, stream: asyncio.StreamReader | None, logfile: IO[bytes], *,
-                    stderr: bool) -> None:
-        """Every line the runner writes: to the log file, the failure tail, and NATS."""
-        if stream is None:
-            return
-        subject = subjects.replica_log_subject(r.spec.deployment_id, r.spec.replica_id)
-        while True:
-            try:
-                raw = await stream.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                raw = await stream.read(STREAM_LIMIT)
-            if not raw:
-                return
-            logfile.write(raw if raw.endswith(b"\n") else raw + b"\n")
-            logfile.flush()
-            text = runner_log.clip(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-            r.tail.append(text)
-            if any(h in text for h in READY_HINTS):
-                r.hint.set()
-            line = events_pb2.LogLine(
-                at=now_ts(), source="replica", deployment_id=r.spec.deployment_id,
-                replica_id=r.spec.replica_id, level=runner_log.level_of(text, stderr=stderr), text=text,
-            )
-            try:
-                await self._publisher.publish_fast(subject, line)
-            except Exception:  # a NATS hiccup must never block the runner's pipe
-                log.debug("dropping a log line of %s", r.spec.replica_id, exc_info=True)
+    def _save(self, r: Replica) -> None:
+        """Write the replica's record: what the next agent needs to adopt it."""
+        self._records.write(r.record())
+        r.saved_at, r.saved_offset = time.monotonic(), r.output.shipped
 
-    async def _note(self, r: Replica, logfile: IO[bytes], text: str) -> None:
-        """A line of the agent's own in the replica's log (file and NATS)."""
-        logfile.write(text.encode() + b"\n")
-        line = events_pb2.LogLine(at=now_ts(), source="replica", deployment_id=r.spec.deployment_id,
-                                  replica_id=r.spec.replica_id, level="WARNING", text=text)
-        with contextlib.suppress(Exception):
-            await self._publisher.publish_fast(
-                subjects.replica_log_subject(r.spec.deployment_id, r.spec.replica_id), line)
+    def _log_path(self, replica_id: str) -> Path:
+        return self._work_dir / "logs" / f"{replica_id}.log"
+
+    def _dev_copy(self, replica_id: str) -> Path:
+        return self._work_dir / dev_patch.DEV_DIR / replica_id
+
+    def _release_work_dir(self) -> None:
+        if self._work_dir_lock is not None:
+            self._work_dir_lock.close()
+            self._work_dir_lock = None
 
     # --- stopping ------------------------------------------------------------------------------
 
     async def _stop(self, r: Replica) -> None:
         r.stopping = True
-        if r.phase == "fetch" and r.task is not None:
+        if r.runner is not None and r.runner.alive:
+            await r.runner.terminate(self._grace)
+        elif r.phase != "spawn" and r.task is not None:  # no runner to stop (mid-spawn, `_run` stops it)
             r.task.cancel()
-        elif r.process is not None and r.exited is not None and not r.exited.done():
-            await self._terminate(r)
         if r.task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({r.task})
+            await asyncio.wait({r.task})
+        if r.follow_task is not None:
+            r.follow_task.cancel()
+            await asyncio.wait({r.follow_task})
         self._replicas.pop(r.spec.replica_id, None)
-        shutil.rmtree(self._logs_dir.parent / dev_patch.DEV_DIR / r.spec.replica_id, ignore_errors=True)
+        self._records.remove(r.spec.replica_id)
+        shutil.rmtree(self._dev_copy(r.spec.replica_id), ignore_errors=True)
         r.address = ""
         await self._event(r, STOPPED)
-
-    async def _terminate(self, r: Replica) -> None:
-        """SIGTERM the runner's group, SIGKILL it after the grace period; return once it has exited."""
-        assert r.process is not None and r.exited is not None
-        pgid = r.process.pid
-        _kill_group(pgid, signal.SIGTERM)
-        done, _ = await asyncio.wait({r.exited}, timeout=self._grace)
-        if not done:
-            log.warning("replica %s did not stop within %.1fs of SIGTERM; killing it",
-                        r.spec.replica_id, self._grace)
-            _kill_group(pgid, signal.SIGKILL)
-            await asyncio.wait({r.exited})
-        _kill_group(pgid, signal.SIGKILL)
 
     # --- events --------------------------------------------------------------------------------
 
     async def _fail(self, r: Replica, message: str) -> None:
+        self._records.remove(r.spec.replica_id)  # nothing left to adopt
         if r.stopping:
             return
         log.warning("replica %s failed: %s", r.spec.replica_id, message.splitlines()[0] if message else "")
         await self._event(r, FAILED, message)
 
-    async def _event(self, r: Replica, state: int, message: str = "") -> None:
+    async def _event(self, r: Replica, state: int, message: str = "", at: float | None = None) -> None:
         r.state = state
         self._update_gauge()
-        event = events_pb2.ReplicaEvent(
-            replica_id=r.spec.replica_id, deployment_id=r.spec.deployment_id, node_id=self._node_id,
-            state=state, address=r.address if state == READY else "", message=message, at=now_ts(),
-        )
+        event = replica_event(
+            replica_id=r.spec.replica_id, deployment_id=r.spec.deployment_id, node_id=self._node_id, state=state,
+            at=self._clock() if at is None else at, address=r.address, message=message, restarts=r.backoff.restarts, last_exit=r.last_exit,
+            next_restart_at=r.next_restart_at)
         try:
             await self._publisher.publish(subjects.replica_subject(r.spec.replica_id), event)
         except Exception:
@@ -410,21 +378,4 @@ class ReplicaSupervisor:
                           r.spec.replica_id)
 
     def _update_gauge(self) -> None:
-        counts = {name: 0 for name in ("STARTING", "READY", "FAILED")}
-        for r in self._replicas.values():
-            name = events_pb2.ReplicaState.Name(r.state).removeprefix("REPLICA_STATE_")
-            if name in counts:
-                counts[name] += 1
-        for name, n in counts.items():
-            metrics.REPLICAS.labels(name.lower()).set(n)
-
-
-async def _port_open(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=0.5)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
+        update_gauge(r.state for r in self._replicas.values())

@@ -1,4 +1,4 @@
-"""Reading a runner's output: the level of a line, and the message a failed start reports."""
+"""Reading a runner's output: the level of each line, and the message an ended runner reports."""
 
 from __future__ import annotations
 
@@ -9,15 +9,33 @@ TAIL_LINES = 30
 MAX_LINE_CHARS = 2000
 
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
+_TRACEBACK = "Traceback (most recent call last):"
 
 
-def level_of(text: str, *, stderr: bool) -> str:
-    """The log level a line names (the first one), else INFO for stdout and ERROR for stderr."""
-    match = _LEVEL.search(text[:200])
-    if match:
-        level = match.group(1)
-        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
-    return "ERROR" if stderr else "INFO"
+class LineLevels:
+    """The log level of each line of one runner's output, in order.
+
+    stdout and stderr arrive together (one log file), so a line's level is the one it names (the
+    first), else ERROR inside a Python traceback — from its header through the exception's own line —
+    else INFO.
+    """
+
+    def __init__(self) -> None:
+        self._in_traceback = False
+
+    def level_of(self, text: str) -> str:
+        if text.startswith(_TRACEBACK):
+            self._in_traceback = True
+            return "ERROR"
+        if self._in_traceback:
+            # Frames are indented; the first line that is not ends the traceback ("ValueError: boom").
+            self._in_traceback = text.startswith((" ", "\t"))
+            return "ERROR"
+        match = _LEVEL.search(text[:200])
+        if match:
+            level = match.group(1)
+            return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+        return "INFO"
 
 
 def clip(text: str) -> str:

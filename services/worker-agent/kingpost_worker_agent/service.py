@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 from kingpost.errors import InvalidArgument
@@ -10,6 +12,8 @@ from kingpost.v1 import agent_pb2, agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import digest_hex
 from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
+
+REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -22,6 +26,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     ) -> agent_pb2.StartReplicaResponse:
         if not request.replica_id or not request.deployment_id:
             raise InvalidArgument("StartReplica needs replica_id and deployment_id")
+        if not REPLICA_ID.fullmatch(request.replica_id):  # it names the replica's files on this node
+            raise InvalidArgument(f"replica_id {request.replica_id!r} is not a replica id "
+                                  "(letters, digits and _ or -)")
         digest_hex(request.artifact_digest)  # refuse a malformed digest now, not in an event later
         await self._supervisor.start(ReplicaSpec(
             replica_id=request.replica_id, deployment_id=request.deployment_id, model_id=request.model_id,

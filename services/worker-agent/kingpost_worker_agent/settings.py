@@ -20,7 +20,8 @@ class AgentSettings(ServiceSettings):
     # write with artifact_store = "nats"; no builder needs to be up).
     artifact_store: Literal["file", "nats"] = "file"
     artifact_bucket: str = Field(DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
-    # Artifacts (cached per digest), per-replica logs and the node id live here.
+    # Artifacts (cached per digest), per-replica logs and records (what the next agent adopts) and the
+    # node id live here; one agent per work dir.
     work_dir: Path = Field(default_factory=lambda: default_home() / "agent")
     # The host other machines reach this node's runners and AgentService on; loopback in the embedded mode.
     advertise_host: str = "127.0.0.1"

@@ -2,10 +2,12 @@
 
 A standby has started its interpreter and done its imports (about half a second of a cold start
 on a busy machine) and waits for one instruction on stdin: the runner arguments, environment
-variables and working directory of the replica it becomes. `take` hands one out (or None when
-none is alive); `refill` starts the next one — the supervisor calls it once the replica that
+variables, working directory and log file of the replica it becomes. `take` hands one out (or None
+when none is alive); `refill` starts the next one — the supervisor calls it once the replica that
 took the last one is ready, so the standby's own start does not compete with that replica's load.
-Standbys die with the agent (PR_SET_PDEATHSIG, as runners do) and `close` stops them.
+Idle standbys die with the agent (PR_SET_PDEATHSIG) and `close` stops them; one that becomes a
+replica's runner turns its output to the replica's log file and outlives the agent, as runners do.
+Until then its output goes to `standby.log` in the pool's directory.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ log = logging.getLogger(__name__)
 STANDBY_FLAG = "--standby"
 
 
-def instruction(argv: list[str], env: Mapping[str, str], cwd: Path) -> bytes:
-    """The line that turns a standby into the runner `python -m kingpost_runner *argv` would be."""
-    return (json.dumps({"argv": argv, "env": dict(env), "cwd": str(cwd)}) + "\n").encode()
+def instruction(argv: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> bytes:
+    """The line that turns a standby into the runner `python -m kingpost_runner *argv` would be,
+    writing its output to `log` and no longer dying with the agent."""
+    return (json.dumps({"argv": argv, "env": dict(env), "cwd": str(cwd), "log": str(log)}) + "\n").encode()
 
 
 class StandbyPool:
@@ -66,11 +69,14 @@ class StandbyPool:
     async def _start(self, python: str) -> None:
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
-            proc = await asyncio.create_subprocess_exec(
-                python, "-m", "kingpost_runner", STANDBY_FLAG, cwd=self._dir, env=self._env_for(python),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True, limit=1 << 20,
-            )
+            # An idle standby dies with this agent: the kernel kills it (PR_SET_PDEATHSIG, set by the runner).
+            env = self._env_for(python) | {"KINGPOST_PARENT_PID": str(os.getpid())}
+            with open(self._dir / "standby.log", "ab") as output:
+                proc = await asyncio.create_subprocess_exec(
+                    python, "-m", "kingpost_runner", STANDBY_FLAG, cwd=self._dir, env=env,
+                    stdin=asyncio.subprocess.PIPE, stdout=output, stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as e:
             log.warning("cannot start a standby runner (%s): %s", python, e)
             return

@@ -24,6 +24,7 @@ class ReplicaState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REPLICA_STATE_READY: _ClassVar[ReplicaState]
     REPLICA_STATE_FAILED: _ClassVar[ReplicaState]
     REPLICA_STATE_STOPPED: _ClassVar[ReplicaState]
+    REPLICA_STATE_RESTARTING: _ClassVar[ReplicaState]
 BUILD_STATE_UNSPECIFIED: BuildState
 BUILD_STATE_BUILDING: BuildState
 BUILD_STATE_SUCCEEDED: BuildState
@@ -33,6 +34,7 @@ REPLICA_STATE_STARTING: ReplicaState
 REPLICA_STATE_READY: ReplicaState
 REPLICA_STATE_FAILED: ReplicaState
 REPLICA_STATE_STOPPED: ReplicaState
+REPLICA_STATE_RESTARTING: ReplicaState
 
 class BuildEvent(_message.Message):
     __slots__ = ("build_id", "state", "artifact_digest", "message", "at")
@@ -49,7 +51,7 @@ class BuildEvent(_message.Message):
     def __init__(self, build_id: _Optional[str] = ..., state: _Optional[_Union[BuildState, str]] = ..., artifact_digest: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ReplicaEvent(_message.Message):
-    __slots__ = ("replica_id", "deployment_id", "node_id", "state", "address", "message", "at")
+    __slots__ = ("replica_id", "deployment_id", "node_id", "state", "address", "message", "at", "restarts", "last_exit", "next_restart_at")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +59,9 @@ class ReplicaEvent(_message.Message):
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_EXIT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RESTART_AT_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     deployment_id: str
     node_id: str
@@ -64,7 +69,24 @@ class ReplicaEvent(_message.Message):
     address: str
     message: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., node_id: _Optional[str] = ..., state: _Optional[_Union[ReplicaState, str]] = ..., address: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    restarts: int
+    last_exit: RunnerExit
+    next_restart_at: _timestamp_pb2.Timestamp
+    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., node_id: _Optional[str] = ..., state: _Optional[_Union[ReplicaState, str]] = ..., address: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restarts: _Optional[int] = ..., last_exit: _Optional[_Union[RunnerExit, _Mapping]] = ..., next_restart_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RunnerExit(_message.Message):
+    __slots__ = ("exit_code", "signal", "status_known", "at", "last_lines")
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_LINES_FIELD_NUMBER: _ClassVar[int]
+    exit_code: int
+    signal: int
+    status_known: bool
+    at: _timestamp_pb2.Timestamp
+    last_lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., status_known: _Optional[bool] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeHeartbeat(_message.Message):
     __slots__ = ("node_id", "address", "cpu_count", "memory_bytes", "gpus", "replica_ids", "at")

@@ -1,10 +1,25 @@
-from kingpost_worker_agent.runner_log import failure_message, level_of
+from kingpost_worker_agent.runner_log import LineLevels, failure_message
 
 
-def test_level_comes_from_the_line_else_from_the_stream() -> None:
-    assert level_of("2026-01-01 runner WARNING kingpost: slow", stderr=True) == "WARNING"
-    assert level_of("Traceback (most recent call last):", stderr=True) == "ERROR"
-    assert level_of("hello from print", stderr=False) == "INFO"
+def levels_of(*lines: str) -> list[str]:
+    levels = LineLevels()
+    return [levels.level_of(line) for line in lines]
+
+
+def test_a_line_naming_a_level_has_that_level_and_a_plain_print_is_info() -> None:
+    assert levels_of("2026-01-01 runner WARNING kingpost: slow", "hello from print", "FATAL: gone",
+                     "2026-01-01 runner WARN x") == ["WARNING", "INFO", "CRITICAL", "WARNING"]
+
+
+def test_a_traceback_is_error_through_the_exceptions_own_line_and_no_further() -> None:
+    assert levels_of(
+        "2026-01-01 runner ERROR kingpost_runner: Model failed to load; exiting.",
+        "Traceback (most recent call last):",
+        '  File "/truss/model/model.py", line 4, in load',
+        '    raise RuntimeError("the weights are missing")',
+        "RuntimeError: the weights are missing",
+        "a print after it",
+    ) == ["ERROR", "ERROR", "ERROR", "ERROR", "ERROR", "INFO"]
 
 
 def test_failure_message_carries_the_tail() -> None:

@@ -1,0 +1,145 @@
+"""Starting a replica's runner: its Truss, Python and system layer made ready (once per agent, reused
+by every restart), the process spawned in its own session writing to the replica's log file (or a
+pre-started standby told to become it, see standby.py), and its readiness awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kingpost import rpc
+from kingpost.errors import KingpostError
+from kingpost.v1 import runner_pb2, runner_pb2_grpc
+
+from kingpost_worker_agent import archive, metrics, system_layer
+from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.environments import EnvironmentStore
+from kingpost_worker_agent.runner_process import RunnerProcess
+from kingpost_worker_agent.standby import StandbyPool, instruction
+
+log = logging.getLogger(__name__)
+
+READY_POLL_SECONDS = 0.05
+
+
+class CannotStart(Exception):
+    """No runner could be started (artifact, environment, process); the message says why."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a replica's runners start from."""
+    truss_dir: Path
+    python: str
+    system: Path | None
+    # Lines for the replica's log (what the environment could not honour).
+    warnings: tuple[str, ...] = ()
+
+
+async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, replica_id: str,
+                  digest: str) -> Launch:
+    t0 = time.monotonic()
+    try:
+        artifact_dir = await artifacts.materialise(digest)
+    except KingpostError as e:
+        raise CannotStart(f"cannot materialise artifact {digest}: {e.message}") from e
+    except Exception as e:
+        log.exception("replica %s: materialising %s failed", replica_id, digest)
+        raise CannotStart(f"cannot materialise artifact {digest}: {e}") from e
+    truss_dir = archive.truss_root(artifact_dir)
+    warnings: list[str] = []
+    try:
+        python = await environments.python_for(truss_dir, warnings)
+        system = await system_layer.materialise(truss_dir, artifacts)  # system_packages, or None
+    except KingpostError as e:
+        raise CannotStart(e.message) from e
+    except Exception as e:
+        log.exception("replica %s: building the environment of %s failed", replica_id, digest)
+        raise CannotStart(f"cannot build the model's environment: {e}") from e
+    metrics.COLD_START_SECONDS.labels("fetch").observe(time.monotonic() - t0)
+    return Launch(truss_dir, python, system, tuple(warnings))
+
+
+def runner_env(python: str) -> dict[str, str]:
+    """A runner's environment, less what is per replica (KINGPOST_ENVIRONMENT)."""
+    env = dict(os.environ)
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "KINGPOST_ENVIRONMENT", "KINGPOST_PARENT_PID"):
+        env.pop(name, None)  # the model's own environment: nothing leaks in
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def spawn(launch: Launch, truss_dir: Path, *, port: int, host: str, environment: str, log_path: Path,
+                standby: StandbyPool, base_python: str) -> RunnerProcess:
+    """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`. Raises OSError."""
+    argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host]
+    per_replica = {"KINGPOST_ENVIRONMENT": environment} if environment else {}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if launch.python == base_python and launch.system is None:  # a standby's PATH is fixed
+        proc = await standby.take(launch.python)
+        if proc is not None and proc.stdin is not None:
+            try:
+                proc.stdin.write(instruction(argv, per_replica, truss_dir, log_path))
+                await proc.stdin.drain()
+                proc.stdin.close()
+                return RunnerProcess.started(proc)
+            except (OSError, ConnectionError):  # it died just now: start a fresh one
+                log.info("the standby runner was gone; starting a fresh one for %s", log_path.stem)
+    env = runner_env(launch.python) | per_replica
+    if launch.system is not None:
+        env.update(system_layer.layer_env(launch.system, env))
+    with open(log_path, "ab") as output:  # the runner writes here itself, agent or no agent
+        proc = await asyncio.create_subprocess_exec(
+            launch.python, "-m", "kingpost_runner", *argv, cwd=truss_dir, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunnerProcess.started(proc)
+
+
+async def wait_ready(runner: RunnerProcess, port: int, hint: asyncio.Event,
+                     on_port_open: Callable[[], None] = lambda: None) -> bool:
+    """Poll until the runner says it is ready (True) or its process ends (False); at once when `hint`
+    is set, else every READY_POLL_SECONDS."""
+    channel = None
+    try:
+        while runner.alive:
+            if channel is None:
+                if await _port_open("127.0.0.1", port):
+                    on_port_open()
+                    channel = rpc.channel(f"127.0.0.1:{port}")
+                    continue
+            else:
+                stub = runner_pb2_grpc.RunnerServiceStub(channel)
+                try:
+                    reply = await rpc.call(stub.Ready, runner_pb2.ReadyRequest(), timeout=2.0, attempts=1)
+                except KingpostError:
+                    reply = None
+                if reply is not None and reply.ready:
+                    return runner.alive
+            hinted = asyncio.ensure_future(hint.wait())
+            await asyncio.wait({runner.exited, hinted}, timeout=READY_POLL_SECONDS)
+            hinted.cancel()
+            hint.clear()
+        return False
+    finally:
+        if channel is not None:
+            await channel.close()
+
+
+async def _port_open(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=0.5)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
