@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def main(config: pathlib.Path | None) -> None:
     settings = BuilderSettings.load(config)
-    service.setup_logging("builder", settings.log_level)
+    service.configure("builder", settings)
     service.setup_tracing("builder")
     service.run(lambda: _serve(settings))
 

@@ -30,7 +30,7 @@ def main(config: pathlib.Path | None) -> None:
     if settings.grpc_port == 0:
         # The heartbeat must name the port, so pick it here rather than let the server choose.
         settings = settings.model_copy(update={"grpc_port": probe_free_port(settings.grpc_host)})
-    service.setup_logging("agent", settings.log_level)
+    service.configure("agent", settings)
     service.setup_tracing("agent")
     service.run(functools.partial(run, settings))
 
