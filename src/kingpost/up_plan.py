@@ -11,7 +11,7 @@ Home layout (`~/.kingpost` by default):
     artifacts/            content-addressed build artifacts
     agent/                the worker agent's extracted artifacts and replica dirs
     logs/<process>.log    each process's stdout and stderr
-    run/                  generated service configs and envoy.yaml
+    run/                  generated service configs and envoy.yaml, mode 0600
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class ProcessSpec:
     argv: tuple[str, ...]
     # Added to the environment `kingpost up` runs in.
     env: Mapping[str, str]
-    # Files to write before starting: path → contents.
+    # Files to write before starting, readable by their owner only: path → contents.
     files: Mapping[Path, str]
     # The process is ready when these ports accept TCP connections.
     ready_ports: tuple[int, ...]
@@ -100,6 +100,13 @@ class ProcessSpec:
 
 EnvoyRender = Callable[..., Any]
 EnvoyCommand = Callable[..., Sequence[str]]
+
+
+# How `kingpost up` stops, clients before what they call: the front door; the scheduler's route
+# watchers (a server stopping gracefully waits for its open streams); the scheduler; the agent,
+# whose stopping replicas the scheduler would otherwise replace; NATS last, which the others publish
+# to until they exit. The processes of one stage stop together.
+STOP_STAGES = (("envoy",), ("router", "builder", "autoscaler"), ("scheduler",), ("agent",), ("nats",))
 
 
 def service_config(service: str, layout: Layout, ports: Ports) -> dict[str, Any]:

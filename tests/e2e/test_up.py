@@ -144,6 +144,14 @@ def curl_with_httpx(curl: str) -> httpx.Response:
                       timeout=60.0)
 
 
+def tracebacks(home: Path) -> dict[str, int]:
+    """Tracebacks per log file: the services' logs and the replicas' (runner output)."""
+    logs = [*(home / "logs").glob("*.log"), *(home / "agent" / "logs").glob("*.log")]
+    assert logs, f"no logs under {home}"
+    return {str(p): p.read_text(errors="replace").count("Traceback") for p in logs
+            if "Traceback" in p.read_text(errors="replace")}
+
+
 def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kingpost.cli", *args], env=client_env(home),
                           check=False, capture_output=True, text=True, timeout=300)
@@ -193,6 +201,7 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
         assert any("kingpost_runner" in c for c in commands), commands
         groups = {stat[1] for pid in seen if (stat := proc_stat(pid))}
 
+
         # Ctrl-C: exit 0, and nothing of this run remains.
         assert up.stop() == 0, "\n".join(up.output)
         deadline = time.monotonic() + 15
@@ -200,6 +209,8 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
             time.sleep(0.2)
         assert alive_in_groups(groups) == []
         assert [p for p in seen if proc_stat(p)] == []
+        # A clean stop, with a deployed model, writes no traceback anywhere.
+        assert tracebacks(home) == {}
     finally:
         if up.process.poll() is None or any(proc_stat(p) for p in seen):
             up.kill_everything(set(seen) | set(descendants(up.process.pid)))
@@ -223,6 +234,7 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
         while time.monotonic() < deadline and any(proc_stat(p) for p in seen):
             time.sleep(0.2)
         assert [p for p in seen if proc_stat(p)] == []
+        assert tracebacks(home) == {}
     finally:
         if again.process.poll() is None or any(proc_stat(p) for p in seen):
             again.kill_everything(set(seen) | set(descendants(again.process.pid)))

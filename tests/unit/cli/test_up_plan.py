@@ -3,7 +3,7 @@
 import tomllib
 from pathlib import Path
 
-from kingpost.up_plan import SERVICES, Layout, Ports, plan, service_config
+from kingpost.up_plan import SERVICES, STOP_STAGES, Layout, Ports, plan, service_config
 
 HOME = Path("/home/u/.kingpost")
 
@@ -40,6 +40,16 @@ def test_nats_runs_jetstream_in_home_on_its_port():
     assert nats.argv == ("/venv/bin/nats-server", "-js", "-sd", str(HOME / "nats"), "-a", "127.0.0.1", "-p", "4000")
     assert nats.ready_ports == (4000,)
     assert nats.log_path == HOME / "logs" / "nats.log"
+
+
+def test_stopping_goes_from_the_front_door_to_nats_clients_first():
+    names = [name for stage in STOP_STAGES for name in stage]
+    assert sorted(names) == sorted(p.name for p in make_plan())  # each process exactly once
+    assert STOP_STAGES[0] == ("envoy",) and STOP_STAGES[-1] == ("nats",)
+    # The scheduler's watchers go before it (its graceful stop would wait for their streams), and
+    # it goes before the agent, so it does not replace the replicas the agent stops.
+    for watcher in ("router", "builder", "autoscaler"):
+        assert names.index(watcher) < names.index("scheduler") < names.index("agent")
 
 
 def test_each_service_runs_through_the_cli_with_its_own_config():
