@@ -30,6 +30,17 @@ EVENTS_STREAM = "KP_EVENTS"
 LOGS_STREAM = "KP_LOGS"
 
 
+def shown_url(url: str) -> str:
+    """A NATS URL as logs and errors may show it: `nats://user:***@host:port`, `nats://***@host:port`
+    (a token), without the secret."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user + ':' if colon else ''}***@{host}"
+
+
 def build_subject(build_id: str) -> str:
     return f"kp.build.{build_id}"
 
@@ -64,6 +75,37 @@ _STREAMS = (
 )
 
 
+class ConnectionLog:
+    """nats-py's callbacks for `client`, as one log line per event: its default logs a traceback for
+    every failed reconnect attempt (a NATS restart filled every service's log with them).
+
+        nc = Client()
+        await nc.connect(url, ..., **ConnectionLog(url, nc).callbacks())
+    """
+
+    def __init__(self, url: str, client: Client) -> None:
+        self._url = shown_url(url)
+        self._client = client
+        self._down = False
+
+    async def _error(self, e: Exception) -> None:
+        if not self._down:  # while reconnecting, each failed attempt says the same
+            log.warning("NATS at %s: %s", self._url, str(e) or type(e).__name__)
+
+    async def _disconnected(self) -> None:
+        if not self._down and not self._client.is_closed:  # closed: this service is stopping
+            self._down = True
+            log.warning("lost the connection to NATS at %s; reconnecting", self._url)
+
+    async def _reconnected(self) -> None:
+        self._down = False
+        log.info("reconnected to NATS at %s", self._url)
+
+    def callbacks(self) -> dict[str, Callable[..., Awaitable[None]]]:
+        return {"error_cb": self._error, "disconnected_cb": self._disconnected,
+                "reconnected_cb": self._reconnected}
+
+
 class EventBus:
     """A NATS connection that speaks protobuf. Create with `await EventBus.connect(url, name)`."""
 
@@ -74,12 +116,13 @@ class EventBus:
     @classmethod
     async def connect(cls, url: str, name: str, *, timeout: float = 10.0) -> EventBus:
         try:
-            nc = await nats.connect(
+            nc = Client()
+            await nc.connect(
                 url, name=name, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                allow_reconnect=True,
+                allow_reconnect=True, **ConnectionLog(url, nc).callbacks(),
             )
         except Exception as e:  # nats raises several unrelated types for "cannot connect"
-            raise Unavailable(f"cannot connect to NATS at {url}: {e}") from e
+            raise Unavailable(f"cannot connect to NATS at {shown_url(url)}: {e}") from e
         js = nc.jetstream(timeout=timeout)
         bus = cls(nc, js)
         await bus.ensure_streams()

@@ -1,11 +1,12 @@
 """`kingpost up`: the whole platform as local processes, in the foreground.
 
 The decisions (which processes, with which argv and config) are `kingpost.up_plan`'s; running them
-is `kingpost.up_supervisor`'s. This module prepares the home dir and the admin key, picks ports,
-starts the processes in stages (each must accept TCP connections before the next stage starts),
-deploys the bundled example on first start, and then supervises: a process that dies is started
-again (`kingpost.restart_policy`), and only one that keeps dying stops everything (exit 1). Ctrl-C,
-SIGTERM or SIGHUP stops the processes in `up_plan.STOP_STAGES` order (exit 0).
+is `kingpost.up_supervisor`'s. This module prepares the home dir, the admin key and NATS's
+credentials, picks ports, starts the processes in stages (each must accept TCP connections before
+the next stage starts), deploys the bundled example on first start, and then supervises: a process
+that dies is started again (`kingpost.restart_policy`), and only one that keeps dying stops
+everything (exit 1). Ctrl-C, SIGTERM or SIGHUP stops the processes in `up_plan.STOP_STAGES` order
+(exit 0).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import ctypes
 import fcntl
 import json
+import secrets
 import shutil
 import signal
 import socket
@@ -30,16 +32,18 @@ from kingpost.auth import new_key
 from kingpost.client_config import ClientConfig
 from kingpost.errors import NotFound, Unavailable
 from kingpost.push import curl_command, describe_status, push, read_truss
+from kingpost.settings import to_toml
 from kingpost.up_plan import (
     HOST,
     SERVICES,
     STOP_STAGES,
     Layout,
+    NatsCredentials,
     Ports,
     plan,
     port_in_use_message,
 )
-from kingpost.up_supervisor import Supervisor, UpError
+from kingpost.up_supervisor import Supervisor, UpError, write_private
 from kingpost.v1 import (
     builder_pb2,
     builder_pb2_grpc,
@@ -51,6 +55,7 @@ from kingpost.v1 import (
 
 PR_SET_CHILD_SUBREAPER = 36
 POLL_SECONDS = 0.1
+NATS_USER = "kingpost"
 
 
 # ---------------------------------------------------------------- ports and files
@@ -104,6 +109,18 @@ def admin_key_for(layout: Layout) -> tuple[str, bool]:
     if isinstance(existing, str) and existing:
         return existing, False
     return new_key(), True
+
+
+def nats_credentials_for(layout: Layout) -> NatsCredentials:
+    """The embedded NATS's user and password, made at first start and kept (mode 0600)."""
+    values = client_config.read_file(layout.nats_credentials)
+    user, password = values.get("user"), values.get("password")
+    if isinstance(user, str) and user and isinstance(password, str) and password:
+        return NatsCredentials(user, password)
+    credentials = NatsCredentials(NATS_USER, secrets.token_hex(24))
+    write_private(layout.nats_credentials,
+                  to_toml({"user": credentials.user, "password": credentials.password}))
+    return credentials
 
 
 @contextlib.contextmanager
@@ -269,9 +286,9 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
 
         from kingpost import gateway
 
-        specs = plan(layout, ports, admin_key=admin_key, python=sys.executable,
-                     nats_server=nats_server_binary(), descriptor_path=descriptor_path(),
-                     render_envoy=gateway.render_envoy_text,
+        specs = plan(layout, ports, admin_key=admin_key, nats=nats_credentials_for(layout),
+                     python=sys.executable, nats_server=nats_server_binary(),
+                     descriptor_path=descriptor_path(), render_envoy=gateway.render_envoy_text,
                      envoy_command=gateway.envoy_command)
 
         def on_signal(signum: int, _frame: object) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from kingpost.client_config import ClientConfig, write
 from kingpost.restart_policy import RestartPolicy
-from kingpost.up import admin_key_for, pick_ports
+from kingpost.up import admin_key_for, nats_credentials_for, pick_ports
 from kingpost.up_plan import Layout, ProcessSpec
 from kingpost.up_supervisor import Supervisor, UpError
 
@@ -212,3 +212,11 @@ def test_the_admin_key_is_made_once_and_reused(tmp_path):
     write(tmp_path, ClientConfig(api_key=key))
     assert admin_key_for(layout) == (key, False)
 
+
+def test_the_nats_credentials_are_made_once_kept_private_and_reused(tmp_path):
+    layout = Layout(tmp_path)
+    made = nats_credentials_for(layout)
+    assert made.user == "kingpost" and len(made.password) >= 32
+    assert layout.nats_credentials.stat().st_mode & 0o777 == 0o600
+    assert nats_credentials_for(layout) == made
+    assert nats_credentials_for(Layout(tmp_path / "other")).password != made.password

@@ -11,7 +11,7 @@ import grpc
 from kingpost import service
 from kingpost.artifact_bucket import ArtifactBucket
 from kingpost.auth import AuthInterceptor, KeyCache
-from kingpost.events import EventBus
+from kingpost.events import EventBus, shown_url
 from kingpost.v1 import agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
@@ -43,7 +43,7 @@ async def run(settings: AgentSettings) -> None:
     if settings.artifact_store == "nats":  # straight from the shared bucket: no builder needs to be up
         fetcher = (await ArtifactBucket.open(bus.js, settings.artifact_bucket)).chunks
         log.info("artifacts from the JetStream object store %r at %s",
-                 settings.artifact_bucket, settings.nats_url)
+                 settings.artifact_bucket, shown_url(settings.nats_url))
     supervisor = ReplicaSupervisor(
         node_id=facts.node_id,
         artifacts=ArtifactStore(settings.work_dir / "artifacts", fetcher),
