@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_up import EXAMPLE, Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_up import EXAMPLE, Up, descendants, free_port, proc_stat, run_cli, tracebacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -158,6 +158,8 @@ def test_each_service_killed_under_load_is_back_and_predictions_keep_succeeding(
         while time.monotonic() < deadline and any(proc_stat(p) for p in seen):
             time.sleep(0.2)
         assert [p for p in seen if proc_stat(p)] == []
+        # The survivors took each death in their stride: a line in their logs, no traceback.
+        assert tracebacks(home) == {}
     finally:
         if load is not None:
             load.stop()
