@@ -60,7 +60,7 @@ class NoopRunner(runner_pb2_grpc.RunnerServiceServicer):
 
 def serve_noop_runner(port: int) -> None:
     async def main() -> None:
-        server = grpc.aio.server(options=rpc.CHANNEL_OPTIONS)
+        server = grpc.aio.server(options=rpc.server_options())
         runner_pb2_grpc.add_RunnerServiceServicer_to_server(NoopRunner(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
@@ -83,7 +83,7 @@ def serve_router(port: int, runner_address: str) -> None:
                              deployment_id="dep_bench", active=True, status=s.DEPLOYMENT_STATUS_ACTIVE,
                              replicas=[s.ReplicaRoute(replica_id="rep_bench", address=runner_address)])])]))
         server = grpc.aio.server(interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES)],
-                                 options=rpc.CHANNEL_OPTIONS)
+                                 options=rpc.server_options())
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()

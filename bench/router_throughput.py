@@ -91,7 +91,7 @@ class NoopRunner(runner_pb2_grpc.RunnerServiceServicer):
 
 def serve_noop_runner(port: int) -> None:
     async def main() -> None:
-        server = grpc.aio.server(options=rpc.CHANNEL_OPTIONS)
+        server = grpc.aio.server(options=rpc.server_options())
         runner_pb2_grpc.add_RunnerServiceServicer_to_server(NoopRunner(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
@@ -102,7 +102,7 @@ def serve_noop_runner(port: int) -> None:
 
 def serve_noop_inference(port: int) -> None:
     async def main() -> None:
-        server = grpc.aio.server(options=rpc.CHANNEL_OPTIONS)
+        server = grpc.aio.server(options=rpc.server_options())
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(NoopInference(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()

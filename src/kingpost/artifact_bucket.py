@@ -19,7 +19,6 @@ import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -28,6 +27,7 @@ from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, ObjectStore
 
 from kingpost.errors import KingpostError, NotFound, Unavailable
+from kingpost.bus.connection import ConnectionLog, shown_url
 
 DEFAULT_BUCKET = "kingpost-artifacts"
 # Bucket names NATS accepts; the settings validate against this too.
@@ -72,10 +72,12 @@ class ArtifactBucket:
     @classmethod
     async def connect(cls, url: str, name: str, client_name: str, *, timeout: float = 10.0) -> ArtifactBucket:
         try:
-            nc = await nats.connect(url, name=client_name, connect_timeout=2, max_reconnect_attempts=-1,
-                                    reconnect_time_wait=0.5, allow_reconnect=True)
+            nc = Client()
+            await nc.connect(url, name=client_name, connect_timeout=2, max_reconnect_attempts=-1,
+                             reconnect_time_wait=0.5, allow_reconnect=True,
+                             **ConnectionLog(url, nc).callbacks())
         except Exception as e:  # nats raises several unrelated types for "cannot connect"
-            raise Unavailable(f"cannot connect to NATS at {url}: {e}") from e
+            raise Unavailable(f"cannot connect to NATS at {shown_url(url)}: {e}") from e
         try:
             return await cls.open(nc.jetstream(timeout=timeout), name, _nc=nc)
         except BaseException:

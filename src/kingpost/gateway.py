@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from kingpost import keepalive
+
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 
 # The example upstreams of deploy/envoy/envoy.yaml (cluster mode, one DNS name per service).
@@ -76,6 +78,8 @@ def render_envoy_text(
 ) -> str:
     """The bootstrap as commented YAML text."""
     cluster = _template("cluster.yaml.tmpl")
+    pings = {"keepalive_interval": f"{keepalive.DEFAULT_SECONDS:g}s",
+             "keepalive_timeout": f"{keepalive.TIMEOUT_SECONDS:g}s"}
     clusters = []
     for name, address in (("router", router), ("scheduler", scheduler), ("builder", builder)):
         up = Upstream.parse(address)
@@ -86,6 +90,7 @@ def render_envoy_text(
             type="STATIC" if up.is_ip else "STRICT_DNS",
             address=up.host,
             port=up.port,
+            **pings,
         ))
     lua = resources.files("kingpost").joinpath("envoy", "error_body.lua").read_text()
     return _template("envoy.yaml.tmpl").substitute(
@@ -100,6 +105,7 @@ def render_envoy_text(
         max_body_bytes=max_body_bytes,
         error_body_lua=textwrap.indent(lua.rstrip("\n"), " " * 18, lambda line: bool(line.strip())),
         clusters="".join(clusters).rstrip("\n"),
+        **pings,
     ) + "\n"
 
 

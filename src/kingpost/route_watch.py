@@ -25,9 +25,11 @@ async def watch_routes(
     watcher: str,
     internal_token: str = "",
     max_backoff: float = 2.0,
+    keepalive_seconds: float | None = None,
 ) -> None:
+    """`keepalive_seconds`: how often to ping the quiet stream (default: this process's interval)."""
     backoff = 0.05
-    channel = rpc.channel(scheduler_address)
+    channel = rpc.channel(scheduler_address, keepalive_seconds=keepalive_seconds)
     stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
     try:
         while True:

@@ -17,13 +17,26 @@ from typing import TYPE_CHECKING
 import grpc
 from prometheus_client import start_http_server
 
-from kingpost.rpc import CHANNEL_OPTIONS
+from kingpost import rpc
 from kingpost.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 log = logging.getLogger(__name__)
+
+
+def configure(name: str, settings: ServiceSettings) -> None:
+    """What a service sets first, before it opens a connection: logging and its gRPC keepalive."""
+    setup_logging(name, settings.log_level)
+    rpc.use_keepalive(settings.grpc_keepalive_seconds)
+
+
+def grpc_server(settings: ServiceSettings,
+                interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    """A service's gRPC server, with the keepalive policy that accepts every kingpost client's pings."""
+    return grpc.aio.server(interceptors=list(interceptors),
+                           options=rpc.server_options(settings.grpc_keepalive_seconds))
 
 
 def setup_logging(name: str, level: str = "INFO") -> None:
@@ -70,7 +83,7 @@ async def serve(
     on_stop: Callable[[], Awaitable[None]] | None = None,
     grace: float = 5.0,
 ) -> None:
-    server = grpc.aio.server(interceptors=list(interceptors), options=CHANNEL_OPTIONS)
+    server = grpc_server(settings, interceptors)
     register(server)
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)

@@ -14,6 +14,7 @@ from typing import Any, Self
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kingpost import keepalive
 from kingpost.errors import InvalidArgument
 
 
@@ -34,6 +35,8 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(0, ge=0, le=65535)
     # Sent by services to each other; empty in the embedded default (loopback only).
     internal_token: str = ""
+    # How often this service pings the other end of its gRPC connections (kingpost.keepalive).
+    grpc_keepalive_seconds: float = Field(keepalive.DEFAULT_SECONDS, ge=keepalive.MIN_SECONDS)
     log_level: str = "INFO"
 
     @classmethod

@@ -1,12 +1,12 @@
 """`kingpost up`: the whole platform as local processes, in the foreground.
 
-The decisions (which processes, with which argv and config) are `kingpost.up_plan`'s; this module
-is the plumbing: it prepares the home dir and the admin key, picks ports, runs the processes in
-order (each must accept TCP connections before the next starts), deploys the bundled example on
-first start, and supervises. A child that dies takes everything down (exit 1); Ctrl-C or SIGTERM
-stops the children in reverse order (exit 0). Nothing outlives `up`: each child is in its own
-process group with PR_SET_PDEATHSIG, and `up` is a child subreaper, so it also reaps (and stops)
-any grandchild a dying child leaves behind.
+The decisions (which processes, with which argv and config) are `kingpost.up_plan`'s; running them
+is `kingpost.up_supervisor`'s. This module prepares the home dir, the admin key and NATS's
+credentials, picks ports, starts the processes in stages (each must accept TCP connections before
+the next stage starts), deploys the bundled example on first start, and then supervises: a process
+that dies is started again (`kingpost.restart_policy`), and only one that keeps dying stops
+everything (exit 1). Ctrl-C, SIGTERM or SIGHUP stops the processes in `up_plan.STOP_STAGES` order
+(exit 0).
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ import contextlib
 import ctypes
 import fcntl
 import json
-import os
+import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -32,9 +30,20 @@ import kingpost
 from kingpost import client_config, deployment_status, rpc
 from kingpost.auth import new_key
 from kingpost.client_config import ClientConfig
-from kingpost.errors import KingpostError, NotFound, Unavailable
+from kingpost.errors import NotFound, Unavailable
 from kingpost.push import curl_command, describe_status, push, read_truss
-from kingpost.up_plan import HOST, SERVICES, Layout, Ports, ProcessSpec, plan, port_in_use_message
+from kingpost.settings import to_toml
+from kingpost.up_plan import (
+    HOST,
+    SERVICES,
+    STOP_STAGES,
+    Layout,
+    NatsCredentials,
+    Ports,
+    plan,
+    port_in_use_message,
+)
+from kingpost.up_supervisor import Supervisor, UpError, write_private
 from kingpost.v1 import (
     builder_pb2,
     builder_pb2_grpc,
@@ -44,18 +53,9 @@ from kingpost.v1 import (
     management_pb2_grpc,
 )
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-STOP_GRACE_SECONDS = 10.0
-POLL_SECONDS = 0.2
-
-
-class UpError(KingpostError):
-    """`kingpost up` could not start, or a process it runs died; `detail` is its log's tail."""
-
-    def __init__(self, message: str, *, detail: str = "") -> None:
-        super().__init__(message)
-        self.detail = detail
+POLL_SECONDS = 0.1
+NATS_USER = "kingpost"
 
 
 # ---------------------------------------------------------------- ports and files
@@ -111,6 +111,18 @@ def admin_key_for(layout: Layout) -> tuple[str, bool]:
     return new_key(), True
 
 
+def nats_credentials_for(layout: Layout) -> NatsCredentials:
+    """The embedded NATS's user and password, made at first start and kept (mode 0600)."""
+    values = client_config.read_file(layout.nats_credentials)
+    user, password = values.get("user"), values.get("password")
+    if isinstance(user, str) and user and isinstance(password, str) and password:
+        return NatsCredentials(user, password)
+    credentials = NatsCredentials(NATS_USER, secrets.token_hex(24))
+    write_private(layout.nats_credentials,
+                  to_toml({"user": credentials.user, "password": credentials.password}))
+    return credentials
+
+
 @contextlib.contextmanager
 def home_lock(layout: Layout) -> Iterator[None]:
     layout.run.mkdir(parents=True, exist_ok=True)
@@ -147,181 +159,6 @@ def example_dir() -> Path | None:
         if (candidate / "config.yaml").is_file():
             return candidate
     return None
-
-
-# ---------------------------------------------------------------- processes
-
-
-def _child_setup(parent_pid: int) -> Callable[[], None]:
-    """Runs in the child before exec: die with `up`, even when `up` is SIGKILLed."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def setup() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent_pid:  # `up` died before prctl took effect
-            os._exit(1)
-
-    return setup
-
-
-@dataclass
-class Running:
-    spec: ProcessSpec
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-
-def log_tail(path: Path, lines: int = 15) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return []
-    return text.splitlines()[-lines:]
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((HOST, port)) == 0
-
-
-class Supervisor:
-    """Starts processes in order, watches them, and stops them in reverse order."""
-
-    def __init__(self, *, say: Callable[[str], None]) -> None:
-        self._say = say
-        self.running: list[Running] = []
-
-    def start(self, spec: ProcessSpec) -> None:
-        self.start_together((spec,))
-
-    def start_together(self, specs: Sequence[ProcessSpec]) -> None:
-        """Start processes that do not need each other at once, then wait until all accept connections."""
-        started = [self._launch(spec) for spec in specs]
-        for running in started:
-            self._wait_ready(running)
-
-    def _launch(self, spec: ProcessSpec) -> Running:
-        for path, text in spec.files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(spec.log_path, "ab")  # noqa: SIM115 - open as long as the child runs; closed in stop()
-        log.write(f"--- kingpost up: starting {' '.join(spec.argv)}\n".encode())
-        log.flush()
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("KINGPOST_URL", "KINGPOST_GRPC", "KINGPOST_API_KEY")}
-        env.update(spec.env)
-        try:
-            process = subprocess.Popen(
-                spec.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                # Popen runs on the main thread, so PDEATHSIG is tied to `up` itself.
-                process_group=0, preexec_fn=_child_setup(os.getpid()),  # noqa: PLW1509
-            )
-        except OSError as e:
-            log.close()
-            raise UpError(f"cannot start {spec.name} ({spec.argv[0]}): {e}") from e
-        self.running.append(Running(spec, process, log))
-        return self.running[-1]
-
-    def _wait_ready(self, running: Running) -> None:
-        spec = running.spec
-        deadline = time.monotonic() + spec.start_timeout
-        pending = list(spec.ready_ports)
-        while pending:
-            code = running.process.poll()
-            if code is not None:
-                raise UpError(self._died_message(running, code, "while starting"),
-                              detail=self.log_tail(running))
-            if _accepts(pending[0]):
-                pending.pop(0)
-                continue
-            if time.monotonic() > deadline:
-                raise UpError(f"{spec.name} did not accept connections on port {pending[0]} within "
-                              f"{spec.start_timeout:.0f} s; its log is {spec.log_path}")
-            time.sleep(0.05)
-
-    def _died_message(self, running: Running, code: int, when: str) -> str:
-        how = f"signal {-code}" if code < 0 else f"code {code}"
-        return f"{running.spec.name} exited {when} ({how}); its log is {running.spec.log_path}"
-
-    @staticmethod
-    def log_tail(running: Running) -> str:
-        return "\n".join(f"  | {line}" for line in log_tail(running.spec.log_path))
-
-    def dead(self) -> UpError | None:
-        """An error naming the first child that has exited, if one has."""
-        for running in self.running:
-            code = running.process.poll()
-            if code is not None:
-                return UpError(self._died_message(running, code, "unexpectedly"), detail=self.log_tail(running))
-        return None
-
-    def stop(self) -> None:
-        for running in reversed(self.running):
-            _stop_group(running.process, STOP_GRACE_SECONDS)
-            running.log.close()
-        self.running.clear()
-        _stop_orphans()
-
-
-def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the child's process group, wait up to `grace` seconds, then SIGKILL the group."""
-    pgid = process.pid  # process_group=0: the child leads its own group
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    # Whatever is left in the group (the child, or processes it started) goes now.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    process.wait()
-
-
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces and parentheses; split after the last ')'.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def _stop_orphans(grace: float = 5.0) -> None:
-    """Stop and reap any descendant that was re-parented to us (we are a child subreaper)."""
-    orphans = _children_of(os.getpid())
-    for pid in orphans:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while orphans and time.monotonic() < deadline:
-        orphans = [pid for pid in orphans if not _reap(pid)]
-        time.sleep(0.05)
-    for pid in orphans:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-
-
-def _reap(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == pid
 
 
 # ---------------------------------------------------------------- the example model
@@ -450,17 +287,20 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
 
         from kingpost import gateway
 
-        specs = plan(layout, ports, admin_key=admin_key, python=sys.executable,
-                     nats_server=nats_server_binary(), descriptor_path=descriptor_path(),
-                     render_envoy=gateway.render_envoy_text, envoy_command=gateway.envoy_command)
-        supervisor = Supervisor(say=say)
+        specs = plan(layout, ports, admin_key=admin_key, nats=nats_credentials_for(layout),
+                     python=sys.executable, nats_server=nats_server_binary(),
+                     descriptor_path=descriptor_path(), render_envoy=gateway.render_envoy_text,
+                     envoy_command=gateway.envoy_command)
 
         def on_signal(signum: int, _frame: object) -> None:
             raise KeyboardInterrupt
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too (the terminal closed): stopping in order beats every child's PDEATHSIG at once.
+        stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals}
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        supervisor = Supervisor(say=say, subreaper=True)
         try:
             say(f"Starting kingpost (home {layout.home}) ...")
             # NATS first; the services find each other by retrying, so they start together; Envoy last.
@@ -477,19 +317,20 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
                 print(json.dumps({"url": config.url, "grpc": config.grpc, "api_key": admin_key,
                                   "home": str(layout.home), "curl": curl}), file=out, flush=True)
             while True:
-                died = supervisor.dead()
-                if died is not None:
+                try:
+                    supervisor.supervise_once()
+                except UpError:
                     say("Stopping kingpost ...")
-                    raise died
+                    raise
                 time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
             say("Stopping kingpost ...")
             return 0
         finally:
             # A second Ctrl-C must not leave children behind half-stopped.
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in stop_signals:
                 signal.signal(sig, signal.SIG_IGN)
-            supervisor.stop()
+            supervisor.stop(STOP_STAGES)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -505,4 +346,4 @@ def _print_ready(layout: Layout, config: ClientConfig, curl: str | None, first_s
     if curl:
         say("Try the example model:")
         say(f"  {curl}")
-    say("Press Ctrl-C to stop.")
+    say("A service that dies is started again. Press Ctrl-C to stop.")

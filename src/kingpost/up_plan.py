@@ -6,12 +6,16 @@ files to write first, the port that accepts connections once it is ready, and it
 
 Home layout (`~/.kingpost` by default):
     config.toml           client config: url, grpc, api_key (the admin key), mode 0600
+    nats-credentials.toml the user and password of the embedded NATS, mode 0600
     state/                SQLite databases
     nats/                 the JetStream store
     artifacts/            content-addressed build artifacts
     agent/                the worker agent's extracted artifacts and replica dirs
     logs/<process>.log    each process's stdout and stderr
-    run/                  generated service configs and envoy.yaml
+    run/                  generated configs (services, NATS, Envoy), mode 0600: they hold the NATS password
+
+NATS requires its user and password from every client: the services have them in the URL of their
+config files (`nats://user:password@host:port`). Runners get neither the file nor the URL.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class Layout:
     @property
     def config_toml(self) -> Path:
         return self.home / "config.toml"
+
+    @property
+    def nats_credentials(self) -> Path:
+        return self.home / "nats-credentials.toml"
 
     @property
     def state(self) -> Path:
@@ -85,12 +93,21 @@ class Ports:
 
 
 @dataclass(frozen=True)
+class NatsCredentials:
+    user: str
+    password: str
+
+    def url(self, port: int) -> str:
+        return f"nats://{self.user}:{self.password}@{HOST}:{port}"
+
+
+@dataclass(frozen=True)
 class ProcessSpec:
     name: str
     argv: tuple[str, ...]
     # Added to the environment `kingpost up` runs in.
     env: Mapping[str, str]
-    # Files to write before starting: path → contents.
+    # Files to write before starting, readable by their owner only: path → contents.
     files: Mapping[Path, str]
     # The process is ready when these ports accept TCP connections.
     ready_ports: tuple[int, ...]
@@ -102,11 +119,18 @@ EnvoyRender = Callable[..., Any]
 EnvoyCommand = Callable[..., Sequence[str]]
 
 
-def service_config(service: str, layout: Layout, ports: Ports) -> dict[str, Any]:
+# How `kingpost up` stops, clients before what they call: the front door; the scheduler's route
+# watchers (a server stopping gracefully waits for its open streams); the scheduler; the agent,
+# whose stopping replicas the scheduler would otherwise replace; NATS last, which the others publish
+# to until they exit. The processes of one stage stop together.
+STOP_STAGES = (("envoy",), ("router", "builder", "autoscaler"), ("scheduler",), ("agent",), ("nats",))
+
+
+def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredentials) -> dict[str, Any]:
     """A service's TOML config: the shared ServiceSettings fields, then the service's own."""
     values: dict[str, Any] = {
         "home": str(layout.home),
-        "nats_url": f"nats://{HOST}:{ports.nats}",
+        "nats_url": nats.url(ports.nats),
         "grpc_host": HOST,
         "grpc_port": ports.service_grpc[service],
         "metrics_host": HOST,
@@ -132,6 +156,7 @@ def plan(
     ports: Ports,
     *,
     admin_key: str,
+    nats: NatsCredentials,
     python: str,
     nats_server: str,
     descriptor_path: Path,
@@ -139,12 +164,15 @@ def plan(
     envoy_command: EnvoyCommand,
 ) -> tuple[ProcessSpec, ...]:
     """The processes to start, in order: NATS, the five services, then Envoy in front of them."""
+    nats_config = layout.run / "nats.conf"
     specs = [
         ProcessSpec(
             name="nats",
-            argv=(nats_server, "-js", "-sd", str(layout.nats), "-a", HOST, "-p", str(ports.nats)),
+            # The password in a file, not in argv, which every user of the machine can read.
+            argv=(nats_server, "-c", str(nats_config), "-js", "-sd", str(layout.nats), "-a", HOST,
+                  "-p", str(ports.nats)),
             env={},
-            files={},
+            files={nats_config: nats_server_config(nats)},
             ready_ports=(ports.nats,),
             log_path=layout.log("nats"),
             start_timeout=30.0,
@@ -159,7 +187,7 @@ def plan(
             name=service,
             argv=(python, "-m", "kingpost.cli", service, "--config", str(config_path)),
             env=env,
-            files={config_path: to_toml(service_config(service, layout, ports))},
+            files={config_path: to_toml(service_config(service, layout, ports, nats))},
             ready_ports=(ports.service_grpc[service],),
             log_path=layout.log(service),
         ))
@@ -184,6 +212,11 @@ def plan(
         start_timeout=30.0,
     ))
     return tuple(specs)
+
+
+def nats_server_config(nats: NatsCredentials) -> str:
+    """nats-server's config: every client must log in (the rest is on its command line)."""
+    return f'authorization {{\n  user: "{nats.user}"\n  password: "{nats.password}"\n}}\n'
 
 
 def _yaml(value: Any) -> str:

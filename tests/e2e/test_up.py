@@ -6,6 +6,7 @@ the test, which it checks by the pids and process groups it saw.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -16,10 +17,13 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
+from nats.errors import Error as NatsError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -144,6 +148,31 @@ def curl_with_httpx(curl: str) -> httpx.Response:
                       timeout=60.0)
 
 
+def tracebacks(home: Path) -> dict[str, int]:
+    """Tracebacks per log file: the services' logs and the replicas' (runner output)."""
+    logs = [*(home / "logs").glob("*.log"), *(home / "agent" / "logs").glob("*.log")]
+    assert logs, f"no logs under {home}"
+    return {str(p): p.read_text(errors="replace").count("Traceback") for p in logs
+            if "Traceback" in p.read_text(errors="replace")}
+
+
+def nats_connects(url: str) -> str:
+    """'connected', or why NATS refused the connection."""
+    async def quiet(error: Exception) -> None:  # the refusal is the answer, not a log line
+        pass
+
+    async def attempt() -> str:
+        try:
+            nc = await asyncio.wait_for(nats.connect(url, connect_timeout=5, allow_reconnect=False,
+                                                     max_reconnect_attempts=0, error_cb=quiet), 20)
+        except NatsError as e:
+            return str(e)
+        await nc.close()
+        return "connected"
+
+    return asyncio.run(attempt())
+
+
 def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kingpost.cli", *args], env=client_env(home),
                           check=False, capture_output=True, text=True, timeout=300)
@@ -193,6 +222,20 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
         assert any("kingpost_runner" in c for c in commands), commands
         groups = {stat[1] for pid in seen if (stat := proc_stat(pid))}
 
+        # NATS refuses a client without the credentials that `up` made (kept for its owner only),
+        # which the services have in their configs and the runners do not have.
+        assert (home / "nats-credentials.toml").stat().st_mode & 0o077 == 0
+        password = tomllib.loads((home / "nats-credentials.toml").read_text())["password"]
+        with_credentials = tomllib.loads((home / "run" / "router.toml").read_text())["nats_url"]
+        assert f":{password}@" in with_credentials
+        anonymous = "nats://" + with_credentials.rpartition("@")[2]
+        assert "Authorization Violation" in nats_connects(anonymous)
+        assert nats_connects(with_credentials) == "connected"
+        for pid, command in seen.items():
+            if "kingpost_runner" in command:
+                environment = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+                assert password not in environment and "nats://" not in environment
+
         # Ctrl-C: exit 0, and nothing of this run remains.
         assert up.stop() == 0, "\n".join(up.output)
         deadline = time.monotonic() + 15
@@ -200,6 +243,8 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
             time.sleep(0.2)
         assert alive_in_groups(groups) == []
         assert [p for p in seen if proc_stat(p)] == []
+        # A clean stop, with a deployed model, writes no traceback anywhere.
+        assert tracebacks(home) == {}
     finally:
         if up.process.poll() is None or any(proc_stat(p) for p in seen):
             up.kill_everything(set(seen) | set(descendants(up.process.pid)))
@@ -223,6 +268,7 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
         while time.monotonic() < deadline and any(proc_stat(p) for p in seen):
             time.sleep(0.2)
         assert [p for p in seen if proc_stat(p)] == []
+        assert tracebacks(home) == {}
     finally:
         if again.process.poll() is None or any(proc_stat(p) for p in seen):
             again.kill_everything(set(seen) | set(descendants(again.process.pid)))

@@ -213,7 +213,7 @@ async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     dead = f"127.0.0.1:{free_port()}"
     router.apply_table(route_table(runner_address, dead=dead, dying=dead))
     server = grpc.aio.server(interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES)],
-                             options=rpc.CHANNEL_OPTIONS)
+                             options=rpc.server_options())
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -1,4 +1,5 @@
-"""`kingpost up`'s process plumbing with stand-in processes: readiness, a death, stopping, ports, key."""
+"""`kingpost up`'s process manager with stand-in processes: readiness, restarts, giving up, stopping
+in stages, ports, keys."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import signal
 import socket
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from kingpost.client_config import ClientConfig, write
-from kingpost.up import Supervisor, UpError, admin_key_for, pick_ports
+from kingpost.restart_policy import RestartPolicy
+from kingpost.up import admin_key_for, nats_credentials_for, pick_ports
 from kingpost.up_plan import Layout, ProcessSpec
+from kingpost.up_supervisor import Supervisor, UpError
 
 
 def free_port() -> int:
@@ -22,18 +26,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def listener(port: int, *, grandchild: bool = False) -> tuple[str, ...]:
-    """A stand-in service: listens on `port` (and maybe starts a child of its own), then waits."""
+def listener(port: int, *, grandchild: bool = False, exit_after: float = 600.0) -> tuple[str, ...]:
+    """A stand-in service: listens on `port` (and maybe starts a child of its own), then waits
+    (and exits with code 3 after `exit_after` seconds)."""
     code = textwrap.dedent(f"""
         import socket, subprocess, sys, time
         if {grandchild}:
             p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
             print("grandchild", p.pid, flush=True)
-        s = socket.socket(); s.bind(("127.0.0.1", {port})); s.listen()
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", {port})); s.listen()
         print("listening", flush=True)
-        time.sleep(600)
+        time.sleep({exit_after})
+        print("cannot go on", flush=True)
+        sys.exit(3)
     """)
     return (sys.executable, "-c", code)
+
+
+def accepts(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def supervise_until(supervisor: Supervisor, done, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the supervisor did not get there in time"
+        supervisor.supervise_once()
+        time.sleep(0.02)
 
 
 def spec(tmp_path: Path, name: str, argv: tuple[str, ...], port: int, timeout: float = 20.0) -> ProcessSpec:
@@ -59,7 +80,7 @@ def test_starts_in_order_and_stops_every_process_group(tmp_path):
         pids = [r.process.pid for r in supervisor.running]
         # Each child leads its own process group, so Ctrl-C in a terminal reaches only `up`.
         assert all(os.getpgid(pid) == pid for pid in pids)
-        assert supervisor.dead() is None
+        assert all(r.process.poll() is None for r in supervisor.running)
         log = (tmp_path / "logs" / "first.log").read_text()
         grandchild = int(log.split("grandchild ")[1].split()[0])
     finally:
@@ -89,21 +110,80 @@ def test_a_process_that_never_listens_times_out_with_its_name(tmp_path):
     supervisor.stop()
 
 
-def test_an_unexpected_death_is_reported(tmp_path):
-    supervisor = Supervisor(say=lambda line: None)
+def test_a_process_that_dies_is_started_again_on_its_port_and_its_death_is_said(tmp_path):
+    said: list[str] = []
+    supervisor = Supervisor(say=said.append)
     port = free_port()
     try:
         supervisor.start(spec(tmp_path, "router", listener(port), port))
-        process = supervisor.running[0].process
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        died = supervisor.dead()
+        first = supervisor.running[0].process
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        supervise_until(supervisor, lambda: any(" is back " in line for line in said))
+        second = supervisor.running[0].process
+        assert second.pid != first.pid and second.poll() is None
+        assert accepts(port)  # the same port: clients and Envoy find it where it was
     finally:
         supervisor.stop()
-    assert died is not None
-    message = str(died)
-    assert message.startswith("router exited unexpectedly (signal 9)")
-    assert str(tmp_path / "logs" / "router.log") in message
+    assert said[0] == ("router exited (signal 9, SIGKILL); starting it again in 0.1 s "
+                       f"(log: {tmp_path}/logs/router.log)")
+    assert said[1].startswith(f"router is back (pid {second.pid}), ")
+    log = (tmp_path / "logs" / "router.log").read_text()
+    assert log.count("--- kingpost up: starting ") == 2 and log.count("\nlistening\n") == 2
+    assert "--- kingpost up: router exited (signal 9, SIGKILL); starting it again in 0.1 s" in log
+    # Its config was written again, for its owner only.
+    assert (tmp_path / "router.toml").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_process_that_keeps_dying_is_reported_and_then_given_up_on_with_its_log(tmp_path):
+    said: list[str] = []
+    policy = RestartPolicy(first_delay=0.01, max_delay=0.05, healthy_after=30.0, report_after=2,
+                           give_up_after=3)
+    supervisor = Supervisor(say=said.append, policy=policy)
+    port = free_port()
+    try:
+        supervisor.start(spec(tmp_path, "autoscaler", listener(port, exit_after=0.2), port))
+        with pytest.raises(UpError) as info:
+            supervise_until(supervisor, lambda: False)
+    finally:
+        supervisor.stop()
+    assert str(info.value) == (
+        "autoscaler exited (code 3) and died 3 times in a row, each within 30 s of starting; giving up. "
+        f"Its log is {tmp_path}/logs/autoscaler.log")
+    assert "cannot go on" in info.value.detail
+    assert [line.split(";")[0] for line in said if line.startswith("autoscaler exited")] == [
+        "autoscaler exited (code 3)"] * 2
+    assert sum("autoscaler keeps dying: 2 times in a row" in line for line in said) == 1
+
+
+def test_stopping_goes_stage_by_stage(tmp_path):
+    """A stage starts stopping only when the one before it has exited."""
+    stopped = tmp_path / "stopped"
+
+    def stand_in(name: str, port: int, linger: float) -> tuple[str, ...]:
+        code = textwrap.dedent(f"""
+            import signal, socket, sys, time
+            def on_term(*_):
+                time.sleep({linger})
+                with open({str(stopped)!r}, "a") as f:
+                    f.write("{name}\\n")
+                sys.exit(0)
+            signal.signal(signal.SIGTERM, on_term)
+            s = socket.socket(); s.bind(("127.0.0.1", {port})); s.listen()
+            while True:
+                time.sleep(1)
+        """)
+        return (sys.executable, "-c", code)
+
+    supervisor = Supervisor(say=lambda line: None)
+    ports = {name: free_port() for name in ("nats", "scheduler", "router")}
+    try:
+        supervisor.start_together([
+            spec(tmp_path, name, stand_in(name, port, linger=0.5 if name == "scheduler" else 0), port)
+            for name, port in ports.items()])
+    finally:
+        supervisor.stop([("scheduler",), ("router",), ("nats",)])
+    assert stopped.read_text().split() == ["scheduler", "router", "nats"]
 
 
 def test_a_taken_public_port_names_the_flag():
@@ -131,3 +211,12 @@ def test_the_admin_key_is_made_once_and_reused(tmp_path):
     assert first and key.startswith("kp_")
     write(tmp_path, ClientConfig(api_key=key))
     assert admin_key_for(layout) == (key, False)
+
+
+def test_the_nats_credentials_are_made_once_kept_private_and_reused(tmp_path):
+    layout = Layout(tmp_path)
+    made = nats_credentials_for(layout)
+    assert made.user == "kingpost" and len(made.password) >= 32
+    assert layout.nats_credentials.stat().st_mode & 0o777 == 0o600
+    assert nats_credentials_for(layout) == made
+    assert nats_credentials_for(Layout(tmp_path / "other")).password != made.password

@@ -58,3 +58,31 @@ def test_several_envoys_can_share_a_machine():
     argv = envoy_command("/e.yaml", binary="envoy", base_id=7)
     assert argv[argv.index("--base-id") + 1] == "7"
     assert argv[argv.index("--concurrency") + 1] == "1"
+
+
+def _connection_managers(config: dict) -> dict[str, dict]:
+    return {listener["name"]: listener["filter_chains"][0]["filters"][0]["typed_config"]
+            for listener in config["static_resources"]["listeners"]}
+
+
+def test_nothing_in_envoy_cuts_a_prediction_before_the_routers_deadline():
+    """A quiet 10-minute prediction must reach the router's request_timeout_seconds (600 s): Envoy's
+    default 5-minute stream idle timeout, or any route timeout, would cut it first."""
+    managers = _connection_managers(render_envoy_config(**LOOPBACK))
+    for name, manager in managers.items():
+        routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+        predict = next(r for r in routes if r["match"].get("prefix") == "/kingpost.v1.InferenceService/")
+        assert (predict["route"]["timeout"], predict["route"]["idle_timeout"]) == ("0s", "0s"), name
+        assert "stream_idle_timeout" not in manager and "max_stream_duration" not in manager, name
+    # Receiving the request itself (a stalled upload) stays bounded on the REST port.
+    assert managers["rest"]["request_timeout"] == "300s"
+
+
+def test_envoy_pings_both_sides_as_the_services_do():
+    config = render_envoy_config(**LOOPBACK)
+    pings = {"interval": "30s", "timeout": "20s"}
+    for cluster in config["static_resources"]["clusters"]:
+        [options] = cluster["typed_extension_protocol_options"].values()
+        assert options["explicit_http_config"]["http2_protocol_options"]["connection_keepalive"] == pings
+    for manager in _connection_managers(config).values():
+        assert manager["http2_protocol_options"]["connection_keepalive"] == pings

@@ -18,7 +18,7 @@ from kingpost_autoscaler.settings import AutoscalerSettings
 
 def main(config: pathlib.Path | None) -> None:
     settings = AutoscalerSettings.load(config)
-    service.setup_logging("autoscaler", settings.log_level)
+    service.configure("autoscaler", settings)
     service.setup_tracing("autoscaler")
     service.run(functools.partial(run, settings))
 

@@ -11,6 +11,7 @@ import grpc
 from kingpost import service
 from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.bus.nats_bus import NatsBus
+from kingpost.bus.connection import shown_url
 from kingpost.route_watch import watch_routes
 from kingpost.v1 import builder_pb2_grpc, scheduler_pb2
 from kingpost_builder.nats_store import NatsArtifactStore
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def main(config: pathlib.Path | None) -> None:
     settings = BuilderSettings.load(config)
-    service.setup_logging("builder", settings.log_level)
+    service.configure("builder", settings)
     service.setup_tracing("builder")
     service.run(lambda: _serve(settings))
 
@@ -62,7 +63,7 @@ async def _serve(settings: BuilderSettings) -> None:
 async def _open_store(settings: BuilderSettings) -> ArtifactStore:
     if settings.artifact_store == "nats":
         log.info("artifacts in the JetStream object store %r at %s, cached in %s",
-                 settings.artifact_bucket, settings.nats_url, settings.artifacts_path)
+                 settings.artifact_bucket, shown_url(settings.nats_url), settings.artifacts_path)
         return await asyncio.to_thread(NatsArtifactStore.connect, settings.nats_url,
                                        settings.artifact_bucket, settings.artifacts_path)
     return FileArtifactStore(settings.artifacts_path)

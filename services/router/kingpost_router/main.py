@@ -22,7 +22,7 @@ PUBLIC_PREFIXES = ("/kingpost.v1.InferenceService/",)
 
 def main(config: pathlib.Path | None) -> None:
     settings = RouterSettings.load(config)
-    service.setup_logging("router", settings.log_level)
+    service.configure("router", settings)
     tracer = service.setup_tracing("router")
     service.run(lambda: _serve(settings, tracer))
 

@@ -56,7 +56,7 @@ FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-re
 # default reconnect backoff of up to two minutes (calls fail fast while a channel backs off).
 # No transparent retries inside gRPC: the router retries itself, and only before anything was sent;
 # gRPC's retry machinery also costs every call CPU.
-_RUNNER_CHANNEL_OPTIONS = (*rpc.CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", 200),
+_RUNNER_CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200),
                            ("grpc.max_reconnect_backoff_ms", 1000), ("grpc.enable_retries", 0))
 _perf_counter = time.perf_counter
 
@@ -69,8 +69,9 @@ class _Upstream:
 
     __slots__ = ("channel", "predict")
 
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=_RUNNER_CHANNEL_OPTIONS)
+    def __init__(self, address: str, keepalive_seconds: float) -> None:
+        options = (*rpc.channel_options(keepalive_seconds), *_RUNNER_CHANNEL_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(address, options=options)
         self.predict = runner_pb2_grpc.RunnerServiceStub(self.channel).Predict
 
 
@@ -118,7 +119,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         snapshot = RouteSnapshot.from_table(table)
         addresses = snapshot.addresses()
         for address in addresses - self._upstreams.keys():
-            self._upstreams[address] = _Upstream(address)
+            self._upstreams[address] = _Upstream(address, self._settings.grpc_keepalive_seconds)
         removed = [self._upstreams.pop(a) for a in list(self._upstreams) if a not in addresses]
         self._keys.replace(snapshot.api_key_sha256)
         self._snapshot = snapshot
@@ -402,7 +403,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         """Call the replica, whose slot the caller took; the slot is given back at the end."""
         upstream = self._upstreams.get(replica.address)
         if upstream is None:  # the table changed under this request; open it like apply_table would
-            upstream = self._upstreams[replica.address] = _Upstream(replica.address)
+            upstream = self._upstreams[replica.address] = _Upstream(
+                replica.address, self._settings.grpc_keepalive_seconds)
         in_flight = self.in_flight
         did = deployment.deployment_id
         in_flight[did] = in_flight.get(did, 0) + 1

@@ -10,8 +10,9 @@ Stdin closed before a line arrives: exit 0.
 
 One process per replica, started by the worker agent inside the model's own virtual environment,
 so this package imports only: grpcio, protobuf, googleapis-common-protos, pyyaml, msgpack, anyio,
-(pydantic and numpy when the model uses them), kingpost.errors and kingpost.v1.
+(pydantic and numpy when the model uses them), kingpost.errors, kingpost.keepalive and kingpost.v1.
 Exit codes: 0 stopped by a signal, 1 the model failed to load, 2 bad arguments or config.
+`KINGPOST_GRPC_KEEPALIVE_SECONDS` sets how often the runner pings its callers (kingpost.keepalive).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import pathlib
 import sys
 
+from kingpost import keepalive
 from kingpost_runner import loader
 from kingpost_runner.server import RunnerOptions, serve
 from kingpost_runner.truss_config import TrussConfigError, load_config
@@ -141,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     except TrussConfigError as e:
         log.error("%s", e)
         return 2
+    try:
+        keepalive_seconds = keepalive.seconds_from_env(os.environ)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
     loader.prepare_process(truss_dir, config)
     options = RunnerOptions(
         truss_dir=truss_dir,
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         environment=args.environment,
         secrets_dir=secrets_dir,
         load_retries=loader.load_retries(os.environ),
+        keepalive_seconds=keepalive_seconds,
     )
     try:
         import uvloop

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import grpc
 from google.api import httpbody_pb2
 
-from kingpost import errors
+from kingpost import errors, keepalive
 from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-SERVER_OPTIONS = (
+_MESSAGE_LIMITS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 )
@@ -125,6 +125,7 @@ class RunnerOptions:
     environment: str | None
     secrets_dir: pathlib.Path
     load_retries: int
+    keepalive_seconds: float = keepalive.DEFAULT_SECONDS
 
 
 def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -155,7 +156,8 @@ def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
 async def serve(options: RunnerOptions, config: TrussConfig) -> int:
     """Serve until SIGTERM/SIGINT (exit code 0) or a failed load (exit code 1)."""
     servicer = RunnerServicer(options, config)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    # The router pings a quiet prediction (a model working for minutes): accept its pings.
+    server = grpc.aio.server(options=(*_MESSAGE_LIMITS, *keepalive.server_options(options.keepalive_seconds)))
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(servicer, server)
     address = f"{options.host}:{options.port}"
     try:

@@ -11,7 +11,7 @@ from kingpost_scheduler.settings import SchedulerSettings
 
 def main(config: pathlib.Path | None) -> None:
     settings = SchedulerSettings.load(config)
-    service.setup_logging("scheduler", settings.log_level)
+    service.configure("scheduler", settings)
     service.setup_tracing("scheduler")
 
     async def run() -> None:

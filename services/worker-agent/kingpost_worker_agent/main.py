@@ -13,6 +13,7 @@ from kingpost.artifact_bucket import ArtifactBucket
 from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.errors import Unavailable
+from kingpost.bus.connection import shown_url
 from kingpost.v1 import agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
@@ -31,7 +32,7 @@ def main(config: pathlib.Path | None) -> None:
     if settings.grpc_port == 0:
         # The heartbeat must name the port, so pick it here rather than let the server choose.
         settings = settings.model_copy(update={"grpc_port": probe_free_port(settings.grpc_host)})
-    service.setup_logging("agent", settings.log_level)
+    service.configure("agent", settings)
     service.setup_tracing("agent")
     service.run(functools.partial(run, settings))
 
@@ -44,7 +45,7 @@ async def run(settings: AgentSettings) -> None:
     if settings.artifact_store == "nats":  # straight from the shared bucket: no builder needs to be up
         fetcher = (await ArtifactBucket.open(bus.js, settings.artifact_bucket)).chunks
         log.info("artifacts from the JetStream object store %r at %s",
-                 settings.artifact_bucket, settings.nats_url)
+                 settings.artifact_bucket, shown_url(settings.nats_url))
     supervisor = ReplicaSupervisor(
         node_id=facts.node_id,
         artifacts=ArtifactStore(settings.work_dir / "artifacts", fetcher),

@@ -24,6 +24,7 @@ from nats.js.kv import KV_DEL, KV_PURGE
 from nats.js.kv import KeyValue as NatsKeyValue
 
 from kingpost.bus import subjects
+from kingpost.bus.connection import ConnectionLog, shown_url
 from kingpost.bus.interface import (
     Entry,
     Handler,
@@ -78,12 +79,13 @@ class NatsBus:
     @classmethod
     async def connect(cls, url: str, name: str, *, timeout: float = 10.0) -> NatsBus:
         try:
-            nc = await nats.connect(
+            nc = Client()
+            await nc.connect(
                 url, name=name, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                allow_reconnect=True,
+                allow_reconnect=True, **ConnectionLog(url, nc).callbacks(),
             )
         except Exception as e:  # nats raises several unrelated types for "cannot connect"
-            raise Unavailable(f"cannot connect to NATS at {url}: {e}") from e
+            raise Unavailable(f"cannot connect to NATS at {shown_url(url)}: {e}") from e
         bus = cls(nc, nc.jetstream(timeout=timeout))
         try:
             await bus.ensure_streams()

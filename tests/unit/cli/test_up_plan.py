@@ -3,9 +3,10 @@
 import tomllib
 from pathlib import Path
 
-from kingpost.up_plan import SERVICES, Layout, Ports, plan, service_config
+from kingpost.up_plan import SERVICES, STOP_STAGES, Layout, NatsCredentials, Ports, plan, service_config
 
 HOME = Path("/home/u/.kingpost")
+NATS = NatsCredentials("kingpost", "s3cret")
 
 
 def ports() -> Ports:
@@ -25,7 +26,7 @@ def envoy_command(path):
 
 
 def make_plan():
-    return plan(Layout(HOME), ports(), admin_key="kp_admin_key", python="/venv/bin/python",
+    return plan(Layout(HOME), ports(), admin_key="kp_admin_key", nats=NATS, python="/venv/bin/python",
                 nats_server="/venv/bin/nats-server", descriptor_path=Path("/d/kingpost.binpb"),
                 render_envoy=render_envoy, envoy_command=envoy_command)
 
@@ -37,9 +38,37 @@ def test_start_order_is_nats_then_services_then_envoy():
 
 def test_nats_runs_jetstream_in_home_on_its_port():
     nats = make_plan()[0]
-    assert nats.argv == ("/venv/bin/nats-server", "-js", "-sd", str(HOME / "nats"), "-a", "127.0.0.1", "-p", "4000")
+    config = HOME / "run" / "nats.conf"
+    assert nats.argv == ("/venv/bin/nats-server", "-c", str(config), "-js", "-sd", str(HOME / "nats"),
+                         "-a", "127.0.0.1", "-p", "4000")
     assert nats.ready_ports == (4000,)
     assert nats.log_path == HOME / "logs" / "nats.log"
+
+
+def test_nats_requires_the_credentials_and_only_services_have_them():
+    specs = make_plan()
+    nats = specs[0]
+    # The password is in nats-server's config file, not on its command line (visible to every user).
+    assert 'user: "kingpost"' in nats.files[HOME / "run" / "nats.conf"]
+    assert 'password: "s3cret"' in nats.files[HOME / "run" / "nats.conf"]
+    assert not any("s3cret" in arg for spec in specs for arg in spec.argv)
+    # Each service finds it in its config's NATS URL; no environment variable carries it (runners
+    # inherit the agent's environment).
+    for spec in specs[1:-1]:
+        config = tomllib.loads(spec.files[HOME / "run" / f"{spec.name}.toml"])
+        assert config["nats_url"] == "nats://kingpost:s3cret@127.0.0.1:4000"
+        assert not any("s3cret" in value for value in spec.env.values())
+    assert not any("s3cret" in text for text in specs[-1].files.values())  # Envoy needs no NATS
+
+
+def test_stopping_goes_from_the_front_door_to_nats_clients_first():
+    names = [name for stage in STOP_STAGES for name in stage]
+    assert sorted(names) == sorted(p.name for p in make_plan())  # each process exactly once
+    assert STOP_STAGES[0] == ("envoy",) and STOP_STAGES[-1] == ("nats",)
+    # The scheduler's watchers go before it (its graceful stop would wait for their streams), and
+    # it goes before the agent, so it does not replace the replicas the agent stops.
+    for watcher in ("router", "builder", "autoscaler"):
+        assert names.index(watcher) < names.index("scheduler") < names.index("agent")
 
 
 def test_each_service_runs_through_the_cli_with_its_own_config():
@@ -50,7 +79,7 @@ def test_each_service_runs_through_the_cli_with_its_own_config():
         assert spec.argv == ("/venv/bin/python", "-m", "kingpost.cli", service, "--config", str(config_path))
         config = tomllib.loads(spec.files[config_path])
         assert config["grpc_port"] == 5000 + i and config["metrics_port"] == 6000 + i
-        assert config["nats_url"] == "nats://127.0.0.1:4000"
+        assert config["nats_url"] == "nats://kingpost:s3cret@127.0.0.1:4000"
         assert spec.ready_ports == (5000 + i,)
         assert spec.log_path == HOME / "logs" / f"{service}.log"
 
@@ -66,12 +95,12 @@ def test_only_the_scheduler_gets_the_admin_key():
 def test_services_find_each_other_through_the_picked_ports():
     p = ports()
     layout = Layout(HOME)
-    assert service_config("router", layout, p)["scheduler_address"] == "127.0.0.1:5000"
-    assert service_config("agent", layout, p)["builder_address"] == "127.0.0.1:5001"
-    assert service_config("scheduler", layout, p)["builder_address"] == "127.0.0.1:5001"
-    assert service_config("scheduler", layout, p)["database_url"] == f"sqlite+aiosqlite:///{HOME}/state/kingpost.db"
-    assert service_config("builder", layout, p)["artifacts_dir"] == str(HOME / "artifacts")
-    assert service_config("agent", layout, p)["work_dir"] == str(HOME / "agent")
+    assert service_config("router", layout, p, NATS)["scheduler_address"] == "127.0.0.1:5000"
+    assert service_config("agent", layout, p, NATS)["builder_address"] == "127.0.0.1:5001"
+    assert service_config("scheduler", layout, p, NATS)["builder_address"] == "127.0.0.1:5001"
+    assert service_config("scheduler", layout, p, NATS)["database_url"] == f"sqlite+aiosqlite:///{HOME}/state/kingpost.db"
+    assert service_config("builder", layout, p, NATS)["artifacts_dir"] == str(HOME / "artifacts")
+    assert service_config("agent", layout, p, NATS)["work_dir"] == str(HOME / "agent")
 
 
 def test_envoy_fronts_router_scheduler_and_builder_on_the_public_ports():
