@@ -23,9 +23,9 @@ from tests.e2e.test_up import EXAMPLE, Up, descendants, free_port, proc_stat, ru
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
-# The worker agent is not in the list yet: its runners die with it today, so killing it stops the
-# model. Runners that survive their agent are being built (branch p3-agent); then it joins the list.
-KILLED_IN_TURN = ("scheduler", "builder", "autoscaler", "router", "envoy", "nats")
+# The worker agent too: its runners outlive it and the restarted agent adopts them, so the model
+# keeps answering while the agent is away.
+KILLED_IN_TURN = ("scheduler", "builder", "autoscaler", "agent", "router", "envoy", "nats")
 # They carry the requests: while they are down, requests may fail, and must succeed again within this.
 DATA_PATH = {"router": 5.0, "envoy": 5.0}
 CLIENTS = 3

@@ -26,7 +26,7 @@ class Client:
 async def test_an_outage_is_one_line_each_way_without_the_password(caplog: pytest.LogCaptureFixture) -> None:
     client = Client()
     callbacks = ConnectionLog("nats://kingpost:s3cret@127.0.0.1:4222", client).callbacks()  # type: ignore[arg-type]
-    with caplog.at_level(logging.INFO, logger="kingpost.events"):
+    with caplog.at_level(logging.INFO, logger="kingpost.bus.connection"):
         await callbacks["disconnected_cb"]()
         for _ in range(5):  # each failed reconnect attempt
             await callbacks["error_cb"](ConnectionRefusedError("connection refused"))
