@@ -36,8 +36,10 @@ MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_dep
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
                      "build_id", "predict_concurrency"}
+# Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
-                      "concurrency_target", "target_utilization_percentage"}
+                      "concurrency_target", "target_utilization_percentage",
+                      "backpressure_policy", "cold_start_timeout_seconds"}
 PATCHED_MODEL = b"""
 class Model:
     def predict(self, model_input):
@@ -218,7 +220,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert rest("POST", f"/v1/models/{model_id}/deployments/{d2}/deactivate", json={}) == {"success": True}
     assert status(d2) == "INACTIVE"
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d2}/predict", 404, json=10) == {
-        "error": f"deployment '{d2}' of model '{model_id}' is inactive"}
+        "error": f"deployment '{d2}' of model '{model_id}' is inactive (deactivated; "
+                 "`kingpost deployments activate` brings it back)"}
     rest("POST", f"/v1/models/{model_id}/deployments/{d2}/activate", json={})
     until(lambda: status(d2) == "ACTIVE", "deployment-2 to be ACTIVE again")
 
