@@ -67,8 +67,8 @@ def envoy(tmp_path: Path) -> Iterator[tuple[int, int]]:
 
 def route_table(runner_address: str) -> scheduler_pb2.RouteTable:
     replica = scheduler_pb2.ReplicaRoute(replica_id="rep_1", address=runner_address)
-    deployment = scheduler_pb2.DeploymentRoute(deployment_id="dep_dev", active=True, status="ACTIVE",
-                                               replicas=[replica])
+    deployment = scheduler_pb2.DeploymentRoute(deployment_id="dep_dev", active=True, replicas=[replica],
+                                               status=scheduler_pb2.DEPLOYMENT_STATUS_ACTIVE)
     model = scheduler_pb2.ModelRoute(model_id="mdl_sleep", name="sleep", development_deployment_id="dep_dev",
                                      deployments=[deployment])
     return scheduler_pb2.RouteTable(version=1, api_key_sha256=[key_digest(KEY)], models=[model])
