@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kingpost.auth import key_digest, key_prefix, new_key
 from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable, grpc_abort
 from kingpost.events import LOGS_STREAM, EventBus, build_log_subject
-from kingpost.ids import new_id
+from kingpost.ids import is_id, new_id
 from kingpost.v1 import (
     agent_pb2,
     events_pb2,
@@ -230,6 +230,8 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
             raise Unavailable("logs are kept in NATS, and this scheduler has no NATS connection")
         if request.build_only and request.replica_only:
             raise InvalidArgument("build_only and replica_only exclude each other")
+        if request.build_id and not is_id(request.build_id, "bld"):  # it becomes part of a NATS subject
+            raise InvalidArgument(f"{request.build_id!r} is not a build id (bld_ and letters or digits)")
 
         async def targets(session: AsyncSession) -> Sequence[DeploymentRecord]:
             if not request.model_id:  # every model's
