@@ -21,10 +21,20 @@ from kingpost.errors import RETRYABLE_CODES, from_rpc_error
 T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# Request headers reach services as gRPC metadata. gRPC's own limits (8 KiB, past which calls fail
+# at random, up to 16 KiB, past which all do, as RESOURCE_EXHAUSTED → 429, naming every header)
+# would refuse what Envoy accepts; Envoy answers 431 itself above its max_request_headers_kb (32),
+# and this leaves room for twice that (x-kingpost-host repeats the Host) and what Envoy adds.
+MAX_METADATA_BYTES = 96 * 1024
+METADATA_OPTIONS = (
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+)
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
+    *METADATA_OPTIONS,
 )
 
 Metadata = Sequence[tuple[str, str]]

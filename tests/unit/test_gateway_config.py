@@ -58,3 +58,13 @@ def test_several_envoys_can_share_a_machine():
     argv = envoy_command("/e.yaml", binary="envoy", base_id=7)
     assert argv[argv.index("--base-id") + 1] == "7"
     assert argv[argv.index("--concurrency") + 1] == "1"
+
+
+def test_the_openapi_document_is_served_from_beside_the_descriptor_and_fits_the_limit():
+    rest = render_envoy_config(**LOOPBACK)["static_resources"]["listeners"][0]
+    route_config = rest["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+    routes = route_config["virtual_hosts"][0]["routes"]
+    route = next(r for r in routes if r["match"].get("path") == "/v1/openapi.json")
+    assert route["direct_response"]["body"]["filename"] == "/openapi.json"  # beside /x.binpb
+    shipped = Path(__file__).resolve().parents[2] / "src" / "kingpost" / "envoy" / "openapi.json"
+    assert shipped.stat().st_size < route_config["max_direct_response_body_size_bytes"]

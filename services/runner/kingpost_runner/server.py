@@ -23,6 +23,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from kingpost import errors
+from kingpost.rpc import METADATA_OPTIONS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost_runner import codec, loader, reload, user_errors
@@ -39,6 +40,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 SERVER_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    *METADATA_OPTIONS,  # the router forwards the caller's accept, traceparent, ... headers
 )
 # Metadata that belongs to gRPC itself, not to the caller's request (the body says its own content type).
 _TRANSPORT_KEYS = frozenset({"content-type", "te", "grpc-accept-encoding", "accept-encoding"})
