@@ -130,6 +130,10 @@ def test_odd_headers_paths_and_json_get_honest_answers(platform: Platform) -> No
     assert long_accept.json() == {"echo": {"x": 1}}
     big = http.post(PREDICT, json={"x": 1}, headers={"X-Big": "a" * 40000})
     assert (big.status_code, big.json()) == (431, {"error": "Request Header Fields Too Large"})
+    # An error that echoes a huge value is cut (whole, it broke the stream to Envoy: 502).
+    huge = http.post("/v1/models", json={"model_name": "a" * MB, "build_id": "bld_x"})
+    assert huge.status_code == 400
+    assert huge.json()["error"].endswith(" more characters)") and len(huge.content) < 20000
     odd = http.post(PREDICT, json={"x": 1},
                     headers=[("x|y", "1"), ("x-v-bin", "!"), ("accept", "café".encode())])
     assert (odd.status_code, odd.json()) == (200, {"echo": {"x": 1}})
