@@ -7,8 +7,9 @@ front of the same router and scheduler, rendered from the same template without 
 ext_authz key check before big bodies, no Lua request hook), so both are measured side by side:
 1. a no-op predict at concurrency 1 with an 8-byte and a 2 MiB body, interleaved blocks: p50, p99
    and each Envoy's CPU time per request;
-2. five unauthenticated 90 MiB POSTs through each: time until the 401, and the router's growth;
-3. the router's resident size after two authenticated 48 MiB requests, and 7 s later (after a trim).
+2. five POSTs without a key through each (90 MiB to predict, with a length and chunked; 16 MiB of
+   non-JSON to the management API): the answer, the time until it arrived, the router's growth;
+3. the router's resident size after two authenticated 48 MiB requests, and once it is back.
 Prints Markdown tables. Stops everything it started.
 """
 
@@ -56,6 +57,10 @@ def rss(home: Path, service: str) -> int:
     raise SystemExit(f"no {service} process")
 
 
+def resident(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def pid_of(config: Path) -> int:
     for entry in Path("/proc").iterdir():
         try:
@@ -90,18 +95,23 @@ def latencies(port: int, path: str, key: str, body: bytes, n: int) -> list[float
     return out
 
 
-def time_to_401(port: int, path: str) -> float:
-    """POST a 90 MiB body without a key (sent by a thread, as fast as the server takes it) and time the
-    answer's arrival: the guarded edge answers long before the body is sent, the unguarded one after."""
-    body = bytes(90 * MB)
+def time_to_answer(port: int, path: str, size: int, *, chunked: bool) -> tuple[bytes, float]:
+    """POST `size` zero bytes without a key (sent by a thread, as fast as the server takes them) and
+    time the answer's arrival: the guarded edge answers long before the body is sent."""
+    body = bytes(size)
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % size
     with socket.create_connection(("127.0.0.1", port)) as s:
         start = time.perf_counter()
-        s.sendall(
-            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(body)))
+        s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (path.encode(), framing))
 
         def send() -> None:
             with contextlib.suppress(OSError):  # the server answered and closed: the rest is not wanted
-                s.sendall(body)
+                if not chunked:
+                    s.sendall(body)
+                    return
+                for i in range(0, size, MB):
+                    s.sendall(b"%x\r\n%s\r\n" % (len(body[i:i + MB]), body[i:i + MB]))
+                s.sendall(b"0\r\n\r\n")
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
@@ -109,8 +119,7 @@ def time_to_401(port: int, path: str) -> float:
         took = (time.perf_counter() - start) * 1000
         s.shutdown(socket.SHUT_RDWR)
     sender.join()
-    assert head.startswith(b"HTTP/1.1 401"), head[:100]
-    return took
+    return head.split(b"\r\n")[0], took
 
 
 def main() -> None:
@@ -158,21 +167,30 @@ def main() -> None:
             for (edge, name), values in samples.items():
                 print(f"| {name} body | {edge} | {len(values)} | {statistics.median(values):.2f} | "
                       f"{percentile(values, 99):.2f} | {cpu[edge, name] * 1e6 / len(values):.0f} |")
-            print("\n| five unauthenticated 90 MiB POSTs | Envoy | ms until the 401 | router grew MB |")
-            print("|---|---|---|---|")
-            for edge, (port, _) in edges.items():
-                before = rss(home, "router")
-                took = [time_to_401(port, path) for _ in range(5)]
-                grown = (rss(home, "router") - before) / MB
-                print(f"| | {edge} | {', '.join(f'{t:.0f}' for t in took)} | {grown:+.0f} |")
+            print("\n| five POSTs without a key | Envoy | status | ms until the answer | router, Envoy grew MB |")
+            print("|---|---|---|---|---|")
+            for name, target, size, chunked in (
+                ("90 MiB predict", path, 90 * MB, False), ("90 MiB predict, chunked", path, 90 * MB, True),
+                ("16 MiB to /v1/models", "/v1/models", 16 * MB, False),
+            ):
+                for edge, (port, pid) in edges.items():
+                    before = rss(home, "router"), resident(pid)
+                    answers = [time_to_answer(port, target, size, chunked=chunked) for _ in range(5)]
+                    grown = f"{(rss(home, 'router') - before[0]) / MB:+.0f}, {(resident(pid) - before[1]) / MB:+.0f}"
+                    statuses = ", ".join(sorted({a[0].decode() for a in answers}))
+                    took = ", ".join(f"{a[1]:.0f}" for a in answers)
+                    print(f"| {name} | {edge} | {statuses} | {took} | {grown} |")
             payload = msgpack.packb({"blob": os.urandom(48 * MB)})
+            time.sleep(6)  # a trim after the runs above
             at_rest = rss(home, "router")
             for _ in range(2):
                 latencies(edges["as shipped"][0], path, info["api_key"], payload, 1)
             after = rss(home, "router")
-            time.sleep(7)
-            print(f"\nrouter resident: {at_rest / MB:.0f} MB at rest, {after / MB:.0f} MB after two "
-                  f"authenticated 48 MiB requests, {rss(home, 'router') / MB:.0f} MB 7 s later")
+            started = time.monotonic()
+            while rss(home, "router") - at_rest > 50 * MB and time.monotonic() - started < 30:
+                time.sleep(0.25)
+            print(f"\nrouter resident: {at_rest / MB:.0f} MB at rest, {after / MB:.0f} MB after two authenticated "
+                  f"48 MiB requests, {rss(home, 'router') / MB:.0f} MB {time.monotonic() - started:.1f} s later")
         finally:
             if plain is not None:
                 plain.terminate()

@@ -20,13 +20,18 @@ class Process:
         self.ticks = iter(ticks)
         self.after_trim = at_rest
         self.trims: list[int] = []
+        self.collected = 0
 
     def measure(self) -> int:
         return self.resident
 
     def trim(self) -> None:
+        assert self.collected == len(self.trims) + 1, "a trim without a collection before it"
         self.trims.append(self.resident)
         self.resident = self.after_trim
+
+    def collect(self) -> None:
+        self.collected += 1
 
     async def sleep(self, _interval: float) -> None:
         try:
@@ -37,7 +42,8 @@ class Process:
 
 async def run(process: Process) -> list[int]:
     with pytest.raises(asyncio.CancelledError):
-        await keep_trimmed(process.measure, process.trim, threshold=64 * MB, sleep=process.sleep)
+        await keep_trimmed(process.measure, process.trim, threshold=64 * MB, sleep=process.sleep,
+                           collect=process.collect)
     return process.trims
 
 
