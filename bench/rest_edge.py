@@ -80,9 +80,10 @@ def unguarded(text: str) -> str:
     return yaml.safe_dump(config)
 
 
-def latencies(port: int, path: str, key: str, body: bytes, n: int) -> list[float]:
+def latencies(port: int, path: str, key: str, body: bytes, n: int,
+              content_type: str = "application/json") -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": content_type}
     out = []
     for _ in range(n):
         start = time.perf_counter()
@@ -167,7 +168,8 @@ def main() -> None:
             for (edge, name), values in samples.items():
                 print(f"| {name} body | {edge} | {len(values)} | {statistics.median(values):.2f} | "
                       f"{percentile(values, 99):.2f} | {cpu[edge, name] * 1e6 / len(values):.0f} |")
-            print("\n| five POSTs without a key | Envoy | status | ms until the answer | router, Envoy grew MB |")
+            print("\n| five POSTs without a key | Envoy | status | ms until the answer "
+                  "| router, Envoy grew MB |")
             print("|---|---|---|---|---|")
             for name, target, size, chunked in (
                 ("90 MiB predict", path, 90 * MB, False), ("90 MiB predict, chunked", path, 90 * MB, True),
@@ -176,7 +178,8 @@ def main() -> None:
                 for edge, (port, pid) in edges.items():
                     before = rss(home, "router"), resident(pid)
                     answers = [time_to_answer(port, target, size, chunked=chunked) for _ in range(5)]
-                    grown = f"{(rss(home, 'router') - before[0]) / MB:+.0f}, {(resident(pid) - before[1]) / MB:+.0f}"
+                    router_mb = (rss(home, "router") - before[0]) / MB
+                    grown = f"{router_mb:+.0f}, {(resident(pid) - before[1]) / MB:+.0f}"
                     statuses = ", ".join(sorted({a[0].decode() for a in answers}))
                     took = ", ".join(f"{a[1]:.0f}" for a in answers)
                     print(f"| {name} | {edge} | {statuses} | {took} | {grown} |")
@@ -184,13 +187,15 @@ def main() -> None:
             time.sleep(6)  # a trim after the runs above
             at_rest = rss(home, "router")
             for _ in range(2):
-                latencies(edges["as shipped"][0], path, info["api_key"], payload, 1)
+                latencies(edges["as shipped"][0], path, info["api_key"], payload, 1,
+                          "application/octet-stream")
             after = rss(home, "router")
             started = time.monotonic()
             while rss(home, "router") - at_rest > 50 * MB and time.monotonic() - started < 30:
                 time.sleep(0.25)
-            print(f"\nrouter resident: {at_rest / MB:.0f} MB at rest, {after / MB:.0f} MB after two authenticated "
-                  f"48 MiB requests, {rss(home, 'router') / MB:.0f} MB {time.monotonic() - started:.1f} s later")
+            print(f"\nrouter resident: {at_rest / MB:.0f} MB at rest, {after / MB:.0f} MB after two "
+                  f"authenticated 48 MiB requests, {rss(home, 'router') / MB:.0f} MB "
+                  f"{time.monotonic() - started:.1f} s later")
         finally:
             if plain is not None:
                 plain.terminate()
