@@ -1,4 +1,5 @@
-"""Generate Python code and Envoy's descriptor set from protos/ — the only command that does.
+"""Generate Python code, Envoy's descriptor set and the OpenAPI document from protos/ — the only
+command that does.
 
 Usage: python scripts/gen_protos.py [OUT_ROOT]
 OUT_ROOT defaults to the repository; tests/unit/test_protos.py generates into a
@@ -8,14 +9,20 @@ temporary directory and compares, so generated code cannot drift from protos/.
 from __future__ import annotations
 
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
+
+from kingpost import openapi
 
 ROOT = Path(__file__).resolve().parent.parent
 PY_OUT = Path("src")  # kingpost/v1/*_pb2.py lands in src/kingpost/v1/
 DESCRIPTOR = Path("src/kingpost/envoy/kingpost.binpb")  # package data: `kingpost up` and cluster Envoys use it
+# Package data beside the descriptor: Envoy serves it at GET /v1/openapi.json.
+OPENAPI = Path("src/kingpost/envoy/openapi.json")
 
 
 def generate(out_root: Path) -> None:
@@ -38,6 +45,14 @@ def generate(out_root: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    with tempfile.TemporaryDirectory() as tmp:  # the same, with comments: the document's descriptions
+        described = Path(tmp) / "described.binpb"
+        base = [a for a in args if not a.startswith(("--python_out", "--pyi_out", "--grpc_python_out",
+                                                       "--descriptor_set_out"))]
+        if protoc.main([*base, f"--descriptor_set_out={described}", "--include_source_info"]) != 0:
+            raise SystemExit("protoc failed")
+        files = descriptor_pb2.FileDescriptorSet.FromString(described.read_bytes())
+    (out_root / OPENAPI).write_text(openapi.dumps(openapi.build(files)))
     init = py_out / "kingpost" / "v1" / "__init__.py"
     init.write_text('"""Generated from protos/kingpost/v1 by scripts/gen_protos.py. Do not edit."""\n')
 

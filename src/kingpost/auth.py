@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
@@ -70,6 +71,30 @@ class KeyCache:
         return digest in self._digests
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call with this key is refused, and the HTTP status that says so."""
+
+    http_status: int
+    message: str
+
+    def error(self) -> KingpostError:
+        return Unauthenticated(self.message) if self.http_status == 401 else Unavailable(self.message)
+
+
+def key_refusal(keys: KeyChecker, authorization: str | None) -> Refusal | None:
+    """None when the `authorization` value carries a valid key; else why not (401, or 503 while the
+    key table has not arrived). The one rule, for the interceptor and for Envoy's check alike."""
+    key = key_from_authorization(authorization)
+    if key is None:
+        return Refusal(401, "missing API key: send the header 'Authorization: Api-Key <key>'")
+    if not keys.loaded:
+        return Refusal(503, "starting: the API key table has not arrived from the scheduler yet")
+    if not keys.is_valid_digest(key_digest(key)):
+        return Refusal(401, "invalid API key")
+    return None
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Checks every call: an API key for public methods, the internal token for the rest.
 
@@ -96,16 +121,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if self._internal_token and token and hmac.compare_digest(token, self._internal_token):
             return await continuation(details)
         if method.startswith(self._public):
-            key = key_from_authorization(metadata.get("authorization"))
-            if key is None:
-                return _deny(await continuation(details), Unauthenticated(
-                    "missing API key: send the header 'Authorization: Api-Key <key>'"))
-            if not self._keys.loaded:
-                return _deny(await continuation(details), Unavailable(
-                    "starting: the API key table has not arrived from the scheduler yet"))
-            if not self._keys.is_valid_digest(key_digest(key)):
-                return _deny(await continuation(details), Unauthenticated("invalid API key"))
-            return await continuation(details)
+            refusal = key_refusal(self._keys, metadata.get("authorization"))
+            if refusal is None:
+                return await continuation(details)
+            return _deny(await continuation(details), refusal.error())
         if self._internal_token:
             return _deny(await continuation(details),
                          PermissionDenied(f"{method} is internal to the platform"))
@@ -121,12 +140,9 @@ def _deny(handler: grpc.RpcMethodHandler | None, err: KingpostError):
         await grpc_abort(context, err)
         yield  # pragma: no cover - makes this an async generator
 
-    request_streaming = bool(handler and handler.request_streaming)
-    response_streaming = bool(handler and handler.response_streaming)
-    if request_streaming and response_streaming:
+    # Always a request-streaming handler, whatever the method's shape: gRPC then calls it without
+    # first receiving the request message, so a refused caller's body is never read (a unary
+    # handler would make gRPC take in up to the whole message limit before refusing it).
+    if handler is not None and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(streaming)
-    if request_streaming:
-        return grpc.stream_unary_rpc_method_handler(unary)
-    if response_streaming:
-        return grpc.unary_stream_rpc_method_handler(streaming)
-    return grpc.unary_unary_rpc_method_handler(unary)
+    return grpc.stream_unary_rpc_method_handler(unary)

@@ -23,6 +23,8 @@ import yaml
 from kingpost import keepalive
 
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+# Beside kingpost.binpb (package data, and /etc/envoy/ in cluster mode): served at GET /v1/openapi.json.
+OPENAPI_FILE = "openapi.json"
 
 # The example upstreams of deploy/envoy/envoy.yaml (cluster mode, one DNS name per service).
 CLUSTER_EXAMPLE: dict[str, Any] = {
@@ -76,7 +78,7 @@ def render_envoy_text(
     host: str = "127.0.0.1",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> str:
-    """The bootstrap as commented YAML text."""
+    """The bootstrap as commented YAML text. The OpenAPI document is read from beside the descriptor."""
     cluster = _template("cluster.yaml.tmpl")
     pings = {"keepalive_interval": f"{keepalive.DEFAULT_SECONDS:g}s",
              "keepalive_timeout": f"{keepalive.TIMEOUT_SECONDS:g}s"}
@@ -102,6 +104,7 @@ def render_envoy_text(
         builder=builder,
         host=host,
         descriptor_path=str(descriptor_path),
+        openapi_path=str(Path(descriptor_path).with_name(OPENAPI_FILE)),
         max_body_bytes=max_body_bytes,
         error_body_lua=textwrap.indent(lua.rstrip("\n"), " " * 18, lambda line: bool(line.strip())),
         clusters="".join(clusters).rstrip("\n"),

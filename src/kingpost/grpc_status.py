@@ -56,10 +56,22 @@ def trailing_metadata(err: KingpostError) -> tuple[tuple[str, str], ...]:
     return ((HTTP_STATUS_KEY, str(err.http_status)),)
 
 
+# The message travels as an HTTP/2 trailer (grpc-message): one that echoes a huge input (a 10 MB
+# model name) broke the stream to Envoy, and the client got 502 instead of the 400.
+MAX_MESSAGE_CHARS = 16 * 1024
+
+
+def wire_message(message: str) -> str:
+    """The message as sent: cut, and said to be, past MAX_MESSAGE_CHARS."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS] + f"... ({len(message) - MAX_MESSAGE_CHARS} more characters)"
+
+
 async def grpc_abort(context: grpc.aio.ServicerContext, err: KingpostError) -> NoReturn:
     """End an RPC with `err`'s code, message and exact HTTP status."""
     context.set_trailing_metadata(trailing_metadata(err))
-    await context.abort(status_code(err), err.message)
+    await context.abort(status_code(err), wire_message(err.message))
     raise AssertionError("unreachable")  # context.abort raises
 
 

@@ -18,14 +18,10 @@ import grpc
 from kingpost import keepalive
 from kingpost.auth import INTERNAL_TOKEN_KEY
 from kingpost.grpc_status import RETRYABLE_CODES, from_rpc_error
+from kingpost.wire_limits import MESSAGE_LIMITS
 
 T = TypeVar("T")
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-_MESSAGE_LIMITS = (
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-)
 # This process's keepalive interval (kingpost.keepalive); a service sets it once at start from its
 # settings (`kingpost.service.configure`), before it opens any channel.
 _keepalive_seconds = keepalive.DEFAULT_SECONDS
@@ -43,13 +39,13 @@ def use_keepalive(seconds: float) -> None:
 def channel_options(keepalive_seconds: float | None = None) -> tuple[tuple[str, int], ...]:
     """Message limits and the client's keepalive (this process's interval unless one is given)."""
     seconds = _keepalive_seconds if keepalive_seconds is None else keepalive_seconds
-    return (*_MESSAGE_LIMITS, *keepalive.channel_options(seconds))
+    return (*MESSAGE_LIMITS, *keepalive.channel_options(seconds))
 
 
 def server_options(keepalive_seconds: float | None = None) -> tuple[tuple[str, int], ...]:
     """Message limits and the server's keepalive policy, which accepts every client's pings."""
     seconds = _keepalive_seconds if keepalive_seconds is None else keepalive_seconds
-    return (*_MESSAGE_LIMITS, *keepalive.server_options(seconds))
+    return (*MESSAGE_LIMITS, *keepalive.server_options(seconds))
 
 
 def channel(address: str, *, keepalive_seconds: float | None = None) -> grpc.aio.Channel:

@@ -1,14 +1,16 @@
 """Envoy with kingpost's rendered config, in front of test doubles of the router, scheduler and builder.
 
 What is under test is the Envoy config: REST transcoding of Baseten's paths, raw bodies both ways,
-streaming, the `{"error": ...}` shape with the exact HTTP status, and which gRPC methods the public
-gRPC port exposes.
+streaming, the `{"error": ...}` shape with the exact HTTP status, which gRPC methods the public
+gRPC port exposes, the key check before big bodies (answered by the router's real ext_authz
+handler), and what Envoy refuses or drops before a service sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +23,8 @@ import msgpack
 import pytest
 from google.api import httpbody_pb2
 
-from kingpost import errors
+from kingpost import errors, wire_limits
+from kingpost.auth import KeyCache, key_digest
 from kingpost.gateway import envoy_command, write_envoy_config
 from kingpost.grpc_status import from_rpc_error, grpc_abort
 from kingpost.v1 import (
@@ -33,12 +36,16 @@ from kingpost.v1 import (
     management_pb2_grpc,
     scheduler_pb2,
 )
+from kingpost_router.authz import EnvoyAuthzInterceptor
 from tests.fixtures.servers import _stop, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR = ROOT / "src" / "kingpost" / "envoy" / "kingpost.binpb"
 MAX_BODY = 4 * 1024 * 1024  # above the transcoder's 1 MiB default, so raising it is tested too
 ODD_MESSAGE = 'model \'m"x\' not found: café ☕ 100% sure'
+KEY = "kp_test0001_secretsecretsecretsecretsecret00"
+AUTH = f"Api-Key {KEY}"
+BIG = 2 * 1024 * 1024  # over the 1 MB from which Envoy asks the router about the key first
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,11 @@ async def seen(envoy: Ports) -> AsyncIterator[Seen]:
         (envoy.scheduler, lambda s: management_pb2_grpc.add_ManagementServiceServicer_to_server(Management(seen), s)),
         (envoy.builder, lambda s: builder_pb2_grpc.add_BuildServiceServicer_to_server(Builder(), s)),
     ):
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 2 * MAX_BODY)])
+        # As the services are: metadata limits above Envoy's header limit; the router answers
+        # Envoy's key check (the doubles themselves check no key).
+        interceptors = [EnvoyAuthzInterceptor(KeyCache([key_digest(KEY)]))] if port == envoy.router else []
+        server = grpc.aio.server(interceptors=interceptors, options=[
+            ("grpc.max_receive_message_length", 2 * MAX_BODY), *wire_limits.METADATA_OPTIONS])
         register(server)
         assert server.add_insecure_port(f"127.0.0.1:{port}") == port
         await server.start()
@@ -193,14 +204,15 @@ async def test_msgpack_body_round_trips_byte_exact_with_its_content_type(http, s
 async def test_a_body_above_a_mebibyte_passes(http, seen):
     body = bytes(range(256)) * (3 * 4096)  # 3 MiB
     r = await http.post("/models/echo/development/predict", content=body,
-                        headers={"content-type": "application/x-custom-bin"})
+                        headers={"content-type": "application/x-custom-bin", "authorization": AUTH})
     assert r.status_code == 200
     assert r.content == body
     assert r.headers["content-type"] == "application/x-custom-bin"
 
 
 async def test_a_body_over_the_limit_is_413_json(http, seen):
-    r = await http.post("/models/echo/development/predict", content=b"x" * (MAX_BODY + 1))
+    r = await http.post("/models/echo/development/predict", content=b"x" * (MAX_BODY + 1),
+                        headers={"authorization": AUTH})
     assert r.status_code == 413
     assert r.headers["content-type"] == "application/json"
     assert "buffer size" in r.json()["error"]
@@ -330,6 +342,116 @@ async def test_a_service_that_is_down_is_503_json(http, envoy):
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/json"
     assert r.json()["error"].startswith("upstream connect error")  # Envoy's words: nothing answered
+
+
+# --- REST: the key before the body ------------------------------------------------------------------
+
+
+async def send_head_only(port: int, head: bytes, body_part: bytes = b"") -> bytes:
+    """Send a request's head (and a first part of its body) and read the answer, never the rest."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + body_part)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)  # Envoy closes: the request was not read
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize("authorization", [b"", b"Authorization: Api-Key kp_wrong\r\n"])
+async def test_a_big_body_without_a_valid_key_is_refused_before_it_is_sent(envoy, seen, authorization):
+    declared = 90 * 1024 * 1024
+    head = (b"POST /models/m1/production/predict HTTP/1.1\r\nHost: x\r\n" + authorization +
+            b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % declared)
+    answer = await send_head_only(envoy.rest, head, b"\0" * 65536)  # 64 KiB of 90 MiB sent, no more
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 401")
+    expected = "invalid API key" if authorization else "missing API key"
+    assert expected in json.loads(body)["error"]
+    assert seen.predicts == []
+
+
+async def test_a_chunked_body_without_a_key_is_refused_too(envoy, seen):
+    head = (b"POST /models/m1/production/predict HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    answer = await send_head_only(envoy.rest, head, b"10000\r\n" + b"\0" * 65536 + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert seen.predicts == []
+
+
+async def test_a_big_body_with_a_valid_key_passes_whole(http, seen):
+    body = bytes(range(256)) * (BIG // 256)
+    r = await http.post("/models/echo/production/predict", content=body,
+                        headers={"authorization": AUTH, "content-type": "application/x-custom-bin"})
+    assert r.status_code == 200, r.text
+    assert r.content == body
+
+
+async def test_a_small_body_skips_the_check_and_reaches_the_router(http, seen):
+    # No key, and still delivered: the router itself checks small bodies (this double does not).
+    r = await http.post("/models/echo/production/predict", content=b"{}")
+    assert r.status_code == 200
+    assert len(seen.predicts) == 1
+
+
+async def test_the_key_check_with_the_router_down_is_503_json(http, envoy):
+    r = await http.post("/models/m1/production/predict", content=b"x" * BIG,
+                        headers={"authorization": AUTH})
+    assert r.status_code == 503
+    assert r.json() == {"error": "the API key cannot be checked now (the router is starting or unreachable); "
+                                 "try again"}
+
+
+# --- REST: what gRPC could not carry -----------------------------------------------------------------
+
+
+async def test_headers_over_32_kib_are_431_without_internals(http, seen):
+    r = await http.get("/v1/models", headers={"x-big": "a" * 33 * 1024})
+    assert (r.status_code, r.json()) == (431, {"error": "Request Header Fields Too Large"})
+    assert seen.management == []
+
+
+async def test_headers_grpc_would_refuse_by_default_pass_below_the_limit(http, seen):
+    # Between 8 and 16 KiB gRPC's default limits refuse some calls, above 16 KiB all (429).
+    for _ in range(5):
+        r = await http.get("/v1/models", headers={"x-big": "a" * 20 * 1024})
+        assert r.status_code == 200, r.text
+    assert seen.management[-1]["x-big"] == "a" * 20 * 1024
+
+
+@pytest.mark.parametrize("path", ["/models/%FF/production/predict", "/v1/models/caf%C3/logs",
+                                  "/v1/models/x/logs?build_id=%ED%A0%80"])
+async def test_a_path_that_is_not_utf8_is_400_naming_it(http, seen, path):
+    predict = "predict" in path
+    r = await http.request("POST" if predict else "GET", path, content=b"{}" if predict else None)
+    assert r.status_code == 400
+    assert r.json() == {"error": f"the path {path} is not valid UTF-8 once percent-decoded"}
+    assert seen.predicts == []
+
+
+async def test_a_percent_encoded_utf8_path_is_decoded(http, seen):
+    r = await http.post("/models/caf%C3%A9/production/predict", content=b"{}")
+    assert r.status_code == 200
+    assert seen.predicts[-1][0].model_id == "café"
+
+
+async def test_headers_grpc_cannot_carry_are_dropped_and_the_rest_arrive(http, seen):
+    r = await http.post("/models/m1/production/predict", content=b"{}", headers=[
+        ("x|odd", "1"), ("x-data-bin", "!!"), ("x-name", "José".encode()), ("x-plain", "kept")])
+    assert r.status_code == 200, r.text
+    _, metadata = seen.predicts[-1]
+    assert metadata["x-plain"] == "kept"
+    assert not {"x|odd", "x-data-bin", "x-name"} & set(metadata)
+
+
+# --- REST: the OpenAPI document ------------------------------------------------------------------------
+
+
+async def test_the_openapi_document_is_served_as_shipped_without_a_key(http, seen):
+    r = await http.get("/v1/openapi.json")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert r.content == (DESCRIPTOR.parent / "openapi.json").read_bytes()
+    assert r.json()["paths"]["/v1/openapi.json"]["get"]["operationId"] == "GetOpenApi"
 
 
 # --- REST: management -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sqlalchemy import event, inspect
 
 from kingpost import rpc
 from kingpost.auth import new_key
-from kingpost.errors import NotFound, Unauthenticated, Unavailable
+from kingpost.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.bus.subjects import (
     build_log_subject,
@@ -481,6 +481,16 @@ async def test_logs_merge_build_and_replica_lines_oldest_first(harness: Harness)
     only_build = await harness.call("GetLogs", management_pb2.GetLogsRequest(
         model_id="logged", deployment_id="development", build_only=True, limit=1))
     assert [x.text for x in only_build.lines] == ["build succeeded"]
+
+
+@pytest.mark.parametrize("build_id", ["bld_*", "bld_a.>", "\r", "dep_abc"])
+async def test_logs_of_something_that_is_not_a_build_id_are_refused_naming_it(
+    harness: Harness, build_id: str,
+) -> None:
+    # It would become part of a NATS subject: a wildcard there reads every build's logs.
+    with pytest.raises(InvalidArgument, match=r"is not a build id") as refused:
+        await harness.call("GetLogs", management_pb2.GetLogsRequest(build_id=build_id))
+    assert repr(build_id) in refused.value.message
 
 
 async def test_a_caller_cancelled_mid_statement_stalls_no_one_and_the_scheduler_still_stops(

@@ -86,3 +86,13 @@ def test_envoy_pings_both_sides_as_the_services_do():
         assert options["explicit_http_config"]["http2_protocol_options"]["connection_keepalive"] == pings
     for manager in _connection_managers(config).values():
         assert manager["http2_protocol_options"]["connection_keepalive"] == pings
+
+
+def test_the_openapi_document_is_served_from_beside_the_descriptor_and_fits_the_limit():
+    rest = render_envoy_config(**LOOPBACK)["static_resources"]["listeners"][0]
+    route_config = rest["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+    routes = route_config["virtual_hosts"][0]["routes"]
+    route = next(r for r in routes if r["match"].get("path") == "/v1/openapi.json")
+    assert route["direct_response"]["body"]["filename"] == "/openapi.json"  # beside /x.binpb
+    shipped = Path(__file__).resolve().parents[2] / "src" / "kingpost" / "envoy" / "openapi.json"
+    assert shipped.stat().st_size < route_config["max_direct_response_body_size_bytes"]

@@ -1,4 +1,5 @@
-"""Generated code and Envoy's descriptor set match protos/, and protos/ passes `buf lint`."""
+"""Generated code, Envoy's descriptor set and the OpenAPI document match protos/, and protos/ passes
+`buf lint`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED_PY = Path("src/kingpost/v1")
 DESCRIPTOR = Path("src/kingpost/envoy/kingpost.binpb")
+OPENAPI = Path("src/kingpost/envoy/openapi.json")
 
 
 def _in_ci() -> bool:
@@ -25,7 +27,7 @@ def test_generated_code_matches_protos(tmp_path: Path) -> None:
         check=True, cwd=ROOT, capture_output=True,
     )
     generated = {p.relative_to(tmp_path) for p in (tmp_path / GENERATED_PY).iterdir() if p.is_file()}
-    generated.add(DESCRIPTOR)
+    generated |= {DESCRIPTOR, OPENAPI}
     committed = {p.relative_to(ROOT) for p in (ROOT / GENERATED_PY).iterdir() if p.is_file()}
     assert len(generated) > 2, f"gen_protos.py generated nothing under {tmp_path / GENERATED_PY}"
 

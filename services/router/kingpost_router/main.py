@@ -12,6 +12,8 @@ from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.route_watch import watch_routes
 from kingpost.v1 import inference_pb2_grpc
+from kingpost_router.authz import EnvoyAuthzInterceptor
+from kingpost_router.heap_trim import trim_after_growth
 from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
 
@@ -48,8 +50,10 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
         name="router",
         settings=settings,
         register=lambda server: inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server),
-        interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES,
+        # Envoy's ext_authz Check first: it carries its key in the message, not the metadata.
+        interceptors=[EnvoyAuthzInterceptor(keys),
+                      AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES,
                                       internal_token=settings.internal_token)],
-        loops=[follow_routes, publish_concurrency],
+        loops=[follow_routes, publish_concurrency, trim_after_growth],
         on_stop=stop,
     )

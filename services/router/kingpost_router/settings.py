@@ -7,7 +7,7 @@ import socket
 from pydantic import Field, field_validator
 
 from kingpost.autoscaling_settings import DEFAULT_COLD_START_TIMEOUT_SECONDS
-from kingpost.rpc import MAX_MESSAGE_BYTES
+from kingpost.wire_limits import MAX_MESSAGE_BYTES
 from kingpost.settings import ServiceSettings
 
 # Room for the rest of the PredictRequest around the body (ids, content type, framing).

@@ -182,6 +182,8 @@ def decode_body(data: bytes, content_type: str, input_type: type | None = None) 
         return json.loads(data)
     except ValueError as e:  # JSONDecodeError, and UnicodeDecodeError for non-UTF-8 bytes
         raise InputError(f"Invalid JSON payload: {e}") from e
+    except RecursionError as e:  # ~1,000 nested arrays or objects: past Python's recursion limit
+        raise InputError("Invalid JSON payload: nested too deeply") from e
 
 
 def encode_result(result: Any, binary: bool) -> tuple[bytes, str]:
@@ -193,8 +195,23 @@ def encode_result(result: Any, binary: bool) -> tuple[bytes, str]:
         return msgpack_dumps(result if dumped is _NOT_PYDANTIC else dumped), OCTET_STREAM
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(result, pydantic.BaseModel):
-        return result.model_dump_json().encode(), JSON
-    return json.dumps(result, default=_json_default).encode(), JSON
+        return result.model_dump_json().encode(), JSON  # NaN and ±Infinity as null already
+    return _json_dumps(result).encode(), JSON
+
+
+def _json_dumps(result: Any) -> str:
+    """JSON text, always valid: NaN and ±Infinity become null.
+
+    truss writes `json.dumps`'s NaN / Infinity tokens, which are not JSON (JavaScript's JSON.parse,
+    Go and Rust refuse the whole body); its pydantic results already come out as null, as
+    JavaScript's JSON.stringify writes them. The common case pays nothing: only a result that holds
+    such a float is written twice.
+    """
+    try:
+        return json.dumps(result, default=_json_default, allow_nan=False)
+    except ValueError:  # a non-finite float (or a circular reference, raised again below)
+        text = json.dumps(result, default=_json_default)
+        return json.dumps(json.loads(text, parse_constant=lambda _: None))
 
 
 def encode_chunk(chunk: Any) -> bytes:

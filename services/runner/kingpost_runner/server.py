@@ -24,6 +24,7 @@ from google.api import httpbody_pb2
 
 from kingpost import errors, keepalive
 from kingpost.grpc_status import abort_on_error, grpc_abort
+from kingpost.wire_limits import MESSAGE_LIMITS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost_runner import codec, loader, reload, user_errors
@@ -36,11 +37,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-_MESSAGE_LIMITS = (
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-)
 # Metadata that belongs to gRPC itself, not to the caller's request (the body says its own content type).
 _TRANSPORT_KEYS = frozenset({"content-type", "te", "grpc-accept-encoding", "accept-encoding"})
 
@@ -157,7 +153,7 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
     """Serve until SIGTERM/SIGINT (exit code 0) or a failed load (exit code 1)."""
     servicer = RunnerServicer(options, config)
     # The router pings a quiet prediction (a model working for minutes): accept its pings.
-    server = grpc.aio.server(options=(*_MESSAGE_LIMITS, *keepalive.server_options(options.keepalive_seconds)))
+    server = grpc.aio.server(options=(*MESSAGE_LIMITS, *keepalive.server_options(options.keepalive_seconds)))
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(servicer, server)
     address = f"{options.host}:{options.port}"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 from kingpost import service
+from kingpost.unparsable import UnparsableRequestInterceptor
 from kingpost_scheduler import app
 from kingpost_scheduler.settings import SchedulerSettings
 
@@ -18,7 +19,9 @@ def main(config: pathlib.Path | None) -> None:
         scheduler = await app.create(settings)
         await service.serve(
             name="scheduler", settings=settings, register=scheduler.register,
-            interceptors=[scheduler.interceptor], loops=[scheduler.control.run], on_stop=scheduler.close,
+            # The management API's JSON, transcoded by Envoy, can make a request protobuf refuses: 400.
+            interceptors=[UnparsableRequestInterceptor(), scheduler.interceptor],
+            loops=[scheduler.control.run], on_stop=scheduler.close,
         )
 
     service.run(run)

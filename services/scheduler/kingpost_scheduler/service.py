@@ -20,7 +20,7 @@ from kingpost.bus import Bus
 from kingpost.bus.subjects import build_log_subject, replica_logs_of
 from kingpost.errors import Conflict, InvalidArgument, KingpostError, NotFound, Unavailable
 from kingpost.grpc_status import abort_on_error
-from kingpost.ids import new_id
+from kingpost.ids import is_id, new_id
 from kingpost.v1 import (
     agent_pb2,
     events_pb2,
@@ -216,6 +216,8 @@ class ManagementServicer(management_pb2_grpc.ManagementServiceServicer):
             raise Unavailable("logs are kept in NATS, and this scheduler has no NATS connection")
         if request.build_only and request.replica_only:
             raise InvalidArgument("build_only and replica_only exclude each other")
+        if request.build_id and not is_id(request.build_id, "bld"):  # it becomes part of a NATS subject
+            raise InvalidArgument(f"{request.build_id!r} is not a build id (bld_ and letters or digits)")
 
         async def targets(session: AsyncSession) -> Sequence[DeploymentRecord]:
             if not request.model_id:  # every model's

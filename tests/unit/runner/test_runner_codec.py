@@ -32,6 +32,29 @@ def test_malformed_json_says_invalid_json_payload(body: bytes) -> None:
         codec.decode_body(body, "application/json")
 
 
+def test_json_nested_past_the_recursion_limit_is_invalid_input_not_a_crash() -> None:
+    with pytest.raises(codec.InputError, match=r"^Invalid JSON payload: nested too deeply$"):
+        codec.decode_body(b"[" * 5000 + b"]" * 5000, "application/json")
+    with pytest.raises(codec.InputError, match=r"^Invalid JSON payload: nested too deeply$"):
+        codec.decode_body(b'{"a":' * 5000 + b"1" + b"}" * 5000, "application/json")
+
+
+def test_nan_and_infinity_are_accepted_in_and_written_as_null_out() -> None:
+    inputs = codec.decode_body(b'{"a": NaN, "b": [Infinity, -Infinity]}', "application/json")  # as truss does
+    result = {**inputs, "c": np.array([1.5, np.nan]), "d": "NaN"}
+    body, content_type = codec.encode_result(result, binary=False)
+    assert content_type == "application/json"
+    assert json.loads(body, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) == {
+        "a": None, "b": [None, None], "c": [1.5, None], "d": "NaN"}
+
+
+def test_a_circular_result_is_still_refused() -> None:
+    result: dict[str, object] = {}
+    result["self"] = result
+    with pytest.raises(ValueError, match="Circular reference"):
+        codec.encode_result(result, binary=False)
+
+
 def test_content_type_parameters_and_case_are_ignored() -> None:
     assert codec.is_binary("Application/Octet-Stream; charset=binary")
     assert not codec.is_binary("application/json")
