@@ -334,6 +334,21 @@ async def test_a_model_slower_than_the_request_timeout_answers_504(mesh: Mesh) -
     assert mesh.router.in_flight == {}
 
 
+async def test_a_deployment_envoy_chose_is_served_without_drawing_the_split_again(mesh: Mesh) -> None:
+    # Envoy's routes to the router name the deployment it drew (kingpost_router.xds).
+    request = inference_pb2.PredictRequest(model_id="mdl_echo", target="production",
+                                           body=httpbody_pb2.HttpBody(data=b"stream"))
+    call = mesh.stub.Predict(request, metadata=(*AUTH, ("x-kingpost-deployment", "dep_dev")), timeout=20)
+    assert (await call.read()).data == b"one "
+    assert mesh.router.in_flight == {"dep_dev": 1}  # not production's dep_two
+    mesh.runner.release.set()
+    await read_rest(call)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # only a deployment of the model named
+        await mesh.predict(metadata=(*AUTH, ("x-kingpost-deployment", "dep_of_another_model")))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details() == "deployment 'dep_of_another_model' not found for model 'mdl_echo'"
+
+
 async def test_unknown_model_is_not_found(mesh: Mesh) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await mesh.predict(model_id="nope")
@@ -394,7 +409,7 @@ async def test_a_runner_that_refuses_connections_holds_requests_until_it_answers
         await server.stop(None)
 
 
-async def test_a_runner_that_refuses_connections_holds_requests_until_a_table_brings_a_replica(mesh: Mesh) -> None:
+async def test_a_runner_that_refuses_connections_holds_requests_until_a_table_brings_one(mesh: Mesh) -> None:
     held = asyncio.create_task(mesh.predict(b"held", deployment_id="dep_lonely_dead"))
     await wait_until_queued(mesh.router, "dep_lonely_dead", 1)
     table = route_table(mesh.runner_address, dead=mesh.dead, dying=mesh.dead)
@@ -418,7 +433,9 @@ async def test_a_runner_that_stays_unreachable_answers_503_after_the_cold_start_
     assert mesh.router.queued("dep_dead_quick") == 0 and mesh.router.outstanding == {}
 
 
-async def test_a_replica_dying_mid_request_answers_502_and_is_not_retried(mesh: Mesh, dying_runner: str) -> None:
+async def test_a_replica_dying_mid_request_answers_502_and_the_next_request_waits_for_its_restart(
+    mesh: Mesh, dying_runner: str
+) -> None:
     async with grpc.aio.insecure_channel(dying_runner) as ch:  # up once it answers Ready
         await runner_pb2_grpc.RunnerServiceStub(ch).Ready(runner_pb2.ReadyRequest(), timeout=20,
                                                           wait_for_ready=True)

@@ -32,6 +32,7 @@ PURE_MODULES = (
     "kingpost_router.routes",
     "kingpost_router.slots",
     "kingpost_router.sampling",
+    "kingpost_router.xds",
     "kingpost_builder.truss_config",
     "kingpost_builder.requirements",
     "kingpost_builder.dockerfile",
@@ -39,7 +40,7 @@ PURE_MODULES = (
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")
 # Decision modules that are plain data structures, driven by a thin asyncio layer: no event loop either.
-NO_EVENT_LOOP = ("kingpost_router.slots",)
+NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds")
 
 # Run in the child: import the module; for each plumbing package imported, the chain of modules
 # whose top level was running when it was first asked for (outermost first).

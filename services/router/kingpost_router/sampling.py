@@ -42,8 +42,9 @@ def concurrency_sample(router_id: str, deployments: Iterable[Deployment], in_fli
     return sample
 
 
-async def publish_samples(bus: Publisher, router_id: str, take: Callable[[float], events_pb2.ConcurrencySample],
-                          *, interval: float = 1.0, clock: Callable[[], float] = time.time) -> None:
+async def publish_samples(bus: Publisher, router_id: str,
+                          take: Callable[[float], events_pb2.ConcurrencySample], *, interval: float = 1.0,
+                          clock: Callable[[], float] = time.time) -> None:
     """Publish `take(now)` every `interval` seconds, until cancelled."""
     subject = concurrency_subject(router_id)
     while True:

@@ -29,7 +29,7 @@ from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb
 from kingpost_router import metrics, sampling, tracing
 from kingpost_router.activator import Activator
 from kingpost_router.forwarding import Forwarder, NotConnected, Passthrough
-from kingpost_router.routes import HOST_KEY, Deployment, RouteSnapshot, resolve
+from kingpost_router.routes import DEPLOYMENT_KEY, HOST_KEY, Deployment, RouteSnapshot, resolve
 from kingpost_router.settings import RouterSettings
 from kingpost_router.slots import SlotQueue
 
@@ -55,7 +55,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             max_queue=settings.max_queue_per_deployment,
             cold_start_timeout=settings.cold_start_timeout_seconds, randrange=rand.randrange)
         self.activator = Activator(self.slots, probe=lambda address: self.forwarder.wait_connectable(address))
-        self.forwarder = Forwarder(release=self.activator.release, unreachable=self.activator.mark_unreachable,
+        self.forwarder = Forwarder(release=self.activator.release,
+                                   unreachable=self.activator.mark_unreachable,
                                    keepalive_seconds=settings.grpc_keepalive_seconds, tracer=tracer,
                                    close_grace=settings.request_timeout_seconds)
         self._take = self.slots.take
@@ -130,18 +131,22 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         try:
             body = request.body
             if len(body.data) > self._max_body:
-                raise PayloadTooLarge(f"request body is {len(body.data)} bytes; the limit is {self._max_body}")
+                raise PayloadTooLarge(
+                    f"request body is {len(body.data)} bytes; the limit is {self._max_body}")
             host = ""
+            chosen = request.deployment_id
             forwarded = []
             for key, value in context.invocation_metadata() or ():
                 if key in FORWARDED_KEYS:
                     forwarded.append((key, value))
                 elif key == HOST_KEY:
                     host = value
+                elif key == DEPLOYMENT_KEY and not chosen:
+                    chosen = value
             if self._tracer is not None:
                 span = tracing.start_request(self._tracer, forwarded, request.model_id)
             deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
-                                 request.deployment_id, host, rng=self._random)
+                                 chosen, host, rng=self._random)
             timeout = self._timeout
             remaining = context.time_remaining()
             if remaining is not None and remaining < timeout:
@@ -153,7 +158,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 timeout = max(0.001, timeout - (_monotonic() - waited_from))
             to_runner = runner_pb2.RunnerPredictRequest(body=body)
             try:
-                async for chunk in self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, span):
+                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, span)
+                async for chunk in forwarding:
                     yield chunk
             except NotConnected:
                 async for chunk in self._retry(deployment, to_runner, forwarded, timeout, span):

@@ -47,8 +47,8 @@ _NOTHING: tuple[()] = ()
 class Ticket(Generic[H]):
     """One request waiting in a deployment's queue; `handle` is whatever its waiter needs to be woken."""
 
-    __slots__ = ("cold_start_timeout", "deadline_at", "deployment_id", "error", "handle", "hold_until", "replica",
-                 "state", "timeout")
+    __slots__ = ("cold_start_timeout", "deadline_at", "deployment_id", "error", "handle", "hold_until",
+                 "replica", "state", "timeout")
 
     def __init__(self, deployment_id: str, handle: H, *, timeout: float, deadline_at: float,
                  hold_until: float, cold_start_timeout: float) -> None:
@@ -181,8 +181,8 @@ class SlotQueue(Generic[H]):
         reachable = self.reachable(deployment.replicas) if deployment is not None else ()
         if now >= ticket.deadline_at:
             if reachable:
-                error: KingpostError = DeadlineExceeded(
-                    f"no replica of deployment '{did}' was free within {ticket.timeout:g} s (waited in the queue)")
+                error: KingpostError = DeadlineExceeded(f"no replica of deployment '{did}' was free within "
+                                                        f"{ticket.timeout:g} s (waited in the queue)")
             elif deployment is not None and deployment.replicas:
                 error = Unavailable(f"deployment '{did}' had no reachable replica within the request timeout "
                                     f"of {ticket.timeout:g} s ({self._why_unreachable(deployment)})")
@@ -194,8 +194,9 @@ class SlotQueue(Generic[H]):
                 ticket.hold_until = math.inf  # a replica came, all busy: wait as any queued request does
                 return
             if deployment is not None and deployment.replicas:
-                error = Unavailable(f"deployment '{did}' had no reachable replica within the cold-start timeout "
-                                    f"of {ticket.cold_start_timeout:g} s ({self._why_unreachable(deployment)})")
+                error = Unavailable(f"deployment '{did}' had no reachable replica within the cold-start "
+                                    f"timeout of {ticket.cold_start_timeout:g} s "
+                                    f"({self._why_unreachable(deployment)})")
             else:
                 why = f" ({deployment.why_not_serving()})" if deployment is not None else ""
                 error = Unavailable(f"deployment '{did}' was not ready within the cold-start timeout "
@@ -257,7 +258,8 @@ class SlotQueue(Generic[H]):
         return decided
 
     def _dispatch(self, deployment_id: str) -> list[Ticket[H]]:
-        """Hand free slots to the waiting requests, oldest first (after a release, a new table, a runner back)."""
+        """Hand free slots to the waiting requests, oldest first (after a release, a new table, a
+        runner that answers again)."""
         queue = self._queues.get(deployment_id)
         if queue is None:
             return []

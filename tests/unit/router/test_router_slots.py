@@ -85,8 +85,8 @@ def test_beyond_the_queue_bound_requests_are_refused_with_429() -> None:
     slots.enqueue(dep, "b", now=0.0, timeout=60)
     with pytest.raises(TooManyRequests) as caught:
         slots.enqueue(dep, "c", now=0.0, timeout=60)
-    assert str(caught.value) == ("deployment 'dep_one' is at its limit: 2 requests already wait for a replica "
-                                 "(queue limit 2)")
+    assert str(caught.value) == ("deployment 'dep_one' is at its limit: 2 requests already wait for a "
+                                 "replica (queue limit 2)")
     assert slots.queued("dep_one") == 2
 
 
@@ -167,7 +167,8 @@ def test_a_request_waiting_for_a_busy_replica_fails_at_its_deadline_with_504() -
     assert ticket.state == "failed" and slots.queued("dep_one") == 0
     with pytest.raises(DeadlineExceeded) as caught:
         slots.claim(ticket)
-    assert str(caught.value) == "no replica of deployment 'dep_one' was free within 0.5 s (waited in the queue)"
+    assert str(caught.value) == ("no replica of deployment 'dep_one' was free within 0.5 s "
+                                 "(waited in the queue)")
     assert slots.release("dep_one", "rep_1") == ()  # the failed request is not handed the slot
 
 
@@ -211,9 +212,12 @@ def test_a_table_with_ready_replicas_releases_held_requests_in_order_up_to_the_l
     assert slots.release("dep_zero", "rep_2") == [tickets[2]]
 
 
+GONE = "deployment 'dep_one' was removed or deactivated while requests waited for it"
+
+
 @pytest.mark.parametrize(("change", "error", "message"), [
-    (None, NotFound, "deployment 'dep_one' was removed or deactivated while requests waited for it"),
-    ({"active": False}, NotFound, "deployment 'dep_one' was removed or deactivated while requests waited for it"),
+    (None, NotFound, GONE),
+    ({"active": False}, NotFound, GONE),
     ({"status": FAILED, "status_reason": "the model crashed at load", "replicas": []}, Unavailable,
      "deployment 'dep_one' is not ready (status: FAILED: the model crashed at load)"),
 ], ids=["removed", "deactivated", "failed"])
@@ -278,8 +282,8 @@ def test_a_runner_that_stays_unreachable_fails_its_held_requests_naming_why() ->
     ticket = slots.enqueue(dep, "held", now=0.0, timeout=600)
     slots.expire(ticket, 300.0)
     assert isinstance(ticket.error, Unavailable)
-    assert str(ticket.error) == ("deployment 'dep_one' had no reachable replica within the cold-start timeout "
-                                 "of 300 s (replica rep_1 at 10.0.0.1:9000: connection refused)")
+    assert str(ticket.error) == ("deployment 'dep_one' had no reachable replica within the cold-start "
+                                 "timeout of 300 s (replica rep_1 at 10.0.0.1:9000: connection refused)")
 
 
 def test_reject_on_full_holds_rather_than_refuses_when_the_runner_is_unreachable() -> None:
