@@ -151,6 +151,9 @@ class SlotQueue(Generic[H]):
         """Join the deployment's queue, for at most `timeout` seconds from `now`; TooManyRequests
         when its policy is `reject` and a replica is merely busy, or when its queue is full."""
         did = deployment.deployment_id
+        current = self._deployments.get(did)
+        if current is None or not current.active:  # a request that started on an older table
+            raise NotFound(f"deployment '{did}' was removed or deactivated while requests waited for it")
         reachable = self.reachable(deployment.replicas)
         if reachable and deployment.reject_on_full:
             raise TooManyRequests(

@@ -240,6 +240,17 @@ def test_waiting_requests_fail_when_a_table_takes_their_deployment_away(change, 
     assert slots.release("dep_one", "rep_1") == () and slots.outstanding == {}  # the running call ends
 
 
+def test_a_request_from_an_older_table_cannot_wait_for_a_deployment_since_removed() -> None:
+    slots, snap = queue_over(ONE)
+    dep = snap.by_deployment["dep_one"]
+    slots.take(dep)
+    slots.set_routes(snapshot())  # removed while the request was on its way (a retry, say)
+    with pytest.raises(NotFound) as caught:
+        slots.enqueue(dep, "late", now=0.0, timeout=60)
+    assert str(caught.value) == GONE
+    assert slots.queued("dep_one") == 0
+
+
 def test_a_removed_replica_finishes_its_calls_and_waiters_go_to_the_new_one() -> None:
     slots, snap = queue_over(ONE)
     dep = snap.by_deployment["dep_one"]
