@@ -21,6 +21,9 @@ from kingpost.v1 import scheduler_pb2
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 HOST_KEY = "x-kingpost-host"
+# The deployment Envoy already chose (its routes to the router, xds.py), so that a canary split is
+# drawn once; honoured only as a deployment of the model the request names.
+DEPLOYMENT_KEY = "x-kingpost-deployment"
 # A routable deployment in one of these states with no ready replica holds requests until one is
 # ready (it is deploying, scaled to zero or waking up); any other state without replicas (BUILDING,
 # FAILED) answers 503 at once. DEPLOYING holds too: a client that saw ACTIVE from the scheduler may
