@@ -87,9 +87,8 @@ class Control:
         async def transaction(session: AsyncSession) -> tuple[Any, Settled, RouteTable | None]:
             result = await change(session)
             settled = await self.reconciler.run(session, self.clock(), self.heartbeats.nodes())
-            changed = db.changed_tables(session)
-            table = await route_feed.build(session) if self.routes.table is None or route_feed.shows_any(
-                changed) else None
+            rebuild = self.routes.table is None or route_feed.shows_any(db.changed_tables(session))
+            table = await route_feed.build(session) if rebuild else None
             return (await reply(session, result) if reply is not None else result), settled, table
 
         async def committed(outcome: tuple[Any, Settled, RouteTable | None]) -> None:

@@ -40,10 +40,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Settled:
-    commands: tuple[reconcile.Command, ...] = ()
+    """What one pass leaves for the shells to act on until the next."""
+
+    commands: tuple[reconcile.Command, ...] = ()  # for dispatch.py to send
+    # Node id → the replicas we placed there, which its heartbeats should list (heartbeats.py).
     replicas_by_node: Mapping[str, tuple[facts.Replica, ...]] = field(default_factory=dict)
-    live_nodes: frozenset[str] = frozenset()
-    next_due: datetime | None = None
+    live_nodes: frozenset[str] = frozenset()  # the nodes the pass counted live
+    next_due: datetime | None = None  # when time alone makes the next pass due (timers.py)
 
 
 class Reconciler:
