@@ -166,7 +166,7 @@ COUNTERS = {
     "heartbeats handled": ("kingpost_scheduler_events_total", {"kind": "heartbeat", "outcome": "ok"}),
     "reconcile passes": ("kingpost_scheduler_reconcile_seconds_count", {}),
     "route-table versions": ("kingpost_scheduler_route_table_version", {}),
-    "route-table rebuilds": ("kingpost_scheduler_route_table_builds_total", {}),
+    "route-table builds": ("kingpost_scheduler_route_table_builds_total", {}),
 }
 
 
@@ -220,7 +220,7 @@ async def run_one(checkout: Path, label: str, database: str, args: argparse.Name
     home = Path(tempfile.mkdtemp(prefix="kp-bench-sched-"))
     nats, nats_url = start_nats(home)
     cluster = Cluster(args.nodes)
-    server = grpc.aio.server(options=rpc.CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=rpc.server_options())
     builder_pb2_grpc.add_BuildServiceServicer_to_server(cluster, server)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(cluster, server)
     cluster.address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
@@ -328,7 +328,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     for r in results:
         print(f"  set-up {r.checkout}, {r.database}: {r.setup}")
     header = ("checkout", "database", "CPU % of one core", "heartbeats sent/s", "handled/s", "reconcile passes",
-              "route-table versions", "route-table rebuilds", "replicas started")
+              "route-table versions", "route-table builds", "replicas started")
     rows = [header]
     for r in results:
         def count(what: str, r: Result = r) -> str:
@@ -337,7 +337,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         handled = r.counters.get("heartbeats handled")
         rows.append((r.checkout, r.database, f"{r.cpu_percent:.1f}", f"{r.heartbeats_sent / r.seconds:.0f}",
                      f"{handled / r.seconds:.0f}" if handled is not None else "n/a", count("reconcile passes"),
-                     count("route-table versions"), count("route-table rebuilds"), str(r.replicas_started)))
+                     count("route-table versions"), count("route-table builds"), str(r.replicas_started)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
