@@ -239,7 +239,8 @@ async def deploy_to_ready(h: Harness, node: Node, model: str = "echo"
     build_id = h.builder.add(events_pb2.BUILD_STATE_BUILDING)
     created = await h.call("CreateDeployment", management_pb2.CreateDeploymentRequest(
         model_name=model, build_id=build_id))
-    assert created.deployment.status == "BUILDING"
+    assert (created.deployment.status, created.deployment.status_reason) == (
+        "BUILDING", "its build has not finished")
     await h.heartbeat(node)
     await h.build_event(build_id, events_pb2.BUILD_STATE_SUCCEEDED, DIGEST)
     start = await next_item(node.agent.starts, "StartReplica")
@@ -511,18 +512,20 @@ async def test_a_caller_cancelled_mid_statement_stalls_no_one_and_the_scheduler_
         return events_pb2.NodeHeartbeat(node_id=f"node-{n}", address=f"127.0.0.1:{20000 + n}", cpu_count=1,
                                         memory_bytes=1 << 30)
 
-    event.listen(control.sessions.kw["bind"].sync_engine, "before_cursor_execute", cancel_the_victim)
+    engine = control.transactions.sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", cancel_the_victim)
     try:
         for i in range(5):
-            victim = asyncio.create_task(control.on_heartbeat(beat(i)))
+            victim = asyncio.create_task(control.heartbeats.on_heartbeat(beat(i)))
             with pytest.raises(asyncio.CancelledError):
                 await victim  # the caller sees its cancellation...
             victim = None
             async with asyncio.timeout(5):
-                await control.on_heartbeat(beat(100 + i))  # ...and no one waits behind it
+                await control.heartbeats.on_heartbeat(beat(100 + i))  # ...and no one waits behind it
         nodes = {n.id for n in await control.read("listing nodes", store.all_nodes)}
         assert {f"node-{n}" for n in (*range(5), *range(100, 105))} <= nodes  # each ran to its end
-        victim = asyncio.create_task(control.on_heartbeat(beat(200)))  # in flight as the scheduler stops
+        # In flight as the scheduler stops:
+        victim = asyncio.create_task(control.heartbeats.on_heartbeat(beat(200)))
         await asyncio.sleep(0)
     finally:
         async with asyncio.timeout(15):

@@ -15,7 +15,7 @@ from kingpost import rpc
 from kingpost.autoscaling_settings import AutoscalingSettings
 from kingpost.errors import InvalidArgument
 from kingpost.v1 import events_pb2, management_pb2, scheduler_pb2
-from kingpost_scheduler import db, store
+from kingpost_scheduler import db, records, store
 from tests.integration.test_scheduler import (  # noqa: F401  (fixtures)
     DIGEST,
     Harness,
@@ -186,7 +186,7 @@ async def test_deployments_from_before_the_extensions_get_their_defaults(databas
         await db.upgrade(engine)
         async with db.session_factory(engine)() as session:
             old = await store.get_deployment(session, "dep_old")
-            assert store.autoscaling_of(old) == AutoscalingSettings(
+            assert records.autoscaling_of(old) == AutoscalingSettings(
                 max_replica=3, backpressure_policy="queue", cold_start_timeout_seconds=300)
     finally:
         await engine.dispose()

@@ -149,7 +149,8 @@ def _servicers() -> list[type]:
     from kingpost_builder.service import BuildServicer
     from kingpost_router.service import RouterServicer
     from kingpost_runner.server import RunnerServicer
-    from kingpost_scheduler.service import ManagementServicer, SchedulerServicer
+    from kingpost_scheduler.handlers.internal import SchedulerServicer
+    from kingpost_scheduler.handlers.management import ManagementServicer
     from kingpost_worker_agent.service import AgentServicer
 
     return [BuildServicer, ManagementServicer, SchedulerServicer, RouterServicer, RunnerServicer, AgentServicer]

@@ -15,14 +15,15 @@ from typing import Any
 import grpc
 
 from kingpost.auth import AuthInterceptor
-from kingpost.errors import KingpostError
 from kingpost.bus import Bus, subjects
 from kingpost.bus.nats_bus import NatsBus
+from kingpost.errors import KingpostError
 from kingpost.v1 import events_pb2, management_pb2_grpc, scheduler_pb2_grpc
 from kingpost_scheduler import db
 from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient, BuildLookup
 from kingpost_scheduler.control import Control, utcnow
-from kingpost_scheduler.service import ManagementServicer, SchedulerServicer
+from kingpost_scheduler.handlers.internal import SchedulerServicer
+from kingpost_scheduler.handlers.management import ManagementServicer
 from kingpost_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,17 @@ async def create(
             drain=timedelta(seconds=settings.demoted_drain_seconds),
         )
         closers.append(control.close)
-        await control.ensure_admin_key(admin_key)
-        await control.start()
+        await control.start(admin_key)
         bus = await NatsBus.connect(settings.nats_url, "kingpost-scheduler")
         closers.append(bus.close)
         await bus.consume(subjects.BUILDS, f"{durable_prefix}-builds", events_pb2.BuildEvent,
-                          control.on_build_event)
+                          control.events.on_build_event)
         await bus.consume(subjects.REPLICAS, f"{durable_prefix}-replicas", events_pb2.ReplicaEvent,
-                          control.on_replica_event)
+                          control.events.on_replica_event)
 
         async def on_heartbeat(beat: events_pb2.NodeHeartbeat) -> None:
             try:
-                await control.on_heartbeat(beat)
+                await control.heartbeats.on_heartbeat(beat)
             except KingpostError as e:  # the next heartbeat supersedes this one
                 log.warning("heartbeat of %s not applied: %s", beat.node_id, e)
 
@@ -108,6 +108,5 @@ async def create(
         raise
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
                                   internal_token=settings.internal_token)
-    management = ManagementServicer(control, builds, bus)
-    management.max_replica_cap = settings.max_replica_cap
+    management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap)
     return Scheduler(control, management, SchedulerServicer(control), interceptor, bus, closers)

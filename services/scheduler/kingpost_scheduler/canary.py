@@ -7,6 +7,9 @@ stage: all traffic goes back to the current deployment.
 
     waiting (stage 0, 0 %) ─▶ eligible at t0 ─▶ stage k in [t0 + (k-1)·w/10, t0 + k·w/10):
     candidate 10·k %, current the rest ─▶ at t0 + w: done (the shell swaps, as a plain promotion)
+
+`step` is one look at a canary in progress (what the reconcile pass applies); `next_change` is when
+the next look would find something new, so that the pass is run then and not in between.
 """
 
 from __future__ import annotations
@@ -95,3 +98,35 @@ def split(current: str, candidate: str, stage: int) -> tuple[tuple[str, int], ..
     if weight >= 100:
         return ((candidate, 100),)
     return ((current, 100 - weight), (candidate, weight))
+
+
+@dataclass(frozen=True)
+class Step:
+    started_at: datetime | None  # when it became eligible; None while it waits for ready replicas
+    stage: int  # the stage to show (unchanged once done: the swap ends the canary)
+    done: bool  # the window has passed: swap
+
+
+def step(duration_seconds: int, started_at: datetime | None, stage: int, candidate_ready: int,
+         current_min_replica: int, now: datetime) -> Step:
+    """A canary promotion at `now`: it starts once eligible, then moves through the stages."""
+    if started_at is None:
+        if not eligible(candidate_ready, current_min_replica):
+            return Step(None, stage, False)
+        started_at = now
+    p = progress(duration_seconds, started_at, now)
+    return Step(started_at, stage if p.done else p.stage, p.done)
+
+
+def next_change(duration_seconds: int, started_at: datetime | None, now: datetime) -> datetime | None:
+    """When a started canary next changes stage or finishes; None while it waits (readiness is an
+    event, not a time) or once done."""
+    if started_at is None:
+        return None
+    window = timedelta(seconds=duration_seconds)
+    elapsed = now - started_at
+    if elapsed >= window:
+        return None
+    step_length = window / STAGES
+    boundary = started_at + step_length * (max(0, int(elapsed / step_length)) + 1)
+    return min(boundary, started_at + window)

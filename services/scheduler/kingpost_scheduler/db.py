@@ -2,7 +2,8 @@
 
 Data-access functions (store.py) take a session and flush; the caller that owns the
 transaction commits (`async with sessions.begin()`). SQLAlchemy, aiosqlite and asyncpg errors
-become kingpost.errors here and nowhere else.
+become kingpost.errors here and nowhere else. Each session notes the tables its transaction
+changed (`changed_tables`), so the route table is rebuilt only after a change it could show.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection, Result, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from kingpost.errors import Conflict, Internal, KingpostError, Unavailable
 
@@ -49,8 +51,44 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
+class TrackedSession(Session):
+    """A session that notes, in `info[CHANGED]`, the tables whose rows its transaction changed."""
+
+
+CHANGED = "kingpost.changed_tables"
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TrackedSession)
+
+
+def changed_tables(session: AsyncSession) -> frozenset[str]:
+    """The tables this session's transaction changed so far (flushed changes)."""
+    return frozenset(session.info.get(CHANGED, ()))
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _note_flushed(session: Session, _flush: UOWTransaction) -> None:
+    # Here `new`, `dirty` and `deleted` still hold what this flush wrote; `dirty` also holds rows
+    # whose attributes were set to the values they had, which wrote nothing.
+    changed = session.info.setdefault(CHANGED, set())
+    for row in (*session.new, *session.deleted):
+        changed.add(inspect(row).mapper.local_table.name)
+    for row in session.dirty:
+        if session.is_modified(row, include_collections=False):
+            changed.add(inspect(row).mapper.local_table.name)
+
+
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> Result[Any] | None:
+    """A bulk UPDATE or DELETE changed its table if it matched a row (an UPDATE by primary key of
+    many rows does not say: it counts as a change)."""
+    if not (state.is_update or state.is_delete):
+        return None
+    result = state.invoke_statement()
+    if getattr(result, "rowcount", -1) != 0:
+        state.session.info.setdefault(CHANGED, set()).add(state.statement.table.name)  # type: ignore[attr-defined]
+    return result
 
 
 def alembic_config() -> Config:
@@ -76,18 +114,17 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             raise Internal(f"migrating the database left broken references: {broken[:5]}")
 
     sqlite = engine.dialect.name == "sqlite"
-    async with translate_errors("migrating the database"):
-        async with engine.connect() as conn:
+    async with translate_errors("migrating the database"), engine.connect() as conn:
+        if sqlite:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+        try:
+            async with conn.begin():
+                await conn.run_sync(run)
+        finally:
             if sqlite:
-                await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 await conn.commit()
-            try:
-                async with conn.begin():
-                    await conn.run_sync(run)
-            finally:
-                if sqlite:
-                    await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                    await conn.commit()
 
 
 @contextlib.asynccontextmanager

@@ -70,6 +70,8 @@ class DeploymentFacts:
     min_replica: int = 0
     max_replica: int = 1
     desired_replicas: int = 1
+    # The environment it serves as current deployment, "" for none.
+    environment: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,19 @@ def desired_replicas(d: DeploymentFacts) -> int:
 
 def clamp_scale(requested: int, min_replica: int, max_replica: int) -> int:
     return max(min_replica, 0, min(requested, max(max_replica, min_replica)))
+
+
+def scale_to(d: DeploymentFacts, requested: int) -> int:
+    """The count the autoscaler's request sets: within [min_replica, max_replica]; a development
+    deployment within 0..1 (Baseten's fixed development constraints)."""
+    if d.is_development:
+        return clamp_scale(requested, 0, 1)
+    return clamp_scale(requested, d.min_replica, d.max_replica)
+
+
+def idle_deactivates(d: DeploymentFacts) -> bool:
+    """An idle deployment is deactivated only once it is scaled to zero (the autoscaler's call)."""
+    return d.active and d.status == SCALED_TO_ZERO
 
 
 def next_deployment_name(existing: Iterable[str]) -> str:

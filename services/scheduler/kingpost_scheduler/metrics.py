@@ -10,6 +10,9 @@ AGENT_CALLS = Counter("kingpost_scheduler_agent_calls_total", "StartReplica/Stop
 RECONCILE_SECONDS = Histogram("kingpost_scheduler_reconcile_seconds",
                               "Time to plan and apply one reconcile pass")
 ROUTE_TABLE_VERSION = Gauge("kingpost_scheduler_route_table_version", "Version of the current route table")
+ROUTE_TABLE_BUILDS = Counter(
+    "kingpost_scheduler_route_table_builds",
+    "Route tables built (after a change to what they show; a new version only if they differ)")
 ROUTE_WATCHERS = Gauge("kingpost_scheduler_route_watchers", "Open WatchRoutes streams")
 REPLICAS = Gauge("kingpost_scheduler_replicas", "Replicas by state", ["state"])
 DEPLOYMENTS = Gauge("kingpost_scheduler_deployments", "Live deployments by status", ["status"])

@@ -14,7 +14,9 @@ Promotion, Baseten's three steps:
                       ─▶ the old one is demoted: it drains for DRAIN and then scales to zero
 
 One promotion per environment at a time; a candidate that FAILS (or is deleted, deactivated)
-ends the promotion with the reason, and the environment keeps its current deployment.
+ends the promotion with the reason, and the environment keeps its current deployment. `plan`
+decides how a promotion begins (copy or reuse, canary or not, replicas wanted), `cancel` how it
+ends early; each later step is `promotion_steps.step`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kingpost.errors import Conflict
-from kingpost_scheduler import lifecycle
+from kingpost_scheduler import deployment_defaults, lifecycle
 
 # In-flight requests finish on the demoted deployment's open channels before its replicas stop.
 DRAIN = timedelta(seconds=10)
@@ -113,13 +115,65 @@ def needs_copy(d: lifecycle.DeploymentFacts, env: str, serving: Mapping[str, str
 
 
 def start_promotion(env: EnvironmentFacts, d: lifecycle.DeploymentFacts) -> None:
-    """Refuse a promotion that cannot start (the candidate itself is chosen by the shell)."""
+    """Refuse a promotion that cannot start."""
     if env.candidate:
         raise Conflict(f"a promotion to {env.name} is in progress (deployment {env.candidate}): wait for it "
                        "to finish, or cancel it (kingpost environments cancel-promotion)")
     check(PROMOTE, d)
     if env.current == d.id:
         raise Conflict(f"deployment {d.id} is {env.name}'s current deployment already")
+
+
+@dataclass(frozen=True)
+class PromotionPlan:
+    """How a promotion begins. Its candidate takes the environment's autoscaling settings."""
+
+    # Promote a new deployment made from the one asked for (deployment_defaults.promoted_copy).
+    copy: bool
+    # Promoted in place: its replicas were loaded without the environment's name; replace them.
+    restart_replicas: bool
+    # The canary's window; 0: a plain promotion (asked so, or the environment serves nothing yet).
+    canary_duration_seconds: int
+    # The candidate's replicas: ready ones first, as many as a canary needs to start.
+    desired_replicas: int
+
+
+def plan(env: EnvironmentFacts, d: lifecycle.DeploymentFacts, serving: Mapping[str, str], *,
+         min_replica: int, duration_seconds: int, current_min_replica: int | None) -> PromotionPlan:
+    """Promote `d` into `env`. `serving`: deployment id → the environment it is current in;
+    `min_replica`: the environment's setting; `duration_seconds`: the canary window asked for
+    (canary.duration_for); `current_min_replica`: the environment's current deployment's minimum,
+    None when it has none."""
+    start_promotion(env, d)
+    copy = needs_copy(d, env.name, serving)
+    canary_duration = duration_seconds if current_min_replica is not None else 0
+    desired = deployment_defaults.about_to_serve(min_replica)
+    if canary_duration and current_min_replica is not None:
+        # A canary waits for the current deployment's minimum of ready replicas: start them.
+        desired = max(desired, current_min_replica)
+    return PromotionPlan(copy=copy, restart_replicas=not copy, canary_duration_seconds=canary_duration,
+                         desired_replicas=desired)
+
+
+def deploy_into(env: EnvironmentFacts, *, min_replica: int) -> PromotionPlan:
+    """A push straight into an environment: a promotion of the new deployment, never a canary."""
+    if env.candidate:
+        raise Conflict(f"a promotion to {env.name} is in progress (deployment {env.candidate}): wait for it "
+                       "to finish")
+    return PromotionPlan(copy=False, restart_replicas=False, canary_duration_seconds=0,
+                         desired_replicas=deployment_defaults.about_to_serve(min_replica))
+
+
+CANCELLED = "the promotion was cancelled"
+
+
+def cancel(env: EnvironmentFacts, candidate: lifecycle.DeploymentFacts | None) -> bool:
+    """End `env`'s promotion in progress (all traffic back to its current deployment); refused when
+    there is none. True when the candidate must be demoted: it finishes its in-flight requests (the
+    drain), then scales to zero; not when it serves (as this or another environment's current)."""
+    if not env.candidate:
+        raise Conflict(f"no promotion to {env.name} is in progress")
+    return candidate is not None and candidate.id != env.current and not candidate.environment
 
 
 @dataclass(frozen=True)

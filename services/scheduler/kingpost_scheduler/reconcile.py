@@ -8,12 +8,15 @@ Rules, in order, per deployment:
 3. A replica PENDING or STARTING for longer than `start_timeout` is stopped and replaced.
 4. Then start or stop replicas until the healthy ones match the desired count. Surplus goes
    not-ready first, newest first, so serving replicas are the last to leave.
+
+`commands` turns the replicas the pass leaves behind into what their nodes must be told: start
+each PENDING one, stop each STOPPING one (the dispatcher sends them until acknowledged).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -93,3 +96,34 @@ def plan(
             load[node.id] += 1
             starts.append(Start(deployment_id, node.id))
     return Plan(tuple(starts), tuple(stops), tuple(forget), tuple(failures))
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What a node needs to start a replica of a deployment."""
+
+    deployment_id: str
+    model_id: str
+    artifact_digest: str
+    # The environment it serves, or is being promoted to: the model reads it at load ("" for none).
+    environment: str = ""
+
+
+@dataclass(frozen=True)
+class Command:
+    replica_id: str
+    address: str  # its node's agent ("" when the node is unknown: a stop needs no call then)
+    start: ReplicaSpec | None = None  # None: stop it
+
+
+def commands(replicas: Iterable[Replica], specs: Mapping[str, ReplicaSpec],
+             addresses: Mapping[str, str]) -> tuple[Command, ...]:
+    """StartReplica for each PENDING replica of a deployment in `specs`, StopReplica for each STOPPING
+    one. `addresses`: node id → its agent's address."""
+    out = []
+    for r in sorted(replicas, key=lambda r: r.id):
+        if r.state == STOPPING:
+            out.append(Command(r.id, addresses.get(r.node_id, "")))
+        elif r.state == PENDING and (spec := specs.get(r.deployment_id)) is not None:
+            out.append(Command(r.id, addresses.get(r.node_id, ""), spec))
+    return tuple(out)

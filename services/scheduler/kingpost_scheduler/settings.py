@@ -12,11 +12,14 @@ class SchedulerSettings(ServiceSettings):
     database_url: str = ""
     # The builder's BuildService, asked for a build's state when a deployment is created.
     builder_address: str = "127.0.0.1:50052"
-    # A node whose last heartbeat is older than this is gone, and so are its replicas.
+    # A node whose last heartbeat is older than this is gone, and so are its replicas. Last-seen times
+    # are kept in memory and stored in batches every third of this.
     node_timeout_seconds: float = Field(15.0, gt=0)
     # A replica still loading after this long is replaced.
     replica_start_timeout_seconds: float = Field(300.0, gt=0)
-    # How often the reconcile loop runs when nothing wakes it.
+    # How often the control loop looks at its timers (a node gone quiet, a start timeout, a drain, a
+    # canary's stage) and retries agent calls that failed; a reconcile pass runs only when one is due
+    # or something changed.
     reconcile_interval_seconds: float = Field(1.0, gt=0)
     # A deployment demoted by a promotion keeps its replicas this long, so in-flight requests finish.
     demoted_drain_seconds: float = Field(10.0, ge=0)

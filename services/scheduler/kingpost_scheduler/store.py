@@ -6,18 +6,18 @@ transaction, whatever it touches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kingpost.autoscaling_settings import FIELDS as AUTOSCALING_FIELDS
-from kingpost.autoscaling_settings import AutoscalingSettings
 from kingpost.errors import NotFound
 from kingpost_scheduler import lifecycle
-from kingpost_scheduler.facts import Node, Replica
+from kingpost_scheduler.facts import READY, Replica
+from kingpost_scheduler.liveness import NodeReport
+from kingpost_scheduler.records import autoscaling_of, node_columns, replica_facts
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
@@ -194,38 +194,20 @@ async def delete_environment(session: AsyncSession, env: EnvironmentRecord) -> N
     await session.flush()
 
 
-def autoscaling_of(d: DeploymentRecord) -> AutoscalingSettings:
-    return AutoscalingSettings(**{name: getattr(d, name) for name in AUTOSCALING_FIELDS})
-
-
-def set_autoscaling(d: DeploymentRecord, settings: AutoscalingSettings) -> None:
-    for name in AUTOSCALING_FIELDS:
-        setattr(d, name, getattr(settings, name))
-
-
-def deployment_facts(d: DeploymentRecord) -> lifecycle.DeploymentFacts:
-    return lifecycle.DeploymentFacts(
-        id=d.id, name=d.name, status=d.status, status_reason=d.status_reason,
-        artifact_digest=d.artifact_digest, active=d.active, deleted=d.deleted,
-        is_development=d.is_development, min_replica=d.min_replica, max_replica=d.max_replica,
-        desired_replicas=d.desired_replicas,
-    )
-
-
 # --- replicas and nodes -----------------------------------------------------------------------
-
-
-def replica_facts(r: ReplicaRecord) -> Replica:
-    return Replica(id=r.id, deployment_id=r.deployment_id, node_id=r.node_id, state=r.state,
-                   since=r.updated_at, address=r.address, message=r.message)
-
-
-def node_facts(n: NodeRecord) -> Node:
-    return Node(id=n.id, address=n.address, last_seen=n.last_seen)
 
 
 async def all_replicas(session: AsyncSession) -> Sequence[ReplicaRecord]:
     return (await session.scalars(select(ReplicaRecord).order_by(ReplicaRecord.id))).all()
+
+
+async def ready_counts(session: AsyncSession) -> dict[str, int]:
+    """Deployment id → its READY replicas."""
+    counts: dict[str, int] = {}
+    for r in await all_replicas(session):
+        if r.state == READY:
+            counts[r.deployment_id] = counts.get(r.deployment_id, 0) + 1
+    return counts
 
 
 async def get_replica(session: AsyncSession, replica_id: str) -> ReplicaRecord | None:
@@ -271,20 +253,23 @@ async def all_nodes(session: AsyncSession) -> Sequence[NodeRecord]:
     return (await session.scalars(select(NodeRecord).order_by(NodeRecord.id))).all()
 
 
-async def upsert_node(
-    session: AsyncSession, *, node_id: str, address: str, cpu_count: int, memory_bytes: int,
-    gpus: list[dict[str, object]], now: datetime,
-) -> NodeRecord:
-    node = await session.get(NodeRecord, node_id)
+async def upsert_node(session: AsyncSession, report: NodeReport, now: datetime) -> NodeRecord:
+    node = await session.get(NodeRecord, report.id)
     if node is None:
-        node = NodeRecord(id=node_id, address=address, cpu_count=cpu_count, memory_bytes=memory_bytes,
-                          gpus=gpus, last_seen=now)
+        node = NodeRecord(id=report.id, last_seen=now, **node_columns(report))
         session.add(node)
     else:
-        node.address, node.cpu_count, node.memory_bytes, node.gpus, node.last_seen = (
-            address, cpu_count, memory_bytes, gpus, now)
+        for name, value in node_columns(report).items():
+            setattr(node, name, value)
+        node.last_seen = now
     await session.flush()
     return node
+
+
+async def set_last_seen(session: AsyncSession, last_seen: Mapping[str, datetime]) -> None:
+    """Many stored nodes' last heartbeat times, in one statement."""
+    if last_seen:
+        await session.execute(update(NodeRecord), [{"id": n, "last_seen": at} for n, at in last_seen.items()])
 
 
 # --- api keys ---------------------------------------------------------------------------------
@@ -330,7 +315,8 @@ async def route_inputs(
                       status_reason=d.status_reason)
         for d in await live_deployments(session)
     ]
-    envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id, e.candidate_deployment_id, e.canary_stage or 0)
+    envs = [EnvironmentRow(e.model_id, e.name, e.deployment_id, e.candidate_deployment_id,
+                           e.canary_stage or 0)
             for e in await environments(session) if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
     digests = [k.sha256 for k in await list_api_keys(session)]

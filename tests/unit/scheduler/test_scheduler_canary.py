@@ -66,3 +66,22 @@ def test_duration_from_the_promote_call_or_the_environment() -> None:
     assert patched == canary.PromotionSettings(True, canary.DEFAULT_DURATION)
     with pytest.raises(InvalidArgument):
         canary.patch_promotion_settings(off, {"ramp_up_duration_seconds": 0})
+
+
+def test_a_step_starts_the_canary_once_eligible_and_keeps_the_stage_once_done() -> None:
+    waiting = canary.step(100, None, 0, candidate_ready=0, current_min_replica=1, now=T0)
+    assert waiting == canary.Step(None, 0, False)
+    started = canary.step(100, None, 0, candidate_ready=1, current_min_replica=1, now=T0)
+    assert started == canary.Step(T0, 1, False)
+    later = canary.step(100, T0, 1, candidate_ready=1, current_min_replica=1, now=T0 + timedelta(seconds=35))
+    assert later == canary.Step(T0, 4, False)
+    done = canary.step(100, T0, 10, candidate_ready=1, current_min_replica=1, now=T0 + timedelta(seconds=100))
+    assert done == canary.Step(T0, 10, True)
+
+
+def test_the_next_change_of_a_canary() -> None:
+    assert canary.next_change(100, None, T0) is None
+    assert canary.next_change(100, T0, T0) == T0 + timedelta(seconds=10)
+    assert canary.next_change(100, T0, T0 + timedelta(seconds=10)) == T0 + timedelta(seconds=20)
+    assert canary.next_change(100, T0, T0 + timedelta(seconds=95)) == T0 + timedelta(seconds=100)
+    assert canary.next_change(100, T0, T0 + timedelta(seconds=100)) is None

@@ -115,3 +115,16 @@ def test_scaled_to_zero_then_waking_up_until_a_replica_is_ready() -> None:
     assert lifecycle.deployment_status(still, [stopping]).status == lifecycle.WAKING_UP
     ready = Replica("r2", "d1", "a", READY, T0, address="127.0.0.1:9000")
     assert lifecycle.deployment_status(still, [ready]).status == lifecycle.ACTIVE
+
+
+def test_the_autoscaler_scales_within_the_settings_and_development_within_one() -> None:
+    published = dep(is_development=False, min_replica=1, max_replica=3)
+    assert [lifecycle.scale_to(published, n) for n in (0, 2, 7)] == [1, 2, 3]
+    development = dep(is_development=True, min_replica=0, max_replica=1)
+    assert [lifecycle.scale_to(development, n) for n in (0, 1, 5)] == [0, 1, 1]
+
+
+def test_only_a_deployment_scaled_to_zero_is_deactivated_for_idleness() -> None:
+    assert lifecycle.idle_deactivates(dep(status=lifecycle.SCALED_TO_ZERO))
+    assert not lifecycle.idle_deactivates(dep(status=lifecycle.ACTIVE))
+    assert not lifecycle.idle_deactivates(dep(status=lifecycle.SCALED_TO_ZERO, active=False))

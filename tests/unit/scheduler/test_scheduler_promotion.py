@@ -104,3 +104,49 @@ def test_renaming_is_for_published_deployments_to_a_free_name() -> None:
         lifecycle.check_rename(dep(is_development=True), "x", [])
     with pytest.raises(InvalidArgument):
         lifecycle.check_rename(dep(), "no spaces", [])
+
+
+def test_a_plan_copies_or_reuses_and_sizes_the_candidate() -> None:
+    prod = EnvironmentFacts("production", current="dep_cur")
+    reused = promotion.plan(prod, dep(), {}, min_replica=0, duration_seconds=0, current_min_replica=1)
+    assert reused == promotion.PromotionPlan(copy=False, restart_replicas=True, canary_duration_seconds=0,
+                                             desired_replicas=1)
+    copied = promotion.plan(prod, dep(is_development=True), {}, min_replica=2, duration_seconds=0,
+                            current_min_replica=1)
+    assert (copied.copy, copied.restart_replicas, copied.desired_replicas) == (True, False, 2)
+
+
+def test_a_canary_plan_starts_as_many_replicas_as_the_current_minimum() -> None:
+    prod = EnvironmentFacts("production", current="dep_cur")
+    plan = promotion.plan(prod, dep(), {}, min_replica=0, duration_seconds=600, current_min_replica=3)
+    assert (plan.canary_duration_seconds, plan.desired_replicas) == (600, 3)
+    # Nothing serves the environment yet: there is no traffic to shift, so a plain promotion.
+    empty = promotion.plan(EnvironmentFacts("production"), dep(), {}, min_replica=0, duration_seconds=600,
+                           current_min_replica=None)
+    assert (empty.canary_duration_seconds, empty.desired_replicas) == (0, 1)
+
+
+def test_a_plan_refuses_what_cannot_start() -> None:
+    with pytest.raises(Conflict, match="in progress"):
+        promotion.plan(EnvironmentFacts("production", candidate="dep_b"), dep(), {}, min_replica=0,
+                       duration_seconds=0, current_min_replica=None)
+    with pytest.raises(Conflict, match="activate it first"):
+        promotion.plan(EnvironmentFacts("production"), dep(active=False), {}, min_replica=0,
+                       duration_seconds=0, current_min_replica=None)
+
+
+def test_a_push_into_an_environment_is_a_plain_promotion_one_at_a_time() -> None:
+    plan = promotion.deploy_into(EnvironmentFacts("staging"), min_replica=2)
+    assert plan == promotion.PromotionPlan(copy=False, restart_replicas=False, canary_duration_seconds=0,
+                                           desired_replicas=2)
+    with pytest.raises(Conflict, match="a promotion to staging is in progress \\(deployment dep_b\\)"):
+        promotion.deploy_into(EnvironmentFacts("staging", candidate="dep_b"), min_replica=0)
+
+
+def test_cancel_demotes_a_candidate_that_serves_nowhere() -> None:
+    env = EnvironmentFacts("production", current="dep_cur", candidate="dep_x")
+    assert promotion.cancel(env, dep()) is True
+    assert promotion.cancel(env, dep(environment="staging")) is False  # staging's current: it stays
+    assert promotion.cancel(env, None) is False  # deleted meanwhile
+    with pytest.raises(Conflict, match="no promotion to production is in progress"):
+        promotion.cancel(EnvironmentFacts("production", current="dep_cur"), dep())

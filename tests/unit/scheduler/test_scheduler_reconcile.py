@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from kingpost_scheduler.facts import FAILED, PENDING, READY, STARTING, STOPPING, Node, Replica
-from kingpost_scheduler.reconcile import Failure, Plan, Start, plan
+from kingpost_scheduler.reconcile import Command, Failure, Plan, ReplicaSpec, Start, commands, plan
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 NODE_TIMEOUT = timedelta(seconds=15)
@@ -108,3 +108,14 @@ def test_a_deleted_deployment_absent_from_desired_has_all_replicas_stopped() -> 
 def test_stopping_replicas_do_not_count_towards_desired() -> None:
     p = run({"d1": 1}, [rep("r1", "d1", "a", STOPPING)], nodes("a"))
     assert p.starts == (Start("d1", "a"),)
+
+
+def test_commands_start_pending_replicas_and_stop_stopping_ones() -> None:
+    spec = ReplicaSpec("d1", "m1", "sha256:ab", environment="production")
+    replicas = [rep("r3", "d1", "b", STOPPING), rep("r1", "d1", "a", PENDING), rep("r2", "d1", "a", READY),
+                rep("r4", "gone", "a", PENDING), rep("r5", "d1", "lost", STOPPING)]
+    assert commands(replicas, {"d1": spec}, {"a": "a:7000", "b": "b:7000"}) == (
+        Command("r1", "a:7000", spec),
+        Command("r3", "b:7000"),
+        Command("r5", ""),  # its node is unknown: nothing to call, just forget it
+    )

@@ -1,0 +1,134 @@
+"""Rows and route tables → the API's messages: every proto the scheduler answers with is made here.
+
+Plain functions over what the handler read (no queries): a handler reads in its transaction, then
+converts. A deployment's `status_reason` says why it is not serving in every status, as the route
+table does (lifecycle.not_serving_reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kingpost import autoscaling_settings, deployment_status
+from kingpost.v1 import events_pb2, management_pb2, scheduler_pb2
+from kingpost_scheduler import canary, lifecycle, records
+from kingpost_scheduler.route_table import RouteTable
+from kingpost_scheduler.tables import (
+    ApiKeyRecord,
+    DeploymentRecord,
+    EnvironmentRecord,
+    ModelRecord,
+    NodeRecord,
+)
+
+
+def timestamp(dt: datetime | None) -> Timestamp:
+    ts = Timestamp()
+    if dt is not None:
+        ts.FromDatetime(dt)
+    return ts
+
+
+def deployment(d: DeploymentRecord, ready_replicas: int) -> management_pb2.Deployment:
+    return management_pb2.Deployment(
+        id=d.id, name=d.name, model_id=d.model_id, created_at=timestamp(d.created_at),
+        is_production=d.environment == lifecycle.PRODUCTION, is_development=d.is_development,
+        status=d.status, status_reason=lifecycle.not_serving_reason(d.status, d.status_reason),
+        active_replica_count=ready_replicas,
+        autoscaling_settings=management_pb2.AutoscalingSettings(
+            **autoscaling_settings.as_dict(records.autoscaling_of(d))),
+        environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
+    )
+
+
+def model(m: ModelRecord, deployments: Sequence[DeploymentRecord],
+          environments: Sequence[EnvironmentRecord]) -> management_pb2.Model:
+    """`deployments`: the model's live ones; `environments`: its environments."""
+    current = {e.name: e.deployment_id for e in environments}
+    return management_pb2.Model(
+        id=m.id, name=m.name, created_at=timestamp(m.created_at), deployments_count=len(deployments),
+        production_deployment_id=current.get(lifecycle.PRODUCTION) or "",
+        development_deployment_id=next((d.id for d in deployments if d.is_development), ""),
+    )
+
+
+def environment(env: EnvironmentRecord, current: DeploymentRecord | None,
+                current_ready: int) -> management_pb2.Environment:
+    """`current`: its current deployment, None for none (then no traffic and no canary are shown)."""
+    out = management_pb2.Environment(
+        name=env.name, model_id=env.model_id, created_at=timestamp(env.created_at),
+        autoscaling_settings=management_pb2.AutoscalingSettings(
+            **autoscaling_settings.as_dict(records.environment_autoscaling(env))),
+        promoting_deployment_id=env.candidate_deployment_id, promotion_failure=env.promotion_failure,
+    )
+    promo = records.promotion_settings_of(env)
+    out.promotion_settings.CopyFrom(management_pb2.PromotionSettings(
+        ramp_up_while_promoting=promo.ramp_up_while_promoting,
+        ramp_up_duration_seconds=promo.ramp_up_duration_seconds))
+    if current is None:
+        return out
+    out.current_deployment.CopyFrom(deployment(current, current_ready))
+    stage = (env.canary_stage or 0) if env.canary_duration_seconds else 0
+    for deployment_id, weight in canary.split(current.id, env.candidate_deployment_id, stage):
+        out.traffic[deployment_id] = weight
+    if env.canary_duration_seconds and env.candidate_deployment_id:
+        out.current_canary.CopyFrom(management_pb2.Canary(
+            deployment_id=env.candidate_deployment_id, stage=stage, stages=canary.STAGES,
+            candidate_weight=100 * stage // canary.STAGES,
+            ramp_up_duration_seconds=env.canary_duration_seconds))
+        if env.canary_started_at is not None:
+            out.current_canary.started_at.CopyFrom(timestamp(env.canary_started_at))
+    return out
+
+
+def api_key(k: ApiKeyRecord) -> management_pb2.ApiKey:
+    return management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=timestamp(k.created_at))
+
+
+def node_status(n: NodeRecord, replica_ids: Sequence[str], last_seen: datetime) -> management_pb2.NodeStatus:
+    return management_pb2.NodeStatus(
+        node_id=n.id, address=n.address, cpu_count=n.cpu_count, memory_bytes=n.memory_bytes,
+        gpus=[events_pb2.Gpu(name=str(g.get("name", "")), memory_bytes=int(g.get("memory_bytes", 0)))
+              for g in n.gpus],
+        replica_ids=list(replica_ids), last_seen=timestamp(last_seen))
+
+
+def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
+    return scheduler_pb2.RouteTable(
+        version=version,
+        api_key_sha256=list(table.api_key_sha256),
+        models=[
+            scheduler_pb2.ModelRoute(
+                model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,
+                environments=[
+                    scheduler_pb2.EnvironmentRoute(name=e.name, deployments=[
+                        scheduler_pb2.WeightedDeployment(deployment_id=d, weight=w) for d, w in e.deployments
+                    ])
+                    for e in m.environments
+                ],
+                deployments=[
+                    scheduler_pb2.DeploymentRoute(
+                        deployment_id=d.deployment_id, active=d.active,
+                        predict_concurrency=d.predict_concurrency,
+                        status=deployment_status.value(d.status), status_reason=d.status_reason,
+                        backpressure_policy=d.autoscaling.backpressure_policy,
+                        cold_start_timeout_seconds=d.autoscaling.cold_start_timeout_seconds,
+                        autoscaling=scheduler_pb2.DeploymentAutoscaling(
+                            min_replica=d.autoscaling.min_replica, max_replica=d.autoscaling.max_replica,
+                            autoscaling_window=d.autoscaling.autoscaling_window,
+                            scale_down_delay=d.autoscaling.scale_down_delay,
+                            concurrency_target=d.autoscaling.concurrency_target,
+                            target_utilization_percentage=d.autoscaling.target_utilization_percentage,
+                            desired_replicas=d.desired_replicas),
+                        replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
+                                  for r in d.replicas],
+                    )
+                    for d in m.deployments
+                ],
+            )
+            for m in table.models
+        ],
+    )

@@ -1,0 +1,23 @@
+"""ManagementService, the public API: one class of handlers per resource, assembled here."""
+
+from __future__ import annotations
+
+from kingpost import autoscaling_settings
+from kingpost.bus import Bus
+from kingpost.v1 import management_pb2_grpc
+from kingpost_scheduler.clients import BuildLookup
+from kingpost_scheduler.control import Control
+from kingpost_scheduler.handlers.deployments import ModelsAndDeployments
+from kingpost_scheduler.handlers.environments import EnvironmentsAndPromotions
+from kingpost_scheduler.handlers.keys_and_logs import KeysAndLogs
+from kingpost_scheduler.handlers.nodes import StatusAndDevelopment
+
+
+class ManagementServicer(ModelsAndDeployments, EnvironmentsAndPromotions, KeysAndLogs, StatusAndDevelopment,
+                         management_pb2_grpc.ManagementServiceServicer):
+    def __init__(self, control: Control, builds: BuildLookup, bus: Bus | None = None, *,
+                 max_replica_cap: int = autoscaling_settings.DEFAULT_MAX_REPLICA_CAP) -> None:
+        self.control = control
+        self.builds = builds
+        self.bus = bus
+        self.max_replica_cap = max_replica_cap
