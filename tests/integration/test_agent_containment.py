@@ -24,7 +24,7 @@ from kingpost.errors import Internal, Unavailable
 from kingpost.up_plan import Layout
 from kingpost.v1 import events_pb2
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts
-from kingpost_worker_agent.containment import Containment
+from kingpost_worker_agent.containment import Containment, ContainmentRequired
 from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from tests.fixtures.archives import tar_of
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
@@ -279,3 +279,10 @@ async def test_what_a_runner_leaves_behind_is_killed_and_removed_when_its_replic
     await seen.wait_for(state_is(STOPPED), "STOPPED")
     await wait_until_gone(left["daemon"])
     assert not Path(left["home"]).exists()
+
+
+def test_an_agent_that_requires_runner_users_refuses_to_start_without_them(tmp_path: Path) -> None:  # noqa: F811
+    """runner_users = "required": better no agent than runners that can read the admin key."""
+    with pytest.raises(ContainmentRequired, match='runner_users = "required", but '):
+        Containment.detect(tmp_path / "agent", "node_strict", runner_python=str(tmp_path / "no-such-python"),
+                           users="required")

@@ -122,8 +122,9 @@ class Containment:
                 memory_reason = str(e)
         elif memory == "rlimit":
             memory_reason = "memory_limits = \"rlimit\""
-        found = cls(work_dir, ids=ids, users_reason=why_not or "", cgroups=cgroups, rlimit=memory != "off"
-                    and cgroups is None, memory_reason=memory_reason)
+        rlimit = memory != "off" and cgroups is None
+        found = cls(work_dir, ids=ids, users_reason=why_not or "", cgroups=cgroups, rlimit=rlimit,
+                    memory_reason=memory_reason)
         found.close_work_dir()
         return found
 
