@@ -141,9 +141,9 @@ class MemoryCgroups:
     def name(self) -> str:
         return f"cgroup v{self.version}"
 
-    def create(self, replica_id: str, limit: int) -> Path:
-        """The replica's cgroup, with its memory limit (and no swap beyond it). Raises OSError."""
-        cgroup = self.parent / replica_id
+    def create(self, cgroup: Path, limit: int) -> Path:
+        """A replica's cgroup (made here, or by an agent before this one), with its memory limit (and
+        no swap beyond it). Raises OSError."""
         cgroup.mkdir(exist_ok=True)
         if self.version == 2:
             _write(cgroup / "memory.max", limit)
@@ -186,6 +186,9 @@ class MemoryCgroups:
             if e.errno == errno.EBUSY:
                 return False
             log.warning("cannot remove the cgroup %s: %s", cgroup, e)
+        if cgroup.parent != self.parent:  # an agent's before this one (another node id): once empty
+            with contextlib.suppress(OSError):
+                cgroup.parent.rmdir()
         return True
 
     def close(self) -> None:

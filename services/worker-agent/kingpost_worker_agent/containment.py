@@ -193,17 +193,19 @@ class Containment:
         if self.ids is not None and uid is not None:
             runner_users.grant(directory, uid)
 
-    def sandbox(self, replica_id: str, uid: int | None, in_use: set[int | None], groups: tuple[int, ...],
-                memory: str, memory_bytes: int, own: list[Path]) -> Sandbox:
+    def sandbox(self, replica_id: str, uid: int | None, cgroup: Path | None, in_use: set[int | None],
+                groups: tuple[int, ...], memory: str, memory_bytes: int, own: list[Path]) -> Sandbox:
         """A runner's start: its replica's user (`uid`, or a new one when None), working area and
-        cgroup (all kept across its restarts), and its `own` directories opened to it.
-        Raises OSError, NoFreeId."""
+        cgroup (`cgroup`, the one it had, maybe from an agent before; all kept across its restarts),
+        and its `own` directories opened to it. Raises OSError, NoFreeId."""
         if uid is None and self.ids is not None:
             uid = self.ids.allocate_uid({u for u in in_use if u is not None})
         area = runner_users.make_work_area(self.work_area(replica_id), uid)
         for directory in own:
             self.open_to(directory, uid)
-        cgroup = self.cgroups.create(replica_id, memory_bytes) if self.cgroups is not None else None
+        if self.cgroups is not None:  # the one it has while it exists (not after a reboot), else ours
+            kept = cgroup is not None and cgroup.is_dir()
+            cgroup = self.cgroups.create(cgroup if kept else self.cgroups.parent / replica_id, memory_bytes)
         return Sandbox(area, RunAs(uid, uid, groups) if uid is not None else None, cgroup, self.cgroups,
                        memory_bytes if self.rlimit else None, memory)
 

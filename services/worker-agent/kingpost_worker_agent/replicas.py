@@ -259,7 +259,7 @@ class ReplicaSupervisor:
         dev_copy = self._dev_copy(r.spec.replica_id)  # a development replica keeps its live edits
         try:
             sandbox = self._containment.sandbox(  # its user (kept across restarts), working area, cgroup
-                r.spec.replica_id, r.uid, {x.uid for x in self._replicas.values()}, launch.groups,
+                r.spec.replica_id, r.uid, r.cgroup, {x.uid for x in self._replicas.values()}, launch.groups,
                 launch.memory, launch.memory_bytes, own=[dev_copy] if dev_copy.is_dir() else [])
             r.uid, r.cgroup, r.memory = sandbox.uid, sandbox.cgroup, launch.memory
             r.output.note(f"kingpost: {sandbox.describe()}")
