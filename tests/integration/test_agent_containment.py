@@ -286,3 +286,18 @@ def test_an_agent_that_requires_runner_users_refuses_to_start_without_them(tmp_p
     with pytest.raises(ContainmentRequired, match='runner_users = "required", but '):
         Containment.detect(tmp_path / "agent", "node_strict", runner_python=str(tmp_path / "no-such-python"),
                            users="required")
+
+
+async def test_live_reload_reaches_a_runner_of_its_own_user_and_survives_its_restart(node: Node) -> None:
+    """`kingpost watch`: the replica's own copy of its Truss, made by the agent, is readable by its runner."""
+    seen, ready = await node.start("rep_dev", truss_tarball(VICTIM_MODEL, "dev"))
+    first = await predict(ready.address, {})
+    edited = VICTIM_MODEL.replace('"uid": os.getuid()', '"uid": os.getuid(), "edited": True')
+    reply = await node.supervisor.patch("rep_dev", {"model/model.py": edited.encode()}, [])
+    assert reply.error == ""
+    assert (await predict(ready.address, {}))["edited"] is True
+
+    os.kill(first["pid"], signal.SIGKILL)  # the restarted runner starts from the edited copy
+    again = await seen.wait_for(nth(seen, READY, 2), "READY after the restart")
+    restarted = await predict(again.address, {})
+    assert restarted["edited"] is True and restarted["uid"] == first["uid"]
