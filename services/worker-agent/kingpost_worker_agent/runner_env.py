@@ -3,9 +3,9 @@
 The agent's environment holds the platform's own (KINGPOST_HOME, service settings, tokens, NATS
 and OpenTelemetry endpoints, whatever its operator exported); a model gets none of that. It gets
 what a process needs to run (PATH, locale, time zone), to reach the network the way the node does
-(proxies, CA bundles), to see its GPUs, the runner's own two knobs, and a working area of its own
-as TMPDIR (and HOME, when it runs as a user of its own; else the agent's HOME, so that a
-developer's caches in ~/.cache still serve). Its config.yaml's `environment_variables` are
+(proxies, CA bundles), to see its GPUs, the runner's own knobs (log level, secrets dir, gRPC
+keepalive), and a working area of its own as TMPDIR (and HOME, when it runs as a user of its own;
+else the agent's HOME, so that a developer's caches in ~/.cache still serve). Its config.yaml's `environment_variables` are
 set by the runner itself (kingpost_runner/loader.py). OpenTelemetry is not passed: the router
 sends the trace context with each request, and the runner makes no spans of its own.
 
@@ -23,7 +23,7 @@ PASSED = (
     "NVIDIA_DRIVER_CAPABILITIES",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "KINGPOST_LOG_LEVEL", "KINGPOST_SECRETS_DIR",
+    "KINGPOST_LOG_LEVEL", "KINGPOST_SECRETS_DIR", "KINGPOST_GRPC_KEEPALIVE_SECONDS",
 )
 PASSED_PREFIXES = ("LC_",)
 # Who the runner is, when it runs as the agent's own user.

@@ -16,7 +16,7 @@ AGENT_ENV = {
     "PATH": "/usr/local/bin:/usr/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC",
     "HOME": "/root", "USER": "root", "LOGNAME": "root",
     "CUDA_VISIBLE_DEVICES": "0", "HTTPS_PROXY": "http://proxy:3128", "SSL_CERT_FILE": "/etc/ssl/cert.pem",
-    "KINGPOST_LOG_LEVEL": "DEBUG",
+    "KINGPOST_LOG_LEVEL": "DEBUG", "KINGPOST_GRPC_KEEPALIVE_SECONDS": "20",
     # The platform's own, and whatever else the operator exported: never a model's.
     "KINGPOST_HOME": "/root/.kingpost", "KINGPOST_ADMIN_KEY": "kp_admin", "KINGPOST_INTERNAL_TOKEN": "tok",
     "KINGPOST_NATS_URL": "nats://127.0.0.1:4222", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
@@ -29,7 +29,7 @@ def test_a_runner_gets_only_the_allowed_part_of_the_agents_environment() -> None
     assert runner_env(AGENT_ENV, own_user=True) == {
         "PATH": "/usr/local/bin:/usr/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC",
         "CUDA_VISIBLE_DEVICES": "0", "HTTPS_PROXY": "http://proxy:3128", "SSL_CERT_FILE": "/etc/ssl/cert.pem",
-        "KINGPOST_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1",
+        "KINGPOST_LOG_LEVEL": "DEBUG", "KINGPOST_GRPC_KEEPALIVE_SECONDS": "20", "PYTHONUNBUFFERED": "1",
     }
 
 
