@@ -154,6 +154,9 @@ async def main_async(args: argparse.Namespace, home: Path, info: dict) -> None:
     for phase, (n, mean) in phases.items():
         print(f"| {phase} | {n} | {mean * 1000:.0f} ms |")
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for line in (home / "logs" / "agent.log").read_text().splitlines():
+        if "runner containment: " in line:
+            print(line.partition("kingpost_worker_agent.containment: ")[2])
 
 
 def main() -> None:
@@ -161,11 +164,16 @@ def main() -> None:
     parser.add_argument("--cold-starts", type=int, default=10)
     parser.add_argument("--baseline", action="store_true",
                         help="as before issue 5's cuts: no standby runner, autoscaler decides on its tick only")
+    parser.add_argument("--runner-python", help="the agent's runner_python: as root, one other users can run, so "
+                        "that runners run as users of their own (docs/isolation.md)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kp-bench-") as tmp:
         home = Path(tmp)
-        proc, info = start_up(home, {"KINGPOST_STANDBY_RUNNERS": "0", "KINGPOST_DECIDE_ON_SAMPLES": "false"}
-                              if args.baseline else None)
+        home.chmod(0o711)  # as `kingpost up` leaves a home: runners' own users pass through
+        env = {"KINGPOST_STANDBY_RUNNERS": "0", "KINGPOST_DECIDE_ON_SAMPLES": "false"} if args.baseline else {}
+        if args.runner_python:
+            env["KINGPOST_RUNNER_PYTHON"] = args.runner_python
+        proc, info = start_up(home, env)
         try:
             asyncio.run(main_async(args, home, info))
         finally:

@@ -279,6 +279,7 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
     layout = Layout(home.expanduser().resolve())
     for d in layout.dirs():
         d.mkdir(parents=True, exist_ok=True)
+        d.chmod(layout.mode(d))  # the admin key, database and configs: not for models' eyes
     with home_lock(layout):
         ports = pick_ports(rest_port, grpc_port)
         admin_key, first_start = admin_key_for(layout)

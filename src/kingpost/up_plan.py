@@ -13,6 +13,8 @@ Home layout (`~/.kingpost` by default):
     agent/                the worker agent's extracted artifacts and replica dirs
     logs/<process>.log    each process's stdout and stderr
     run/                  generated configs (services, NATS, Envoy), mode 0600: they hold the NATS password
+The home and agent/ are 0711 (runners, as users of their own, pass through to what the agent gives
+them: docs/isolation.md), every other directory 0700.
 
 NATS requires its user and password from every client: the services have them in the URL of their
 config files (`nats://user:password@host:port`). Runners get neither the file nor the URL.
@@ -69,6 +71,10 @@ class Layout:
 
     def dirs(self) -> tuple[Path, ...]:
         return (self.home, self.state, self.nats, self.artifacts, self.agent, self.logs, self.run)
+
+    def mode(self, directory: Path) -> int:
+        """Who may enter each directory: the platform's user alone, but runners pass through two."""
+        return 0o711 if directory in (self.home, self.agent) else 0o700
 
     def log(self, process: str) -> Path:
         return self.logs / f"{process}.log"

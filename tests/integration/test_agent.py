@@ -1,6 +1,8 @@
 """The worker agent with real NATS and real runner processes (`python -m kingpost_runner`).
 
 The builder is an in-test BuildService double that serves FetchArtifact for tarballs made here.
+The agent contains its runners as this machine allows (tests/fixtures/containment.py): as users of
+their own where the tests run as root, with memory cgroups where they can be made.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from kingpost.v1 import (
     agent_pb2, agent_pb2_grpc, builder_pb2, builder_pb2_grpc, events_pb2, runner_pb2, runner_pb2_grpc,
 )
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts
+from kingpost_worker_agent.containment import Containment
 from kingpost_worker_agent.heartbeat import heartbeat_loop
 from kingpost_worker_agent.node import node_facts
 from kingpost_worker_agent.replicas import ReplicaSupervisor
 from kingpost_worker_agent.service import AgentServicer
 from tests.fixtures.archives import tar_of
+from tests.fixtures.containment import runner_python, tmp_path  # noqa: F401  (tmp_path: others may pass)
 
 WAIT_S = 60.0
 READY = events_pb2.REPLICA_STATE_READY
@@ -73,9 +77,14 @@ class Model:
 """
 
 
-def truss_tarball(model_py: str, name: str = "tiny") -> bytes:
-    return tar_of({"config.yaml": f"model_name: {name}\n".encode(),
+def truss_tarball(model_py: str, name: str = "tiny", config: str = "") -> bytes:
+    return tar_of({"config.yaml": f"model_name: {name}\n{config}".encode(),
                    "model/model.py": textwrap.dedent(model_py).encode()})
+
+
+def contained(work_dir: Path, node_id: str, **options: Any) -> Containment:
+    """What `kingpost agent` finds at start on this machine, for an agent on `work_dir`."""
+    return Containment.detect(work_dir, node_id, runner_python=runner_python(), **options)
 
 
 def digest_of(data: bytes) -> str:
@@ -191,13 +200,15 @@ class Agent:
 
 
 @pytest.fixture
-async def agent(bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path: Path) -> AsyncIterator[Agent]:
+async def agent(bus: NatsBus, builder: tuple[BuilderDouble, str],
+                tmp_path: Path) -> AsyncIterator[Agent]:  # noqa: F811
     _, builder_address = builder
     facts = node_facts(tmp_path / "agent", "H100:1")
     artifacts = BuilderArtifacts(builder_address, "")
     supervisor = ReplicaSupervisor(
         node_id=facts.node_id, artifacts=ArtifactStore(tmp_path / "agent" / "artifacts", artifacts.fetch),
-        publisher=bus, work_dir=tmp_path / "agent", stop_grace_seconds=5.0,
+        publisher=bus, work_dir=tmp_path / "agent", stop_grace_seconds=5.0, runner_python=runner_python(),
+        containment=contained(tmp_path / "agent", facts.node_id),
     )
     server, address = await serve(
         lambda s: agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(supervisor), s),
@@ -238,7 +249,7 @@ async def predict(address: str, payload: Any) -> Any:
 
 
 async def test_replica_starts_serves_logs_heartbeats_and_stops(
-    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path: Path
+    agent: Agent, bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path: Path  # noqa: F811
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ECHO_MODEL))
@@ -356,7 +367,7 @@ async def test_shutdown_stops_every_runner(
 
 
 @pytest.fixture
-def agent_process(nats_url: str, builder: tuple[BuilderDouble, str], tmp_path: Path):
+def agent_process(nats_url: str, builder: tuple[BuilderDouble, str], tmp_path: Path):  # noqa: F811
     from tests.fixtures.servers import free_port
 
     _, builder_address = builder
@@ -365,6 +376,7 @@ def agent_process(nats_url: str, builder: tuple[BuilderDouble, str], tmp_path: P
     config.write_text(
         f'nats_url = "{nats_url}"\nbuilder_address = "{builder_address}"\nwork_dir = "{tmp_path / "agent"}"\n'
         f"grpc_port = {port}\nheartbeat_interval_seconds = 0.2\nstop_grace_seconds = 5\n"
+        f'runner_python = "{runner_python()}"\n'
     )
     log_path = tmp_path / "agent.log"
     procs: list[subprocess.Popen[bytes]] = []
@@ -414,6 +426,7 @@ async def test_a_stopped_agent_process_stops_its_runners(
     proc, address = start()
     stub = await _start_in(address, "rep_orphan", digest)
     await replica_events.wait_for(state_is(READY), "READY")
+    assert "runner containment: " in log_path.read_text()  # what this node enforces, said at start
     reply = await rpc.call(stub.ListReplicas, agent_pb2.ListReplicasRequest())
     pid = reply.replicas[0].pid
     assert process_exists(pid)

@@ -24,8 +24,8 @@ from kingpost.v1 import agent_pb2, events_pb2
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts
 from kingpost_worker_agent.replicas import ReplicaSupervisor
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
-    ECHO_MODEL, Agent, BuilderDouble, Events, _start_in, agent, agent_process, builder, bus, predict,
-    process_exists, state_is, truss_tarball, wait_until_gone, watch,
+    ECHO_MODEL, Agent, BuilderDouble, Events, _start_in, agent, agent_process, builder, bus, contained,
+    predict, process_exists, runner_python, state_is, tmp_path, truss_tarball, wait_until_gone, watch,
 )
 
 STARTING = events_pb2.REPLICA_STATE_STARTING
@@ -84,7 +84,8 @@ async def second_agent(bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_pat
     artifacts = BuilderArtifacts(builder_address, "")
     supervisor = ReplicaSupervisor(
         node_id="node_second", artifacts=ArtifactStore(tmp_path / "agent" / "artifacts", artifacts.fetch),
-        publisher=bus, work_dir=tmp_path / "agent", stop_grace_seconds=5.0,
+        publisher=bus, work_dir=tmp_path / "agent", stop_grace_seconds=5.0, runner_python=runner_python(),
+        containment=contained(tmp_path / "agent", "node_second"),
     )
     yield supervisor
     await supervisor.shutdown()
@@ -162,7 +163,7 @@ async def test_a_model_that_fails_to_load_at_first_start_fails_and_is_not_restar
 
 async def test_the_next_agent_adopts_the_runner_a_hard_stopped_agent_left_serving(
     agent: Agent, second_agent: ReplicaSupervisor, bus: NatsBus, builder: tuple[BuilderDouble, str],  # noqa: F811
-    tmp_path: Path,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(COUNTING_MODEL, "counting"))
@@ -202,7 +203,7 @@ async def test_the_next_agent_adopts_the_runner_a_hard_stopped_agent_left_servin
 
 async def test_a_runner_that_ended_while_no_agent_watched_is_restarted_by_the_next(
     agent: Agent, second_agent: ReplicaSupervisor, bus: NatsBus, builder: tuple[BuilderDouble, str],  # noqa: F811
-    tmp_path: Path,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     double, _ = builder
     digest = double.add(truss_tarball(ECHO_MODEL, "orphaned"))

@@ -22,7 +22,8 @@ from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from kingpost_worker_agent.standby import instruction
 from tests.fixtures.servers import free_port
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
-    ENV_MODEL, BuilderDouble, builder, bus, predict, process_exists, state_is, truss_tarball, wait_until_gone, watch,
+    ENV_MODEL, BuilderDouble, builder, bus, contained, predict, process_exists, runner_python, state_is,
+    tmp_path, truss_tarball, wait_until_gone, watch,
 )
 
 READY = events_pb2.REPLICA_STATE_READY
@@ -43,7 +44,7 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
                 await asyncio.sleep(0.05)
 
 
-async def test_a_standby_runner_serves_the_truss_its_instruction_names(tmp_path: Path) -> None:
+async def test_a_standby_runner_serves_the_truss_its_instruction_names(tmp_path: Path) -> None:  # noqa: F811
     truss = tmp_path / "truss"
     (truss / "model").mkdir(parents=True)
     (truss / "config.yaml").write_text("model_name: env\n")
@@ -65,13 +66,13 @@ async def test_a_standby_runner_serves_the_truss_its_instruction_names(tmp_path:
         assert proc.wait(timeout=10) == 0
 
 
-def test_a_standby_whose_stdin_closes_exits_cleanly(tmp_path: Path) -> None:
+def test_a_standby_whose_stdin_closes_exits_cleanly(tmp_path: Path) -> None:  # noqa: F811
     proc = subprocess.run([sys.executable, "-m", "kingpost_runner", "--standby"], cwd=tmp_path, input=b"",
                           capture_output=True, timeout=30)
     assert proc.returncode == 0
 
 
-def test_a_bad_instruction_exits_with_code_2(tmp_path: Path) -> None:
+def test_a_bad_instruction_exits_with_code_2(tmp_path: Path) -> None:  # noqa: F811
     proc = subprocess.run([sys.executable, "-m", "kingpost_runner", "--standby"], cwd=tmp_path,
                           input=b"not json\n", capture_output=True, timeout=30)
     assert proc.returncode == 2 and b"bad standby instruction" in proc.stderr
@@ -85,6 +86,7 @@ async def supervisor(bus: NatsBus, builder: tuple[BuilderDouble, str], tmp_path:
     sup = ReplicaSupervisor(
         node_id="node_standby", artifacts=ArtifactStore(tmp_path / "agent" / "artifacts", artifacts.fetch),
         publisher=bus, work_dir=tmp_path / "agent", stop_grace_seconds=5.0, standby_runners=1,
+        runner_python=runner_python(), containment=contained(tmp_path / "agent", "node_standby"),
     )
     yield sup
     await sup.shutdown()
@@ -131,7 +133,7 @@ class Model:
 
 
 async def test_a_truss_without_requirements_sees_only_the_runners_packages(
-    supervisor: ReplicaSupervisor, bus: NatsBus,
+    supervisor: ReplicaSupervisor, bus: NatsBus,  # noqa: F811
     builder: tuple[BuilderDouble, str], tmp_path: Path,  # noqa: F811
 ) -> None:
     double, _ = builder

@@ -36,7 +36,7 @@ from kingpost_builder.store import FileArtifactStore
 from tests.fixtures.archives import tar_of
 from tests.fixtures.servers import unavailable
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
-    ENV_MODEL, BuilderDouble, builder, bus, predict, state_is, truss_tarball, watch,
+    ENV_MODEL, BuilderDouble, builder, bus, predict, state_is, tmp_path, truss_tarball, watch,
 )
 from tests.integration.test_agent_standby import supervisor  # noqa: F401  (a fixture)
 
@@ -120,7 +120,9 @@ def fetcher(store: FileArtifactStore) -> Callable[[str], AsyncIterator[bytes]]:
     return fetch
 
 
-async def test_the_builder_makes_a_system_layer_and_the_agent_runs_its_programs(tmp_path: Path) -> None:
+async def test_the_builder_makes_a_system_layer_and_the_agent_runs_its_programs(
+    tmp_path: Path,  # noqa: F811
+) -> None:
     store = FileArtifactStore(tmp_path / "builder")
     work = build_or_skip(store, f"system_packages: {PACKAGES}\n")
     log = [e.text for e in work.log]
@@ -152,7 +154,9 @@ async def test_the_builder_makes_a_system_layer_and_the_agent_runs_its_programs(
     assert any("already stored (cached)" in e.text for e in again.log)
 
 
-def test_with_requirements_the_manifest_names_both_layers(tmp_path: Path) -> None:
+def test_with_requirements_the_manifest_names_both_layers(
+    tmp_path: Path,  # noqa: F811
+) -> None:
     store = FileArtifactStore(tmp_path / "builder")
     work = build_or_skip(store, f"system_packages: {PACKAGES}\nrequirements: [six==1.16.0]\npython_version: py311\n")
     assert work.dependencies and work.system
@@ -161,7 +165,9 @@ def test_with_requirements_the_manifest_names_both_layers(tmp_path: Path) -> Non
     assert (manifest.dependencies, manifest.system) == (work.dependencies, work.system) and manifest.python_version
 
 
-def test_a_package_apt_cannot_find_fails_the_build_naming_it(tmp_path: Path) -> None:
+def test_a_package_apt_cannot_find_fails_the_build_naming_it(
+    tmp_path: Path,  # noqa: F811
+) -> None:
     store = FileArtifactStore(tmp_path / "builder")
     with pytest.raises(InvalidArgument) as failed:
         build_or_skip(store, "system_packages: [hello, kingpost-no-such-package]\n")
@@ -169,7 +175,9 @@ def test_a_package_apt_cannot_find_fails_the_build_naming_it(tmp_path: Path) -> 
     assert failed.value.message.startswith("system_packages: ")
 
 
-def test_without_the_setting_the_build_fails_naming_it(tmp_path: Path) -> None:
+def test_without_the_setting_the_build_fails_naming_it(
+    tmp_path: Path,  # noqa: F811
+) -> None:
     with pytest.raises(InvalidArgument, match="allow_build_commands is false"):
         build(FileArtifactStore(tmp_path / "builder"), f"system_packages: {PACKAGES}\n", allow=False)
 

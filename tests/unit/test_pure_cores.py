@@ -40,6 +40,9 @@ PURE_MODULES = (
     "kingpost_builder.truss_config",
     "kingpost_builder.requirements",
     "kingpost_builder.dockerfile",
+    "kingpost_worker_agent.truss_resources",
+    "kingpost_worker_agent.runner_env",
+    "kingpost_worker_agent.cgroups",
 )
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")

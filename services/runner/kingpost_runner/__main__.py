@@ -1,10 +1,14 @@
 """`python -m kingpost_runner --truss DIR --port N [--host 127.0.0.1] [--environment NAME]`.
 
+`--memory-limit BYTES` (RLIMIT_DATA) and `--no-new-privileges`: what the agent's containment asks of
+it (process_limits.py), applied before the Truss is read.
+
 `python -m kingpost_runner --standby`: a pre-started runner. It does its imports (the bulk of a
 runner's start-up: grpc, protobuf, yaml, ...), then waits for one line on stdin, a JSON object
-`{"argv": [...the arguments above...], "env": {...}, "cwd": "DIR", "log": "FILE"}`: it sets those
-environment variables and working directory, sends its stdout and stderr to FILE (appending), stops
-dying with the agent, and goes on as if started with that argv. The worker agent keeps one such
+`{"argv": [...the arguments above...], "env": {...}, "cwd": "DIR", "log": "FILE", "user": {"uid": U,
+"gid": G, "groups": [...]}}` ("user" optional): it sets those environment variables and working
+directory, sends its stdout and stderr to FILE (appending), stops dying with the agent, becomes that
+user, and goes on as if started with that argv. The worker agent keeps one such
 process per runner Python, so a cold start skips the interpreter's start and the imports.
 Stdin closed before a line arrives: exit 0.
 
@@ -26,7 +30,7 @@ import pathlib
 import sys
 
 from kingpost import keepalive
-from kingpost_runner import loader
+from kingpost_runner import loader, process_limits
 from kingpost_runner.server import RunnerOptions, serve
 from kingpost_runner.truss_config import TrussConfigError, load_config
 from kingpost_runner.truss_secrets import DEFAULT_SECRETS_DIR
@@ -45,6 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--secrets-dir", type=pathlib.Path,
                         default=pathlib.Path(os.environ.get("KINGPOST_SECRETS_DIR") or DEFAULT_SECRETS_DIR),
                         help="one file per secret name (default: $KINGPOST_SECRETS_DIR or /secrets)")
+    parser.add_argument("--memory-limit", type=int, metavar="BYTES",
+                        help="cap the process's data memory (RLIMIT_DATA): allocations beyond it fail")
+    parser.add_argument("--no-new-privileges", action="store_true",
+                        help="no program this process runs gains privileges (set-user-ID, capabilities)")
     return parser.parse_args(argv)
 
 
@@ -93,6 +101,9 @@ def standby_instruction(line: str) -> list[str]:
         os.chdir(data["cwd"])
     if data.get("log"):
         outlive_parent(str(data["log"]))
+    if data.get("user"):  # last: the log file is the agent's, opened while still root
+        user = data["user"]
+        process_limits.become(int(user["uid"]), int(user["gid"]), [int(g) for g in user.get("groups") or []])
     return argv
 
 
@@ -136,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s runner %(levelname)s %(name)s: %(message)s",
     )
     args = parse_args(argv)
+    if args.no_new_privileges:
+        process_limits.no_new_privileges()
+    if args.memory_limit is not None:
+        process_limits.limit_data(args.memory_limit)
     truss_dir = args.truss.resolve()
     secrets_dir = args.secrets_dir.resolve()  # before prepare_process changes the working directory
     try:

@@ -81,7 +81,7 @@ def load_model(
     try:
         data_dir.mkdir(exist_ok=True)  # as truss does; a read-only truss dir just goes without
     except OSError:
-        log.warning("cannot create the data dir %s", data_dir)
+        log.info("no data dir %s (the Truss's directory is read-only here)", data_dir)
     env_value = {"name": environment} if environment else None
     available: dict[str, Any] = {
         "config": dict(config.raw),

@@ -92,7 +92,7 @@ class ArtifactStore:
                     f"artifact {digest}: fetched {size} bytes with sha256 {hasher.hexdigest()}; refused"
                 )
             tree = work / "tree"
-            tree.mkdir()
+            tree.mkdir(mode=0o700)  # root's alone until a runner's user is given it (containment.py)
             await asyncio.to_thread(archive.extract, archive_path, tree)
             (tree / COMPLETE_MARKER).write_text(digest + "\n")
             final = self._root / hexpart

@@ -109,6 +109,9 @@ class EnvironmentStore:
             linked = await asyncio.to_thread(_link_distributions, dists, site)
             for name in RUNNER_PACKAGES:
                 (site / name).symlink_to(package_dir(name), target_is_directory=True)
+            # Bytecode now: runners that run as users of their own cannot write it where they import from.
+            await _run([str(tmp / "bin" / "python"), "-c", "import compileall, sys; "
+                        "compileall.compile_dir(sys.argv[1], quiet=2, workers=0)", str(site)])
             (tmp / COMPLETE_MARKER).write_text("\n".join(dists) + "\n")
             if env.exists():
                 shutil.rmtree(env, ignore_errors=True)
@@ -129,8 +132,9 @@ class EnvironmentStore:
         tmp = Path(tempfile.mkdtemp(prefix=f".{env.name[:12]}-", dir=self._root))
         try:
             await _run([uv.find_uv_bin(), "venv", "--quiet", "--relocatable", "--python", python, str(tmp)])
-            await _run([uv.find_uv_bin(), "pip", "sync", "--quiet", "--offline", "--no-index", "--find-links",
-                        str(layer / "wheels"), "--python", str(tmp / "bin" / "python"), str(layer / "lock.txt")])
+            await _run([uv.find_uv_bin(), "pip", "sync", "--quiet", "--offline", "--no-index", "--compile-bytecode",
+                        "--find-links", str(layer / "wheels"), "--python", str(tmp / "bin" / "python"),
+                        str(layer / "lock.txt")])
             site = await _site_packages(tmp / "bin" / "python")
             for name in RUNNER_PACKAGES:
                 (site / name).symlink_to(package_dir(name), target_is_directory=True)

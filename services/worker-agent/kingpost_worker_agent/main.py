@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import pathlib
@@ -17,6 +18,7 @@ from kingpost.bus.connection import shown_url
 from kingpost.v1 import agent_pb2_grpc
 
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
+from kingpost_worker_agent.containment import Containment, ContainmentRequired
 from kingpost_worker_agent.heartbeat import heartbeat_loop
 from kingpost_worker_agent.node import node_facts
 from kingpost_worker_agent.ports import probe_free_port
@@ -39,6 +41,14 @@ def main(config: pathlib.Path | None) -> None:
 
 async def run(settings: AgentSettings) -> None:
     facts = node_facts(settings.work_dir, settings.fake_gpus)
+    try:
+        containment = await asyncio.to_thread(
+            Containment.detect, settings.work_dir, facts.node_id, runner_python=settings.runner_python,
+            users=settings.runner_users, memory=settings.memory_limits, ids_start=settings.runner_ids_start,
+            ids_count=settings.runner_ids_count)
+    except ContainmentRequired as e:
+        raise SystemExit(f"agent: {e}") from None
+    containment.report()
     bus = await NatsBus.connect(settings.nats_url, f"agent-{facts.node_id}")
     builder = BuilderArtifacts(settings.builder_address, settings.internal_token)
     fetcher: Fetcher = builder.fetch
@@ -51,7 +61,7 @@ async def run(settings: AgentSettings) -> None:
         artifacts=ArtifactStore(settings.work_dir / "artifacts", fetcher),
         publisher=bus, work_dir=settings.work_dir, runner_python=settings.runner_python,
         advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
-        standby_runners=settings.standby_runners,
+        standby_runners=settings.standby_runners, containment=containment,
     )
     # Before the first heartbeat, so that it lists the runners an agent before this one left running.
     try:

@@ -16,3 +16,9 @@ COLD_START_SECONDS = Histogram(
 REPLICA_EXITS = Counter(
     "kingpost_worker_agent_replica_exits_total", "Runner processes that ended, by outcome.", ["outcome"]
 )
+
+# 1 for what this agent found at start: users "per-replica" (each replica its own uid) or "agent" (the
+# agent's user); memory "cgroup2", "cgroup1", "rlimit" (RLIMIT_DATA) or "off". docs/isolation.md.
+CONTAINMENT = Gauge(
+    "kingpost_worker_agent_containment", "How this node contains its runners.", ["users", "memory"]
+)

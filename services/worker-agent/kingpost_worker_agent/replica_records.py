@@ -43,6 +43,10 @@ class ReplicaRecord:
     restarts: int = 0
     streak: int = 0
     log_offset: int = 0
+    # Its runners' own user (None: the agent's), memory cgroup ("" for none) and resources.memory.
+    uid: int | None = None
+    cgroup: str = ""
+    memory: str = ""
 
 
 class ReplicaRecords:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kingpost.v1 import events_pb2
 
@@ -47,6 +48,12 @@ class Replica:
     # When the record was last written (monotonic), and the log offset it holds.
     saved_at: float = 0.0
     saved_offset: int = -1
+    # Containment (containment.py): its runners' user (None: the agent's), memory cgroup (None: none),
+    # resources.memory as written, and the cgroup's OOM kills when the current runner started.
+    uid: int | None = None
+    cgroup: Path | None = None
+    memory: str = ""
+    oom_kills: int = 0
 
     @property
     def pid(self) -> int:
@@ -58,5 +65,6 @@ class Replica:
             s.replica_id, s.deployment_id, s.model_id, s.artifact_digest, s.environment,
             pid=runner.pid if runner else 0, start_ticks=runner.start_ticks if runner else 0, port=self.port,
             ready_once=self.ready_once, ready_since=self.ready_since, restarts=self.backoff.restarts,
-            streak=self.backoff.streak, log_offset=self.output.shipped,
+            streak=self.backoff.streak, log_offset=self.output.shipped, uid=self.uid,
+            cgroup=str(self.cgroup or ""), memory=self.memory,
         )

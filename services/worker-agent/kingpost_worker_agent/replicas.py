@@ -10,14 +10,14 @@ Runners outlive the agent, as containers outlive a kubelet: each writes its stdo
 into its replica's log file, which the agent follows into NATS LogLines (runner_output.py), and each
 replica with a runner has a record on disk (replica_records.py). An agent that dies (kill -9) leaves
 its runners serving; the next agent on the same work dir adopts them (`adopt`) before its first
-heartbeat. A clean shutdown stops them all. Idle standby runners still die with the agent.
+heartbeat. A clean shutdown stops them all. Idle standby runners still die with the agent. Each
+runner starts contained: its replica's own user, working area and memory cgroup (containment.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import signal
 import sys
 import time
@@ -32,6 +32,7 @@ from kingpost.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
 from kingpost_worker_agent import archive, dev_patch, metrics, runner_launch, runner_log
 from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.containment import Containment
 from kingpost_worker_agent.environments import EnvironmentStore
 from kingpost_worker_agent.ports import PortAllocator
 from kingpost_worker_agent.replica_events import (
@@ -43,6 +44,7 @@ from kingpost_worker_agent.restart_backoff import DEFAULT_POLICY, Backoff, Resta
 from kingpost_worker_agent.runner_launch import CannotStart, Launch
 from kingpost_worker_agent.runner_output import RunnerOutput, end_of, now_ts
 from kingpost_worker_agent.runner_process import RunnerProcess, describe_exit
+from kingpost_worker_agent.runner_users import NoFreeId
 from kingpost_worker_agent.standby import StandbyPool
 
 __all__ = ["Publisher", "Replica", "ReplicaSpec", "ReplicaSupervisor", "now_ts"]
@@ -72,6 +74,7 @@ class ReplicaSupervisor:
         standby_runners: int = 0,
         restart_policy: RestartPolicy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.time,
+        containment: Containment | None = None,
     ) -> None:
         self._environments = environments or EnvironmentStore(work_dir / "envs", artifacts, runner_python)
         self._node_id = node_id
@@ -89,9 +92,10 @@ class ReplicaSupervisor:
         self._replicas: dict[str, Replica] = {}
         self._closed = False
         self._work_dir_lock: IO[str] | None = None
+        self._containment = containment or Containment.none(work_dir)
         # Pre-started runners in the base environment (Trusses without requirements), filled after
         # the first replica is ready and after each one taken.
-        self.standby = StandbyPool(work_dir / "standby", runner_launch.runner_env, standby_runners)
+        self.standby = StandbyPool(work_dir / "standby", self._containment.runner_env, standby_runners)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -114,10 +118,12 @@ class ReplicaSupervisor:
             spec = ReplicaSpec(rec.replica_id, rec.deployment_id, rec.model_id, rec.artifact_digest,
                                rec.environment)
             r = Replica(spec=spec, output=self._output(spec, rec.log_offset), ready_once=rec.ready_once,
-                        ready_since=rec.ready_since, backoff=Backoff(rec.restarts, rec.streak))
+                        ready_since=rec.ready_since, backoff=Backoff(rec.restarts, rec.streak), uid=rec.uid,
+                        cgroup=Path(rec.cgroup) if rec.cgroup else None, memory=rec.memory)
             runner = RunnerProcess.adopt(rec.pid, rec.start_ticks)
             if runner is not None:
                 r.runner, r.port, r.phase = runner, rec.port, "running"
+                r.oom_kills = self._containment.oom_kills(r.cgroup)
                 self._ports.reserve(rec.port)
                 adopted.append(spec.replica_id)
             log.info("replica %s: %s", spec.replica_id,
@@ -179,6 +185,7 @@ class ReplicaSupervisor:
             raise Unavailable(f"the artifact of replica {replica_id} is no longer on this node")
         copy_dir = self._dev_copy(replica_id)
         await asyncio.to_thread(dev_patch.private_copy, archive.truss_root(source), copy_dir)
+        self._containment.open_to(copy_dir, r.uid)
         await asyncio.to_thread(dev_patch.apply, copy_dir, files, deleted)
         async with rpc.channel(f"127.0.0.1:{r.port}") as channel:
             stub = runner_pb2_grpc.RunnerServiceStub(channel)
@@ -208,8 +215,9 @@ class ReplicaSupervisor:
                 if runner is None:
                     try:
                         if launch is None:
-                            launch = await runner_launch.prepare(
-                                self._artifacts, self._environments, r.spec.replica_id, r.spec.artifact_digest)
+                            launch = await runner_launch.prepare(self._artifacts, self._environments,
+                                                                 self._containment, r.spec.replica_id,
+                                                                 r.spec.artifact_digest)
                             for warning in launch.warnings:
                                 r.output.note(f"kingpost: WARNING {warning}")
                         spawned_at = time.monotonic()
@@ -224,7 +232,9 @@ class ReplicaSupervisor:
                 ready_since = await self._serve(r, runner, launch, spawned_at)
                 code = runner.exited.result()
                 runner.kill_group(signal.SIGKILL)  # anything the runner left in its group
+                self._containment.sweep(r.cgroup, r.uid)  # or in its cgroup, or as its user
                 runner = r.runner = None
+                why = describe_exit(code) + self._containment.out_of_memory(r.cgroup, r.oom_kills, r.memory)
                 self._ports.release(r.port)
                 await r.output.drain(final=True)
                 if r.stopping:
@@ -233,10 +243,10 @@ class ReplicaSupervisor:
                 if not r.ready_once:
                     metrics.REPLICA_EXITS.labels("failed_to_start").inc()
                     await self._fail(r, runner_log.failure_message(
-                        describe_exit(code) + " before it was ready", r.output.tail))
+                        f"{why} before it was ready", r.output.tail))
                     return
                 metrics.REPLICA_EXITS.labels("restarted").inc()
-                await self._restart_later(r, describe_exit(code), code, ready_since=ready_since)
+                await self._restart_later(r, why, code, ready_since=ready_since)
         finally:
             r.phase = "done"
             self._ports.release(r.port)
@@ -248,14 +258,20 @@ class ReplicaSupervisor:
         r.port = self._ports.allocate()
         dev_copy = self._dev_copy(r.spec.replica_id)  # a development replica keeps its live edits
         try:
+            sandbox = self._containment.sandbox(  # its user (kept across restarts), working area, cgroup
+                r.spec.replica_id, r.uid, r.cgroup, {x.uid for x in self._replicas.values()}, launch.groups,
+                launch.memory, launch.memory_bytes, own=[dev_copy] if dev_copy.is_dir() else [])
+            r.uid, r.cgroup, r.memory = sandbox.uid, sandbox.cgroup, launch.memory
+            r.output.note(f"kingpost: {sandbox.describe()}")
             runner = await runner_launch.spawn(
                 launch, dev_copy if dev_copy.is_dir() else launch.truss_dir, port=r.port, host=self._bind_host,
                 environment=r.spec.environment, log_path=self._log_path(r.spec.replica_id),
-                standby=self.standby, base_python=self._environments.base_python)
-        except OSError as e:
+                standby=self.standby, base_python=self._environments.base_python, sandbox=sandbox)
+        except (OSError, NoFreeId) as e:
             self._ports.release(r.port)
             raise CannotStart(f"cannot start the runner ({launch.python}): {e}") from e
         r.runner, r.phase, r.port_open_at = runner, "running", 0.0
+        r.oom_kills = self._containment.oom_kills(r.cgroup)
         self._save(r)
         if r.stopping:  # StopReplica arrived while the process was being spawned
             await runner.terminate(self._grace)
@@ -332,6 +348,7 @@ class ReplicaSupervisor:
         return self._work_dir / dev_patch.DEV_DIR / replica_id
 
     def _release_work_dir(self) -> None:
+        self._containment.close()
         if self._work_dir_lock is not None:
             self._work_dir_lock.close()
             self._work_dir_lock = None
@@ -351,7 +368,7 @@ class ReplicaSupervisor:
             await asyncio.wait({r.follow_task})
         self._replicas.pop(r.spec.replica_id, None)
         self._records.remove(r.spec.replica_id)
-        shutil.rmtree(self._dev_copy(r.spec.replica_id), ignore_errors=True)
+        await self._containment.release(r.spec.replica_id, r.cgroup, r.uid)
         r.address = ""
         await self._event(r, STOPPED)
 
@@ -359,6 +376,7 @@ class ReplicaSupervisor:
 
     async def _fail(self, r: Replica, message: str) -> None:
         self._records.remove(r.spec.replica_id)  # nothing left to adopt
+        await self._containment.release(r.spec.replica_id, r.cgroup, r.uid)
         if r.stopping:
             return
         log.warning("replica %s failed: %s", r.spec.replica_id, message.splitlines()[0] if message else "")

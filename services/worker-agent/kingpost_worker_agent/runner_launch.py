@@ -1,6 +1,7 @@
 """Starting a replica's runner: its Truss, Python and system layer made ready (once per agent, reused
 by every restart), the process spawned in its own session writing to the replica's log file (or a
-pre-started standby told to become it, see standby.py), and its readiness awaited.
+pre-started standby told to become it, see standby.py), under its replica's user, working area and
+memory cgroup (containment.py), and its readiness awaited.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +20,12 @@ from kingpost import rpc
 from kingpost.errors import KingpostError
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
-from kingpost_worker_agent import archive, metrics, system_layer
+from kingpost_worker_agent import archive, metrics, runner_env, system_layer, truss_resources
 from kingpost_worker_agent.artifacts import ArtifactStore
+from kingpost_worker_agent.containment import Containment, Sandbox
 from kingpost_worker_agent.environments import EnvironmentStore
 from kingpost_worker_agent.runner_process import RunnerProcess
+from kingpost_worker_agent.runner_users import NoFreeId, RunAs
 from kingpost_worker_agent.standby import StandbyPool, instruction
 
 log = logging.getLogger(__name__)
@@ -41,10 +45,15 @@ class Launch:
     system: Path | None
     # Lines for the replica's log (what the environment could not honour).
     warnings: tuple[str, ...] = ()
+    # resources.memory, as written and in bytes.
+    memory: str = truss_resources.DEFAULT_MEMORY
+    memory_bytes: int = 0
+    # The groups that may read the artifact, the environment and the system layer (runner users).
+    groups: tuple[int, ...] = ()
 
 
-async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, replica_id: str,
-                  digest: str) -> Launch:
+async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, containment: Containment,
+                  replica_id: str, digest: str) -> Launch:
     t0 = time.monotonic()
     try:
         artifact_dir = await artifacts.materialise(digest)
@@ -63,45 +72,62 @@ async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, repl
     except Exception as e:
         log.exception("replica %s: building the environment of %s failed", replica_id, digest)
         raise CannotStart(f"cannot build the model's environment: {e}") from e
+    try:
+        memory, memory_bytes = truss_resources.memory_of((truss_dir / "config.yaml").read_text())
+    except (OSError, truss_resources.BadMemory) as e:
+        raise CannotStart(f"cannot read the Truss's resources: {e}") from e
+    try:  # its runners' users may read these (none: they run as the agent's user)
+        groups = containment.content_groups(artifact_dir, Path(python).parent.parent, system)
+    except (OSError, NoFreeId) as e:
+        raise CannotStart(f"cannot open the model's files to its runner's user: {e}") from e
     metrics.COLD_START_SECONDS.labels("fetch").observe(time.monotonic() - t0)
-    return Launch(truss_dir, python, system, tuple(warnings))
-
-
-def runner_env(python: str) -> dict[str, str]:
-    """A runner's environment, less what is per replica (KINGPOST_ENVIRONMENT)."""
-    env = dict(os.environ)
-    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "KINGPOST_ENVIRONMENT", "KINGPOST_PARENT_PID"):
-        env.pop(name, None)  # the model's own environment: nothing leaks in
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return Launch(truss_dir, python, system, tuple(warnings), memory, memory_bytes, groups)
 
 
 async def spawn(launch: Launch, truss_dir: Path, *, port: int, host: str, environment: str, log_path: Path,
-                standby: StandbyPool, base_python: str) -> RunnerProcess:
-    """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`. Raises OSError."""
-    argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host]
-    per_replica = {"KINGPOST_ENVIRONMENT": environment} if environment else {}
+                standby: StandbyPool, base_python: str, sandbox: Sandbox) -> RunnerProcess:
+    """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`, in `sandbox`.
+    Raises OSError."""
+    argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host, *sandbox.argv()]
+    per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if launch.python == base_python and launch.system is None:  # a standby's PATH is fixed
         proc = await standby.take(launch.python)
         if proc is not None and proc.stdin is not None:
             try:
-                proc.stdin.write(instruction(argv, per_replica, truss_dir, log_path))
+                sandbox.join(proc.pid)  # before it reads the Truss: all of that counts
+                proc.stdin.write(instruction(argv, per_replica, truss_dir, log_path, sandbox.run_as))
                 await proc.stdin.drain()
                 proc.stdin.close()
                 return RunnerProcess.started(proc)
-            except (OSError, ConnectionError):  # it died just now: start a fresh one
+            except (OSError, ConnectionError):  # it died just now (or cannot join): start a fresh one
                 log.info("the standby runner was gone; starting a fresh one for %s", log_path.stem)
-    env = runner_env(launch.python) | per_replica
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+    env = runner_env.runner_env(os.environ, own_user=sandbox.run_as is not None) | per_replica
     if launch.system is not None:
         env.update(system_layer.layer_env(launch.system, env))
+    proc = await asyncio.to_thread(_popen, [launch.python, "-m", "kingpost_runner", *argv], truss_dir, env,
+                                   log_path, sandbox.run_as)
+    try:
+        sandbox.join(proc.pid)
+    except OSError:
+        proc.kill()
+        await asyncio.to_thread(proc.wait)
+        raise
+    return RunnerProcess.spawned(proc)
+
+
+def _popen(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path, run_as: RunAs | None,
+           ) -> subprocess.Popen[bytes]:
+    """subprocess, not the event loop's: uvloop's cannot set the user, and subprocess sets it in C
+    between fork and exec (no Python runs there, unlike preexec_fn)."""
     with open(log_path, "ab") as output:  # the runner writes here itself, agent or no agent
-        proc = await asyncio.create_subprocess_exec(
-            launch.python, "-m", "kingpost_runner", *argv, cwd=truss_dir, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+        return subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True, user=run_as.uid if run_as else None, group=run_as.gid if run_as else None,
+            extra_groups=list(run_as.groups) if run_as else None,
         )
-    return RunnerProcess.started(proc)
 
 
 async def wait_ready(runner: RunnerProcess, port: int, hint: asyncio.Event,

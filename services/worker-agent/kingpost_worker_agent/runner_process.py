@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,16 @@ class RunnerProcess:
         return cls(process.pid, start_ticks(process.pid) or 0, asyncio.ensure_future(wait()))
 
     @classmethod
+    def spawned(cls, process: subprocess.Popen[bytes]) -> RunnerProcess:
+        """A runner this agent started with subprocess: reaped once its pidfd says it has ended."""
+        ticks = start_ticks(process.pid) or 0
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except OSError:  # no pidfd_open (Linux before 5.3): poll instead
+            return cls(process.pid, ticks, asyncio.ensure_future(_poll_child(process)))
+        return cls(process.pid, ticks, asyncio.ensure_future(_reap_child(process, pidfd)))
+
+    @classmethod
     def adopt(cls, pid: int, ticks: int) -> RunnerProcess | None:
         """The process `pid` if it is alive and is the one that started at `ticks`; else None."""
         if pid <= 0 or ticks <= 0 or start_ticks(pid) != ticks:
@@ -106,7 +117,7 @@ class RunnerProcess:
         self.kill_group(signal.SIGKILL)  # whatever it left in its group
 
 
-async def _pidfd_exit(pid: int, pidfd: int) -> int | None:
+async def _pidfd_ended(pidfd: int) -> None:
     loop = asyncio.get_running_loop()
     readable = loop.create_future()
     loop.add_reader(pidfd, lambda: readable.done() or readable.set_result(None))
@@ -115,7 +126,22 @@ async def _pidfd_exit(pid: int, pidfd: int) -> int | None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+
+
+async def _pidfd_exit(pid: int, pidfd: int) -> int | None:
+    await _pidfd_ended(pidfd)
     return zombie_returncode(pid)
+
+
+async def _reap_child(process: subprocess.Popen[bytes], pidfd: int) -> int:
+    await _pidfd_ended(pidfd)
+    return process.wait()  # it has ended: this only reaps it
+
+
+async def _poll_child(process: subprocess.Popen[bytes], interval: float = 0.05) -> int:
+    while (code := process.poll()) is None:
+        await asyncio.sleep(interval)
+    return code
 
 
 async def _poll_exit(pid: int, ticks: int, interval: float = 0.2) -> int | None:

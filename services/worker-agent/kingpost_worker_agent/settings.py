@@ -34,3 +34,14 @@ class AgentSettings(ServiceSettings):
     stop_grace_seconds: float = Field(10.0, ge=0)
     # Pre-started runners (imports done, waiting for a Truss) for Trusses without requirements; 0 = none.
     standby_runners: int = Field(1, ge=0, le=8)
+    # Containment (docs/isolation.md). "auto": where the agent runs as root, each replica runs as a user
+    # of its own when an unprivileged user can run runner_python (else as root, and the agent says why);
+    # "required": refuse to start otherwise; "off": runners run as the agent's user.
+    runner_users: Literal["auto", "required", "off"] = "auto"
+    # Replicas' uids are runner_ids_start + [0, runner_ids_count), the groups that may read their
+    # files the next runner_ids_count ids. No login user may have these.
+    runner_ids_start: int = Field(70000, ge=1000, le=2**31 - 2 * 1_000_000)
+    runner_ids_count: int = Field(10000, ge=16, le=1_000_000)
+    # resources.memory: "auto" = a cgroup per replica (v2, else v1) where the agent can make one,
+    # else RLIMIT_DATA; "rlimit" = RLIMIT_DATA always; "off" = not enforced.
+    memory_limits: Literal["auto", "rlimit", "off"] = "auto"

@@ -2,7 +2,9 @@
 
 A standby has started its interpreter and done its imports (about half a second of a cold start
 on a busy machine) and waits for one instruction on stdin: the runner arguments, environment
-variables, working directory and log file of the replica it becomes. `take` hands one out (or None
+variables, working directory and log file of the replica it becomes, and the user it becomes (with
+runner users, containment.py, a standby runs as the agent's user, root, until then: it has
+imported only the platform's own packages, from the base environment). `take` hands one out (or None
 when none is alive); `refill` starts the next one — the supervisor calls it once the replica that
 took the last one is ready, so the standby's own start does not compete with that replica's load.
 Idle standbys die with the agent (PR_SET_PDEATHSIG) and `close` stops them; one that becomes a
@@ -21,15 +23,21 @@ import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from kingpost_worker_agent.runner_users import RunAs
+
 log = logging.getLogger(__name__)
 
 STANDBY_FLAG = "--standby"
 
 
-def instruction(argv: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> bytes:
+def instruction(argv: list[str], env: Mapping[str, str], cwd: Path, log: Path,
+                run_as: RunAs | None = None) -> bytes:
     """The line that turns a standby into the runner `python -m kingpost_runner *argv` would be,
-    writing its output to `log` and no longer dying with the agent."""
-    return (json.dumps({"argv": argv, "env": dict(env), "cwd": str(cwd), "log": str(log)}) + "\n").encode()
+    writing its output to `log`, no longer dying with the agent, and running as `run_as`."""
+    line = {"argv": argv, "env": dict(env), "cwd": str(cwd), "log": str(log)}
+    if run_as is not None:
+        line["user"] = {"uid": run_as.uid, "gid": run_as.gid, "groups": list(run_as.groups)}
+    return (json.dumps(line) + "\n").encode()
 
 
 class StandbyPool:

@@ -112,3 +112,12 @@ def test_envoy_fronts_router_scheduler_and_builder_on_the_public_ports():
     for expected in ("rest_port: '8080'", "grpc_port: '50051'", "admin_port: '4001'",
                      "router: 127.0.0.1:5002", "scheduler: 127.0.0.1:5000", "builder: 127.0.0.1:5001"):
         assert expected in text
+
+
+def test_other_users_may_only_pass_through_the_home_and_the_agents_dir():
+    """Runners run as users of their own (docs/isolation.md): they pass through to their files under
+    agent/, and cannot list the home nor enter state/, run/, logs/, nats/ or the builder's artifacts/."""
+    layout = Layout(Path("/srv/kingpost"))
+    assert {str(d.relative_to(layout.home)): oct(layout.mode(d)) for d in layout.dirs()} == {
+        ".": "0o711", "agent": "0o711", "state": "0o700", "nats": "0o700", "artifacts": "0o700",
+        "logs": "0o700", "run": "0o700"}
