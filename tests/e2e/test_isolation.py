@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
-from tests.fixtures.containment import runner_python
+from tests.fixtures.servers import unavailable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -42,14 +42,16 @@ def test_a_pushed_model_reads_nothing_of_the_platform_nor_of_another_deployment(
     (truss / "model").mkdir(parents=True)
     (truss / "config.yaml").write_text("model_name: snoop\n")
     (truss / "model" / "model.py").write_text(textwrap.dedent(SNOOP))
-    up = Up(home, free_port(), free_port(), env={"KINGPOST_RUNNER_PYTHON": runner_python()})
+    # No runner_python given: the agent finds a Python its runners' users can run (the system's of the
+    # same version where the platform's lies under /root, as pyenv's does), as `make up` would.
+    up = Up(home, free_port(), free_port())
     seen: dict[int, str] = {}
     try:
         up.wait_for_curl()  # the example (echo) is deployed: another deployment, with files of its own
         containment = next(line for line in (home / "logs" / "agent.log").read_text().splitlines()
                            if "runner containment: " in line)
         if "a user of its own" not in containment:
-            pytest.skip(containment.partition("runner containment: ")[2])
+            unavailable(containment.partition("runner containment: ")[2])
         pushed = run_cli(home, "push", str(truss), "--json")
         assert pushed.returncode == 0, pushed.stderr
 

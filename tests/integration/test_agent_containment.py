@@ -27,6 +27,7 @@ from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts
 from kingpost_worker_agent.containment import Containment, ContainmentRequired
 from kingpost_worker_agent.replicas import ReplicaSpec, ReplicaSupervisor
 from tests.fixtures.archives import tar_of
+from tests.fixtures.servers import unavailable
 from tests.integration.test_agent import (  # noqa: F401  (fixtures)
     BuilderDouble, Events, builder, bus, contained, predict, process_exists, runner_python, state_is,
     tmp_path, truss_tarball, wait_until_gone, watch,
@@ -163,7 +164,7 @@ def uid_of(pid: int) -> int:
 
 async def test_a_model_reads_nothing_of_the_platform_nor_of_another_replica(node: Node) -> None:
     if node.containment.ids is None:
-        pytest.skip(f"runners cannot have users of their own here: {node.containment.summary()}")
+        unavailable(f"runners cannot have users of their own here: {node.containment.summary()}")
     _, victim_ready = await node.start("rep_victim", tar_of({
         "config.yaml": b"model_name: victim\n", "model/model.py": VICTIM_MODEL.encode(),
         "data/weights.txt": b"the victim's weights"}))
@@ -196,7 +197,7 @@ async def test_a_model_allocating_beyond_its_memory_is_stopped_and_the_replica_s
 ) -> None:
     memory = node.containment.memory
     if memory == "off":
-        pytest.skip(f"memory limits are off here: {node.containment.summary()}")
+        unavailable(f"memory limits are off here: {node.containment.summary()}")
     hog = truss_tarball(HOG_MODEL, "hog", "resources:\n  memory: 256Mi\n")
     seen, ready = await node.start("rep_hog", hog)
     assert await predict(ready.address, {"mib": 32}) == {"held_mib": 32}
@@ -240,7 +241,7 @@ async def test_a_runner_of_its_own_user_is_adopted_restarted_as_that_user_and_cl
     node: Node, bus: NatsBus, builder: tuple[BuilderDouble, str],  # noqa: F811
 ) -> None:
     if node.containment.ids is None:
-        pytest.skip(f"runners cannot have users of their own here: {node.containment.summary()}")
+        unavailable(f"runners cannot have users of their own here: {node.containment.summary()}")
     seen, ready = await node.start("rep_kept", truss_tarball(VICTIM_MODEL, "kept"))
     first = await predict(ready.address, {})
     await node.supervisor.detach()  # the agent dies; its runner serves on
@@ -270,7 +271,7 @@ def _uid_or_none(pid: int) -> int | None:
 
 async def test_what_a_runner_leaves_behind_is_killed_and_removed_when_its_replica_stops(node: Node) -> None:
     if node.containment.ids is None and node.containment.cgroups is None:
-        pytest.skip(f"no user or cgroup holds a runner's daemons here: {node.containment.summary()}")
+        unavailable(f"no user or cgroup holds a runner's daemons here: {node.containment.summary()}")
     seen, ready = await node.start("rep_litter", truss_tarball(LITTER_MODEL, "litter"))
     left = await predict(ready.address, {})
     assert process_exists(left["daemon"])

@@ -23,6 +23,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -88,8 +89,11 @@ class Sandbox:
 
 class Containment:
     def __init__(self, work_dir: Path, *, ids: RunnerIds | None = None, users_reason: str = "",
-                 cgroups: MemoryCgroups | None = None, rlimit: bool = False, memory_reason: str = "") -> None:
+                 cgroups: MemoryCgroups | None = None, rlimit: bool = False, memory_reason: str = "",
+                 runner_python: str | None = None) -> None:
         self.work_dir = work_dir
+        # The interpreter runners use when it differs from the one configured (see `detect`).
+        self.runner_python = runner_python
         self.ids = ids
         self.users_reason = users_reason
         self.cgroups = cgroups
@@ -104,12 +108,22 @@ class Containment:
     @classmethod
     def detect(cls, work_dir: Path, node_id: str, *, runner_python: str, users: UsersMode = "auto",
                memory: MemoryMode = "auto", ids_start: int = runner_users.DEFAULT_START,
-               ids_count: int = runner_users.DEFAULT_COUNT) -> Containment:
-        """What this node allows. Raises ContainmentRequired when `users` is "required" and it cannot be."""
+               ids_count: int = runner_users.DEFAULT_COUNT, python_given: bool = True) -> Containment:
+        """What this node allows. Raises ContainmentRequired when `users` is "required" and it cannot be.
+
+        When `runner_python` is the platform's own (not `python_given`) and an unprivileged user cannot
+        run it (a Python under /root, as pyenv installs it), the same Python version elsewhere on the
+        node (/usr/bin/python3.X, Debian's) is tried: runners are contained by default where it exists."""
         work_dir.mkdir(parents=True, exist_ok=True)
-        ids, why_not = None, "runner users are off (runner_users = \"off\")"
+        ids, why_not, chosen = None, "runner users are off (runner_users = \"off\")", None
         if users != "off":
             why_not = _why_no_users(work_dir, runner_python, ids_start)
+            if why_not is not None and not python_given:
+                for candidate in same_version_pythons(runner_python):
+                    if _why_no_users(work_dir, candidate, ids_start) is None:
+                        log.info("runners use %s: an unprivileged user cannot run %s", candidate, runner_python)
+                        why_not, chosen = None, candidate
+                        break
             if why_not is None:
                 ids = RunnerIds(work_dir / "runner_ids.json", ids_start, ids_count)
             elif users == "required":
@@ -124,7 +138,7 @@ class Containment:
             memory_reason = "memory_limits = \"rlimit\""
         rlimit = memory != "off" and cgroups is None
         found = cls(work_dir, ids=ids, users_reason=why_not or "", cgroups=cgroups, rlimit=rlimit,
-                    memory_reason=memory_reason)
+                    memory_reason=memory_reason, runner_python=chosen)
         found.close_work_dir()
         return found
 
@@ -246,6 +260,18 @@ class Containment:
     def close(self) -> None:
         if self.cgroups is not None:
             self.cgroups.close()
+
+
+def same_version_pythons(python: str) -> list[str]:
+    """Other interpreters of `python`'s major.minor version on this node, where packaged Pythons live."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    own = os.path.realpath(python)
+    found = []
+    for directory in ("/usr/bin", "/usr/local/bin"):
+        candidate = os.path.join(directory, version)
+        if os.access(candidate, os.X_OK) and os.path.realpath(candidate) != own:
+            found.append(candidate)
+    return found
 
 
 def _why_no_users(work_dir: Path, runner_python: str, probe_uid: int) -> str | None:

@@ -45,7 +45,7 @@ async def run(settings: AgentSettings) -> None:
         containment = await asyncio.to_thread(
             Containment.detect, settings.work_dir, facts.node_id, runner_python=settings.runner_python,
             users=settings.runner_users, memory=settings.memory_limits, ids_start=settings.runner_ids_start,
-            ids_count=settings.runner_ids_count)
+            ids_count=settings.runner_ids_count, python_given="runner_python" in settings.model_fields_set)
     except ContainmentRequired as e:
         raise SystemExit(f"agent: {e}") from None
     containment.report()
@@ -59,7 +59,8 @@ async def run(settings: AgentSettings) -> None:
     supervisor = ReplicaSupervisor(
         node_id=facts.node_id,
         artifacts=ArtifactStore(settings.work_dir / "artifacts", fetcher),
-        publisher=bus, work_dir=settings.work_dir, runner_python=settings.runner_python,
+        publisher=bus, work_dir=settings.work_dir,
+        runner_python=containment.runner_python or settings.runner_python,
         advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
         standby_runners=settings.standby_runners, containment=containment,
     )
