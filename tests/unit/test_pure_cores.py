@@ -38,6 +38,7 @@ PURE_MODULES = (
     "kingpost_router.sampling",
     "kingpost_router.xds",
     "kingpost_builder.truss_config",
+    "kingpost_builder.strict_yaml",
     "kingpost_builder.requirements",
     "kingpost_builder.dockerfile",
     "kingpost_worker_agent.truss_resources",
