@@ -239,10 +239,9 @@ async def _wait_active(management: management_pb2_grpc.ManagementServiceStub, mo
             management.GetDeployment,
             management_pb2.GetDeploymentRequest(model_id=model_id, deployment_id=last.id), auth=auth,
         )
-        if reply.deployment.status != last.status or \
-                reply.deployment.active_replica_count != last.active_replica_count:
-            on_status(reply.deployment)
-        last = reply.deployment
+        if reply.status != last.status or reply.active_replica_count != last.active_replica_count:
+            on_status(reply)
+        last = reply
 
 
 async def _log_lines(management: management_pb2_grpc.ManagementServiceStub, model_id: str,

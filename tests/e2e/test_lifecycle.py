@@ -112,8 +112,8 @@ def test_publish_promote_under_load_environments_and_404s(platform: Platform, tm
         assert again.status_code == 409 and "in progress" in again.json()["error"]
 
         def swapped() -> bool:
-            env = http.get(f"/v1/models/{model_id}/environments/production").json()["environment"]
-            return env.get("current_deployment", {}).get("id") == d2["id"]
+            env = http.get(f"/v1/models/{model_id}/environments/production").json()
+            return (env["current_deployment"] or {}).get("id") == d2["id"]
 
         until(swapped, "production to serve deployment-2")
         print(f"REST promote deployment-2 until production serves it: {time.monotonic() - began:.2f} s")

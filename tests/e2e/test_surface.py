@@ -31,11 +31,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 T = TypeVar("T")
 HOST_DOMAIN = "kingpost.test"  # Baseten-style hosts: model-{id}.<domain>
+# Baseten's fields (ModelV1, DeploymentV1), and kingpost's extras beside them.
 MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_deployment_id",
-                "development_deployment_id"}
+                "development_deployment_id", "instance_type_name", "team_name"}
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
-                     "build_id", "predict_concurrency"}
+                     "build_id", "predict_concurrency", "instance_type_name", "request_backpressure_settings"}
 # Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",
@@ -143,12 +144,14 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     listed = rest("GET", "/v1/models")
     echo = next(m for m in listed["models"] if m["name"] == "echo")
     assert set(echo) == MODEL_FIELDS and echo["development_deployment_id"].startswith("dep_")
-    assert rest("GET", f"/v1/models/{echo['id']}") == {"model": echo}
+    assert rest("GET", f"/v1/models/{echo['id']}") == echo  # the object itself, as Baseten answers
     (dev,) = rest("GET", f"/v1/models/{echo['id']}/deployments")["deployments"]
     assert set(dev) == DEPLOYMENT_FIELDS and set(dev["autoscaling_settings"]) == AUTOSCALING_FIELDS
     assert (dev["id"], dev["is_development"]) == (echo["development_deployment_id"], True)
     assert dev["status"] == "ACTIVE"
-    assert rest("GET", f"/v1/models/{echo['id']}/deployments/{dev['id']}") == {"deployment": dev}
+    assert rest("GET", f"/v1/models/{echo['id']}/deployments/{dev['id']}") == dev
+    assert rest("GET", f"/v1/models/{echo['id']}/deployments/development") == dev  # Baseten's alias
+    assert dev["request_backpressure_settings"] == {"policy": "QUEUE_ON_FULL"}
     assert rest("POST", f"/models/{echo['id']}/development/predict", json={"n": 1}) == {"echo": {"n": 1}}
     by_host = rest("POST", "/development/predict", host=model_host(echo["id"]), json={"n": 2})
     assert by_host == {"echo": {"n": 2}}
@@ -167,21 +170,22 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
         "surface-rest", "deployment-1", "DEPLOYING")
 
     def status(deployment_id: str) -> str:
-        return rest("GET", f"/v1/models/{model_id}/deployments/{deployment_id}")["deployment"]["status"]
+        return rest("GET", f"/v1/models/{model_id}/deployments/{deployment_id}")["status"]
 
     until(lambda: status(d1) == "ACTIVE", "deployment-1 to be ACTIVE")
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d1}/predict", json=4) == {"echo": 4}
     assert rest("POST", f"/deployment/{d1}/predict", host=model_host(model_id), json=5) == {"echo": 5}
-    candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})["deployment"]
+    candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})
     assert candidate["id"] == d1
 
     def serving(env: str, deployment_id: str) -> dict[str, Any] | None:
-        e = rest("GET", f"/v1/models/{model_id}/environments/{env}")["environment"]
-        done = e.get("current_deployment", {}).get("id") == deployment_id and not e["promoting_deployment_id"]
+        e = rest("GET", f"/v1/models/{model_id}/environments/{env}")
+        done = (e["current_deployment"] or {}).get("id") == deployment_id and not e["promoting_deployment_id"]
         return e if done else None
 
     production = until(lambda: serving("production", d1), "deployment-1 to serve production")
     assert production["traffic"] == {d1: 100}
+    assert rest("GET", f"/v1/models/{model_id}/deployments/production")["id"] == d1  # Baseten's alias
     assert platform.routed("POST", f"/models/{model_id}/production/predict", json=6) == {"echo": 6}
     assert rest("POST", "/production/predict", host=model_host(model_id), json=7) == {"echo": 7}
 
@@ -191,18 +195,19 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     rest("POST", f"/v1/models/{model_id}/environments/production/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 600})
     cancelled = rest("POST", f"/v1/models/{model_id}/environments/production/cancel_promotion", json={})
-    assert cancelled["environment"]["traffic"] == {d1: 100}
-    assert cancelled["environment"]["promoting_deployment_id"] == ""
+    assert cancelled["traffic"] == {d1: 100}
+    assert cancelled["promoting_deployment_id"] == ""
     staging = rest("POST", f"/v1/models/{model_id}/environments",
-                   json={"name": "staging", "autoscaling_settings": {"max_replica": 2}})["environment"]
+                   json={"name": "staging", "autoscaling_settings": {"max_replica": 2}})
     assert (staging["name"], staging["autoscaling_settings"]["max_replica"]) == ("staging", 2)
-    assert "current_deployment" not in staging
+    assert staging["current_deployment"] is None  # Baseten's null, not a missing field
     environments = rest("GET", f"/v1/models/{model_id}/environments")["environments"]
     assert sorted(e["name"] for e in environments) == ["production", "staging"]
     canary = {"ramp_up_while_promoting": True, "ramp_up_duration_seconds": 300}
     updated = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
-                   json={"promotion_settings": canary})
-    assert updated["environment"]["promotion_settings"] == canary
+                   json={"promotion_settings": {**canary, "redeploy_on_promotion": True}})
+    assert updated["promotion_settings"] == {**canary, "redeploy_on_promotion": True, "rolling_deploy": False,
+                                             "promotion_cleanup_strategy": "SCALE_TO_ZERO"}
     rest("POST", f"/v1/models/{model_id}/environments/staging/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 0})
     until(lambda: serving("staging", d2), "deployment-2 to serve staging")
@@ -210,20 +215,36 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert rest("POST", "/environments/staging/predict", host=model_host(model_id), json=9) == {"echo": 9}
 
     # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
-    renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})["deployment"]
+    renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})
     assert (renamed["id"], renamed["name"]) == (d2, "blue")
     accepted = rest("PATCH", f"/v1/models/{model_id}/deployments/{d1}/autoscaling_settings",
                     json={"max_replica": 2, "scale_down_delay": 120})
     assert accepted["status"] == "ACCEPTED", accepted
-    settings = rest("GET", f"/v1/models/{model_id}/deployments/{d1}")["deployment"]["autoscaling_settings"]
+    settings = rest("GET", f"/v1/models/{model_id}/deployments/{d1}")["autoscaling_settings"]
     assert (settings["max_replica"], settings["scale_down_delay"]) == (2, 120)
-    assert rest("POST", f"/v1/models/{model_id}/deployments/{d2}/deactivate", json={}) == {"success": True}
+    assert rest("POST", f"/v1/models/{model_id}/deployments/{d2}/deactivate", json={}) == {
+        "success": True, "no_op": False}
     assert status(d2) == "INACTIVE"
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d2}/predict", 404, json=10) == {
         "error": f"deployment '{d2}' of model '{model_id}' is inactive (deactivated; "
                  "`kingpost deployments activate` brings it back)"}
     rest("POST", f"/v1/models/{model_id}/deployments/{d2}/activate", json={})
     until(lambda: status(d2) == "ACTIVE", "deployment-2 to be ACTIVE again")
+    # An environment's deployment, by the environment's name (Baseten's environment activate/deactivate).
+    assert rest("POST", f"/v1/models/{model_id}/environments/staging/deactivate", json={}) == {
+        "success": True, "no_op": False}
+    assert status(d2) == "INACTIVE"
+    assert rest("POST", f"/v1/models/{model_id}/environments/staging/activate", json={}) == {
+        "success": True, "no_op": False}
+    assert rest("POST", f"/v1/models/{model_id}/environments/staging/activate", json={})["no_op"] is True
+    until(lambda: status(d2) == "ACTIVE", "deployment-2 to be ACTIVE again")
+
+    # Wake (Baseten's: 202 at once, a replica asked for) on every prefix, by path and by host.
+    for prefix in ("development", "production", "environments/staging", f"deployment/{d2}"):
+        owner = echo["id"] if prefix == "development" else model_id
+        assert rest("POST", f"/models/{owner}/{prefix}/wake", 202) == {}
+        assert rest("POST", f"/{prefix}/wake", 202, host=model_host(owner)) == {}
+    rest("POST", f"/models/{model_id}/development/wake", 404)  # it has no development deployment
 
     # Logs: one deployment's, one model's, one build's.
     deployment_lines = rest("GET", f"/v1/models/{model_id}/deployments/{d1}/logs")["lines"]
@@ -236,23 +257,39 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     model_lines = rest("GET", f"/v1/models/{echo['id']}/logs")["lines"]
     assert {line["source"] for line in model_lines} >= {"build", "replica"}
 
-    # API keys, the cluster's status.
-    created = rest("POST", "/v1/api_keys", json={"name": "surface-rest"})
-    prefix = created["api_key"]["prefix"]
-    assert created["key"].startswith(prefix + "_") and created["api_key"]["name"] == "surface-rest"
-    assert prefix in {k["prefix"] for k in rest("GET", "/v1/api_keys")["api_keys"]}
-    assert rest("DELETE", f"/v1/api_keys/{prefix}") == {}
-    assert prefix not in {k["prefix"] for k in rest("GET", "/v1/api_keys")["api_keys"]}
+    # API keys (Baseten's shapes: the whole key once as `api_key`, `keys` listed), the cluster's status.
+    created = rest("POST", "/v1/api_keys", json={"name": "surface-rest", "type": "WORKSPACE_MANAGE_ALL"})
+    prefix = created["prefix"]
+    assert created["api_key"].startswith(prefix + "_") and created["name"] == "surface-rest"
+    listed_key = next(k for k in rest("GET", "/v1/api_keys")["keys"] if k["prefix"] == prefix)
+    assert (listed_key["type"], listed_key["name"]) == ("WORKSPACE_MANAGE_ALL", "surface-rest")
+    assert rest("DELETE", f"/v1/api_keys/{prefix}") == {"prefix": prefix}
+    assert prefix not in {k["prefix"] for k in rest("GET", "/v1/api_keys")["keys"]}
+    (instance_type,) = rest("GET", "/v1/instance_types")["instance_types"]  # the one node's shape
+    assert instance_type["millicpu_limit"] > 0 and instance_type["name"] == instance_type["id"]
+
+    # Secrets: upsert, list names (never a value), delete.
+    secret = rest("POST", "/v1/secrets", json={"name": "surface_token", "value": "s3cr3t-value"})
+    assert (secret["name"], secret["team_name"]) == ("surface_token", "default") and "value" not in secret
+    again = rest("POST", "/v1/secrets", json={"name": "surface_token", "value": "rotated"})
+    assert again["id"] == secret["id"]  # stable across rotation
+    secrets_listed = rest("GET", "/v1/secrets")
+    assert [s["name"] for s in secrets_listed["secrets"]] == ["surface_token"]
+    assert "s3cr3t" not in json.dumps(secrets_listed) and "rotated" not in json.dumps(secrets_listed)
+    assert rest("DELETE", "/v1/secrets/surface_token") == {"name": "surface_token"}
+    assert rest("DELETE", "/v1/secrets/surface_token", 404) == {"error": "secret 'surface_token' not found"}
     status_now = rest("GET", "/v1/status")
     (node,) = status_now["nodes"]
     assert node["node_id"].startswith("node_") and len(node["replica_ids"]) >= 3  # echo, d1, d2
     assert status_now["models"] == len(rest("GET", "/v1/models")["models"])
 
     # Deleting: the environment, the deployment, the model (404 afterwards).
-    assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {"success": True}
-    rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}")
+    assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {
+        "success": True, "name": "staging", "model_id": model_id, "deleted": True}
+    assert rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}") == {
+        "success": True, "id": d2, "deleted": True, "model_id": model_id}
     rest("GET", f"/v1/models/{model_id}/deployments/{d2}", 404)
-    rest("DELETE", f"/v1/models/{model_id}")
+    assert rest("DELETE", f"/v1/models/{model_id}") == {"success": True, "id": model_id, "deleted": True}
     assert rest("GET", f"/v1/models/{model_id}", 404) == {"error": f"model '{model_id}' not found"}
 
     missing = unexercised_routes(routes, platform.called)
@@ -334,11 +371,21 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
 
     assert "build succeeded" in cli("logs", "surface-cli").stdout
     assert len(cli_json("status")["nodes"]) == 1
-    key = cli_json("keys", "create", "--name", "surface-cli")
-    prefix = key["api_key"]["prefix"]
-    assert prefix in {k["prefix"] for k in cli_json("keys", "list")["api_keys"]}
+    key = cli_json("keys", "create", "--name", "surface-cli", "--invoke-only", "--model", "echo")
+    prefix = key["prefix"]
+    assert (key["type"], len(key["model_ids"]), key["api_key"].startswith(prefix)) == ("WORKSPACE_INVOKE", 1, True)
+    assert prefix in {k["prefix"] for k in cli_json("keys", "list")["keys"]}
     cli_json("keys", "revoke", prefix)
-    assert prefix not in {k["prefix"] for k in cli_json("keys", "list")["api_keys"]}
+    assert prefix not in {k["prefix"] for k in cli_json("keys", "list")["keys"]}
+
+    # Secrets: the value from stdin, never on the command line nor in any answer.
+    set_secret = run_cli(platform.home, "secrets", "set", "cli_token", "--json", input="value-from-stdin\n")
+    assert set_secret.returncode == 0, set_secret.stderr
+    platform.ran.add(("secrets", "set"))
+    assert json.loads(set_secret.stdout)["name"] == "cli_token" and "value-from-stdin" not in set_secret.stdout
+    assert [s["name"] for s in cli_json("secrets", "list")["secrets"]] == ["cli_token"]
+    assert cli_json("secrets", "delete", "cli_token") == {"name": "cli_token"}
+    assert cli("secrets", "delete", "cli_token", code=1).stderr == "error: secret 'cli_token' not found\n"
     cli_json("models", "delete", "surface-cli")
     assert cli("models", "get", "surface-cli", code=1).stderr == "error: model 'surface-cli' not found\n"
 
@@ -362,7 +409,7 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
 
 def test_a_revoked_key_is_refused_by_the_router(platform: Platform) -> None:
     created = platform.cli_json("keys", "create", "--name", "to-revoke")
-    key, prefix = created["key"], created["api_key"]["prefix"]
+    key, prefix = created["api_key"], created["prefix"]
     path = "/models/echo/development/predict"
 
     def answer() -> httpx.Response:
@@ -375,6 +422,23 @@ def test_a_revoked_key_is_refused_by_the_router(platform: Platform) -> None:
                     timeout=30)
     assert (refused.status_code, refused.json()) == (401, {"error": "invalid API key"})
     assert platform.http.post(path, json="admin").status_code == 200  # the admin key still works
+
+
+def test_an_invoke_only_key_predicts_its_model_and_is_refused_the_rest(platform: Platform) -> None:
+    created = platform.rest("POST", "/v1/api_keys", json={"name": "app", "type": "WORKSPACE_INVOKE",
+                                                          "model_ids": ["echo"]})
+    echo_id = platform.rest("GET", "/v1/models/echo")["id"]
+    assert created["model_ids"] == [echo_id]  # named by name, kept by id
+    auth = {"Authorization": f"Bearer {created['api_key']}"}
+    predict = "/models/echo/development/predict"
+    assert until(lambda: platform.http.post(predict, json="app", headers=auth).status_code == 200 or None,
+                 "the invoke-only key to be accepted", timeout=30)
+    assert platform.http.post(predict, json="app", headers=auth).json()["echo"] == "app"
+    refused = platform.http.get("/v1/models", headers=auth)
+    assert (refused.status_code, refused.json()) == (403, {"error": (
+        f"this API key may only invoke models (WORKSPACE_INVOKE for model {echo_id}); ListModels needs a "
+        "WORKSPACE_MANAGE_ALL key")})
+    platform.rest("DELETE", f"/v1/api_keys/{created['prefix']}")
 
 
 # --- metrics ------------------------------------------------------------------------------------------
@@ -432,7 +496,7 @@ def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -
     assert agent["kingpost_worker_agent_cold_start_seconds_count"][(("phase", "load"),)] >= 1
 
     # The autoscaler's view of the example: the concurrency it saw and the count it decided.
-    echo = platform.rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    echo = platform.rest("GET", "/v1/models/echo")["development_deployment_id"]
     labels = (("deployment_id", echo),)
     def decided() -> dict[str, Any] | None:
         samples = scrape(platform, "autoscaler")
@@ -442,3 +506,85 @@ def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -
     assert autoscaler["kingpost_autoscaler_desired_replicas"][labels] == 1
     assert labels in autoscaler["kingpost_autoscaler_concurrency"]
     assert "kingpost_autoscaler_poke_to_scale_seconds_count" in autoscaler
+
+
+# --- Baseten's own SDK ----------------------------------------------------------------------------------
+
+
+def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platform) -> None:
+    """The `baseten` package from PyPI, unmodified, pointed at kingpost with `base_url_override`: each
+    answer parses as its own response model (pydantic, Baseten's published schema)."""
+    from baseten.client import InferenceClient, ManagementClient
+    from baseten.client import managementapi as m
+    from baseten.client.inferenceapi import PredictInput
+
+    base = str(platform.http.base_url).rstrip("/")
+    with ManagementClient(api_key=platform.key, base_url_override=base) as management:
+        api = management.api
+        echo = next(x for x in api.get_models().models if x.name == "echo")
+        assert api.get_models_model_id(model_id=echo.id) == echo and echo.team_name == "default"
+        dev = api.get_models_deployments_development(model_id=echo.id)
+        assert (dev.id, dev.is_development, dev.status) == (echo.development_deployment_id, True, "ACTIVE")
+        assert dev in api.get_models_deployments(model_id=echo.id).deployments
+
+        # A published deployment of the example's build (kingpost's own push route), then Baseten's calls.
+        build_id = platform.rest("GET", f"/v1/models/{echo.id}/deployments/{dev.id}")["build_id"]  # an extra
+        made = platform.rest("POST", "/v1/models", json={"model_name": "sdk", "build_id": build_id, "publish": True})
+        model_id, d1 = made["model"]["id"], made["deployment"]["id"]
+        until(lambda: api.get_models_deployments_deployment_id(model_id=model_id, deployment_id=d1).status
+              == "ACTIVE", "the sdk model's deployment to be ACTIVE")
+        renamed = api.patch_models_deployments(model_id=model_id, deployment_id=d1,
+                                               request=m.UpdateDeploymentRequest(name="sdk-blue"))
+        assert (renamed.id, renamed.name) == (d1, "sdk-blue")
+        scaled = api.patch_models_deployments_autoscaling_settings(
+            model_id=model_id, deployment_id=d1, request=m.UpdateAutoscalingSettings(max_replica=2))
+        assert scaled.status == "ACCEPTED"
+        promoted = api.post_models_deployments_promote(model_id=model_id, deployment_id=d1,
+                                                       request=m.PromoteRequest())
+        assert promoted.id == d1
+        until(lambda: (api.get_models_environments_env_name(model_id=model_id, env_name="production")
+                       .current_deployment or m.Deployment.model_construct(id="")).id == d1,
+              "production to serve the sdk deployment")
+        assert api.get_models_deployments_production(model_id=model_id).is_production is True
+
+        staging = api.post_models_environments(model_id=model_id, request=m.CreateEnvironmentRequest(
+            name="staging", autoscaling_settings=m.UpdateAutoscalingSettings(max_replica=2),
+            promotion_settings=m.UpdateModelPromotionSettings(redeploy_on_promotion=False, rolling_deploy=False)))
+        assert (staging.name, staging.current_deployment, staging.autoscaling_settings.max_replica) == (
+            "staging", None, 2)
+        assert {e.name for e in api.get_models_environments(model_id=model_id).environments} == {
+            "production", "staging"}
+        candidate = api.post_models_environments_promote(
+            model_id=model_id, env_name="staging", request=m.PromoteToEnvironmentRequest(deployment_id=d1))
+        staged = until(lambda: (e := api.get_models_environments_env_name(model_id=model_id, env_name="staging"))
+                       .current_deployment and not e.candidate_deployment and e, "staging to be served")
+        assert staged.current_deployment is not None and staged.current_deployment.id == candidate.id
+        assert api.post_models_deployments_deactivate(model_id=model_id, deployment_id=candidate.id).success
+        assert api.post_models_environments_activate(model_id=model_id, env_name="staging").no_op is False
+
+        # Keys, secrets, instance types.
+        key = api.post_api_keys(request=m.CreateAPIKeyRequest(name="sdk", type="WORKSPACE_INVOKE",
+                                                               model_ids=[model_id]))
+        listed = {k.prefix: k for k in api.get_api_keys().keys}
+        prefix = next(p for p in listed if key.api_key.startswith(p))
+        assert (listed[prefix].type, listed[prefix].model_ids) == ("WORKSPACE_INVOKE", [model_id])
+        secret = api.post_secrets(request=m.UpsertSecretRequest(name="sdk_token", value="from-the-sdk"))
+        assert secret.name == "sdk_token" and "sdk_token" in {s.name for s in api.get_secrets().secrets}
+        assert api.get_instance_types().instance_types[0].millicpu_limit > 0
+
+        # Inference through the SDK's own client, on the model's prefixes.
+        with InferenceClient(api_key=platform.key, base_url_override=f"{base}/models/{model_id}") as inference:
+            until(lambda: inference.api.predict_production(request=PredictInput({"n": 1})).root == {
+                "echo": {"n": 1}}, "production predict through the SDK")
+            assert inference.api.predict_deployment(deployment_id=d1, request=PredictInput({"n": 2})).root == {
+                "echo": {"n": 2}}
+            inference.api.wake_production()
+            inference.api.wake(env_name="staging")
+        with InferenceClient(api_key=key.api_key, base_url_override=f"{base}/models/{model_id}") as invoker:
+            until(lambda: invoker.api.predict_production(request=PredictInput({"n": 3})).root == {
+                "echo": {"n": 3}}, "the SDK's invoke-only key to predict")
+
+        assert api.delete_api_keys(api_key_prefix=prefix).prefix == prefix
+        assert api.delete_secrets(secret_name="sdk_token").name == "sdk_token"
+        assert api.delete_models_environments(model_id=model_id, env_name="staging").deleted
+        assert api.delete_models(model_id=model_id) == m.ModelTombstone(id=model_id, deleted=True)

@@ -173,8 +173,8 @@ def nats_connects(url: str) -> str:
     return asyncio.run(attempt())
 
 
-def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kingpost.cli", *args], env=client_env(home),
+def run_cli(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kingpost.cli", *args], env=client_env(home), input=input,
                           check=False, capture_output=True, text=True, timeout=300)
 
 

@@ -25,7 +25,10 @@ from kingpost_scheduler import db, store
 
 # (revision, table, column) → the value the revision gives rows that existed before it, keyed by
 # primary key. Empty while every added column takes its server default.
-BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {}
+BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {
+    # A JSON server default ('[]') reads back through CAST as a number on SQLite: say the value.
+    ("0008", "api_keys", "model_ids"): {("kp_1a2b3c4d",): [], ("kp_9f8e7d6c",): []},
+}
 
 T0 = datetime(2025, 11, 28, 9, 30, tzinfo=UTC)
 T1 = datetime(2025, 11, 29, 17, 5, 12, 250000, tzinfo=UTC)

@@ -15,6 +15,8 @@ import pytest
 # Every pure decision module of the platform. A new pure module belongs here.
 PURE_MODULES = (
     "kingpost.errors",
+    "kingpost.key_scopes",
+    "kingpost_scheduler.instance_types",
     "kingpost_autoscaler.decision",
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",

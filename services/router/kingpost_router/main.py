@@ -52,7 +52,7 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
         register=lambda server: inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server),
         # Envoy's ext_authz Check first: it carries its key in the message, not the metadata.
         interceptors=[EnvoyAuthzInterceptor(keys),
-                      AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES,
+                      AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES, invoke_prefixes=PUBLIC_PREFIXES,
                                       internal_token=settings.internal_token)],
         loops=[follow_routes, publish_concurrency, trim_after_growth],
         on_stop=stop,

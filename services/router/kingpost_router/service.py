@@ -21,10 +21,10 @@ import grpc
 from google.api import httpbody_pb2
 from opentelemetry.trace import Span, Tracer
 
-from kingpost.auth import KeyCache
+from kingpost.auth import KeyCache, key_digest, key_from_authorization
 from kingpost.bus import Publisher
-from kingpost.errors import KingpostError, PayloadTooLarge
-from kingpost.grpc_status import grpc_abort
+from kingpost.errors import KingpostError, PayloadTooLarge, PermissionDenied
+from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, scheduler_pb2
 from kingpost_router import metrics, sampling, tracing
 from kingpost_router.activator import Activator
@@ -99,7 +99,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         released to the replicas that came."""
         snapshot = RouteSnapshot.from_table(table)
         closed = self.forwarder.set_addresses(snapshot.addresses())
-        self._keys.replace(snapshot.api_key_sha256)
+        self._keys.replace(snapshot.api_key_sha256,
+                           {digest: scope.model_ids for digest, scope in table.invoke_only_keys.items()})
         self._snapshot = snapshot
         self.activator.apply(snapshot)
         log.info("route table v%d: %d models, %d runner channels (%d closed)",
@@ -147,6 +148,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 span = tracing.start_request(self._tracer, forwarded, request.model_id)
             deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
                                  chosen, host, rng=self._random)
+            if self._keys.any_limited:
+                self._check_scope(context, deployment)
             timeout = self._timeout
             remaining = context.time_remaining()
             if remaining is not None and remaining < timeout:
@@ -182,6 +185,30 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             metrics.REQUESTS.observe(code, _perf_counter() - started)
             if span is not None:
                 tracing.finish(span, code)
+
+    @abort_on_error
+    async def Wake(self, request: inference_pb2.WakeRequest,
+                   context: grpc.aio.ServicerContext) -> inference_pb2.WakeResponse:
+        host = dict(context.invocation_metadata() or ()).get(HOST_KEY, "")
+        deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
+                             request.deployment_id, host, rng=self._random)
+        if self._keys.any_limited:
+            self._check_scope(context, deployment)
+        await self.activator.wake(deployment)
+        # Baseten answers 202 Accepted; Envoy's error_body.lua sets it from this header.
+        await context.send_initial_metadata(((HTTP_STATUS_KEY, "202"),))
+        return inference_pb2.WakeResponse()
+
+    def _check_scope(self, context: grpc.aio.ServicerContext, deployment: Deployment) -> None:
+        """403 when the caller's key is invoke-only and not for this model. Internal callers (a
+        Chainlet's router hop carries the internal token, not a key) are not limited."""
+        metadata = dict(context.invocation_metadata() or ())
+        key = key_from_authorization(metadata.get("authorization"))
+        if key is None:
+            return
+        refusal = self._keys.scope(key_digest(key)).invoke_refusal(deployment.model_id, deployment.model_name)
+        if refusal is not None:
+            raise PermissionDenied(refusal)
 
     async def _retry(
         self,

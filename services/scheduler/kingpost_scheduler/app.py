@@ -24,6 +24,7 @@ from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient
 from kingpost_scheduler.control import Control, utcnow
 from kingpost_scheduler.handlers.internal import SchedulerServicer
 from kingpost_scheduler.handlers.management import ManagementServicer
+from kingpost_scheduler.secret_box import SecretBox
 from kingpost_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -108,5 +109,8 @@ async def create(
         raise
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
                                   internal_token=settings.internal_token)
-    management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap)
+    secret_box = SecretBox.from_settings(settings.secrets_key.get_secret_value(),
+                                         settings.resolved_secrets_key_file())
+    management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap,
+                                    secret_box=secret_box)
     return Scheduler(control, management, SchedulerServicer(control), interceptor, bus, closers)

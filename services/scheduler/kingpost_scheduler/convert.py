@@ -7,14 +7,15 @@ table does (lifecycle.not_serving_reason).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kingpost import autoscaling_settings, deployment_status
+from kingpost import autoscaling_settings, deployment_status, management_shapes
 from kingpost.v1 import events_pb2, management_pb2, scheduler_pb2
-from kingpost_scheduler import canary, lifecycle, records
+from kingpost_scheduler import canary, instance_types, lifecycle, records
 from kingpost_scheduler.route_table import RouteTable
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
@@ -41,6 +42,7 @@ def deployment(d: DeploymentRecord, ready_replicas: int) -> management_pb2.Deplo
         autoscaling_settings=management_pb2.AutoscalingSettings(
             **autoscaling_settings.as_dict(records.autoscaling_of(d))),
         environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
+        request_backpressure_settings=management_shapes.backpressure_settings(d.backpressure_policy),
     )
 
 
@@ -52,25 +54,28 @@ def model(m: ModelRecord, deployments: Sequence[DeploymentRecord],
         id=m.id, name=m.name, created_at=timestamp(m.created_at), deployments_count=len(deployments),
         production_deployment_id=current.get(lifecycle.PRODUCTION) or "",
         development_deployment_id=next((d.id for d in deployments if d.is_development), ""),
+        team_name=management_shapes.TEAM_NAME,
     )
 
 
-def environment(env: EnvironmentRecord, current: DeploymentRecord | None,
-                current_ready: int) -> management_pb2.Environment:
+def environment(env: EnvironmentRecord, current: DeploymentRecord | None, current_ready: int,
+                instance_type: management_pb2.InstanceType) -> management_pb2.Environment:
     """`current`: its current deployment, None for none (then no traffic and no canary are shown)."""
+    env_autoscaling = records.environment_autoscaling(env)
     out = management_pb2.Environment(
         name=env.name, model_id=env.model_id, created_at=timestamp(env.created_at),
-        autoscaling_settings=management_pb2.AutoscalingSettings(
-            **autoscaling_settings.as_dict(records.environment_autoscaling(env))),
+        autoscaling_settings=management_pb2.AutoscalingSettings(**autoscaling_settings.as_dict(env_autoscaling)),
         promoting_deployment_id=env.candidate_deployment_id, promotion_failure=env.promotion_failure,
+        instance_type=instance_type,
+        request_backpressure_settings=management_shapes.backpressure_settings(
+            env_autoscaling.backpressure_policy),
+        current_deployment=management_shapes.deployment_value(
+            None if current is None else deployment(current, current_ready)),
     )
-    promo = records.promotion_settings_of(env)
     out.promotion_settings.CopyFrom(management_pb2.PromotionSettings(
-        ramp_up_while_promoting=promo.ramp_up_while_promoting,
-        ramp_up_duration_seconds=promo.ramp_up_duration_seconds))
+        **dataclasses.asdict(records.promotion_settings_of(env))))
     if current is None:
         return out
-    out.current_deployment.CopyFrom(deployment(current, current_ready))
     stage = (env.canary_stage or 0) if env.canary_duration_seconds else 0
     for deployment_id, weight in canary.split(current.id, env.candidate_deployment_id, stage):
         out.traffic[deployment_id] = weight
@@ -84,8 +89,14 @@ def environment(env: EnvironmentRecord, current: DeploymentRecord | None,
     return out
 
 
+def instance_type(t: instance_types.InstanceType) -> management_pb2.InstanceType:
+    return management_pb2.InstanceType(**dataclasses.asdict(t))
+
+
 def api_key(k: ApiKeyRecord) -> management_pb2.ApiKey:
-    return management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=timestamp(k.created_at))
+    return management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=timestamp(k.created_at),
+                                 type=k.type, model_ids=list(k.model_ids or ()),
+                                 team_name=management_shapes.TEAM_NAME)
 
 
 def node_status(n: NodeRecord, replica_ids: Sequence[str], last_seen: datetime) -> management_pb2.NodeStatus:
@@ -100,6 +111,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
     return scheduler_pb2.RouteTable(
         version=version,
         api_key_sha256=list(table.api_key_sha256),
+        invoke_only_keys={digest: scheduler_pb2.InvokeScope(model_ids=ids) for digest, ids in table.invoke_only_keys},
         models=[
             scheduler_pb2.ModelRoute(
                 model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,

@@ -10,7 +10,7 @@ snapshots give equal tables, so the shell can tell "nothing changed" by comparin
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kingpost.autoscaling_settings import AutoscalingSettings
@@ -88,6 +88,8 @@ class ModelRoute:
 class RouteTable:
     models: tuple[ModelRoute, ...] = ()
     api_key_sha256: tuple[str, ...] = ()
+    # (digest, model ids) of each invoke-only key, sorted; the other keys manage and invoke everything.
+    invoke_only_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_route_table(
@@ -96,6 +98,7 @@ def build_route_table(
     environments: Sequence[EnvironmentRow],
     replicas: Iterable[Replica],
     api_key_sha256: Iterable[str],
+    invoke_only_keys: Mapping[str, Iterable[str]] | None = None,
 ) -> RouteTable:
     """`deployments` are the live (not deleted) ones; replicas of any state may be passed."""
     ready: dict[str, list[ReplicaRoute]] = defaultdict(list)
@@ -138,4 +141,6 @@ def build_route_table(
                 for d in own
             ),
         ))
-    return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))))
+    return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))),
+                      invoke_only_keys=tuple(sorted((d, tuple(sorted(ids)))
+                                                    for d, ids in (invoke_only_keys or {}).items())))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from kingpost.settings import ServiceSettings
@@ -27,6 +29,13 @@ class SchedulerSettings(ServiceSettings):
     max_replica_cap: int = Field(10, ge=1)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
+    # The key secrets are encrypted with (Fernet, base64): KINGPOST_SECRETS_KEY, else the file
+    # `secrets_key_file` (empty: {home}/state/secrets.key, made on first use, mode 0600).
+    secrets_key: SecretStr = SecretStr("")
+    secrets_key_file: str = ""
+
+    def resolved_secrets_key_file(self) -> Path:
+        return Path(self.secrets_key_file) if self.secrets_key_file else Path(self.home) / "state" / "secrets.key"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.home}/state/kingpost.db"

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kingpost import key_scopes
 from kingpost.errors import NotFound
 from kingpost_scheduler import lifecycle
 from kingpost_scheduler.facts import READY, Replica
@@ -276,9 +277,11 @@ async def set_last_seen(session: AsyncSession, last_seen: Mapping[str, datetime]
 
 
 async def add_api_key(
-    session: AsyncSession, *, prefix: str, name: str, sha256: str, now: datetime
+    session: AsyncSession, *, prefix: str, name: str, sha256: str, now: datetime,
+    key_type: str = key_scopes.MANAGE_ALL, model_ids: Sequence[str] = (),
 ) -> ApiKeyRecord:
-    key = ApiKeyRecord(prefix=prefix, name=name, sha256=sha256, created_at=now, revoked=False)
+    key = ApiKeyRecord(prefix=prefix, name=name, sha256=sha256, created_at=now, revoked=False,
+                       type=key_type, model_ids=list(model_ids))
     session.add(key)
     await session.flush()
     return key
@@ -307,7 +310,8 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
 
 async def route_inputs(
     session: AsyncSession,
-) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str]]:
+) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str],
+           dict[str, list[str]]]:
     models = [ModelRow(m.id, m.name) for m in await list_models(session)]
     deployments = [
         DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status,
@@ -319,5 +323,6 @@ async def route_inputs(
                            e.canary_stage or 0)
             for e in await environments(session) if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
-    digests = [k.sha256 for k in await list_api_keys(session)]
-    return models, deployments, envs, replicas, digests
+    keys = await list_api_keys(session)
+    invoke_only = {k.sha256: list(k.model_ids or ()) for k in keys if k.type == key_scopes.INVOKE}
+    return models, deployments, envs, replicas, [k.sha256 for k in keys], invoke_only

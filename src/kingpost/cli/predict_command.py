@@ -65,7 +65,7 @@ async def predict(config: ClientConfig, model: str, *, environment: str, deploym
         if not (environment or deployment or development):
             management = management_pb2_grpc.ManagementServiceStub(channel)
             reply = await rpc.call(management.GetModel, management_pb2.GetModelRequest(model_id=model), auth=auth)
-            has_development = bool(reply.model.development_deployment_id)
+            has_development = bool(reply.development_deployment_id)
         request = target_request(model, environment=environment, deployment=deployment,
                                  development=development, has_development=has_development)
         request.body.CopyFrom(httpbody_pb2.HttpBody(content_type=content_type, data=body))

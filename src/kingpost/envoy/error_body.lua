@@ -36,17 +36,22 @@ function envoy_on_response(handle)
   local headers = handle:headers()
   headers:remove("grpc-accept-encoding")
   local grpc_status = headers:get("grpc-status")
-  if grpc_status == nil then
-    return -- a message is coming (or this is Envoy's own reply): leave the body streaming
-  end
-  local message = headers:get("grpc-message") or ""
   local http_status = tonumber(headers:get("x-http-status") or "")
-  headers:remove("grpc-status")
-  headers:remove("grpc-message")
   headers:remove("x-http-status")
-  if grpc_status == "0" then
+  if grpc_status == nil or grpc_status == "0" then
+    -- A success (a unary answer's trailers arrive here merged into its headers), or a message is
+    -- coming, or this is Envoy's own reply: leave the body as it is. A success status other than
+    -- 200 (Baseten's 202 for wake) rides in x-http-status, sent by the service as initial metadata.
+    headers:remove("grpc-status")
+    headers:remove("grpc-message")
+    if http_status ~= nil and http_status >= 200 and http_status <= 299 then
+      headers:replace(":status", tostring(math.floor(http_status)))
+    end
     return
   end
+  local message = headers:get("grpc-message") or ""
+  headers:remove("grpc-status")
+  headers:remove("grpc-message")
   if http_status ~= nil and http_status >= 400 and http_status <= 599 then
     headers:replace(":status", tostring(math.floor(http_status)))
   end

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/inference.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x82\x01\n\x0ePredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\"\n\x04\x62ody\x18\x05 \x01(\x0b\x32\x14.google.api.HttpBody2\xf1\x03\n\x10InferenceService\x12\xdc\x03\n\x07Predict\x12\x1b.kingpost.v1.PredictRequest\x1a\x14.google.api.HttpBody\"\x9b\x03\x82\xd3\xe4\x93\x02\x94\x03\"//models/{model_id}/{target=development}/predict:\x04\x62odyZ6\"./models/{model_id}/{target=production}/predict:\x04\x62odyZ=\"5/models/{model_id}/environments/{environment}/predict:\x04\x62odyZ=\"5/models/{model_id}/deployment/{deployment_id}/predict:\x04\x62odyZ%\"\x1d/{target=development}/predict:\x04\x62odyZ$\"\x1c/{target=production}/predict:\x04\x62odyZ+\"#/environments/{environment}/predict:\x04\x62odyZ+\"#/deployment/{deployment_id}/predict:\x04\x62ody0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/inference.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x82\x01\n\x0ePredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\"\n\x04\x62ody\x18\x05 \x01(\x0b\x32\x14.google.api.HttpBody\"[\n\x0bWakeRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\"\x0e\n\x0cWakeResponse2\x9d\x07\n\x10InferenceService\x12\xdc\x03\n\x07Predict\x12\x1b.kingpost.v1.PredictRequest\x1a\x14.google.api.HttpBody\"\x9b\x03\x82\xd3\xe4\x93\x02\x94\x03\"//models/{model_id}/{target=development}/predict:\x04\x62odyZ6\"./models/{model_id}/{target=production}/predict:\x04\x62odyZ=\"5/models/{model_id}/environments/{environment}/predict:\x04\x62odyZ=\"5/models/{model_id}/deployment/{deployment_id}/predict:\x04\x62odyZ%\"\x1d/{target=development}/predict:\x04\x62odyZ$\"\x1c/{target=production}/predict:\x04\x62odyZ+\"#/environments/{environment}/predict:\x04\x62odyZ+\"#/deployment/{deployment_id}/predict:\x04\x62ody0\x01\x12\xa9\x03\n\x04Wake\x12\x18.kingpost.v1.WakeRequest\x1a\x19.kingpost.v1.WakeResponse\"\xeb\x02\x82\xd3\xe4\x93\x02\xe4\x02\",/models/{model_id}/{target=development}/wake:\x01*Z0\"+/models/{model_id}/{target=production}/wake:\x01*Z7\"2/models/{model_id}/environments/{environment}/wake:\x01*Z7\"2/models/{model_id}/deployment/{deployment_id}/wake:\x01*Z\x1f\"\x1a/{target=development}/wake:\x01*Z\x1e\"\x19/{target=production}/wake:\x01*Z%\" /environments/{environment}/wake:\x01*Z%\" /deployment/{deployment_id}/wake:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INFERENCESERVICE'].methods_by_name['Predict']._loaded_options = None
   _globals['_INFERENCESERVICE'].methods_by_name['Predict']._serialized_options = b'\202\323\344\223\002\224\003\"//models/{model_id}/{target=development}/predict:\004bodyZ6\"./models/{model_id}/{target=production}/predict:\004bodyZ=\"5/models/{model_id}/environments/{environment}/predict:\004bodyZ=\"5/models/{model_id}/deployment/{deployment_id}/predict:\004bodyZ%\"\035/{target=development}/predict:\004bodyZ$\"\034/{target=production}/predict:\004bodyZ+\"#/environments/{environment}/predict:\004bodyZ+\"#/deployment/{deployment_id}/predict:\004body'
+  _globals['_INFERENCESERVICE'].methods_by_name['Wake']._loaded_options = None
+  _globals['_INFERENCESERVICE'].methods_by_name['Wake']._serialized_options = b'\202\323\344\223\002\344\002\",/models/{model_id}/{target=development}/wake:\001*Z0\"+/models/{model_id}/{target=production}/wake:\001*Z7\"2/models/{model_id}/environments/{environment}/wake:\001*Z7\"2/models/{model_id}/deployment/{deployment_id}/wake:\001*Z\037\"\032/{target=development}/wake:\001*Z\036\"\031/{target=production}/wake:\001*Z%\" /environments/{environment}/wake:\001*Z%\" /deployment/{deployment_id}/wake:\001*'
   _globals['_PREDICTREQUEST']._serialized_start=102
   _globals['_PREDICTREQUEST']._serialized_end=232
-  _globals['_INFERENCESERVICE']._serialized_start=235
-  _globals['_INFERENCESERVICE']._serialized_end=732
+  _globals['_WAKEREQUEST']._serialized_start=234
+  _globals['_WAKEREQUEST']._serialized_end=325
+  _globals['_WAKERESPONSE']._serialized_start=327
+  _globals['_WAKERESPONSE']._serialized_end=341
+  _globals['_INFERENCESERVICE']._serialized_start=344
+  _globals['_INFERENCESERVICE']._serialized_end=1269
 # @@protoc_insertion_point(module_scope)

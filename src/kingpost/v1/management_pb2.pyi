@@ -1,6 +1,7 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kingpost.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
@@ -12,20 +13,48 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Model(_message.Message):
-    __slots__ = ("id", "name", "created_at", "deployments_count", "production_deployment_id", "development_deployment_id")
+    __slots__ = ("id", "name", "created_at", "deployments_count", "production_deployment_id", "development_deployment_id", "instance_type_name", "team_name")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENTS_COUNT_FIELD_NUMBER: _ClassVar[int]
     PRODUCTION_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     DEVELOPMENT_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    TEAM_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     created_at: _timestamp_pb2.Timestamp
     deployments_count: int
     production_deployment_id: str
     development_deployment_id: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., production_deployment_id: _Optional[str] = ..., development_deployment_id: _Optional[str] = ...) -> None: ...
+    instance_type_name: str
+    team_name: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., production_deployment_id: _Optional[str] = ..., development_deployment_id: _Optional[str] = ..., instance_type_name: _Optional[str] = ..., team_name: _Optional[str] = ...) -> None: ...
+
+class InstanceType(_message.Message):
+    __slots__ = ("id", "name", "memory_limit_mib", "millicpu_limit", "gpu_count", "gpu_type", "gpu_memory_limit_mib")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
+    MILLICPU_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    GPU_TYPE_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    memory_limit_mib: int
+    millicpu_limit: int
+    gpu_count: int
+    gpu_type: str
+    gpu_memory_limit_mib: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., memory_limit_mib: _Optional[int] = ..., millicpu_limit: _Optional[int] = ..., gpu_count: _Optional[int] = ..., gpu_type: _Optional[str] = ..., gpu_memory_limit_mib: _Optional[int] = ...) -> None: ...
+
+class RequestBackpressureSettings(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    def __init__(self, policy: _Optional[str] = ...) -> None: ...
 
 class AutoscalingSettings(_message.Message):
     __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
@@ -48,7 +77,7 @@ class AutoscalingSettings(_message.Message):
     def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency")
+    __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency", "instance_type_name", "request_backpressure_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +91,8 @@ class Deployment(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     BUILD_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BACKPRESSURE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     model_id: str
@@ -75,7 +106,9 @@ class Deployment(_message.Message):
     environment: str
     build_id: str
     predict_concurrency: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ...) -> None: ...
+    instance_type_name: str
+    request_backpressure_settings: RequestBackpressureSettings
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., instance_type_name: _Optional[str] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -92,12 +125,6 @@ class GetModelRequest(_message.Message):
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
-
-class GetModelResponse(_message.Message):
-    __slots__ = ("model",)
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    model: Model
-    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
 
 class CreateDeploymentRequest(_message.Message):
     __slots__ = ("model_name", "build_id", "publish", "environment", "deployment_name")
@@ -141,12 +168,6 @@ class GetDeploymentRequest(_message.Message):
     deployment_id: str
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
-class GetDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
-    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
-    deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
-
 class GetLogsRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id", "build_id", "build_only", "replica_only", "limit")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -170,38 +191,54 @@ class GetLogsResponse(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[_Union[_events_pb2.LogLine, _Mapping]]] = ...) -> None: ...
 
 class ApiKey(_message.Message):
-    __slots__ = ("prefix", "name", "created_at")
+    __slots__ = ("prefix", "name", "created_at", "type", "model_ids", "team_name")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_NAME_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     name: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, prefix: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    type: str
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    team_name: str
+    def __init__(self, prefix: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ..., team_name: _Optional[str] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "type", "model_ids")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    type: str
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
-    __slots__ = ("api_key", "key")
+    __slots__ = ("api_key", "prefix", "name", "type", "model_ids")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    api_key: ApiKey
-    key: str
-    def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    api_key: str
+    prefix: str
+    name: str
+    type: str
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, api_key: _Optional[str] = ..., prefix: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListApiKeysRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ListApiKeysResponse(_message.Message):
-    __slots__ = ("api_keys",)
-    API_KEYS_FIELD_NUMBER: _ClassVar[int]
-    api_keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
-    def __init__(self, api_keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
 
 class RevokeApiKeyRequest(_message.Message):
     __slots__ = ("prefix",)
@@ -210,8 +247,10 @@ class RevokeApiKeyRequest(_message.Message):
     def __init__(self, prefix: _Optional[str] = ...) -> None: ...
 
 class RevokeApiKeyResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -252,10 +291,14 @@ class DeleteModelRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
 
 class DeleteModelResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "id", "deleted")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    id: str
+    deleted: bool
+    def __init__(self, success: _Optional[bool] = ..., id: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class ActivateDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id")
@@ -266,10 +309,12 @@ class ActivateDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class ActivateDeploymentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "no_op")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    NO_OP_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    no_op: bool
+    def __init__(self, success: _Optional[bool] = ..., no_op: _Optional[bool] = ...) -> None: ...
 
 class DeactivateDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id")
@@ -280,10 +325,12 @@ class DeactivateDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class DeactivateDeploymentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "no_op")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    NO_OP_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    no_op: bool
+    def __init__(self, success: _Optional[bool] = ..., no_op: _Optional[bool] = ...) -> None: ...
 
 class UpdateDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id", "name")
@@ -295,12 +342,6 @@ class UpdateDeploymentRequest(_message.Message):
     name: str
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
-class UpdateDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
-    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
-    deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
-
 class DeleteDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -310,10 +351,16 @@ class DeleteDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class DeleteDeploymentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "id", "deleted", "model_id")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    id: str
+    deleted: bool
+    model_id: str
+    def __init__(self, success: _Optional[bool] = ..., id: _Optional[str] = ..., deleted: _Optional[bool] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class PromoteDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "env_name", "deployment_id", "scale_down_previous_deployment", "scale_down_previous_production", "preserve_env_instance_type", "ramp_up_duration_seconds")
@@ -332,12 +379,6 @@ class PromoteDeploymentRequest(_message.Message):
     preserve_env_instance_type: bool
     ramp_up_duration_seconds: int
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., deployment_id: _Optional[str] = ..., scale_down_previous_deployment: _Optional[bool] = ..., scale_down_previous_production: _Optional[bool] = ..., preserve_env_instance_type: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ...) -> None: ...
-
-class PromoteDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
-    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
-    deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
 
 class EnvironmentAutoscalingPatch(_message.Message):
     __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
@@ -360,7 +401,7 @@ class EnvironmentAutoscalingPatch(_message.Message):
     def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class Environment(_message.Message):
-    __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic", "promotion_settings", "current_canary")
+    __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic", "promotion_settings", "current_canary", "instance_type", "request_backpressure_settings")
     class TrafficEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -378,25 +419,35 @@ class Environment(_message.Message):
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     PROMOTION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_CANARY_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BACKPRESSURE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_at: _timestamp_pb2.Timestamp
     model_id: str
-    current_deployment: Deployment
+    current_deployment: _struct_pb2.Value
     autoscaling_settings: AutoscalingSettings
     promoting_deployment_id: str
     promotion_failure: str
     traffic: _containers.ScalarMap[str, int]
     promotion_settings: PromotionSettings
     current_canary: Canary
-    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[Deployment, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ..., current_canary: _Optional[_Union[Canary, _Mapping]] = ...) -> None: ...
+    instance_type: InstanceType
+    request_backpressure_settings: RequestBackpressureSettings
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ..., current_canary: _Optional[_Union[Canary, _Mapping]] = ..., instance_type: _Optional[_Union[InstanceType, _Mapping]] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
 
 class PromotionSettings(_message.Message):
-    __slots__ = ("ramp_up_while_promoting", "ramp_up_duration_seconds")
+    __slots__ = ("ramp_up_while_promoting", "ramp_up_duration_seconds", "redeploy_on_promotion", "rolling_deploy", "promotion_cleanup_strategy")
     RAMP_UP_WHILE_PROMOTING_FIELD_NUMBER: _ClassVar[int]
     RAMP_UP_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REDEPLOY_ON_PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    ROLLING_DEPLOY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_CLEANUP_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     ramp_up_while_promoting: bool
     ramp_up_duration_seconds: int
-    def __init__(self, ramp_up_while_promoting: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ...) -> None: ...
+    redeploy_on_promotion: bool
+    rolling_deploy: bool
+    promotion_cleanup_strategy: str
+    def __init__(self, ramp_up_while_promoting: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ..., redeploy_on_promotion: _Optional[bool] = ..., rolling_deploy: _Optional[bool] = ..., promotion_cleanup_strategy: _Optional[str] = ...) -> None: ...
 
 class Canary(_message.Message):
     __slots__ = ("deployment_id", "stage", "stages", "candidate_weight", "ramp_up_duration_seconds", "started_at")
@@ -422,12 +473,6 @@ class CancelPromotionRequest(_message.Message):
     env_name: str
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
 
-class CancelPromotionResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
-
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ("model_id",)
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -452,12 +497,6 @@ class CreateEnvironmentRequest(_message.Message):
     promotion_settings: PromotionSettings
     def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ...) -> None: ...
 
-class CreateEnvironmentResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
-
 class GetEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -465,12 +504,6 @@ class GetEnvironmentRequest(_message.Message):
     model_id: str
     env_name: str
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
-
-class GetEnvironmentResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
 
 class UpdateEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name", "autoscaling_settings", "promotion_settings")
@@ -484,12 +517,6 @@ class UpdateEnvironmentRequest(_message.Message):
     promotion_settings: PromotionSettings
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ...) -> None: ...
 
-class UpdateEnvironmentResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
-
 class DeleteEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -499,10 +526,84 @@ class DeleteEnvironmentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
 
 class DeleteEnvironmentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "name", "model_id", "deleted")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    name: str
+    model_id: str
+    deleted: bool
+    def __init__(self, success: _Optional[bool] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class ActivateEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
+
+class DeactivateEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
+
+class ListInstanceTypesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListInstanceTypesResponse(_message.Message):
+    __slots__ = ("instance_types",)
+    INSTANCE_TYPES_FIELD_NUMBER: _ClassVar[int]
+    instance_types: _containers.RepeatedCompositeFieldContainer[InstanceType]
+    def __init__(self, instance_types: _Optional[_Iterable[_Union[InstanceType, _Mapping]]] = ...) -> None: ...
+
+class Secret(_message.Message):
+    __slots__ = ("id", "created_at", "name", "team_name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEAM_NAME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    created_at: _timestamp_pb2.Timestamp
+    name: str
+    team_name: str
+    def __init__(self, id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., team_name: _Optional[str] = ...) -> None: ...
+
+class UpsertSecretRequest(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class ListSecretsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("secrets",)
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    secrets: _containers.RepeatedCompositeFieldContainer[Secret]
+    def __init__(self, secrets: _Optional[_Iterable[_Union[Secret, _Mapping]]] = ...) -> None: ...
+
+class DeleteSecretRequest(_message.Message):
+    __slots__ = ("secret_name",)
+    SECRET_NAME_FIELD_NUMBER: _ClassVar[int]
+    secret_name: str
+    def __init__(self, secret_name: _Optional[str] = ...) -> None: ...
+
+class DeleteSecretResponse(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class UpdateAutoscalingSettingsRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id", "min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")

@@ -28,7 +28,9 @@ if _version_not_supported:
 class ManagementServiceStub:
     """ManagementService is the management API, served by the scheduler, which
     alone writes models, deployments, environments and API keys. Paths and
-    field names follow Baseten's management API under /v1.
+    field names follow Baseten's management API under /v1: a call that answers
+    one model, deployment or environment returns that message itself, so that the
+    REST answer is the object (Baseten's shape), not one wrapped in a field.
     """
 
     def __init__(self, channel):
@@ -45,7 +47,7 @@ class ManagementServiceStub:
         self.GetModel = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetModel',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetModelRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetModelResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Model.FromString,
                 _registered_method=True)
         self.CreateDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CreateDeployment',
@@ -60,7 +62,7 @@ class ManagementServiceStub:
         self.GetDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetDeployment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
                 _registered_method=True)
         self.GetLogs = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetLogs',
@@ -105,7 +107,7 @@ class ManagementServiceStub:
         self.UpdateDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/UpdateDeployment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
                 _registered_method=True)
         self.DeleteDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/DeleteDeployment',
@@ -115,7 +117,7 @@ class ManagementServiceStub:
         self.PromoteDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/PromoteDeployment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
                 _registered_method=True)
         self.ListEnvironments = channel.unary_unary(
                 '/kingpost.v1.ManagementService/ListEnvironments',
@@ -125,22 +127,22 @@ class ManagementServiceStub:
         self.CreateEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CreateEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.GetEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.UpdateEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/UpdateEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.CancelPromotion = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CancelPromotion',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.DeleteEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/DeleteEnvironment',
@@ -152,6 +154,36 @@ class ManagementServiceStub:
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
                 _registered_method=True)
+        self.ActivateEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ActivateEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ActivateEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.FromString,
+                _registered_method=True)
+        self.DeactivateEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeactivateEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
+                _registered_method=True)
+        self.ListInstanceTypes = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ListInstanceTypes',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesResponse.FromString,
+                _registered_method=True)
+        self.UpsertSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/UpsertSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.UpsertSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Secret.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ListSecrets',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeleteSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretResponse.FromString,
+                _registered_method=True)
         self.PatchDevelopment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/PatchDevelopment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.SerializeToString,
@@ -162,7 +194,9 @@ class ManagementServiceStub:
 class ManagementServiceServicer:
     """ManagementService is the management API, served by the scheduler, which
     alone writes models, deployments, environments and API keys. Paths and
-    field names follow Baseten's management API under /v1.
+    field names follow Baseten's management API under /v1: a call that answers
+    one model, deployment or environment returns that message itself, so that the
+    REST answer is the object (Baseten's shape), not one wrapped in a field.
     """
 
     def ListModels(self, request, context):
@@ -324,6 +358,47 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ActivateEnvironment(self, request, context):
+        """ActivateEnvironment activates the environment's current deployment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeactivateEnvironment(self, request, context):
+        """DeactivateEnvironment deactivates the environment's current deployment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInstanceTypes(self, request, context):
+        """ListInstanceTypes: the shapes of the cluster's nodes, as Baseten's instance types.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertSecret(self, request, context):
+        """UpsertSecret creates or replaces a secret; its value is stored encrypted and never returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """ListSecrets lists the secrets' names, never their values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PatchDevelopment(self, request, context):
         """PatchDevelopment is live reload (`kingpost watch`): the files reach the
         development deployment's running replicas, which re-import the model
@@ -344,7 +419,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'GetModel': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModel,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.GetModelRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetModelResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Model.SerializeToString,
             ),
             'CreateDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDeployment,
@@ -359,7 +434,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'GetDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeployment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Deployment.SerializeToString,
             ),
             'GetLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogs,
@@ -404,7 +479,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'UpdateDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateDeployment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Deployment.SerializeToString,
             ),
             'DeleteDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDeployment,
@@ -414,7 +489,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'PromoteDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.PromoteDeployment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Deployment.SerializeToString,
             ),
             'ListEnvironments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEnvironments,
@@ -424,22 +499,22 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'CreateEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'GetEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'UpdateEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'CancelPromotion': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelPromotion,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'DeleteEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteEnvironment,
@@ -450,6 +525,36 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.UpdateAutoscalingSettings,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.SerializeToString,
+            ),
+            'ActivateEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ActivateEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.SerializeToString,
+            ),
+            'DeactivateEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.SerializeToString,
+            ),
+            'ListInstanceTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInstanceTypes,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesResponse.SerializeToString,
+            ),
+            'UpsertSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.UpsertSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Secret.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ListSecretsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretResponse.SerializeToString,
             ),
             'PatchDevelopment': grpc.unary_unary_rpc_method_handler(
                     servicer.PatchDevelopment,
@@ -467,7 +572,9 @@ def add_ManagementServiceServicer_to_server(servicer, server):
 class ManagementService:
     """ManagementService is the management API, served by the scheduler, which
     alone writes models, deployments, environments and API keys. Paths and
-    field names follow Baseten's management API under /v1.
+    field names follow Baseten's management API under /v1: a call that answers
+    one model, deployment or environment returns that message itself, so that the
+    REST answer is the object (Baseten's shape), not one wrapped in a field.
     """
 
     @staticmethod
@@ -513,7 +620,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/GetModel',
             kingpost_dot_v1_dot_management__pb2.GetModelRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.GetModelResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Model.FromString,
             options,
             channel_credentials,
             insecure,
@@ -594,7 +701,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/GetDeployment',
             kingpost_dot_v1_dot_management__pb2.GetDeploymentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.GetDeploymentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -837,7 +944,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/UpdateDeployment',
             kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -891,7 +998,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/PromoteDeployment',
             kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -945,7 +1052,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/CreateEnvironment',
             kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -972,7 +1079,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/GetEnvironment',
             kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -999,7 +1106,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/UpdateEnvironment',
             kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1026,7 +1133,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/CancelPromotion',
             kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1081,6 +1188,168 @@ class ManagementService:
             '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ActivateEnvironment',
+            kingpost_dot_v1_dot_management__pb2.ActivateEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeactivateEnvironment',
+            kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInstanceTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ListInstanceTypes',
+            kingpost_dot_v1_dot_management__pb2.ListInstanceTypesRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ListInstanceTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/UpsertSecret',
+            kingpost_dot_v1_dot_management__pb2.UpsertSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ListSecrets',
+            kingpost_dot_v1_dot_management__pb2.ListSecretsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeleteSecret',
+            kingpost_dot_v1_dot_management__pb2.DeleteSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeleteSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

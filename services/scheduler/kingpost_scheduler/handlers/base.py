@@ -7,9 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.bus import Bus
 from kingpost.v1 import management_pb2
-from kingpost_scheduler import convert, store
+from kingpost_scheduler import convert, instance_types, store
 from kingpost_scheduler.clients import BuildLookup
 from kingpost_scheduler.control import Control
+from kingpost_scheduler.secret_box import SecretBox
 from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
 
 
@@ -19,6 +20,8 @@ class Handlers:
     bus: Bus | None
     # The highest max_replica a deployment may ask for (SchedulerSettings.max_replica_cap).
     max_replica_cap: int
+    # Seals secret values at rest (SchedulerSettings.secrets_key / secrets_key_file).
+    secret_box: SecretBox
 
 
 async def describe_model(session: AsyncSession, m: ModelRecord) -> management_pb2.Model:
@@ -33,4 +36,9 @@ async def describe_deployment(session: AsyncSession, d: DeploymentRecord) -> man
 async def describe_environment(session: AsyncSession, env: EnvironmentRecord) -> management_pb2.Environment:
     current = await session.get(DeploymentRecord, env.deployment_id) if env.deployment_id else None
     ready = (await store.ready_counts(session)).get(current.id, 0) if current is not None else 0
-    return convert.environment(env, current, ready)
+    return convert.environment(env, current, ready, convert.instance_type(
+        instance_types.default(await cluster_instance_types(session))))
+
+
+async def cluster_instance_types(session: AsyncSession) -> list[instance_types.InstanceType]:
+    return instance_types.catalog((n.cpu_count, n.memory_bytes, n.gpus) for n in await store.all_nodes(session))

@@ -33,15 +33,17 @@ class ModelsAndDeployments(Handlers):
         async def run(session: AsyncSession) -> management_pb2.Model:
             return await describe_model(session, await store.find_model(session, request.model_id))
 
-        return management_pb2.GetModelResponse(model=await self.control.read("reading a model", run))
+        return await self.control.read("reading a model", run)
 
     @abort_on_error
     async def DeleteModel(self, request: management_pb2.DeleteModelRequest, context: Any) -> Any:
-        async def run(session: AsyncSession) -> None:
-            await store.delete_model(session, await store.find_model(session, request.model_id))
+        async def run(session: AsyncSession) -> str:
+            model = await store.find_model(session, request.model_id)
+            await store.delete_model(session, model)
+            return model.id
 
-        await self.control.write(f"deleting model {request.model_id}", run)
-        return management_pb2.DeleteModelResponse(success=True)
+        model_id = await self.control.write(f"deleting model {request.model_id}", run)
+        return management_pb2.DeleteModelResponse(success=True, id=model_id, deleted=True)
 
     @abort_on_error
     async def CreateDeployment(self, request: management_pb2.CreateDeploymentRequest, context: Any) -> Any:
@@ -102,7 +104,7 @@ class ModelsAndDeployments(Handlers):
             return await describe_deployment(session, d)
 
         deployment = await self.control.read("reading a deployment", run)
-        return management_pb2.GetDeploymentResponse(deployment=deployment)
+        return deployment
 
     @abort_on_error
     async def UpdateDeployment(self, request: management_pb2.UpdateDeploymentRequest, context: Any) -> Any:
@@ -117,31 +119,43 @@ class ModelsAndDeployments(Handlers):
 
         renamed = await self.control.write(f"renaming deployment {request.deployment_id}", rename,
                                            describe_deployment)
-        return management_pb2.UpdateDeploymentResponse(deployment=renamed)
+        return renamed
 
     @abort_on_error
     async def ActivateDeployment(
         self, request: management_pb2.ActivateDeploymentRequest, context: Any
     ) -> Any:
-        await self._deployment_action(promotion.ACTIVATE, request.model_id, request.deployment_id)
-        return management_pb2.ActivateDeploymentResponse(success=True)
+        _, no_op = await self._deployment_action(promotion.ACTIVATE, request.model_id, request.deployment_id)
+        return management_pb2.ActivateDeploymentResponse(success=True, no_op=no_op)
 
     @abort_on_error
     async def DeactivateDeployment(
         self, request: management_pb2.DeactivateDeploymentRequest, context: Any
     ) -> Any:
-        await self._deployment_action(promotion.DEACTIVATE, request.model_id, request.deployment_id)
-        return management_pb2.DeactivateDeploymentResponse(success=True)
+        _, no_op = await self._deployment_action(promotion.DEACTIVATE, request.model_id, request.deployment_id)
+        return management_pb2.DeactivateDeploymentResponse(success=True, no_op=no_op)
 
     @abort_on_error
     async def DeleteDeployment(self, request: management_pb2.DeleteDeploymentRequest, context: Any) -> Any:
-        await self._deployment_action(promotion.DELETE, request.model_id, request.deployment_id)
-        return management_pb2.DeleteDeploymentResponse(success=True)
+        d, _ = await self._deployment_action(promotion.DELETE, request.model_id, request.deployment_id)
+        return management_pb2.DeleteDeploymentResponse(success=True, id=d.id, deleted=True, model_id=d.model_id)
 
-    async def _deployment_action(self, action: str, model_ref: str, ref: str) -> None:
-        async def run(session: AsyncSession) -> None:
+    async def _deployment_action(self, action: str, model_ref: str, ref: str,
+                                 env_name: str = "") -> tuple[DeploymentRecord, bool]:
+        """Do `action` to the deployment `ref` names (or, with `env_name`, that environment's current
+        one); the deployment, and whether it already was as asked (Baseten's `no_op`)."""
+        async def run(session: AsyncSession) -> tuple[DeploymentRecord, bool]:
             model = await store.find_model(session, model_ref)
-            d = await store.find_deployment(session, model, ref)
+            if env_name:
+                env = await store.get_environment(session, model, env_name)
+                if not env.deployment_id:
+                    raise NotFound(f"environment {env_name!r} of model {model.name!r} has no deployment yet: "
+                                   "promote one to it first")
+                d = await store.get_deployment(session, env.deployment_id)
+            else:
+                d = await store.find_deployment(session, model, ref)
+            no_op = d.active if action == promotion.ACTIVATE else (
+                not d.active if action == promotion.DEACTIVATE else False)
             serves = next((e.name for e in await store.environments(session, model.id)
                            if e.deployment_id == d.id), "")
             promotion.check(action, records.deployment_facts(d), serves=serves)
@@ -154,8 +168,20 @@ class ModelsAndDeployments(Handlers):
             elif action == promotion.DELETE:
                 await store.delete_deployment(session, d)
             await session.flush()
+            return d, no_op
 
-        await self.control.write(f"{action} deployment {ref}", run)
+        return await self.control.write(f"{action} deployment {ref or env_name}", run)
+
+    @abort_on_error
+    async def ActivateEnvironment(self, request: management_pb2.ActivateEnvironmentRequest, context: Any) -> Any:
+        _, no_op = await self._deployment_action(promotion.ACTIVATE, request.model_id, "", request.env_name)
+        return management_pb2.ActivateDeploymentResponse(success=True, no_op=no_op)
+
+    @abort_on_error
+    async def DeactivateEnvironment(self, request: management_pb2.DeactivateEnvironmentRequest,
+                                    context: Any) -> Any:
+        _, no_op = await self._deployment_action(promotion.DEACTIVATE, request.model_id, "", request.env_name)
+        return management_pb2.DeactivateDeploymentResponse(success=True, no_op=no_op)
 
     @abort_on_error
     async def UpdateAutoscalingSettings(

@@ -11,13 +11,17 @@ from kingpost_scheduler.handlers.deployments import ModelsAndDeployments
 from kingpost_scheduler.handlers.environments import EnvironmentsAndPromotions
 from kingpost_scheduler.handlers.keys_and_logs import KeysAndLogs
 from kingpost_scheduler.handlers.nodes import StatusAndDevelopment
+from kingpost_scheduler.handlers.secrets import Secrets
+from kingpost_scheduler.secret_box import SecretBox
 
 
 class ManagementServicer(ModelsAndDeployments, EnvironmentsAndPromotions, KeysAndLogs, StatusAndDevelopment,
-                         management_pb2_grpc.ManagementServiceServicer):
+                         Secrets, management_pb2_grpc.ManagementServiceServicer):
     def __init__(self, control: Control, builds: BuildLookup, bus: Bus | None = None, *,
-                 max_replica_cap: int = autoscaling_settings.DEFAULT_MAX_REPLICA_CAP) -> None:
+                 max_replica_cap: int = autoscaling_settings.DEFAULT_MAX_REPLICA_CAP,
+                 secret_box: SecretBox | None = None) -> None:
         self.control = control
         self.builds = builds
         self.bus = bus
         self.max_replica_cap = max_replica_cap
+        self.secret_box = secret_box or SecretBox(SecretBox.new_key())
