@@ -9,6 +9,7 @@ route or a command exists that it did not exercise.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import signal
 import subprocess
@@ -588,3 +589,55 @@ def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platfor
         assert api.delete_secrets(secret_name="sdk_token").name == "sdk_token"
         assert api.delete_models_environments(model_id=model_id, env_name="staging").deleted
         assert api.delete_models(model_id=model_id) == m.ModelTombstone(id=model_id, deleted=True)
+
+
+# --- secrets ----------------------------------------------------------------------------------------
+
+SECRET_MODEL = '''
+import hashlib
+
+
+class Model:
+    def __init__(self, secrets, **kwargs):
+        self._secrets = secrets
+
+    def predict(self, model_input):
+        token = self._secrets["api_token"]
+        return {"sha256": hashlib.sha256(token.encode()).hexdigest(), "greeting": self._secrets["greeting"]}
+'''
+
+
+def test_a_secret_reaches_the_model_and_no_answer_log_or_column(platform: Platform, tmp_path: Path) -> None:
+    value = "tok-" + "7f3a9c" * 4
+    truss = tmp_path / "secretive"
+    (truss / "model").mkdir(parents=True)
+    (truss / "config.yaml").write_text("model_name: secretive\nsecrets:\n  api_token: null\n"
+                                       "  greeting: hello-default\n")
+    (truss / "model" / "model.py").write_text(SECRET_MODEL)
+
+    # Declared without a default and not set: the push fails naming it, and makes nothing.
+    refused = platform.cli("push", str(truss), "--publish", code=1)
+    assert "declares secret 'api_token' without a default, and it is not set: `kingpost secrets set api_token`" \
+        in refused.stderr
+    assert "secretive" not in {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
+
+    setting = run_cli(platform.home, "secrets", "set", "api_token", input=value)
+    assert setting.returncode == 0 and value not in setting.stdout + setting.stderr
+    pushed = platform.cli_json("push", str(truss), "--publish")
+    answer = platform.cli_routed("predict", "secretive", "--deployment", pushed["deployment"]["id"], "--data", "{}")
+    assert answer == {"sha256": hashlib.sha256(value.encode()).hexdigest(),
+                      "greeting": "hello-default"}  # a declared default, where no secret is set
+
+    # Nowhere in clear: the API's answers, the logs, the database.
+    for path in ("/v1/secrets", "/v1/models", f"/v1/models/{pushed['model']['id']}/logs"):
+        assert value not in platform.send("GET", path).text
+    assert value not in platform.cli("logs", "secretive").stdout
+    for log in (platform.home / "logs").rglob("*"):
+        if log.is_file():
+            assert value.encode() not in log.read_bytes(), log
+    assert (platform.home / "state" / "kingpost.db").is_file()
+    for stored in (platform.home / "state").rglob("*"):  # the database (and its journal), sealed
+        if stored.is_file():
+            assert value.encode() not in stored.read_bytes(), stored
+    platform.rest("DELETE", f"/v1/models/{pushed['model']['id']}")
+    platform.rest("DELETE", "/v1/secrets/api_token")

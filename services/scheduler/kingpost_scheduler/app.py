@@ -24,6 +24,7 @@ from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient
 from kingpost_scheduler.control import Control, utcnow
 from kingpost_scheduler.handlers.internal import SchedulerServicer
 from kingpost_scheduler.handlers.management import ManagementServicer
+from kingpost_scheduler.replica_secrets import ReplicaSecrets
 from kingpost_scheduler.secret_box import SecretBox
 from kingpost_scheduler.settings import SchedulerSettings
 
@@ -85,6 +86,10 @@ async def create(
             interval=settings.reconcile_interval_seconds, clock=clock,
             drain=timedelta(seconds=settings.demoted_drain_seconds),
         )
+        secret_box = SecretBox.from_settings(settings.secrets_key.get_secret_value(),
+                                             settings.resolved_secrets_key_file())
+        # Before the first pass: a replica started without its secrets would not read them.
+        control.dispatcher.secrets = ReplicaSecrets(builds, secret_box, control.read).for_deployment
         closers.append(control.close)
         await control.start(admin_key)
         bus = await NatsBus.connect(settings.nats_url, "kingpost-scheduler")
@@ -109,8 +114,6 @@ async def create(
         raise
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
                                   internal_token=settings.internal_token)
-    secret_box = SecretBox.from_settings(settings.secrets_key.get_secret_value(),
-                                         settings.resolved_secrets_key_file())
     management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap,
                                     secret_box=secret_box)
     return Scheduler(control, management, SchedulerServicer(control), interceptor, bus, closers)

@@ -22,6 +22,8 @@ class ReplicaSpec:
     model_id: str = ""
     artifact_digest: str = ""
     environment: str = ""
+    # (name, value) of its secrets; not in repr, so no log line can show a value.
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from kingpost.errors import InvalidArgument, NotFound
 from kingpost.grpc_status import abort_on_error
 from kingpost.ids import new_id
 from kingpost.v1 import management_pb2
-from kingpost_scheduler import convert, deployment_defaults, lifecycle, promotion, records, store
+from kingpost_scheduler import convert, deployment_defaults, lifecycle, promotion, records, replica_secrets, store
 from kingpost_scheduler.handlers.base import Handlers, describe_deployment, describe_model
 from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
 
@@ -54,6 +54,9 @@ class ModelsAndDeployments(Handlers):
         now = self.control.clock()
 
         async def create(session: AsyncSession) -> tuple[ModelRecord, DeploymentRecord]:
+            if absent := replica_secrets.missing(looked_up.required_secrets,
+                                                 await replica_secrets.stored_names(session)):
+                raise replica_secrets.missing_error(absent)  # before anything is made
             model = await store.model_by_name(session, name) \
                 or await store.add_model(session, new_id("mdl"), name, now)
             existing = await store.model_deployments(session, model.id, include_deleted=True)
