@@ -54,6 +54,10 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.FieldMask": {"type": "string"},
 }
 
+# Successes that are not 200, as Baseten answers them (the service sends x-http-status; Envoy's Lua
+# filter applies it).
+SUCCESS_STATUS = {"kingpost.v1.InferenceService.Wake": "202"}
+
 ERROR_SCHEMA = {
     "type": "object",
     "description": "Every error: an honest HTTP status and this body.",
@@ -237,7 +241,7 @@ def _operation(builder: _Builder, service: str, method: descriptor_pb2.MethodDes
         builder.message_schema(response_type)
         ok = {"description": "OK", "content": {"application/json": {"schema": _ref(response_type)}}}
     operation["responses"] = {
-        "200": ok,
+        SUCCESS_STATUS.get(f"{service}.{method.name}", "200"): ok,
         "default": {"description": "An error", "content": {"application/json": {"schema": _ref("Error")}}},
     }
     return path, verb, operation

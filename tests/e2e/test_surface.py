@@ -308,14 +308,17 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     cli("build", str(truss), "--dockerfile", str(tmp_path / "context"))
     assert (tmp_path / "context" / "Dockerfile").read_text().startswith("FROM ")
 
-    pushed = cli_json("push", str(truss), "--publish")
+    # A plain push publishes, as current truss does; a model's first published deployment serves production.
+    pushed = cli_json("push", str(truss))
     d1 = pushed["deployment"]["id"]
     assert (pushed["model"]["name"], pushed["deployment"]["name"], pushed["deployment"]["status"]) == (
         "surface-cli", "deployment-1", "ACTIVE")
+    assert pushed["predict_url"].endswith(f"/models/{pushed['model']['id']}/production/predict")
     predicted = platform.cli_routed("predict", "surface-cli", "--deployment", d1, "--data", '{"text": "one"}')
     assert predicted == {"echo": {"text": "one"}}
-    promoted = cli_json("deployments", "promote", "surface-cli", d1)
-    assert promoted["environment"]["current_deployment"]["id"] == d1
+    production = until(lambda: (e := cli_json("environments", "get", "surface-cli", "production"))[
+        "current_deployment"] and e["current_deployment"]["id"] == d1 and e, "deployment-1 to serve production")
+    assert production["current_deployment"]["is_production"] is True
     assert platform.cli_routed("predict", "surface-cli", "--data", '"prod"') == {"echo": "prod"}
 
     watch = Watch(platform.home, truss)  # the development deployment, live
@@ -356,8 +359,7 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     assert cli_json("environments", "get", "surface-cli", "staging")["current_deployment"]["id"] == d2
     staging = platform.cli_routed("predict", "surface-cli", "--environment", "staging", "--data", "2")
     assert staging == {"echo": 2}
-    cli_json("environments", "promote", "surface-cli", "production", d2,
-             "--canary-duration", "600", "--no-wait")
+    cli_json("deployments", "promote", "surface-cli", d2, "--canary-duration", "600", "--no-wait")
     cancelled = cli_json("environments", "cancel-promotion", "surface-cli", "production")
     assert cancelled["traffic"] == {d1: 100} and cancelled["promoting_deployment_id"] == ""
 

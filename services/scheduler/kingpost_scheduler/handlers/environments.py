@@ -116,6 +116,8 @@ class EnvironmentsAndPromotions(Handlers):
             env = await store.get_environment(session, model, env_name)
             duration = canary.duration_for(records.promotion_settings_of(env), requested)
             d = await store.find_deployment(session, model, request.deployment_id)
+            if env.deployment_id == d.id and not env.candidate_deployment_id:
+                return d  # it serves there already (a push made it production, say): nothing to do
             serving = {e.deployment_id: e.name for e in await store.environments(session, model.id)
                        if e.deployment_id}
             current = await session.get(DeploymentRecord, env.deployment_id) if env.deployment_id else None
