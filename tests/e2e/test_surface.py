@@ -222,6 +222,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
                     json={"max_replica": 2, "scale_down_delay": 120})
     assert accepted["status"] == "ACCEPTED", accepted
     settings = rest("GET", f"/v1/models/{model_id}/deployments/{d1}")["autoscaling_settings"]
+    retry = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/retry", json={})  # only a FAILED one retries
+    assert (retry["retried"], retry["deployment"]["id"]) == (False, d1) and "not FAILED" in retry["reason"]
     assert (settings["max_replica"], settings["scale_down_delay"]) == (2, 120)
     assert rest("POST", f"/v1/models/{model_id}/deployments/{d2}/deactivate", json={}) == {
         "success": True, "no_op": False}
@@ -542,6 +544,8 @@ def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platfor
         scaled = api.patch_models_deployments_autoscaling_settings(
             model_id=model_id, deployment_id=d1, request=m.UpdateAutoscalingSettings(max_replica=2))
         assert scaled.status == "ACCEPTED"
+        retried = api.post_models_deployments_retry(model_id=model_id, deployment_id=d1)
+        assert (retried.retried, retried.deployment.id) == (False, d1)  # it is not FAILED
         promoted = api.post_models_deployments_promote(model_id=model_id, deployment_id=d1,
                                                        request=m.PromoteRequest())
         assert promoted.id == d1

@@ -311,6 +311,16 @@ async def test_a_replica_that_fails_to_load_fails_the_deployment_without_retryin
     assert node.agent.start_count == 1
     assert (await harness.deployment("echo")).status == "FAILED"
 
+    # Baseten's retry (the cause fixed, a secret set, say): its replicas start again.
+    retried = await harness.call("RetryDeployment", management_pb2.RetryDeploymentRequest(
+        model_id="echo", deployment_id="development"))
+    assert (retried.retried, retried.reason, retried.deployment.status) == (True, "", "DEPLOYING")
+    again = await next_item(node.agent.starts, "StartReplica after the retry")
+    assert again.replica_id != start.replica_id
+    not_failed = await harness.call("RetryDeployment", management_pb2.RetryDeploymentRequest(
+        model_id="echo", deployment_id="development"))
+    assert not not_failed.retried and "not FAILED: there is nothing to retry" in not_failed.reason
+
 
 async def test_a_build_that_already_failed_fails_the_deployment_with_its_message(harness: Harness) -> None:
     build_id = harness.builder.add(events_pb2.BUILD_STATE_FAILED,

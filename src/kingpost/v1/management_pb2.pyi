@@ -537,6 +537,24 @@ class DeleteEnvironmentResponse(_message.Message):
     deleted: bool
     def __init__(self, success: _Optional[bool] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
+class RetryDeploymentRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
+
+class RetryDeploymentResponse(_message.Message):
+    __slots__ = ("retried", "reason", "deployment")
+    RETRIED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    retried: bool
+    reason: str
+    deployment: Deployment
+    def __init__(self, retried: _Optional[bool] = ..., reason: _Optional[str] = ..., deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+
 class ActivateEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]

@@ -154,6 +154,11 @@ class ManagementServiceStub:
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
                 _registered_method=True)
+        self.RetryDeployment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/RetryDeployment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentResponse.FromString,
+                _registered_method=True)
         self.ActivateEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/ActivateEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.ActivateEnvironmentRequest.SerializeToString,
@@ -358,6 +363,14 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryDeployment(self, request, context):
+        """RetryDeployment starts a FAILED deployment's replicas again (its build succeeded; the model
+        failed to load, say for a secret set since). Answers whether it did, and why not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ActivateEnvironment(self, request, context):
         """ActivateEnvironment activates the environment's current deployment.
         """
@@ -525,6 +538,11 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.UpdateAutoscalingSettings,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.SerializeToString,
+            ),
+            'RetryDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentResponse.SerializeToString,
             ),
             'ActivateEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.ActivateEnvironment,
@@ -1188,6 +1206,33 @@ class ManagementService:
             '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/RetryDeployment',
+            kingpost_dot_v1_dot_management__pb2.RetryDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.RetryDeploymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,7 +13,7 @@ from kingpost.errors import InvalidArgument, NotFound
 from kingpost.grpc_status import abort_on_error
 from kingpost.ids import new_id
 from kingpost.v1 import management_pb2
-from kingpost_scheduler import convert, deployment_defaults, lifecycle, promotion, records, replica_secrets, store
+from kingpost_scheduler import convert, deployment_defaults, facts, lifecycle, promotion, records, replica_secrets, store
 from kingpost_scheduler.handlers.base import Handlers, describe_deployment, describe_model
 from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
 
@@ -174,6 +174,29 @@ class ModelsAndDeployments(Handlers):
             return d, no_op
 
         return await self.control.write(f"{action} deployment {ref or env_name}", run)
+
+    @abort_on_error
+    async def RetryDeployment(self, request: management_pb2.RetryDeploymentRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> tuple[DeploymentRecord, str]:
+            model = await store.find_model(session, request.model_id)
+            d = await store.find_deployment(session, model, request.deployment_id)
+            refusal = lifecycle.retry_refusal(records.deployment_facts(d))
+            if not refusal:
+                failed = [r.id for r in await store.all_replicas(session)
+                          if r.deployment_id == d.id and r.state == facts.FAILED]
+                await store.delete_replicas(session, failed)  # else the next pass fails it again
+                d.status, d.status_reason, d.active = lifecycle.DEPLOYING, "", True
+                d.desired_replicas = deployment_defaults.about_to_serve(d.min_replica)
+                await session.flush()
+            return d, refusal
+
+        async def reply(session: AsyncSession, done: tuple[DeploymentRecord, str]
+                        ) -> management_pb2.RetryDeploymentResponse:
+            d, refusal = done
+            return management_pb2.RetryDeploymentResponse(
+                retried=not refusal, reason=refusal, deployment=await describe_deployment(session, d))
+
+        return await self.control.write(f"retrying deployment {request.deployment_id}", run, reply)
 
     @abort_on_error
     async def ActivateEnvironment(self, request: management_pb2.ActivateEnvironmentRequest, context: Any) -> Any:
