@@ -162,3 +162,25 @@ def test_the_tail_keeps_how_it_ended_and_the_last_lines() -> None:
     assert healing.tail(long, 2) == "runner exited with status 1; last 30 lines of its log:\n...\nline 28\nline 29"
     assert healing.tail(long, 0) == "runner exited with status 1; last 30 lines of its log:"
     assert healing.tail("one line", 3) == "one line"
+
+
+def test_an_agents_event_reads_as_a_report_held_back_when_its_restart_waits() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from kingpost.v1 import events_pb2
+    from kingpost_scheduler.events import report_of
+
+    def ts(at: datetime) -> Timestamp:
+        out = Timestamp()
+        out.FromDatetime(at)
+        return out
+
+    event = events_pb2.ReplicaEvent(replica_id="r1", state=events_pb2.REPLICA_STATE_RESTARTING, message=KILLED,
+                                    restarts=3, at=ts(T0), next_restart_at=ts(T0 + timedelta(seconds=4)))
+    report = report_of(event)
+    assert (report.state, report.restarts, report.message, report.held_back) == (
+        healing.REPORT_RESTARTING, 3, KILLED, True)
+    event.next_restart_at.CopyFrom(ts(T0))
+    assert not report_of(event).held_back  # restarted at once: not a crash loop
+    event.state = 42  # type: ignore[assignment]  # a newer agent's state
+    assert healing.after_report(rep(), report_of(event)) is None
