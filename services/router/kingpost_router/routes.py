@@ -132,6 +132,8 @@ class RouteSnapshot:
                 deployments=MappingProxyType(deployments),
             )
             by_id[m.model_id] = model
+            if m.chain_id:  # a chain's entrypoint: /chains/{chain_id}/... resolves to it (ids have prefixes)
+                by_id[m.chain_id] = model
             if m.name:
                 by_name[m.name] = model
         return cls(table.version, MappingProxyType(by_id), MappingProxyType(by_name),
@@ -152,8 +154,8 @@ def model_from_host(host: str) -> str:
     label = host.split(".", 1)[0].split(":", 1)[0]
     if label.startswith("model-") and len(label) > len("model-"):
         return label[len("model-"):]
-    if label.startswith("chain-"):
-        raise NotFound("chains are not supported yet")
+    if label.startswith("chain-") and len(label) > len("chain-"):
+        return label[len("chain-"):]
     if not host:
         raise InvalidArgument(
             "the request names no model: call /models/{model_id}/... or use a host model-{model_id}.<domain>"

@@ -103,6 +103,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
         models=[
             scheduler_pb2.ModelRoute(
                 model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,
+                chain_id=m.chain_id,
                 environments=[
                     scheduler_pb2.EnvironmentRoute(name=e.name, deployments=[
                         scheduler_pb2.WeightedDeployment(deployment_id=d, weight=w) for d, w in e.deployments

@@ -22,6 +22,8 @@ from kingpost_scheduler.facts import READY, Replica
 class ModelRow:
     id: str
     name: str
+    # The chain whose entrypoint this model is ("" for none): run_remote on the chain reaches it.
+    chain_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class ModelRoute:
     development_deployment_id: str
     environments: tuple[EnvironmentRoute, ...]
     deployments: tuple[DeploymentRoute, ...]
+    chain_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,5 +140,6 @@ def build_route_table(
                 )
                 for d in own
             ),
+            chain_id=m.chain_id,
         ))
     return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))))

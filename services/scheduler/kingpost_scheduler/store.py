@@ -21,6 +21,7 @@ from kingpost_scheduler.records import autoscaling_of, node_columns, replica_fac
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
+    ChainRecord,
     DeploymentRecord,
     EnvironmentRecord,
     ModelRecord,
@@ -308,7 +309,8 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
 async def route_inputs(
     session: AsyncSession,
 ) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str]]:
-    models = [ModelRow(m.id, m.name) for m in await list_models(session)]
+    chain_of = {c.entrypoint_model_id: c.id for c in (await session.execute(select(ChainRecord))).scalars()}
+    models = [ModelRow(m.id, m.name, chain_of.get(m.id, "")) for m in await list_models(session)]
     deployments = [
         DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status,
                       autoscaling=autoscaling_of(d), desired_replicas=d.desired_replicas,

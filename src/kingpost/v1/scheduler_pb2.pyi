@@ -49,18 +49,20 @@ class RouteTable(_message.Message):
     def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelRoute(_message.Message):
-    __slots__ = ("model_id", "name", "development_deployment_id", "environments", "deployments")
+    __slots__ = ("model_id", "name", "development_deployment_id", "environments", "deployments", "chain_id")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEVELOPMENT_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     name: str
     development_deployment_id: str
     environments: _containers.RepeatedCompositeFieldContainer[EnvironmentRoute]
     deployments: _containers.RepeatedCompositeFieldContainer[DeploymentRoute]
-    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., development_deployment_id: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRoute, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[DeploymentRoute, _Mapping]]] = ...) -> None: ...
+    chain_id: str
+    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., development_deployment_id: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRoute, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[DeploymentRoute, _Mapping]]] = ..., chain_id: _Optional[str] = ...) -> None: ...
 
 class EnvironmentRoute(_message.Message):
     __slots__ = ("name", "deployments")
