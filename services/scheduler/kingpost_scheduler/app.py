@@ -39,8 +39,8 @@ class Scheduler:
     scheduler: SchedulerServicer
     interceptor: AuthInterceptor
     bus: Bus
-    chains: ChainServicer | None = None
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    chains: ChainServicer | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
         management_pb2_grpc.add_ManagementServiceServicer_to_server(self.management, server)
