@@ -50,7 +50,9 @@ class ChainGraph:
 def where(cls: type) -> str:
     try:
         file = inspect.getsourcefile(cls) or "?"
-        line = inspect.getsourcelines(cls)[1]
+        lines, line = inspect.getsourcelines(cls)
+        # The `class` line itself, not a decorator above it.
+        line += next((i for i, text in enumerate(lines) if text.lstrip().startswith("class ")), 0)
     except (OSError, TypeError):
         return f"`{cls.__name__}`"
     return f"`{cls.__name__}` ({file}:{line})"
