@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import pathlib
 from typing import Any
 
@@ -25,6 +26,9 @@ from kingpost.chains.signatures import describe_validation_error, read_endpoint
 from kingpost.chains.stub import make_stub
 
 METADATA_KEY = "chains"
+# A router's gRPC address, set by the node's agent (kingpost up sets it); else the address the chain
+# was pushed to (Envoy's gRPC port), baked in at push.
+ROUTER_ENV = "KINGPOST_CHAIN_ROUTER"
 API_KEY_SECRET = "baseten_chain_api_key"
 
 
@@ -71,7 +75,7 @@ class ChainletModel:
         for param, marker in deps.items():
             dep_name = framework.display_name(marker.chainlet_cls)
             stubs[param] = make_stub(services[dep_name], read_endpoint(marker.chainlet_cls),
-                                     self._meta["router"], api_key)
+                                     os.environ.get(ROUTER_ENV) or self._meta["router"], api_key)
         env_name = self._environment.get("name") if isinstance(self._environment, dict) else None
         context = DeploymentContext(chainlet_to_service=services, secrets=secrets, data_dir=self._data_dir,
                                     environment=Environment(name=env_name) if env_name else None)
