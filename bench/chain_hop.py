@@ -45,7 +45,8 @@ def call_caller(config: ClientConfig, chain_id: str, n: int, address: str, alt: 
     r = httpx.post(f"{config.url}/chains/{chain_id}/development/run_remote", timeout=600,
                    headers={"Authorization": f"Api-Key {config.api_key}"},
                    json={"n": n, "runner_address": address, "alt_address": alt})
-    r.raise_for_status()
+    if r.status_code != 200:
+        raise SystemExit(f"Caller answered {r.status_code}: {r.text}")
     return r.json()
 
 
