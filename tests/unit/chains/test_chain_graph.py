@@ -167,3 +167,20 @@ def test_run_local_injects_dependencies_and_accepts_mocks():
 def test_model_names_put_the_entrypoint_at_the_chain_name():
     assert model_name("poems", "Entry", True) == "poems"
     assert model_name("poems", "Phi", False) == "poems.Phi"
+
+
+def test_numpy_fields_travel_as_truss_json_and_back_bit_exact():
+    import numpy as np
+
+    @chains.mark_entrypoint
+    class Arrays(chains.ChainletBase):
+        async def run_remote(self, a: chains.NumpyArrayField) -> chains.NumpyArrayField:
+            return a
+
+    endpoint = build_graph([Arrays]).by_name("Arrays").endpoint
+    array = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    wire = endpoint.dump_input({"a": chains.NumpyArrayField(array)})
+    assert set(wire["a"]) == {"data_b64", "shape", "dtype"} and wire["a"]["shape"] == [2, 3]
+    back = endpoint.parse_input(wire)["a"].array
+    assert back.dtype == array.dtype and np.array_equal(back, array)
+    assert endpoint.dump_input({"a": array}, mode="python")["a"] is array  # msgpack (use_binary) gets the array
