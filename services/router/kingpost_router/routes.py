@@ -57,6 +57,8 @@ class Deployment:
     reject_on_full: bool = False
     # Seconds to hold requests while no replica is ready; 0 = the router's default.
     cold_start_timeout_seconds: float = 0.0
+    # Deployments to wake with this one (a chain entrypoint's dependencies).
+    wake_with: tuple[str, ...] = ()
 
     @property
     def holds(self) -> bool:
@@ -116,6 +118,7 @@ class RouteSnapshot:
                     replicas=tuple(Replica(r.replica_id, r.address) for r in d.replicas),
                     reject_on_full=d.backpressure_policy == autoscaling_settings.REJECT,
                     cold_start_timeout_seconds=max(0.0, d.cold_start_timeout_seconds),
+                    wake_with=tuple(d.wake_with),
                 )
                 for d in m.deployments
             }

@@ -126,6 +126,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
                             desired_replicas=d.desired_replicas),
                         replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
                                   for r in d.replicas],
+                        wake_with=list(d.wake_with),
                     )
                     for d in m.deployments
                 ],

@@ -81,7 +81,7 @@ class WeightedDeployment(_message.Message):
     def __init__(self, deployment_id: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class DeploymentRoute(_message.Message):
-    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status", "status_reason", "backpressure_policy", "cold_start_timeout_seconds", "autoscaling")
+    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status", "status_reason", "backpressure_policy", "cold_start_timeout_seconds", "autoscaling", "wake_with")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class DeploymentRoute(_message.Message):
     BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
     COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_FIELD_NUMBER: _ClassVar[int]
+    WAKE_WITH_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     active: bool
     predict_concurrency: int
@@ -100,7 +101,8 @@ class DeploymentRoute(_message.Message):
     backpressure_policy: str
     cold_start_timeout_seconds: float
     autoscaling: DeploymentAutoscaling
-    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[_Union[DeploymentStatus, str]] = ..., status_reason: _Optional[str] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[float] = ..., autoscaling: _Optional[_Union[DeploymentAutoscaling, _Mapping]] = ...) -> None: ...
+    wake_with: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[_Union[DeploymentStatus, str]] = ..., status_reason: _Optional[str] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[float] = ..., autoscaling: _Optional[_Union[DeploymentAutoscaling, _Mapping]] = ..., wake_with: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeploymentAutoscaling(_message.Message):
     __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "desired_replicas")
