@@ -14,6 +14,7 @@ import pathlib
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 from kingpost import push as truss_push
@@ -129,20 +130,24 @@ async def _wait(management: management_pb2_grpc.ManagementServiceStub, name: str
 
 async def _undo(management: management_pb2_grpc.ManagementServiceStub,
                 made: list[tuple[str, truss_push.PushResult]], key_prefix: str, auth: rpc.Metadata) -> None:
-    """Best effort: what this push made goes; a model left with no deployment goes too."""
-    for _, r in reversed(made):
+    """Best effort: what this push made goes. A model this push created goes whole; in a model that
+    existed before, the new deployment goes (its promotion cancelled first, when it was one)."""
+    async def quietly(method: Any, request: Any) -> Any:
         try:
-            await rpc.call(management.DeleteDeployment, management_pb2.DeleteDeploymentRequest(
-                model_id=r.model.id, deployment_id=r.deployment.id), auth=auth, attempts=1)
-            left = await rpc.call(management.ListDeployments,
-                                  management_pb2.ListDeploymentsRequest(model_id=r.model.id), auth=auth)
-            if not [d for d in left.deployments if d.status != "DELETED"]:
-                await rpc.call(management.DeleteModel, management_pb2.DeleteModelRequest(model_id=r.model.id),
-                               auth=auth, attempts=1)
+            return await rpc.call(method, request, auth=auth, attempts=1)
         except KingpostError:
-            pass
-    try:
-        await rpc.call(management.RevokeApiKey, management_pb2.RevokeApiKeyRequest(prefix=key_prefix),
-                       auth=auth, attempts=1)
-    except KingpostError:
-        pass
+            return None
+
+    for _, r in reversed(made):
+        model_id, deployment_id = r.model.id, r.deployment.id
+        left = await quietly(management.ListDeployments, management_pb2.ListDeploymentsRequest(model_id=model_id))
+        others = [d for d in (left.deployments if left else []) if d.id != deployment_id]
+        if left is not None and not others:
+            await quietly(management.DeleteModel, management_pb2.DeleteModelRequest(model_id=model_id))
+            continue
+        delete = management_pb2.DeleteDeploymentRequest(model_id=model_id, deployment_id=deployment_id)
+        if await quietly(management.DeleteDeployment, delete) is None and r.deployment.environment:
+            await quietly(management.CancelPromotion, management_pb2.CancelPromotionRequest(
+                model_id=model_id, env_name=r.deployment.environment))
+            await quietly(management.DeleteDeployment, delete)
+    await quietly(management.RevokeApiKey, management_pb2.RevokeApiKeyRequest(prefix=key_prefix))

@@ -228,6 +228,27 @@ def test_a_bad_chain_file_is_refused_before_anything_is_pushed(platform: Platfor
     assert [c["name"] for c in platform.rest("GET", "/v1/chains")["chains"]] == ["text-stats"]
 
 
+def test_a_chainlet_that_fails_to_load_fails_the_push_naming_it_and_leaves_nothing(platform: Platform,
+                                                                                   tmp_path: Path) -> None:
+    models = platform.rest("GET", "/v1/models")["models"]
+    keys = platform.rest("GET", "/v1/api_keys")["api_keys"]
+    broken = tmp_path / "broken_chain.py"
+    broken.write_text(
+        "import truss_chains as chains\n\n\n"
+        "class Broken(chains.ChainletBase):\n"
+        "    def __init__(self) -> None:\n        raise RuntimeError('no weights here')\n\n"
+        "    async def run_remote(self, x: int) -> int:\n        return x\n\n\n"
+        "@chains.mark_entrypoint('broken-chain')\nclass Front(chains.ChainletBase):\n"
+        "    def __init__(self, broken: Broken = chains.depends(Broken)) -> None:\n        self._b = broken\n\n"
+        "    async def run_remote(self, x: int) -> int:\n        return await self._b.run_remote(x)\n")
+    done = platform.cli("chains", "push", str(broken), code=1)
+    assert "error: Chainlet `Broken`: deployment" in done.stderr
+    assert "RuntimeError: no weights here" in done.stderr  # its log
+    assert platform.rest("GET", "/v1/models")["models"] == models
+    assert platform.rest("GET", "/v1/api_keys")["api_keys"] == keys  # the chain's minted key revoked
+    assert [c["name"] for c in platform.rest("GET", "/v1/chains")["chains"]] == ["text-stats"]
+
+
 def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, tmp_path: Path,
                                                             text_stats: dict[str, Any]) -> None:
     cli_json = platform.cli_json
@@ -257,6 +278,8 @@ def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, 
     assert platform.rest("GET", "/v1/chains") == {"chains": []}
     names = {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
     assert not names & {"text-stats", "text-stats.Shout", "text-stats.Count", "GreetChain"}
+    assert not {k["name"] for k in platform.rest("GET", "/v1/api_keys")["api_keys"]} & {
+        "chain-text-stats", "chain-GreetChain"}  # the keys minted for their Chainlets are revoked
 
 
 # --- REST ---------------------------------------------------------------------------------------------

@@ -117,7 +117,8 @@ class ChainServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteChain(self, request, context):
-        """DeleteChain deletes the chain, its versions and every Chainlet's model.
+        """DeleteChain deletes the chain, its versions, every Chainlet's model and the
+        API keys its pushes minted for its Chainlets (named chain-<name>).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -31,6 +31,11 @@ _STATUS_ORDER = (deployment_status.FAILED, deployment_status.INACTIVE, deploymen
                  deployment_status.DEPLOYING, deployment_status.WAKING_UP, deployment_status.SCALED_TO_ZERO,
                  deployment_status.ACTIVE)
 
+def chain_key_name(chain: str) -> str:
+    """The name of the API key a push mints for a chain's Chainlets (kingpost.chain_push)."""
+    return f"chain-{chain}"
+
+
 Promote = Callable[[management_pb2.PromoteDeploymentRequest, Any], Awaitable[Any]]
 
 
@@ -165,6 +170,9 @@ class ChainServicer(chains_pb2_grpc.ChainServiceServicer):
             model_ids = {c["model_id"] for v in await chain_store.chain_deployments(session, chain.id)
                          for c in v.chainlets} | {chain.entrypoint_model_id}
             await chain_store.delete_chain(session, chain)
+            for key in await store.list_api_keys(session):  # the keys its pushes minted for its Chainlets
+                if key.name == chain_key_name(chain.name):
+                    await store.revoke_api_key(session, key.prefix)
             for model_id in sorted(model_ids):
                 try:
                     await store.delete_model(session, await store.find_model(session, model_id))
