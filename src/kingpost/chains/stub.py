@@ -28,6 +28,18 @@ JSON = "application/json"
 BINARY = "application/octet-stream"
 
 
+def _pack_default(obj: Any) -> Any:
+    """numpy arrays as truss's msgpack_numpy maps (what the runner's codec decodes), raw bytes, no base64."""
+    if type(obj).__module__ == "numpy" and hasattr(obj, "dtype") and hasattr(obj, "shape"):
+        import numpy as np
+
+        if obj.dtype.kind in ("O", "V"):
+            raise TypeError(f"cannot send numpy arrays of dtype {obj.dtype}")
+        return {b"nd": True, b"type": obj.dtype.str, b"kind": b"", b"shape": list(obj.shape),
+                b"data": np.ascontiguousarray(obj).tobytes()}
+    raise TypeError(f"cannot send {type(obj).__name__} as msgpack")
+
+
 def _status_of(error: grpc.RpcError) -> int:
     for key, value in (error.trailing_metadata() or ()):  # type: ignore[attr-defined]
         if key == HTTP_STATUS_KEY:
@@ -53,7 +65,8 @@ class _Target:
 
     def request(self, kwargs: dict[str, Any]) -> inference_pb2.PredictRequest:
         if self.options.use_binary:
-            data = msgpack.packb(self.endpoint.dump_input(kwargs, mode="python"), use_bin_type=True)
+            data = msgpack.packb(self.endpoint.dump_input(kwargs, mode="python"), use_bin_type=True,
+                                 default=_pack_default)
             body = httpbody_pb2.HttpBody(content_type=BINARY, data=data)
         else:
             body = httpbody_pb2.HttpBody(content_type=JSON,
