@@ -17,7 +17,8 @@ ALIASES = {"truss_chains": "kingpost.chains", "truss_chains.streaming": "kingpos
 
 
 def install_alias() -> None:
-    """Make `import truss_chains` give kingpost.chains, unless a real truss_chains is importable."""
+    """Make `import truss_chains` give kingpost.chains, even where truss itself is installed (runners
+    hold kingpost, not the `truss_chains` shim package beside it)."""
     for alias, target in ALIASES.items():
         if alias not in sys.modules:
             sys.modules[alias] = importlib.import_module(target)
