@@ -114,6 +114,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
         models=[
             scheduler_pb2.ModelRoute(
                 model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,
+                chain_id=m.chain_id,
                 environments=[
                     scheduler_pb2.EnvironmentRoute(name=e.name, deployments=[
                         scheduler_pb2.WeightedDeployment(deployment_id=d, weight=w) for d, w in e.deployments
@@ -136,6 +137,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
                             desired_replicas=d.desired_replicas),
                         replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
                                   for r in d.replicas],
+                        wake_with=list(d.wake_with),
                     )
                     for d in m.deployments
                 ],
