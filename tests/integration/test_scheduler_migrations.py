@@ -28,6 +28,9 @@ from kingpost_scheduler import db, store
 BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {
     # A JSON server default ('[]') reads back through CAST as a number on SQLite: say the value.
     ("0008", "api_keys", "model_ids"): {("kp_1a2b3c4d",): [], ("kp_9f8e7d6c",): []},
+    # Deployments that were ACTIVE or scaled to zero have served: a load failure no longer fails them.
+    ("0009", "deployments", "has_served"): {
+        ("dep_echodev001",): True, ("dep_echopub001",): True, ("dep_draftdev01",): True},
 }
 
 T0 = datetime(2025, 11, 28, 9, 30, tzinfo=UTC)

@@ -49,6 +49,11 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.WakeRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_inference__pb2.WakeResponse.FromString,
                 _registered_method=True)
+        self.RunRemote = channel.unary_stream(
+                '/kingpost.v1.InferenceService/RunRemote',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer:
@@ -76,6 +81,15 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunRemote(self, request, context):
+        """RunRemote calls a chain's entrypoint: the body's keys are its run_remote's
+        parameters. Prefixes as Predict's; the routes without `/chains/{chain_id}`
+        take the chain from the Host (`chain-{chain_id}.<domain>`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +102,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.Wake,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.WakeRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_inference__pb2.WakeResponse.SerializeToString,
+            ),
+            'RunRemote': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunRemote,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -148,6 +167,33 @@ class InferenceService:
             '/kingpost.v1.InferenceService/Wake',
             kingpost_dot_v1_dot_inference__pb2.WakeRequest.SerializeToString,
             kingpost_dot_v1_dot_inference__pb2.WakeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRemote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/RunRemote',
+            kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,
