@@ -146,6 +146,9 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
     if service == "scheduler":
         values["database_url"] = f"sqlite+aiosqlite:///{layout.state / 'kingpost.db'}"
         values["builder_address"] = builder
+        # One machine runs everything: its CPUs and memory are shared generously (settings.py).
+        values["cpu_overcommit"] = 16.0
+        values["memory_overcommit"] = 4.0
     elif service == "builder":
         values["artifacts_dir"] = str(layout.artifacts)
         values["scheduler_address"] = scheduler

@@ -25,7 +25,11 @@ from kingpost_scheduler import db, store
 
 # (revision, table, column) → the value the revision gives rows that existed before it, keyed by
 # primary key. Empty while every added column takes its server default.
-BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {}
+# JSON columns' defaults ('{}', '[]') do not read back through a CAST on SQLite: say them here.
+BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {
+    ("0005", "nodes", "labels"): {("node_gpu_a",): {}},
+    ("0005", "replicas", "gpus"): {("rep_echopub0001",): []},
+}
 
 T0 = datetime(2025, 11, 28, 9, 30, tzinfo=UTC)
 T1 = datetime(2025, 11, 29, 17, 5, 12, 250000, tzinfo=UTC)

@@ -18,6 +18,7 @@ PURE_MODULES = (
     "kingpost_autoscaler.decision",
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",
+    "kingpost_scheduler.resources",
     "kingpost_scheduler.canary",
     "kingpost_scheduler.promotion",
     "kingpost_scheduler.reconcile",

@@ -24,6 +24,7 @@ from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient
 from kingpost_scheduler.control import Control, utcnow
 from kingpost_scheduler.handlers.internal import SchedulerServicer
 from kingpost_scheduler.handlers.management import ManagementServicer
+from kingpost_scheduler.placement import Overcommit
 from kingpost_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ async def create(
             start_timeout=timedelta(seconds=settings.replica_start_timeout_seconds),
             interval=settings.reconcile_interval_seconds, clock=clock,
             drain=timedelta(seconds=settings.demoted_drain_seconds),
+            overcommit=Overcommit(cpu=settings.cpu_overcommit, memory=settings.memory_overcommit),
         )
         closers.append(control.close)
         await control.start(admin_key)

@@ -29,6 +29,7 @@ from kingpost_scheduler.clients import AgentCommands
 from kingpost_scheduler.dispatch import Dispatcher
 from kingpost_scheduler.events import Events
 from kingpost_scheduler.heartbeats import Heartbeats
+from kingpost_scheduler.placement import Overcommit
 from kingpost_scheduler.reconciler import Reconciler, Settled
 from kingpost_scheduler.route_feed import RouteFeed
 from kingpost_scheduler.route_table import RouteTable
@@ -55,13 +56,15 @@ class Control:
         interval: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
         drain: timedelta = promotion.DRAIN,
+        overcommit: Overcommit = Overcommit(),
     ) -> None:
         self.clock = clock
         self.interval = interval
         self.keys = KeyCache()
         self.routes = RouteFeed()
         self.transactions = Transactions(sessions)
-        self.reconciler = Reconciler(node_timeout=node_timeout, start_timeout=start_timeout, drain=drain)
+        self.reconciler = Reconciler(node_timeout=node_timeout, start_timeout=start_timeout, drain=drain,
+                                     overcommit=overcommit)
         self.dispatcher = Dispatcher(agents, self.write, clock)
         self.events = Events(self.write, clock)
         self.heartbeats = Heartbeats(self.transactions, self.write, clock, node_timeout=node_timeout,

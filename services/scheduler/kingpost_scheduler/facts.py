@@ -30,6 +30,13 @@ class Node:
     id: str
     address: str
     last_seen: datetime
+    # What its agent reported (0: not reported, no limit) and what it is called.
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    gpus: tuple[str, ...] = ()  # each GPU's name, by index (its CUDA_VISIBLE_DEVICES number)
+    name: str = ""
+    # Draining: its replicas move elsewhere and it takes no new one (`kingpost nodes drain`).
+    draining: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,3 +49,4 @@ class Replica:
     since: datetime
     address: str = ""
     message: str = ""
+    gpus: tuple[int, ...] = ()  # the indices of its node's GPUs it holds

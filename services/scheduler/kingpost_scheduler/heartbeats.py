@@ -31,7 +31,8 @@ Write = Callable[[str, Callable[[AsyncSession], Awaitable[None]]], Awaitable[Non
 
 def report_of(beat: events_pb2.NodeHeartbeat) -> NodeReport:
     return NodeReport(id=beat.node_id, address=beat.address, cpu_count=beat.cpu_count,
-                      memory_bytes=beat.memory_bytes, gpus=tuple((g.name, g.memory_bytes) for g in beat.gpus))
+                      memory_bytes=beat.memory_bytes, gpus=tuple((g.name, g.memory_bytes) for g in beat.gpus),
+                      name=beat.name, labels=tuple(sorted(beat.labels.items())))
 
 
 class Heartbeats:
@@ -48,6 +49,7 @@ class Heartbeats:
         self._stored: dict[str, NodeReport] = {}  # ... and the one in the database
         self._persisted: dict[str, datetime] = {}  # last_seen as the database holds it
         self._last_batch = started_at
+        self.draining: set[str] = set()  # nodes being drained (`kingpost nodes drain`)
         # From the last reconcile pass.
         self._live: frozenset[str] = frozenset()
         self._replicas: Mapping[str, tuple[facts.Replica, ...]] = {}
@@ -57,10 +59,22 @@ class Heartbeats:
         for n in nodes:
             self._reports[n.id] = self._stored[n.id] = records.node_report(n)
             self.last_seen[n.id] = self._persisted[n.id] = n.last_seen
+            if n.draining:
+                self.draining.add(n.id)
 
     def nodes(self) -> list[facts.Node]:
-        """Every known node with its latest heartbeat, for the reconcile pass."""
-        return [facts.Node(r.id, r.address, self.last_seen[r.id]) for r in self._reports.values()]
+        """Every known node with its latest heartbeat and what it reported, for the reconcile pass."""
+        return [records.report_facts(r, self.last_seen[r.id], draining=r.id in self.draining)
+                for r in self._reports.values()]
+
+    def report(self, node_id: str) -> NodeReport | None:
+        return self._reports.get(node_id)
+
+    def forget(self, node_id: str) -> None:
+        """A removed node: nothing of it stays (a heartbeat from it later makes it known again)."""
+        for known in (self.last_seen, self._reports, self._stored, self._persisted):
+            known.pop(node_id, None)
+        self.draining.discard(node_id)
 
     def after_pass(self, live: frozenset[str], replicas: Mapping[str, tuple[facts.Replica, ...]]) -> None:
         self._live, self._replicas = live, replicas

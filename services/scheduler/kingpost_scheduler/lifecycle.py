@@ -80,8 +80,17 @@ class Status:
     reason: str = ""
 
 
-def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status:
-    """The status a deployment shows, from what is stored about it and its replicas."""
+def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica], *, waiting: str = "") -> Status:
+    """The status a deployment shows, from what is stored about it and its replicas. `waiting`: why
+    a replica it wants fits on no node (placement.why_not), shown as its reason while it serves
+    nothing (ACTIVE with fewer replicas than wanted says so too)."""
+    status = _status(d, replicas)
+    if waiting and status.status in (ACTIVE, DEPLOYING, WAKING_UP):
+        return Status(status.status, f"waiting for a node: {waiting}")
+    return status
+
+
+def _status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status:
     if d.status == FAILED:
         return Status(FAILED, d.status_reason)
     if not d.artifact_digest:

@@ -25,6 +25,12 @@ class SchedulerSettings(ServiceSettings):
     demoted_drain_seconds: float = Field(10.0, ge=0)
     # The highest max_replica a deployment's autoscaling settings may ask for (Baseten's default 10).
     max_replica_cap: int = Field(10, ge=1)
+    # How many times its CPUs and memory a node may promise to replicas (their Trusses'
+    # resources.cpu and resources.memory). 1 in a cluster: a node is never promised more than it
+    # has. `kingpost up` runs everything on one machine and sets 16 and 4, so a laptop with 4 CPUs
+    # still runs a few 1-CPU, 2Gi Trusses side by side. GPUs are never over-committed.
+    cpu_overcommit: float = Field(1.0, ge=1.0, le=64.0)
+    memory_overcommit: float = Field(1.0, ge=1.0, le=16.0)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
 

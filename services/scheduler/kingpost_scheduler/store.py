@@ -219,10 +219,11 @@ async def replicas_on_node(session: AsyncSession, node_id: str) -> Sequence[Repl
 
 
 async def add_replica(
-    session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime
+    session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime,
+    *, gpus: Iterable[int] = (),
 ) -> ReplicaRecord:
     replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-                            address="", message="", created_at=now, updated_at=now)
+                            address="", message="", created_at=now, updated_at=now, gpus=list(gpus))
     session.add(replica)
     await session.flush()
     return replica
