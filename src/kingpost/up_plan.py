@@ -157,6 +157,8 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
     elif service == "agent":
         values["builder_address"] = builder
         values["work_dir"] = str(layout.agent)
+        # Agents that join from this machine keep its host name for themselves.
+        values["node_name"] = "local"
     return values
 
 

@@ -19,6 +19,7 @@ PURE_MODULES = (
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",
     "kingpost_scheduler.resources",
+    "kingpost_scheduler.nodes",
     "kingpost_scheduler.canary",
     "kingpost_scheduler.promotion",
     "kingpost_scheduler.reconcile",

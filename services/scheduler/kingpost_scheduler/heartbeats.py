@@ -70,6 +70,13 @@ class Heartbeats:
     def report(self, node_id: str) -> NodeReport | None:
         return self._reports.get(node_id)
 
+    def joined(self, report: NodeReport, now: datetime) -> None:
+        """A node that joins is heard from now (before it is stored, so the write's pass counts it)."""
+        self.last_seen[report.id], self._reports[report.id] = now, report
+
+    def stored(self, report: NodeReport, now: datetime) -> None:
+        self._stored[report.id], self._persisted[report.id] = report, now
+
     def forget(self, node_id: str) -> None:
         """A removed node: nothing of it stays (a heartbeat from it later makes it known again)."""
         for known in (self.last_seen, self._reports, self._stored, self._persisted):

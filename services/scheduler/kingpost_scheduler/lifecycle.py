@@ -120,8 +120,9 @@ _NOT_SERVING = {
 
 def not_serving_reason(status: str, failure: str = "") -> str:
     """Why a deployment in `status` is not serving, in a caller's words; "" while it serves.
-    `failure`: a FAILED deployment's stored reason (the build's or the model's error)."""
-    if status == FAILED and failure:
+    `failure`: the stored reason: a FAILED deployment's (the build's or the model's error), or why
+    a replica it wants fits on no node."""
+    if failure and status in (FAILED, DEPLOYING, WAKING_UP, ACTIVE):
         return failure
     return _NOT_SERVING.get(status, "")
 

@@ -65,7 +65,10 @@ def apply_build(d: DeploymentRecord, info: BuildInfo) -> None:
 def demand_of(d: DeploymentRecord) -> Demand:
     """What each replica of `d` needs of its node."""
     kind, count = resources.accelerator(d.accelerator or "")
-    return Demand(cpu_millis=d.cpu_millis, memory_bytes=d.memory_bytes, gpu_type=kind, gpu_count=count)
+    default = Demand()
+    return Demand(cpu_millis=d.cpu_millis if d.cpu_millis is not None else default.cpu_millis,
+                  memory_bytes=d.memory_bytes if d.memory_bytes is not None else default.memory_bytes,
+                  gpu_type=kind, gpu_count=count)
 
 
 # --- environments -------------------------------------------------------------------------------

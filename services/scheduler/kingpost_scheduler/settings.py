@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
+
+from kingpost.artifact_bucket import BUCKET_PATTERN, DEFAULT_BUCKET
 
 from kingpost.settings import ServiceSettings
 
@@ -31,6 +35,14 @@ class SchedulerSettings(ServiceSettings):
     # still runs a few 1-CPU, 2Gi Trusses side by side. GPUs are never over-committed.
     cpu_overcommit: float = Field(1.0, ge=1.0, le=64.0)
     memory_overcommit: float = Field(1.0, ge=1.0, le=16.0)
+    # What an agent that joins (`kingpost agent --join`) is told: the NATS URL it heartbeats on
+    # (empty: nats_url, which must then be reachable from the agents' machines), the builder it
+    # fetches artifacts from (empty: builder_address), or the JetStream object store to fetch them
+    # from instead ("nats", with the builders' artifact_store = "nats").
+    join_nats_url: str = ""
+    join_builder_address: str = ""
+    join_artifact_store: Literal["file", "nats"] = "file"
+    join_artifact_bucket: str = Field(DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
 
