@@ -24,9 +24,11 @@ A node that reported no CPUs or memory (an agent that does not say) has no limit
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import heapq
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from kingpost_scheduler.facts import PENDING, STOPPING, Node, Replica
 
@@ -150,6 +152,76 @@ def choose(nodes: Sequence[Node], used: Mapping[str, Used], same: Mapping[str, i
         if best is None or key < best[0]:
             best = (key, Choice(node.id, gpus))
     return best[1] if best else None
+
+
+class Placer:
+    """`choose`, fast enough for a pass that places 10,000 replicas over 1,000 nodes.
+
+    `choose` looks at every node for every replica. This keeps the nodes in heaps instead — one by
+    (prefers-no-GPU, replicas, id) for replicas without GPUs, and one per (GPU type, free GPUs of it)
+    by (replicas, id) — and looks at them in `choose`'s order until one has room and no replica of
+    the deployment yet: that one is `choose`'s answer too. When none does (a deployment with more
+    replicas than nodes, or a full cluster) it asks `choose` itself. A node's entries are replaced,
+    not updated, when a replica takes room on it (a version number tells the stale ones).
+    """
+
+    def __init__(self, nodes: Sequence[Node], used: dict[str, Used], over: Overcommit = Overcommit()) -> None:
+        self._nodes = {n.id: n for n in nodes}
+        self._list = list(nodes)
+        self.used = used
+        self._over = over
+        self._version: dict[str, int] = dict.fromkeys(self._nodes, 0)
+        self._plain: list[tuple[int, int, str, int]] = []
+        self._gpu: dict[tuple[str, int], list[tuple[int, str, int]]] = {}
+        self._types: dict[str, tuple[str, ...]] = {n.id: tuple(sorted({gpu_type(g) for g in n.gpus})) for n in nodes}
+        self._most = {kind: 0 for types in self._types.values() for kind in types}
+        for n in nodes:
+            self._index(n)
+
+    def _index(self, node: Node) -> None:
+        u, version = self.used.get(node.id), self._version[node.id]
+        load = u.replicas if u else 0
+        heapq.heappush(self._plain, (1 if node.gpus else 0, load, node.id, version))
+        for kind in self._types[node.id]:
+            free = len(_free_gpus(node, u, kind))
+            self._most[kind] = max(self._most[kind], free)
+            heapq.heappush(self._gpu.setdefault((kind, free), []), (load, node.id, version))
+
+    def take(self, node_id: str, demand: Demand, gpus: tuple[int, ...]) -> None:
+        self.used.setdefault(node_id, Used()).take(demand, gpus)
+        self._version[node_id] += 1
+        self._index(self._nodes[node_id])
+
+    def choose(self, same: Mapping[str, int], demand: Demand) -> Choice | None:
+        if demand.gpu_count:
+            for free in range(demand.gpu_count, self._most.get(demand.gpu_type, 0) + 1):
+                heap = self._gpu.get((demand.gpu_type, free))
+                found = self._first(heap, same, demand, lambda e: (e[1], e[2])) if heap else None
+                if found is not None:
+                    return found
+        else:
+            found = self._first(self._plain, same, demand, lambda e: (e[2], e[3]))
+            if found is not None:
+                return found
+        return choose(self._list, self.used, same, demand, self._over)
+
+    def _first(self, heap: list[Any], same: Mapping[str, int], demand: Demand,
+               ident: Callable[[Any], tuple[str, int]]) -> Choice | None:
+        aside, found = [], None
+        while heap:
+            entry = heapq.heappop(heap)
+            node_id, version = ident(entry)
+            if version != self._version[node_id]:
+                continue  # stale: the node has a newer entry
+            aside.append(entry)
+            if same.get(node_id, 0) == 0:
+                gpus = fits(self._nodes[node_id], self.used.get(node_id), demand, self._over)
+                if gpus is not None:
+                    found = Choice(node_id, gpus)
+                    break
+        for entry in aside:
+            heapq.heappush(heap, entry)
+        return found
 
 
 def why_not(nodes: Sequence[Node], used: Mapping[str, Used], demand: Demand,

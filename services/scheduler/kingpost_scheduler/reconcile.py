@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kingpost_scheduler.facts import FAILED, PENDING, READY, STARTING, STOPPING, Node, Replica
-from kingpost_scheduler.placement import Demand, Overcommit, Used, choose, live_nodes, why_not
+from kingpost_scheduler.placement import Demand, Overcommit, Placer, Used, live_nodes, why_not
 
 _STOP_FIRST = {PENDING: 0, STARTING: 1, READY: 2}
 NO_DEMAND = Demand(cpu_millis=0, memory_bytes=0)
@@ -90,6 +90,7 @@ def plan(
         if r.state != STOPPING:
             by_deployment[r.deployment_id].append(r)
 
+    placer = Placer(accepting, used, overcommit)
     starts: list[Start] = []
     stops: list[str] = []
     failures: list[Failure] = []
@@ -117,11 +118,11 @@ def plan(
         for r in healthy:
             same[r.node_id] += 1
         for _ in range(want - len(staying)):
-            choice = choose(accepting, used, same, demand, overcommit)
+            choice = placer.choose(same, demand)
             if choice is None:
                 waiting.append(Failure(deployment_id, why_not(accepting, used, demand, overcommit)))
                 break
-            used[choice.node_id].take(demand, choice.gpus)
+            placer.take(choice.node_id, demand, choice.gpus)
             same[choice.node_id] += 1
             starts.append(Start(deployment_id, choice.node_id, choice.gpus))
         # Off a draining node only as replacements serve: one READY elsewhere for each that stops.

@@ -12,6 +12,7 @@ from kingpost_scheduler.facts import PENDING, READY, STARTING, STOPPING, Node, R
 from kingpost_scheduler.placement import (
     Demand,
     Overcommit,
+    Placer,
     Used,
     choose,
     fits,
@@ -169,3 +170,21 @@ def test_after_a_restart_replicas_from_the_previous_run_are_judged_at_once() -> 
     previous_run = replica("old", READY, since_ago=1)
     assert missing_from_heartbeat([], [previous_run], T0, timedelta(seconds=3),
                                   settled_before=T0 - timedelta(seconds=0.5)) == ["old"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(clusters(), st.lists(st.integers(0, 5), min_size=40, max_size=40))
+def test_property_the_fast_placer_answers_as_choose_does(cluster, deployments) -> None:  # type: ignore[no-untyped-def]
+    """Placer (heaps, for 10,000 replicas a pass) picks exactly the node and GPUs `choose` would."""
+    nodes, demands = cluster
+    used: dict[str, Used] = {}
+    placer = Placer(nodes, used)
+    same_of: dict[int, dict[str, int]] = {}
+    for d, dep in zip(demands, deployments):
+        same = same_of.setdefault(dep, {})
+        expected = choose(nodes, used, same, d)
+        got = placer.choose(same, d)
+        assert got == expected
+        if got is not None:
+            placer.take(got.node_id, d, got.gpus)
+            same[got.node_id] = same.get(got.node_id, 0) + 1
