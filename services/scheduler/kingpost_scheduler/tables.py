@@ -109,6 +109,8 @@ class NodeRecord(Base):
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     draining: Mapped[bool] = mapped_column(Boolean, default=False)
     joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    # The digest of the secret it joins again with (JoinNodeResponse.node_secret), "" for none.
+    secret_sha256: Mapped[str] = mapped_column(String(64), default="")
 
 
 class EnvironmentRecord(Base):

@@ -4,6 +4,8 @@ its answer how to reach the platform (NATS, artifacts, the internal token)."""
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 from kingpost import rpc
 from kingpost.errors import KingpostError, Unauthenticated
@@ -14,6 +16,9 @@ from kingpost_worker_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 
+# In the work dir: the secret this node joins again with, once it has joined with a token.
+SECRET_FILE = "node_secret"
+
 
 class JoinRefused(Exception):
     """The scheduler would not have this node; the message says why (the token, the name)."""
@@ -22,8 +27,13 @@ class JoinRefused(Exception):
 async def join(settings: AgentSettings, scheduler: str, token: str, facts: NodeFacts,
                address: str) -> AgentSettings:
     """JoinNode at `scheduler`; the settings this agent runs with from then on."""
+    secret_path = settings.work_dir / SECRET_FILE
+    try:
+        secret = secret_path.read_text().strip()
+    except OSError:
+        secret = ""
     request = nodes_pb2.JoinNodeRequest(
-        token=token, node_id=facts.node_id, name=facts.name, address=address, cpu_count=facts.cpu_count,
+        token=token, node_secret=secret, node_id=facts.node_id, name=facts.name, address=address, cpu_count=facts.cpu_count,
         memory_bytes=facts.memory_bytes, labels=dict(facts.labels),
         gpus=[events_pb2.Gpu(name=g.name, memory_bytes=g.memory_bytes) for g in facts.gpus])
     channel = rpc.channel(scheduler)
@@ -36,6 +46,8 @@ async def join(settings: AgentSettings, scheduler: str, token: str, facts: NodeF
         raise JoinRefused(f"cannot join {scheduler}: {e.message}") from None
     finally:
         await channel.close()
+    if reply.node_secret:
+        _write_secret(secret_path, reply.node_secret)
     log.info("joined %s as node %s (%s); NATS at %s, artifacts from %s", scheduler, facts.name, reply.node_id,
              rpc_shown(reply.nats_url), reply.artifact_store)
     update = {"nats_url": reply.nats_url, "internal_token": reply.internal_token,
@@ -48,6 +60,16 @@ async def join(settings: AgentSettings, scheduler: str, token: str, facts: NodeF
         update["heartbeat_interval_seconds"] = min(settings.heartbeat_interval_seconds,
                                                    reply.heartbeat_interval_seconds)
     return settings.model_copy(update=update)
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """The node's secret for its next join: root's alone, replaced whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.replace(tmp, path)
 
 
 def rpc_shown(url: str) -> str:

@@ -115,7 +115,7 @@ class RemoveNodeResponse(_message.Message):
     def __init__(self, success: _Optional[bool] = ...) -> None: ...
 
 class JoinNodeRequest(_message.Message):
-    __slots__ = ("token", "node_id", "name", "address", "cpu_count", "memory_bytes", "gpus", "labels")
+    __slots__ = ("token", "node_id", "name", "address", "cpu_count", "memory_bytes", "gpus", "labels", "node_secret")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class JoinNodeRequest(_message.Message):
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    NODE_SECRET_FIELD_NUMBER: _ClassVar[int]
     token: str
     node_id: str
     name: str
@@ -139,10 +140,11 @@ class JoinNodeRequest(_message.Message):
     memory_bytes: int
     gpus: _containers.RepeatedCompositeFieldContainer[_events_pb2.Gpu]
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, token: _Optional[str] = ..., node_id: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[_events_pb2.Gpu, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    node_secret: str
+    def __init__(self, token: _Optional[str] = ..., node_id: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[_events_pb2.Gpu, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., node_secret: _Optional[str] = ...) -> None: ...
 
 class JoinNodeResponse(_message.Message):
-    __slots__ = ("node_id", "nats_url", "internal_token", "builder_address", "artifact_store", "artifact_bucket", "heartbeat_interval_seconds")
+    __slots__ = ("node_id", "nats_url", "internal_token", "builder_address", "artifact_store", "artifact_bucket", "heartbeat_interval_seconds", "node_secret")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NATS_URL_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_TOKEN_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +152,7 @@ class JoinNodeResponse(_message.Message):
     ARTIFACT_STORE_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_BUCKET_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NODE_SECRET_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     nats_url: str
     internal_token: str
@@ -157,4 +160,5 @@ class JoinNodeResponse(_message.Message):
     artifact_store: str
     artifact_bucket: str
     heartbeat_interval_seconds: float
-    def __init__(self, node_id: _Optional[str] = ..., nats_url: _Optional[str] = ..., internal_token: _Optional[str] = ..., builder_address: _Optional[str] = ..., artifact_store: _Optional[str] = ..., artifact_bucket: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
+    node_secret: str
+    def __init__(self, node_id: _Optional[str] = ..., nats_url: _Optional[str] = ..., internal_token: _Optional[str] = ..., builder_address: _Optional[str] = ..., artifact_store: _Optional[str] = ..., artifact_bucket: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., node_secret: _Optional[str] = ...) -> None: ...

@@ -6,7 +6,9 @@ cache (heartbeats.py) in step, since the reconcile pass reads nodes from there.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +67,13 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
         prefix = join_token_prefix(request.token)
 
         async def check(session: AsyncSession) -> NodeRecord | None:
-            found = await store.join_token(session, prefix) if prefix else None
-            valid = found is not None and found.sha256 == key_digest(request.token)
-            nodes.check_token(prefix, valid, found.expires_at if found else None, now)
+            known = await session.get(NodeRecord, request.node_id) if request.node_id else None
+            rejoin = bool(request.node_secret) and known is not None and bool(known.secret_sha256) \
+                and hmac.compare_digest(known.secret_sha256, key_digest(request.node_secret))
+            if not rejoin:  # a node seen before joins again with its secret; a new one needs a token
+                found = await store.join_token(session, prefix) if prefix else None
+                valid = found is not None and found.sha256 == key_digest(request.token)
+                nodes.check_token(prefix, valid, found.expires_at if found else None, now)
             # Only once the token is good does the request's content matter.
             nodes.validate_name(request.name)
             if not request.node_id or not request.address:
@@ -87,11 +93,14 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
             self.control.heartbeats.forget(holder.id)
         self.control.heartbeats.joined(report, now)
 
+        secret = secrets.token_urlsafe(32)
+
         async def join(session: AsyncSession) -> None:
             if holder is not None:
                 await store.delete_node(session, holder.id)
             node = await store.upsert_node(session, report, now)
             node.joined_at = node.joined_at or now
+            node.secret_sha256 = key_digest(secret)
 
         await self.control.write(f"joining node {report.id}", join)
         self.control.heartbeats.stored(report, now)
@@ -101,7 +110,7 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
         return nodes_pb2.JoinNodeResponse(
             node_id=report.id, nats_url=o.nats_url, internal_token=o.internal_token,
             builder_address=o.builder_address, artifact_store=o.artifact_store, artifact_bucket=o.artifact_bucket,
-            heartbeat_interval_seconds=o.heartbeat_interval_seconds)
+            heartbeat_interval_seconds=o.heartbeat_interval_seconds, node_secret=secret)
 
     # --- what users see and do ----------------------------------------------------------------
 

@@ -34,6 +34,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("labels", sa.JSON(), nullable=False, server_default="{}"))
         batch.add_column(sa.Column("draining", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("joined_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("secret_sha256", sa.String(64), nullable=False, server_default=""))
     op.create_table(
         "join_tokens",
         sa.Column("prefix", sa.String(32), primary_key=True),
@@ -47,6 +48,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("join_tokens")
     with op.batch_alter_table("nodes") as batch:
+        batch.drop_column("secret_sha256")
         batch.drop_column("joined_at")
         batch.drop_column("draining")
         batch.drop_column("labels")
