@@ -5,8 +5,9 @@ as separate processes with homes and declared GPU inventories of their own.
    `H100:2` Truss lands on the 2-GPU node and sees two GPUs in CUDA_VISIBLE_DEVICES.
 2. An `H100:4` Truss waits, with the reason in its status, and becomes ACTIVE once a node with
    four H100s joins.
-3. A deployment of three replicas spreads over the three nodes; `kill -9` one agent and its
-   runners: after the node timeout its replica runs elsewhere, and the node shows LOST.
+3. A deployment of three replicas spreads over the three nodes. Draining `local` under load moves
+   its replicas without a failed request. `kill -9` one agent and its runners: after the node
+   timeout its replica runs elsewhere, and the node shows LOST.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,6 +191,18 @@ def test_agents_join_gpu_replicas_land_where_they_fit_and_a_lost_node_is_replace
             cli_json(home, "deployments", "get", "spread", d3)["active_replica_count"] == 3 else None
 
     until(on_each_node, "three replicas of spread, one on each node", timeout=240)
+
+    # Draining `local` under load: its replicas move to the GPU nodes, and no request fails.
+    with Load(home, up_rest(up), f"/models/{spread['model']['id']}/deployment/{d3}/predict") as load:
+        until(lambda: load.answered >= 20 or None, "load on spread", timeout=60)
+        assert cli_json(home, "nodes", "drain", "local")["state"] == "DRAINING"
+        until(lambda: not nodes(home)["local"]["replica_ids"] and
+              cli_json(home, "deployments", "get", "spread", d3)["active_replica_count"] == 3 or None,
+              "local drained, spread at three ready replicas elsewhere", timeout=240)
+        answered = load.answered
+        until(lambda: load.answered >= answered + 20 or None, "load after the drain", timeout=60)
+    assert load.failures == [], load.failures[:5]
+    cli_json(home, "nodes", "drain", "local", "--undo")
     lost = agents[1]
     lost.kill_with_runners()
     until(lambda: nodes(home)["gpu-a"]["state"] == "LOST" or None, "gpu-a to be LOST", timeout=60)
@@ -207,6 +221,39 @@ def test_agents_join_gpu_replicas_land_where_they_fit_and_a_lost_node_is_replace
     assert run_cli(home, "nodes", "remove", "gpu-b").returncode == 1
     cli_json(home, "nodes", "remove", "gpu-a")
     assert "gpu-a" not in nodes(home)
+
+
+class Load:
+    """A thread that sends predicts one after another, counting answers and keeping failures."""
+
+    def __init__(self, home: Path, port: int, path: str) -> None:
+        config = (home / "config.toml").read_text()
+        key = next(line.split('"')[1] for line in config.splitlines() if line.startswith("api_key"))
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Api-Key {key}"},
+                                   timeout=60)
+        self.path, self.answered, self.failures = path, 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                r = self.client.post(self.path, json=1)
+                if r.status_code == 200:
+                    self.answered += 1
+                else:
+                    self.failures.append(f"{r.status_code} {r.text}")
+            except httpx.HTTPError as e:
+                self.failures.append(repr(e))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        self.client.close()
 
 
 def up_rest(up: Up) -> int:
