@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -68,12 +68,17 @@ class Control:
         self.dispatcher = Dispatcher(agents, self.write, clock)
         self.events = Events(self.write, clock)
         self.heartbeats = Heartbeats(self.transactions, self.write, clock, node_timeout=node_timeout,
-                                     started_at=clock())
+                                     started_at=clock(), stop_strays=self._stop_strays)
         self._next_due: datetime | None = None
 
     @property
     def agents(self) -> AgentCommands:
         return self.dispatcher.agents
+
+    async def _stop_strays(self, address: str, replica_ids: Sequence[str]) -> None:
+        """StopReplica for replicas a node runs that the scheduler did not place there (heartbeats.py)."""
+        for replica_id in replica_ids:
+            await self.dispatcher.agents.stop_replica(address, replica_id)
 
     @overload
     async def write(self, doing: str, change: Callable[[AsyncSession], Awaitable[T]]) -> T: ...
