@@ -166,10 +166,14 @@ class Placer:
     """
 
     def __init__(self, nodes: Sequence[Node], used: dict[str, Used], over: Overcommit = Overcommit()) -> None:
-        self._nodes = {n.id: n for n in nodes}
         self._list = list(nodes)
         self.used = used
         self._over = over
+        self._built = False  # the heaps are made at the first `choose`: most passes place nothing
+
+    def _build(self) -> None:
+        nodes = self._list
+        self._nodes = {n.id: n for n in nodes}
         self._version: dict[str, int] = dict.fromkeys(self._nodes, 0)
         self._plain: list[tuple[int, int, str, int]] = []
         self._gpu: dict[tuple[str, int], list[tuple[int, str, int]]] = {}
@@ -177,6 +181,7 @@ class Placer:
         self._most = {kind: 0 for types in self._types.values() for kind in types}
         for n in nodes:
             self._index(n)
+        self._built = True
 
     def _index(self, node: Node) -> None:
         u, version = self.used.get(node.id), self._version[node.id]
@@ -188,11 +193,15 @@ class Placer:
             heapq.heappush(self._gpu.setdefault((kind, free), []), (load, node.id, version))
 
     def take(self, node_id: str, demand: Demand, gpus: tuple[int, ...]) -> None:
+        if not self._built:
+            self._build()
         self.used.setdefault(node_id, Used()).take(demand, gpus)
         self._version[node_id] += 1
         self._index(self._nodes[node_id])
 
     def choose(self, same: Mapping[str, int], demand: Demand) -> Choice | None:
+        if not self._built:
+            self._build()
         if demand.gpu_count:
             for free in range(demand.gpu_count, self._most.get(demand.gpu_type, 0) + 1):
                 heap = self._gpu.get((demand.gpu_type, free))
