@@ -160,3 +160,11 @@ def test_a_range_remembered_from_another_start_starts_afresh(tmp_path: Path) -> 
     ids.allocate_uid(set())
     moved = RunnerIds(tmp_path / "runner_ids.json", start=70008, count=4)
     assert moved.allocate_uid(set()) == 70008
+
+
+def test_a_replica_sees_only_the_gpus_it_was_given() -> None:
+    from kingpost_worker_agent.runner_env import gpu_env
+
+    assert gpu_env((1, 3)) == {"CUDA_VISIBLE_DEVICES": "1,3", "NVIDIA_VISIBLE_DEVICES": "1,3"}
+    # None given: an empty CUDA_VISIBLE_DEVICES hides every GPU, whatever the agent's own says.
+    assert gpu_env(()) == {"CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "void"}
