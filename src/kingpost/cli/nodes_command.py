@@ -30,8 +30,10 @@ def _gpus(node: nodes_pb2.Node) -> str:
 
 def _row(node: nodes_pb2.Node) -> tuple[str, ...]:
     seen = node.last_seen.ToDatetime().strftime("%H:%M:%S") if node.last_seen.seconds else "-"
+    cpus = node.cpu_count * (node.cpu_overcommit or 1)
+    memory = node.memory_bytes * (node.memory_overcommit or 1) / 2**30
     return (node.name or "-", node.id, node.state, node.address,
-            f"{node.cpus_free:g}/{node.cpu_count}", f"{node.memory_free_bytes / 2**30:.1f}/{node.memory_bytes / 2**30:.1f}",
+            f"{node.cpus_free:g}/{cpus:g}", f"{node.memory_free_bytes / 2**30:.1f}/{memory:.1f}",
             f"{len(node.free_gpu_indices)}/{len(node.gpus)} {_gpus(node)}" if node.gpus else "-",
             str(len(node.replica_ids)), seen)
 
@@ -74,6 +76,10 @@ def nodes_list(as_json: bool) -> None:
         click.echo("No nodes: `kingpost nodes token`, then `kingpost agent --join` on a machine.")
         return
     click.echo(table([_row(n) for n in reply.nodes], HEADER))
+    over = reply.nodes[0]
+    if over.cpu_overcommit > 1 or over.memory_overcommit > 1:
+        click.echo(f"(CPUs and memory counted {over.cpu_overcommit:g}× and {over.memory_overcommit:g}× what the "
+                   "nodes have: the scheduler's over-commit, as `kingpost up` sets it)")
 
 
 @nodes.command("get")

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kingpost.v1 import events_pb2 as kingpost_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kingpost/v1/nodes.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kingpost/v1/events.proto\"B\n\x16\x43reateJoinTokenRequest\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"X\n\x17\x43reateJoinTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa2\x03\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x11\n\tcpu_count\x18\x04 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x03\x12\x1e\n\x04gpus\x18\x06 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12-\n\x06labels\x18\x07 \x03(\x0b\x32\x1d.kingpost.v1.Node.LabelsEntry\x12\r\n\x05state\x18\x08 \x01(\t\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breplica_ids\x18\n \x03(\t\x12\x11\n\tcpus_free\x18\x0b \x01(\x01\x12\x19\n\x11memory_free_bytes\x18\x0c \x01(\x03\x12\x18\n\x10\x66ree_gpu_indices\x18\r \x03(\x05\x12-\n\tjoined_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10ListNodesRequest\"5\n\x11ListNodesResponse\x12 \n\x05nodes\x18\x01 \x03(\x0b\x32\x11.kingpost.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"2\n\x0fGetNodeResponse\x12\x1f\n\x04node\x18\x01 \x01(\x0b\x32\x11.kingpost.v1.Node\".\n\x10\x44rainNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04undo\x18\x02 \x01(\x08\"4\n\x11\x44rainNodeResponse\x12\x1f\n\x04node\x18\x01 \x01(\x0b\x32\x11.kingpost.v1.Node\"!\n\x11RemoveNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"%\n\x12RemoveNodeResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\"\x97\x02\n\x0fJoinNodeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x11\n\tcpu_count\x18\x05 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x06 \x01(\x03\x12\x1e\n\x04gpus\x18\x07 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12\x38\n\x06labels\x18\x08 \x03(\x0b\x32(.kingpost.v1.JoinNodeRequest.LabelsEntry\x12\x13\n\x0bnode_secret\x18\t \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd0\x01\n\x10JoinNodeResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08nats_url\x18\x02 \x01(\t\x12\x16\n\x0einternal_token\x18\x03 \x01(\t\x12\x17\n\x0f\x62uilder_address\x18\x04 \x01(\t\x12\x16\n\x0e\x61rtifact_store\x18\x05 \x01(\t\x12\x17\n\x0f\x61rtifact_bucket\x18\x06 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x07 \x01(\x01\x12\x13\n\x0bnode_secret\x18\x08 \x01(\t2\xed\x04\n\x0bNodeService\x12~\n\x0f\x43reateJoinToken\x12#.kingpost.v1.CreateJoinTokenRequest\x1a$.kingpost.v1.CreateJoinTokenResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/nodes/join_tokens:\x01*\x12]\n\tListNodes\x12\x1d.kingpost.v1.ListNodesRequest\x1a\x1e.kingpost.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/nodes\x12^\n\x07GetNode\x12\x1b.kingpost.v1.GetNodeRequest\x1a\x1c.kingpost.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{node}\x12m\n\tDrainNode\x12\x1d.kingpost.v1.DrainNodeRequest\x1a\x1e.kingpost.v1.DrainNodeResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/nodes/{node}/drain:\x01*\x12g\n\nRemoveNode\x12\x1e.kingpost.v1.RemoveNodeRequest\x1a\x1f.kingpost.v1.RemoveNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/nodes/{node}\x12G\n\x08JoinNode\x12\x1c.kingpost.v1.JoinNodeRequest\x1a\x1d.kingpost.v1.JoinNodeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kingpost/v1/nodes.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kingpost/v1/events.proto\"B\n\x16\x43reateJoinTokenRequest\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"X\n\x17\x43reateJoinTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd5\x03\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x11\n\tcpu_count\x18\x04 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x05 \x01(\x03\x12\x1e\n\x04gpus\x18\x06 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12-\n\x06labels\x18\x07 \x03(\x0b\x32\x1d.kingpost.v1.Node.LabelsEntry\x12\r\n\x05state\x18\x08 \x01(\t\x12-\n\tlast_seen\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breplica_ids\x18\n \x03(\t\x12\x11\n\tcpus_free\x18\x0b \x01(\x01\x12\x19\n\x11memory_free_bytes\x18\x0c \x01(\x03\x12\x18\n\x10\x66ree_gpu_indices\x18\r \x03(\x05\x12-\n\tjoined_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63pu_overcommit\x18\x0f \x01(\x01\x12\x19\n\x11memory_overcommit\x18\x10 \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10ListNodesRequest\"5\n\x11ListNodesResponse\x12 \n\x05nodes\x18\x01 \x03(\x0b\x32\x11.kingpost.v1.Node\"\x1e\n\x0eGetNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"2\n\x0fGetNodeResponse\x12\x1f\n\x04node\x18\x01 \x01(\x0b\x32\x11.kingpost.v1.Node\".\n\x10\x44rainNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04undo\x18\x02 \x01(\x08\"4\n\x11\x44rainNodeResponse\x12\x1f\n\x04node\x18\x01 \x01(\x0b\x32\x11.kingpost.v1.Node\"!\n\x11RemoveNodeRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\"%\n\x12RemoveNodeResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\"\x97\x02\n\x0fJoinNodeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x11\n\tcpu_count\x18\x05 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x06 \x01(\x03\x12\x1e\n\x04gpus\x18\x07 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12\x38\n\x06labels\x18\x08 \x03(\x0b\x32(.kingpost.v1.JoinNodeRequest.LabelsEntry\x12\x13\n\x0bnode_secret\x18\t \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd0\x01\n\x10JoinNodeResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08nats_url\x18\x02 \x01(\t\x12\x16\n\x0einternal_token\x18\x03 \x01(\t\x12\x17\n\x0f\x62uilder_address\x18\x04 \x01(\t\x12\x16\n\x0e\x61rtifact_store\x18\x05 \x01(\t\x12\x17\n\x0f\x61rtifact_bucket\x18\x06 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x07 \x01(\x01\x12\x13\n\x0bnode_secret\x18\x08 \x01(\t2\xed\x04\n\x0bNodeService\x12~\n\x0f\x43reateJoinToken\x12#.kingpost.v1.CreateJoinTokenRequest\x1a$.kingpost.v1.CreateJoinTokenResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/nodes/join_tokens:\x01*\x12]\n\tListNodes\x12\x1d.kingpost.v1.ListNodesRequest\x1a\x1e.kingpost.v1.ListNodesResponse\"\x11\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/nodes\x12^\n\x07GetNode\x12\x1b.kingpost.v1.GetNodeRequest\x1a\x1c.kingpost.v1.GetNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/nodes/{node}\x12m\n\tDrainNode\x12\x1d.kingpost.v1.DrainNodeRequest\x1a\x1e.kingpost.v1.DrainNodeResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/nodes/{node}/drain:\x01*\x12g\n\nRemoveNode\x12\x1e.kingpost.v1.RemoveNodeRequest\x1a\x1f.kingpost.v1.RemoveNodeResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/nodes/{node}\x12G\n\x08JoinNode\x12\x1c.kingpost.v1.JoinNodeRequest\x1a\x1d.kingpost.v1.JoinNodeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,31 +53,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEJOINTOKENRESPONSE']._serialized_start=197
   _globals['_CREATEJOINTOKENRESPONSE']._serialized_end=285
   _globals['_NODE']._serialized_start=288
-  _globals['_NODE']._serialized_end=706
-  _globals['_NODE_LABELSENTRY']._serialized_start=661
-  _globals['_NODE_LABELSENTRY']._serialized_end=706
-  _globals['_LISTNODESREQUEST']._serialized_start=708
-  _globals['_LISTNODESREQUEST']._serialized_end=726
-  _globals['_LISTNODESRESPONSE']._serialized_start=728
-  _globals['_LISTNODESRESPONSE']._serialized_end=781
-  _globals['_GETNODEREQUEST']._serialized_start=783
-  _globals['_GETNODEREQUEST']._serialized_end=813
-  _globals['_GETNODERESPONSE']._serialized_start=815
-  _globals['_GETNODERESPONSE']._serialized_end=865
-  _globals['_DRAINNODEREQUEST']._serialized_start=867
-  _globals['_DRAINNODEREQUEST']._serialized_end=913
-  _globals['_DRAINNODERESPONSE']._serialized_start=915
-  _globals['_DRAINNODERESPONSE']._serialized_end=967
-  _globals['_REMOVENODEREQUEST']._serialized_start=969
-  _globals['_REMOVENODEREQUEST']._serialized_end=1002
-  _globals['_REMOVENODERESPONSE']._serialized_start=1004
-  _globals['_REMOVENODERESPONSE']._serialized_end=1041
-  _globals['_JOINNODEREQUEST']._serialized_start=1044
-  _globals['_JOINNODEREQUEST']._serialized_end=1323
-  _globals['_JOINNODEREQUEST_LABELSENTRY']._serialized_start=661
-  _globals['_JOINNODEREQUEST_LABELSENTRY']._serialized_end=706
-  _globals['_JOINNODERESPONSE']._serialized_start=1326
-  _globals['_JOINNODERESPONSE']._serialized_end=1534
-  _globals['_NODESERVICE']._serialized_start=1537
-  _globals['_NODESERVICE']._serialized_end=2158
+  _globals['_NODE']._serialized_end=757
+  _globals['_NODE_LABELSENTRY']._serialized_start=712
+  _globals['_NODE_LABELSENTRY']._serialized_end=757
+  _globals['_LISTNODESREQUEST']._serialized_start=759
+  _globals['_LISTNODESREQUEST']._serialized_end=777
+  _globals['_LISTNODESRESPONSE']._serialized_start=779
+  _globals['_LISTNODESRESPONSE']._serialized_end=832
+  _globals['_GETNODEREQUEST']._serialized_start=834
+  _globals['_GETNODEREQUEST']._serialized_end=864
+  _globals['_GETNODERESPONSE']._serialized_start=866
+  _globals['_GETNODERESPONSE']._serialized_end=916
+  _globals['_DRAINNODEREQUEST']._serialized_start=918
+  _globals['_DRAINNODEREQUEST']._serialized_end=964
+  _globals['_DRAINNODERESPONSE']._serialized_start=966
+  _globals['_DRAINNODERESPONSE']._serialized_end=1018
+  _globals['_REMOVENODEREQUEST']._serialized_start=1020
+  _globals['_REMOVENODEREQUEST']._serialized_end=1053
+  _globals['_REMOVENODERESPONSE']._serialized_start=1055
+  _globals['_REMOVENODERESPONSE']._serialized_end=1092
+  _globals['_JOINNODEREQUEST']._serialized_start=1095
+  _globals['_JOINNODEREQUEST']._serialized_end=1374
+  _globals['_JOINNODEREQUEST_LABELSENTRY']._serialized_start=712
+  _globals['_JOINNODEREQUEST_LABELSENTRY']._serialized_end=757
+  _globals['_JOINNODERESPONSE']._serialized_start=1377
+  _globals['_JOINNODERESPONSE']._serialized_end=1585
+  _globals['_NODESERVICE']._serialized_start=1588
+  _globals['_NODESERVICE']._serialized_end=2209
 # @@protoc_insertion_point(module_scope)

@@ -28,7 +28,7 @@ class CreateJoinTokenResponse(_message.Message):
     def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "name", "address", "cpu_count", "memory_bytes", "gpus", "labels", "state", "last_seen", "replica_ids", "cpus_free", "memory_free_bytes", "free_gpu_indices", "joined_at")
+    __slots__ = ("id", "name", "address", "cpu_count", "memory_bytes", "gpus", "labels", "state", "last_seen", "replica_ids", "cpus_free", "memory_free_bytes", "free_gpu_indices", "joined_at", "cpu_overcommit", "memory_overcommit")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,8 @@ class Node(_message.Message):
     MEMORY_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     FREE_GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
     JOINED_AT_FIELD_NUMBER: _ClassVar[int]
+    CPU_OVERCOMMIT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_OVERCOMMIT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     address: str
@@ -64,7 +66,9 @@ class Node(_message.Message):
     memory_free_bytes: int
     free_gpu_indices: _containers.RepeatedScalarFieldContainer[int]
     joined_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[_events_pb2.Gpu, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replica_ids: _Optional[_Iterable[str]] = ..., cpus_free: _Optional[float] = ..., memory_free_bytes: _Optional[int] = ..., free_gpu_indices: _Optional[_Iterable[int]] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cpu_overcommit: float
+    memory_overcommit: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[_events_pb2.Gpu, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replica_ids: _Optional[_Iterable[str]] = ..., cpus_free: _Optional[float] = ..., memory_free_bytes: _Optional[int] = ..., free_gpu_indices: _Optional[_Iterable[int]] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_overcommit: _Optional[float] = ..., memory_overcommit: _Optional[float] = ...) -> None: ...
 
 class ListNodesRequest(_message.Message):
     __slots__ = ()

@@ -192,5 +192,6 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
                 state=nodes.state(n, now, self.control.reconciler.node_timeout),
                 last_seen=convert.timestamp(n.last_seen), replica_ids=sorted(r.id for r in on[n.id]),
                 cpus_free=free.cpus, memory_free_bytes=free.memory_bytes, free_gpu_indices=list(free.gpus),
-                joined_at=convert.timestamp(row.joined_at) if row.joined_at else None))
+                joined_at=convert.timestamp(row.joined_at) if row.joined_at else None,
+                cpu_overcommit=over.cpu, memory_overcommit=over.memory))
         return out
