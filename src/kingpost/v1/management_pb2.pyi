@@ -1,6 +1,7 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kingpost.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
@@ -10,6 +11,10 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetMetricsTargetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("id", "name", "created_at", "deployments_count", "production_deployment_id", "development_deployment_id")
