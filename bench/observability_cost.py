@@ -1,17 +1,19 @@
 """What observability costs a no-op predict: metrics and tracing on, against both off, in one run.
 
-Three routers, the same real runner (`python -m kingpost_runner`, bench/trusses/noop), each router
+Five routers, the same real runner (`python -m kingpost_runner`, bench/trusses/noop), each router
 behind its own Envoy (the config kingpost.gateway renders), wrk cells interleaved per round:
 
-    off:        the router's per-request metrics replaced by no-ops, no tracer (the baseline)
-    on:         metrics, and tracing with OTEL_EXPORTER_OTLP_ENDPOINT set to a port where no collector
-                listens (spans are made, batched and dropped after failed exports)
-    collector:  metrics, and tracing exported to a stand-in OTLP/gRPC collector in its own process
+    off:              the router's per-request metrics replaced by no-ops, no tracer (the baseline)
+    metrics:          metrics as shipped, no OTEL_EXPORTER_OTLP_ENDPOINT (the default)
+    sampled:          metrics, and tracing to a stand-in OTLP/gRPC collector (its own process) with the
+                      default sampler: callers' sampled traceparents, and 1 % of other requests
+    all, collector:   metrics, every request traced (OTEL_TRACES_SAMPLER=always_on), to the collector
+    all, none:        the same, with no collector listening (spans made, batched, dropped)
 
-Every request is traced in `on` and `collector` (wrk sends no traceparent, so each request is a new,
-sampled root trace; the runner records its phases and sends them back). Reported per cell: requests/s,
-p50, p99, and the CPU time the router and the runner spent per request (the figure other load on a
-shared machine disturbs least). The best of --rounds is kept per cell.
+wrk sends no traceparent, so in the last two each request is a new root trace (the runner records its
+phases and sends them back). Reported per cell: requests/s, p50, p99, and the CPU time the router and
+the runner spent per request (the figure other load on a shared machine disturbs least). The best of
+--rounds is kept per cell.
 
     .venv/bin/python bench/observability_cost.py [--seconds 5] [--rounds 3] [--concurrency 1 32]
 
@@ -21,8 +23,10 @@ Needs `wrk` (Debian: apt-get install -y wrk).
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +43,7 @@ from router_overhead import KEY, _free_port, _run  # noqa: E402
 from router_throughput import BODY, run_wrk, start_envoy, wait_ok  # noqa: E402
 
 NOOP = Path(__file__).resolve().parent / "trusses" / "noop"
-MODES = ("off", "on", "collector")
+MODES = ("off", "metrics", "sampled", "all, collector", "all, none")
 
 
 def serve_collector(port: int) -> None:
@@ -84,12 +88,15 @@ def serve_router(port: int, runner_address: str, mode: str, otlp: str) -> None:
 
     from kingpost import rpc
 
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)  # "all, none" fails every export
     if mode == "off":
         metrics.REQUESTS = _NullStats()  # type: ignore[assignment]
-    else:
+    if otlp:
         os.environ.update({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_EXPORTER_OTLP_INSECURE": "true"})
+    if mode.startswith("all"):
+        os.environ["OTEL_TRACES_SAMPLER"] = "always_on"
     tracer = service.setup_tracing("router")
-    assert (tracer is None) == (mode == "off")
+    assert (tracer is None) == (not otlp)
 
     async def main() -> None:
         keys = KeyCache()
@@ -109,6 +116,76 @@ def serve_router(port: int, runner_address: str, mode: str, otlp: str) -> None:
     _run(main)
 
 
+def per_request_cost(requests: int = 20000) -> dict[str, float]:
+    """CPU µs per request of the router's observability code alone, in this process (what a shared,
+    noisy machine cannot hide): the metrics a request records, and its spans when it is sampled,
+    not sampled, or traced by its caller, through the SDK's batch processor to an exporter that drops."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    from kingpost import trace_phases
+    from kingpost.v1 import inference_pb2
+    from kingpost_router import metrics, tracing
+    from kingpost_router.routes import Deployment, Replica
+    from kingpost_router.service import environment_label
+
+    class Drop(SpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            return SpanExportResult.SUCCESS
+
+    request = inference_pb2.PredictRequest(model_id="bench", target="development")
+    deployment = Deployment("dep_bench", "mdl_bench", "bench", True, "ACTIVE", "", 0, ())
+    replica = Replica("rep_bench", "127.0.0.1:1")
+    now = time.time_ns()
+    trailers = ((trace_phases.PHASES_KEY, trace_phases.encode([("load", now - 10**9, now - 10**8),
+                                                               ("predict", now, now + 1000)])),)
+    stats = metrics.RequestStats()
+
+    def record_metrics() -> None:
+        series = stats.series(deployment.model_id, deployment.model_name, deployment.deployment_id,
+                              environment_label(request))
+        series.waited(0.0, None)
+        series.answered("OK", 0.0012, 0.0008)
+
+    def traced(tracer, metadata):  # type: ignore[no-untyped-def]
+        def one() -> None:
+            trace = tracing.start_request(tracer, metadata, "bench")
+            if trace is None:
+                return
+            call = tracing.start_call(trace, deployment, replica)
+            tracing.with_context(list(metadata), call)
+            tracing.runner_phases(trace, call, trailers)
+            tracing.finish(call, "OK")
+            tracing.finish(trace.span, "OK")
+        return one
+
+    def provider(sampler):  # type: ignore[no-untyped-def]
+        p = TracerProvider(sampler=sampler)
+        p.add_span_processor(BatchSpanProcessor(Drop()))
+        return p
+
+    default, always = provider(ParentBased(TraceIdRatioBased(0.01))), provider(ALWAYS_ON)
+    caller = (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),)
+    cases = {
+        "metrics": record_metrics,
+        "tracer on, request not sampled": traced(default.get_tracer("bench"), caller),
+        "tracer on, default sampler (1 % of roots)": traced(default.get_tracer("bench"), ()),
+        "request traced (3 spans + a phase)": traced(always.get_tracer("bench"), ()),
+    }
+    cost = {}
+    for name, fn in cases.items():
+        for _ in range(1000):
+            fn()
+        started = time.process_time()
+        for _ in range(requests):
+            fn()
+        cost[name] = (time.process_time() - started) / requests * 1e6
+    for p in (default, always):
+        p.shutdown()
+    return cost
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -119,7 +196,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per cell")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best is kept per cell")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--micro-only", action="store_true", help="only the in-process cost per request")
     args = parser.parse_args()
+
+    micro = per_request_cost()
+    print("in-process CPU per request of the observability code (this machine, one core):")
+    for name, us in micro.items():
+        print(f"  {name}: {us:.1f} µs")
+    if args.micro_only:
+        return
 
     spawn = multiprocessing.get_context("spawn")
     runner_port, collector_port = _free_port(), _free_port()
@@ -127,7 +212,9 @@ def main() -> None:
                                "--port", str(runner_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     collector = spawn.Process(target=serve_collector, args=(collector_port,), daemon=True)
     collector.start()
-    otlp = {"off": "", "on": f"http://127.0.0.1:{_free_port()}", "collector": f"http://127.0.0.1:{collector_port}"}
+    collecting = f"http://127.0.0.1:{collector_port}"
+    otlp = {"off": "", "metrics": "", "sampled": collecting, "all, collector": collecting,
+            "all, none": f"http://127.0.0.1:{_free_port()}"}
     router_ports = {mode: _free_port() for mode in MODES}
     routers = {mode: spawn.Process(target=serve_router, daemon=True,
                                    args=(router_ports[mode], f"127.0.0.1:{runner_port}", mode, otlp[mode]))
@@ -145,7 +232,7 @@ def main() -> None:
                               f'wrk.headers["Authorization"] = "Api-Key {KEY}"\n')
             rest = {}
             for mode in MODES:
-                envoy, rest[mode] = start_envoy(work, mode, f"127.0.0.1:{router_ports[mode]}")
+                envoy, rest[mode] = start_envoy(work, mode.replace(", ", "-"), f"127.0.0.1:{router_ports[mode]}")
                 envoys.append(envoy)
                 wait_ok(rest[mode], alive=lambda: runner.poll() is None)
             for mode in MODES:
@@ -167,15 +254,17 @@ def main() -> None:
 
     print(f"observability cost, best of {args.rounds} rounds of {args.seconds:g} s per cell "
           f"(router + runner CPU per request)")
-    print("| mode | concurrency | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs off | p50 vs off |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| mode | concurrency | req/s | p50 ms | p99 ms | req/s vs off | p50 vs off | CPU µs/req (median) | CPU vs off |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in args.concurrency:
         best = {mode: max(results[(mode, c)], key=lambda r: r["rps"]) for mode in MODES}
+        cpu = {mode: statistics.median(r["cpu_us"] for r in results[(mode, c)]) for mode in MODES}
         for mode in MODES:
             r, base = best[mode], best["off"]
             errors = f" ({r['errors']:.0f} errors)" if r["errors"] else ""
-            print(f"| {mode} | {c} | {r['rps']:,.0f}{errors} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_us']:.0f} | "
-                  f"{(r['rps'] / base['rps'] - 1) * 100:+.1f} % | {(r['p50'] / base['p50'] - 1) * 100:+.1f} % |")
+            print(f"| {mode} | {c} | {r['rps']:,.0f}{errors} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                  f"{(r['rps'] / base['rps'] - 1) * 100:+.1f} % | {(r['p50'] / base['p50'] - 1) * 100:+.1f} % | "
+                  f"{cpu[mode]:.0f} | {(cpu[mode] / cpu['off'] - 1) * 100:+.1f} % |")
 
 
 if __name__ == "__main__":

@@ -65,3 +65,9 @@ async def test_log_lines_written_during_a_request_carry_its_id(tmp_path: pathlib
         assert "[" not in lines[1].split("my_model")[1].split(":")[0]  # no id: none was given
     finally:
         await r.stop()
+
+
+async def test_a_traceparent_its_caller_did_not_sample_records_nothing() -> None:
+    async with running("async_methods") as r:
+        _, phases = await traced_call(r, b'{"x": 1}', (TRACEPARENT[0], TRACEPARENT[1][:-2] + "00"))
+        assert phases == []

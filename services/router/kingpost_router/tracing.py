@@ -55,12 +55,16 @@ class RequestTrace:
             self.cold_from_ns, self.cold_span = start, span
 
 
-def start_request(tracer: Tracer, metadata: Sequence[tuple[str, str]], model: str) -> RequestTrace:
+def start_request(tracer: Tracer, metadata: Sequence[tuple[str, str]], model: str) -> RequestTrace | None:
+    """The request's trace, or None when the sampler leaves it out: then nothing more is made, and the
+    caller's own `traceparent` (if any) goes on to the model as it came."""
     parent = _W3C.extract({key: value for key, value in metadata if key in _TRACE_KEYS})
     request_id = next((value for key, value in metadata if key == REQUEST_ID_KEY), "")
     span = tracer.start_span("kingpost.router/Predict", context=parent, kind=SpanKind.SERVER, attributes={
         "rpc.system": "grpc", "rpc.service": "kingpost.v1.InferenceService", "rpc.method": "Predict",
         "kingpost.model": model, REQUEST_ID_ATTRIBUTE: request_id})
+    if not span.is_recording():
+        return None
     return RequestTrace(tracer, span, request_id)
 
 

@@ -59,11 +59,16 @@ class Phases:
 
 
 def request_context(metadata: Sequence[tuple[str, str | bytes]]) -> Phases | None:
-    """Set this request's id for log lines; its Phases when it carries a traceparent, else None."""
+    """Set this request's id for log lines; its Phases when it carries a sampled traceparent
+    (`00-<trace>-<span>-<flags>`, bit 0 of flags), else None."""
     traced = False
     for key, value in metadata:
         if key == REQUEST_ID_KEY and isinstance(value, str):
             REQUEST_ID.set(value)
-        elif key == "traceparent":
-            traced = True
+        elif key == "traceparent" and isinstance(value, str):
+            traced = len(value) == 55 and value[-2:] in _SAMPLED_FLAGS
     return Phases() if traced else None
+
+
+# Flags with the sampled bit set (W3C trace context: two hex digits).
+_SAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(256) if flags & 1)
