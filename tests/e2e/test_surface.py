@@ -269,8 +269,25 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
         served += scraped.text
     # Each metric the Grafana dashboard queries is one these endpoints serve.
     dashboard = dashboard_metrics(json.loads(DASHBOARD.read_text()))
-    assert not {name for name in dashboard if f"# TYPE {name} " not in served}
+    # (The text format names a counter's family with its _total.)
+    assert not {name for name in dashboard if f"# TYPE {name} " not in served and f"# TYPE {name}_total " not in served}
     assert next(g for g in targets if g["labels"]["service"] == "agent")["labels"]["node"] == node["node_id"]
+
+    # A deployment's traffic over a window, from the routers' metrics.
+    echo_dev = rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    slowest = 0.0
+    for i in range(3):
+        sent = time.perf_counter()
+        assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+        slowest = max(slowest, time.perf_counter() - sent)
+    traffic = rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=3600")
+    assert traffic["deployment_id"] == echo_dev and traffic["window_seconds"] == 3600
+    assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 0
+    assert 0 < traffic["latency_p50_seconds"] <= traffic["latency_p99_seconds"]
+    assert traffic["ready_replicas"] >= 1 and traffic["desired_replicas"] >= 1
+    assert rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=7200", 400) == {
+        "error": "window_seconds = 7200: must be 1 to 3600"}
+    rest("GET", "/v1/models/echo/deployments/dep_nope/metrics", 404)
 
     missing = unexercised_routes(routes, platform.called)
     assert not missing, "REST routes this test does not exercise (add them here):\n" + "\n".join(missing)
@@ -370,6 +387,10 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
         platform.ran.add((service,))
 
     assert sorted(g["labels"]["service"] for g in cli_json("metrics", "targets")) == sorted([*SERVICES, "envoy"])
+    (echo_traffic, *_) = cli_json("metrics", "echo", "--window", "3600")["deployments"]
+    assert echo_traffic["requests"] >= 3 and echo_traffic["ready_replicas"] >= 1
+    shown = cli("metrics", "echo", "--window", "3600").stdout.splitlines()
+    assert shown[0].startswith("last 3600 s") and shown[1].split()[:2] == ["DEPLOYMENT", "REQ/S"]
     listed = cli("metrics", "targets").stdout.splitlines()
     assert listed[0].split() == ["SERVICE", "URL", "LABELS"] and len(listed) == len(SERVICES) + 2
     assert any(line.split()[:2] == ["envoy", line.split()[1]] and line.split()[1].endswith("/stats/prometheus")

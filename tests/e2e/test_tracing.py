@@ -4,8 +4,11 @@ request carrying a W3C traceparent, and the spans arriving over OTLP at a stand-
 from __future__ import annotations
 
 import json
+import queue
 import shlex
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_up import Up, client_env, descendants, free_port, proc_stat, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -96,7 +99,10 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
         shutil.copytree(TRUSSES / "async_methods", truss)
         model_py = truss / "model" / "model.py"
         model_py.write_text(model_py.read_text().replace(
-            "    def load(self):\n", "    def load(self):\n        __import__('time').sleep(3)\n"))
+            "    def load(self):\n", "    def load(self):\n        __import__('time').sleep(3)\n").replace(
+            "    async def predict(self, model_input: Any) -> Dict:\n",
+            "    async def predict(self, model_input: Any) -> Dict:\n"
+            "        __import__('logging').getLogger('traced').warning('predicting %s', model_input)\n"))
         pushed = run_cli(home, "push", str(truss), "--json")
         assert pushed.returncode == 0, pushed.stderr
         deployment = json.loads(pushed.stdout)["deployment"]
@@ -155,6 +161,27 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
         assert wait.parent_span_id == server.span_id and load.parent_span_id == wait.span_id
         assert wait.start_time_unix_nano <= load.end_time_unix_nano <= wait.end_time_unix_nano + 50_000_000
         assert attributes(load)["kingpost.request_id"] == response.headers["x-baseten-request-id"]
+
+        # Logs: `--request-id` finds one request's line; `--follow` shows a new one within a second.
+        found = run_cli(home, "logs", deployment["model_id"], "--request-id", request_id)
+        assert found.returncode == 0, found.stderr
+        assert [line for line in found.stdout.splitlines() if "predicting" in line] == [
+            line for line in found.stdout.splitlines() if request_id in line] and request_id in found.stdout
+        follow = subprocess.Popen([sys.executable, "-m", "kingpost.cli", "logs", deployment["model_id"], "--follow"],
+                                  env=client_env(home), stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2)  # its first answer: the lines so far
+            followed = traced_post(url, key, "e" * 32)
+            answered = time.monotonic()
+            wanted = followed.headers["x-baseten-request-id"]
+            lines: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout], daemon=True).start()
+            while wanted not in (line := lines.get(timeout=10)):
+                pass
+            assert "predicting" in line and time.monotonic() - answered < 1.0
+        finally:
+            follow.terminate()
+            follow.wait(timeout=10)
         seen = descendants(up.process.pid)
         assert up.stop() == 0
     finally:

@@ -19,6 +19,7 @@ PURE_MODULES = (
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",
     "kingpost_scheduler.metrics_targets",
+    "kingpost_scheduler.deployment_stats",
     "kingpost_scheduler.canary",
     "kingpost_scheduler.promotion",
     "kingpost_scheduler.reconcile",

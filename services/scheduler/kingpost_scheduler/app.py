@@ -110,4 +110,5 @@ async def create(
                                   internal_token=settings.internal_token)
     management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap,
                                     metrics_targets=settings.metrics_targets)
+    closers.append(management.router_metrics.close)
     return Scheduler(control, management, SchedulerServicer(control), interceptor, bus, closers)

@@ -43,6 +43,11 @@ class DeploymentReplicas(Collector):
         """(model_id, deployment_id, environment, desired, ready) for every live deployment."""
         self._rows = {d: ((m, d, e), desired, ready) for m, d, e, desired, ready in rows}
 
+    def replicas(self, deployment_id: str) -> tuple[int, int]:
+        """(desired, ready) as of the last reconcile pass; (0, 0) for a deployment it did not see."""
+        _, desired, ready = self._rows.get(deployment_id, (None, 0, 0))
+        return desired, ready
+
     def cold_start(self, deployment_id: str) -> None:
         self._cold_starts[deployment_id] = self._cold_starts.get(deployment_id, 0) + 1
 

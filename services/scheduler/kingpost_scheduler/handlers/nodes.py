@@ -3,16 +3,14 @@ development deployment (`kingpost watch`: files to the agents running its replic
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from google.api import httpbody_pb2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.errors import KingpostError, NotFound, Unavailable
 from kingpost.grpc_status import abort_on_error
 from kingpost.v1 import agent_pb2, management_pb2
-from kingpost_scheduler import convert, facts, lifecycle, metrics_targets, store
+from kingpost_scheduler import convert, facts, lifecycle, store
 from kingpost_scheduler.handlers.base import Handlers
 
 
@@ -32,11 +30,6 @@ class StatusAndDevelopment(Handlers):
                 active_deployments=sum(1 for d in deployments if d.status == lifecycle.ACTIVE))
 
         return await self.control.read("reading the status", run)
-
-    @abort_on_error
-    async def GetMetricsTargets(self, request: management_pb2.GetMetricsTargetsRequest, context: Any) -> Any:
-        groups = metrics_targets.http_sd(self.metrics_targets, self.control.heartbeats.metrics_addresses())
-        return httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps(groups).encode())
 
     @abort_on_error
     async def PatchDevelopment(self, request: management_pb2.PatchDevelopmentRequest, context: Any) -> Any:
