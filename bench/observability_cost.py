@@ -4,6 +4,8 @@ Five routers, the same real runner (`python -m kingpost_runner`, bench/trusses/n
 behind its own Envoy (the config kingpost.gateway renders), wrk cells interleaved per round:
 
     off:              the router's per-request metrics replaced by no-ops, no tracer (the baseline)
+    off again:        a second, identical baseline router: the difference between the two is the
+                      noise floor of this run (an A/A comparison)
     metrics:          metrics as shipped, no OTEL_EXPORTER_OTLP_ENDPOINT (the default)
     sampled:          metrics, and tracing to a stand-in OTLP/gRPC collector (its own process) with the
                       default sampler: callers' sampled traceparents, and 1 % of other requests
@@ -13,7 +15,8 @@ behind its own Envoy (the config kingpost.gateway renders), wrk cells interleave
 wrk sends no traceparent, so in the last two each request is a new root trace (the runner records its
 phases and sends them back). Reported per cell: requests/s, p50, p99, and the CPU time the router and
 the runner spent per request (the figure other load on a shared machine disturbs least). The best of
---rounds is kept per cell.
+--rounds is kept per cell; the order of the routers is shuffled in each round, so that none always
+runs first or last.
 
     .venv/bin/python bench/observability_cost.py [--seconds 5] [--rounds 3] [--concurrency 1 32]
 
@@ -27,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import statistics
+from random import Random
 import subprocess
 import sys
 import tempfile
@@ -43,7 +47,7 @@ from router_overhead import KEY, _free_port, _run  # noqa: E402
 from router_throughput import BODY, run_wrk, start_envoy, wait_ok  # noqa: E402
 
 NOOP = Path(__file__).resolve().parent / "trusses" / "noop"
-MODES = ("off", "metrics", "sampled", "all, collector", "all, none")
+MODES = ("off", "off again", "metrics", "sampled", "all, collector", "all, none")
 
 
 def serve_collector(port: int) -> None:
@@ -89,7 +93,7 @@ def serve_router(port: int, runner_address: str, mode: str, otlp: str) -> None:
     from kingpost import rpc
 
     logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)  # "all, none" fails every export
-    if mode == "off":
+    if mode.startswith("off"):
         metrics.REQUESTS = _NullStats()  # type: ignore[assignment]
     if otlp:
         os.environ.update({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_EXPORTER_OTLP_INSECURE": "true"})
@@ -206,6 +210,7 @@ def main() -> None:
     if args.micro_only:
         return
 
+    shuffle = Random(16).shuffle
     spawn = multiprocessing.get_context("spawn")
     runner_port, collector_port = _free_port(), _free_port()
     runner = subprocess.Popen([sys.executable, "-m", "kingpost_runner", "--truss", str(NOOP),
@@ -213,7 +218,7 @@ def main() -> None:
     collector = spawn.Process(target=serve_collector, args=(collector_port,), daemon=True)
     collector.start()
     collecting = f"http://127.0.0.1:{collector_port}"
-    otlp = {"off": "", "metrics": "", "sampled": collecting, "all, collector": collecting,
+    otlp = {"off": "", "off again": "", "metrics": "", "sampled": collecting, "all, collector": collecting,
             "all, none": f"http://127.0.0.1:{_free_port()}"}
     router_ports = {mode: _free_port() for mode in MODES}
     routers = {mode: spawn.Process(target=serve_router, daemon=True,
@@ -232,15 +237,18 @@ def main() -> None:
                               f'wrk.headers["Authorization"] = "Api-Key {KEY}"\n')
             rest = {}
             for mode in MODES:
-                envoy, rest[mode] = start_envoy(work, mode.replace(", ", "-"), f"127.0.0.1:{router_ports[mode]}")
+                envoy, rest[mode] = start_envoy(work, mode.replace(", ", "-").replace(" ", "-"),
+                                                f"127.0.0.1:{router_ports[mode]}")
                 envoys.append(envoy)
                 wait_ok(rest[mode], alive=lambda: runner.poll() is None)
             for mode in MODES:
                 cpu = lambda mode=mode: {p: cpu_seconds(p) for p in (routers[mode].pid, runner.pid)}  # noqa: E731
                 run_wrk(rest[mode], 8, 1.0, script, cpu)  # warm-up
+            order = list(MODES)
             for _ in range(args.rounds):
                 for c in args.concurrency:
-                    for mode in MODES:
+                    shuffle(order)
+                    for mode in order:
                         cpu = lambda mode=mode: {p: cpu_seconds(p) for p in (routers[mode].pid, runner.pid)}  # noqa: E731
                         results.setdefault((mode, c), []).append(run_wrk(rest[mode], c, args.seconds, script, cpu))
                         time.sleep(0.5)
