@@ -7,9 +7,9 @@ behind its own Envoy (the config kingpost.gateway renders), wrk cells interleave
     off again:        a second, identical baseline router: the difference between the two is the
                       noise floor of this run (an A/A comparison)
     metrics:          metrics as shipped, no OTEL_EXPORTER_OTLP_ENDPOINT (the default)
-    sampled:          metrics, and tracing to a stand-in OTLP/gRPC collector (its own process) with the
-                      default sampler: callers' sampled traceparents, and 1 % of other requests
-    all, collector:   metrics, every request traced (OTEL_TRACES_SAMPLER=always_on), to the collector
+    sampled:          metrics, and tracing to a stand-in OTLP/gRPC collector (its own process) as by
+                      default: callers' sampled traceparents, and 1 % of other requests (trace_root_ratio)
+    all, collector:   metrics, every request traced (trace_root_ratio 1), to the collector
     all, none:        the same, with no collector listening (spans made, batched, dropped)
 
 wrk sends no traceparent, so in the last two each request is a new root trace (the runner records its
@@ -97,14 +97,13 @@ def serve_router(port: int, runner_address: str, mode: str, otlp: str) -> None:
         metrics.REQUESTS = _NullStats()  # type: ignore[assignment]
     if otlp:
         os.environ.update({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_EXPORTER_OTLP_INSECURE": "true"})
-    if mode.startswith("all"):
-        os.environ["OTEL_TRACES_SAMPLER"] = "always_on"
     tracer = service.setup_tracing("router")
     assert (tracer is None) == (not otlp)
 
     async def main() -> None:
         keys = KeyCache()
-        router = RouterServicer(RouterSettings(router_id=f"router-{mode}"), keys, tracer=tracer)
+        settings = RouterSettings(router_id=f"router-{mode}", trace_root_ratio=1.0 if mode.startswith("all") else 0.01)
+        router = RouterServicer(settings, keys, tracer=tracer)
         router.apply_table(s.RouteTable(version=1, api_key_sha256=[key_digest(KEY)], models=[
             s.ModelRoute(model_id="mdl_bench", name="bench", development_deployment_id="dep_bench",
                          deployments=[s.DeploymentRoute(
@@ -126,7 +125,6 @@ def per_request_cost(requests: int = 20000) -> dict[str, float]:
     not sampled, or traced by its caller, through the SDK's batch processor to an exporter that drops."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     from kingpost import trace_phases
     from kingpost.v1 import inference_pb2
@@ -152,9 +150,9 @@ def per_request_cost(requests: int = 20000) -> dict[str, float]:
         series.waited(0.0, None)
         series.answered("OK", 0.0012, 0.0008)
 
-    def traced(tracer, metadata):  # type: ignore[no-untyped-def]
+    def traced(tracer, metadata, root_ratio=1.0):  # type: ignore[no-untyped-def]
         def one() -> None:
-            trace = tracing.start_request(tracer, metadata, "bench")
+            trace = tracing.start_request(tracer, metadata, "bench", root_ratio=root_ratio)
             if trace is None:
                 return
             call = tracing.start_call(trace, deployment, replica)
@@ -164,18 +162,15 @@ def per_request_cost(requests: int = 20000) -> dict[str, float]:
             tracing.finish(trace.span, "OK")
         return one
 
-    def provider(sampler):  # type: ignore[no-untyped-def]
-        p = TracerProvider(sampler=sampler)
-        p.add_span_processor(BatchSpanProcessor(Drop()))
-        return p
-
-    default, always = provider(ParentBased(TraceIdRatioBased(0.01))), provider(ALWAYS_ON)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    tracer = provider.get_tracer("bench")
     caller = (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),)
     cases = {
         "metrics": record_metrics,
-        "tracer on, request not sampled": traced(default.get_tracer("bench"), caller),
-        "tracer on, default sampler (1 % of roots)": traced(default.get_tracer("bench"), ()),
-        "request traced (3 spans + a phase)": traced(always.get_tracer("bench"), ()),
+        "tracing on, caller's traceparent not sampled": traced(tracer, caller),
+        "tracing on, default trace_root_ratio (1 % of requests without one)": traced(tracer, (), 0.01),
+        "request traced (3 spans + a phase)": traced(tracer, ()),
     }
     cost = {}
     for name, fn in cases.items():
@@ -185,8 +180,7 @@ def per_request_cost(requests: int = 20000) -> dict[str, float]:
         for _ in range(requests):
             fn()
         cost[name] = (time.process_time() - started) / requests * 1e6
-    for p in (default, always):
-        p.shutdown()
+    provider.shutdown()
     return cost
 
 

@@ -46,16 +46,10 @@ def setup_logging(name: str, level: str = "INFO") -> None:
     )
 
 
-# Without OTEL_TRACES_SAMPLER: every request whose caller sent a sampled `traceparent` is traced, and
-# this share of the others (a Python span costs tens of microseconds: tracing every request of a busy
-# router would cost it a fifth of its throughput, bench/observability_cost.py).
-DEFAULT_TRACE_RATIO = 0.01
-
-
 def setup_tracing(name: str) -> Tracer | None:
     """Export OpenTelemetry traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard
     OTEL_EXPORTER_OTLP_*, OTEL_BSP_* and OTEL_TRACES_SAMPLER[_ARG] variables apply); the service's
-    tracer, else None."""
+    tracer, else None. Which requests the router traces is its `trace_root_ratio`'s decision first."""
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return None
     from opentelemetry import trace
@@ -63,10 +57,8 @@ def setup_tracing(name: str) -> Tracer | None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(TraceIdRatioBased(DEFAULT_TRACE_RATIO))
-    provider = TracerProvider(resource=Resource.create({"service.name": f"kingpost-{name}"}), sampler=sampler)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"kingpost-{name}"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)  # it exports what is still batched at exit (shutdown_on_exit)
     return trace.get_tracer(f"kingpost.{name}")

@@ -169,7 +169,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             if request_id and not any(key == tracing.REQUEST_ID_KEY for key, _ in forwarded):
                 forwarded.append((tracing.REQUEST_ID_KEY, request_id))
             if self._tracer is not None:
-                trace = tracing.start_request(self._tracer, forwarded, request.model_id)
+                trace = tracing.start_request(self._tracer, forwarded, request.model_id,
+                                              root_ratio=self._settings.trace_root_ratio)
             deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
                                  chosen, host, rng=self._random)
             series = metrics.REQUESTS.series(deployment.model_id, deployment.model_name,

@@ -16,8 +16,9 @@ off: the router's tracer is None and it skips every call.
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -27,6 +28,8 @@ from kingpost import trace_phases
 from kingpost_router.routes import Deployment, Replica
 
 _W3C = TraceContextTextMapPropagator()
+# W3C trace flags (two hex digits) with the sampled bit set.
+_SAMPLED_FLAGS = frozenset(f"{flags:02x}" for flags in range(256) if flags & 1)
 _TRACE_KEYS = ("traceparent", "tracestate")
 REQUEST_ID_KEY = "x-baseten-request-id"
 REQUEST_ID_ATTRIBUTE = "kingpost.request_id"
@@ -55,9 +58,19 @@ class RequestTrace:
             self.cold_from_ns, self.cold_span = start, span
 
 
-def start_request(tracer: Tracer, metadata: Sequence[tuple[str, str]], model: str) -> RequestTrace | None:
-    """The request's trace, or None when the sampler leaves it out: then nothing more is made, and the
-    caller's own `traceparent` (if any) goes on to the model as it came."""
+def start_request(tracer: Tracer, metadata: Sequence[tuple[str, str]], model: str, *,
+                  root_ratio: float = 1.0, rng: Callable[[], float] = random.random) -> RequestTrace | None:
+    """The request's trace, or None when it is not traced: then nothing more is made, and the caller's
+    own `traceparent` (if any) goes on to the model as it came. The decision costs no OpenTelemetry
+    work: a caller's traceparent decides by its sampled flag, and `root_ratio` of the requests
+    without one are traced (the SDK's sampler, OTEL_TRACES_SAMPLER, may still drop what this keeps)."""
+    traceparent = next((value for key, value in metadata if key == "traceparent"), None)
+    if traceparent is None:
+        if root_ratio < 1.0 and rng() >= root_ratio:
+            return None
+    elif traceparent[-2:] not in _SAMPLED_FLAGS:  # (a malformed one is left to the propagator: a new trace)
+        if len(traceparent) == 55:
+            return None
     parent = _W3C.extract({key: value for key, value in metadata if key in _TRACE_KEYS})
     request_id = next((value for key, value in metadata if key == REQUEST_ID_KEY), "")
     span = tracer.start_span("kingpost.router/Predict", context=parent, kind=SpanKind.SERVER, attributes={
