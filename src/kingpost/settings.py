@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     # How often this service pings the other end of its gRPC connections (kingpost.keepalive).
     grpc_keepalive_seconds: float = Field(keepalive.DEFAULT_SECONDS, ge=keepalive.MIN_SECONDS)
     log_level: str = "INFO"
+    # "text" (for people) or "json" (one object a line, for a log pipeline: kingpost/log_format.py).
+    log_format: Literal["text", "json"] = "text"
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Self:
