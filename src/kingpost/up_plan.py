@@ -146,6 +146,10 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
     if service == "scheduler":
         values["database_url"] = f"sqlite+aiosqlite:///{layout.state / 'kingpost.db'}"
         values["builder_address"] = builder
+        # GET /v1/metrics/targets: the services here and Envoy (the agent announces its own).
+        values["metrics_targets"] = [
+            *(f"{s}={HOST}:{ports.service_metrics[s]}" for s in SERVICES if s != "agent"),
+            f"envoy={HOST}:{ports.envoy_admin}/stats/prometheus"]
     elif service == "builder":
         values["artifacts_dir"] = str(layout.artifacts)
         values["scheduler_address"] = scheduler

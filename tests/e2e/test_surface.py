@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.surface import cli_commands, command_of, http_routes, unexercised_routes
 from tests.e2e.test_up import SERVICES, Up, descendants, free_port, proc_stat, run_cli
 from tests.e2e.test_watch import Watch
+from tests.unit.test_grafana_dashboard import DASHBOARD, dashboard_metrics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -407,6 +408,39 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     rest("DELETE", f"/v1/models/{model_id}")
     assert rest("GET", f"/v1/models/{model_id}", 404) == {"error": f"model '{model_id}' not found"}
 
+    # The scrape-target list Prometheus reads (http_sd): every service, Envoy and the node's agent, each
+    # answering with Prometheus text where it says.
+    targets = rest("GET", "/v1/metrics/targets")
+    assert sorted(g["labels"]["service"] for g in targets) == sorted([*SERVICES, "envoy"])
+    served = ""
+    for group in targets:
+        (target,) = group["targets"]
+        path = group["labels"].get("__metrics_path__", "/metrics")
+        scraped = httpx.get(f"http://{target}{path}", timeout=10)
+        assert scraped.status_code == 200 and "# TYPE " in scraped.text, group
+        served += scraped.text
+    # Each metric the Grafana dashboard queries is one these endpoints serve.
+    dashboard = dashboard_metrics(json.loads(DASHBOARD.read_text()))
+    # (The text format names a counter's family with its _total.)
+    assert not {name for name in dashboard if f"# TYPE {name} " not in served and f"# TYPE {name}_total " not in served}
+    assert next(g for g in targets if g["labels"]["service"] == "agent")["labels"]["node"] == node["node_id"]
+
+    # A deployment's traffic over a window, from the routers' metrics.
+    echo_dev = rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    slowest = 0.0
+    for i in range(3):
+        sent = time.perf_counter()
+        assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+        slowest = max(slowest, time.perf_counter() - sent)
+    traffic = rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=3600")
+    assert traffic["deployment_id"] == echo_dev and traffic["window_seconds"] == 3600
+    assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 0
+    assert 0 < traffic["latency_p50_seconds"] <= traffic["latency_p99_seconds"]
+    assert traffic["ready_replicas"] >= 1 and traffic["desired_replicas"] >= 1
+    assert rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=7200", 400) == {
+        "error": "window_seconds = 7200: must be 1 to 3600"}
+    rest("GET", "/v1/models/echo/deployments/dep_nope/metrics", 404)
+
     missing = unexercised_routes(routes, platform.called)
     assert not missing, "REST routes this test does not exercise (add them here):\n" + "\n".join(missing)
 
@@ -504,6 +538,16 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
         assert any(f"kingpost.cli {service} --config {config}" in c for c in running), (service, running)
         platform.ran.add((service,))
 
+    assert sorted(g["labels"]["service"] for g in cli_json("metrics", "targets")) == sorted([*SERVICES, "envoy"])
+    (echo_traffic, *_) = cli_json("metrics", "echo", "--window", "3600")["deployments"]
+    assert echo_traffic["requests"] >= 3 and echo_traffic["ready_replicas"] >= 1
+    shown = cli("metrics", "echo", "--window", "3600").stdout.splitlines()
+    assert shown[0].startswith("last 3600 s") and shown[1].split()[:2] == ["DEPLOYMENT", "REQ/S"]
+    listed = cli("metrics", "targets").stdout.splitlines()
+    assert listed[0].split() == ["SERVICE", "URL", "LABELS"] and len(listed) == len(SERVICES) + 2
+    assert any(line.split()[:2] == ["envoy", line.split()[1]] and line.split()[1].endswith("/stats/prometheus")
+               for line in listed)
+
     missing = sorted(set(cli_commands()) - platform.ran)
     assert not missing, "CLI commands this test does not run (add them here): " + ", ".join(
         " ".join(words) for words in missing)
@@ -545,20 +589,55 @@ def scrape(platform: Platform, service: str) -> dict[str, dict[tuple[tuple[str, 
 
 
 def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -> None:
-    ok = (("code", "OK"),)
-    before = scrape(platform, "router")["kingpost_router_requests_total"].get(ok, 0)
+    model = platform.rest("GET", "/v1/models/echo")["model"]
+    dev = model["development_deployment_id"]
+    echo = (("deployment", dev), ("environment", "development"), ("model", model["id"]), ("model_name", "echo"))
+    ok = tuple(sorted((*echo, ("code", "OK"))))
+    before = scrape(platform, "router")
+    counted_before = before.get("kingpost_router_requests_total", {}).get(ok, 0)
+
+    def histogram(samples: dict[str, Any], name: str, le: str | None = None) -> float:
+        labels = echo if le is None else tuple(sorted((*echo, ("le", le))))
+        return samples.get(name, {}).get(labels, 0)
+
+    seen = []  # what the client measured, request in to response out
     for i in range(5):
+        sent = time.perf_counter()
         assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+        seen.append(time.perf_counter() - sent)
+
     def counted() -> dict[str, Any] | None:
         samples = scrape(platform, "router")
-        return samples if samples["kingpost_router_requests_total"][ok] == before + 5 else None
+        return samples if samples["kingpost_router_requests_total"].get(ok) == counted_before + 5 else None
 
     router = until(counted, "the router to count the 5 requests")
-    assert router["kingpost_router_request_seconds_count"][()] >= before + 5
-    assert router["kingpost_router_request_seconds_bucket"][(("le", "+Inf"),)] == (
-        router["kingpost_router_request_seconds_count"][()])
-    assert {"kingpost_router_in_flight", "kingpost_router_queued", "kingpost_router_retries_total"} <= set(
-        router)
+    # Exactly the 5, labelled by model, deployment and environment; each latency within what the client
+    # saw: every bucket at or above the slowest request the client saw holds all 5 more.
+    for name in ("kingpost_router_request_seconds", "kingpost_router_model_seconds",
+                 "kingpost_router_queue_wait_seconds"):
+        assert histogram(router, f"{name}_count") - histogram(before, f"{name}_count") == 5, name
+    bounds = sorted({float(dict(k)["le"]) for k in router["kingpost_router_request_seconds_bucket"]})
+    for bound in (b for b in bounds if b >= max(seen)):
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        assert (histogram(router, "kingpost_router_request_seconds_bucket", le)
+                - histogram(before, "kingpost_router_request_seconds_bucket", le)) == 5, le
+    router_seconds = (histogram(router, "kingpost_router_request_seconds_sum")
+                      - histogram(before, "kingpost_router_request_seconds_sum"))
+    assert 0 < router_seconds <= sum(seen)
+    # (kingpost_router_in_flight has a sample per deployment with requests in a runner call now: none here.)
+    assert {"kingpost_router_queued", "kingpost_router_retries_total"} <= set(router)
+
+    # The scheduler's desired and ready replicas of the example, and the agent's view of its runner.
+    replicas = (("deployment", dev), ("environment", ""), ("model", model["id"]))
+    scheduler = until(lambda: (s := scrape(platform, "scheduler"))["kingpost_scheduler_ready_replicas"].get(
+        replicas) and s, "the scheduler to count the example's ready replica", timeout=30)
+    assert scheduler["kingpost_scheduler_desired_replicas"][replicas] >= 1
+    agent = scrape(platform, "agent")
+    (node,) = {dict(k)["node"] for k in agent["kingpost_worker_agent_node_memory_bytes"]}
+    assert agent["kingpost_worker_agent_node_memory_bytes"][(("kind", "total"), ("node", node))] > 0
+    runner = {dict(k)["replica"]: v for k, v in agent["kingpost_worker_agent_replica_memory_bytes"].items()
+              if dict(k)["deployment"] == dev}
+    assert runner and all(v > 1 << 20 for v in runner.values()), runner
 
     builder = scrape(platform, "builder")
     succeeded = builder["kingpost_builder_builds_total"][(("state", "succeeded"),)]

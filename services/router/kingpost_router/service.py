@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.api import httpbody_pb2
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Tracer
 
 from kingpost.auth import KeyCache
 from kingpost.bus import Publisher
@@ -29,7 +29,16 @@ from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb
 from kingpost_router import metrics, sampling, tracing
 from kingpost_router.activator import Activator
 from kingpost_router.forwarding import Forwarder, NotConnected, Passthrough
-from kingpost_router.routes import DEPLOYMENT_KEY, HOST_KEY, Deployment, RouteSnapshot, resolve
+from kingpost_router.routes import (
+    DEPLOYMENT_KEY,
+    DEVELOPMENT,
+    HOST_KEY,
+    PRODUCTION,
+    Deployment,
+    Replica,
+    RouteSnapshot,
+    resolve,
+)
 from kingpost_router.settings import RouterSettings
 from kingpost_router.slots import SlotQueue
 
@@ -37,6 +46,10 @@ log = logging.getLogger(__name__)
 
 # Request metadata that matters to the model; everything else stays at the router.
 FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type"})
+# The id Envoy gives each request (and answers as X-Baseten-Request-Id); the model gets it as
+# x-baseten-request-id. A caller inside the platform may name its own x-baseten-request-id (Envoy
+# removes a client's), which then wins.
+ENVOY_REQUEST_ID = "x-request-id"
 
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
@@ -62,8 +75,13 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._take = self.slots.take
         self._max_body = settings.max_body_bytes
         self._timeout = settings.request_timeout_seconds
-        metrics.IN_FLIGHT.set_function(lambda: sum(self.in_flight.values()))
+        metrics.REQUESTS.in_flight = lambda: self.in_flight
+        metrics.REQUESTS.labels_of = self._labels_of
         metrics.QUEUED.set_function(self.slots.total_queued)
+
+    def _labels_of(self, deployment_id: str) -> tuple[str, str] | None:
+        deployment = self._snapshot.by_deployment.get(deployment_id)
+        return None if deployment is None else (deployment.model_id, deployment.model_name)
 
     @property
     def snapshot(self) -> RouteSnapshot:
@@ -102,6 +120,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._keys.replace(snapshot.api_key_sha256)
         self._snapshot = snapshot
         self.activator.apply(snapshot)
+        metrics.REQUESTS.retain(snapshot.by_deployment)
         log.info("route table v%d: %d models, %d runner channels (%d closed)",
                  snapshot.version, len(snapshot.by_id), self.forwarder.channels, closed)
 
@@ -127,13 +146,15 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         # plain additions.
         started = _perf_counter()
         code = "OK"
-        span = None
+        trace = None
+        series = None
+        replica_at = 0.0  # when the request held a replica slot (0: it never did)
         try:
             body = request.body
             if len(body.data) > self._max_body:
                 raise PayloadTooLarge(
                     f"request body is {len(body.data)} bytes; the limit is {self._max_body}")
-            host = ""
+            host = request_id = ""
             chosen = request.deployment_id
             forwarded = []
             for key, value in context.invocation_metadata() or ():
@@ -143,26 +164,35 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                     host = value
                 elif key == DEPLOYMENT_KEY and not chosen:
                     chosen = value
+                elif key == ENVOY_REQUEST_ID:
+                    request_id = value
+            if request_id and not any(key == tracing.REQUEST_ID_KEY for key, _ in forwarded):
+                forwarded.append((tracing.REQUEST_ID_KEY, request_id))
             if self._tracer is not None:
-                span = tracing.start_request(self._tracer, forwarded, request.model_id)
+                trace = tracing.start_request(self._tracer, forwarded, request.model_id,
+                                              root_ratio=self._settings.trace_root_ratio)
             deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
                                  chosen, host, rng=self._random)
+            series = metrics.REQUESTS.series(deployment.model_id, deployment.model_name,
+                                             deployment.deployment_id, environment_label(request))
             timeout = self._timeout
             remaining = context.time_remaining()
             if remaining is not None and remaining < timeout:
                 timeout = remaining
             replica = self._take(deployment)
             if replica is None:
-                waited_from = _monotonic()
-                replica = await self.activator.acquire(deployment, timeout)
-                timeout = max(0.001, timeout - (_monotonic() - waited_from))
+                replica, waited = await self._wait_for_slot(deployment, timeout, series, trace)
+                timeout = max(0.001, timeout - waited)
+            else:
+                series.waited(0.0, None)
+            replica_at = _perf_counter()
             to_runner = runner_pb2.RunnerPredictRequest(body=body)
             try:
-                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, span)
+                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, trace)
                 async for chunk in forwarding:
                     yield chunk
             except NotConnected:
-                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, span):
+                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, trace):
                     yield chunk
         except KingpostError as err:
             code = err.wire_code
@@ -179,9 +209,25 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             code = "UNKNOWN"
             raise
         finally:
-            metrics.REQUESTS.observe(code, _perf_counter() - started)
-            if span is not None:
-                tracing.finish(span, code)
+            ended = _perf_counter()
+            (series or metrics.REQUESTS.series("", "", "", "")).answered(
+                code, ended - started, ended - replica_at if replica_at else -1.0)
+            if trace is not None:
+                tracing.finish(trace.span, code)
+
+    async def _wait_for_slot(self, deployment: Deployment, timeout: float, series: metrics.Series,
+                             trace: tracing.RequestTrace | None) -> tuple[Replica, float]:
+        """No free slot: wait in the activator; the wait is counted (as a cold-start wait when the
+        deployment had no ready replica), also when it ends in a 429 or 503."""
+        cold = not deployment.replicas
+        waited_from = _monotonic()
+        try:
+            return await self.activator.acquire(deployment, timeout), _monotonic() - waited_from
+        finally:
+            waited = _monotonic() - waited_from
+            series.waited(waited, waited if cold else None)
+            if trace is not None:
+                trace.waited(waited, cold=cold)
 
     async def RunRemote(
         self, request: inference_pb2.RunRemoteRequest, context: grpc.aio.ServicerContext
@@ -200,7 +246,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         to_runner: runner_pb2.RunnerPredictRequest,
         forwarded: list[tuple[str, str]],
         timeout: float,
-        span: Span | None,
+        trace: tracing.RequestTrace | None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Nothing reached the runner, so the model has not run: another reachable replica takes
         the request, or it is held, as at zero, until one answers again (a crashed runner that its
@@ -214,8 +260,18 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 replica = await self.activator.acquire(deployment, max(0.001, deadline - _monotonic()))
             try:
                 async for chunk in self.forwarder.forward(deployment, replica, to_runner, forwarded,
-                                                          max(0.001, deadline - _monotonic()), span):
+                                                          max(0.001, deadline - _monotonic()), trace):
                     yield chunk
                 return
             except NotConnected:
                 continue  # that runner is marked unreachable now: the next try goes elsewhere, or waits
+
+
+def environment_label(request: inference_pb2.PredictRequest) -> str:
+    """The `environment` label of a resolved request: the one it named (production by default),
+    "development", or "" when it named the deployment itself."""
+    if request.deployment_id:
+        return ""
+    if request.environment:
+        return request.environment
+    return DEVELOPMENT if request.target == DEVELOPMENT else PRODUCTION

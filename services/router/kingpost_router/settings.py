@@ -34,6 +34,10 @@ class RouterSettings(ServiceSettings):
     cold_start_timeout_seconds: float = Field(float(DEFAULT_COLD_START_TIMEOUT_SECONDS), gt=0)
     # Larger bodies answer 413.
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    # With tracing on (OTEL_EXPORTER_OTLP_ENDPOINT): the share of requests without a caller's
+    # traceparent that the router traces; a caller's traceparent decides for its own request. A
+    # traced request costs the router ~100 µs of CPU, a tenth of a no-op request (BENCHMARKS.md).
+    trace_root_ratio: float = Field(0.01, ge=0.0, le=1.0)
 
     @field_validator("max_body_bytes")
     @classmethod

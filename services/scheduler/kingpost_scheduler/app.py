@@ -112,5 +112,7 @@ async def create(
         raise
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
                                   internal_token=settings.internal_token)
-    management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap)
+    management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap,
+                                    metrics_targets=settings.metrics_targets)
+    closers.append(management.router_metrics.close)
     return Scheduler(control, management, SchedulerServicer(control), interceptor, bus, closers)

@@ -97,5 +97,6 @@ def _cold_start(replica: ReplicaRecord, now: datetime) -> None:
     schedule = (replica.updated_at - replica.created_at).total_seconds() if starting else 0.0
     metrics.COLD_START_SECONDS.labels("schedule").observe(schedule)
     metrics.COLD_START_SECONDS.labels("total").observe(total)
+    metrics.DEPLOYMENT_REPLICAS.cold_start(replica.deployment_id)
     log.info("cold start of deployment %s replica %s: %.2f s (schedule %.2f s, start and load %.2f s)",
              replica.deployment_id, replica.id, total, schedule, total - schedule)

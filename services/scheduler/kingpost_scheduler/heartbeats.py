@@ -51,6 +51,8 @@ class Heartbeats:
         # From the last reconcile pass.
         self._live: frozenset[str] = frozenset()
         self._replicas: Mapping[str, tuple[facts.Replica, ...]] = {}
+        # Each node's agent's /metrics (host:port), from its latest heartbeat; not stored.
+        self._metrics: dict[str, str] = {}
 
     def load(self, nodes: Sequence[NodeRecord]) -> None:
         """The nodes the database knows, as the scheduler starts."""
@@ -62,6 +64,12 @@ class Heartbeats:
         """Every known node with its latest heartbeat, for the reconcile pass."""
         return [facts.Node(r.id, r.address, self.last_seen[r.id]) for r in self._reports.values()]
 
+    def metrics_addresses(self) -> dict[str, str]:
+        """node id → its agent's /metrics, for the nodes heard from within the node timeout."""
+        recent = self._clock() - self.node_timeout
+        return {node: address for node, address in self._metrics.items()
+                if address and self.last_seen.get(node, recent) > recent}
+
     def after_pass(self, live: frozenset[str], replicas: Mapping[str, tuple[facts.Replica, ...]]) -> None:
         self._live, self._replicas = live, replicas
 
@@ -72,6 +80,7 @@ class Heartbeats:
         now = self._clock()
         report = report_of(beat)
         self.last_seen[report.id], self._reports[report.id] = now, report
+        self._metrics[report.id] = beat.metrics_address
         news = liveness.news(report, self._stored.get(report.id), report.id in self._live)
         gone = placement.missing_from_heartbeat(beat.replica_ids, self._replicas.get(report.id, ()), now,
                                                 HEARTBEAT_GRACE, settled_before=self._started_at)

@@ -90,6 +90,8 @@ class Reconciler:
         await store.purge_deleted_models(session)
         await session.flush()
         _gauges(deployments.values(), replicas)
+        metrics.DEPLOYMENT_REPLICAS.set(
+            (d.model_id, d.id, d.environment, desired.get(d.id, 0), ready.get(d.id, 0)) for d in deployments.values())
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         return self._settled(now, nodes, deployments.values(), environments, replica_facts)
 

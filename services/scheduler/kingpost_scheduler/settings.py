@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from kingpost.settings import ServiceSettings
+from kingpost_scheduler import metrics_targets
 
 
 class SchedulerSettings(ServiceSettings):
@@ -27,6 +28,16 @@ class SchedulerSettings(ServiceSettings):
     max_replica_cap: int = Field(10, ge=1)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
+    # The services' /metrics endpoints for GET /v1/metrics/targets, each "service=host:port" or
+    # "service=host:port/path" (e.g. "envoy=10.0.0.5:9901/stats/prometheus"); agents announce their own.
+    metrics_targets: list[str] = Field(default_factory=list)
+
+    @field_validator("metrics_targets")
+    @classmethod
+    def _targets_parse(cls, targets: list[str]) -> list[str]:
+        for entry in targets:
+            metrics_targets.parse(entry)  # ValueError naming the entry
+        return targets
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.home}/state/kingpost.db"

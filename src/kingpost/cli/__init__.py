@@ -16,6 +16,7 @@ from kingpost.cli import (  # noqa: F401  (each module adds its commands to the 
     inspect_commands,
     keys_command,
     lifecycle_commands,
+    metrics_command,
     predict_command,
     push_command,
     service_commands,

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from kingpost.v1 import management_pb2 as kingpost_dot_v1_dot_management__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
@@ -156,6 +157,16 @@ class ManagementServiceStub:
                 '/kingpost.v1.ManagementService/PatchDevelopment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.FromString,
+                _registered_method=True)
+        self.GetMetricsTargets = channel.unary_unary(
+                '/kingpost.v1.ManagementService/GetMetricsTargets',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.GetMetricsTargetsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetDeploymentMetrics = channel.unary_unary(
+                '/kingpost.v1.ManagementService/GetDeploymentMetrics',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsResponse.FromString,
                 _registered_method=True)
 
 
@@ -333,6 +344,22 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetricsTargets(self, request, context):
+        """Every /metrics endpoint of the platform, as Prometheus's http_sd_config reads it: a JSON array
+        of {"targets": ["host:port"], "labels": {...}} (the services, each node's agent, Envoy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeploymentMetrics(self, request, context):
+        """A deployment's traffic over the last window_seconds (query parameter; 300 by default, at most
+        3600), from the routers' metrics: request rate, errors, latency percentiles, replicas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -455,6 +482,16 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.PatchDevelopment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.SerializeToString,
+            ),
+            'GetMetricsTargets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetricsTargets,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.GetMetricsTargetsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetDeploymentMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeploymentMetrics,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1108,6 +1145,60 @@ class ManagementService:
             '/kingpost.v1.ManagementService/PatchDevelopment',
             kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetricsTargets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/GetMetricsTargets',
+            kingpost_dot_v1_dot_management__pb2.GetMetricsTargetsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeploymentMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/GetDeploymentMetrics',
+            kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

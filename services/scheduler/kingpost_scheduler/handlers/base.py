@@ -20,6 +20,8 @@ class Handlers:
     bus: Bus | None
     # The highest max_replica a deployment may ask for (SchedulerSettings.max_replica_cap).
     max_replica_cap: int
+    # The services' /metrics endpoints ("service=host:port[/path]"), for GetMetricsTargets.
+    metrics_targets: tuple[str, ...]
 
 
 async def describe_model(session: AsyncSession, m: ModelRecord) -> management_pb2.Model:
