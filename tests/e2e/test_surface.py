@@ -248,6 +248,29 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert node["node_id"].startswith("node_") and len(node["replica_ids"]) >= 3  # echo, d1, d2
     assert status_now["models"] == len(rest("GET", "/v1/models")["models"])
 
+    # Async inference: each prefix queues (a request id at once) and counts its queue, by path and by
+    # Host; a request's status and cancel by both too (tests/e2e/test_async.py walks the rest).
+    queued = []
+    hosts = {model_id: model_host(model_id), echo["id"]: model_host(echo["id"])}
+    for model, prefix in ((model_id, "/production"), (model_id, "/environments/staging"),
+                          (model_id, f"/deployment/{d1}"), (echo["id"], "/development")):
+        for path, host in ((f"/models/{model}{prefix}", None), (prefix, hosts[model])):
+            answer = rest("POST", f"{path}/async_predict", host=host, json={"model_input": {"a": 1}})
+            assert list(answer) == ["request_id"]
+            queued.append((model, answer["request_id"]))
+            counts = rest("GET", f"{path}/async_queue_status", host=host)
+            assert set(counts) == {"model_id", "deployment_id", "num_queued_requests",
+                                   "num_in_progress_requests"} and counts["model_id"] == model
+    for model, request_id in queued:
+        done = until(lambda: (s := rest("GET", f"/models/{model}/async_request/{request_id}"))["status"]
+                     == "SUCCEEDED" and s, f"async request {request_id} to succeed")
+        assert (done["webhook_status"], done["model_id"]) == ("NO_WEBHOOK_PROVIDED", model)
+    model, request_id = queued[-1]
+    assert rest("GET", f"/async_request/{request_id}", host=hosts[model])["status"] == "SUCCEEDED"
+    for path, host in ((f"/models/{model}/async_request/{request_id}", None),
+                       (f"/async_request/{request_id}", hosts[model])):
+        assert rest("DELETE", path, host=host)["canceled"] is False
+
     # Deleting: the environment, the deployment, the model (404 afterwards).
     assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {"success": True}
     rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}")

@@ -11,7 +11,8 @@ from kingpost import service
 from kingpost.auth import AuthInterceptor, KeyCache
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.route_watch import watch_routes
-from kingpost.v1 import inference_pb2_grpc
+from kingpost.v1 import inference_pb2_grpc, scheduler_pb2
+from kingpost_router.async_setup import start_async
 from kingpost_router.authz import EnvoyAuthzInterceptor
 from kingpost_router.heap_trim import trim_after_growth
 from kingpost_router.service import RouterServicer
@@ -34,6 +35,14 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     router = RouterServicer(settings, keys, tracer=tracer)
     bus = await NatsBus.connect(settings.nats_url, settings.router_id)
     router.bus = bus
+    asynchronous = await start_async(settings, bus, router)
+    applied = router.apply_table
+
+    def apply_table(table: scheduler_pb2.RouteTable) -> None:
+        applied(table)
+        asynchronous.workers.apply(router.snapshot)
+
+    router.apply_table = apply_table  # type: ignore[method-assign]
 
     async def follow_routes() -> None:
         await watch_routes(settings.scheduler_address, router.apply_table,
@@ -43,6 +52,7 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
         await router.publish_concurrency(bus)
 
     async def stop() -> None:
+        await asynchronous.close()
         await router.close()
         await bus.close()
 

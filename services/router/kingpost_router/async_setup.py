@@ -1,0 +1,45 @@
+"""Async inference wired together for one router: the status bucket, the queue's front, the workers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kingpost.bus import Bus
+from kingpost.bus.subjects import ASYNC_STATUS_BUCKET
+from kingpost_router.async_job import JobRunner
+from kingpost_router.async_queue import AsyncQueue
+from kingpost_router.async_worker import AsyncWorkers
+from kingpost_router.service import RouterServicer
+from kingpost_router.settings import RouterSettings
+from kingpost_router.webhooks import WebhookSender
+
+
+@dataclass
+class AsyncInference:
+    queue: AsyncQueue
+    workers: AsyncWorkers
+    webhooks: WebhookSender
+
+    async def close(self) -> None:
+        await self.workers.close()
+        await self.webhooks.close()
+
+
+async def start_async(settings: RouterSettings, bus: Bus, router: RouterServicer, *,
+                      clock: Callable[[], float] = time.time) -> AsyncInference:
+    kv = await bus.key_value(ASYNC_STATUS_BUCKET)
+    webhooks = WebhookSender(settings.webhook_secrets)
+    runner = JobRunner(kv, router, webhooks, clock=clock, request_timeout=settings.request_timeout_seconds,
+                       max_stored_result_bytes=settings.async_max_stored_result_bytes)
+    workers = AsyncWorkers(bus, runner, lambda: router.snapshot,
+                           cap=settings.async_max_concurrency_per_deployment,
+                           ack_wait=settings.async_ack_wait_seconds)
+    queue = AsyncQueue(bus, kv, workers.counts, clock=clock,
+                       allow_internal_webhooks=settings.allow_internal_webhooks,
+                       max_body_bytes=settings.async_max_body_bytes,
+                       max_outstanding=settings.async_max_outstanding_per_deployment)
+    router.async_queue = queue
+    workers.apply(router.snapshot)
+    return AsyncInference(queue, workers, webhooks)

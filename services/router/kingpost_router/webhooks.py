@@ -1,0 +1,59 @@
+"""Webhook delivery: POST the signed body, try again on the schedule of `async_policy.WEBHOOK_DELAYS`.
+
+    sender = WebhookSender(secrets=["whsec_..."])
+    delivered, why = await sender.deliver("https://example.com/hook", body)
+
+What counts as delivered and what is worth another try are `async_policy`'s decisions; this module
+only sends. The body is signed once with every active secret (`X-BASETEN-SIGNATURE: v1=…,v1=…`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx
+
+from kingpost_router import async_policy
+
+log = logging.getLogger(__name__)
+
+
+class WebhookSender:
+    def __init__(self, secrets: Sequence[str], *, delays: Sequence[float] = async_policy.WEBHOOK_DELAYS,
+                 timeout: float = 30.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._secrets = tuple(secrets)
+        self._delays = tuple(delays)
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
+                                         limits=httpx.Limits(max_connections=256))
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        signature = async_policy.signature_header(body, self._secrets)
+        if signature:
+            headers[async_policy.SIGNATURE_HEADER] = signature
+        return headers
+
+    async def deliver(self, url: str, body: bytes) -> tuple[bool, str]:
+        """(True, "") once a try answered 2xx; (False, why the last try failed) after the last."""
+        headers = self.headers(body)
+        why = ""
+        for attempt, delay in enumerate((0.0, *self._delays)):
+            if delay:
+                await self._sleep(delay)
+            try:
+                response = await self._client.post(url, content=body, headers=headers)
+                status, why = response.status_code, f"HTTP {response.status_code}"
+            except httpx.HTTPError as e:
+                status, why = 0, f"{type(e).__name__}: {e}".rstrip(": ")
+            if async_policy.webhook_delivered(status):
+                return True, ""
+            if not async_policy.webhook_retry(status):
+                break
+            log.info("webhook %s: try %d failed (%s)", url, attempt + 1, why)
+        return False, why
+
+    async def close(self) -> None:
+        await self._client.aclose()
