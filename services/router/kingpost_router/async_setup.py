@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kingpost.bus import Bus
 from kingpost.bus.subjects import ASYNC_STATUS_BUCKET
 from kingpost_router.async_job import JobRunner
+from kingpost_router.async_policy import WEBHOOK_DELAYS
 from kingpost_router.async_queue import AsyncQueue
 from kingpost_router.async_worker import AsyncWorkers
 from kingpost_router.service import RouterServicer
@@ -28,9 +29,10 @@ class AsyncInference:
 
 
 async def start_async(settings: RouterSettings, bus: Bus, router: RouterServicer, *,
-                      clock: Callable[[], float] = time.time) -> AsyncInference:
+                      clock: Callable[[], float] = time.time,
+                      webhook_delays: Sequence[float] = WEBHOOK_DELAYS) -> AsyncInference:
     kv = await bus.key_value(ASYNC_STATUS_BUCKET)
-    webhooks = WebhookSender(settings.webhook_secrets)
+    webhooks = WebhookSender(settings.webhook_secrets, delays=webhook_delays)
     runner = JobRunner(kv, router, webhooks, clock=clock, request_timeout=settings.request_timeout_seconds,
                        max_stored_result_bytes=settings.async_max_stored_result_bytes)
     workers = AsyncWorkers(bus, runner, lambda: router.snapshot,
