@@ -303,6 +303,15 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     assert promoted["environment"]["current_deployment"]["id"] == d1
     assert platform.cli_routed("predict", "surface-cli", "--data", '"prod"') == {"echo": "prod"}
 
+    # Async from the shell: queue (the id at once), its status until SUCCEEDED, a cancel that is refused.
+    queued = cli_json("predict", "surface-cli", "--async", "--data", '{"a": 1}', "--priority", "1")
+    request_id = queued["request_id"]
+    done = until(lambda: (st := cli_json("async", "status", request_id, "--model", "surface-cli"))["status"]
+                 == "SUCCEEDED" and st, "the async request to succeed")
+    assert (done["request_id"], done["webhook_status"], done["errors"]) == (request_id, "NO_WEBHOOK_PROVIDED", [])
+    refused = platform.cli("async", "cancel", request_id, code=1)
+    assert "only a QUEUED request can be canceled; this one is SUCCEEDED" in refused.stdout
+
     watch = Watch(platform.home, truss)  # the development deployment, live
     try:
         watch.wait_for("is ACTIVE")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import click
 
 from kingpost.cli import (  # noqa: F401  (each module adds its commands to the group)
+    async_commands,
     autoscaling_command,
     build_command,
     init_command,
