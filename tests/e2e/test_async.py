@@ -19,14 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from kingpost_router.async_policy import SIGNATURE_HEADER, verify
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat
+from kingpost_router.async_policy import SIGNATURE_HEADER, sign, verify
+from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
 from tests.e2e.test_up_chaos import next_line, service_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-SECRET = "whsec_e2eTestSecretForAsyncWebhooks01"
-OLD_SECRET = "whsec_e2eTheOlderSecretStillActive02"
 ACK_WAIT_S = 3
 
 
@@ -79,13 +77,13 @@ class Platform:
     up: Up
     http: httpx.Client
     model_id: str
+    secrets: tuple[str, str] = ("", "")  # (newest, older): both active, as during a rotation
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("async") / "home"
-    env = {"KINGPOST_WEBHOOK_SECRETS": json.dumps([SECRET, OLD_SECRET]),
-           "KINGPOST_ASYNC_ACK_WAIT_SECONDS": str(ACK_WAIT_S)}
+    env = {"KINGPOST_ASYNC_ACK_WAIT_SECONDS": str(ACK_WAIT_S)}
     rest = free_port()
     up = Up(home, rest, free_port(), env=env)
     seen: dict[int, str] = {}
@@ -97,12 +95,30 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                           timeout=60) as http:
             models = http.get("/v1/models").json()["models"]
             echo = next(m for m in models if m["name"] == "echo")
-            yield Platform(up, http, echo["id"])
+            older = http.post("/v1/webhook_secrets", json={}).json()["secret"]
+            newest = run_cli(home, "webhook-secrets", "create", "--json")
+            assert newest.returncode == 0, newest.stderr
+            platform = Platform(up, http, echo["id"], (json.loads(newest.stdout)["secret"], older))
+            signed_by_both(platform, receiver)
+            yield platform
         seen = descendants(up.process.pid)
         assert up.stop() == 0
     finally:
         if up.process.poll() is None or any(proc_stat(p) for p in seen):
             up.kill_everything(set(seen) | set(descendants(up.process.pid)))
+
+
+def signed_by_both(platform: Platform, receiver: Receiver) -> None:
+    """Probes until the router has the route table with both new secrets (it follows the commit)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        (probe,) = queue(platform, receiver, ["probe"])
+        wait_for_webhooks(receiver, {probe}, timeout=30)
+        if receiver.by_request()[probe][0][0][SIGNATURE_HEADER.lower()].count("v1=") == 2:
+            with receiver.lock:
+                receiver.got.clear()
+            return
+    raise AssertionError("webhooks are not signed with both secrets")
 
 
 def queue(platform: Platform, receiver: Receiver, inputs: list[Any], **extra: Any) -> dict[str, Any]:
@@ -135,8 +151,9 @@ def check_delivered(platform: Platform, receiver: Receiver, sent: dict[str, Any]
             assert len(deliveries) == 1, (request_id, len(deliveries))
         for headers, body in deliveries:
             signature = headers[SIGNATURE_HEADER.lower()]
-            assert signature.count("v1=") == 2  # both active secrets sign
-            assert verify(body, signature, SECRET) and verify(body, signature, OLD_SECRET)
+            newest, older = platform.secrets
+            assert signature.count("v1=") == 2  # both active secrets sign, the newest first
+            assert signature.split(",")[0] == f"v1={sign(body, newest)}" and verify(body, signature, older)
             hook = json.loads(body)
             assert hook["type"] == "async_request_completed" and hook["errors"] == []
             assert (hook["model_id"], hook["data"]) == (platform.model_id, {"echo": model_input})

@@ -271,6 +271,16 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
                        (f"/async_request/{request_id}", hosts[model])):
         assert rest("DELETE", path, host=host)["canceled"] is False
 
+    # Webhook secrets: created (the secret shown), listed newest first, deleted.
+    made = rest("POST", "/v1/webhook_secrets", json={})
+    assert made["secret"].startswith("whsec_") and made["webhook_secret"]["secret"] == made["secret"]
+    secret_id = made["webhook_secret"]["id"]
+    assert rest("GET", "/v1/webhook_secrets")["webhook_secrets"][0]["id"] == secret_id
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}") == {}
+    assert secret_id not in {w["id"] for w in rest("GET", "/v1/webhook_secrets")["webhook_secrets"]}
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}", 404) == {
+        "error": f"webhook secret {secret_id!r} not found"}
+
     # Deleting: the environment, the deployment, the model (404 afterwards).
     assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {"success": True}
     rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}")
@@ -311,6 +321,12 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     assert (done["request_id"], done["webhook_status"], done["errors"]) == (request_id, "NO_WEBHOOK_PROVIDED", [])
     refused = platform.cli("async", "cancel", request_id, code=1)
     assert "only a QUEUED request can be canceled; this one is SUCCEEDED" in refused.stdout
+
+    secret = cli_json("webhook-secrets", "create")
+    assert secret["secret"].startswith("whsec_")
+    listed_secrets = cli_json("webhook-secrets", "list")["webhook_secrets"]
+    assert [w["secret"] for w in listed_secrets if w["id"] == secret["id"]] == [secret["secret"]]
+    assert cli_json("webhook-secrets", "delete", secret["id"]) == {"success": True}
 
     watch = Watch(platform.home, truss)  # the development deployment, live
     try:

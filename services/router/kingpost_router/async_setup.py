@@ -32,7 +32,9 @@ async def start_async(settings: RouterSettings, bus: Bus, router: RouterServicer
                       clock: Callable[[], float] = time.time,
                       webhook_delays: Sequence[float] = WEBHOOK_DELAYS) -> AsyncInference:
     kv = await bus.key_value(ASYNC_STATUS_BUCKET)
-    webhooks = WebhookSender(settings.webhook_secrets, delays=webhook_delays)
+    # The scheduler's (`kingpost webhook-secrets`, in the route table), then the router's own config.
+    webhooks = WebhookSender(lambda: (*router.snapshot.webhook_secrets, *settings.webhook_secrets),
+                             delays=webhook_delays)
     runner = JobRunner(kv, router, webhooks, clock=clock, request_timeout=settings.request_timeout_seconds,
                        max_stored_result_bytes=settings.async_max_stored_result_bytes)
     workers = AsyncWorkers(bus, runner, lambda: router.snapshot,

@@ -36,8 +36,8 @@ class RouterSettings(ServiceSettings):
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)
 
     # -- async inference (async_predict) --
-    # Secrets that sign webhooks (X-BASETEN-SIGNATURE: one v1= per secret, newest first during a
-    # rotation); `whsec_...`. None: webhooks go unsigned.
+    # Secrets that sign webhooks besides those managed with `kingpost webhook-secrets` (which come
+    # first): X-BASETEN-SIGNATURE has one v1= per secret. None at all: webhooks go unsigned.
     webhook_secrets: list[str] = Field(default_factory=list)
     # Webhooks to loopback, private and link-local addresses (the platform's own network): refused
     # unless this is true.

@@ -1,6 +1,6 @@
 """Webhook delivery: POST the signed body, try again on the schedule of `async_policy.WEBHOOK_DELAYS`.
 
-    sender = WebhookSender(secrets=["whsec_..."])
+    sender = WebhookSender(secrets=lambda: ["whsec_..."])    # read at each delivery
     delivered, why = await sender.deliver("https://example.com/hook", body)
 
 What counts as delivered and what is worth another try are `async_policy`'s decisions; this module
@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class WebhookSender:
-    def __init__(self, secrets: Sequence[str], *, delays: Sequence[float] = async_policy.WEBHOOK_DELAYS,
+    def __init__(self, secrets: Callable[[], Sequence[str]], *, delays: Sequence[float] = async_policy.WEBHOOK_DELAYS,
                  timeout: float = 30.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self._secrets = tuple(secrets)
+        self._secrets = secrets
         self._delays = tuple(delays)
         self._sleep = sleep
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
@@ -31,7 +31,7 @@ class WebhookSender:
 
     def headers(self, body: bytes) -> dict[str, str]:
         headers = {"content-type": "application/json"}
-        signature = async_policy.signature_header(body, self._secrets)
+        signature = async_policy.signature_header(body, self._secrets())
         if signature:
             headers[async_policy.SIGNATURE_HEADER] = signature
         return headers

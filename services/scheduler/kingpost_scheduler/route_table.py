@@ -88,6 +88,7 @@ class ModelRoute:
 class RouteTable:
     models: tuple[ModelRoute, ...] = ()
     api_key_sha256: tuple[str, ...] = ()
+    webhook_secrets: tuple[str, ...] = ()  # newest first
 
 
 def build_route_table(
@@ -96,6 +97,7 @@ def build_route_table(
     environments: Sequence[EnvironmentRow],
     replicas: Iterable[Replica],
     api_key_sha256: Iterable[str],
+    webhook_secrets: Iterable[str] = (),
 ) -> RouteTable:
     """`deployments` are the live (not deleted) ones; replicas of any state may be passed."""
     ready: dict[str, list[ReplicaRoute]] = defaultdict(list)
@@ -138,4 +140,5 @@ def build_route_table(
                 for d in own
             ),
         ))
-    return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))))
+    return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))),
+                      webhook_secrets=tuple(webhook_secrets))

@@ -20,6 +20,7 @@ from kingpost_scheduler.liveness import NodeReport
 from kingpost_scheduler.records import autoscaling_of, node_columns, replica_facts
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
+    WebhookSecretRecord,
     ApiKeyRecord,
     DeploymentRecord,
     EnvironmentRecord,
@@ -302,12 +303,37 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
     await session.flush()
 
 
+# --- webhook secrets -------------------------------------------------------------------------
+
+
+async def add_webhook_secret(session: AsyncSession, *, id: str, secret: str, now: datetime) -> WebhookSecretRecord:
+    record = WebhookSecretRecord(id=id, secret=secret, created_at=now)
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def list_webhook_secrets(session: AsyncSession) -> Sequence[WebhookSecretRecord]:
+    """Newest first: the order their signatures appear in X-BASETEN-SIGNATURE."""
+    return (await session.scalars(
+        select(WebhookSecretRecord).order_by(WebhookSecretRecord.created_at.desc(), WebhookSecretRecord.id)
+    )).all()
+
+
+async def delete_webhook_secret(session: AsyncSession, id: str) -> None:
+    record = await session.get(WebhookSecretRecord, id)
+    if record is None:
+        raise NotFound(f"webhook secret {id!r} not found")
+    await session.delete(record)
+    await session.flush()
+
+
 # --- the route table's inputs -----------------------------------------------------------------
 
 
 async def route_inputs(
     session: AsyncSession,
-) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str]]:
+) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str], list[str]]:
     models = [ModelRow(m.id, m.name) for m in await list_models(session)]
     deployments = [
         DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status,
@@ -320,4 +346,5 @@ async def route_inputs(
             for e in await environments(session) if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
     digests = [k.sha256 for k in await list_api_keys(session)]
-    return models, deployments, envs, replicas, digests
+    secrets = [w.secret for w in await list_webhook_secrets(session)]
+    return models, deployments, envs, replicas, digests, secrets

@@ -21,6 +21,7 @@ from kingpost.cli import (  # noqa: F401  (each module adds its commands to the 
     service_commands,
     up_command,
     watch_command,
+    webhook_secrets_command,
 )
 from kingpost.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, cli, error_message
 from kingpost.errors import KingpostError

@@ -11,9 +11,11 @@ from kingpost_scheduler.handlers.deployments import ModelsAndDeployments
 from kingpost_scheduler.handlers.environments import EnvironmentsAndPromotions
 from kingpost_scheduler.handlers.keys_and_logs import KeysAndLogs
 from kingpost_scheduler.handlers.nodes import StatusAndDevelopment
+from kingpost_scheduler.handlers.webhook_secrets import WebhookSecrets
 
 
 class ManagementServicer(ModelsAndDeployments, EnvironmentsAndPromotions, KeysAndLogs, StatusAndDevelopment,
+                         WebhookSecrets,
                          management_pb2_grpc.ManagementServiceServicer):
     def __init__(self, control: Control, builds: BuildLookup, bus: Bus | None = None, *,
                  max_replica_cap: int = autoscaling_settings.DEFAULT_MAX_REPLICA_CAP) -> None:
