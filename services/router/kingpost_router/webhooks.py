@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import httpx
+import aiohttp
 
 from kingpost_router import async_policy
 
@@ -26,8 +26,8 @@ class WebhookSender:
         self._secrets = secrets
         self._delays = tuple(delays)
         self._sleep = sleep
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
-                                         limits=httpx.Limits(max_connections=256))
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None  # made in the running loop, on first use
 
     def headers(self, body: bytes) -> dict[str, str]:
         headers = {"content-type": "application/json"}
@@ -44,9 +44,10 @@ class WebhookSender:
             if delay:
                 await self._sleep(delay)
             try:
-                response = await self._client.post(url, content=body, headers=headers)
-                status, why = response.status_code, f"HTTP {response.status_code}"
-            except httpx.HTTPError as e:
+                async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as response:
+                    await response.read()
+                    status, why = response.status, f"HTTP {response.status}"
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                 status, why = 0, f"{type(e).__name__}: {e}".rstrip(": ")
             if async_policy.webhook_delivered(status):
                 return True, ""
@@ -55,5 +56,12 @@ class WebhookSender:
             log.info("webhook %s: try %d failed (%s)", url, attempt + 1, why)
         return False, why
 
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=256), auto_decompress=False)
+        return self._session
+
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
