@@ -164,16 +164,26 @@ class JobRunner:
             json_format.ParseDict(data, stored.result)
             if stored.ByteSize() <= self._max_stored:
                 record.result.CopyFrom(stored.result)
+        body = b""
+        tried: tuple[int, str] | None = None
+        if msg.webhook_endpoint:
+            body = policy.webhook_body(request_id=msg.request_id, model_id=msg.model_id,
+                                       deployment_id=msg.deployment_id, now=now, data=data, errors=errors)
+            if status != policy.EXPIRED:
+                # The model's answer is this worker's alone to record (the request is IN_PROGRESS),
+                # so the webhook's first try goes before the one write that records both; an
+                # expiry must win its compare-and-set against a cancel before anything is sent.
+                tried = await self._webhooks.send(msg.webhook_endpoint, body)
+                if policy.webhook_delivered(tried[0]):
+                    record.webhook_status = policy.SUCCEEDED
         # The compare-and-set decides a race with a cancel (QUEUED → EXPIRED) or another worker.
         try:
             revision = await self._kv.update(msg.request_id, record.SerializeToString(), revision)
         except RevisionMismatch:
             await job.nak(0)
             return
-        if msg.webhook_endpoint:
-            body = policy.webhook_body(request_id=msg.request_id, model_id=msg.model_id,
-                                       deployment_id=msg.deployment_id, now=now, data=data, errors=errors)
-            delivered, why = await self._webhooks.deliver(msg.webhook_endpoint, body)
+        if record.webhook_status == policy.PENDING:
+            delivered, why = await self._webhooks.deliver(msg.webhook_endpoint, body, tried=tried)
             record.status_at = policy.iso(self._clock())
             if delivered:
                 record.webhook_status = policy.SUCCEEDED

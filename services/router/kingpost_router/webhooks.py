@@ -36,19 +36,27 @@ class WebhookSender:
             headers[async_policy.SIGNATURE_HEADER] = signature
         return headers
 
-    async def deliver(self, url: str, body: bytes) -> tuple[bool, str]:
-        """(True, "") once a try answered 2xx; (False, why the last try failed) after the last."""
-        headers = self.headers(body)
+    async def send(self, url: str, body: bytes) -> tuple[int, str]:
+        """One try: (HTTP status, what happened); status 0 when no answer came."""
+        try:
+            async with self._client().post(url, data=body, headers=self.headers(body),
+                                           allow_redirects=False) as response:
+                await response.read()
+                return response.status, f"HTTP {response.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            return 0, f"{type(e).__name__}: {e}".rstrip(": ")
+
+    async def deliver(self, url: str, body: bytes, *, tried: tuple[int, str] | None = None) -> tuple[bool, str]:
+        """(True, "") once a try answered 2xx; (False, why the last try failed) after the last.
+        `tried`: the first try's outcome, when the caller made it already (`send`)."""
         why = ""
         for attempt, delay in enumerate((0.0, *self._delays)):
-            if delay:
-                await self._sleep(delay)
-            try:
-                async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as response:
-                    await response.read()
-                    status, why = response.status, f"HTTP {response.status}"
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-                status, why = 0, f"{type(e).__name__}: {e}".rstrip(": ")
+            if attempt == 0 and tried is not None:
+                status, why = tried
+            else:
+                if delay:
+                    await self._sleep(delay)
+                status, why = await self.send(url, body)
             if async_policy.webhook_delivered(status):
                 return True, ""
             if not async_policy.webhook_retry(status):
