@@ -1,7 +1,8 @@
-"""Async inference as a user meets it, through `kingpost up` and Envoy's REST: hundreds of requests
-queued at once, each answered at a local webhook receiver once, signed, with its own input's
-answer; bad input refused naming the field; and the router `kill -9`ed while requests are queued,
-after which every one still reaches a terminal status and its webhook.
+"""Async inference as a user meets it, through `kingpost up` and Envoy's REST: a thousand requests
+queued at once, each answered at a local webhook receiver once, signed by both active webhook
+secrets, with its own input's answer; bad input refused naming the field; and the router, then the
+NATS server, `kill -9`ed while requests are queued, after which every one still reaches a terminal
+status and its webhook (at least once).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -123,14 +125,15 @@ def signed_by_both(platform: Platform, receiver: Receiver) -> None:
 
 def queue(platform: Platform, receiver: Receiver, inputs: list[Any], **extra: Any) -> dict[str, Any]:
     """request id → the input it carried."""
-    sent = {}
-    for model_input in inputs:
+    def one(model_input: Any) -> tuple[str, Any]:
         r = platform.http.post(f"/models/{platform.model_id}/development/async_predict",
                                json={"model_input": model_input, "webhook_endpoint": receiver.url, **extra})
         assert r.status_code == 200, r.text
         assert list(r.json()) == ["request_id"]
-        sent[r.json()["request_id"]] = model_input
-    return sent
+        return r.json()["request_id"], model_input
+
+    with ThreadPoolExecutor(8) as pool:  # a client queueing as fast as it can
+        return dict(pool.map(one, inputs))
 
 
 def wait_for_webhooks(receiver: Receiver, ids: set[str], timeout: float = 180.0) -> None:
@@ -166,7 +169,7 @@ def check_delivered(platform: Platform, receiver: Receiver, sent: dict[str, Any]
 def test_many_async_requests_each_arrive_once_signed_with_their_own_answer(
     platform: Platform, receiver: Receiver
 ) -> None:
-    sent = queue(platform, receiver, [{"n": i} for i in range(300)], priority=1)
+    sent = queue(platform, receiver, [{"n": i} for i in range(1000)], priority=1)
     wait_for_webhooks(receiver, set(sent))
     check_delivered(platform, receiver, sent, once=True)
     counts = platform.http.get(f"/models/{platform.model_id}/development/async_queue_status").json()
@@ -203,12 +206,15 @@ def test_unknown_deployments_and_request_ids_are_404(platform: Platform) -> None
     assert r.status_code == 404 and "0123456789abcdef" in r.json()["error"], r.text
 
 
-def test_router_killed_while_requests_are_queued_loses_none(platform: Platform, receiver: Receiver) -> None:
-    sent = queue(platform, receiver, [{"k": i} for i in range(200)])
+@pytest.mark.parametrize("service", ["router", "nats"])
+def test_a_service_killed_while_requests_are_queued_loses_none(
+    platform: Platform, receiver: Receiver, service: str
+) -> None:
+    sent = queue(platform, receiver, [{"k": i, "killed": service} for i in range(300)])
     counts = platform.http.get(f"/models/{platform.model_id}/development/async_queue_status").json()
     assert counts["num_queued_requests"] + counts["num_in_progress_requests"] > 0, counts
-    os.kill(service_pid(platform.up, "router"), signal.SIGKILL)
-    next_line(platform.up, "router exited (signal 9, SIGKILL); starting it again")
+    os.kill(service_pid(platform.up, service), signal.SIGKILL)
+    next_line(platform.up, f"{service} exited (signal 9, SIGKILL); starting it again")
     wait_for_webhooks(receiver, set(sent))
     # At least once: a request the dead router had started may be answered twice, never zero times.
     check_delivered(platform, receiver, sent, once=False)

@@ -100,6 +100,9 @@ class _DeploymentWorker:
     async def _run(self, job: Job[inference_pb2.AsyncJob]) -> None:
         try:
             await self._runner.run(job, self._model_call_done)
+        except KingpostError as e:  # NATS away mid-job: unacked, so it is handed out again
+            log.warning("async request %s: %s; it will be handed out again after ack_wait",
+                        job.message.request_id, e)
         except Exception:
             log.exception("async request %s: a bug in the worker; it will be handed out again",
                           job.message.request_id)
