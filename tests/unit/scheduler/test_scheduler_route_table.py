@@ -70,3 +70,12 @@ def test_each_deployment_says_why_it_is_not_serving_and_carries_its_settings() -
     }
     assert by_id["dep_on"].autoscaling == tuned
     assert by_id["dep_build"].autoscaling.backpressure_policy == "queue"
+
+
+def test_webhook_secrets_travel_in_the_table_newest_first_and_reach_the_router_snapshot() -> None:
+    from kingpost_router.routes import RouteSnapshot
+    from kingpost_scheduler import convert
+
+    table = build_route_table([], [], [], [], [], webhook_secrets=["whsec_new", "whsec_old"])
+    assert table.webhook_secrets == ("whsec_new", "whsec_old")
+    assert RouteSnapshot.from_table(convert.route_table(7, table)).webhook_secrets == ("whsec_new", "whsec_old")
