@@ -35,7 +35,7 @@ MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_dep
                 "development_deployment_id"}
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
-                     "build_id", "predict_concurrency"}
+                     "build_id", "predict_concurrency", "replicas"}
 # Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",

@@ -23,6 +23,7 @@ PURE_MODULES = (
     "kingpost_scheduler.reconcile",
     "kingpost_scheduler.lifecycle",
     "kingpost_scheduler.facts",
+    "kingpost_scheduler.healing",
     "kingpost_scheduler.route_table",
     "kingpost_scheduler.deployment_defaults",
     "kingpost_scheduler.liveness",

@@ -211,6 +211,11 @@ async def ready_counts(session: AsyncSession) -> dict[str, int]:
     return counts
 
 
+async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[ReplicaRecord]:
+    return (await session.scalars(select(ReplicaRecord).where(ReplicaRecord.deployment_id == deployment_id)
+                                  .order_by(ReplicaRecord.created_at, ReplicaRecord.id))).all()
+
+
 async def get_replica(session: AsyncSession, replica_id: str) -> ReplicaRecord | None:
     return await session.get(ReplicaRecord, replica_id)
 
@@ -223,7 +228,8 @@ async def add_replica(
     session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime
 ) -> ReplicaRecord:
     replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-                            address="", message="", created_at=now, updated_at=now)
+                            address="", message="", created_at=now, updated_at=now, restarts=0,
+                            crash_looping=False)
     session.add(replica)
     await session.flush()
     return replica

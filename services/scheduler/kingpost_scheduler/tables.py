@@ -73,6 +73,8 @@ class DeploymentRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When it left an environment to a promotion: it drains, then scales to zero (0002).
     demoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    # A replica of it has been READY: a load failure no longer fails it (0009).
+    has_served: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ReplicaRecord(Base):
@@ -86,6 +88,9 @@ class ReplicaRecord(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # How often its node restarted its runner, and whether it holds the next start back (0009).
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    crash_looping: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class NodeRecord(Base):

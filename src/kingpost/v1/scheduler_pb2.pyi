@@ -17,6 +17,7 @@ class DeploymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEPLOYMENT_STATUS_WAKING_UP: _ClassVar[DeploymentStatus]
     DEPLOYMENT_STATUS_INACTIVE: _ClassVar[DeploymentStatus]
     DEPLOYMENT_STATUS_FAILED: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_UNHEALTHY: _ClassVar[DeploymentStatus]
 DEPLOYMENT_STATUS_UNSPECIFIED: DeploymentStatus
 DEPLOYMENT_STATUS_BUILDING: DeploymentStatus
 DEPLOYMENT_STATUS_DEPLOYING: DeploymentStatus
@@ -25,6 +26,7 @@ DEPLOYMENT_STATUS_SCALED_TO_ZERO: DeploymentStatus
 DEPLOYMENT_STATUS_WAKING_UP: DeploymentStatus
 DEPLOYMENT_STATUS_INACTIVE: DeploymentStatus
 DEPLOYMENT_STATUS_FAILED: DeploymentStatus
+DEPLOYMENT_STATUS_UNHEALTHY: DeploymentStatus
 
 class WatchRoutesRequest(_message.Message):
     __slots__ = ("watcher",)

@@ -1,7 +1,7 @@
 """Webhook secrets: what signs async results (X-BASETEN-SIGNATURE), managed at /v1/webhook_secrets.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
