@@ -116,3 +116,17 @@ def test_the_webhook_body_is_basetens_and_its_signature_a_receiver_can_check() -
     assert not policy.verify(sent + b" ", header, new)
     assert not policy.verify(sent, header, "whsec_" + "x" * 32)
     assert policy.signature_header(sent, []) == ""
+
+
+def test_a_deployments_async_calls_run_at_twice_its_ready_capacity_and_one_at_zero() -> None:
+    from kingpost_router.async_worker import concurrency_limit
+    from kingpost_router.routes import Deployment, Replica
+
+    def deployment(replicas: int, per_replica: int) -> Deployment:
+        return Deployment("dep_a", "mdl_a", "a", True, "ACTIVE", "", per_replica,
+                          tuple(Replica(f"rep_{i}", f"127.0.0.1:{i + 1}") for i in range(replicas)))
+
+    assert concurrency_limit(deployment(0, 4), cap=64) == 1  # at zero: one call, which wakes it
+    assert concurrency_limit(deployment(3, 4), cap=64) == 24
+    assert concurrency_limit(deployment(3, 0), cap=64) == 64  # no per-replica limit: the router's cap
+    assert concurrency_limit(deployment(40, 4), cap=64) == 64
