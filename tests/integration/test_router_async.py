@@ -11,7 +11,7 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,10 +23,12 @@ from google.api import httpbody_pb2
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
 from kingpost.bus.nats_bus import NatsBus
-from kingpost.v1 import inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
+from kingpost.bus.subjects import concurrency_subject
+from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.async_setup import AsyncInference, start_async
 from kingpost_router.main import PUBLIC_PREFIXES
+from kingpost_router.sampling import ASYNC_BACKLOG_SOURCE
 from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
 
@@ -71,6 +73,7 @@ class Async:
     clock: Clock
     deployment_id: str
     inference: AsyncInference
+    nats_url: str
 
     async def queue(self, model_input: Any, **fields: Any) -> str:
         body = json.dumps({"model_input": model_input, **fields}).encode()
@@ -119,14 +122,16 @@ async def mesh(nats_url: str, request: pytest.FixtureRequest) -> AsyncIterator[A
             replicas=[s.ReplicaRoute(replica_id="rep_1", address=runner_address)])])]))
     bus = await NatsBus.connect(nats_url, "router-async-test")
     clock = Clock()
-    inference = await start_async(settings, bus, router, clock=clock, webhook_delays=(0.05, 0.05))
+    inference = await start_async(settings, bus, router, clock=clock, webhook_delays=(0.05, 0.05),
+                                  backlog_interval=0.1)
     server = grpc.aio.server(interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES)])
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = rpc.channel(f"127.0.0.1:{port}")
     try:
-        yield Async(inference_pb2_grpc.InferenceServiceStub(channel), runner, clock, deployment_id, inference)
+        yield Async(inference_pb2_grpc.InferenceServiceStub(channel), runner, clock, deployment_id, inference,
+                    nats_url)
     finally:
         runner.gate.set()
         await channel.close()
@@ -218,6 +223,31 @@ async def test_a_webhook_that_keeps_failing_ends_webhook_failed(mesh: Async) -> 
         assert len(tries) == 3  # the first try and the two of the schedule this test set
     finally:
         server.shutdown()
+
+
+async def test_the_autoscaler_is_told_the_whole_backlog_and_when_it_is_gone(mesh: Async) -> None:
+    observer = await NatsBus.connect(mesh.nats_url, "async-backlog-observer")
+    samples: asyncio.Queue[events_pb2.ConcurrencySample] = asyncio.Queue()
+    await observer.subscribe(concurrency_subject("router-async-test"), events_pb2.ConcurrencySample, samples.put)
+
+    async def backlog_reaches(want: Callable[[int], bool]) -> None:
+        while True:
+            sample = await asyncio.wait_for(samples.get(), timeout=10)
+            backlog = {d.deployment_id: d.queued for d in sample.deployments}
+            if sample.router_id == ASYNC_BACKLOG_SOURCE and want(backlog.get(mesh.deployment_id, -1)):
+                return
+
+    try:
+        ids = [await mesh.queue({"n": i}) for i in range(30)]
+        await mesh.until_model_saw(1)
+        # One call runs, one waits for the replica's slot (the router's own sample counts those two).
+        await backlog_reaches(lambda n: n == 28)
+        mesh.runner.gate.set()
+        for request_id in ids:
+            await mesh.until(request_id, "SUCCEEDED")
+        await backlog_reaches(lambda n: n == 0)
+    finally:
+        await observer.close()
 
 
 @pytest.mark.parametrize("mesh", [{"async_max_outstanding_per_deployment": 3}], indirect=True)

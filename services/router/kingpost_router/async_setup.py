@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,15 +23,19 @@ class AsyncInference:
     queue: AsyncQueue
     workers: AsyncWorkers
     webhooks: WebhookSender
+    backlog: asyncio.Task[None]
 
     async def close(self) -> None:
+        self.backlog.cancel()
+        await asyncio.gather(self.backlog, return_exceptions=True)
         await self.workers.close()
         await self.webhooks.close()
 
 
 async def start_async(settings: RouterSettings, bus: Bus, router: RouterServicer, *,
                       clock: Callable[[], float] = time.time,
-                      webhook_delays: Sequence[float] = WEBHOOK_DELAYS) -> AsyncInference:
+                      webhook_delays: Sequence[float] = WEBHOOK_DELAYS,
+                      backlog_interval: float = 1.0) -> AsyncInference:
     kv = await bus.key_value(ASYNC_STATUS_BUCKET)
     # The scheduler's (`kingpost webhook-secrets`, in the route table), then the router's own config.
     webhooks = WebhookSender(lambda: (*router.snapshot.webhook_secrets, *settings.webhook_secrets),
@@ -46,4 +51,5 @@ async def start_async(settings: RouterSettings, bus: Bus, router: RouterServicer
                        max_outstanding=settings.async_max_outstanding_per_deployment)
     router.async_queue = queue
     workers.apply(router.snapshot)
-    return AsyncInference(queue, workers, webhooks)
+    backlog = asyncio.create_task(workers.publish_backlog(bus, settings.router_id, interval=backlog_interval))
+    return AsyncInference(queue, workers, webhooks, backlog)

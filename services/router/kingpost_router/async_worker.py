@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 
-from kingpost.bus import Bus, Job, WorkQueue
-from kingpost.bus.subjects import ASYNC_PRIORITIES, async_request_subject
+from kingpost.bus import Bus, Job, Publisher, WorkQueue
+from kingpost.bus.subjects import ASYNC_PRIORITIES, async_request_subject, concurrency_subject
 from kingpost.errors import KingpostError
 from kingpost.v1 import inference_pb2
+from kingpost_router import sampling
 from kingpost_router.async_job import JobRunner
 from kingpost_router.routes import Deployment, RouteSnapshot
 
@@ -53,6 +55,8 @@ class _DeploymentWorker:
         self.buffers: list[deque[Job[inference_pb2.AsyncJob]]] = [deque() for _ in queues]
         self.held: set[Job[inference_pb2.AsyncJob]] = set()
         self.running = 0
+        self._fetched_since_backlog = True
+        self._last_backlog = 0
         self._changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -84,6 +88,7 @@ class _DeploymentWorker:
                 await asyncio.sleep(1.0)
                 continue
             if jobs:
+                self._fetched_since_backlog = True
                 buffer.extend(jobs)
                 self.held.update(jobs)
                 await self._notify()
@@ -120,6 +125,16 @@ class _DeploymentWorker:
             for job in list(self.held):
                 with contextlib.suppress(KingpostError):
                     await job.in_progress()
+
+    async def backlog(self) -> int:
+        """Requests queued here and in NATS, not yet handed to a replica. Asks NATS only when it
+        may have changed: while there was a backlog, after a fetch, or with a buffer full (an
+        idle deployment's fetchers are waiting, and would have taken anything that came)."""
+        full = any(len(b) >= self._limit() for b in self.buffers)
+        if self._last_backlog or self._fetched_since_backlog or full:
+            self._fetched_since_backlog = False
+            self._last_backlog = (await self.counts())[0]
+        return self._last_backlog
 
     async def counts(self) -> tuple[int, int]:
         waiting = fetched = 0
@@ -177,6 +192,19 @@ class AsyncWorkers:
 
     async def counts(self, deployment_id: str) -> tuple[int, int]:
         return await (await self.worker(deployment_id)).counts()
+
+    async def publish_backlog(self, bus: Publisher, router_id: str, *, interval: float = 1.0,
+                              clock: Callable[[], float] = time.time) -> None:
+        """Every `interval` seconds, each deployment's backlog as a sample for the autoscaler, so
+        that a queue of thousands scales a deployment up at once (sampling.backlog_sample)."""
+        subject = concurrency_subject(router_id)
+        while True:
+            try:
+                backlogs = {did: await w.backlog() for did, w in list(self._workers.items())}
+                await bus.publish_fast(subject, sampling.backlog_sample(backlogs, clock()))
+            except KingpostError as e:  # a lost sample is superseded by the next one
+                log.warning("cannot publish the async backlog: %s", e)
+            await asyncio.sleep(interval)
 
     async def close(self) -> None:
         for task in self._starting.values():
