@@ -54,6 +54,8 @@ class _DeploymentWorker:
         self._ack_wait = ack_wait
         self.buffers: list[deque[Job[inference_pb2.AsyncJob]]] = [deque() for _ in queues]
         self.held: set[Job[inference_pb2.AsyncJob]] = set()
+        # Request id → copies of it delivered again while this router runs it.
+        self._active: dict[str, list[Job[inference_pb2.AsyncJob]]] = {}
         self.running = 0
         self._fetched_since_backlog = True
         self._last_backlog = 0
@@ -98,8 +100,13 @@ class _DeploymentWorker:
             async with self._changed:
                 await self._changed.wait_for(lambda: self.running < self._limit() and any(self.buffers))
                 job = next(b for b in self.buffers if b).popleft()
-                self.running += 1
                 self._changed.notify_all()  # its buffer has room again
+                twins = self._active.get(job.message.request_id)
+                if twins is not None:  # handed out again while this router still works on it
+                    twins.append(job)
+                    continue
+                self._active[job.message.request_id] = []
+                self.running += 1
             asyncio.create_task(self._run(job))
 
     async def _run(self, job: Job[inference_pb2.AsyncJob]) -> None:
@@ -113,6 +120,13 @@ class _DeploymentWorker:
                           job.message.request_id)
         finally:
             self.held.discard(job)
+            # A copy JetStream handed out again meanwhile (a ping that came late, or a delivery of
+            # an expired fetch that waited in the client) goes back: on its next delivery it finds
+            # the request settled, or runs it if this one could not.
+            for twin in self._active.pop(job.message.request_id, []):
+                self.held.discard(twin)
+                with contextlib.suppress(KingpostError):
+                    await twin.nak(0)
 
     async def _model_call_done(self) -> None:
         """The model call is over (the webhook may still be going): the next job can start."""

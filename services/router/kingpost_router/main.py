@@ -15,6 +15,7 @@ from kingpost.v1 import inference_pb2_grpc, scheduler_pb2
 from kingpost_router.async_setup import start_async
 from kingpost_router.authz import EnvoyAuthzInterceptor
 from kingpost_router.heap_trim import trim_after_growth
+from kingpost_router.nats_watchdog import watch_nats
 from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
 
@@ -51,6 +52,9 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     async def publish_concurrency() -> None:
         await router.publish_concurrency(bus)
 
+    async def watch_connection() -> None:
+        await watch_nats(bus.nc, settings.nats_url)
+
     async def stop() -> None:
         await asynchronous.close()
         await router.close()
@@ -64,6 +68,6 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
         interceptors=[EnvoyAuthzInterceptor(keys),
                       AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES,
                                       internal_token=settings.internal_token)],
-        loops=[follow_routes, publish_concurrency, trim_after_growth],
+        loops=[follow_routes, publish_concurrency, trim_after_growth, watch_connection],
         on_stop=stop,
     )

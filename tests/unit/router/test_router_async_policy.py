@@ -130,3 +130,12 @@ def test_a_deployments_async_calls_run_at_twice_its_ready_capacity_and_one_at_ze
     assert concurrency_limit(deployment(3, 4), cap=64) == 24
     assert concurrency_limit(deployment(3, 0), cap=64) == 64  # no per-replica limit: the router's cap
     assert concurrency_limit(deployment(40, 4), cap=64) == 64
+
+
+def test_a_nats_client_is_wedged_only_when_long_down_and_the_server_is_there() -> None:
+    from kingpost_router.nats_watchdog import wedged
+
+    assert not wedged(None, now=100.0, server_accepts=True, limit=30)  # connected
+    assert not wedged(80.0, now=100.0, server_accepts=True, limit=30)  # reconnecting, give it time
+    assert not wedged(50.0, now=100.0, server_accepts=False, limit=30)  # NATS is down: sync goes on
+    assert wedged(50.0, now=100.0, server_accepts=True, limit=30)
