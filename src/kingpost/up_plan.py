@@ -155,6 +155,9 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
         values["scheduler_address"] = scheduler
     elif service in ("router", "autoscaler"):
         values["scheduler_address"] = scheduler
+        if service == "router":
+            # One machine, the user's own: a webhook receiver on localhost is the usual first try.
+            values["allow_internal_webhooks"] = True
     elif service == "agent":
         values["builder_address"] = builder
         values["work_dir"] = str(layout.agent)

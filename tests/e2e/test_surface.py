@@ -401,6 +401,39 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert node["node_id"].startswith("node_") and len(node["replica_ids"]) >= 3  # echo, d1, d2
     assert status_now["models"] == len(rest("GET", "/v1/models")["models"])
 
+    # Async inference: each prefix queues (a request id at once) and counts its queue, by path and by
+    # Host; a request's status and cancel by both too (tests/e2e/test_async.py walks the rest).
+    queued = []
+    hosts = {model_id: model_host(model_id), echo["id"]: model_host(echo["id"])}
+    for model, prefix in ((model_id, "/production"), (model_id, "/environments/staging"),
+                          (model_id, f"/deployment/{d1}"), (echo["id"], "/development")):
+        for path, host in ((f"/models/{model}{prefix}", None), (prefix, hosts[model])):
+            answer = rest("POST", f"{path}/async_predict", host=host, json={"model_input": {"a": 1}})
+            assert list(answer) == ["request_id"]
+            queued.append((model, answer["request_id"]))
+            counts = rest("GET", f"{path}/async_queue_status", host=host)
+            assert set(counts) == {"model_id", "deployment_id", "num_queued_requests",
+                                   "num_in_progress_requests"} and counts["model_id"] == model
+    for model, request_id in queued:
+        done = until(lambda: (s := rest("GET", f"/models/{model}/async_request/{request_id}"))["status"]
+                     == "SUCCEEDED" and s, f"async request {request_id} to succeed")
+        assert (done["webhook_status"], done["model_id"]) == ("NO_WEBHOOK_PROVIDED", model)
+    model, request_id = queued[-1]
+    assert rest("GET", f"/async_request/{request_id}", host=hosts[model])["status"] == "SUCCEEDED"
+    for path, host in ((f"/models/{model}/async_request/{request_id}", None),
+                       (f"/async_request/{request_id}", hosts[model])):
+        assert rest("DELETE", path, host=host)["canceled"] is False
+
+    # Webhook secrets: created (the secret shown), listed newest first, deleted.
+    made = rest("POST", "/v1/webhook_secrets", json={})
+    assert made["secret"].startswith("whsec_") and made["webhook_secret"]["secret"] == made["secret"]
+    secret_id = made["webhook_secret"]["id"]
+    assert rest("GET", "/v1/webhook_secrets")["webhook_secrets"][0]["id"] == secret_id
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}") == {}
+    assert secret_id not in {w["id"] for w in rest("GET", "/v1/webhook_secrets")["webhook_secrets"]}
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}", 404) == {
+        "error": f"webhook secret {secret_id!r} not found"}
+
     # Deleting: the environment, the deployment, the model (404 afterwards).
     assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {"success": True}
     rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}")
@@ -465,6 +498,21 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     promoted = cli_json("deployments", "promote", "surface-cli", d1)
     assert promoted["environment"]["current_deployment"]["id"] == d1
     assert platform.cli_routed("predict", "surface-cli", "--data", '"prod"') == {"echo": "prod"}
+
+    # Async from the shell: queue (the id at once), its status until SUCCEEDED, a cancel that is refused.
+    queued = cli_json("predict", "surface-cli", "--async", "--data", '{"a": 1}', "--priority", "1")
+    request_id = queued["request_id"]
+    done = until(lambda: (st := cli_json("async", "status", request_id, "--model", "surface-cli"))["status"]
+                 == "SUCCEEDED" and st, "the async request to succeed")
+    assert (done["request_id"], done["webhook_status"], done["errors"]) == (request_id, "NO_WEBHOOK_PROVIDED", [])
+    refused = platform.cli("async", "cancel", request_id, code=1)
+    assert "only a QUEUED request can be canceled; this one is SUCCEEDED" in refused.stdout
+
+    secret = cli_json("webhook-secrets", "create")
+    assert secret["secret"].startswith("whsec_")
+    listed_secrets = cli_json("webhook-secrets", "list")["webhook_secrets"]
+    assert [w["secret"] for w in listed_secrets if w["id"] == secret["id"]] == [secret["secret"]]
+    assert cli_json("webhook-secrets", "delete", secret["id"]) == {"success": True}
 
     watch = Watch(platform.home, truss)  # the development deployment, live
     try:

@@ -41,6 +41,8 @@ PURE_MODULES = (
     "kingpost_router.slots",
     "kingpost_router.sampling",
     "kingpost_router.xds",
+    "kingpost_router.async_input",
+    "kingpost_router.async_policy",
     "kingpost_builder.truss_config",
     "kingpost_builder.strict_yaml",
     "kingpost_builder.requirements",
@@ -56,7 +58,8 @@ PURE_MODULES = (
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")
 # Decision modules that are plain data structures, driven by a thin asyncio layer: no event loop either.
-NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds")
+NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.async_input",
+                 "kingpost_router.async_policy")
 
 # Run in the child: import the module; for each plumbing package imported, the chain of modules
 # whose top level was running when it was first asked for (outermost first).

@@ -23,11 +23,12 @@ from opentelemetry.trace import Tracer
 
 from kingpost.auth import KeyCache
 from kingpost.bus import Publisher
-from kingpost.errors import KingpostError, PayloadTooLarge
-from kingpost.grpc_status import grpc_abort
+from kingpost.errors import KingpostError, PayloadTooLarge, Unavailable
+from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, scheduler_pb2
 from kingpost_router import metrics, sampling, tracing
 from kingpost_router.activator import Activator
+from kingpost_router.async_queue import AsyncQueue
 from kingpost_router.forwarding import Forwarder, NotConnected, Passthrough
 from kingpost_router.routes import (
     DEPLOYMENT_KEY,
@@ -37,6 +38,7 @@ from kingpost_router.routes import (
     Deployment,
     Replica,
     RouteSnapshot,
+    model_from_host,
     resolve,
 )
 from kingpost_router.settings import RouterSettings
@@ -53,6 +55,13 @@ ENVOY_REQUEST_ID = "x-request-id"
 
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:
+    for k, value in context.invocation_metadata() or ():
+        if k == key:
+            return value
+    return ""
 
 
 class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -77,6 +86,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._timeout = settings.request_timeout_seconds
         metrics.REQUESTS.in_flight = lambda: self.in_flight
         metrics.REQUESTS.labels_of = self._labels_of
+        self.async_queue: AsyncQueue | None = None  # set by main once NATS is up
         metrics.QUEUED.set_function(self.slots.total_queued)
 
     def _labels_of(self, deployment_id: str) -> tuple[str, str] | None:
@@ -239,6 +249,85 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                                                deployment_id=request.deployment_id, body=request.body)
         async for chunk in self.Predict(predict, context):
             yield chunk
+
+    # -- async inference: the front (async_queue.py); the workers call acquire / call_model ------
+
+    @abort_on_error
+    async def AsyncPredict(self, request: inference_pb2.AsyncPredictRequest,
+                           context: grpc.aio.ServicerContext) -> inference_pb2.AsyncPredictResponse:
+        deployment = self._async_target(request, context)
+        request_id = await self._async_queue().enqueue(deployment, request.body.data)
+        return inference_pb2.AsyncPredictResponse(request_id=request_id)
+
+    @abort_on_error
+    async def GetAsyncQueueStatus(self, request: inference_pb2.GetAsyncQueueStatusRequest,
+                                  context: grpc.aio.ServicerContext) -> inference_pb2.GetAsyncQueueStatusResponse:
+        return await self._async_queue().queue_status(self._async_target(request, context))
+
+    @abort_on_error
+    async def GetAsyncRequest(self, request: inference_pb2.GetAsyncRequestRequest,
+                              context: grpc.aio.ServicerContext) -> inference_pb2.GetAsyncRequestResponse:
+        return await self._async_queue().status(request.request_id, self._model_ids(request.model_id, context))
+
+    @abort_on_error
+    async def CancelAsyncRequest(self, request: inference_pb2.CancelAsyncRequestRequest,
+                                 context: grpc.aio.ServicerContext) -> inference_pb2.CancelAsyncRequestResponse:
+        return await self._async_queue().cancel(request.request_id, self._model_ids(request.model_id, context))
+
+    def _async_queue(self) -> AsyncQueue:
+        if self.async_queue is None:
+            raise Unavailable("async inference is not available yet: the router is not connected to NATS")
+        return self.async_queue
+
+    def _async_target(self, request: inference_pb2.AsyncPredictRequest | inference_pb2.GetAsyncQueueStatusRequest,
+                      context: grpc.aio.ServicerContext) -> Deployment:
+        """The deployment, as Predict resolves it; a canary split is drawn once, at enqueue."""
+        host = _metadata(context, HOST_KEY)
+        chosen = request.deployment_id or _metadata(context, DEPLOYMENT_KEY)
+        return resolve(self._snapshot, request.model_id, request.target, request.environment, chosen, host,
+                       rng=self._random)
+
+    def _model_ids(self, model_id: str, context: grpc.aio.ServicerContext) -> tuple[str, ...]:
+        """The id and name of the model the route names (by path or Host); () when none."""
+        key = model_id
+        if not key:
+            try:
+                key = model_from_host(_metadata(context, HOST_KEY))
+            except KingpostError:  # a bare path on a host that names no model: any model's request
+                return ()
+            return ()
+        model = self._snapshot.by_id.get(key) or self._snapshot.by_name.get(key)
+        # Not in the route table (deleted, or a router just started): its id still finds its requests.
+        return (model.model_id, key) if model is not None else (key,)
+
+    # -- one call for the async queue's workers ------------------------------------------------
+
+    async def acquire(self, deployment: Deployment, timeout: float) -> Replica:
+        """A slot of one of the deployment's replicas, as a sync request takes it: waiting (and
+        waking a deployment at zero) while none is free; the call below gives it back."""
+        replica = self._take(deployment)
+        if replica is None:
+            replica = await self.activator.acquire(deployment, timeout)
+        return replica
+
+    def release_slot(self, deployment_id: str, replica_id: str) -> None:
+        """Give back a slot `acquire` took, unused."""
+        self.activator.release(deployment_id, replica_id)
+
+    async def call_model(self, deployment: Deployment, replica: Replica, body: httpbody_pb2.HttpBody,
+                         metadata: list[tuple[str, str]], timeout: float) -> bytes:
+        """The model's whole answer through the sync path (the slot of `replica` already taken);
+        a runner's error as Passthrough, the platform's as KingpostError."""
+        to_runner = runner_pb2.RunnerPredictRequest(body=body)
+        chunks = []
+        try:
+            async for chunk in self.forwarder.forward(deployment, replica, to_runner, metadata, timeout):
+                chunks.append(chunk.data)
+        except NotConnected:
+            chunks.clear()
+            async for chunk in self._retry(deployment, to_runner, metadata, timeout, None):
+                chunks.append(chunk.data)
+        return b"".join(chunks)
 
     async def _retry(
         self,

@@ -18,6 +18,7 @@ from kingpost_scheduler import canary, healing, lifecycle, records
 from kingpost_scheduler.route_table import RouteTable
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
+    WebhookSecretRecord,
     DeploymentRecord,
     EnvironmentRecord,
     ModelRecord,
@@ -95,6 +96,10 @@ def environment(env: EnvironmentRecord, current: DeploymentRecord | None,
     return out
 
 
+def webhook_secret(w: WebhookSecretRecord) -> management_pb2.WebhookSecret:
+    return management_pb2.WebhookSecret(id=w.id, secret=w.secret, created_at=timestamp(w.created_at))
+
+
 def api_key(k: ApiKeyRecord) -> management_pb2.ApiKey:
     return management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=timestamp(k.created_at))
 
@@ -111,6 +116,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
     return scheduler_pb2.RouteTable(
         version=version,
         api_key_sha256=list(table.api_key_sha256),
+        webhook_secrets=list(table.webhook_secrets),
         models=[
             scheduler_pb2.ModelRoute(
                 model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,

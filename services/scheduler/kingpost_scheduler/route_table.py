@@ -93,6 +93,7 @@ class ModelRoute:
 class RouteTable:
     models: tuple[ModelRoute, ...] = ()
     api_key_sha256: tuple[str, ...] = ()
+    webhook_secrets: tuple[str, ...] = ()  # newest first
 
 
 def build_route_table(
@@ -102,6 +103,7 @@ def build_route_table(
     replicas: Iterable[Replica],
     api_key_sha256: Iterable[str],
     wake_with: Mapping[str, Sequence[str]] | None = None,
+    webhook_secrets: Iterable[str] = (),
 ) -> RouteTable:
     """`deployments` are the live (not deleted) ones; replicas of any state may be passed.
     `wake_with`: deployment id → deployments woken with it (a chain version's dependencies)."""
@@ -148,4 +150,5 @@ def build_route_table(
             ),
             chain_id=m.chain_id,
         ))
-    return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))))
+    return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))),
+                      webhook_secrets=tuple(webhook_secrets))

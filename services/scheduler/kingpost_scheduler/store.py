@@ -20,6 +20,7 @@ from kingpost_scheduler.liveness import NodeReport
 from kingpost_scheduler.records import autoscaling_of, node_columns, replica_facts
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
+    WebhookSecretRecord,
     ApiKeyRecord,
     ChainDeploymentRecord,
     ChainRecord,
@@ -310,13 +311,38 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
     await session.flush()
 
 
+# --- webhook secrets -------------------------------------------------------------------------
+
+
+async def add_webhook_secret(session: AsyncSession, *, id: str, secret: str, now: datetime) -> WebhookSecretRecord:
+    record = WebhookSecretRecord(id=id, secret=secret, created_at=now)
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def list_webhook_secrets(session: AsyncSession) -> Sequence[WebhookSecretRecord]:
+    """Newest first: the order their signatures appear in X-BASETEN-SIGNATURE."""
+    return (await session.scalars(
+        select(WebhookSecretRecord).order_by(WebhookSecretRecord.created_at.desc(), WebhookSecretRecord.id)
+    )).all()
+
+
+async def delete_webhook_secret(session: AsyncSession, id: str) -> None:
+    record = await session.get(WebhookSecretRecord, id)
+    if record is None:
+        raise NotFound(f"webhook secret {id!r} not found")
+    await session.delete(record)
+    await session.flush()
+
+
 # --- the route table's inputs -----------------------------------------------------------------
 
 
 async def route_inputs(
     session: AsyncSession,
 ) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str],
-           dict[str, list[str]]]:
+           dict[str, list[str]], list[str]]:
     chain_of = {c.entrypoint_model_id: c.id for c in (await session.execute(select(ChainRecord))).scalars()}
     models = [ModelRow(m.id, m.name, chain_of.get(m.id, "")) for m in await list_models(session)]
     deployments = [
@@ -333,4 +359,5 @@ async def route_inputs(
     # A chain version's entrypoint wakes its dependencies with it.
     wake_with = {v.id: [c["deployment_id"] for c in v.chainlets if not c.get("is_entrypoint")]
                  for v in (await session.execute(select(ChainDeploymentRecord))).scalars()}
-    return models, deployments, envs, replicas, digests, wake_with
+    secrets = [w.secret for w in await list_webhook_secrets(session)]
+    return models, deployments, envs, replicas, digests, wake_with, secrets

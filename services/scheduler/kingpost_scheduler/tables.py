@@ -156,4 +156,11 @@ class ChainDeploymentRecord(Base):
     chain_id: Mapped[str] = mapped_column(ForeignKey("chains.id", ondelete="CASCADE"), index=True)
     is_development: Mapped[bool] = mapped_column(Boolean, default=False)
     chainlets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class WebhookSecretRecord(Base):
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

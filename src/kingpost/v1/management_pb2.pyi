@@ -274,6 +274,48 @@ class RevokeApiKeyResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class WebhookSecret(_message.Message):
+    __slots__ = ("id", "secret", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    secret: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., secret: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateWebhookSecretRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateWebhookSecretResponse(_message.Message):
+    __slots__ = ("webhook_secret", "secret")
+    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    webhook_secret: WebhookSecret
+    secret: str
+    def __init__(self, webhook_secret: _Optional[_Union[WebhookSecret, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListWebhookSecretsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWebhookSecretsResponse(_message.Message):
+    __slots__ = ("webhook_secrets",)
+    WEBHOOK_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    webhook_secrets: _containers.RepeatedCompositeFieldContainer[WebhookSecret]
+    def __init__(self, webhook_secrets: _Optional[_Iterable[_Union[WebhookSecret, _Mapping]]] = ...) -> None: ...
+
+class DeleteWebhookSecretRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteWebhookSecretResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class GetStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

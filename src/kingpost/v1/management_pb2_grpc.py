@@ -83,6 +83,21 @@ class ManagementServiceStub:
                 request_serializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.CreateWebhookSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/CreateWebhookSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookSecrets = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ListWebhookSecrets',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhookSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeleteWebhookSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretResponse.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetStatus',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetStatusRequest.SerializeToString,
@@ -230,6 +245,29 @@ class ManagementServiceServicer:
 
     def RevokeApiKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWebhookSecret(self, request, context):
+        """CreateWebhookSecret adds a secret that signs async results from now on
+        (X-BASETEN-SIGNATURE: one v1= signature per active secret, newest first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookSecrets(self, request, context):
+        """ListWebhookSecrets lists the active secrets, newest first (as Baseten, they
+        can be viewed at any time).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookSecret(self, request, context):
+        """DeleteWebhookSecret stops signing with a secret (the end of a rotation).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -407,6 +445,21 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'CreateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.SerializeToString,
+            ),
+            'ListWebhookSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookSecrets,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsResponse.SerializeToString,
+            ),
+            'DeleteWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -740,6 +793,87 @@ class ManagementService:
             '/kingpost.v1.ManagementService/RevokeApiKey',
             kingpost_dot_v1_dot_management__pb2.RevokeApiKeyRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/CreateWebhookSecret',
+            kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ListWebhookSecrets',
+            kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeleteWebhookSecret',
+            kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,14 +41,16 @@ class WatchRoutesResponse(_message.Message):
     def __init__(self, table: _Optional[_Union[RouteTable, _Mapping]] = ...) -> None: ...
 
 class RouteTable(_message.Message):
-    __slots__ = ("version", "models", "api_key_sha256")
+    __slots__ = ("version", "models", "api_key_sha256", "webhook_secrets")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     API_KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRETS_FIELD_NUMBER: _ClassVar[int]
     version: int
     models: _containers.RepeatedCompositeFieldContainer[ModelRoute]
     api_key_sha256: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+    webhook_secrets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ..., webhook_secrets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelRoute(_message.Message):
     __slots__ = ("model_id", "name", "development_deployment_id", "environments", "deployments", "chain_id")

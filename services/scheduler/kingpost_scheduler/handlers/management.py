@@ -14,11 +14,12 @@ from kingpost_scheduler.handlers.environments import EnvironmentsAndPromotions
 from kingpost_scheduler.handlers.keys_and_logs import KeysAndLogs
 from kingpost_scheduler.handlers.nodes import StatusAndDevelopment
 from kingpost_scheduler.handlers.observability import Observability
+from kingpost_scheduler.handlers.webhook_secrets import WebhookSecrets
 from kingpost_scheduler.router_scrape import RouterMetrics
 
 
 class ManagementServicer(ModelsAndDeployments, EnvironmentsAndPromotions, KeysAndLogs, StatusAndDevelopment,
-                         Observability, management_pb2_grpc.ManagementServiceServicer):
+                         Observability, WebhookSecrets, management_pb2_grpc.ManagementServiceServicer):
     def __init__(self, control: Control, builds: BuildLookup, bus: Bus | None = None, *,
                  max_replica_cap: int = autoscaling_settings.DEFAULT_MAX_REPLICA_CAP,
                  metrics_targets: Sequence[str] = ()) -> None:
