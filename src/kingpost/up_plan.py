@@ -149,11 +149,18 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
         # One machine runs everything: its CPUs and memory are shared generously (settings.py).
         values["cpu_overcommit"] = 16.0
         values["memory_overcommit"] = 4.0
+        # GET /v1/metrics/targets: the services here and Envoy (the agent announces its own).
+        values["metrics_targets"] = [
+            *(f"{s}={HOST}:{ports.service_metrics[s]}" for s in SERVICES if s != "agent"),
+            f"envoy={HOST}:{ports.envoy_admin}/stats/prometheus"]
     elif service == "builder":
         values["artifacts_dir"] = str(layout.artifacts)
         values["scheduler_address"] = scheduler
     elif service in ("router", "autoscaler"):
         values["scheduler_address"] = scheduler
+        if service == "router":
+            # One machine, the user's own: a webhook receiver on localhost is the usual first try.
+            values["allow_internal_webhooks"] = True
     elif service == "agent":
         values["builder_address"] = builder
         values["work_dir"] = str(layout.agent)
@@ -194,6 +201,8 @@ def plan(
         env = {"KINGPOST_HOME": str(layout.home)}
         if service == "scheduler":
             env["KINGPOST_ADMIN_KEY"] = admin_key
+        if service == "agent":  # its runners' Chainlets call their dependencies through the router
+            env["KINGPOST_CHAIN_ROUTER"] = ports.address("router")
         specs.append(ProcessSpec(
             name=service,
             argv=(python, "-m", "kingpost.cli", service, "--config", str(config_path)),

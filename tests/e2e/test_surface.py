@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.surface import cli_commands, command_of, http_routes, unexercised_routes
 from tests.e2e.test_up import SERVICES, Up, descendants, free_port, proc_stat, run_cli
 from tests.e2e.test_watch import Watch
+from tests.unit.test_grafana_dashboard import DASHBOARD, dashboard_metrics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -35,7 +36,7 @@ MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_dep
                 "development_deployment_id"}
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
-                     "build_id", "predict_concurrency", "resources"}
+                     "build_id", "predict_concurrency", "replicas", "resources"}
 # Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",
@@ -128,6 +129,158 @@ def until(check: Callable[[], T | None], what: str, timeout: float = 120.0) -> T
 
 def model_host(model_id: str) -> str:
     return f"model-{model_id}.{HOST_DOMAIN}"
+
+
+# --- Chains (before the REST and CLI tests, which check that every route and command was reached) ------
+
+CHAIN_FILE = Path(__file__).resolve().parents[1] / "chains" / "text_stats.py"
+
+
+def chain_host(chain_id: str) -> str:
+    return f"chain-{chain_id}.{HOST_DOMAIN}"
+
+
+@pytest.fixture(scope="module")
+def text_stats(platform: Platform) -> dict[str, Any]:
+    """tests/chains/text_stats.py pushed (published, production) with `kingpost chains push`."""
+    pushed = platform.cli_json("chains", "push", str(CHAIN_FILE))
+    assert pushed["deployment"]["status"] == "ACTIVE", pushed
+    return pushed
+
+
+def test_a_three_chainlet_chain_answers_run_remote_over_rest(platform: Platform, text_stats: dict[str, Any]
+                                                             ) -> None:
+    rest = platform.rest
+    chain, version = text_stats["chain"], text_stats["deployment"]
+    chain_id, version_id = chain["id"], version["id"]
+    assert chain["name"] == "text-stats"
+    # Each Chainlet is its own deployment, all ACTIVE, the entrypoint last.
+    assert [(c["name"], c["is_entrypoint"], c["status"]) for c in version["chainlets"]] in (
+        [("Shout", False, "ACTIVE"), ("Count", False, "ACTIVE"), ("TextStats", True, "ACTIVE")],
+        [("Count", False, "ACTIVE"), ("Shout", False, "ACTIVE"), ("TextStats", True, "ACTIVE")])
+    assert len({c["deployment_id"] for c in version["chainlets"]}) == 3
+    assert text_stats["run_remote_url"].endswith(f"/chains/{chain_id}/production/run_remote")
+
+    # The entrypoint calls Shout once per word (a loop) and Count once, through the router.
+    expected = {"words": 3, "shouted": ["ONE", "TWO", "THREE"]}
+    body = {"text": "one two three"}
+    assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote", json=body) == expected
+    assert rest("POST", f"/chains/{chain['name']}/environments/production/run_remote", json=body) == expected
+    assert rest("POST", f"/chains/{chain_id}/deployment/{version_id}/run_remote", json=body) == expected
+    host = chain_host(chain_id)
+    assert rest("POST", "/production/run_remote", host=host, json={"text": "a"}) == {"words": 1, "shouted": ["A"]}
+    assert rest("POST", "/environments/production/run_remote", host=host, json=body) == expected
+    assert rest("POST", f"/deployment/{version_id}/run_remote", host=host, json=body) == expected
+    # A body that does not match run_remote's signature: 400 naming the parameter.
+    assert rest("POST", f"/chains/{chain_id}/production/run_remote", 400, json={"txt": "x"}) == {
+        "error": "Input Parsing Error: `text`: Field required."}
+
+    # Management: the chain, its versions, Chainlet by Chainlet.
+    listed = rest("GET", "/v1/chains")["chains"]
+    assert [c["id"] for c in listed] == [chain_id] and listed[0]["deployments_count"] == 1
+    assert rest("GET", f"/v1/chains/{chain_id}")["chain"] == rest("GET", "/v1/chains/text-stats")["chain"]
+    (stored,) = rest("GET", f"/v1/chains/{chain_id}/deployments")["deployments"]
+    assert (stored["id"], stored["environment"], stored["status"]) == (version_id, "production", "ACTIVE")
+    # A version must name one entrypoint and live deployments.
+    assert rest("POST", "/v1/chains", 400, json={"chain_name": "x", "chainlets": []}) == {
+        "error": "a chain deployment has exactly one entrypoint Chainlet; this one has 0"}
+
+    # The development versions of the same Chainlets, then promoted to production.
+    dev = platform.cli_json("chains", "push", str(CHAIN_FILE), "--development")["deployment"]
+    assert dev["is_development"] and dev["status"] == "ACTIVE"
+    assert platform.routed("POST", f"/chains/{chain_id}/development/run_remote", json=body) == expected
+    assert rest("POST", "/development/run_remote", host=host, json=body) == expected
+    promoted = rest("POST", f"/v1/chains/{chain_id}/environments/production/promote",
+                    json={"deployment_id": "development"})["deployment"]
+    until(lambda: rest("GET", f"/v1/models/{chain['entrypoint_model_id']}/environments/production")
+          ["environment"].get("current_deployment", {}).get("id") == promoted["id"], "the promotion", 120)
+    assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote", json=body) == expected
+
+
+def test_a_dependency_error_names_the_chainlet_and_keeps_its_class(platform: Platform,
+                                                                   text_stats: dict[str, Any]) -> None:
+    url = f"/chains/{text_stats['chain']['id']}/deployment/{text_stats['deployment']['id']}/run_remote"
+    failed = platform.rest("POST", url, 500, json={"text": "a boom b"})
+    detail = json.loads(failed["error"])
+    assert detail["exception_cls_name"] == "ValueError"
+    message = detail["exception_message"]
+    assert message.startswith("(showing chained remote errors, root error at the bottom)")
+    assert "Error calling dependency Chainlet `Shout`, HTTP status=500." in message
+    assert 'raise ValueError(f"cannot shout {word!r}")' in message  # the dependency's own frame
+    assert message.rstrip().endswith("ValueError: cannot shout 'boom'")
+    # The caller can catch the builtin class it raised.
+    caught = platform.rest("POST", url, json={"text": "a boom b", "catch": True})
+    assert caught["shouted"][1].endswith("caught ValueError: │   ValueError: cannot shout 'boom'"), caught
+
+
+def test_a_bad_chain_file_is_refused_before_anything_is_pushed(platform: Platform, tmp_path: Path) -> None:
+    before = platform.rest("GET", "/v1/models")["models"]
+    bad = tmp_path / "two_entrypoints.py"
+    bad.write_text(
+        "import truss_chains as chains\n\n\n"
+        "@chains.mark_entrypoint\nclass A(chains.ChainletBase):\n"
+        "    async def run_remote(self) -> int:\n        return 1\n\n\n"
+        "@chains.mark_entrypoint\nclass B(chains.ChainletBase):\n"
+        "    async def run_remote(self, x) -> int:\n        return x\n")
+    done = platform.cli("chains", "push", str(bad), code=1)
+    assert f"has 2 entrypoints, `A` ({bad}:5) and `B` ({bad}:11)" in done.stderr
+    assert f"`B` ({bad}:11): parameter `x` of `B.run_remote` has no type annotation" in done.stderr
+    assert platform.rest("GET", "/v1/models")["models"] == before
+    assert [c["name"] for c in platform.rest("GET", "/v1/chains")["chains"]] == ["text-stats"]
+
+
+def test_a_chainlet_that_fails_to_load_fails_the_push_naming_it_and_leaves_nothing(platform: Platform,
+                                                                                   tmp_path: Path) -> None:
+    models = platform.rest("GET", "/v1/models")["models"]
+    keys = platform.rest("GET", "/v1/api_keys")["api_keys"]
+    broken = tmp_path / "broken_chain.py"
+    broken.write_text(
+        "import truss_chains as chains\n\n\n"
+        "class Broken(chains.ChainletBase):\n"
+        "    def __init__(self) -> None:\n        raise RuntimeError('no weights here')\n\n"
+        "    async def run_remote(self, x: int) -> int:\n        return x\n\n\n"
+        "@chains.mark_entrypoint('broken-chain')\nclass Front(chains.ChainletBase):\n"
+        "    def __init__(self, broken: Broken = chains.depends(Broken)) -> None:\n        self._b = broken\n\n"
+        "    async def run_remote(self, x: int) -> int:\n        return await self._b.run_remote(x)\n")
+    done = platform.cli("chains", "push", str(broken), code=1)
+    assert "error: Chainlet `Broken`: deployment" in done.stderr
+    assert "RuntimeError: no weights here" in done.stderr  # its log
+    assert platform.rest("GET", "/v1/models")["models"] == models
+    assert platform.rest("GET", "/v1/api_keys")["api_keys"] == keys  # the chain's minted key revoked
+    assert [c["name"] for c in platform.rest("GET", "/v1/chains")["chains"]] == ["text-stats"]
+
+
+def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, tmp_path: Path,
+                                                            text_stats: dict[str, Any]) -> None:
+    cli_json = platform.cli_json
+    chain_file = tmp_path / "greet_chain.py"
+    assert cli_json("chains", "init", str(chain_file)) == {"path": str(chain_file)}
+    pushed = cli_json("chains", "push", str(chain_file), "--development")
+    chain_id = pushed["chain"]["id"]
+    assert pushed["chain"]["name"] == "GreetChain" and pushed["deployment"]["is_development"]
+    assert platform.routed("POST", f"/chains/{chain_id}/development/run_remote",
+                           json={"names": ["Ada", "Bo"]}) == ["Hello, Ada!", "Hello, Bo!"]
+    assert {c["name"] for c in cli_json("chains", "list")} == {"text-stats", "GreetChain"}
+    shown = cli_json("chains", "get", "GreetChain")
+    assert shown["chain"]["id"] == chain_id
+    assert [c["name"] for c in shown["deployments"][0]["chainlets"]] == ["Greeter", "GreetChain"]
+    text = platform.cli("chains", "get", chain_id).stdout
+    assert "Greeter: ACTIVE" in text and "GreetChain [entrypoint]: ACTIVE" in text
+    promoted = cli_json("chains", "promote", "GreetChain", "development")
+    assert promoted["model_id"] == pushed["chain"]["entrypoint_model_id"]
+    assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote",
+                           json={"names": ["Cy"]}) == ["Hello, Cy!"]
+    assert cli_json("chains", "delete", "GreetChain") == {"success": True}
+    platform.rest("GET", f"/v1/chains/{chain_id}", 404)
+    platform.routed("POST", f"/chains/{chain_id}/production/run_remote", 404, json={"names": []})
+    # The REST face of delete: text-stats and its Chainlets' models go.
+    text_stats_id = text_stats["chain"]["id"]
+    assert platform.rest("DELETE", f"/v1/chains/{text_stats_id}") == {"success": True}
+    assert platform.rest("GET", "/v1/chains") == {"chains": []}
+    names = {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
+    assert not names & {"text-stats", "text-stats.Shout", "text-stats.Count", "GreetChain"}
+    assert not {k["name"] for k in platform.rest("GET", "/v1/api_keys")["api_keys"]} & {
+        "chain-text-stats", "chain-GreetChain"}  # the keys minted for their Chainlets are revoked
 
 
 # --- REST ---------------------------------------------------------------------------------------------
@@ -248,6 +401,38 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert node["node_id"].startswith("node_") and len(node["replica_ids"]) >= 3  # echo, d1, d2
     assert status_now["models"] == len(rest("GET", "/v1/models")["models"])
 
+    # Async inference: each prefix queues (a request id at once) and counts its queue, by path and by
+    # Host; a request's status and cancel by both too (tests/e2e/test_async.py walks the rest).
+    queued = []
+    hosts = {model_id: model_host(model_id), echo["id"]: model_host(echo["id"])}
+    for model, prefix in ((model_id, "/production"), (model_id, "/environments/staging"),
+                          (model_id, f"/deployment/{d1}"), (echo["id"], "/development")):
+        for path, host in ((f"/models/{model}{prefix}", None), (prefix, hosts[model])):
+            answer = rest("POST", f"{path}/async_predict", host=host, json={"model_input": {"a": 1}})
+            assert list(answer) == ["request_id"]
+            queued.append((model, answer["request_id"]))
+            counts = rest("GET", f"{path}/async_queue_status", host=host)
+            assert set(counts) == {"model_id", "deployment_id", "num_queued_requests",
+                                   "num_in_progress_requests"} and counts["model_id"] == model
+    for model, request_id in queued:
+        done = until(lambda: (s := rest("GET", f"/models/{model}/async_request/{request_id}"))["status"]
+                     == "SUCCEEDED" and s, f"async request {request_id} to succeed")
+        assert (done["webhook_status"], done["model_id"]) == ("NO_WEBHOOK_PROVIDED", model)
+    model, request_id = queued[-1]
+    assert rest("GET", f"/async_request/{request_id}", host=hosts[model])["status"] == "SUCCEEDED"
+    for path, host in ((f"/models/{model}/async_request/{request_id}", None),
+                       (f"/async_request/{request_id}", hosts[model])):
+        assert rest("DELETE", path, host=host)["canceled"] is False
+
+    # Webhook secrets: created (the secret shown), listed newest first, deleted.
+    made = rest("POST", "/v1/webhook_secrets", json={})
+    assert made["secret"].startswith("whsec_") and made["webhook_secret"]["secret"] == made["secret"]
+    secret_id = made["webhook_secret"]["id"]
+    assert rest("GET", "/v1/webhook_secrets")["webhook_secrets"][0]["id"] == secret_id
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}") == {}
+    assert secret_id not in {w["id"] for w in rest("GET", "/v1/webhook_secrets")["webhook_secrets"]}
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}", 404) == {
+        "error": f"webhook secret {secret_id!r} not found"}
     # Nodes: a join token, the one node `kingpost up` runs, drained and back; a live node is not removed.
     token = rest("POST", "/v1/nodes/join_tokens", json={"ttl_seconds": 600})
     assert token["token"].startswith("kpjoin_") and token["expires_at"]
@@ -267,6 +452,39 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     rest("GET", f"/v1/models/{model_id}/deployments/{d2}", 404)
     rest("DELETE", f"/v1/models/{model_id}")
     assert rest("GET", f"/v1/models/{model_id}", 404) == {"error": f"model '{model_id}' not found"}
+
+    # The scrape-target list Prometheus reads (http_sd): every service, Envoy and the node's agent, each
+    # answering with Prometheus text where it says.
+    targets = rest("GET", "/v1/metrics/targets")
+    assert sorted(g["labels"]["service"] for g in targets) == sorted([*SERVICES, "envoy"])
+    served = ""
+    for group in targets:
+        (target,) = group["targets"]
+        path = group["labels"].get("__metrics_path__", "/metrics")
+        scraped = httpx.get(f"http://{target}{path}", timeout=10)
+        assert scraped.status_code == 200 and "# TYPE " in scraped.text, group
+        served += scraped.text
+    # Each metric the Grafana dashboard queries is one these endpoints serve.
+    dashboard = dashboard_metrics(json.loads(DASHBOARD.read_text()))
+    # (The text format names a counter's family with its _total.)
+    assert not {name for name in dashboard if f"# TYPE {name} " not in served and f"# TYPE {name}_total " not in served}
+    assert next(g for g in targets if g["labels"]["service"] == "agent")["labels"]["node"] == node["node_id"]
+
+    # A deployment's traffic over a window, from the routers' metrics.
+    echo_dev = rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    slowest = 0.0
+    for i in range(3):
+        sent = time.perf_counter()
+        assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+        slowest = max(slowest, time.perf_counter() - sent)
+    traffic = rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=3600")
+    assert traffic["deployment_id"] == echo_dev and traffic["window_seconds"] == 3600
+    assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 0
+    assert 0 < traffic["latency_p50_seconds"] <= traffic["latency_p99_seconds"]
+    assert traffic["ready_replicas"] >= 1 and traffic["desired_replicas"] >= 1
+    assert rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=7200", 400) == {
+        "error": "window_seconds = 7200: must be 1 to 3600"}
+    rest("GET", "/v1/models/echo/deployments/dep_nope/metrics", 404)
 
     missing = unexercised_routes(routes, platform.called)
     assert not missing, "REST routes this test does not exercise (add them here):\n" + "\n".join(missing)
@@ -292,6 +510,21 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     promoted = cli_json("deployments", "promote", "surface-cli", d1)
     assert promoted["environment"]["current_deployment"]["id"] == d1
     assert platform.cli_routed("predict", "surface-cli", "--data", '"prod"') == {"echo": "prod"}
+
+    # Async from the shell: queue (the id at once), its status until SUCCEEDED, a cancel that is refused.
+    queued = cli_json("predict", "surface-cli", "--async", "--data", '{"a": 1}', "--priority", "1")
+    request_id = queued["request_id"]
+    done = until(lambda: (st := cli_json("async", "status", request_id, "--model", "surface-cli"))["status"]
+                 == "SUCCEEDED" and st, "the async request to succeed")
+    assert (done["request_id"], done["webhook_status"], done["errors"]) == (request_id, "NO_WEBHOOK_PROVIDED", [])
+    refused = platform.cli("async", "cancel", request_id, code=1)
+    assert "only a QUEUED request can be canceled; this one is SUCCEEDED" in refused.stdout
+
+    secret = cli_json("webhook-secrets", "create")
+    assert secret["secret"].startswith("whsec_")
+    listed_secrets = cli_json("webhook-secrets", "list")["webhook_secrets"]
+    assert [w["secret"] for w in listed_secrets if w["id"] == secret["id"]] == [secret["secret"]]
+    assert cli_json("webhook-secrets", "delete", secret["id"]) == {"success": True}
 
     watch = Watch(platform.home, truss)  # the development deployment, live
     try:
@@ -372,6 +605,16 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
         assert any(f"kingpost.cli {service} --config {config}" in c for c in running), (service, running)
         platform.ran.add((service,))
 
+    assert sorted(g["labels"]["service"] for g in cli_json("metrics", "targets")) == sorted([*SERVICES, "envoy"])
+    (echo_traffic, *_) = cli_json("metrics", "echo", "--window", "3600")["deployments"]
+    assert echo_traffic["requests"] >= 3 and echo_traffic["ready_replicas"] >= 1
+    shown = cli("metrics", "echo", "--window", "3600").stdout.splitlines()
+    assert shown[0].startswith("last 3600 s") and shown[1].split()[:2] == ["DEPLOYMENT", "REQ/S"]
+    listed = cli("metrics", "targets").stdout.splitlines()
+    assert listed[0].split() == ["SERVICE", "URL", "LABELS"] and len(listed) == len(SERVICES) + 2
+    assert any(line.split()[:2] == ["envoy", line.split()[1]] and line.split()[1].endswith("/stats/prometheus")
+               for line in listed)
+
     missing = sorted(set(cli_commands()) - platform.ran)
     assert not missing, "CLI commands this test does not run (add them here): " + ", ".join(
         " ".join(words) for words in missing)
@@ -413,20 +656,55 @@ def scrape(platform: Platform, service: str) -> dict[str, dict[tuple[tuple[str, 
 
 
 def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -> None:
-    ok = (("code", "OK"),)
-    before = scrape(platform, "router")["kingpost_router_requests_total"].get(ok, 0)
+    model = platform.rest("GET", "/v1/models/echo")["model"]
+    dev = model["development_deployment_id"]
+    echo = (("deployment", dev), ("environment", "development"), ("model", model["id"]), ("model_name", "echo"))
+    ok = tuple(sorted((*echo, ("code", "OK"))))
+    before = scrape(platform, "router")
+    counted_before = before.get("kingpost_router_requests_total", {}).get(ok, 0)
+
+    def histogram(samples: dict[str, Any], name: str, le: str | None = None) -> float:
+        labels = echo if le is None else tuple(sorted((*echo, ("le", le))))
+        return samples.get(name, {}).get(labels, 0)
+
+    seen = []  # what the client measured, request in to response out
     for i in range(5):
+        sent = time.perf_counter()
         assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+        seen.append(time.perf_counter() - sent)
+
     def counted() -> dict[str, Any] | None:
         samples = scrape(platform, "router")
-        return samples if samples["kingpost_router_requests_total"][ok] == before + 5 else None
+        return samples if samples["kingpost_router_requests_total"].get(ok) == counted_before + 5 else None
 
     router = until(counted, "the router to count the 5 requests")
-    assert router["kingpost_router_request_seconds_count"][()] >= before + 5
-    assert router["kingpost_router_request_seconds_bucket"][(("le", "+Inf"),)] == (
-        router["kingpost_router_request_seconds_count"][()])
-    assert {"kingpost_router_in_flight", "kingpost_router_queued", "kingpost_router_retries_total"} <= set(
-        router)
+    # Exactly the 5, labelled by model, deployment and environment; each latency within what the client
+    # saw: every bucket at or above the slowest request the client saw holds all 5 more.
+    for name in ("kingpost_router_request_seconds", "kingpost_router_model_seconds",
+                 "kingpost_router_queue_wait_seconds"):
+        assert histogram(router, f"{name}_count") - histogram(before, f"{name}_count") == 5, name
+    bounds = sorted({float(dict(k)["le"]) for k in router["kingpost_router_request_seconds_bucket"]})
+    for bound in (b for b in bounds if b >= max(seen)):
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        assert (histogram(router, "kingpost_router_request_seconds_bucket", le)
+                - histogram(before, "kingpost_router_request_seconds_bucket", le)) == 5, le
+    router_seconds = (histogram(router, "kingpost_router_request_seconds_sum")
+                      - histogram(before, "kingpost_router_request_seconds_sum"))
+    assert 0 < router_seconds <= sum(seen)
+    # (kingpost_router_in_flight has a sample per deployment with requests in a runner call now: none here.)
+    assert {"kingpost_router_queued", "kingpost_router_retries_total"} <= set(router)
+
+    # The scheduler's desired and ready replicas of the example, and the agent's view of its runner.
+    replicas = (("deployment", dev), ("environment", ""), ("model", model["id"]))
+    scheduler = until(lambda: (s := scrape(platform, "scheduler"))["kingpost_scheduler_ready_replicas"].get(
+        replicas) and s, "the scheduler to count the example's ready replica", timeout=30)
+    assert scheduler["kingpost_scheduler_desired_replicas"][replicas] >= 1
+    agent = scrape(platform, "agent")
+    (node,) = {dict(k)["node"] for k in agent["kingpost_worker_agent_node_memory_bytes"]}
+    assert agent["kingpost_worker_agent_node_memory_bytes"][(("kind", "total"), ("node", node))] > 0
+    runner = {dict(k)["replica"]: v for k, v in agent["kingpost_worker_agent_replica_memory_bytes"].items()
+              if dict(k)["deployment"] == dev}
+    assert runner and all(v > 1 << 20 for v in runner.values()), runner
 
     builder = scrape(platform, "builder")
     succeeded = builder["kingpost_builder_builds_total"][(("state", "succeeded"),)]

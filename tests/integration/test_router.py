@@ -207,6 +207,7 @@ async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     spans = InMemorySpanExporter() if params.pop("traced", False) else None
     tracer = None
     if spans is not None:  # the SDK's own in-memory exporter, in place of an OTLP collector
+        params.setdefault("trace_root_ratio", 1.0)  # every request, not the default 1 %
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(spans))
         tracer = provider.get_tracer("test")

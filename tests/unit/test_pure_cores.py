@@ -20,11 +20,14 @@ PURE_MODULES = (
     "kingpost_scheduler.placement",
     "kingpost_scheduler.resources",
     "kingpost_scheduler.nodes",
+    "kingpost_scheduler.metrics_targets",
+    "kingpost_scheduler.deployment_stats",
     "kingpost_scheduler.canary",
     "kingpost_scheduler.promotion",
     "kingpost_scheduler.reconcile",
     "kingpost_scheduler.lifecycle",
     "kingpost_scheduler.facts",
+    "kingpost_scheduler.healing",
     "kingpost_scheduler.route_table",
     "kingpost_scheduler.deployment_defaults",
     "kingpost_scheduler.liveness",
@@ -32,6 +35,7 @@ PURE_MODULES = (
     "kingpost_scheduler.timers",
     "kingpost.autoscaling_settings",
     "kingpost.deployment_status",
+    "kingpost.trace_phases",
     "kingpost.bus.subjects",
     "kingpost.environment_manifest",
     "kingpost_router.balancer",
@@ -39,6 +43,8 @@ PURE_MODULES = (
     "kingpost_router.slots",
     "kingpost_router.sampling",
     "kingpost_router.xds",
+    "kingpost_router.async_input",
+    "kingpost_router.async_policy",
     "kingpost_builder.truss_config",
     "kingpost_builder.strict_yaml",
     "kingpost_builder.requirements",
@@ -46,11 +52,16 @@ PURE_MODULES = (
     "kingpost_worker_agent.truss_resources",
     "kingpost_worker_agent.runner_env",
     "kingpost_worker_agent.cgroups",
+    "kingpost.chains.graph",
+    "kingpost.chains.signatures",
+    "kingpost.chains.remote_errors",
+    "kingpost.chains.codegen",
 )
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")
 # Decision modules that are plain data structures, driven by a thin asyncio layer: no event loop either.
-NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds")
+NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.async_input",
+                 "kingpost_router.async_policy")
 
 # Run in the child: import the module; for each plumbing package imported, the chain of modules
 # whose top level was running when it was first asked for (outermost first).

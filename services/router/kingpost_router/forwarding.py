@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 from google.api import httpbody_pb2
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Tracer
 
 from kingpost import rpc
 from kingpost.errors import DeadlineExceeded, ModelError
@@ -125,7 +125,7 @@ class Forwarder:
         request: runner_pb2.RunnerPredictRequest,
         metadata: list[tuple[str, str]],
         timeout: float,
-        span: Span | None = None,
+        trace: tracing.RequestTrace | None = None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Call the replica, whose slot the caller took; the slot is given back at the end."""
         upstream = self._upstreams.get(replica.address)
@@ -135,8 +135,8 @@ class Forwarder:
         did = deployment.deployment_id
         in_flight[did] = in_flight.get(did, 0) + 1
         call_span = None
-        if span is not None and self._tracer is not None:
-            call_span = tracing.start_call(self._tracer, span, deployment, replica)
+        if trace is not None:
+            call_span = tracing.start_call(trace, deployment, replica)
             metadata = tracing.with_context(metadata, call_span)
         call = upstream.predict(request, timeout=timeout, metadata=metadata)
         sent = False
@@ -145,6 +145,8 @@ class Forwarder:
             async for chunk in call:
                 sent = True
                 yield chunk
+            if call_span is not None:
+                tracing.runner_phases(trace, call_span, await call.trailing_metadata() or ())  # type: ignore[arg-type]
         except grpc.aio.AioRpcError as e:
             code = e.code().name
             error = translate(e, sent, replica, timeout)

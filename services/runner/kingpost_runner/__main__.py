@@ -30,7 +30,7 @@ import pathlib
 import sys
 
 from kingpost import keepalive
-from kingpost_runner import loader, process_limits
+from kingpost_runner import loader, observe, process_limits
 from kingpost_runner.server import RunnerOptions, serve
 from kingpost_runner.truss_config import TrussConfigError, load_config
 from kingpost_runner.truss_secrets import DEFAULT_SECRETS_DIR
@@ -142,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
-    logging.basicConfig(
-        level=os.environ.get("KINGPOST_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s runner %(levelname)s %(name)s: %(message)s",
-    )
+    observe.configure_logging(os.environ.get("KINGPOST_LOG_LEVEL", "INFO").upper())
     args = parse_args(argv)
     if args.no_new_privileges:
         process_limits.no_new_privileges()

@@ -27,7 +27,7 @@ from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.wire_limits import MESSAGE_LIMITS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
-from kingpost_runner import codec, loader, reload, user_errors
+from kingpost_runner import codec, loader, observe, reload, user_errors
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
 from kingpost_runner.truss_config import TrussConfig
@@ -93,9 +93,12 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         metadata = [(k, v) for k, v in context.invocation_metadata() or () if k not in _TRANSPORT_KEYS]
         headers = Headers([("content-type", content_type), *metadata])
         model_request = ModelRequest(headers, body.data, is_done=context.done)
+        phases = observe.request_context(metadata)
         try:
-            result = await pipeline.run(body.data, content_type, model_request)
+            result = await pipeline.run(body.data, content_type, model_request, phases)
             if isinstance(result, Reply):
+                if phases is not None:
+                    context.set_trailing_metadata((phases.trailer(),))
                 yield httpbody_pb2.HttpBody(content_type=result.content_type, data=result.body)
                 return
             try:
@@ -106,6 +109,9 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
                     first = False
             finally:
                 await result.aclose()
+            if phases is not None:
+                phases.end("predict")
+                context.set_trailing_metadata((phases.trailer(),))
         except errors.KingpostError as e:
             await grpc_abort(context, e)
         except Exception as e:  # a bug here, not in the model
@@ -172,6 +178,7 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     started = time.perf_counter()
+    load_started_ns = time.time_ns()
     loading = _in_daemon_thread(lambda: loader.load_model(
         options.truss_dir, config, environment=options.environment,
         secrets_dir=options.secrets_dir, retries=options.load_retries,
@@ -190,6 +197,7 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         await server.stop(0)
         return 1
     _, methods = loading.result()
+    observe.Phases.load = (load_started_ns, time.time_ns())
     servicer.pipeline = Pipeline(methods, config.predict_concurrency, config.streaming_read_timeout_s)
     log.info("model ready in %.2f s (predict_concurrency=%d)", time.perf_counter() - started,
              config.predict_concurrency)

@@ -18,10 +18,12 @@ from kingpost.auth import AuthInterceptor
 from kingpost.bus import Bus, subjects
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.errors import KingpostError
-from kingpost.v1 import events_pb2, management_pb2_grpc, nodes_pb2_grpc, scheduler_pb2_grpc
+from kingpost.v1 import (chains_pb2_grpc, events_pb2, management_pb2_grpc, nodes_pb2_grpc,
+                         scheduler_pb2_grpc)
 from kingpost_scheduler import db
 from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient, BuildLookup
 from kingpost_scheduler.control import Control, utcnow
+from kingpost_scheduler.handlers.chains import ChainServicer
 from kingpost_scheduler.handlers.internal import SchedulerServicer
 from kingpost_scheduler.handlers.management import ManagementServicer
 from kingpost_scheduler.handlers.cluster import JoinOffer, NodeServicer
@@ -30,7 +32,8 @@ from kingpost_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PREFIXES = ("/kingpost.v1.ManagementService/", "/kingpost.v1.NodeService/")
+PUBLIC_PREFIXES = ("/kingpost.v1.ManagementService/", "/kingpost.v1.ChainService/",
+                   "/kingpost.v1.NodeService/")
 # JoinNode checks the join token in its body itself.
 SELF_CHECKED = ("/kingpost.v1.NodeService/JoinNode",)
 
@@ -44,11 +47,14 @@ class Scheduler:
     interceptor: AuthInterceptor
     bus: Bus
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    chains: ChainServicer | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
         management_pb2_grpc.add_ManagementServiceServicer_to_server(self.management, server)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(self.scheduler, server)
         nodes_pb2_grpc.add_NodeServiceServicer_to_server(self.nodes, server)
+        chains_pb2_grpc.add_ChainServiceServicer_to_server(
+            self.chains or ChainServicer(self.control, self.management.PromoteDeployment), server)
 
     async def close(self) -> None:
         """In reverse order of start: NATS (its handlers finish), the control loop's calls and
@@ -115,7 +121,9 @@ async def create(
         raise
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
                                   internal_token=settings.internal_token, self_checked=SELF_CHECKED)
-    management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap)
+    management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap,
+                                    metrics_targets=settings.metrics_targets)
+    closers.append(management.router_metrics.close)
     offer = JoinOffer(
         nats_url=settings.join_nats_url or settings.nats_url, internal_token=settings.internal_token,
         builder_address=settings.join_builder_address or settings.builder_address,

@@ -14,14 +14,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kingpost import autoscaling_settings, deployment_status
 from kingpost.v1 import events_pb2, management_pb2, scheduler_pb2
-from kingpost_scheduler import canary, lifecycle, records
+from kingpost_scheduler import canary, healing, lifecycle, records
 from kingpost_scheduler.route_table import RouteTable
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
+    WebhookSecretRecord,
     DeploymentRecord,
     EnvironmentRecord,
     ModelRecord,
     NodeRecord,
+    ReplicaRecord,
 )
 
 
@@ -32,7 +34,9 @@ def timestamp(dt: datetime | None) -> Timestamp:
     return ts
 
 
-def deployment(d: DeploymentRecord, ready_replicas: int) -> management_pb2.Deployment:
+def deployment(d: DeploymentRecord, ready_replicas: int,
+               replicas: Sequence[ReplicaRecord] = ()) -> management_pb2.Deployment:
+    """`replicas`: its replicas, shown with their restarts and how their runner last ended."""
     return management_pb2.Deployment(
         id=d.id, name=d.name, model_id=d.model_id, created_at=timestamp(d.created_at),
         is_production=d.environment == lifecycle.PRODUCTION, is_development=d.is_development,
@@ -43,7 +47,15 @@ def deployment(d: DeploymentRecord, ready_replicas: int) -> management_pb2.Deplo
         environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
         resources=management_pb2.DeploymentResources(
             cpu=(d.cpu_millis or 0) / 1000, memory_bytes=d.memory_bytes or 0, accelerator=d.accelerator or ""),
+        replicas=[replica(r, bool(d.has_served)) for r in replicas],
     )
+
+
+def replica(r: ReplicaRecord, has_served: bool) -> management_pb2.DeploymentReplica:
+    facts = records.replica_facts(r)
+    return management_pb2.DeploymentReplica(
+        id=r.id, node_id=r.node_id, state=r.state, restarts=r.restarts or 0,
+        crash_looping=healing.crash_looping(facts, has_served), last_exit=r.message)
 
 
 def model(m: ModelRecord, deployments: Sequence[DeploymentRecord],
@@ -86,6 +98,10 @@ def environment(env: EnvironmentRecord, current: DeploymentRecord | None,
     return out
 
 
+def webhook_secret(w: WebhookSecretRecord) -> management_pb2.WebhookSecret:
+    return management_pb2.WebhookSecret(id=w.id, secret=w.secret, created_at=timestamp(w.created_at))
+
+
 def api_key(k: ApiKeyRecord) -> management_pb2.ApiKey:
     return management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=timestamp(k.created_at))
 
@@ -102,9 +118,11 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
     return scheduler_pb2.RouteTable(
         version=version,
         api_key_sha256=list(table.api_key_sha256),
+        webhook_secrets=list(table.webhook_secrets),
         models=[
             scheduler_pb2.ModelRoute(
                 model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,
+                chain_id=m.chain_id,
                 environments=[
                     scheduler_pb2.EnvironmentRoute(name=e.name, deployments=[
                         scheduler_pb2.WeightedDeployment(deployment_id=d, weight=w) for d, w in e.deployments
@@ -127,6 +145,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
                             desired_replicas=d.desired_replicas),
                         replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
                                   for r in d.replicas],
+                        wake_with=list(d.wake_with),
                     )
                     for d in m.deployments
                 ],

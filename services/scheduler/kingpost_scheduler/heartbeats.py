@@ -64,6 +64,8 @@ class Heartbeats:
         # From the last reconcile pass.
         self._live: frozenset[str] = frozenset()
         self._replicas: Mapping[str, tuple[facts.Replica, ...]] = {}
+        # Each node's agent's /metrics (host:port), from its latest heartbeat; not stored.
+        self._metrics: dict[str, str] = {}
 
     def load(self, nodes: Sequence[NodeRecord]) -> None:
         """The nodes the database knows, as the scheduler starts."""
@@ -90,9 +92,15 @@ class Heartbeats:
 
     def forget(self, node_id: str) -> None:
         """A removed node: nothing of it stays (a heartbeat from it later makes it known again)."""
-        for known in (self.last_seen, self._reports, self._stored, self._persisted):
+        for known in (self.last_seen, self._reports, self._stored, self._persisted, self._metrics):
             known.pop(node_id, None)
         self.draining.discard(node_id)
+
+    def metrics_addresses(self) -> dict[str, str]:
+        """node id → its agent's /metrics, for the nodes heard from within the node timeout."""
+        recent = self._clock() - self.node_timeout
+        return {node: address for node, address in self._metrics.items()
+                if address and self.last_seen.get(node, recent) > recent}
 
     def after_pass(self, live: frozenset[str], replicas: Mapping[str, tuple[facts.Replica, ...]]) -> None:
         self._live, self._replicas, self._passed = live, replicas, True
@@ -104,6 +112,7 @@ class Heartbeats:
         now = self._clock()
         report = report_of(beat)
         self.last_seen[report.id], self._reports[report.id] = now, report
+        self._metrics[report.id] = beat.metrics_address
         news = liveness.news(report, self._stored.get(report.id), report.id in self._live)
         ours = self._replicas.get(report.id, ())
         gone = placement.missing_from_heartbeat(beat.replica_ids, ours, now, HEARTBEAT_GRACE,

@@ -3,10 +3,12 @@
 Rules, in order, per deployment (GPU deployments first, the most GPUs first, so they are packed
 before CPU work fills the same nodes):
 1. A replica on a node that is not live is gone: forget it (there is nobody to tell).
-2. A FAILED replica fails its deployment: Truss's load failure is terminal for that build, so the
-   deployment is reported FAILED with the replica's message and nothing of it is started again
-   (no hot loop); its replicas are stopped.
-3. A replica PENDING or STARTING for longer than `start_timeout` is stopped and replaced.
+2. A FAILED replica of a deployment that has never served fails it: the model does not load at its
+   first start, so the deployment is reported FAILED with the replica's message and nothing of it
+   is started again (no hot loop); its replicas are stopped. In a deployment that has served
+   (`served`), a FAILED replica waits `healing.REPLACE_FAILED_AFTER`, then is stopped and replaced.
+3. A replica PENDING or STARTING for longer than `start_timeout` is stopped and replaced. A
+   RESTARTING one is its node's to heal: it keeps its place (nothing starts in its stead).
 4. Then start or stop replicas until the healthy ones on nodes that are not draining match the
    desired count. Surplus goes not-ready first, newest first, so serving replicas are the last to
    leave. New replicas go where `placement.choose` says; one that fits nowhere leaves its
@@ -21,14 +23,15 @@ each PENDING one, stop each STOPPING one (the dispatcher sends them until acknow
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kingpost_scheduler.facts import FAILED, PENDING, READY, STARTING, STOPPING, Node, Replica
+from kingpost_scheduler import healing
+from kingpost_scheduler.facts import FAILED, PENDING, READY, RESTARTING, STARTING, STOPPING, Node, Replica
 from kingpost_scheduler.placement import Demand, Overcommit, Placer, Used, live_nodes, why_not
 
-_STOP_FIRST = {PENDING: 0, STARTING: 1, READY: 2}
+_STOP_FIRST = {FAILED: 0, PENDING: 0, RESTARTING: 1, STARTING: 1, READY: 2}
 NO_DEMAND = Demand(cpu_millis=0, memory_bytes=0)
 
 
@@ -71,9 +74,11 @@ def plan(
     start_timeout: timedelta,
     demands: Mapping[str, Demand] | None = None,
     overcommit: Overcommit = Overcommit(),
+    served: Collection[str] = (),
 ) -> Plan:
     """`desired`: deployment id → replica count; a deployment not in it wants none. `demands`:
-    deployment id → what each of its replicas needs (none given: it needs nothing)."""
+    deployment id → what each of its replicas needs (none given: it needs nothing). `served`: the
+    deployments that have served (a load failure does not fail them)."""
     demands = demands or {}
     live_list = live_nodes(nodes, now, node_timeout)
     live = {n.id for n in live_list}
@@ -100,11 +105,12 @@ def plan(
     for deployment_id in order:
         own = sorted(by_deployment.get(deployment_id, []), key=lambda r: r.id)
         failed = [r for r in own if r.state == FAILED]
-        if failed:
+        if failed and deployment_id not in served:
             failures.append(Failure(deployment_id, failed[0].message or f"replica {failed[0].id} failed"))
             stops.extend(r.id for r in own)
             continue
-        stuck = [r for r in own if r.state in (PENDING, STARTING) and now - r.since > start_timeout]
+        stuck = [r for r in own if (r.state in (PENDING, STARTING) and now - r.since > start_timeout)
+                 or (r.state == FAILED and now >= healing.replace_failed_at(r))]
         stops.extend(r.id for r in stuck)
         healthy = [r for r in own if r not in stuck]
         leaving = [r for r in healthy if r.node_id in draining]

@@ -68,9 +68,10 @@ class Reconciler:
         desired = {d.id: lifecycle.desired_replicas(records.deployment_facts(d))
                    for d in deployments.values()}
         demands = {d.id: records.demand_of(d) for d in deployments.values()}
+        served = {d.id for d in deployments.values() if d.has_served}
         plan = reconcile.plan(desired, [records.replica_facts(r) for r in replicas], nodes, now=now,
                               node_timeout=self.node_timeout, start_timeout=self.start_timeout,
-                              demands=demands, overcommit=self.overcommit)
+                              demands=demands, overcommit=self.overcommit, served=served)
         if not plan.empty:
             await self._apply(session, plan, deployments, replicas, now)
             replicas = await store.all_replicas(session)
@@ -80,16 +81,22 @@ class Reconciler:
             own[r.deployment_id].append(r)
         waiting = {w.deployment_id: w.reason for w in plan.waiting}
         for d in deployments.values():
-            status = lifecycle.deployment_status(records.deployment_facts(d), own[d.id],
-                                                 waiting=waiting.get(d.id, ""))
+            d_facts = records.deployment_facts(d)
+            status = lifecycle.deployment_status(d_facts, own[d.id], waiting=waiting.get(d.id, ""))
             if (d.status, d.status_reason) != (status.status, status.reason):
+                if lifecycle.UNHEALTHY in (d.status, status.status):
+                    log.warning("deployment %s: %s → %s %s", d.id, d.status, status.status, status.reason)
                 d.status, d.status_reason = status.status, status.reason
+            if lifecycle.has_served(d_facts, status.status) and not d.has_served:
+                d.has_served = True
         environments = await store.environments(session)
         ready = Counter(r.deployment_id for r in replica_facts if r.state == facts.READY)
         _promote(environments, deployments, ready, now)
         await store.purge_deleted_models(session)
         await session.flush()
         _gauges(deployments.values(), replicas)
+        metrics.DEPLOYMENT_REPLICAS.set(
+            (d.model_id, d.id, d.environment, desired.get(d.id, 0), ready.get(d.id, 0)) for d in deployments.values())
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         return self._settled(now, nodes, deployments.values(), environments, replica_facts)
 
@@ -169,5 +176,5 @@ def _gauges(deployments: Iterable[DeploymentRecord], replicas: Iterable[ReplicaR
         metrics.REPLICAS.labels(state).set(by_state.get(state, 0))
     by_status = Counter(d.status for d in deployments)
     for status in (lifecycle.BUILDING, lifecycle.DEPLOYING, lifecycle.ACTIVE, lifecycle.SCALED_TO_ZERO,
-                   lifecycle.INACTIVE, lifecycle.FAILED):
+                   lifecycle.WAKING_UP, lifecycle.INACTIVE, lifecycle.FAILED, lifecycle.UNHEALTHY):
         metrics.DEPLOYMENTS.labels(status).set(by_status.get(status, 0))

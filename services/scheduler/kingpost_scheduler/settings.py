@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from kingpost.artifact_bucket import BUCKET_PATTERN, DEFAULT_BUCKET
 
 from kingpost.settings import ServiceSettings
+from kingpost_scheduler import metrics_targets
 
 
 class SchedulerSettings(ServiceSettings):
@@ -45,6 +46,16 @@ class SchedulerSettings(ServiceSettings):
     join_artifact_bucket: str = Field(DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
+    # The services' /metrics endpoints for GET /v1/metrics/targets, each "service=host:port" or
+    # "service=host:port/path" (e.g. "envoy=10.0.0.5:9901/stats/prometheus"); agents announce their own.
+    metrics_targets: list[str] = Field(default_factory=list)
+
+    @field_validator("metrics_targets")
+    @classmethod
+    def _targets_parse(cls, targets: list[str]) -> list[str]:
+        for entry in targets:
+            metrics_targets.parse(entry)  # ValueError naming the entry
+        return targets
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.home}/state/kingpost.db"

@@ -20,7 +20,10 @@ from kingpost_scheduler.liveness import NodeReport
 from kingpost_scheduler.records import autoscaling_of, node_columns, replica_facts
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
+    WebhookSecretRecord,
     ApiKeyRecord,
+    ChainDeploymentRecord,
+    ChainRecord,
     DeploymentRecord,
     EnvironmentRecord,
     JoinTokenRecord,
@@ -211,6 +214,11 @@ async def ready_counts(session: AsyncSession) -> dict[str, int]:
     return counts
 
 
+async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[ReplicaRecord]:
+    return (await session.scalars(select(ReplicaRecord).where(ReplicaRecord.deployment_id == deployment_id)
+                                  .order_by(ReplicaRecord.created_at, ReplicaRecord.id))).all()
+
+
 async def get_replica(session: AsyncSession, replica_id: str) -> ReplicaRecord | None:
     return await session.get(ReplicaRecord, replica_id)
 
@@ -224,7 +232,8 @@ async def add_replica(
     *, gpus: Iterable[int] = (),
 ) -> ReplicaRecord:
     replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-                            address="", message="", created_at=now, updated_at=now, gpus=list(gpus))
+                            address="", message="", created_at=now, updated_at=now, gpus=list(gpus),
+                            restarts=0, crash_looping=False)
     session.add(replica)
     await session.flush()
     return replica
@@ -304,13 +313,40 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
     await session.flush()
 
 
+# --- webhook secrets -------------------------------------------------------------------------
+
+
+async def add_webhook_secret(session: AsyncSession, *, id: str, secret: str, now: datetime) -> WebhookSecretRecord:
+    record = WebhookSecretRecord(id=id, secret=secret, created_at=now)
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def list_webhook_secrets(session: AsyncSession) -> Sequence[WebhookSecretRecord]:
+    """Newest first: the order their signatures appear in X-BASETEN-SIGNATURE."""
+    return (await session.scalars(
+        select(WebhookSecretRecord).order_by(WebhookSecretRecord.created_at.desc(), WebhookSecretRecord.id)
+    )).all()
+
+
+async def delete_webhook_secret(session: AsyncSession, id: str) -> None:
+    record = await session.get(WebhookSecretRecord, id)
+    if record is None:
+        raise NotFound(f"webhook secret {id!r} not found")
+    await session.delete(record)
+    await session.flush()
+
+
 # --- the route table's inputs -----------------------------------------------------------------
 
 
 async def route_inputs(
     session: AsyncSession,
-) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str]]:
-    models = [ModelRow(m.id, m.name) for m in await list_models(session)]
+) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str],
+           dict[str, list[str]], list[str]]:
+    chain_of = {c.entrypoint_model_id: c.id for c in (await session.execute(select(ChainRecord))).scalars()}
+    models = [ModelRow(m.id, m.name, chain_of.get(m.id, "")) for m in await list_models(session)]
     deployments = [
         DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status,
                       autoscaling=autoscaling_of(d), desired_replicas=d.desired_replicas,
@@ -322,7 +358,11 @@ async def route_inputs(
             for e in await environments(session) if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
     digests = [k.sha256 for k in await list_api_keys(session)]
-    return models, deployments, envs, replicas, digests
+    # A chain version's entrypoint wakes its dependencies with it.
+    wake_with = {v.id: [c["deployment_id"] for c in v.chainlets if not c.get("is_entrypoint")]
+                 for v in (await session.execute(select(ChainDeploymentRecord))).scalars()}
+    secrets = [w.secret for w in await list_webhook_secrets(session)]
+    return models, deployments, envs, replicas, digests, wake_with, secrets
 
 
 # --- nodes joining ----------------------------------------------------------------------------

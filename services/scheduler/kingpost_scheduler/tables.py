@@ -77,6 +77,8 @@ class DeploymentRecord(Base):
     cpu_millis: Mapped[int] = mapped_column(Integer, default=1000)
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=2 * 2**30)
     accelerator: Mapped[str] = mapped_column(String(32), default="")  # "H100:2", "" for none
+    # A replica of it has been READY: a load failure no longer fails it (0009).
+    has_served: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ReplicaRecord(Base):
@@ -92,6 +94,9 @@ class ReplicaRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The indices of its node's GPUs it holds (0005).
     gpus: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # How often its node restarted its runner, and whether it holds the next start back (0009).
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    crash_looping: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class NodeRecord(Base):
@@ -154,3 +159,32 @@ class JoinTokenRecord(Base):
     description: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+class ChainRecord(Base):
+    """A Chain: its Chainlets are models; the entrypoint's model (named like the chain) serves run_remote."""
+
+    __tablename__ = "chains"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    entrypoint_model_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChainDeploymentRecord(Base):
+    """One version of a Chain: its id is its entrypoint's deployment id; `chainlets` lists every
+    Chainlet's {name, model_id, deployment_id, is_entrypoint}."""
+
+    __tablename__ = "chain_deployments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chain_id: Mapped[str] = mapped_column(ForeignKey("chains.id", ondelete="CASCADE"), index=True)
+    is_development: Mapped[bool] = mapped_column(Boolean, default=False)
+    chainlets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class WebhookSecretRecord(Base):
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

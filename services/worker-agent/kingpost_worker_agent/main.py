@@ -19,6 +19,7 @@ from kingpost.errors import Unavailable
 from kingpost.bus.connection import shown_url
 from kingpost.v1 import agent_pb2_grpc
 
+from kingpost_worker_agent import metrics
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
 from kingpost_worker_agent.containment import Containment, ContainmentRequired
 from kingpost_worker_agent.heartbeat import heartbeat_loop
@@ -86,6 +87,7 @@ async def run(settings: AgentSettings, join_with: JoinWith | None = None) -> Non
         advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
         standby_runners=settings.standby_runners, containment=containment,
     )
+    metrics.watch_node(facts.node_id, supervisor.list)
     # Before the first heartbeat, so that it lists the runners an agent before this one left running.
     try:
         adopted = await supervisor.adopt()
@@ -100,7 +102,8 @@ async def run(settings: AgentSettings, join_with: JoinWith | None = None) -> Non
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(supervisor), server)
 
     async def heartbeats() -> None:
-        await heartbeat_loop(bus, facts, address, supervisor.running_ids, settings.heartbeat_interval_seconds)
+        await heartbeat_loop(bus, facts, address, supervisor.running_ids, settings.heartbeat_interval_seconds,
+                             metrics_address=metrics.advertised(settings.advertise_host, settings.metrics_port))
 
     async def on_stop() -> None:
         await supervisor.shutdown()

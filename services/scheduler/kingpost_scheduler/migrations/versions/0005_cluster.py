@@ -5,7 +5,7 @@ Existing deployments get truss's defaults (1 CPU, 2Gi, no accelerator), which is
 builder's summary says of a Truss that names no resources.
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision = "0005"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
