@@ -51,8 +51,21 @@ BUF_NPM := npm install --silent --prefix .tools @bufbuild/buf@$(BUF_VERSION) >/d
 	fi
 	@mkdir -p .tools && touch $@
 
-test: install .tools/node_modules/.bin/buf .tools/postgres
-	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" $(PY) -m pytest -q $(PYTEST_ARGS)
+# A CPU tritonserver for Triton deployments (from the nvidia-pytriton wheel on PyPI) and its Python
+# backend's environment, which must be a venv of Debian's python3.11 (src/kingpost/triton_install.py).
+.tools/triton/.installed: | install
+	@if [ ! -x /usr/bin/python3.11 ] || ! /usr/bin/python3.11 -c 'import venv, ensurepip' 2>/dev/null \
+	    || ! ls /usr/lib/x86_64-linux-gnu/libpython3.11.so.1* >/dev/null 2>&1; then \
+	  ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends python3.11 python3.11-venv libpython3.11 >/dev/null) \
+	  || { echo "cannot install Debian's python3.11, python3.11-venv and libpython3.11 (apt-get)"; exit 1; }; \
+	fi
+	$(PY) -m kingpost.triton_install .tools/triton
+	@touch $@
+
+test: install .tools/node_modules/.bin/buf .tools/postgres .tools/triton/.installed
+	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton" \
+	  $(PY) -m pytest -q $(PYTEST_ARGS)
 
 protos: install
 	$(PY) scripts/gen_protos.py
