@@ -36,10 +36,21 @@ from kingpost_router.slots import SlotQueue
 log = logging.getLogger(__name__)
 
 # Request metadata that matters to the model; everything else stays at the router.
-FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type"})
+FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type",
+                            # the V2 protocol's binary tensors: where the JSON header ends
+                            "inference-header-content-length"})
 
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
+
+
+def v2_path_of(request: object) -> str:
+    """The V2 call a request is (kingpost_router.v2_grpc's calls and V2Infer), "" for predict."""
+    if type(request) is inference_pb2.PredictRequest:
+        return ""
+    if type(request) is inference_pb2.V2InferRequest:
+        return f"/v2/models/{request.v2_model}/infer"  # type: ignore[attr-defined]
+    return getattr(request, "v2_path", "")
 
 
 class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -156,7 +167,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 waited_from = _monotonic()
                 replica = await self.activator.acquire(deployment, timeout)
                 timeout = max(0.001, timeout - (_monotonic() - waited_from))
-            to_runner = runner_pb2.RunnerPredictRequest(body=body)
+            to_runner = runner_pb2.RunnerPredictRequest(body=body, v2_path=v2_path_of(request))
             try:
                 forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, span)
                 async for chunk in forwarding:
@@ -182,6 +193,9 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             metrics.REQUESTS.observe(code, _perf_counter() - started)
             if span is not None:
                 tracing.finish(span, code)
+
+    # The KServe V2 REST infer call: Predict's path, with the runner told which V2 path it is.
+    V2Infer = Predict
 
     async def _retry(
         self,

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/inference.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x82\x01\n\x0ePredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\"\n\x04\x62ody\x18\x05 \x01(\x0b\x32\x14.google.api.HttpBody2\xf1\x03\n\x10InferenceService\x12\xdc\x03\n\x07Predict\x12\x1b.kingpost.v1.PredictRequest\x1a\x14.google.api.HttpBody\"\x9b\x03\x82\xd3\xe4\x93\x02\x94\x03\"//models/{model_id}/{target=development}/predict:\x04\x62odyZ6\"./models/{model_id}/{target=production}/predict:\x04\x62odyZ=\"5/models/{model_id}/environments/{environment}/predict:\x04\x62odyZ=\"5/models/{model_id}/deployment/{deployment_id}/predict:\x04\x62odyZ%\"\x1d/{target=development}/predict:\x04\x62odyZ$\"\x1c/{target=production}/predict:\x04\x62odyZ+\"#/environments/{environment}/predict:\x04\x62odyZ+\"#/deployment/{deployment_id}/predict:\x04\x62ody0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/inference.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x94\x01\n\x0eV2InferRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\x10\n\x08v2_model\x18\x05 \x01(\t\x12\"\n\x04\x62ody\x18\x06 \x01(\x0b\x32\x14.google.api.HttpBody\"\x82\x01\n\x0ePredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\"\n\x04\x62ody\x18\x05 \x01(\x0b\x32\x14.google.api.HttpBody2\xf5\x06\n\x10InferenceService\x12\xdc\x03\n\x07Predict\x12\x1b.kingpost.v1.PredictRequest\x1a\x14.google.api.HttpBody\"\x9b\x03\x82\xd3\xe4\x93\x02\x94\x03\"//models/{model_id}/{target=development}/predict:\x04\x62odyZ6\"./models/{model_id}/{target=production}/predict:\x04\x62odyZ=\"5/models/{model_id}/environments/{environment}/predict:\x04\x62odyZ=\"5/models/{model_id}/deployment/{deployment_id}/predict:\x04\x62odyZ%\"\x1d/{target=development}/predict:\x04\x62odyZ$\"\x1c/{target=production}/predict:\x04\x62odyZ+\"#/environments/{environment}/predict:\x04\x62odyZ+\"#/deployment/{deployment_id}/predict:\x04\x62ody0\x01\x12\x81\x03\n\x07V2Infer\x12\x1b.kingpost.v1.V2InferRequest\x1a\x14.google.api.HttpBody\"\xc0\x02\x82\xd3\xe4\x93\x02\xb9\x02\"B/models/{model_id}/{target=development}/v2/models/{v2_model}/infer:\x04\x62odyZI\"A/models/{model_id}/{target=production}/v2/models/{v2_model}/infer:\x04\x62odyZP\"H/models/{model_id}/environments/{environment}/v2/models/{v2_model}/infer:\x04\x62odyZP\"H/models/{model_id}/deployment/{deployment_id}/v2/models/{v2_model}/infer:\x04\x62ody0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INFERENCESERVICE'].methods_by_name['Predict']._loaded_options = None
   _globals['_INFERENCESERVICE'].methods_by_name['Predict']._serialized_options = b'\202\323\344\223\002\224\003\"//models/{model_id}/{target=development}/predict:\004bodyZ6\"./models/{model_id}/{target=production}/predict:\004bodyZ=\"5/models/{model_id}/environments/{environment}/predict:\004bodyZ=\"5/models/{model_id}/deployment/{deployment_id}/predict:\004bodyZ%\"\035/{target=development}/predict:\004bodyZ$\"\034/{target=production}/predict:\004bodyZ+\"#/environments/{environment}/predict:\004bodyZ+\"#/deployment/{deployment_id}/predict:\004body'
-  _globals['_PREDICTREQUEST']._serialized_start=102
-  _globals['_PREDICTREQUEST']._serialized_end=232
-  _globals['_INFERENCESERVICE']._serialized_start=235
-  _globals['_INFERENCESERVICE']._serialized_end=732
+  _globals['_INFERENCESERVICE'].methods_by_name['V2Infer']._loaded_options = None
+  _globals['_INFERENCESERVICE'].methods_by_name['V2Infer']._serialized_options = b'\202\323\344\223\002\271\002\"B/models/{model_id}/{target=development}/v2/models/{v2_model}/infer:\004bodyZI\"A/models/{model_id}/{target=production}/v2/models/{v2_model}/infer:\004bodyZP\"H/models/{model_id}/environments/{environment}/v2/models/{v2_model}/infer:\004bodyZP\"H/models/{model_id}/deployment/{deployment_id}/v2/models/{v2_model}/infer:\004body'
+  _globals['_V2INFERREQUEST']._serialized_start=102
+  _globals['_V2INFERREQUEST']._serialized_end=250
+  _globals['_PREDICTREQUEST']._serialized_start=253
+  _globals['_PREDICTREQUEST']._serialized_end=383
+  _globals['_INFERENCESERVICE']._serialized_start=386
+  _globals['_INFERENCESERVICE']._serialized_end=1271
 # @@protoc_insertion_point(module_scope)
