@@ -18,6 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 from pathlib import Path
 
 import grpc
@@ -62,9 +63,10 @@ def http_error(status: int, body: bytes) -> errors.KingpostError:
     return errors.ModelError(message, http_status=status if status >= 500 else 500)
 
 
-def json_outputs(body: bytes, header_length: str | None) -> tuple[bytes, dict[str, str]]:
+def json_outputs(body: bytes, header_length: str | None, path: str = "",
+                 inputs: dict[str, dict[str, dict[str, Any]]] | None = None) -> tuple[bytes, dict[str, str]]:
     """The V2 REST request with every output asked for as JSON (binary outputs would need a response
-    header to be read, which does not travel through the platform)."""
+    header to be read, which does not travel through the platform); its inputs checked."""
     split = int(header_length) if header_length else len(body)
     try:
         header = json.loads(body[:split])
@@ -72,6 +74,9 @@ def json_outputs(body: bytes, header_length: str | None) -> tuple[bytes, dict[st
         raise errors.InvalidArgument(f"the V2 request's JSON does not parse: {e}") from None
     if not isinstance(header, dict):
         raise errors.InvalidArgument("the V2 request must be a JSON object with \"inputs\"")
+    model = path.removeprefix("/v2/models/").split("/")[0]
+    if inputs and model in inputs:
+        check_inputs(model, header, inputs[model])
     header.setdefault("parameters", {})["binary_data_output"] = False
     for output in header.get("outputs") or []:
         if isinstance(output, dict) and isinstance(output.get("parameters"), dict):
@@ -83,12 +88,40 @@ def json_outputs(body: bytes, header_length: str | None) -> tuple[bytes, dict[st
     return text + body[split:], headers
 
 
+def check_inputs(model: str, request: dict[str, Any], declared: dict[str, dict[str, Any]]) -> None:
+    """A V2 JSON request's inputs against the model's metadata (Triton's GET /v2/models/{model}):
+    a wrong name or datatype is named here, as Triton would not always say (it answers some with a
+    500 about JSON parsing)."""
+    if not declared:
+        return
+    for i, tensor in enumerate(request.get("inputs") or []):
+        if not isinstance(tensor, dict):
+            raise errors.InvalidArgument(f"inputs[{i}]: must be an object with name, shape, datatype, data")
+        name = tensor.get("name")
+        if name not in declared:
+            raise errors.InvalidArgument(f"inputs[{i}]: model '{model}' has no input {name!r}; its inputs are "
+                                         f"{', '.join(sorted(declared))}")
+        want = declared[name].get("datatype")
+        if want and tensor.get("datatype") != want:
+            raise errors.InvalidArgument(f"inputs[{i}] ({name}): datatype {tensor.get('datatype')!r}, but model "
+                                         f"'{model}' takes {want}")
+
+
 class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
     def __init__(self, models: list[str], http: LocalHttp, channel: grpc.aio.Channel) -> None:
         self.models = models
         self.http = http
         self.channel = channel
         self.ready = False
+        # Each model's inputs by name, as Triton describes them (read once it is ready).
+        self.inputs: dict[str, dict[str, dict[str, Any]]] = {}
+
+    async def read_metadata(self) -> None:
+        for model in self.models:
+            response = await self.http.request("GET", f"/v2/models/{model}", timeout=10.0)
+            if response.status == 200:
+                metadata = json.loads(response.body)
+                self.inputs[model] = {t["name"]: t for t in metadata.get("inputs") or [] if "name" in t}
 
     @abort_on_error
     async def Ready(self, request: runner_pb2.ReadyRequest, context: grpc.aio.ServicerContext
@@ -122,7 +155,7 @@ class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
             if path:
                 if not path.startswith("/v2/models/"):
                     raise errors.NotFound(f"{path}: a Triton deployment serves /v2/models/{{model}}/infer")
-                body, headers = json_outputs(request.body.data, metadata.get(HEADER_LENGTH))
+                body, headers = json_outputs(request.body.data, metadata.get(HEADER_LENGTH), path, self.inputs)
             else:
                 path, body, headers = self._predict(request.body)
             response = await self.http.request("POST", path, body, headers)
@@ -152,6 +185,7 @@ class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
             name = self.models[0]
         if name not in self.models:
             raise errors.NotFound(f"no model {name!r} in this repository; it serves {', '.join(self.models)}")
+        check_inputs(name, request, self.inputs.get(name, {}))
         return f"/v2/models/{name}/infer", json.dumps(request).encode(), {"Content-Type": JSON}
 
     async def _grpc(self, path: str, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -202,6 +236,7 @@ async def serve(truss_dir: Path, host: str, port: int) -> int:
             log.error("Model failed to load: %s", exc)
             stopping.cancel()
             return 1
+        await servicer.read_metadata()
         servicer.ready = True
         log.info("tritonserver ready in %.2f s: %s", time.perf_counter() - started, ", ".join(models))
         await stopping

@@ -1,0 +1,197 @@
+"""A Triton model repository through the whole platform, served by a real tritonserver on the CPU.
+
+`kingpost push` of tests/trusses/triton_add_sub (a Python-backend model with dynamic batching), then
+the three faces a user calls it by, each through Envoy and the router: predict with V2 JSON, the V2
+REST protocol with tritonclient's HTTP client (binary tensors included), and V2 gRPC with
+tritonclient's gRPC client; Triton's refusals as 400s with Triton's words; scale to zero and back;
+and a repository Triton rejects ends FAILED with Triton's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
+from tritonclient.utils import InferenceServerException
+
+from kingpost.triton_install import HOME_ENV, TritonHome
+from tests.e2e.test_truss_compat import TRUSSES, Platform
+from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+REPO_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "triton"
+A = np.array([[1, 2, 3, 4]], dtype=np.float32)
+B = np.array([[10, 10, 10, 10]], dtype=np.float32)
+
+
+def triton_home() -> Path:
+    root = Path(os.environ.get(HOME_ENV) or REPO_TOOLS)
+    missing = TritonHome(root).missing()
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no tritonserver under CI: {missing} (make test installs it)")
+        pytest.skip(f"no tritonserver: {missing}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    home_dir = triton_home()
+    home = tmp_path_factory.mktemp("triton") / "home"
+    rest, grpc = free_port(), free_port()
+    up = Up(home, rest, grpc, env={HOME_ENV: str(home_dir)})
+    seen: dict[int, str] = {}
+    try:
+        up.wait_for_curl()
+        platform = Platform(home, rest, grpc)
+        yield platform
+        platform.http.close()
+        seen = descendants(up.process.pid)
+        assert up.stop() == 0
+    finally:
+        if up.process.poll() is None or any(proc_stat(p) for p in seen):
+            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
+
+
+@pytest.fixture(scope="module")
+def deployment(platform: Platform) -> tuple[str, str]:
+    result = platform.push("triton_add_sub", "--publish")
+    assert result["deployment"]["status"] == "ACTIVE", result
+    return result["model"]["id"], result["deployment"]["id"]
+
+
+@pytest.fixture(scope="module")
+def add_sub(deployment: tuple[str, str]) -> str:
+    """The published deployment's REST prefix (/models/{id}/deployment/{id})."""
+    return f"/models/{deployment[0]}/deployment/{deployment[1]}"
+
+
+def cli(platform: Platform, *args: str) -> dict[str, Any]:
+    done = run_cli(platform.home, *args, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def v2_json(a: np.ndarray, b: np.ndarray, **extra: Any) -> dict[str, Any]:
+    return {"inputs": [{"name": "INPUT0", "shape": list(a.shape), "datatype": "FP32", "data": a.ravel().tolist()},
+                       {"name": "INPUT1", "shape": list(b.shape), "datatype": "FP32", "data": b.ravel().tolist()}],
+            **extra}
+
+
+def grpc_infer(platform: Platform, deployment: tuple[str, str], a: np.ndarray = A, b: np.ndarray = B,
+               name: str = "INPUT0") -> triton_grpc.InferResult:
+    with triton_grpc.InferenceServerClient(platform.grpc_address) as client:
+        inputs = [triton_grpc.InferInput(name, list(a.shape), "FP32"),
+                  triton_grpc.InferInput("INPUT1", list(b.shape), "FP32")]
+        inputs[0].set_data_from_numpy(a)
+        inputs[1].set_data_from_numpy(b)
+        return client.infer("add_sub", inputs, headers={"kingpost-model": deployment[0], "kingpost-deployment": deployment[1],
+                                                        "authorization": f"Api-Key {platform.key}"},
+                            client_timeout=120)
+
+
+def test_predict_takes_v2_json_and_refuses_bad_tensors_with_tritons_words(platform: Platform, add_sub: str
+                                                                          ) -> None:
+    reply = platform.http.post(f"{add_sub}/predict", json=v2_json(A, B))
+    assert reply.status_code == 200, reply.text
+    outputs = {o["name"]: o for o in reply.json()["outputs"]}
+    assert outputs["OUTPUT0"]["data"] == [11, 12, 13, 14] and outputs["OUTPUT1"]["shape"] == [1, 4]
+    wrong_name = v2_json(A, B)
+    wrong_name["inputs"][0]["name"] = "INPUTX"
+    refused = platform.http.post(f"{add_sub}/predict", json=wrong_name)
+    assert refused.status_code == 400 and "INPUTX" in refused.json()["error"], refused.text
+    wrong_dtype = v2_json(A, B)
+    wrong_dtype["inputs"][1]["datatype"] = "INT32"
+    refused = platform.http.post(f"{add_sub}/predict", json=wrong_dtype)
+    assert refused.status_code == 400 and "INT32" in refused.json()["error"], refused.text
+    wrong_shape = v2_json(np.ones((1, 3), np.float32), np.ones((1, 3), np.float32))
+    refused = platform.http.post(f"{add_sub}/predict", json=wrong_shape)
+    assert refused.status_code == 400 and "shape" in refused.json()["error"], refused.text
+
+
+def test_tritonclient_http_speaks_v2_rest_through_kingpost(platform: Platform, add_sub: str) -> None:
+    url = platform.url.removeprefix("http://") + add_sub
+    client = triton_http.InferenceServerClient(url, network_timeout=120)
+    try:
+        inputs = [triton_http.InferInput("INPUT0", [1, 4], "FP32"), triton_http.InferInput("INPUT1", [1, 4], "FP32")]
+        inputs[0].set_data_from_numpy(A)  # binary tensors, tritonclient's default
+        inputs[1].set_data_from_numpy(B, binary_data=False)
+        result = client.infer("add_sub", inputs, headers={"Authorization": f"Api-Key {platform.key}"})
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), A + B)
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), A - B)
+        with pytest.raises(InferenceServerException, match="no model 'nosuch'|nosuch"):
+            client.infer("nosuch", inputs, headers={"Authorization": f"Api-Key {platform.key}"})
+    finally:
+        client.close()
+
+
+def test_tritonclient_grpc_speaks_v2_grpc_through_kingpost(platform: Platform, deployment: tuple[str, str]
+                                                           ) -> None:
+    result = grpc_infer(platform, deployment)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), A + B)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), A - B)
+    with pytest.raises(InferenceServerException, match="INPUTX") as refused:
+        grpc_infer(platform, deployment, name="INPUTX")
+    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+    with triton_grpc.InferenceServerClient(platform.grpc_address) as client:  # no kingpost-model: named
+        inputs = [triton_grpc.InferInput("INPUT0", [1, 4], "FP32")]
+        inputs[0].set_data_from_numpy(A)
+        with pytest.raises(InferenceServerException, match="kingpost-model"):
+            client.infer("add_sub", inputs, headers={"authorization": f"Api-Key {platform.key}"})
+
+
+def test_a_truss_answers_v2_calls_with_404(platform: Platform) -> None:
+    echo = platform.push("echo")["model"]["id"]
+    reply = platform.http.post(f"/models/{echo}/development/v2/models/x/infer", json=v2_json(A, B))
+    assert reply.status_code == 404 and "Triton" in reply.json()["error"], reply.text
+
+
+def test_scales_to_zero_and_a_v2_grpc_call_wakes_it(platform: Platform, deployment: tuple[str, str]) -> None:
+    model_id, deployment_id = deployment
+    reply = cli(platform, "autoscaling", "set", model_id, "--deployment", deployment_id, "--min-replica=0",
+                "--autoscaling-window=10", "--scale-down-delay=3")
+    assert reply["status"] == "ACCEPTED", reply
+    deadline = time.monotonic() + 120
+    while cli(platform, "autoscaling", "get", model_id, "--deployment", deployment_id)["status"] != "SCALED_TO_ZERO":
+        assert time.monotonic() < deadline, "never scaled to zero"
+        time.sleep(0.5)
+    started = time.monotonic()
+    result = grpc_infer(platform, deployment)  # held through tritonserver's cold start, then answered
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), A + B)
+    print(f"cold start through a V2 gRPC call: {time.monotonic() - started:.2f} s")
+
+
+def test_a_repository_triton_rejects_ends_failed_with_tritons_message(platform: Platform, tmp_path: Path
+                                                                      ) -> None:
+    repo = tmp_path / "nobackend"
+    shutil.copytree(TRUSSES / "triton_add_sub", repo)
+    (repo / "config.yaml").unlink()  # optional: the model is named after the folder
+    config = repo / "add_sub" / "config.pbtxt"
+    config.write_text(config.read_text().replace('backend: "python"', 'backend: "nosuchbackend"'))
+    done = run_cli(platform.home, "push", str(repo), "--publish", "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "nosuchbackend" in done.stdout + done.stderr
+    failed = cli(platform, "deployments", "list", "nobackend")["deployments"][0]
+    assert failed["status"] == "FAILED"
+    shown = json.dumps(cli(platform, "deployments", "get", "nobackend", failed["id"]))
+    assert "Triton could not load model 'add_sub'" in shown and "nosuchbackend" in shown, shown
+
+
+def test_a_config_pbtxt_that_does_not_parse_fails_the_push_naming_file_and_line(platform: Platform,
+                                                                                tmp_path: Path) -> None:
+    repo = tmp_path / "broken"
+    shutil.copytree(TRUSSES / "triton_add_sub", repo)
+    (repo / "add_sub" / "config.pbtxt").write_text('name: "add_sub"\nbackend: "python"\nmax_batch_size: x\n')
+    done = run_cli(platform.home, "push", str(repo))
+    assert done.returncode == 1
+    assert "add_sub/config.pbtxt does not parse: 3:" in done.stderr and "Traceback" not in done.stderr
