@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
-import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from kingpost.triton_install import HOME_ENV, TritonHome
@@ -120,6 +119,8 @@ def test_predict_takes_v2_json_and_refuses_bad_tensors_with_tritons_words(platfo
 
 
 def test_tritonclient_http_speaks_v2_rest_through_kingpost(platform: Platform, add_sub: str) -> None:
+    import tritonclient.http as triton_http  # here: it loads gevent, which no other test needs
+
     url = platform.url.removeprefix("http://") + add_sub
     client = triton_http.InferenceServerClient(url, network_timeout=120)
     try:
@@ -195,3 +196,13 @@ def test_a_config_pbtxt_that_does_not_parse_fails_the_push_naming_file_and_line(
     done = run_cli(platform.home, "push", str(repo))
     assert done.returncode == 1
     assert "add_sub/config.pbtxt does not parse: 3:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_deployments_get_shows_the_models_and_their_dynamic_batcher(platform: Platform,
+                                                                   deployment: tuple[str, str]) -> None:
+    shown = cli(platform, "deployments", "get", *deployment)
+    assert shown["triton"] == ("add_sub: backend python, versions 1, max_batch_size 64, "
+                               "dynamic_batching {max_queue_delay_microseconds: 1000}"), shown
+    assert shown["predict_concurrency"] == 64  # Triton queues and batches; the router does not hold back
+    text = run_cli(platform.home, "deployments", "get", *deployment)
+    assert "triton: add_sub: backend python" in text.stdout, text.stdout + text.stderr

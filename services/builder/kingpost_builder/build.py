@@ -63,6 +63,7 @@ class BuildWork:
     dependencies: str = ""  # the dependency artifact's digest; "" = none
     dependencies_cached: bool = False
     system: str = ""  # the system layer's digest; "" = none
+    triton: str = ""  # a Triton model repository's summary; "" = a Truss
     log: list[LogEntry] = field(default_factory=list)
     _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -129,7 +130,8 @@ def validate_triton_repository(work: BuildWork) -> None:
     for warning in work.parsed.warnings:
         work.warn(warning)
     config = work.config
-    work.info(f"Triton model repository is valid: {repository.summary()}")
+    work.triton = repository.summary()
+    work.info(f"Triton model repository is valid: {work.triton}")
     work.info(f"config.yaml: cpu {config.resources.cpu}, memory {config.resources.memory}, "
               f"predict_concurrency {config.runtime.predict_concurrency}")
 
