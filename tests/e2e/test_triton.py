@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
+import msgpack_numpy
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
@@ -99,7 +101,7 @@ def grpc_infer(platform: Platform, deployment: tuple[str, str], a: np.ndarray = 
                             client_timeout=120)
 
 
-def test_predict_takes_v2_json_and_refuses_bad_tensors_with_tritons_words(platform: Platform, add_sub: str
+def test_predict_takes_v2_json_and_msgpack_and_refuses_bad_tensors_with_tritons_words(platform: Platform, add_sub: str
                                                                           ) -> None:
     reply = platform.http.post(f"{add_sub}/predict", json=v2_json(A, B))
     assert reply.status_code == 200, reply.text
@@ -113,6 +115,12 @@ def test_predict_takes_v2_json_and_refuses_bad_tensors_with_tritons_words(platfo
     wrong_dtype["inputs"][1]["datatype"] = "INT32"
     refused = platform.http.post(f"{add_sub}/predict", json=wrong_dtype)
     assert refused.status_code == 400 and "INT32" in refused.json()["error"], refused.text
+    packed = msgpack.packb({"inputs": {"INPUT0": A, "INPUT1": B}}, default=msgpack_numpy.encode)
+    reply = platform.http.post(f"{add_sub}/predict", content=packed,
+                               headers={"Content-Type": "application/octet-stream"})
+    assert reply.status_code == 200, reply.text
+    outputs = msgpack.unpackb(reply.content, object_hook=msgpack_numpy.decode)["outputs"]
+    np.testing.assert_array_equal(outputs["OUTPUT0"], A + B)  # numpy arrays back, no base64
     wrong_shape = v2_json(np.ones((1, 3), np.float32), np.ones((1, 3), np.float32))
     refused = platform.http.post(f"{add_sub}/predict", json=wrong_shape)
     assert refused.status_code == 400 and "shape" in refused.json()["error"], refused.text

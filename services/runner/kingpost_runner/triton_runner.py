@@ -30,12 +30,14 @@ from kingpost.triton_install import find_home
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 from kingpost.wire_limits import MESSAGE_LIMITS
 
-from kingpost_runner import triton_process
+from kingpost_runner import triton_process, v2_msgpack
 from kingpost_runner.local_http import LocalHttp
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+OCTET_STREAM = "application/octet-stream"
+MSGPACK_TYPES = frozenset({OCTET_STREAM, "application/msgpack", "application/x-msgpack"})
 GRPC_PREFIX = "/inference.GRPCInferenceService/"
 HEADER_LENGTH = "inference-header-content-length"
 NOT_READY = "tritonserver is not ready yet"
@@ -45,6 +47,10 @@ _GRPC_ERRORS = {
     grpc.StatusCode.NOT_FOUND: errors.NotFound,
     grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
 }
+
+
+def _media_type(content_type: str) -> str:
+    return (content_type or JSON).split(";")[0].strip().lower()
 
 
 def model_names(repository: Path) -> list[str]:
@@ -156,6 +162,14 @@ class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
                 if not path.startswith("/v2/models/"):
                     raise errors.NotFound(f"{path}: a Triton deployment serves /v2/models/{{model}}/infer")
                 body, headers = json_outputs(request.body.data, metadata.get(HEADER_LENGTH), path, self.inputs)
+            elif _media_type(request.body.content_type) in MSGPACK_TYPES:
+                path, body, headers = self._predict_msgpack(request.body.data)
+                response = await self.http.request("POST", path, body, headers)
+                if response.status != 200:
+                    raise http_error(response.status, response.body)
+                data = v2_msgpack.response(response.body, response.headers.get(HEADER_LENGTH))
+                yield httpbody_pb2.HttpBody(content_type=OCTET_STREAM, data=data)
+                return
             else:
                 path, body, headers = self._predict(request.body)
             response = await self.http.request("POST", path, body, headers)
@@ -165,11 +179,28 @@ class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
         except errors.KingpostError as e:
             await grpc_abort(context, e)
 
+    def _model(self, name: str | None) -> str:
+        if name is None:
+            if len(self.models) != 1:
+                raise errors.InvalidArgument(f"this repository serves {', '.join(self.models)}: name one "
+                                             "with \"model_name\"")
+            return self.models[0]
+        if name not in self.models:
+            raise errors.NotFound(f"no model {name!r} in this repository; it serves {', '.join(self.models)}")
+        return name
+
+    def _predict_msgpack(self, data: bytes) -> tuple[str, bytes, dict[str, str]]:
+        named, body, header_length = v2_msgpack.request(data)
+        name = self._model(named)
+        check_inputs(name, json.loads(body[:header_length]), self.inputs.get(name, {}))
+        return (f"/v2/models/{name}/infer", body,
+                {"Content-Type": OCTET_STREAM, "Inference-Header-Content-Length": str(header_length)})
+
     def _predict(self, body: httpbody_pb2.HttpBody) -> tuple[str, bytes, dict[str, str]]:
-        content_type = (body.content_type or JSON).split(";")[0].strip()
+        content_type = _media_type(body.content_type)
         if content_type != JSON:
-            raise errors.InvalidArgument(f"a Triton deployment's predict takes V2 JSON, not {content_type} "
-                                         "(or use the V2 protocol: /v2/models/{model}/infer, or gRPC)")
+            raise errors.InvalidArgument(f"a Triton deployment's predict takes V2 JSON or msgpack "
+                                         f"(application/octet-stream), not {content_type}")
         try:
             request = json.loads(body.data)
         except ValueError as e:
@@ -177,14 +208,7 @@ class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
             raise errors.InvalidArgument('a Triton deployment takes {"inputs": [{"name", "shape", "datatype", '
                                          '"data"}, ...]} (V2 JSON)')
-        name = request.pop("model_name", None)
-        if name is None:
-            if len(self.models) != 1:
-                raise errors.InvalidArgument(f"this repository serves {', '.join(self.models)}: name one "
-                                             "with \"model_name\"")
-            name = self.models[0]
-        if name not in self.models:
-            raise errors.NotFound(f"no model {name!r} in this repository; it serves {', '.join(self.models)}")
+        name = self._model(request.pop("model_name", None))
         check_inputs(name, request, self.inputs.get(name, {}))
         return f"/v2/models/{name}/infer", json.dumps(request).encode(), {"Content-Type": JSON}
 

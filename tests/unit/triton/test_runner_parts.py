@@ -81,3 +81,27 @@ def test_a_v2_grpc_call_is_routed_by_its_metadata() -> None:
     assert call.body.data == b"raw"
     with pytest.raises(errors.InvalidArgument, match="kingpost-model"):
         v2_grpc.call_of("ModelInfer", b"raw", ())
+
+
+def test_msgpack_numpy_arrays_become_binary_v2_tensors_and_back() -> None:
+    import msgpack
+    import msgpack_numpy
+    import numpy as np
+
+    from kingpost_runner import v2_msgpack
+
+    a = np.arange(4, dtype=np.float32).reshape(1, 4)
+    model, body, length = v2_msgpack.request(msgpack.packb({"inputs": {"INPUT0": a}}, default=msgpack_numpy.encode))
+    header = json.loads(body[:length])
+    assert model is None and body[length:] == a.tobytes()
+    assert header["inputs"] == [{"name": "INPUT0", "shape": [1, 4], "datatype": "FP32",
+                                 "parameters": {"binary_data_size": 16}}]
+    answer = json.dumps({"model_name": "m", "model_version": "1", "outputs": [
+        {"name": "OUTPUT0", "datatype": "FP32", "shape": [1, 4], "parameters": {"binary_data_size": 16}}]}).encode()
+    reply = msgpack.unpackb(v2_msgpack.response(answer + (a * 2).tobytes(), str(len(answer))),
+                            object_hook=msgpack_numpy.decode)
+    np.testing.assert_array_equal(reply["outputs"]["OUTPUT0"], a * 2)
+    with pytest.raises(errors.InvalidArgument, match=r"inputs.INPUT0: dtype '\|O'|inputs.INPUT0: must be"):
+        v2_msgpack.request(msgpack.packb({"inputs": {"INPUT0": [1, 2]}}))
+    with pytest.raises(errors.InvalidArgument, match="not msgpack"):
+        v2_msgpack.request(b"\xc1")
