@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,34 @@ def test_deployments_get_shows_the_models_and_their_dynamic_batcher(platform: Pl
     assert shown["predict_concurrency"] == 64  # Triton queues and batches; the router does not hold back
     text = run_cli(platform.home, "deployments", "get", *deployment)
     assert "triton: add_sub: backend python" in text.stdout, text.stdout + text.stderr
+
+
+def test_a_decoupled_model_streams_through_the_router_response_by_response(platform: Platform) -> None:
+    result = platform.push(TRUSSES / "triton_stream")  # no config.yaml: named after its folder
+    model_id = result["model"]["id"]
+    arrived: list[tuple[float, Any]] = []
+    done = threading.Event()
+
+    def on_response(result: Any, error: Any) -> None:
+        if error is not None:
+            arrived.append((time.monotonic(), error))
+            done.set()
+            return
+        final = result.get_response().parameters.get("triton_final_response")
+        if final is not None and final.bool_param:
+            done.set()
+            return
+        arrived.append((time.monotonic(), int(result.as_numpy("OUT")[0])))
+
+    with triton_grpc.InferenceServerClient(platform.grpc_address) as client:
+        client.start_stream(on_response, headers={"kingpost-model": model_id, "kingpost-target": "development",
+                                                  "authorization": f"Api-Key {platform.key}"})
+        n = triton_grpc.InferInput("N", [1], "INT32")
+        n.set_data_from_numpy(np.array([4], dtype=np.int32))
+        started = time.monotonic()
+        client.async_stream_infer("countdown", [n], enable_empty_final_response=True)
+        assert done.wait(60), arrived
+        client.stop_stream()
+    assert [value for _, value in arrived] == [0, 1, 2, 3], arrived
+    # each response as the model sent it (0.3 s apart), not all at the end
+    assert arrived[0][0] - started < arrived[-1][0] - started - 0.6, [t - started for t, _ in arrived]

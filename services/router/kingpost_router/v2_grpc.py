@@ -8,13 +8,15 @@ Triton, naming the kingpost model in metadata:
                                                  (optional; production by default)
     authorization: Api-Key <key>
 
-`ModelInfer` goes the way of every predict (resolve, canary split, hold at zero, a slot, forward):
+`ModelInfer` (and each request of a `ModelStreamInfer` stream, whose responses stream back as a
+decoupled model sends them) goes the way of every predict (resolve, canary split, hold at zero, a slot, forward):
 its request stays serialized bytes end to end, and the replica's runner hands them to its
 tritonserver. The request's `model_name` is the model inside the deployment's repository.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -25,6 +27,7 @@ from kingpost.grpc_status import grpc_abort
 
 SERVICE = "inference.GRPCInferenceService"
 METHODS = ("ModelInfer",)
+STREAM_METHOD = "ModelStreamInfer"
 MODEL_KEY = "kingpost-model"
 ENVIRONMENT_KEY = "kingpost-environment"
 DEPLOYMENT_ID_KEY = "kingpost-deployment"
@@ -66,4 +69,19 @@ def handler(router) -> grpc.GenericRpcHandler:  # router: RouterServicer (no imp
 
         return grpc.unary_unary_rpc_method_handler(call, request_deserializer=None, response_serializer=None)
 
-    return grpc.method_handlers_generic_handler(SERVICE, {m: unary(m) for m in METHODS})
+    async def stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """ModelStreamInfer: each request in turn, each of its responses passed on as it comes (a
+        decoupled model's many, chunk by chunk)."""
+        metadata = tuple(context.invocation_metadata() or ())
+        async for data in requests:
+            try:
+                v2 = call_of(STREAM_METHOD, data, metadata)
+            except InvalidArgument as e:
+                await grpc_abort(context, e)
+            async for chunk in router.Predict(v2, context):
+                yield chunk.data
+
+    handlers = {m: unary(m) for m in METHODS}
+    handlers[STREAM_METHOD] = grpc.stream_stream_rpc_method_handler(
+        stream, request_deserializer=None, response_serializer=None)
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)

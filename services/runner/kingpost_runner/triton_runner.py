@@ -30,7 +30,7 @@ from kingpost.triton_install import find_home
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 from kingpost.wire_limits import MESSAGE_LIMITS
 
-from kingpost_runner import triton_process, v2_msgpack
+from kingpost_runner import triton_process, v2_msgpack, v2_stream
 from kingpost_runner.local_http import LocalHttp
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
 MSGPACK_TYPES = frozenset({OCTET_STREAM, "application/msgpack", "application/x-msgpack"})
 GRPC_PREFIX = "/inference.GRPCInferenceService/"
+STREAM_INFER = GRPC_PREFIX + "ModelStreamInfer"
 HEADER_LENGTH = "inference-header-content-length"
 NOT_READY = "tritonserver is not ready yet"
 
@@ -153,6 +154,10 @@ class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
             if not self.ready:
                 raise errors.Unavailable(NOT_READY)
             path = request.v2_path
+            if path == STREAM_INFER:
+                async for data in self._stream(request.body.data, context):
+                    yield httpbody_pb2.HttpBody(content_type=request.body.content_type, data=data)
+                return
             if path.startswith(GRPC_PREFIX):
                 data = await self._grpc(path, request.body.data, context)
                 yield httpbody_pb2.HttpBody(content_type=request.body.content_type, data=data)
@@ -211,6 +216,29 @@ class TritonServicer(runner_pb2_grpc.RunnerServiceServicer):
         name = self._model(request.pop("model_name", None))
         check_inputs(name, request, self.inputs.get(name, {}))
         return f"/v2/models/{name}/infer", json.dumps(request).encode(), {"Content-Type": JSON}
+
+    async def _stream(self, data: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """One request's responses from a `ModelStreamInfer` stream, each passed on as it comes: a
+        decoupled model's many, until Triton's final one (v2_stream says how that is told)."""
+        asked = v2_stream.asks_final(data)
+        call = self.channel.stream_stream(STREAM_INFER, request_serializer=None, response_deserializer=None)(
+            timeout=context.time_remaining())
+        try:
+            await call.write(data if asked else v2_stream.with_final_response(data))
+            await call.done_writing()
+            async for response in call:
+                final = v2_stream.is_final(response)
+                if asked or not final or v2_stream.has_content(response):  # not the final we asked for
+                    yield response
+                if final:
+                    return
+        except grpc.aio.AioRpcError as e:
+            error = _GRPC_ERRORS.get(e.code())
+            if error is not None:
+                raise error(e.details() or "") from None
+            raise errors.ModelError(f"tritonserver: {e.code().name}: {e.details()}") from None
+        finally:
+            call.cancel()
 
     async def _grpc(self, path: str, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
         call = self.channel.unary_unary(path, request_serializer=None, response_deserializer=None)

@@ -105,3 +105,26 @@ def test_msgpack_numpy_arrays_become_binary_v2_tensors_and_back() -> None:
         v2_msgpack.request(msgpack.packb({"inputs": {"INPUT0": [1, 2]}}))
     with pytest.raises(errors.InvalidArgument, match="not msgpack"):
         v2_msgpack.request(b"\xc1")
+
+
+def test_a_stream_request_asks_for_the_final_response_that_ends_its_responses() -> None:
+    from tritonclient.grpc import service_pb2
+
+    from kingpost_runner import v2_stream
+
+    request = service_pb2.ModelInferRequest(model_name="countdown")
+    request.parameters["priority"].int64_param = 3
+    data = request.SerializeToString()
+    assert not v2_stream.asks_final(data)
+    asked = v2_stream.with_final_response(data)
+    parsed = service_pb2.ModelInferRequest.FromString(asked)  # still Triton's message, one key more
+    assert parsed.parameters["triton_enable_empty_final_response"].bool_param is True
+    assert parsed.parameters["priority"].int64_param == 3 and v2_stream.asks_final(asked)
+
+    output = service_pb2.ModelStreamInferResponse()
+    output.infer_response.outputs.add(name="OUT", datatype="INT32")
+    final = service_pb2.ModelStreamInferResponse()
+    final.infer_response.parameters["triton_final_response"].bool_param = True
+    error = service_pb2.ModelStreamInferResponse(error_message="bad input")
+    assert [v2_stream.is_final(m.SerializeToString()) for m in (output, final, error)] == [False, True, True]
+    assert [v2_stream.has_content(m.SerializeToString()) for m in (output, final, error)] == [True, False, True]
