@@ -13,16 +13,19 @@ import json
 import os
 import shutil
 import threading
+import tomllib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgpack
 import msgpack_numpy
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
 from kingpost.triton_install import HOME_ENV, TritonHome
@@ -246,3 +249,18 @@ def test_a_decoupled_model_streams_through_the_router_response_by_response(platf
     assert [value for _, value in arrived] == [0, 1, 2, 3], arrived
     # each response as the model sent it (0.3 s apart), not all at the end
     assert arrived[0][0] - started < arrived[-1][0] - started - 0.6, [t - started for t, _ in arrived]
+
+
+def test_tritons_own_metrics_reach_the_agents_metrics_with_the_deployments_labels(
+        platform: Platform, deployment: tuple[str, str]) -> None:
+    for _ in range(3):
+        grpc_infer(platform, deployment)
+    port = tomllib.loads((platform.home / "run" / "agent.toml").read_text())["metrics_port"]
+    labels = {"model_id": deployment[0], "deployment_id": deployment[1], "model": "add_sub", "version": "1"}
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if labels.items() <= sample.labels.items():
+                found[sample.name] = found.get(sample.name, 0) + sample.value
+    assert found.get("nv_inference_request_success", 0) >= 3, found
+    assert found.get("nv_inference_exec_count", 0) >= 1 and "nv_inference_count" in found, found

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ GRPC_PREFIX = "/inference.GRPCInferenceService/"
 STREAM_INFER = GRPC_PREFIX + "ModelStreamInfer"
 HEADER_LENGTH = "inference-header-content-length"
 NOT_READY = "tritonserver is not ready yet"
+METRICS_PORT_FILE = "kingpost-triton-metrics-port"  # kingpost_worker_agent.triton_metrics reads it
 
 _GRPC_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -263,6 +265,8 @@ async def serve(truss_dir: Path, host: str, port: int) -> int:
     models = model_names(truss_dir)
     started = time.perf_counter()
     proc, ports = triton_process.start(home, truss_dir, models)
+    if os.environ.get("TMPDIR"):  # the replica's working area: the agent reads Triton's metrics port here
+        Path(os.environ["TMPDIR"], METRICS_PORT_FILE).write_text(str(ports.metrics))
     http = LocalHttp("127.0.0.1", ports.http)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports.grpc}", options=MESSAGE_LIMITS)
     servicer = TritonServicer(models, http, channel)

@@ -128,3 +128,24 @@ def test_a_stream_request_asks_for_the_final_response_that_ends_its_responses() 
     error = service_pb2.ModelStreamInferResponse(error_message="bad input")
     assert [v2_stream.is_final(m.SerializeToString()) for m in (output, final, error)] == [False, True, True]
     assert [v2_stream.has_content(m.SerializeToString()) for m in (output, final, error)] == [True, False, True]
+
+
+def test_tritons_metrics_of_several_replicas_merge_into_one_family_each_labelled(tmp_path: Path) -> None:
+    from kingpost_worker_agent.replica_state import ReplicaSpec
+    from kingpost_worker_agent.triton_metrics import PORT_FILE, TritonCollector
+
+    text = ("# HELP nv_inference_count Number of inferences performed\n# TYPE nv_inference_count counter\n"
+            'nv_inference_count{model="add_sub",version="1"} 7\n')
+    areas = []
+    for i in range(3):
+        area = tmp_path / f"rep_{i}"
+        area.mkdir()
+        if i < 2:  # the third is a Truss: no port file
+            (area / PORT_FILE).write_text(str(9000 + i))
+        areas.append((ReplicaSpec(f"rep_{i}", "dep_1", "mdl_1"), area))
+    collected = list(TritonCollector(lambda: areas, fetch=lambda port: text if port == 9000 else None).collect())
+    (family,) = collected
+    assert family.name == "nv_inference_count" and family.type == "counter"
+    assert [(s.labels, s.value) for s in family.samples] == [
+        ({"model": "add_sub", "version": "1", "model_id": "mdl_1", "deployment_id": "dep_1",
+          "replica_id": "rep_0"}, 7.0)]
