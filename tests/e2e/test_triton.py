@@ -264,3 +264,62 @@ def test_tritons_own_metrics_reach_the_agents_metrics_with_the_deployments_label
                 found[sample.name] = found.get(sample.name, 0) + sample.value
     assert found.get("nv_inference_request_success_total", 0) >= 3, found  # Triton's counters, as counters
     assert found.get("nv_inference_exec_count_total", 0) >= 1 and "nv_inference_count_total" in found, found
+
+
+def versioned_repo(tmp_path: Path, offset: int) -> Path:
+    """The example with OUTPUT0 = INPUT0 + INPUT1 + offset: which deployment answered shows."""
+    repo = tmp_path / f"canary{offset}"
+    shutil.copytree(TRUSSES / "triton_add_sub", repo)
+    (repo / "config.yaml").write_text("model_name: triton-canary\n")
+    model = repo / "add_sub" / "1" / "model.py"
+    model.write_text(model.read_text().replace('pb_utils.Tensor("OUTPUT0", a + b)',
+                                               f'pb_utils.Tensor("OUTPUT0", a + b + {offset})'))
+    return repo
+
+
+def test_a_triton_deployment_takes_part_in_a_canary_promotion(platform: Platform, tmp_path: Path) -> None:
+    d1 = platform.push(versioned_repo(tmp_path, 100), "--publish")
+    d2 = platform.push(versioned_repo(tmp_path, 200), "--publish")
+    model_id = d1["model"]["id"]
+    cli(platform, "deployments", "promote", model_id, d1["deployment"]["id"])
+    answers: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:  # V2 gRPC to production, as a Triton user calls it
+        with triton_grpc.InferenceServerClient(platform.grpc_address) as client:
+            while not stop.is_set():
+                inputs = [triton_grpc.InferInput("INPUT0", [1, 4], "FP32"),
+                          triton_grpc.InferInput("INPUT1", [1, 4], "FP32")]
+                inputs[0].set_data_from_numpy(A)
+                inputs[1].set_data_from_numpy(B)
+                try:
+                    result = client.infer("add_sub", inputs, headers={
+                        "kingpost-model": model_id, "authorization": f"Api-Key {platform.key}"})
+                except InferenceServerException as e:
+                    failures.append(str(e))
+                    time.sleep(0.1)
+                    continue
+                answers.append(int(result.as_numpy("OUTPUT0")[0, 0] - (A + B)[0, 0]))
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while answers[-10:] != [100] * 10:
+            assert time.monotonic() < deadline, (answers[-10:], failures[:3])
+            time.sleep(0.2)
+        cli(platform, "environments", "promote", model_id, "production", d2["deployment"]["id"],
+            "--canary-duration", "10", "--no-wait")
+        deadline = time.monotonic() + 120
+        while answers[-20:] != [200] * 20:
+            assert time.monotonic() < deadline, (answers[-20:], failures[:3])
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    moved = answers[answers.index(200) - 1:] if 200 in answers else []
+    assert 100 in moved and 200 in moved  # both answered while traffic moved, then only the candidate
+    assert not failures, failures[:5]
