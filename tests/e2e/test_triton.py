@@ -323,3 +323,17 @@ def test_a_triton_deployment_takes_part_in_a_canary_promotion(platform: Platform
     moved = answers[answers.index(200) - 1:] if 200 in answers else []
     assert 100 in moved and 200 in moved  # both answered while traffic moved, then only the candidate
     assert not failures, failures[:5]
+
+
+def test_a_python_backend_imports_the_requirements_its_config_yaml_names(platform: Platform,
+                                                                          tmp_path: Path) -> None:
+    repo = tmp_path / "withsix"
+    shutil.copytree(TRUSSES / "triton_add_sub", repo)
+    (repo / "config.yaml").write_text("model_name: triton-six\nrequirements:\n  - six==1.16.0\n")
+    model = repo / "add_sub" / "1" / "model.py"
+    model.write_text("import six\n" + model.read_text().replace(
+        'pb_utils.Tensor("OUTPUT0", a + b)', 'pb_utils.Tensor("OUTPUT0", a + b + int(six.__version__.split(".")[1]))'))
+    result = platform.push(repo, "--publish")
+    assert result["deployment"]["status"] == "ACTIVE", result
+    answer = grpc_infer(platform, (result["model"]["id"], result["deployment"]["id"]))
+    np.testing.assert_array_equal(answer.as_numpy("OUTPUT0"), A + B + 16)  # six 1.16, from the lock

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kingpost.triton_install import TritonHome
+from kingpost.triton_install import STUB_PYTHON, STUB_VERSION, TritonHome
 
 from kingpost_runner.local_http import LocalHttp
 
@@ -65,21 +65,43 @@ def argv(home: TritonHome, repository: Path, models: list[str], ports: Ports) ->
     ]
 
 
-def env(home: TritonHome, base: dict[str, str]) -> dict[str, str]:
+def stub_environment(into: Path, home: TritonHome, requirements: str) -> Path:
+    """A virtual environment for the Python backend's stub that sees the deployment's own packages
+    (`requirements`: its environment's site-packages, config.yaml's requirements as the builder
+    locked them) first, then the node's Triton environment (numpy). The stub embeds the system's
+    libpython3.11 and ignores PYTHONPATH: it finds its environment as `python3` on PATH, so this is
+    a venv by layout (pyvenv.cfg, bin/python3, a .pth file), made in milliseconds."""
+    root = into / "triton-python-env"
+    site = root / "lib" / f"python{STUB_VERSION}" / "site-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    for name in ("python3", "python"):
+        link = root / "bin" / name
+        link.parent.mkdir(exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(STUB_PYTHON)
+    (root / "pyvenv.cfg").write_text(f"home = {Path(STUB_PYTHON).parent}\ninclude-system-site-packages = false\n"
+                                     f"version = {STUB_VERSION}\n")
+    node_site = home.python_env / "lib" / f"python{STUB_VERSION}" / "site-packages"
+    (site / "kingpost-deployment.pth").write_text(f"{requirements}\n{node_site}\n")
+    return root
+
+
+def env(home: TritonHome, base: dict[str, str], python_env: Path | None = None) -> dict[str, str]:
     """The runner's environment, with Triton's libraries and the Python backend's environment
-    first on PATH (the backend's stub finds its virtual environment there)."""
+    (`python_env`, else the node's) first on PATH: the backend's stub finds its environment there."""
     out = dict(base)
     out["LD_LIBRARY_PATH"] = ":".join(p for p in (str(home.libs), base.get("LD_LIBRARY_PATH", "")) if p)
-    out["PATH"] = f"{home.python_env / 'bin'}:{base.get('PATH', '/usr/bin:/bin')}"
+    out["PATH"] = f"{(python_env or home.python_env) / 'bin'}:{base.get('PATH', '/usr/bin:/bin')}"
     out.pop("PYTHONHOME", None)
     out.pop("PYTHONPATH", None)
     return out
 
 
-def start(home: TritonHome, repository: Path, models: list[str]) -> tuple[subprocess.Popen[bytes], Ports]:
+def start(home: TritonHome, repository: Path, models: list[str], python_env: Path | None = None,
+          ) -> tuple[subprocess.Popen[bytes], Ports]:
     """Its output goes where the runner's does (the replica's log)."""
     ports = Ports(*free_ports())
-    proc = subprocess.Popen(argv(home, repository, models, ports), env=env(home, dict(os.environ)),
+    proc = subprocess.Popen(argv(home, repository, models, ports), env=env(home, dict(os.environ), python_env),
                             stdin=subprocess.DEVNULL, cwd=repository)
     return proc, ports
 

@@ -17,6 +17,9 @@ import json
 import logging
 import os
 import signal
+import sys
+import sysconfig
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,7 +28,7 @@ from pathlib import Path
 import grpc
 from google.api import httpbody_pb2
 
-from kingpost import errors
+from kingpost import environment_manifest, errors
 from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.triton_install import find_home
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
@@ -264,7 +267,15 @@ async def serve(truss_dir: Path, host: str, port: int) -> int:
         return 1
     models = model_names(truss_dir)
     started = time.perf_counter()
-    proc, ports = triton_process.start(home, truss_dir, models)
+    python_env = None
+    manifest = environment_manifest.read(truss_dir)
+    if manifest is not None and manifest.dependencies:  # this runner runs in the deployment's environment
+        if sys.version_info[:2] != (3, 11):
+            log.warning("requirements were locked for Python %d.%d; the Python backend runs 3.11",
+                        *sys.version_info[:2])
+        python_env = triton_process.stub_environment(Path(os.environ.get("TMPDIR") or tempfile.mkdtemp()), home,
+                                                     sysconfig.get_paths()["purelib"])
+    proc, ports = triton_process.start(home, truss_dir, models, python_env)
     if os.environ.get("TMPDIR"):  # the replica's working area: the agent reads Triton's metrics port here
         Path(os.environ["TMPDIR"], METRICS_PORT_FILE).write_text(str(ports.metrics))
     http = LocalHttp("127.0.0.1", ports.http)

@@ -149,3 +149,13 @@ def test_tritons_metrics_of_several_replicas_merge_into_one_family_each_labelled
     assert [(s.labels, s.value) for s in family.samples] == [
         ({"model": "add_sub", "version": "1", "model_id": "mdl_1", "deployment_id": "dep_1",
           "replica_id": "rep_0"}, 7.0)]
+
+
+def test_the_python_backends_environment_sees_the_deployments_packages_first(tmp_path: Path) -> None:
+    home = TritonHome(tmp_path / "triton")
+    root = triton_process.stub_environment(tmp_path / "work", home, "/envs/dep/site-packages")
+    assert (root / "bin" / "python3").resolve() == Path("/usr/bin/python3.11").resolve()
+    assert "home = /usr/bin" in (root / "pyvenv.cfg").read_text()
+    pth = (root / "lib" / "python3.11" / "site-packages" / "kingpost-deployment.pth").read_text().split()
+    assert pth == ["/envs/dep/site-packages", str(home.python_env / "lib" / "python3.11" / "site-packages")]
+    assert triton_process.env(home, {"PATH": "/usr/bin"}, root)["PATH"] == f"{root}/bin:/usr/bin"
