@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/.tools/uv-$(UV_VERSION)/bin/uv
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: up test install lock protos lint bench clean
+.PHONY: up test install lock protos lint bench clean triton
 
 # pip --target works even where the system Python is "externally managed" (PEP 668).
 $(UV):
@@ -30,8 +30,9 @@ lock: | $(UV)
 
 install: $(VENV)/.installed
 
+# With a tritonserver installed (`make triton`), the platform's agent runs Triton deployments too.
 up: install
-	$(VENV)/bin/kingpost up
+	$(if $(wildcard .tools/triton/.installed),KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton" )$(VENV)/bin/kingpost up
 
 # The test tools that do not come from PyPI: buf (npm) and PostgreSQL's server binaries (Debian).
 # npm when there is one, else npm from apt.
@@ -62,6 +63,8 @@ BUF_NPM := npm install --silent --prefix .tools @bufbuild/buf@$(BUF_VERSION) >/d
 	fi
 	$(PY) -m kingpost.triton_install .tools/triton
 	@touch $@
+
+triton: .tools/triton/.installed
 
 test: install .tools/node_modules/.bin/buf .tools/postgres .tools/triton/.installed
 	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton" \
