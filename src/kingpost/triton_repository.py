@@ -25,6 +25,11 @@ CONFIG_FILE = "config.pbtxt"
 PYTHON_MODEL_FILE = "model.py"
 
 
+# Triton's platforms and the backend that serves each ("ensemble" is Triton's own scheduler).
+PLATFORM_BACKENDS = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt", "pytorch_libtorch": "pytorch",
+                     "tensorflow_savedmodel": "tensorflow", "tensorflow_graphdef": "tensorflow", "ensemble": ""}
+
+
 class RepositoryError(ValueError):
     """A model repository Triton would refuse; the message names the file and the field."""
 
@@ -64,6 +69,16 @@ class Repository:
             return self.models[0]
         raise RepositoryError(f"this repository serves {len(self.models)} models "
                               f"({', '.join(m.name for m in self.models)}): name one with \"model_name\"")
+
+    def check_backends(self, available: set[str]) -> None:
+        """Each model's backend is one `available` (a tritonserver's backends folder names them)."""
+        for m in self.models:
+            needed = PLATFORM_BACKENDS.get(m.backend, m.backend)
+            if needed and needed not in available:
+                field = "platform" if m.backend in PLATFORM_BACKENDS else "backend"
+                raise RepositoryError(f"{m.name}/{CONFIG_FILE}: {field}: {m.backend!r} needs the {needed!r} backend, "
+                                      f"which this platform's tritonserver lacks (it has: "
+                                      f"{', '.join(sorted(available)) or 'none'})")
 
     def summary(self) -> str:
         """One line per model: what `deployments get` and the build log show."""

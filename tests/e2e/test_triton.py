@@ -184,20 +184,33 @@ def test_scales_to_zero_and_a_v2_grpc_call_wakes_it(platform: Platform, deployme
     print(f"cold start through a V2 gRPC call: {time.monotonic() - started:.2f} s")
 
 
-def test_a_repository_triton_rejects_ends_failed_with_tritons_message(platform: Platform, tmp_path: Path
-                                                                      ) -> None:
-    repo = tmp_path / "nobackend"
+def test_a_model_triton_cannot_load_ends_failed_with_tritons_message(platform: Platform, tmp_path: Path
+                                                                     ) -> None:
+    repo = tmp_path / "brokenload"
     shutil.copytree(TRUSSES / "triton_add_sub", repo)
     (repo / "config.yaml").unlink()  # optional: the model is named after the folder
-    config = repo / "add_sub" / "config.pbtxt"
-    config.write_text(config.read_text().replace('backend: "python"', 'backend: "nosuchbackend"'))
+    model = repo / "add_sub" / "1" / "model.py"
+    model.write_text(model.read_text().replace(
+        "class TritonPythonModel:\n", "class TritonPythonModel:\n    def initialize(self, args):\n"
+        "        raise ValueError('weights are corrupt')\n\n"))
     done = run_cli(platform.home, "push", str(repo), "--publish", "--json")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "nosuchbackend" in done.stdout + done.stderr
-    failed = cli(platform, "deployments", "list", "nobackend")["deployments"][0]
+    assert "weights are corrupt" in done.stdout + done.stderr
+    failed = cli(platform, "deployments", "list", "brokenload")["deployments"][0]
     assert failed["status"] == "FAILED"
-    shown = json.dumps(cli(platform, "deployments", "get", "nobackend", failed["id"]))
-    assert "Triton could not load model 'add_sub'" in shown and "nosuchbackend" in shown, shown
+    shown = json.dumps(cli(platform, "deployments", "get", "brokenload", failed["id"]))
+    assert "Triton could not load model 'add_sub'" in shown and "weights are corrupt" in shown, shown
+
+
+def test_a_backend_the_platforms_triton_lacks_fails_the_push_naming_file_and_field(platform: Platform,
+                                                                                  tmp_path: Path) -> None:
+    repo = tmp_path / "nobackend"
+    shutil.copytree(TRUSSES / "triton_add_sub", repo)
+    config = repo / "add_sub" / "config.pbtxt"
+    config.write_text(config.read_text().replace('backend: "python"', 'backend: "nosuchbackend"'))
+    done = run_cli(platform.home, "push", str(repo))
+    assert done.returncode == 1
+    assert "add_sub/config.pbtxt: backend: 'nosuchbackend'" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_config_pbtxt_that_does_not_parse_fails_the_push_naming_file_and_line(platform: Platform,

@@ -4,8 +4,9 @@ The repository ships as it is; the artifact's `config.yaml` is the user's (name,
 autoscaling, runtime) or an empty one, with `runtime.predict_concurrency` raised to
 `PREDICT_CONCURRENCY` when the user set none: Triton queues and batches requests itself, and a
 replica that let the router send it one request at a time would never form a batch.
-Python backend requirements are not locked here (the backend's environment is the node's Triton
-environment, `kingpost.triton_install`).
+Where this builder sees a tritonserver (`KINGPOST_TRITON_HOME`, as `kingpost up` gives every service),
+a backend it lacks fails the push, naming the file and the field; elsewhere Triton says so when the
+replica starts. config.yaml's requirements are locked as a Truss's are: the Python backend imports them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 
 from kingpost import triton_repository
 from kingpost.errors import InvalidArgument
+from kingpost.triton_install import find_home
 
 from kingpost_builder.strict_yaml import load_yaml_mapping
 from kingpost_builder.truss_config import CONFIG_FILE
@@ -25,8 +27,11 @@ PREDICT_CONCURRENCY = 64
 
 def prepare(source_dir: Path, files: set[str]) -> triton_repository.Repository:
     """Check the repository and write its config.yaml; InvalidArgument names the file and field."""
+    home = find_home()
     try:
         repository = triton_repository.parse(source_dir)
+        if home is not None and home.backends.is_dir():  # the Triton this builder can see; else Triton says
+            repository.check_backends({p.name for p in home.backends.iterdir() if p.is_dir()})
     except triton_repository.RepositoryError as e:
         raise InvalidArgument(str(e)) from None
     config_path = source_dir / CONFIG_FILE

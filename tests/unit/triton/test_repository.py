@@ -74,3 +74,15 @@ def test_a_request_picks_its_model_by_name_or_the_only_one(repo: Path) -> None:
     assert parsed.model("add_sub").name == "add_sub"
     with pytest.raises(RepositoryError, match="no model 'mul' in this repository; it serves add_sub"):
         parsed.model("mul")
+
+
+def test_a_backend_the_platforms_tritonserver_lacks_is_named(repo: Path) -> None:
+    parsed = triton_repository.parse(repo)
+    parsed.check_backends({"python"})
+    with pytest.raises(RepositoryError, match=r"add_sub/config.pbtxt: backend: 'python' needs the 'python' "
+                                              r"backend, which this platform's tritonserver lacks \(it has: onnxruntime\)"):
+        parsed.check_backends({"onnxruntime"})
+    config_of(repo).write_text(config_of(repo).read_text().replace('backend: "python"', 'platform: "onnxruntime_onnx"'))
+    (repo / "add_sub" / "1" / "model.py").rename(repo / "add_sub" / "1" / "model.onnx")
+    with pytest.raises(RepositoryError, match=r"platform: 'onnxruntime_onnx' needs the 'onnxruntime' backend"):
+        triton_repository.parse(repo).check_backends({"python"})
