@@ -26,6 +26,9 @@ PASSED = (
     "KINGPOST_LOG_LEVEL", "KINGPOST_SECRETS_DIR", "KINGPOST_GRPC_KEEPALIVE_SECONDS",
     # where this node's tritonserver is, for a Triton deployment's runner (kingpost.triton_install)
     "KINGPOST_TRITON_HOME",
+    # Where a Chainlet calls its dependencies: a router's gRPC address (else the platform address
+    # the chain was pushed to, through Envoy: one proxy more per hop).
+    "KINGPOST_CHAIN_ROUTER",
 )
 PASSED_PREFIXES = ("LC_",)
 # Who the runner is, when it runs as the agent's own user.

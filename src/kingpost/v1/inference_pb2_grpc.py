@@ -44,6 +44,11 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.RunRemote = channel.unary_stream(
+                '/kingpost.v1.InferenceService/RunRemote',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.V2Infer = channel.unary_stream(
                 '/kingpost.v1.InferenceService/V2Infer',
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.V2InferRequest.SerializeToString,
@@ -68,6 +73,15 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunRemote(self, request, context):
+        """RunRemote calls a chain's entrypoint: the body's keys are its run_remote's
+        parameters. Prefixes as Predict's; the routes without `/chains/{chain_id}`
+        take the chain from the Host (`chain-{chain_id}.<domain>`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def V2Infer(self, request, context):
         """V2Infer is the KServe V2 (Open Inference) protocol's REST infer call, for a
         deployment of a Triton model repository: `v2_model` names the model in the
@@ -85,6 +99,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
             'Predict': grpc.unary_stream_rpc_method_handler(
                     servicer.Predict,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.PredictRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'RunRemote': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunRemote,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'V2Infer': grpc.unary_stream_rpc_method_handler(
@@ -123,6 +142,33 @@ class InferenceService:
             target,
             '/kingpost.v1.InferenceService/Predict',
             kingpost_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRemote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/RunRemote',
+            kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
