@@ -361,6 +361,13 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     until(lambda: serving("staging", d2), "deployment-2 to serve staging")
     assert platform.routed("POST", f"/models/{model_id}/environments/staging/predict", json=8) == {"echo": 8}
     assert rest("POST", "/environments/staging/predict", host=model_host(model_id), json=9) == {"echo": 9}
+    # The KServe V2 REST infer call reaches the runner under every prefix; a Truss says it serves none
+    # (tests/e2e/test_triton.py calls a Triton deployment by it).
+    for prefix in ("production", "environments/staging", f"deployment/{d1}"):
+        refused = rest("POST", f"/models/{model_id}/{prefix}/v2/models/m/infer", 404, json={"inputs": []})
+        assert "KServe V2 calls serve Triton model repositories" in refused["error"], refused
+    refused = rest("POST", f"/models/{model_id}/development/v2/models/m/infer", 404, json={"inputs": []})
+    assert refused == {"error": f"model '{model_id}' has no development deployment"}
 
     # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
     renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})["deployment"]

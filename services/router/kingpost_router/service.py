@@ -47,7 +47,9 @@ from kingpost_router.slots import SlotQueue
 log = logging.getLogger(__name__)
 
 # Request metadata that matters to the model; everything else stays at the router.
-FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type"})
+FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type",
+                            # the V2 protocol's binary tensors: where the JSON header ends
+                            "inference-header-content-length"})
 # The id Envoy gives each request (and answers as X-Baseten-Request-Id); the model gets it as
 # x-baseten-request-id. A caller inside the platform may name its own x-baseten-request-id (Envoy
 # removes a client's), which then wins.
@@ -62,6 +64,15 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:
         if k == key:
             return value
     return ""
+
+
+def v2_path_of(request: object) -> str:
+    """The V2 call a request is (kingpost_router.v2_grpc's calls and V2Infer), "" for predict."""
+    if type(request) is inference_pb2.PredictRequest:
+        return ""
+    if type(request) is inference_pb2.V2InferRequest:
+        return f"/v2/models/{request.v2_model}/infer"  # type: ignore[attr-defined]
+    return getattr(request, "v2_path", "")
 
 
 class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -196,7 +207,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             else:
                 series.waited(0.0, None)
             replica_at = _perf_counter()
-            to_runner = runner_pb2.RunnerPredictRequest(body=body)
+            to_runner = runner_pb2.RunnerPredictRequest(body=body, v2_path=v2_path_of(request))
             try:
                 forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, trace)
                 async for chunk in forwarding:
@@ -238,6 +249,9 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             series.waited(waited, waited if cold else None)
             if trace is not None:
                 trace.waited(waited, cold=cold)
+
+    # The KServe V2 REST infer call: Predict's path, with the runner told which V2 path it is.
+    V2Infer = Predict
 
     async def RunRemote(
         self, request: inference_pb2.RunRemoteRequest, context: grpc.aio.ServicerContext

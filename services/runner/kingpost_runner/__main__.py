@@ -30,7 +30,7 @@ import pathlib
 import sys
 
 from kingpost import keepalive
-from kingpost_runner import loader, observe, process_limits
+from kingpost_runner import loader, observe, process_limits, triton_runner
 from kingpost_runner.server import RunnerOptions, serve
 from kingpost_runner.truss_config import TrussConfigError, load_config
 from kingpost_runner.truss_secrets import DEFAULT_SECRETS_DIR
@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_limit is not None:
         process_limits.limit_data(args.memory_limit)
     truss_dir = args.truss.resolve()
+    if triton_runner.model_names(truss_dir):  # a Triton model repository: tritonserver serves it
+        return asyncio.run(triton_runner.serve(truss_dir, args.host, args.port))
     secrets_dir = args.secrets_dir.resolve()  # before prepare_process changes the working directory
     try:
         config = load_config(truss_dir)

@@ -85,6 +85,9 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
     async def Predict(
         self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        if request.v2_path:
+            await grpc_abort(context, errors.NotFound(
+                f"{request.v2_path}: this deployment is a Truss; KServe V2 calls serve Triton model repositories"))
         pipeline = self.pipeline
         if pipeline is None:
             await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))

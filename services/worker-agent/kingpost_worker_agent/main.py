@@ -8,6 +8,7 @@ import logging
 import pathlib
 
 import grpc
+from prometheus_client import REGISTRY
 
 from kingpost import service
 from kingpost.artifact_bucket import ArtifactBucket
@@ -20,6 +21,7 @@ from kingpost.v1 import agent_pb2_grpc
 from kingpost_worker_agent import metrics
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
 from kingpost_worker_agent.containment import Containment, ContainmentRequired
+from kingpost_worker_agent.triton_metrics import TritonCollector
 from kingpost_worker_agent.heartbeat import heartbeat_loop
 from kingpost_worker_agent.node import node_facts
 from kingpost_worker_agent.ports import probe_free_port
@@ -66,6 +68,8 @@ async def run(settings: AgentSettings) -> None:
         standby_runners=settings.standby_runners, containment=containment,
     )
     metrics.watch_node(facts.node_id, supervisor.list)
+    REGISTRY.register(TritonCollector(
+        lambda: [(r.spec, containment.work_area(r.spec.replica_id)) for r in supervisor.list()]))
     # Before the first heartbeat, so that it lists the runners an agent before this one left running.
     try:
         adopted = await supervisor.adopt()

@@ -54,6 +54,11 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.FromString,
                 _registered_method=True)
+        self.V2Infer = channel.unary_stream(
+                '/kingpost.v1.InferenceService/V2Infer',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.V2InferRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.GetAsyncQueueStatus = channel.unary_unary(
                 '/kingpost.v1.InferenceService/GetAsyncQueueStatus',
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncQueueStatusRequest.SerializeToString,
@@ -108,6 +113,17 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def V2Infer(self, request, context):
+        """V2Infer is the KServe V2 (Open Inference) protocol's REST infer call, for a
+        deployment of a Triton model repository: `v2_model` names the model in the
+        repository. The body is the V2 request as Triton's HTTP endpoint takes it
+        (JSON, or JSON followed by binary tensors with the header
+        `Inference-Header-Content-Length`); the answer is V2 JSON. A Truss answers 404.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAsyncQueueStatus(self, request, context):
         """GetAsyncQueueStatus counts a deployment's queued and in-progress async requests.
         """
@@ -146,6 +162,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.AsyncPredict,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.SerializeToString,
+            ),
+            'V2Infer': grpc.unary_stream_rpc_method_handler(
+                    servicer.V2Infer,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.V2InferRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'GetAsyncQueueStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAsyncQueueStatus,
@@ -248,6 +269,33 @@ class InferenceService:
             '/kingpost.v1.InferenceService/AsyncPredict',
             kingpost_dot_v1_dot_inference__pb2.AsyncPredictRequest.SerializeToString,
             kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def V2Infer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/V2Infer',
+            kingpost_dot_v1_dot_inference__pb2.V2InferRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,10 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RunnerPredictRequest(_message.Message):
-    __slots__ = ("body",)
+    __slots__ = ("body", "v2_path")
     BODY_FIELD_NUMBER: _ClassVar[int]
+    V2_PATH_FIELD_NUMBER: _ClassVar[int]
     body: _httpbody_pb2.HttpBody
-    def __init__(self, body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+    v2_path: str
+    def __init__(self, body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ..., v2_path: _Optional[str] = ...) -> None: ...
 
 class ReadyRequest(_message.Message):
     __slots__ = ()
