@@ -156,6 +156,7 @@ class ChainDeploymentRecord(Base):
     chain_id: Mapped[str] = mapped_column(ForeignKey("chains.id", ondelete="CASCADE"), index=True)
     is_development: Mapped[bool] = mapped_column(Boolean, default=False)
     chainlets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WebhookSecretRecord(Base):
