@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
@@ -26,9 +27,9 @@ from kingpost.bus import Publisher
 from kingpost.errors import KingpostError, PayloadTooLarge
 from kingpost.grpc_status import grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, scheduler_pb2
-from kingpost_router import metrics, sampling, tracing
+from kingpost_router import metrics, sampling, sync_request, tracing
 from kingpost_router.activator import Activator
-from kingpost_router.forwarding import Forwarder, NotConnected, Passthrough
+from kingpost_router.forwarding import Forwarder, NotConnected, OnHeaders, Passthrough
 from kingpost_router.routes import DEPLOYMENT_KEY, HOST_KEY, Deployment, RouteSnapshot, resolve
 from kingpost_router.settings import RouterSettings
 from kingpost_router.slots import SlotQueue
@@ -37,7 +38,10 @@ log = logging.getLogger(__name__)
 
 # Request metadata that matters to the model; everything else stays at the router.
 FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type"})
+# A Sync call carries the caller's headers in its request; its metadata is only the trace's.
+TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 
+_SYNC_REQUEST = inference_pb2.SyncRequest
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
 
@@ -120,8 +124,14 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
     # -- the hot path ------------------------------------------------------------------------
 
     async def Predict(
-        self, request: inference_pb2.PredictRequest, context: grpc.aio.ServicerContext
+        self, request: inference_pb2.PredictRequest | inference_pb2.SyncRequest,
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """Predict, and Sync (`{prefix}/sync/{path}`: the same path — slots, holding at zero,
+        canaries, metrics — with the request passed through to the replica's server,
+        sync_request.py). One function for both: grpc wants an async generator function per method,
+        and a wrapper would cost every chunk a frame."""
+        sync = request if type(request) is _SYNC_REQUEST else None
         # One generator frame (forward's) between this one and the runner's stream on the fast
         # path, and no task per request: each frame costs every chunk a resumption. Metrics are
         # plain additions.
@@ -136,7 +146,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             host = ""
             chosen = request.deployment_id
             forwarded = []
-            for key, value in context.invocation_metadata() or ():
+            metadata = context.invocation_metadata() or ()
+            for key, value in metadata:
                 if key in FORWARDED_KEYS:
                     forwarded.append((key, value))
                 elif key == HOST_KEY:
@@ -151,18 +162,31 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             remaining = context.time_remaining()
             if remaining is not None and remaining < timeout:
                 timeout = remaining
+            to_runner: runner_pb2.RunnerPredictRequest | runner_pb2.RunnerSyncRequest
+            on_headers = None
+            if sync is None:
+                to_runner = runner_pb2.RunnerPredictRequest(body=body)
+            else:
+                to = sync_request.target(sync.path, sync.method, sync.query, metadata)  # type: ignore[attr-defined]
+                to_runner = runner_pb2.RunnerSyncRequest(
+                    method=to.method, path=to.path, body=body,
+                    headers=[runner_pb2.Header(name=k, value=v) for k, v in to.headers])
+                forwarded = [(k, v) for k, v in forwarded if k in TRACE_KEYS]
+
+                async def on_headers(md: Any) -> None:
+                    await context.send_initial_metadata(sync_request.response_metadata(md))
             replica = self._take(deployment)
             if replica is None:
                 waited_from = _monotonic()
                 replica = await self.activator.acquire(deployment, timeout)
                 timeout = max(0.001, timeout - (_monotonic() - waited_from))
-            to_runner = runner_pb2.RunnerPredictRequest(body=body)
             try:
-                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, span)
+                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, span,
+                                                    on_headers)
                 async for chunk in forwarding:
                     yield chunk
             except NotConnected:
-                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, span):
+                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, span, on_headers):
                     yield chunk
         except KingpostError as err:
             code = err.wire_code
@@ -183,13 +207,16 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             if span is not None:
                 tracing.finish(span, code)
 
+    Sync = Predict
+
     async def _retry(
         self,
         deployment: Deployment,
-        to_runner: runner_pb2.RunnerPredictRequest,
+        to_runner: runner_pb2.RunnerPredictRequest | runner_pb2.RunnerSyncRequest,
         forwarded: list[tuple[str, str]],
         timeout: float,
         span: Span | None,
+        on_headers: OnHeaders | None = None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Nothing reached the runner, so the model has not run: another reachable replica takes
         the request, or it is held, as at zero, until one answers again (a crashed runner that its
@@ -203,7 +230,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 replica = await self.activator.acquire(deployment, max(0.001, deadline - _monotonic()))
             try:
                 async for chunk in self.forwarder.forward(deployment, replica, to_runner, forwarded,
-                                                          max(0.001, deadline - _monotonic()), span):
+                                                          max(0.001, deadline - _monotonic()), span,
+                                                          on_headers):
                     yield chunk
                 return
             except NotConnected:
