@@ -101,7 +101,7 @@ def main() -> None:
             for name, (conn, health, chat, headers) in paths.items():
                 noops[name] += [noop(conn, health, headers) for _ in range(args.requests // args.blocks)]
                 ttfts[name] += [first_token(conn, chat, headers) for _ in range(args.streams // args.blocks)]
-        print(f"| path (c=1) | no-op n | no-op p50 ms | no-op p99 ms | TTFT n | TTFT p50 ms | TTFT p99 ms |")
+        print("| path (c=1) | no-op n | no-op p50 ms | no-op p99 ms | TTFT n | TTFT p50 ms | TTFT p99 ms |")
         print("|---|---|---|---|---|---|---|")
         for name in paths:
             n, t = noops[name], ttfts[name]
