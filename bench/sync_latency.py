@@ -7,6 +7,8 @@ OpenAI-compatible server, `docker_server`), then, at concurrency 1, in interleav
 keep-alive http.client connection per path:
 - no-op: `GET /health`, straight to the server's port (the baseline) and through
   Envoy → router → runner → server (`/models/{id}/development/sync/health`);
+- for comparison, a no-op Truss's `POST {prefix}/predict` through kingpost (bench/trusses/noop:
+  Envoy → router → runner, the hops a Truss model's request pays);
 - time to first token: a streamed chat completion (`"stream": true`), time from sending the request
   to the first `data:` line of the body, direct and through kingpost.
 Prints a Markdown table. Stops everything it started.
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -34,6 +37,7 @@ from kingpost.client_config import ClientConfig  # noqa: E402
 from kingpost.push import push  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "openai-server"
+NOOP = Path(__file__).resolve().parent / "trusses" / "noop"
 SERVER_PORT = 8000
 CHAT = json.dumps({"model": "echo", "stream": True, "messages": [{"role": "user", "content": "a b c"}]}).encode()
 
@@ -41,6 +45,15 @@ CHAT = json.dumps({"model": "echo", "stream": True, "messages": [{"role": "user"
 def noop(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> float:
     started = time.perf_counter()
     conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200, response.status
+    return time.perf_counter() - started
+
+
+def predict(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    conn.request("POST", path, body=b'{"x": 1}', headers={**headers, "content-type": "application/json"})
     response = conn.getresponse()
     response.read()
     assert response.status == 200, response.status
@@ -70,6 +83,7 @@ def main() -> None:
     try:
         config = ClientConfig(url=info["url"], grpc=info["grpc"], api_key=info["api_key"])
         model_id = asyncio.run(push(config, EXAMPLE)).model.id
+        noop_id = asyncio.run(push(config, NOOP)).model.id
         rest_host = info["url"].removeprefix("http://")
         via = http.client.HTTPConnection(rest_host, timeout=30)
         direct = http.client.HTTPConnection(f"127.0.0.1:{SERVER_PORT}", timeout=30)
@@ -90,6 +104,8 @@ def main() -> None:
             "kingpost /sync (REST, Envoy → router → runner → server)": (
                 via, f"{prefix}/health", f"{prefix}/v1/chat/completions", auth),
         }
+        predict_name = "no-op Truss predict (REST, Envoy → router → runner)"
+        predicts: list[float] = []
         noops: dict[str, list[float]] = {name: [] for name in paths}
         ttfts: dict[str, list[float]] = {name: [] for name in paths}
         for name, (conn, health, chat, headers) in paths.items():  # warm-up
@@ -97,16 +113,24 @@ def main() -> None:
                 noop(conn, health, headers)
             for _ in range(5):
                 first_token(conn, chat, headers)
+        for _ in range(50):
+            predict(via, f"/models/{noop_id}/development/predict", auth)
         for _ in range(args.blocks):
             for name, (conn, health, chat, headers) in paths.items():
                 noops[name] += [noop(conn, health, headers) for _ in range(args.requests // args.blocks)]
                 ttfts[name] += [first_token(conn, chat, headers) for _ in range(args.streams // args.blocks)]
+            predicts.extend(predict(via, f"/models/{noop_id}/development/predict", auth)
+                            for _ in range(args.requests // args.blocks))
         print("| path (c=1) | no-op n | no-op p50 ms | no-op p99 ms | TTFT n | TTFT p50 ms | TTFT p99 ms |")
         print("|---|---|---|---|---|---|---|")
         for name in paths:
             n, t = noops[name], ttfts[name]
             print(f"| {name} | {len(n)} | {statistics.median(n) * 1e3:.2f} | {percentile(n, 99) * 1e3:.2f} "
                   f"| {len(t)} | {statistics.median(t) * 1e3:.2f} | {percentile(t, 99) * 1e3:.2f} |")
+        print(f"| {predict_name} | {len(predicts)} | {statistics.median(predicts) * 1e3:.2f} | "
+              f"{percentile(predicts, 99) * 1e3:.2f} | | | |")
+        print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         base, through = (list(paths)[0], list(paths)[1])
         print(f"\nadded p50: no-op {(statistics.median(noops[through]) - statistics.median(noops[base])) * 1e3:+.2f} ms, "
               f"time to first token {(statistics.median(ttfts[through]) - statistics.median(ttfts[base])) * 1e3:+.2f} ms")
