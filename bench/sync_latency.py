@@ -21,6 +21,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -38,7 +39,14 @@ from kingpost.push import push  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "openai-server"
 NOOP = Path(__file__).resolve().parent / "trusses" / "noop"
-SERVER_PORT = 8000
+
+
+def server_port(home: Path) -> int:
+    """The port the example's server was given (its runner says so in the replica's log)."""
+    for log in home.rglob("rep_*.log"):
+        if found := re.search(r"server_port 8000 is port (\d+)", log.read_text(errors="replace")):
+            return int(found.group(1))
+    return 8000
 CHAT = json.dumps({"model": "echo", "stream": True, "messages": [{"role": "user", "content": "a b c"}]}).encode()
 
 
@@ -86,7 +94,7 @@ def main() -> None:
         noop_id = asyncio.run(push(config, NOOP)).model.id
         rest_host = info["url"].removeprefix("http://")
         via = http.client.HTTPConnection(rest_host, timeout=30)
-        direct = http.client.HTTPConnection(f"127.0.0.1:{SERVER_PORT}", timeout=30)
+        direct = http.client.HTTPConnection(f"127.0.0.1:{server_port(home)}", timeout=30)
         auth = {"authorization": f"Api-Key {info['api_key']}"}
         prefix = f"/models/{model_id}/development/sync"
         deadline = time.monotonic() + 60

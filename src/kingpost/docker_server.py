@@ -18,6 +18,7 @@ default 60).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,20 @@ DEFAULT_STARTUP_THRESHOLD_SECONDS = 1800.0
 DEFAULT_RESTART_THRESHOLD_SECONDS = 60.0
 REQUIRED = ("start_command", "server_port", "predict_endpoint", "readiness_endpoint", "liveness_endpoint")
 KNOWN = (*REQUIRED, "run_as_user_id", "no_build")
+
+
+# Where a start command names its port: `--port 8000`, `--port=8000`, `-p 8000`, `--http-port 8000`,
+# `host:8000` (`--bind 0.0.0.0:8000`), `PORT=8000`. A bare number elsewhere (`--max-tokens 8000`) is left.
+_PORT_SPOTS = r"((?:--[a-z-]*port[= ]+|-p[= ]+|:|\bPORT=)['\"]?){port}(?![0-9])"
+
+
+def with_port(command: str, declared: int, actual: int) -> str | None:
+    """`command` listening on `actual` instead of `declared`, or None when it names its port nowhere
+    that can be recognised (then it must have `declared` to itself on the node)."""
+    pattern = re.compile(_PORT_SPOTS.format(port=declared))
+    if not pattern.search(command):
+        return None
+    return pattern.sub(lambda m: f"{m.group(1)}{actual}", command)
 
 
 class BadDockerServer(ValueError):

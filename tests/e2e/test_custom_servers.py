@@ -153,7 +153,16 @@ def test_a_reserved_or_busy_server_port_fails_naming_it(platform: Platform, tmp_
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        # Replicas share the node's ports: a start command that names its port (`--port N`) is given
+        # a free one in its place, so a taken server_port is no obstacle...
+        moved = platform.push(variant(tmp_path, "moved", port))
+        answer = platform.http.get(f"/models/{moved['model']['id']}/development/sync/echo")
+        assert answer.status_code == 201, answer.text
+        # ...but one that names it in a way kingpost cannot rewrite needs the port itself.
         truss = variant(tmp_path, "busy", port)
+        config = yaml.safe_load((truss / "config.yaml").read_text())
+        config["docker_server"]["start_command"] = f"python server.py --listen {port}"
+        (truss / "config.yaml").write_text(yaml.safe_dump(config))
         done = run_cli(platform.home, "push", str(truss))
     said = done.stdout + done.stderr
     assert done.returncode != 0 and f"docker_server.server_port {port} is already in use" in said, said

@@ -102,6 +102,15 @@ async def test_a_server_that_never_gets_ready_ends_the_runner_naming_why(tmp_pat
         assert "last answered HTTP 503" in said
 
 
+async def test_each_replica_gets_a_port_of_its_own_where_the_command_names_it(tmp_path: pathlib.Path) -> None:
+    truss = server_truss(tmp_path)
+    async with running(truss) as one, running(truss) as two:  # the same server_port, side by side
+        for runner in (one, two):
+            answer = [c async for c in runner.stub.Sync(sync_request("GET", "/pid"), timeout=10)]
+            assert json.loads(answer[0].data)["pid"] > 0
+        assert "is port" in one.output() and "is port" in two.output()
+
+
 async def test_a_dead_liveness_endpoint_ends_the_runner_for_a_restart(tmp_path: pathlib.Path) -> None:
     truss = server_truss(tmp_path, restart_threshold_seconds=1)
     config = yaml.safe_load((truss / "config.yaml").read_text())

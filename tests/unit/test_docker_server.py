@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kingpost.docker_server import BadDockerServer, DockerServer, parse
+from kingpost.docker_server import BadDockerServer, DockerServer, parse, with_port
 from kingpost_builder.custom_server import base_image_python, warnings
 
 BLOCK = {"start_command": "vllm serve m --port 8000", "server_port": 8000, "predict_endpoint": "/v1/chat/completions",
@@ -47,3 +47,16 @@ def test_base_image_is_honoured_for_its_python_version_only() -> None:
     assert warnings({"base_image": {"image": "python:3.12"}, "python_version": "py311"})[1] is None
     said, python = warnings({"base_image": {"image": "vllm/vllm-openai:v0.6.0"}})
     assert python is None and "is not used" in said[0]
+
+
+@pytest.mark.parametrize(("command", "moved"), [
+    ("python server.py --port 8000", "python server.py --port 9001"),
+    ("vllm serve m --port=8000 --max-model-len 8000", "vllm serve m --port=9001 --max-model-len 8000"),
+    ("gunicorn -b 0.0.0.0:8000 app", "gunicorn -b 0.0.0.0:9001 app"),
+    ("PORT=8000 node server.js", "PORT=9001 node server.js"),
+    ("text-generation-launcher -p 8000", "text-generation-launcher -p 9001"),
+    ("python server.py", None),
+    ("x --port 80001", None),
+])
+def test_a_replica_is_given_its_own_port_where_the_command_names_it(command: str, moved: str | None) -> None:
+    assert with_port(command, 8000, 9001) == moved

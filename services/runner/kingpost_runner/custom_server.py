@@ -8,7 +8,11 @@ own process group, user and cgroup: contained as the runner is, and stopped with
   the runner with exit code 1 after saying why, so the replica FAILS with the server's last lines;
 - watches `liveness_endpoint` once a second: failing for `restart_threshold_seconds`, or the server
   exiting, ends the runner (exit code 1); the worker agent starts it again with its backoff.
-A `server_port` something already listens on fails at once, naming the port.
+Ports: `server_port` is the container's in truss, but replicas here share the node's network, so
+where start_command names its port recognisably (`--port 8000`, `-p 8000`, `host:8000`, `PORT=8000`:
+kingpost.docker_server.with_port) each replica's server is given a free port of its own in its place,
+and the runner proxies to that. Otherwise the server gets `server_port` itself: one that is still taken
+after PORT_WAIT_SECONDS (a replaced replica may still be stopping) fails the runner, naming the port.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from kingpost.docker_server import DockerServer
+from kingpost.docker_server import DockerServer, with_port
 
 from kingpost_runner import http1
 
@@ -34,6 +38,7 @@ READY_POLL_SECONDS = 0.1
 LIVENESS_POLL_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 5.0
 STOP_GRACE_SECONDS = 10.0
+PORT_WAIT_SECONDS = 15.0
 HOST = "127.0.0.1"
 
 
@@ -46,6 +51,12 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = HOST) -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def server_env(environ: dict[str, str]) -> dict[str, str]:
@@ -62,24 +73,38 @@ class CustomServer:
     def __init__(self, spec: DockerServer, truss_dir: pathlib.Path) -> None:
         self.spec = spec
         self.truss_dir = truss_dir
-        self.client = http1.Client(HOST, spec.server_port)
+        self.port = spec.server_port
+        self.client = http1.Client(HOST, self.port)
         self.process: subprocess.Popen[bytes] | None = None
         self.ready = False
         self._exited: asyncio.Future[int] | None = None
 
-    def start(self) -> None:
-        port = self.spec.server_port
-        if port_in_use(port):
-            raise ServerFailed(f"docker_server.server_port {port} is already in use on this node (another "
-                               "process, or another replica of a server on the same port): the server "
-                               "cannot listen there")
-        log.info("starting the server: %s (server_port %d)", self.spec.start_command, port)
+    async def start(self, now=time.monotonic) -> None:
+        declared = self.spec.server_port
+        command = with_port(self.spec.start_command, declared, port := free_port())
+        if command is None:
+            command, port = self.spec.start_command, declared
+            deadline = now() + PORT_WAIT_SECONDS
+            while port_in_use(port):
+                if now() >= deadline:
+                    raise ServerFailed(
+                        f"docker_server.server_port {port} is already in use on this node (another process, "
+                        f"or another replica of a server on the same port; waited {PORT_WAIT_SECONDS:g} s), "
+                        "and start_command names its port nowhere kingpost can give it another one "
+                        "(`--port N`, `-p N`, `host:N`, `PORT=N`)")
+                await asyncio.sleep(0.2)
+        else:
+            log.info("server_port %d is port %d for this replica (replicas share the node's ports)",
+                     declared, port)
+        self.port = port
+        self.client = http1.Client(HOST, port)
+        log.info("starting the server: %s", command)
         # Started by the agent, the runner leads its own process group: the server joins it, so
         # that the agent's signals to the group (and its SIGKILL of what a dead runner left) reach
         # it and whatever it starts. Started otherwise (by hand, in tests), it gets a group of its own.
         self._own_group = os.getpgid(0) != os.getpid()
         try:  # its output goes where the runner's goes: the replica's log
-            self.process = subprocess.Popen(["/bin/sh", "-c", self.spec.start_command], cwd=self.truss_dir,
+            self.process = subprocess.Popen(["/bin/sh", "-c", command], cwd=self.truss_dir,
                                             env=server_env(dict(os.environ)), stdin=subprocess.DEVNULL,
                                             process_group=0 if self._own_group else None)
         except OSError as e:
@@ -119,7 +144,7 @@ class CustomServer:
                 raise ServerFailed(
                     f"the server was not ready within {self.spec.startup_threshold_seconds:g} s "
                     f"(runtime.health_checks.startup_threshold_seconds): GET "
-                    f"http://{HOST}:{self.spec.server_port}{self.spec.readiness_endpoint} last answered {last}")
+                    f"http://{HOST}:{self.port}{self.spec.readiness_endpoint} last answered {last}")
             await asyncio.wait({self._exited}, timeout=READY_POLL_SECONDS)
 
     async def watch(self, now=time.monotonic) -> None:

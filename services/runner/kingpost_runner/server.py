@@ -227,7 +227,7 @@ async def serve_custom_server(options: RunnerOptions, spec: DockerServer) -> int
     log.info("runner listening on %s:%d; starting the Truss's docker_server", options.host, options.port)
     stopping = asyncio.ensure_future(stop.wait())
     try:
-        custom.start()
+        await custom.start()
         life = asyncio.ensure_future(_server_life(custom))
         await asyncio.wait([life, stopping], return_when=asyncio.FIRST_COMPLETED)
         if life.done():

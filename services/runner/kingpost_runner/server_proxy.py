@@ -71,7 +71,7 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
             return await self.server.client.request(method, path, headers, body)
         except (OSError, http1.BadResponse, asyncio.IncompleteReadError) as e:
             await grpc_abort(context, errors.ModelError(
-                f"the server at port {self.server.spec.server_port} did not answer {method} {path}: {e}",
+                f"the server at port {self.server.port} did not answer {method} {path}: {e}",
                 http_status=502))
             raise AssertionError("unreachable") from e
 
@@ -111,6 +111,6 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
                 first = False
         except (OSError, http1.BadResponse, asyncio.IncompleteReadError) as e:
             await grpc_abort(context, errors.ModelError(
-                f"the server at port {self.server.spec.server_port} broke off its answer: {e}", http_status=502))
+                f"the server at port {self.server.port} broke off its answer: {e}", http_status=502))
         if first:  # an empty body still says its content type
             yield httpbody_pb2.HttpBody(content_type=content_type, data=b"")

@@ -1,6 +1,6 @@
 """A custom server for the tests: echoes requests, streams events, crashes or never gets ready on demand.
 
-    python server.py --port N [--never-ready] [--exit-at-start]
+    python server.py --port N [--never-ready] [--exit-at-start]   (--listen N: the same as --port N)
 """
 
 import argparse
@@ -70,7 +70,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", "--listen", type=int, required=True)
     parser.add_argument("--never-ready", action="store_true")
     parser.add_argument("--exit-at-start", action="store_true")
     parser.parse_args(namespace=ARGS)
