@@ -202,6 +202,9 @@ def describe(model: object) -> ModelMethods:
         n: describe_method(n, getattr(model, n)) for n in MODEL_METHODS if callable(getattr(model, n, None))
     }
     if "predict" not in found:
+        if callable(getattr(model, "websocket", None)):
+            raise ModelDefinitionError(f"{type(model).__name__} serves a `websocket` and no `predict`: kingpost "
+                                       "does not serve websocket models yet ({prefix}/websocket is not routed)")
         raise ModelDefinitionError(f"{type(model).__name__} has no `predict` method")
     if "preprocess" in found and found["predict"].args is ArgMode.REQUEST:
         raise ModelDefinitionError("`predict` cannot take only the request when there is a `preprocess`")
