@@ -38,6 +38,7 @@ SCALED_TO_ZERO = name(DeploymentStatus.DEPLOYMENT_STATUS_SCALED_TO_ZERO)
 WAKING_UP = name(DeploymentStatus.DEPLOYMENT_STATUS_WAKING_UP)
 INACTIVE = name(DeploymentStatus.DEPLOYMENT_STATUS_INACTIVE)
 FAILED = name(DeploymentStatus.DEPLOYMENT_STATUS_FAILED)
+UNHEALTHY = name(DeploymentStatus.DEPLOYMENT_STATUS_UNHEALTHY)
 
 # Every status, in the enum's order.
 ALL = tuple(name(v) for v in DeploymentStatus.values() if v != DeploymentStatus.DEPLOYMENT_STATUS_UNSPECIFIED)

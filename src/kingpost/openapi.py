@@ -19,7 +19,7 @@ from typing import Any
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-PUBLIC_SERVICES = ("kingpost.v1.InferenceService", "kingpost.v1.ManagementService")
+PUBLIC_SERVICES = ("kingpost.v1.InferenceService", "kingpost.v1.ManagementService", "kingpost.v1.ChainService")
 DOCUMENT_PATH = "/v1/openapi.json"
 _PACKAGE_PREFIX = "kingpost.v1."
 _VERBS = ("get", "put", "post", "delete", "patch")

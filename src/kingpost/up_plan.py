@@ -189,6 +189,8 @@ def plan(
         env = {"KINGPOST_HOME": str(layout.home)}
         if service == "scheduler":
             env["KINGPOST_ADMIN_KEY"] = admin_key
+        if service == "agent":  # its runners' Chainlets call their dependencies through the router
+            env["KINGPOST_CHAIN_ROUTER"] = ports.address("router")
         specs.append(ProcessSpec(
             name=service,
             argv=(python, "-m", "kingpost.cli", service, "--config", str(config_path)),

@@ -35,7 +35,7 @@ MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_dep
                 "development_deployment_id"}
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
-                     "build_id", "predict_concurrency"}
+                     "build_id", "predict_concurrency", "replicas"}
 # Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",
@@ -134,6 +134,158 @@ def assert_no_chat(rest: Callable[..., Any], prefix: str, **kw: Any) -> None:
 
 def model_host(model_id: str) -> str:
     return f"model-{model_id}.{HOST_DOMAIN}"
+
+
+# --- Chains (before the REST and CLI tests, which check that every route and command was reached) ------
+
+CHAIN_FILE = Path(__file__).resolve().parents[1] / "chains" / "text_stats.py"
+
+
+def chain_host(chain_id: str) -> str:
+    return f"chain-{chain_id}.{HOST_DOMAIN}"
+
+
+@pytest.fixture(scope="module")
+def text_stats(platform: Platform) -> dict[str, Any]:
+    """tests/chains/text_stats.py pushed (published, production) with `kingpost chains push`."""
+    pushed = platform.cli_json("chains", "push", str(CHAIN_FILE))
+    assert pushed["deployment"]["status"] == "ACTIVE", pushed
+    return pushed
+
+
+def test_a_three_chainlet_chain_answers_run_remote_over_rest(platform: Platform, text_stats: dict[str, Any]
+                                                             ) -> None:
+    rest = platform.rest
+    chain, version = text_stats["chain"], text_stats["deployment"]
+    chain_id, version_id = chain["id"], version["id"]
+    assert chain["name"] == "text-stats"
+    # Each Chainlet is its own deployment, all ACTIVE, the entrypoint last.
+    assert [(c["name"], c["is_entrypoint"], c["status"]) for c in version["chainlets"]] in (
+        [("Shout", False, "ACTIVE"), ("Count", False, "ACTIVE"), ("TextStats", True, "ACTIVE")],
+        [("Count", False, "ACTIVE"), ("Shout", False, "ACTIVE"), ("TextStats", True, "ACTIVE")])
+    assert len({c["deployment_id"] for c in version["chainlets"]}) == 3
+    assert text_stats["run_remote_url"].endswith(f"/chains/{chain_id}/production/run_remote")
+
+    # The entrypoint calls Shout once per word (a loop) and Count once, through the router.
+    expected = {"words": 3, "shouted": ["ONE", "TWO", "THREE"]}
+    body = {"text": "one two three"}
+    assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote", json=body) == expected
+    assert rest("POST", f"/chains/{chain['name']}/environments/production/run_remote", json=body) == expected
+    assert rest("POST", f"/chains/{chain_id}/deployment/{version_id}/run_remote", json=body) == expected
+    host = chain_host(chain_id)
+    assert rest("POST", "/production/run_remote", host=host, json={"text": "a"}) == {"words": 1, "shouted": ["A"]}
+    assert rest("POST", "/environments/production/run_remote", host=host, json=body) == expected
+    assert rest("POST", f"/deployment/{version_id}/run_remote", host=host, json=body) == expected
+    # A body that does not match run_remote's signature: 400 naming the parameter.
+    assert rest("POST", f"/chains/{chain_id}/production/run_remote", 400, json={"txt": "x"}) == {
+        "error": "Input Parsing Error: `text`: Field required."}
+
+    # Management: the chain, its versions, Chainlet by Chainlet.
+    listed = rest("GET", "/v1/chains")["chains"]
+    assert [c["id"] for c in listed] == [chain_id] and listed[0]["deployments_count"] == 1
+    assert rest("GET", f"/v1/chains/{chain_id}")["chain"] == rest("GET", "/v1/chains/text-stats")["chain"]
+    (stored,) = rest("GET", f"/v1/chains/{chain_id}/deployments")["deployments"]
+    assert (stored["id"], stored["environment"], stored["status"]) == (version_id, "production", "ACTIVE")
+    # A version must name one entrypoint and live deployments.
+    assert rest("POST", "/v1/chains", 400, json={"chain_name": "x", "chainlets": []}) == {
+        "error": "a chain deployment has exactly one entrypoint Chainlet; this one has 0"}
+
+    # The development versions of the same Chainlets, then promoted to production.
+    dev = platform.cli_json("chains", "push", str(CHAIN_FILE), "--development")["deployment"]
+    assert dev["is_development"] and dev["status"] == "ACTIVE"
+    assert platform.routed("POST", f"/chains/{chain_id}/development/run_remote", json=body) == expected
+    assert rest("POST", "/development/run_remote", host=host, json=body) == expected
+    promoted = rest("POST", f"/v1/chains/{chain_id}/environments/production/promote",
+                    json={"deployment_id": "development"})["deployment"]
+    until(lambda: rest("GET", f"/v1/models/{chain['entrypoint_model_id']}/environments/production")
+          ["environment"].get("current_deployment", {}).get("id") == promoted["id"], "the promotion", 120)
+    assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote", json=body) == expected
+
+
+def test_a_dependency_error_names_the_chainlet_and_keeps_its_class(platform: Platform,
+                                                                   text_stats: dict[str, Any]) -> None:
+    url = f"/chains/{text_stats['chain']['id']}/deployment/{text_stats['deployment']['id']}/run_remote"
+    failed = platform.rest("POST", url, 500, json={"text": "a boom b"})
+    detail = json.loads(failed["error"])
+    assert detail["exception_cls_name"] == "ValueError"
+    message = detail["exception_message"]
+    assert message.startswith("(showing chained remote errors, root error at the bottom)")
+    assert "Error calling dependency Chainlet `Shout`, HTTP status=500." in message
+    assert 'raise ValueError(f"cannot shout {word!r}")' in message  # the dependency's own frame
+    assert message.rstrip().endswith("ValueError: cannot shout 'boom'")
+    # The caller can catch the builtin class it raised.
+    caught = platform.rest("POST", url, json={"text": "a boom b", "catch": True})
+    assert caught["shouted"][1].endswith("caught ValueError: │   ValueError: cannot shout 'boom'"), caught
+
+
+def test_a_bad_chain_file_is_refused_before_anything_is_pushed(platform: Platform, tmp_path: Path) -> None:
+    before = platform.rest("GET", "/v1/models")["models"]
+    bad = tmp_path / "two_entrypoints.py"
+    bad.write_text(
+        "import truss_chains as chains\n\n\n"
+        "@chains.mark_entrypoint\nclass A(chains.ChainletBase):\n"
+        "    async def run_remote(self) -> int:\n        return 1\n\n\n"
+        "@chains.mark_entrypoint\nclass B(chains.ChainletBase):\n"
+        "    async def run_remote(self, x) -> int:\n        return x\n")
+    done = platform.cli("chains", "push", str(bad), code=1)
+    assert f"has 2 entrypoints, `A` ({bad}:5) and `B` ({bad}:11)" in done.stderr
+    assert f"`B` ({bad}:11): parameter `x` of `B.run_remote` has no type annotation" in done.stderr
+    assert platform.rest("GET", "/v1/models")["models"] == before
+    assert [c["name"] for c in platform.rest("GET", "/v1/chains")["chains"]] == ["text-stats"]
+
+
+def test_a_chainlet_that_fails_to_load_fails_the_push_naming_it_and_leaves_nothing(platform: Platform,
+                                                                                   tmp_path: Path) -> None:
+    models = platform.rest("GET", "/v1/models")["models"]
+    keys = platform.rest("GET", "/v1/api_keys")["api_keys"]
+    broken = tmp_path / "broken_chain.py"
+    broken.write_text(
+        "import truss_chains as chains\n\n\n"
+        "class Broken(chains.ChainletBase):\n"
+        "    def __init__(self) -> None:\n        raise RuntimeError('no weights here')\n\n"
+        "    async def run_remote(self, x: int) -> int:\n        return x\n\n\n"
+        "@chains.mark_entrypoint('broken-chain')\nclass Front(chains.ChainletBase):\n"
+        "    def __init__(self, broken: Broken = chains.depends(Broken)) -> None:\n        self._b = broken\n\n"
+        "    async def run_remote(self, x: int) -> int:\n        return await self._b.run_remote(x)\n")
+    done = platform.cli("chains", "push", str(broken), code=1)
+    assert "error: Chainlet `Broken`: deployment" in done.stderr
+    assert "RuntimeError: no weights here" in done.stderr  # its log
+    assert platform.rest("GET", "/v1/models")["models"] == models
+    assert platform.rest("GET", "/v1/api_keys")["api_keys"] == keys  # the chain's minted key revoked
+    assert [c["name"] for c in platform.rest("GET", "/v1/chains")["chains"]] == ["text-stats"]
+
+
+def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, tmp_path: Path,
+                                                            text_stats: dict[str, Any]) -> None:
+    cli_json = platform.cli_json
+    chain_file = tmp_path / "greet_chain.py"
+    assert cli_json("chains", "init", str(chain_file)) == {"path": str(chain_file)}
+    pushed = cli_json("chains", "push", str(chain_file), "--development")
+    chain_id = pushed["chain"]["id"]
+    assert pushed["chain"]["name"] == "GreetChain" and pushed["deployment"]["is_development"]
+    assert platform.routed("POST", f"/chains/{chain_id}/development/run_remote",
+                           json={"names": ["Ada", "Bo"]}) == ["Hello, Ada!", "Hello, Bo!"]
+    assert {c["name"] for c in cli_json("chains", "list")} == {"text-stats", "GreetChain"}
+    shown = cli_json("chains", "get", "GreetChain")
+    assert shown["chain"]["id"] == chain_id
+    assert [c["name"] for c in shown["deployments"][0]["chainlets"]] == ["Greeter", "GreetChain"]
+    text = platform.cli("chains", "get", chain_id).stdout
+    assert "Greeter: ACTIVE" in text and "GreetChain [entrypoint]: ACTIVE" in text
+    promoted = cli_json("chains", "promote", "GreetChain", "development")
+    assert promoted["model_id"] == pushed["chain"]["entrypoint_model_id"]
+    assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote",
+                           json={"names": ["Cy"]}) == ["Hello, Cy!"]
+    assert cli_json("chains", "delete", "GreetChain") == {"success": True}
+    platform.rest("GET", f"/v1/chains/{chain_id}", 404)
+    platform.routed("POST", f"/chains/{chain_id}/production/run_remote", 404, json={"names": []})
+    # The REST face of delete: text-stats and its Chainlets' models go.
+    text_stats_id = text_stats["chain"]["id"]
+    assert platform.rest("DELETE", f"/v1/chains/{text_stats_id}") == {"success": True}
+    assert platform.rest("GET", "/v1/chains") == {"chains": []}
+    names = {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
+    assert not names & {"text-stats", "text-stats.Shout", "text-stats.Count", "GreetChain"}
+    assert not {k["name"] for k in platform.rest("GET", "/v1/api_keys")["api_keys"]} & {
+        "chain-text-stats", "chain-GreetChain"}  # the keys minted for their Chainlets are revoked
 
 
 # --- REST ---------------------------------------------------------------------------------------------

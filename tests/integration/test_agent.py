@@ -281,6 +281,9 @@ async def test_replica_starts_serves_logs_heartbeats_and_stops(
     await replica_events.wait_for(state_is(events_pb2.REPLICA_STATE_STOPPED), "STOPPED")
     assert (await rpc.call(agent.stub.ListReplicas, agent_pb2.ListReplicasRequest())).replicas == []
     await rpc.call(agent.stub.StopReplica, agent_pb2.StopReplicaRequest(replica_id="rep_echo"))  # idempotent
+    # A stop for a replica this agent never knew (the scheduler replacing one a restarted node
+    # forgot) is no error either.
+    await rpc.call(agent.stub.StopReplica, agent_pb2.StopReplicaRequest(replica_id="rep_never_known"))
 
 
 async def test_second_replica_of_an_artifact_reuses_it(

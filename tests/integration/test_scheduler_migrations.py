@@ -25,7 +25,11 @@ from kingpost_scheduler import db, store
 
 # (revision, table, column) → the value the revision gives rows that existed before it, keyed by
 # primary key. Empty while every added column takes its server default.
-BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {}
+BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {
+    # Deployments that were ACTIVE or scaled to zero have served: a load failure no longer fails them.
+    ("0009", "deployments", "has_served"): {
+        ("dep_echodev001",): True, ("dep_echopub001",): True, ("dep_draftdev01",): True},
+}
 
 T0 = datetime(2025, 11, 28, 9, 30, tzinfo=UTC)
 T1 = datetime(2025, 11, 29, 17, 5, 12, 250000, tzinfo=UTC)

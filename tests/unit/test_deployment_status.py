@@ -10,7 +10,7 @@ from kingpost.v1.scheduler_pb2 import DeploymentStatus
 
 def test_the_names_are_basetens_words_in_the_enums_order() -> None:
     assert deployment_status.ALL == (
-        "BUILDING", "DEPLOYING", "ACTIVE", "SCALED_TO_ZERO", "WAKING_UP", "INACTIVE", "FAILED")
+        "BUILDING", "DEPLOYING", "ACTIVE", "SCALED_TO_ZERO", "WAKING_UP", "INACTIVE", "FAILED", "UNHEALTHY")
     assert deployment_status.SCALED_TO_ZERO == "SCALED_TO_ZERO"
 
 

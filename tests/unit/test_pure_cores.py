@@ -23,6 +23,7 @@ PURE_MODULES = (
     "kingpost_scheduler.reconcile",
     "kingpost_scheduler.lifecycle",
     "kingpost_scheduler.facts",
+    "kingpost_scheduler.healing",
     "kingpost_scheduler.route_table",
     "kingpost_scheduler.deployment_defaults",
     "kingpost_scheduler.liveness",
@@ -47,6 +48,10 @@ PURE_MODULES = (
     "kingpost_worker_agent.truss_resources",
     "kingpost_worker_agent.runner_env",
     "kingpost_worker_agent.cgroups",
+    "kingpost.chains.graph",
+    "kingpost.chains.signatures",
+    "kingpost.chains.remote_errors",
+    "kingpost.chains.codegen",
 )
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")

@@ -64,6 +64,8 @@ class Activator:
         ticket = self.slots.enqueue(deployment, loop.create_future(), now=loop.time(), timeout=timeout)
         if ticket.held and not deployment.replicas:
             self._poke(deployment.deployment_id)
+            for companion in deployment.wake_with:  # a chain: its Chainlets start together
+                self._poke_once(companion)
         try:
             while ticket.state == "waiting":
                 await asyncio.wait((ticket.handle,), timeout=max(0.0, ticket.wake_at - loop.time()))
@@ -114,6 +116,17 @@ class Activator:
         self._poking[deployment_id] = task
         task.add_done_callback(lambda _: self._poking.pop(deployment_id, None))
 
+    def _poke_once(self, deployment_id: str) -> None:
+        """One poke for a deployment nothing waits for yet, when it has no replica: the autoscaler
+        starts one (its own requests, arriving later, poke while they wait)."""
+        deployment = self.snapshot.by_deployment.get(deployment_id)
+        if self.bus is None or deployment is None or deployment.replicas or deployment_id in self._poking:
+            return
+        poke = events_pb2.ScalePoke(deployment_id=deployment_id, queued=1)
+        poke.at.CopyFrom(timestamp(self._wall_clock()))
+        task = asyncio.get_running_loop().create_task(self.bus.publish_fast(scale_poke_subject(deployment_id), poke))
+        task.add_done_callback(_log_poke_failure)
+
     async def _poke_while_held(self, deployment_id: str, bus: Publisher) -> None:
         """Tell the autoscaler, once a poke_interval, that requests wait for a first replica."""
         subject = scale_poke_subject(deployment_id)
@@ -129,6 +142,11 @@ class Activator:
             except Exception as e:  # the next poke, or the autoscaler's own tick, covers it
                 log.warning("cannot poke the autoscaler for %s: %s", deployment_id, e)
             await asyncio.sleep(self.poke_interval)
+
+
+def _log_poke_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # the autoscaler's own tick covers it
+        log.warning("cannot poke the autoscaler: %s", task.exception())
 
 
 def _wake(decided: Iterable[Ticket[Waiter]]) -> None:

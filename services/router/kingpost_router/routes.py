@@ -57,6 +57,8 @@ class Deployment:
     reject_on_full: bool = False
     # Seconds to hold requests while no replica is ready; 0 = the router's default.
     cold_start_timeout_seconds: float = 0.0
+    # Deployments to wake with this one (a chain entrypoint's dependencies).
+    wake_with: tuple[str, ...] = ()
 
     @property
     def holds(self) -> bool:
@@ -116,6 +118,7 @@ class RouteSnapshot:
                     replicas=tuple(Replica(r.replica_id, r.address) for r in d.replicas),
                     reject_on_full=d.backpressure_policy == autoscaling_settings.REJECT,
                     cold_start_timeout_seconds=max(0.0, d.cold_start_timeout_seconds),
+                    wake_with=tuple(d.wake_with),
                 )
                 for d in m.deployments
             }
@@ -132,6 +135,8 @@ class RouteSnapshot:
                 deployments=MappingProxyType(deployments),
             )
             by_id[m.model_id] = model
+            if m.chain_id:  # a chain's entrypoint: /chains/{chain_id}/... resolves to it (ids have prefixes)
+                by_id[m.chain_id] = model
             if m.name:
                 by_name[m.name] = model
         return cls(table.version, MappingProxyType(by_id), MappingProxyType(by_name),
@@ -152,8 +157,8 @@ def model_from_host(host: str) -> str:
     label = host.split(".", 1)[0].split(":", 1)[0]
     if label.startswith("model-") and len(label) > len("model-"):
         return label[len("model-"):]
-    if label.startswith("chain-"):
-        raise NotFound("chains are not supported yet")
+    if label.startswith("chain-") and len(label) > len("chain-"):
+        return label[len("chain-"):]
     if not host:
         raise InvalidArgument(
             "the request names no model: call /models/{model_id}/... or use a host model-{model_id}.<domain>"

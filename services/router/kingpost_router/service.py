@@ -209,6 +209,17 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     Sync = Predict
 
+    async def RunRemote(
+        self, request: inference_pb2.RunRemoteRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """A chain's entrypoint: the route table names the chain's entrypoint model by the chain's id
+        (and the model has the chain's name), so this is Predict on that model."""
+        predict = inference_pb2.PredictRequest(model_id=request.chain_id, target=request.target,
+                                               environment=request.environment,
+                                               deployment_id=request.deployment_id, body=request.body)
+        async for chunk in self.Predict(predict, context):
+            yield chunk
+
     async def _retry(
         self,
         deployment: Deployment,

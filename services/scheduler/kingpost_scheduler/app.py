@@ -18,17 +18,18 @@ from kingpost.auth import AuthInterceptor
 from kingpost.bus import Bus, subjects
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.errors import KingpostError
-from kingpost.v1 import events_pb2, management_pb2_grpc, scheduler_pb2_grpc
+from kingpost.v1 import chains_pb2_grpc, events_pb2, management_pb2_grpc, scheduler_pb2_grpc
 from kingpost_scheduler import db
 from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient, BuildLookup
 from kingpost_scheduler.control import Control, utcnow
+from kingpost_scheduler.handlers.chains import ChainServicer
 from kingpost_scheduler.handlers.internal import SchedulerServicer
 from kingpost_scheduler.handlers.management import ManagementServicer
 from kingpost_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PREFIXES = ("/kingpost.v1.ManagementService/",)
+PUBLIC_PREFIXES = ("/kingpost.v1.ManagementService/", "/kingpost.v1.ChainService/")
 
 
 @dataclass
@@ -39,10 +40,13 @@ class Scheduler:
     interceptor: AuthInterceptor
     bus: Bus
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    chains: ChainServicer | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
         management_pb2_grpc.add_ManagementServiceServicer_to_server(self.management, server)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(self.scheduler, server)
+        chains_pb2_grpc.add_ChainServiceServicer_to_server(
+            self.chains or ChainServicer(self.control, self.management.PromoteDeployment), server)
 
     async def close(self) -> None:
         """In reverse order of start: NATS (its handlers finish), the control loop's calls and

@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kingpost import autoscaling_settings, deployment_status
 from kingpost.v1 import events_pb2, management_pb2, scheduler_pb2
-from kingpost_scheduler import canary, lifecycle, records
+from kingpost_scheduler import canary, healing, lifecycle, records
 from kingpost_scheduler.route_table import RouteTable
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
@@ -22,6 +22,7 @@ from kingpost_scheduler.tables import (
     EnvironmentRecord,
     ModelRecord,
     NodeRecord,
+    ReplicaRecord,
 )
 
 
@@ -32,7 +33,9 @@ def timestamp(dt: datetime | None) -> Timestamp:
     return ts
 
 
-def deployment(d: DeploymentRecord, ready_replicas: int) -> management_pb2.Deployment:
+def deployment(d: DeploymentRecord, ready_replicas: int,
+               replicas: Sequence[ReplicaRecord] = ()) -> management_pb2.Deployment:
+    """`replicas`: its replicas, shown with their restarts and how their runner last ended."""
     return management_pb2.Deployment(
         id=d.id, name=d.name, model_id=d.model_id, created_at=timestamp(d.created_at),
         is_production=d.environment == lifecycle.PRODUCTION, is_development=d.is_development,
@@ -41,7 +44,15 @@ def deployment(d: DeploymentRecord, ready_replicas: int) -> management_pb2.Deplo
         autoscaling_settings=management_pb2.AutoscalingSettings(
             **autoscaling_settings.as_dict(records.autoscaling_of(d))),
         environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
+        replicas=[replica(r, bool(d.has_served)) for r in replicas],
     )
+
+
+def replica(r: ReplicaRecord, has_served: bool) -> management_pb2.DeploymentReplica:
+    facts = records.replica_facts(r)
+    return management_pb2.DeploymentReplica(
+        id=r.id, node_id=r.node_id, state=r.state, restarts=r.restarts or 0,
+        crash_looping=healing.crash_looping(facts, has_served), last_exit=r.message)
 
 
 def model(m: ModelRecord, deployments: Sequence[DeploymentRecord],
@@ -103,6 +114,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
         models=[
             scheduler_pb2.ModelRoute(
                 model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,
+                chain_id=m.chain_id,
                 environments=[
                     scheduler_pb2.EnvironmentRoute(name=e.name, deployments=[
                         scheduler_pb2.WeightedDeployment(deployment_id=d, weight=w) for d, w in e.deployments
@@ -125,6 +137,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
                             desired_replicas=d.desired_replicas),
                         replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
                                   for r in d.replicas],
+                        wake_with=list(d.wake_with),
                     )
                     for d in m.deployments
                 ],

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.v1 import events_pb2
-from kingpost_scheduler import facts, metrics, records, store
+from kingpost_scheduler import facts, healing, metrics, records, store
 from kingpost_scheduler.clients import BuildInfo, build_state_name
 from kingpost_scheduler.tables import ReplicaRecord
 
@@ -53,25 +53,40 @@ class Events:
         metrics.EVENTS.labels("build", "ok").inc()
 
     async def on_replica_event(self, event: events_pb2.ReplicaEvent) -> None:
+        report = report_of(event)
+
         async def apply(session: AsyncSession) -> None:
             replica = await store.get_replica(session, event.replica_id)
-            if replica is None or replica.state == facts.STOPPING:
-                return  # not ours, or on its way out: nothing to learn
-            now = self._clock()
-            if event.state == events_pb2.REPLICA_STATE_READY and event.address:
-                if replica.state in (facts.PENDING, facts.STARTING):
-                    _cold_start(replica, now)
-                await store.set_replica_state(session, replica, facts.READY, now, address=event.address)
-            elif event.state == events_pb2.REPLICA_STATE_FAILED:
-                await store.set_replica_state(session, replica, facts.FAILED, now,
-                                              message=event.message or f"replica {replica.id} failed")
-            elif event.state == events_pb2.REPLICA_STATE_STOPPED:
+            change = healing.after_report(records.replica_facts(replica) if replica else None, report)
+            if replica is None or change is None:
+                return
+            if change.forget:
                 await store.delete_replicas(session, [replica.id])
-            elif event.state == events_pb2.REPLICA_STATE_STARTING and replica.state == facts.PENDING:
-                await store.set_replica_state(session, replica, facts.STARTING, now)
+                return
+            now = self._clock()
+            if change.cold_start:
+                _cold_start(replica, now)
+            if change.state == facts.RESTARTING and replica.state != facts.RESTARTING:
+                log.warning("deployment %s replica %s: its runner ended (restart %d%s): %s",
+                            replica.deployment_id, replica.id, change.restarts or 0,
+                            ", crash-looping" if change.crash_looping else "",
+                            healing.tail(change.message or "", 0))
+            records.apply_replica_change(replica, change, now)
+            await session.flush()
 
         await self._write(f"applying replica event for {event.replica_id}", apply)
         metrics.EVENTS.labels("replica", "ok").inc()
+
+
+def report_of(event: events_pb2.ReplicaEvent) -> healing.Report:
+    """The event as healing.py reads it; a state this scheduler does not know (a newer agent's)
+    is UNSPECIFIED, which changes nothing."""
+    known = event.state in events_pb2.ReplicaState.values()
+    return healing.Report(
+        state=events_pb2.ReplicaState.Name(event.state if known else 0).removeprefix("REPLICA_STATE_"),
+        address=event.address, message=event.message, restarts=event.restarts,
+        at=event.at.ToDatetime(UTC) if event.HasField("at") else None,
+        next_restart_at=event.next_restart_at.ToDatetime(UTC) if event.HasField("next_restart_at") else None)
 
 
 def _cold_start(replica: ReplicaRecord, now: datetime) -> None:

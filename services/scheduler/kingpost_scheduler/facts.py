@@ -4,9 +4,10 @@ Replica states, in the order a replica lives them:
 
     PENDING   placed on a node; StartReplica not yet acknowledged
     STARTING  the agent acknowledged; the runner is loading the model
-    READY     the runner answers (address known)
-    FAILED    the runner could not load the model (terminal for its build)
-    STOPPING  we decided to stop it; StopReplica not yet acknowledged
+    READY       the runner answers (address known)
+    RESTARTING  its runner ended after it had been READY; its node starts it again (not routed)
+    FAILED      the runner could not load the model at its first start
+    STOPPING    we decided to stop it; StopReplica not yet acknowledged
 
 A replica row is deleted once it is stopped or known to be gone.
 """
@@ -19,10 +20,11 @@ from datetime import datetime
 PENDING = "PENDING"
 STARTING = "STARTING"
 READY = "READY"
+RESTARTING = "RESTARTING"
 FAILED = "FAILED"
 STOPPING = "STOPPING"
 
-REPLICA_STATES = (PENDING, STARTING, READY, FAILED, STOPPING)
+REPLICA_STATES = (PENDING, STARTING, READY, RESTARTING, FAILED, STOPPING)
 
 
 @dataclass(frozen=True)
@@ -41,4 +43,9 @@ class Replica:
     # When `state` last changed: a STARTING replica has been loading since then.
     since: datetime
     address: str = ""
+    # Why it FAILED, or how its runner last ended and its last lines (kept once READY again).
     message: str = ""
+    # How many times its node restarted its runner.
+    restarts: int = 0
+    # RESTARTING and its node holds the next start back: the runner keeps ending soon after it starts.
+    crash_looping: bool = False

@@ -1,12 +1,15 @@
 """A deployment's life: names, the push that creates it, its status, how many replicas it wants.
 
-    push ─▶ BUILDING ─(build SUCCEEDED)─▶ DEPLOYING ─(a replica READY)─▶ ACTIVE
-               │                              │
-               └─(build FAILED)─▶ FAILED ◀─(replica FAILED: the model did not load)
+    push ─▶ BUILDING ─(build SUCCEEDED)─▶ DEPLOYING ─(a replica READY)─▶ ACTIVE ◀─▶ UNHEALTHY
+               │                              │                               (every replica
+               └─(build FAILED)─▶ FAILED ◀─(replica FAILED before any served)   crash-loops)
 
-FAILED is terminal for a deployment: its build will not load any better next time, so the fix
-is a new push. A push without `publish` replaces the development deployment (the previous one is
-deleted and its replicas stopped); published deployments are named `deployment-N`.
+Only a build that fails or a model that does not load at its first start fails a deployment
+(FAILED; `activate` tries the same build again, a new push is the usual fix). Once it has served,
+crashes heal (healing.py): the deployment stays ACTIVE while any replica serves or restarts at
+once, and is UNHEALTHY only while every replica crash-loops. A push without `publish` replaces the
+development deployment (the previous one is deleted and its replicas stopped); published
+deployments are named `deployment-N`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from kingpost.deployment_status import (  # noqa: F401  (the statuses, re-export
     FAILED,
     INACTIVE,
     SCALED_TO_ZERO,
+    UNHEALTHY,
     WAKING_UP,
 )
 from kingpost.errors import Conflict, InvalidArgument
-from kingpost_scheduler.facts import READY, Replica
+from kingpost_scheduler import healing
+from kingpost_scheduler.facts import Replica
 
 BUILD_BUILDING = "BUILDING"
 BUILD_SUCCEEDED = "SUCCEEDED"
@@ -72,6 +77,8 @@ class DeploymentFacts:
     desired_replicas: int = 1
     # The environment it serves as current deployment, "" for none.
     environment: str = ""
+    # A replica of it has been READY: a load failure no longer fails it (healing.py).
+    has_served: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,12 @@ def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status
         return Status(BUILDING)
     if not d.active:
         return Status(INACTIVE)
-    if any(r.state == READY and r.address for r in replicas):
+    replicas = list(replicas)
+    if any(healing.serves(r) for r in replicas):
         return Status(ACTIVE)
+    looping = healing.all_crash_looping(replicas, d.has_served)
+    if looping:
+        return Status(UNHEALTHY, healing.unhealthy_reason(looping))
     # Scale to zero (the autoscaler's ScaleDeployment 0 at min_replica 0), and the way back.
     if desired_replicas(d) == 0:
         return Status(SCALED_TO_ZERO)
@@ -106,13 +117,15 @@ _NOT_SERVING = {
     WAKING_UP: "a replica is starting",
     INACTIVE: "deactivated; `kingpost deployments activate` brings it back",
     FAILED: "push a fixed Truss",
+    UNHEALTHY: "every replica is crash-looping",
 }
 
 
 def not_serving_reason(status: str, failure: str = "") -> str:
     """Why a deployment in `status` is not serving, in a caller's words; "" while it serves.
-    `failure`: a FAILED deployment's stored reason (the build's or the model's error)."""
-    if status == FAILED and failure:
+    `failure`: a FAILED deployment's stored reason (the build's or the model's error), or an
+    UNHEALTHY one's (its replicas' crash loop)."""
+    if status in (FAILED, UNHEALTHY) and failure:
         return failure
     return _NOT_SERVING.get(status, "")
 
@@ -133,6 +146,19 @@ def after_build(d: DeploymentFacts, state: str, artifact_digest: str, message: s
     if state == BUILD_FAILED:
         return BuildOutcome(FAILED, f"build failed: {message}" if message else "build failed", "")
     return BuildOutcome(BUILDING, "", "")
+
+
+def has_served(d: DeploymentFacts, status: str) -> bool:
+    """Whether it has served, once its status is `status` (it never forgets)."""
+    return d.has_served or status == ACTIVE
+
+
+def activated(d: DeploymentFacts) -> Status:
+    """The status `activate` gives: a FAILED deployment whose build succeeded tries its model again
+    (DEPLOYING, as new: a load failure at its first start fails it again); others keep theirs."""
+    if d.status == FAILED and d.artifact_digest:
+        return Status(DEPLOYING)
+    return Status(d.status, d.status_reason)
 
 
 def desired_replicas(d: DeploymentFacts) -> int:

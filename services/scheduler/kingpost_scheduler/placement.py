@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from kingpost_scheduler.facts import PENDING, STOPPING, Node, Replica
+from kingpost_scheduler.facts import FAILED, PENDING, STOPPING, Node, Replica
 
 
 def is_live(node: Node, now: datetime, node_timeout: timedelta) -> bool:
@@ -37,7 +37,8 @@ def missing_from_heartbeat(
 ) -> list[str]:
     """Replicas we think run on a node but that its heartbeat does not list: they are gone.
 
-    PENDING replicas are not on the node yet, and STOPPING ones are leaving anyway. A replica
+    PENDING replicas are not on the node yet, STOPPING ones are leaving anyway, and FAILED ones are
+    listed by no heartbeat (the reconcile pass stops and replaces them in its time). A replica
     whose state changed within `grace` of the heartbeat may simply be newer than the heartbeat
     (StartReplica acknowledged while the heartbeat was in flight), so it gets the benefit of the doubt
     — unless it changed before `settled_before` (when this scheduler started: a heartbeat heard since
@@ -50,5 +51,5 @@ def missing_from_heartbeat(
 
     return sorted(
         r.id for r in ours
-        if r.state not in (PENDING, STOPPING) and r.id not in reported_ids and settled(r)
+        if r.state not in (PENDING, STOPPING, FAILED) and r.id not in reported_ids and settled(r)
     )

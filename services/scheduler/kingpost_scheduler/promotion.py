@@ -39,13 +39,16 @@ DELETE = "delete"
 PROMOTE = "promote"
 
 _LIVE = (lifecycle.BUILDING, lifecycle.DEPLOYING, lifecycle.ACTIVE, lifecycle.SCALED_TO_ZERO,
-         lifecycle.WAKING_UP)
+         lifecycle.WAKING_UP, lifecycle.UNHEALTHY)
+# A FAILED deployment whose build failed: nothing to try again.
+BUILD_FAILED = "FAILED (its build failed)"
 
 # action → the states it may start from (anything else is refused with REFUSALS' advice).
 TRANSITIONS: Mapping[str, frozenset[str]] = {
-    ACTIVATE: frozenset({lifecycle.INACTIVE, *_LIVE}),
+    # A FAILED deployment whose model did not load tries it again (lifecycle.activated).
+    ACTIVATE: frozenset({lifecycle.INACTIVE, lifecycle.FAILED, *_LIVE}),
     DEACTIVATE: frozenset({lifecycle.INACTIVE, *_LIVE}),
-    DELETE: frozenset({lifecycle.INACTIVE, lifecycle.FAILED, *_LIVE}),
+    DELETE: frozenset({lifecycle.INACTIVE, lifecycle.FAILED, BUILD_FAILED, *_LIVE}),
     PROMOTE: frozenset(_LIVE),
 }
 
@@ -53,8 +56,10 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 REFUSALS: Mapping[tuple[str, str], str] = {
     (PROMOTE, lifecycle.INACTIVE): "activate it first",
     (PROMOTE, lifecycle.FAILED): "push a fixed Truss and promote the new deployment",
-    (ACTIVATE, lifecycle.FAILED): "push a fixed Truss: a failed build does not load any better twice",
+    (PROMOTE, BUILD_FAILED): "push a fixed Truss and promote the new deployment",
+    (ACTIVATE, BUILD_FAILED): "push a fixed Truss: a build that failed has nothing to start",
     (DEACTIVATE, lifecycle.FAILED): "it has no compute to stop; delete it instead",
+    (DEACTIVATE, BUILD_FAILED): "it has no compute to stop; delete it instead",
 }
 
 
@@ -62,7 +67,7 @@ def state_of(d: lifecycle.DeploymentFacts) -> str:
     if d.deleted:
         return DELETED
     if d.status == lifecycle.FAILED:
-        return lifecycle.FAILED
+        return lifecycle.FAILED if d.artifact_digest else BUILD_FAILED
     if not d.active:
         return lifecycle.INACTIVE
     return d.status

@@ -2,10 +2,12 @@
 
 Rules, in order, per deployment:
 1. A replica on a node that is not live is gone: forget it (there is nobody to tell).
-2. A FAILED replica fails its deployment: Truss's load failure is terminal for that build, so the
-   deployment is reported FAILED with the replica's message and nothing of it is started again
-   (no hot loop); its replicas are stopped.
-3. A replica PENDING or STARTING for longer than `start_timeout` is stopped and replaced.
+2. A FAILED replica of a deployment that has never served fails it: the model does not load at its
+   first start, so the deployment is reported FAILED with the replica's message and nothing of it
+   is started again (no hot loop); its replicas are stopped. In a deployment that has served
+   (`served`), a FAILED replica waits `healing.REPLACE_FAILED_AFTER`, then is stopped and replaced.
+3. A replica PENDING or STARTING for longer than `start_timeout` is stopped and replaced. A
+   RESTARTING one is its node's to heal: it keeps its place (nothing starts in its stead).
 4. Then start or stop replicas until the healthy ones match the desired count. Surplus goes
    not-ready first, newest first, so serving replicas are the last to leave.
 
@@ -16,14 +18,15 @@ each PENDING one, stop each STOPPING one (the dispatcher sends them until acknow
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kingpost_scheduler.facts import FAILED, PENDING, READY, STARTING, STOPPING, Node, Replica
+from kingpost_scheduler import healing
+from kingpost_scheduler.facts import FAILED, PENDING, READY, RESTARTING, STARTING, STOPPING, Node, Replica
 from kingpost_scheduler.placement import choose_node, live_nodes
 
-_STOP_FIRST = {PENDING: 0, STARTING: 1, READY: 2}
+_STOP_FIRST = {FAILED: 0, PENDING: 0, RESTARTING: 1, STARTING: 1, READY: 2}
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,10 @@ def plan(
     now: datetime,
     node_timeout: timedelta,
     start_timeout: timedelta,
+    served: Collection[str] = (),
 ) -> Plan:
-    """`desired`: deployment id → replica count; a deployment not in it wants none."""
+    """`desired`: deployment id → replica count; a deployment not in it wants none. `served`: the
+    deployments that have served (a load failure does not fail them)."""
     live = {n.id for n in live_nodes(nodes, now, node_timeout)}
     forget = sorted(r.id for r in replicas if r.node_id not in live)
     present = [r for r in replicas if r.node_id in live]
@@ -78,11 +83,12 @@ def plan(
     for deployment_id in sorted(set(desired) | set(by_deployment)):
         own = sorted(by_deployment.get(deployment_id, []), key=lambda r: r.id)
         failed = [r for r in own if r.state == FAILED]
-        if failed:
+        if failed and deployment_id not in served:
             failures.append(Failure(deployment_id, failed[0].message or f"replica {failed[0].id} failed"))
             stops.extend(r.id for r in own)
             continue
-        stuck = [r for r in own if r.state in (PENDING, STARTING) and now - r.since > start_timeout]
+        stuck = [r for r in own if (r.state in (PENDING, STARTING) and now - r.since > start_timeout)
+                 or (r.state == FAILED and now >= healing.replace_failed_at(r))]
         stops.extend(r.id for r in stuck)
         healthy = [r for r in own if r not in stuck]
         want = max(0, desired.get(deployment_id, 0))

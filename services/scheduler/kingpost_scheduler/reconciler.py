@@ -65,8 +65,9 @@ class Reconciler:
                 d.min_replica, d.desired_replicas, d.demoted_at = 0, 0, None
         desired = {d.id: lifecycle.desired_replicas(records.deployment_facts(d))
                    for d in deployments.values()}
+        served = {d.id for d in deployments.values() if d.has_served}
         plan = reconcile.plan(desired, [records.replica_facts(r) for r in replicas], nodes, now=now,
-                              node_timeout=self.node_timeout, start_timeout=self.start_timeout)
+                              node_timeout=self.node_timeout, start_timeout=self.start_timeout, served=served)
         if not plan.empty:
             await self._apply(session, plan, deployments, replicas, now)
             replicas = await store.all_replicas(session)
@@ -75,9 +76,14 @@ class Reconciler:
         for r in replica_facts:
             own[r.deployment_id].append(r)
         for d in deployments.values():
-            status = lifecycle.deployment_status(records.deployment_facts(d), own[d.id])
+            d_facts = records.deployment_facts(d)
+            status = lifecycle.deployment_status(d_facts, own[d.id])
             if (d.status, d.status_reason) != (status.status, status.reason):
+                if lifecycle.UNHEALTHY in (d.status, status.status):
+                    log.warning("deployment %s: %s → %s %s", d.id, d.status, status.status, status.reason)
                 d.status, d.status_reason = status.status, status.reason
+            if lifecycle.has_served(d_facts, status.status) and not d.has_served:
+                d.has_served = True
         environments = await store.environments(session)
         ready = Counter(r.deployment_id for r in replica_facts if r.state == facts.READY)
         _promote(environments, deployments, ready, now)
@@ -162,5 +168,5 @@ def _gauges(deployments: Iterable[DeploymentRecord], replicas: Iterable[ReplicaR
         metrics.REPLICAS.labels(state).set(by_state.get(state, 0))
     by_status = Counter(d.status for d in deployments)
     for status in (lifecycle.BUILDING, lifecycle.DEPLOYING, lifecycle.ACTIVE, lifecycle.SCALED_TO_ZERO,
-                   lifecycle.INACTIVE, lifecycle.FAILED):
+                   lifecycle.WAKING_UP, lifecycle.INACTIVE, lifecycle.FAILED, lifecycle.UNHEALTHY):
         metrics.DEPLOYMENTS.labels(status).set(by_status.get(status, 0))

@@ -12,7 +12,7 @@ from typing import Any
 
 from kingpost import autoscaling_settings
 from kingpost.autoscaling_settings import AutoscalingSettings
-from kingpost_scheduler import canary, lifecycle, promotion, promotion_steps
+from kingpost_scheduler import canary, healing, lifecycle, promotion, promotion_steps
 from kingpost_scheduler.clients import BuildInfo
 from kingpost_scheduler.deployment_defaults import NewDeployment
 from kingpost_scheduler.facts import Node, Replica
@@ -27,7 +27,7 @@ def deployment_facts(d: DeploymentRecord) -> lifecycle.DeploymentFacts:
         id=d.id, name=d.name, status=d.status, status_reason=d.status_reason,
         artifact_digest=d.artifact_digest, active=d.active, deleted=d.deleted,
         is_development=d.is_development, min_replica=d.min_replica, max_replica=d.max_replica,
-        desired_replicas=d.desired_replicas, environment=d.environment,
+        desired_replicas=d.desired_replicas, environment=d.environment, has_served=bool(d.has_served),
     )
 
 
@@ -45,7 +45,7 @@ def new_deployment(deployment_id: str, model_id: str, new: NewDeployment, now: d
         id=deployment_id, model_id=model_id, name=new.name, is_development=new.is_development, environment="",
         status=new.status, status_reason="", build_id=new.build_id, artifact_digest=new.artifact_digest,
         predict_concurrency=new.predict_concurrency, **autoscaling_settings.as_dict(new.autoscaling),
-        desired_replicas=new.desired_replicas, active=True, deleted=False, created_at=now,
+        desired_replicas=new.desired_replicas, active=True, deleted=False, created_at=now, has_served=False,
     )
 
 
@@ -129,7 +129,18 @@ def end_canary(env: EnvironmentRecord) -> None:
 
 def replica_facts(r: ReplicaRecord) -> Replica:
     return Replica(id=r.id, deployment_id=r.deployment_id, node_id=r.node_id, state=r.state,
-                   since=r.updated_at, address=r.address, message=r.message)
+                   since=r.updated_at, address=r.address, message=r.message, restarts=r.restarts or 0,
+                   crash_looping=bool(r.crash_looping))
+
+
+def apply_replica_change(r: ReplicaRecord, change: healing.Change, now: datetime) -> None:
+    """A report's change (healing.after_report) written to the row; `forget` is the caller's."""
+    if change.state and change.state != r.state:
+        r.state, r.updated_at = change.state, now
+    for name in ("address", "message", "restarts", "crash_looping"):
+        value = getattr(change, name)
+        if value is not None:
+            setattr(r, name, value)
 
 
 def node_facts(n: NodeRecord) -> Node:

@@ -10,7 +10,7 @@ snapshots give equal tables, so the shell can tell "nothing changed" by comparin
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kingpost.autoscaling_settings import AutoscalingSettings
@@ -22,6 +22,8 @@ from kingpost_scheduler.facts import READY, Replica
 class ModelRow:
     id: str
     name: str
+    # The chain whose entrypoint this model is ("" for none): run_remote on the chain reaches it.
+    chain_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class DeploymentRoute:
     desired_replicas: int = 1
     # Why it is not serving ("" while it serves): lifecycle.not_serving_reason.
     status_reason: str = ""
+    # Deployments woken with this one (a chain entrypoint's dependencies).
+    wake_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class ModelRoute:
     development_deployment_id: str
     environments: tuple[EnvironmentRoute, ...]
     deployments: tuple[DeploymentRoute, ...]
+    chain_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,11 @@ def build_route_table(
     environments: Sequence[EnvironmentRow],
     replicas: Iterable[Replica],
     api_key_sha256: Iterable[str],
+    wake_with: Mapping[str, Sequence[str]] | None = None,
 ) -> RouteTable:
-    """`deployments` are the live (not deleted) ones; replicas of any state may be passed."""
+    """`deployments` are the live (not deleted) ones; replicas of any state may be passed.
+    `wake_with`: deployment id → deployments woken with it (a chain version's dependencies)."""
+    wake_with = wake_with or {}
     ready: dict[str, list[ReplicaRoute]] = defaultdict(list)
     for r in replicas:
         if r.state == READY and r.address:
@@ -134,8 +142,10 @@ def build_route_table(
                     autoscaling=d.autoscaling,
                     desired_replicas=d.desired_replicas,
                     status_reason=lifecycle.not_serving_reason(d.status, d.status_reason),
+                    wake_with=tuple(sorted(w for w in wake_with.get(d.id, ()) if w in known and w != d.id)),
                 )
                 for d in own
             ),
+            chain_id=m.chain_id,
         ))
     return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))))

@@ -21,6 +21,8 @@ from kingpost_scheduler.records import autoscaling_of, node_columns, replica_fac
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
+    ChainDeploymentRecord,
+    ChainRecord,
     DeploymentRecord,
     EnvironmentRecord,
     ModelRecord,
@@ -210,6 +212,11 @@ async def ready_counts(session: AsyncSession) -> dict[str, int]:
     return counts
 
 
+async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[ReplicaRecord]:
+    return (await session.scalars(select(ReplicaRecord).where(ReplicaRecord.deployment_id == deployment_id)
+                                  .order_by(ReplicaRecord.created_at, ReplicaRecord.id))).all()
+
+
 async def get_replica(session: AsyncSession, replica_id: str) -> ReplicaRecord | None:
     return await session.get(ReplicaRecord, replica_id)
 
@@ -222,7 +229,8 @@ async def add_replica(
     session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime
 ) -> ReplicaRecord:
     replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-                            address="", message="", created_at=now, updated_at=now)
+                            address="", message="", created_at=now, updated_at=now, restarts=0,
+                            crash_looping=False)
     session.add(replica)
     await session.flush()
     return replica
@@ -307,8 +315,10 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
 
 async def route_inputs(
     session: AsyncSession,
-) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str]]:
-    models = [ModelRow(m.id, m.name) for m in await list_models(session)]
+) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str],
+           dict[str, list[str]]]:
+    chain_of = {c.entrypoint_model_id: c.id for c in (await session.execute(select(ChainRecord))).scalars()}
+    models = [ModelRow(m.id, m.name, chain_of.get(m.id, "")) for m in await list_models(session)]
     deployments = [
         DeploymentRow(d.id, d.model_id, d.is_development, d.active, d.predict_concurrency, d.status,
                       autoscaling=autoscaling_of(d), desired_replicas=d.desired_replicas,
@@ -320,4 +330,7 @@ async def route_inputs(
             for e in await environments(session) if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
     digests = [k.sha256 for k in await list_api_keys(session)]
-    return models, deployments, envs, replicas, digests
+    # A chain version's entrypoint wakes its dependencies with it.
+    wake_with = {v.id: [c["deployment_id"] for c in v.chainlets if not c.get("is_entrypoint")]
+                 for v in (await session.execute(select(ChainDeploymentRecord))).scalars()}
+    return models, deployments, envs, replicas, digests, wake_with

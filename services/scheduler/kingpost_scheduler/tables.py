@@ -73,6 +73,8 @@ class DeploymentRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When it left an environment to a promotion: it drains, then scales to zero (0002).
     demoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    # A replica of it has been READY: a load failure no longer fails it (0009).
+    has_served: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ReplicaRecord(Base):
@@ -86,6 +88,9 @@ class ReplicaRecord(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # How often its node restarted its runner, and whether it holds the next start back (0009).
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    crash_looping: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class NodeRecord(Base):
@@ -128,3 +133,27 @@ class ApiKeyRecord(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ChainRecord(Base):
+    """A Chain: its Chainlets are models; the entrypoint's model (named like the chain) serves run_remote."""
+
+    __tablename__ = "chains"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    entrypoint_model_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChainDeploymentRecord(Base):
+    """One version of a Chain: its id is its entrypoint's deployment id; `chainlets` lists every
+    Chainlet's {name, model_id, deployment_id, is_entrypoint}."""
+
+    __tablename__ = "chain_deployments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chain_id: Mapped[str] = mapped_column(ForeignKey("chains.id", ondelete="CASCADE"), index=True)
+    is_development: Mapped[bool] = mapped_column(Boolean, default=False)
+    chainlets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

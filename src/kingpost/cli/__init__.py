@@ -11,6 +11,7 @@ import click
 from kingpost.cli import (  # noqa: F401  (each module adds its commands to the group)
     autoscaling_command,
     build_command,
+    chains_command,
     init_command,
     inspect_commands,
     keys_command,

@@ -24,6 +24,20 @@ def _deployment_line(d: management_pb2.Deployment) -> str:
     return f"{d.name} ({d.id}): {d.status}{reason}{where}, {d.active_replica_count} ready replica(s)"
 
 
+def _replica_lines(d: management_pb2.Deployment) -> list[str]:
+    """Each replica: its state, restarts, and how its runner last ended with its last lines."""
+    lines = []
+    for r in d.replicas:
+        state = "CRASH-LOOPING" if r.crash_looping else r.state
+        restarts = f", restarted {r.restarts} time(s)" if r.restarts else ""
+        lines.append(f"  replica {r.id} on {r.node_id or '-'}: {state}{restarts}")
+        if r.last_exit:
+            last = r.last_exit.strip().splitlines()
+            lines.append(f"    last exit: {last[0]}")
+            lines.extend(f"      {line}" for line in last[1:])
+    return lines
+
+
 def _autoscaling_line(s: management_pb2.AutoscalingSettings) -> str:
     return (f"autoscaling: replicas {s.min_replica}..{s.max_replica}, "
             f"window {s.autoscaling_window}s, scale-down delay {s.scale_down_delay}s, "
@@ -98,6 +112,8 @@ def deployments_get(model: str, deployment: str, as_json: bool) -> None:
         return
     click.echo(_deployment_line(d))
     click.echo(f"  {_autoscaling_line(d.autoscaling_settings)}")
+    for line in _replica_lines(d):
+        click.echo(line)
 
 
 def _action(method: str, request_type: Any, verb: str) -> Any:

@@ -49,6 +49,11 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.RunRemote = channel.unary_stream(
+                '/kingpost.v1.InferenceService/RunRemote',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer:
@@ -80,6 +85,15 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunRemote(self, request, context):
+        """RunRemote calls a chain's entrypoint: the body's keys are its run_remote's
+        parameters. Prefixes as Predict's; the routes without `/chains/{chain_id}`
+        take the chain from the Host (`chain-{chain_id}.<domain>`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +105,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
             'Sync': grpc.unary_stream_rpc_method_handler(
                     servicer.Sync,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'RunRemote': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunRemote,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
@@ -151,6 +170,33 @@ class InferenceService:
             target,
             '/kingpost.v1.InferenceService/Sync',
             kingpost_dot_v1_dot_inference__pb2.SyncRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRemote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/RunRemote',
+            kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/scheduler.proto\x12\x0bkingpost.v1\"%\n\x12WatchRoutesRequest\x12\x0f\n\x07watcher\x18\x01 \x01(\t\"=\n\x13WatchRoutesResponse\x12&\n\x05table\x18\x01 \x01(\x0b\x32\x17.kingpost.v1.RouteTable\"^\n\nRouteTable\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\'\n\x06models\x18\x02 \x03(\x0b\x32\x17.kingpost.v1.ModelRoute\x12\x16\n\x0e\x61pi_key_sha256\x18\x03 \x03(\t\"\xb7\x01\n\nModelRoute\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x19\x64\x65velopment_deployment_id\x18\x03 \x01(\t\x12\x33\n\x0c\x65nvironments\x18\x04 \x03(\x0b\x32\x1d.kingpost.v1.EnvironmentRoute\x12\x31\n\x0b\x64\x65ployments\x18\x05 \x03(\x0b\x32\x1c.kingpost.v1.DeploymentRoute\"V\n\x10\x45nvironmentRoute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\x1f.kingpost.v1.WeightedDeployment\";\n\x12WeightedDeployment\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x05\"\xc8\x02\n\x0f\x44\x65ploymentRoute\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x1b\n\x13predict_concurrency\x18\x03 \x01(\x05\x12+\n\x08replicas\x18\x04 \x03(\x0b\x32\x19.kingpost.v1.ReplicaRoute\x12-\n\x06status\x18\n \x01(\x0e\x32\x1d.kingpost.v1.DeploymentStatus\x12\x15\n\rstatus_reason\x18\x06 \x01(\t\x12\x1b\n\x13\x62\x61\x63kpressure_policy\x18\x07 \x01(\t\x12\"\n\x1a\x63old_start_timeout_seconds\x18\x08 \x01(\x01\x12\x37\n\x0b\x61utoscaling\x18\t \x01(\x0b\x32\".kingpost.v1.DeploymentAutoscalingJ\x04\x08\x05\x10\x06\"\xd4\x01\n\x15\x44\x65ploymentAutoscaling\x12\x13\n\x0bmin_replica\x18\x01 \x01(\x05\x12\x13\n\x0bmax_replica\x18\x02 \x01(\x05\x12\x1a\n\x12\x61utoscaling_window\x18\x03 \x01(\x05\x12\x18\n\x10scale_down_delay\x18\x04 \x01(\x05\x12\x1a\n\x12\x63oncurrency_target\x18\x05 \x01(\x05\x12%\n\x1dtarget_utilization_percentage\x18\x06 \x01(\x05\x12\x18\n\x10\x64\x65sired_replicas\x18\x07 \x01(\x05\"3\n\x0cReplicaRoute\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"A\n\x16ScaleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x05\"+\n\x17ScaleDeploymentResponse\x12\x10\n\x08replicas\x18\x01 \x01(\x05\"N\n\x1f\x44\x65\x61\x63tivateIdleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x14\n\x0cidle_seconds\x18\x02 \x01(\x01\"7\n DeactivateIdleDeploymentResponse\x12\x13\n\x0b\x64\x65\x61\x63tivated\x18\x01 \x01(\x08*\x99\x02\n\x10\x44\x65ploymentStatus\x12!\n\x1d\x44\x45PLOYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_BUILDING\x10\x01\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_DEPLOYING\x10\x02\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_ACTIVE\x10\x03\x12$\n DEPLOYMENT_STATUS_SCALED_TO_ZERO\x10\x04\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_WAKING_UP\x10\x05\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_INACTIVE\x10\x06\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_FAILED\x10\x07\x32\xbd\x02\n\x10SchedulerService\x12R\n\x0bWatchRoutes\x12\x1f.kingpost.v1.WatchRoutesRequest\x1a .kingpost.v1.WatchRoutesResponse0\x01\x12\\\n\x0fScaleDeployment\x12#.kingpost.v1.ScaleDeploymentRequest\x1a$.kingpost.v1.ScaleDeploymentResponse\x12w\n\x18\x44\x65\x61\x63tivateIdleDeployment\x12,.kingpost.v1.DeactivateIdleDeploymentRequest\x1a-.kingpost.v1.DeactivateIdleDeploymentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/scheduler.proto\x12\x0bkingpost.v1\"%\n\x12WatchRoutesRequest\x12\x0f\n\x07watcher\x18\x01 \x01(\t\"=\n\x13WatchRoutesResponse\x12&\n\x05table\x18\x01 \x01(\x0b\x32\x17.kingpost.v1.RouteTable\"^\n\nRouteTable\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\'\n\x06models\x18\x02 \x03(\x0b\x32\x17.kingpost.v1.ModelRoute\x12\x16\n\x0e\x61pi_key_sha256\x18\x03 \x03(\t\"\xc9\x01\n\nModelRoute\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x19\x64\x65velopment_deployment_id\x18\x03 \x01(\t\x12\x33\n\x0c\x65nvironments\x18\x04 \x03(\x0b\x32\x1d.kingpost.v1.EnvironmentRoute\x12\x31\n\x0b\x64\x65ployments\x18\x05 \x03(\x0b\x32\x1c.kingpost.v1.DeploymentRoute\x12\x10\n\x08\x63hain_id\x18\x06 \x01(\t\"V\n\x10\x45nvironmentRoute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\x1f.kingpost.v1.WeightedDeployment\";\n\x12WeightedDeployment\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x05\"\xdb\x02\n\x0f\x44\x65ploymentRoute\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x1b\n\x13predict_concurrency\x18\x03 \x01(\x05\x12+\n\x08replicas\x18\x04 \x03(\x0b\x32\x19.kingpost.v1.ReplicaRoute\x12-\n\x06status\x18\n \x01(\x0e\x32\x1d.kingpost.v1.DeploymentStatus\x12\x15\n\rstatus_reason\x18\x06 \x01(\t\x12\x1b\n\x13\x62\x61\x63kpressure_policy\x18\x07 \x01(\t\x12\"\n\x1a\x63old_start_timeout_seconds\x18\x08 \x01(\x01\x12\x37\n\x0b\x61utoscaling\x18\t \x01(\x0b\x32\".kingpost.v1.DeploymentAutoscaling\x12\x11\n\twake_with\x18\x0b \x03(\tJ\x04\x08\x05\x10\x06\"\xd4\x01\n\x15\x44\x65ploymentAutoscaling\x12\x13\n\x0bmin_replica\x18\x01 \x01(\x05\x12\x13\n\x0bmax_replica\x18\x02 \x01(\x05\x12\x1a\n\x12\x61utoscaling_window\x18\x03 \x01(\x05\x12\x18\n\x10scale_down_delay\x18\x04 \x01(\x05\x12\x1a\n\x12\x63oncurrency_target\x18\x05 \x01(\x05\x12%\n\x1dtarget_utilization_percentage\x18\x06 \x01(\x05\x12\x18\n\x10\x64\x65sired_replicas\x18\x07 \x01(\x05\"3\n\x0cReplicaRoute\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"A\n\x16ScaleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x05\"+\n\x17ScaleDeploymentResponse\x12\x10\n\x08replicas\x18\x01 \x01(\x05\"N\n\x1f\x44\x65\x61\x63tivateIdleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x14\n\x0cidle_seconds\x18\x02 \x01(\x01\"7\n DeactivateIdleDeploymentResponse\x12\x13\n\x0b\x64\x65\x61\x63tivated\x18\x01 \x01(\x08*\xba\x02\n\x10\x44\x65ploymentStatus\x12!\n\x1d\x44\x45PLOYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_BUILDING\x10\x01\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_DEPLOYING\x10\x02\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_ACTIVE\x10\x03\x12$\n DEPLOYMENT_STATUS_SCALED_TO_ZERO\x10\x04\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_WAKING_UP\x10\x05\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_INACTIVE\x10\x06\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_FAILED\x10\x07\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_UNHEALTHY\x10\x08\x32\xbd\x02\n\x10SchedulerService\x12R\n\x0bWatchRoutes\x12\x1f.kingpost.v1.WatchRoutesRequest\x1a .kingpost.v1.WatchRoutesResponse0\x01\x12\\\n\x0fScaleDeployment\x12#.kingpost.v1.ScaleDeploymentRequest\x1a$.kingpost.v1.ScaleDeploymentResponse\x12w\n\x18\x44\x65\x61\x63tivateIdleDeployment\x12,.kingpost.v1.DeactivateIdleDeploymentRequest\x1a-.kingpost.v1.DeactivateIdleDeploymentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kingpost.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEPLOYMENTSTATUS']._serialized_start=1426
-  _globals['_DEPLOYMENTSTATUS']._serialized_end=1707
+  _globals['_DEPLOYMENTSTATUS']._serialized_start=1463
+  _globals['_DEPLOYMENTSTATUS']._serialized_end=1777
   _globals['_WATCHROUTESREQUEST']._serialized_start=44
   _globals['_WATCHROUTESREQUEST']._serialized_end=81
   _globals['_WATCHROUTESRESPONSE']._serialized_start=83
@@ -40,25 +40,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTETABLE']._serialized_start=146
   _globals['_ROUTETABLE']._serialized_end=240
   _globals['_MODELROUTE']._serialized_start=243
-  _globals['_MODELROUTE']._serialized_end=426
-  _globals['_ENVIRONMENTROUTE']._serialized_start=428
-  _globals['_ENVIRONMENTROUTE']._serialized_end=514
-  _globals['_WEIGHTEDDEPLOYMENT']._serialized_start=516
-  _globals['_WEIGHTEDDEPLOYMENT']._serialized_end=575
-  _globals['_DEPLOYMENTROUTE']._serialized_start=578
-  _globals['_DEPLOYMENTROUTE']._serialized_end=906
-  _globals['_DEPLOYMENTAUTOSCALING']._serialized_start=909
-  _globals['_DEPLOYMENTAUTOSCALING']._serialized_end=1121
-  _globals['_REPLICAROUTE']._serialized_start=1123
-  _globals['_REPLICAROUTE']._serialized_end=1174
-  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_start=1176
-  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_end=1241
-  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_start=1243
-  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_end=1286
-  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_start=1288
-  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_end=1366
-  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_start=1368
-  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_end=1423
-  _globals['_SCHEDULERSERVICE']._serialized_start=1710
-  _globals['_SCHEDULERSERVICE']._serialized_end=2027
+  _globals['_MODELROUTE']._serialized_end=444
+  _globals['_ENVIRONMENTROUTE']._serialized_start=446
+  _globals['_ENVIRONMENTROUTE']._serialized_end=532
+  _globals['_WEIGHTEDDEPLOYMENT']._serialized_start=534
+  _globals['_WEIGHTEDDEPLOYMENT']._serialized_end=593
+  _globals['_DEPLOYMENTROUTE']._serialized_start=596
+  _globals['_DEPLOYMENTROUTE']._serialized_end=943
+  _globals['_DEPLOYMENTAUTOSCALING']._serialized_start=946
+  _globals['_DEPLOYMENTAUTOSCALING']._serialized_end=1158
+  _globals['_REPLICAROUTE']._serialized_start=1160
+  _globals['_REPLICAROUTE']._serialized_end=1211
+  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_start=1213
+  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_end=1278
+  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_start=1280
+  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_end=1323
+  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_start=1325
+  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_end=1403
+  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_start=1405
+  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_end=1460
+  _globals['_SCHEDULERSERVICE']._serialized_start=1780
+  _globals['_SCHEDULERSERVICE']._serialized_end=2097
 # @@protoc_insertion_point(module_scope)

@@ -17,6 +17,7 @@ class DeploymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEPLOYMENT_STATUS_WAKING_UP: _ClassVar[DeploymentStatus]
     DEPLOYMENT_STATUS_INACTIVE: _ClassVar[DeploymentStatus]
     DEPLOYMENT_STATUS_FAILED: _ClassVar[DeploymentStatus]
+    DEPLOYMENT_STATUS_UNHEALTHY: _ClassVar[DeploymentStatus]
 DEPLOYMENT_STATUS_UNSPECIFIED: DeploymentStatus
 DEPLOYMENT_STATUS_BUILDING: DeploymentStatus
 DEPLOYMENT_STATUS_DEPLOYING: DeploymentStatus
@@ -25,6 +26,7 @@ DEPLOYMENT_STATUS_SCALED_TO_ZERO: DeploymentStatus
 DEPLOYMENT_STATUS_WAKING_UP: DeploymentStatus
 DEPLOYMENT_STATUS_INACTIVE: DeploymentStatus
 DEPLOYMENT_STATUS_FAILED: DeploymentStatus
+DEPLOYMENT_STATUS_UNHEALTHY: DeploymentStatus
 
 class WatchRoutesRequest(_message.Message):
     __slots__ = ("watcher",)
@@ -49,18 +51,20 @@ class RouteTable(_message.Message):
     def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelRoute(_message.Message):
-    __slots__ = ("model_id", "name", "development_deployment_id", "environments", "deployments")
+    __slots__ = ("model_id", "name", "development_deployment_id", "environments", "deployments", "chain_id")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEVELOPMENT_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     name: str
     development_deployment_id: str
     environments: _containers.RepeatedCompositeFieldContainer[EnvironmentRoute]
     deployments: _containers.RepeatedCompositeFieldContainer[DeploymentRoute]
-    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., development_deployment_id: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRoute, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[DeploymentRoute, _Mapping]]] = ...) -> None: ...
+    chain_id: str
+    def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., development_deployment_id: _Optional[str] = ..., environments: _Optional[_Iterable[_Union[EnvironmentRoute, _Mapping]]] = ..., deployments: _Optional[_Iterable[_Union[DeploymentRoute, _Mapping]]] = ..., chain_id: _Optional[str] = ...) -> None: ...
 
 class EnvironmentRoute(_message.Message):
     __slots__ = ("name", "deployments")
@@ -79,7 +83,7 @@ class WeightedDeployment(_message.Message):
     def __init__(self, deployment_id: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class DeploymentRoute(_message.Message):
-    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status", "status_reason", "backpressure_policy", "cold_start_timeout_seconds", "autoscaling")
+    __slots__ = ("deployment_id", "active", "predict_concurrency", "replicas", "status", "status_reason", "backpressure_policy", "cold_start_timeout_seconds", "autoscaling", "wake_with")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +93,7 @@ class DeploymentRoute(_message.Message):
     BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
     COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_FIELD_NUMBER: _ClassVar[int]
+    WAKE_WITH_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     active: bool
     predict_concurrency: int
@@ -98,7 +103,8 @@ class DeploymentRoute(_message.Message):
     backpressure_policy: str
     cold_start_timeout_seconds: float
     autoscaling: DeploymentAutoscaling
-    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[_Union[DeploymentStatus, str]] = ..., status_reason: _Optional[str] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[float] = ..., autoscaling: _Optional[_Union[DeploymentAutoscaling, _Mapping]] = ...) -> None: ...
+    wake_with: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deployment_id: _Optional[str] = ..., active: _Optional[bool] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRoute, _Mapping]]] = ..., status: _Optional[_Union[DeploymentStatus, str]] = ..., status_reason: _Optional[str] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[float] = ..., autoscaling: _Optional[_Union[DeploymentAutoscaling, _Mapping]] = ..., wake_with: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeploymentAutoscaling(_message.Message):
     __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "desired_replicas")

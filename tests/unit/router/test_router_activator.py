@@ -157,3 +157,26 @@ async def test_a_table_without_the_unreachable_runner_stops_its_probe() -> None:
         await asyncio.sleep(0)
     assert runners.cancelled == ["10.0.0.1:9000"]
     assert activator.slots.take(activator.snapshot.by_deployment["dep_one"]).address == "10.0.0.1:9001"
+
+
+async def test_a_held_chain_entrypoint_wakes_its_dependencies_at_once() -> None:
+    broker = MemoryBroker()
+    entry = s.DeploymentRoute(deployment_id="dep_entry", active=True, status=SCALED_TO_ZERO,
+                              wake_with=["dep_dep", "dep_warm"])
+    dep = s.DeploymentRoute(deployment_id="dep_dep", active=True, status=SCALED_TO_ZERO)
+    warm = s.DeploymentRoute(deployment_id="dep_warm", active=True, status=ACTIVE, replicas=[RUNNER])
+    activator = activator_over(entry, dep, warm)
+    activator.bus = MemoryBus(broker)
+    pokes: asyncio.Queue[events_pb2.ScalePoke] = asyncio.Queue()
+    for d in ("dep_entry", "dep_dep", "dep_warm"):
+        await MemoryBus(broker).subscribe(scale_poke_subject(d), events_pb2.ScalePoke, pokes.put)
+    held = asyncio.create_task(activator.acquire(activator.snapshot.by_deployment["dep_entry"], 60))
+    first, second = await pokes.get(), await pokes.get()
+    # The dependency is poked before any request reaches it; one with a replica is not.
+    assert {first.deployment_id, second.deployment_id} == {"dep_entry", "dep_dep"}
+    held.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    while activator.poking:
+        await asyncio.sleep(0.01)
+    assert all(p.deployment_id != "dep_warm" for p in [pokes.get_nowait() for _ in range(pokes.qsize())])

@@ -25,7 +25,7 @@ def table() -> s.RouteTable:
         api_key_sha256=["aa", "bb"],
         models=[
             s.ModelRoute(
-                model_id="mdl_a", name="llama", development_deployment_id="dep_dev",
+                model_id="mdl_a", name="llama", development_deployment_id="dep_dev", chain_id="chn_1",
                 environments=[
                     s.EnvironmentRoute(name="production", deployments=[
                         s.WeightedDeployment(deployment_id="dep_1", weight=90),
@@ -102,9 +102,11 @@ def test_host_addressed_request_takes_the_model_from_the_host() -> None:
     assert model_from_host("model-abc.kingpost.local") == "abc"
 
 
-def test_chain_hosts_are_not_supported_yet() -> None:
-    with pytest.raises(NotFound, match="chains are not supported yet"):
-        resolve(SNAP, "", "development", "", "", "chain-c1.example.com")
+def test_a_chain_resolves_to_its_entrypoint_model_by_id_or_host() -> None:
+    assert resolve(SNAP, "chn_1", "development", "", "").deployment_id == "dep_dev"
+    assert resolve(SNAP, "", "development", "", "", "chain-chn_1.example.com").deployment_id == "dep_dev"
+    with pytest.raises(NotFound, match="'chn_2' not found"):
+        resolve(SNAP, "", "development", "", "", "chain-chn_2.example.com")
 
 
 def test_no_model_and_no_host_is_a_bad_request() -> None:

@@ -29,7 +29,12 @@ def dep(**kw: object) -> DeploymentFacts:
     (promotion.PROMOTE, dep(status=lifecycle.BUILDING, artifact_digest=""), True),
     (promotion.PROMOTE, dep(active=False), False),
     (promotion.PROMOTE, dep(status=lifecycle.FAILED), False),
-    (promotion.ACTIVATE, dep(status=lifecycle.FAILED), False),
+    # A model that did not load at its first start may be tried again; a failed build may not.
+    (promotion.ACTIVATE, dep(status=lifecycle.FAILED), True),
+    (promotion.ACTIVATE, dep(status=lifecycle.FAILED, artifact_digest=""), False),
+    (promotion.DELETE, dep(status=lifecycle.FAILED, artifact_digest=""), True),
+    (promotion.ACTIVATE, dep(status=lifecycle.UNHEALTHY), True),
+    (promotion.PROMOTE, dep(status=lifecycle.UNHEALTHY), True),
     (promotion.DELETE, dep(deleted=True), False),
 ])
 def test_the_transition_table_decides(action: str, d: DeploymentFacts, allowed: bool) -> None:

@@ -70,3 +70,17 @@ def test_each_deployment_says_why_it_is_not_serving_and_carries_its_settings() -
     }
     assert by_id["dep_on"].autoscaling == tuned
     assert by_id["dep_build"].autoscaling.backpressure_policy == "queue"
+
+
+def test_a_chain_entrypoint_names_its_chain_and_the_deployments_woken_with_it() -> None:
+    table = build_route_table(
+        [ModelRow("mdl_e", "chain", chain_id="chn_1"), ModelRow("mdl_d", "chain.Dep")],
+        [DeploymentRow("dep_e", "mdl_e", False, True, 1, "SCALED_TO_ZERO"),
+         DeploymentRow("dep_d", "mdl_d", False, True, 1, "SCALED_TO_ZERO")],
+        [], [], [],
+        {"dep_e": ["dep_d", "dep_gone"]},  # a deleted dependency is left out
+    )
+    entry = next(m for m in table.models if m.model_id == "mdl_e")
+    assert entry.chain_id == "chn_1"
+    assert entry.deployments[0].wake_with == ("dep_d",)
+    assert next(m for m in table.models if m.model_id == "mdl_d").deployments[0].wake_with == ()

@@ -10,6 +10,7 @@ from kingpost.v1 import management_pb2
 from kingpost_scheduler import convert, store
 from kingpost_scheduler.clients import BuildLookup
 from kingpost_scheduler.control import Control
+from kingpost_scheduler.facts import READY
 from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
 
 
@@ -27,7 +28,8 @@ async def describe_model(session: AsyncSession, m: ModelRecord) -> management_pb
 
 
 async def describe_deployment(session: AsyncSession, d: DeploymentRecord) -> management_pb2.Deployment:
-    return convert.deployment(d, (await store.ready_counts(session)).get(d.id, 0))
+    replicas = await store.replicas_of(session, d.id)
+    return convert.deployment(d, sum(r.state == READY for r in replicas), replicas)
 
 
 async def describe_environment(session: AsyncSession, env: EnvironmentRecord) -> management_pb2.Environment:

@@ -4,6 +4,7 @@ delete, and a deployment's autoscaling settings."""
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +16,13 @@ from kingpost.ids import new_id
 from kingpost.v1 import management_pb2
 from kingpost_scheduler import convert, deployment_defaults, lifecycle, promotion, records, store
 from kingpost_scheduler.handlers.base import Handlers, describe_deployment, describe_model
-from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
+from kingpost_scheduler.facts import READY
+from kingpost_scheduler.tables import (
+    DeploymentRecord,
+    EnvironmentRecord,
+    ModelRecord,
+    ReplicaRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +94,11 @@ class ModelsAndDeployments(Handlers):
     async def ListDeployments(self, request: management_pb2.ListDeploymentsRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> list[management_pb2.Deployment]:
             model = await store.find_model(session, request.model_id)
-            ready = await store.ready_counts(session)
-            return [convert.deployment(d, ready.get(d.id, 0))
+            replicas: dict[str, list[ReplicaRecord]] = defaultdict(list)
+            for r in await store.all_replicas(session):
+                replicas[r.deployment_id].append(r)
+            return [convert.deployment(d, sum(r.state == READY for r in replicas[d.id]),
+                                       sorted(replicas[d.id], key=lambda r: (r.created_at, r.id)))
                     for d in await store.model_deployments(session, model.id)]
 
         deployments = await self.control.read("listing deployments", run)
@@ -146,7 +156,10 @@ class ModelsAndDeployments(Handlers):
                            if e.deployment_id == d.id), "")
             promotion.check(action, records.deployment_facts(d), serves=serves)
             if action == promotion.ACTIVATE:
-                # Wanted again, scaled to zero or not: it serves once a replica is ready.
+                # Wanted again, scaled to zero or not: it serves once a replica is ready. A FAILED
+                # one tries its model again, as new.
+                status = lifecycle.activated(records.deployment_facts(d))
+                d.status, d.status_reason = status.status, status.reason
                 d.active, d.demoted_at = True, None
                 d.desired_replicas = deployment_defaults.about_to_serve(d.min_replica)
             elif action == promotion.DEACTIVATE:

@@ -1,0 +1,75 @@
+"""Each Chainlet of a checked chain → a Truss directory the existing builder and runner take as is
+(truss's own code_gen does the same): `config.yaml` from its RemoteConfig, a two-line
+`model/model.py` (`class Model(ChainletModel)`), and the chain root copied to `packages/` so the
+chain file imports in the runner as it did on the user's machine.
+
+The dependencies' addresses are in `model_metadata.chains.chainlet_to_service`, pinned to the
+deployments made by the same push (a development push follows the dependencies' development
+deployments instead), so a chain version always calls its own versions.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from kingpost.chains.graph import Chainlet, ChainGraph
+from kingpost.chains.public_types import DeployedServiceDescriptor
+
+MODEL_PY = "from kingpost.chains.serving import ChainletModel\n\n\nclass Model(ChainletModel):\n    pass\n"
+_SKIP = shutil.ignore_patterns("__pycache__", ".*", "*.pyc", "venv", "node_modules")
+
+
+def model_name(chain: str, chainlet: str, entrypoint: bool) -> str:
+    """The entrypoint is the model named like the chain; the others `<chain>.<Chainlet>`."""
+    return chain if entrypoint else f"{chain}.{chainlet}"
+
+
+def chainlet_config(graph: ChainGraph, chainlet: Chainlet, module: str, *, router: str, api_key: str,
+                    services: Mapping[str, DeployedServiceDescriptor]) -> dict[str, Any]:
+    rc = chainlet.cls.remote_config
+    image, compute = rc.docker_image, rc.compute
+    resources: dict[str, Any] = {"cpu": str(compute.cpu_count), "memory": compute.memory}
+    if compute.gpu:
+        gpu = str(compute.gpu)
+        resources["accelerator"] = f"{gpu}:{compute.gpu_count}" if compute.gpu_count > 1 else gpu
+        resources["use_gpu"] = True
+    concurrency = compute.cpu_count if compute.predict_concurrency == "cpu_count" else compute.predict_concurrency
+    config: dict[str, Any] = {
+        "model_name": model_name(graph.name, chainlet.name, chainlet.name == graph.entrypoint),
+        "model_class_name": "Model",
+        "requirements": list(image.pip_requirements),
+        "system_packages": list(image.apt_requirements),
+        "resources": resources,
+        "runtime": {"predict_concurrency": int(concurrency),
+                    "streaming_read_timeout": rc.options.streaming_read_timeout},
+        "environment_variables": dict(rc.options.env_variables),
+        "secrets": {**{k: None for k in rc.assets.secret_keys}, "baseten_chain_api_key": api_key},
+        "model_metadata": {"chains": {
+            "chain": graph.name,
+            "chainlet": chainlet.name,
+            "module": module,
+            "class_name": chainlet.cls.__name__,
+            "router": router,
+            "secret_keys": list(rc.assets.secret_keys),
+            "chainlet_to_service": {
+                dep: services[dep].model_copy(update={"options": options}).model_dump(mode="json")
+                for _, dep, options in chainlet.dependencies},
+        }},
+    }
+    # base_image's Python is not pinned: the chainlet runs on the node's platform Python, as models
+    # without python_version do (the builder would warn about a version the node lacks).
+    return config
+
+
+def write_truss(target: pathlib.Path, chain_root: pathlib.Path, config: Mapping[str, Any]) -> pathlib.Path:
+    """A Truss directory at `target` (created; must not exist)."""
+    (target / "model").mkdir(parents=True)
+    (target / "model" / "model.py").write_text(MODEL_PY)
+    (target / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    shutil.copytree(chain_root, target / "packages", ignore=_SKIP)
+    return target

@@ -1,0 +1,150 @@
+"""A dependency as its caller sees it: an object whose `run_remote` has the dependency's own
+signature and, behind it, one gRPC call through the router (InferenceService.Predict on the
+dependency's deployment), so the dependency autoscales and wakes from zero like any model.
+
+Per `depends(...)`: `retries` attempts in all (any failure before a response), `timeout_sec` per
+attempt (then TimeoutError naming the Chainlet), `use_binary` (msgpack instead of JSON), and at most
+`concurrency_limit` calls in flight from this replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import grpc
+import msgpack
+from google.api import httpbody_pb2
+
+from kingpost.chains.public_types import DeployedServiceDescriptor
+from kingpost.chains.remote_errors import remote_exception
+from kingpost.chains.signatures import Endpoint
+from kingpost.grpc_status import HTTP_STATUS_KEY
+from kingpost.v1 import inference_pb2, inference_pb2_grpc
+
+JSON = "application/json"
+BINARY = "application/octet-stream"
+
+
+def _pack_default(obj: Any) -> Any:
+    """numpy arrays as truss's msgpack_numpy maps (what the runner's codec decodes), raw bytes, no base64."""
+    if type(obj).__module__ == "numpy" and hasattr(obj, "dtype") and hasattr(obj, "shape"):
+        import numpy as np
+
+        if obj.dtype.kind in ("O", "V"):
+            raise TypeError(f"cannot send numpy arrays of dtype {obj.dtype}")
+        return {b"nd": True, b"type": obj.dtype.str, b"kind": b"", b"shape": list(obj.shape),
+                b"data": np.ascontiguousarray(obj).tobytes()}
+    raise TypeError(f"cannot send {type(obj).__name__} as msgpack")
+
+
+def _status_of(error: grpc.RpcError) -> int:
+    for key, value in (error.trailing_metadata() or ()):  # type: ignore[attr-defined]
+        if key == HTTP_STATUS_KEY:
+            try:
+                return int(value)
+            except ValueError:
+                break
+    return 500
+
+
+class _Target:
+    """The dependency's address and the call's encoding, shared by the sync and async faces."""
+
+    def __init__(self, descriptor: DeployedServiceDescriptor, endpoint: Endpoint, router: str,
+                 api_key: str) -> None:
+        self.name = descriptor.display_name or descriptor.name
+        self.options = descriptor.options
+        self.endpoint = endpoint
+        self.router = router
+        self.metadata = (("authorization", f"Api-Key {api_key}"),)
+        self.request_fields = dict(model_id=descriptor.model, deployment_id=descriptor.deployment_id,
+                                   target=descriptor.target if not descriptor.deployment_id else "")
+
+    def request(self, kwargs: dict[str, Any]) -> inference_pb2.PredictRequest:
+        if self.options.use_binary:
+            data = msgpack.packb(self.endpoint.dump_input(kwargs, mode="python"), use_bin_type=True,
+                                 default=_pack_default)
+            body = httpbody_pb2.HttpBody(content_type=BINARY, data=data)
+        else:
+            body = httpbody_pb2.HttpBody(content_type=JSON,
+                                         data=json.dumps(self.endpoint.dump_input(kwargs)).encode())
+        return inference_pb2.PredictRequest(body=body, **self.request_fields)
+
+    def response(self, chunks: list[httpbody_pb2.HttpBody]) -> Any:
+        data = b"".join(c.data for c in chunks)
+        content_type = chunks[0].content_type if chunks else JSON
+        payload = msgpack.unpackb(data, raw=False) if content_type.startswith(BINARY) else json.loads(data)
+        return self.endpoint.parse_output(payload)
+
+    def error(self, error: grpc.RpcError) -> BaseException:
+        if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:  # type: ignore[attr-defined]
+            return TimeoutError(f"Timeout calling remote Chainlet `{self.name}` "
+                                f"({self.options.timeout_sec} seconds limit).")
+        return remote_exception(self.name, _status_of(error), error.details() or "")  # type: ignore[attr-defined]
+
+
+class AsyncStub:
+    """`await stub.run_remote(...)`: for a dependency whose `run_remote` is async."""
+
+    def __init__(self, target: _Target) -> None:
+        self._t = target
+        self._channel: grpc.aio.Channel | None = None
+        self._semaphore = asyncio.Semaphore(target.options.concurrency_limit)
+
+    def _client(self) -> inference_pb2_grpc.InferenceServiceStub:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self._t.router)
+        return inference_pb2_grpc.InferenceServiceStub(self._channel)
+
+    async def run_remote(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.update(zip((p[0] for p in self._t.endpoint.params), args))
+        request = self._t.request(kwargs)
+        async with self._semaphore:
+            for attempt in range(1, self._t.options.retries + 1):
+                try:
+                    call = self._client().Predict(request, timeout=self._t.options.timeout_sec,
+                                                  metadata=self._t.metadata)
+                    chunks = [chunk async for chunk in call]
+                    return self._t.response(chunks)
+                except grpc.RpcError as e:
+                    if attempt == self._t.options.retries:
+                        raise self._t.error(e) from None
+        raise AssertionError("unreachable")
+
+
+class SyncStub:
+    """`stub.run_remote(...)`: for a dependency whose `run_remote` is sync (callable from any thread)."""
+
+    def __init__(self, target: _Target) -> None:
+        self._t = target
+        self._lock = threading.Lock()
+        self._channel: grpc.Channel | None = None
+        self._semaphore = threading.BoundedSemaphore(target.options.concurrency_limit)
+
+    def _client(self) -> inference_pb2_grpc.InferenceServiceStub:
+        with self._lock:
+            if self._channel is None:
+                self._channel = grpc.insecure_channel(self._t.router)
+        return inference_pb2_grpc.InferenceServiceStub(self._channel)
+
+    def run_remote(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.update(zip((p[0] for p in self._t.endpoint.params), args))
+        request = self._t.request(kwargs)
+        with self._semaphore:
+            for attempt in range(1, self._t.options.retries + 1):
+                try:
+                    chunks = list(self._client().Predict(request, timeout=self._t.options.timeout_sec,
+                                                         metadata=self._t.metadata))
+                    return self._t.response(chunks)
+                except grpc.RpcError as e:
+                    if attempt == self._t.options.retries:
+                        raise self._t.error(e) from None
+        raise AssertionError("unreachable")
+
+
+def make_stub(descriptor: DeployedServiceDescriptor, endpoint: Endpoint, router: str, api_key: str) -> Any:
+    target = _Target(descriptor, endpoint, router, api_key)
+    return AsyncStub(target) if endpoint.is_async else SyncStub(target)
