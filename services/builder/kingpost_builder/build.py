@@ -119,9 +119,11 @@ def validate_config(work: BuildWork, store: ArtifactStore) -> None:
         work.warn(warning)
     config = work.config
     accelerator = config.resources.accelerator or "no accelerator"
-    work.info(f"config.yaml is valid: model {config.model_name or '(unnamed)'}, class "
-              f"{config.model_class_name} in {config.model_file}, cpu {config.resources.cpu}, memory "
-              f"{config.resources.memory}, {accelerator}, predict_concurrency {config.runtime.predict_concurrency}")
+    serves = (f"custom server `{config.docker_server['start_command']}` on port "
+              f"{config.docker_server['server_port']}" if config.docker_server is not None
+              else f"class {config.model_class_name} in {config.model_file}")
+    work.info(f"config.yaml is valid: model {config.model_name or '(unnamed)'}, {serves}, cpu "
+              f"{config.resources.cpu}, memory {config.resources.memory}, {accelerator}, predict_concurrency {config.runtime.predict_concurrency}")
 
 
 def validate_triton_repository(work: BuildWork) -> None:

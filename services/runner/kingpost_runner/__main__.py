@@ -15,7 +15,9 @@ Stdin closed before a line arrives: exit 0.
 One process per replica, started by the worker agent inside the model's own virtual environment,
 so this package imports only: grpcio, protobuf, googleapis-common-protos, pyyaml, msgpack, anyio,
 (pydantic and numpy when the model uses them), kingpost.errors, kingpost.keepalive and kingpost.v1.
-Exit codes: 0 stopped by a signal, 1 the model failed to load, 2 bad arguments or config.
+A Truss with a `docker_server` block runs its server instead of a model (custom_server.py).
+Exit codes: 0 stopped by a signal, 1 the model failed to load (or the server failed), 2 bad arguments
+or config.
 `KINGPOST_GRPC_KEEPALIVE_SECONDS` sets how often the runner pings its callers (kingpost.keepalive).
 """
 
@@ -29,9 +31,9 @@ import os
 import pathlib
 import sys
 
-from kingpost import keepalive
+from kingpost import docker_server, keepalive
 from kingpost_runner import loader, observe, process_limits, triton_runner
-from kingpost_runner.server import RunnerOptions, serve
+from kingpost_runner.server import RunnerOptions, serve, serve_custom_server
 from kingpost_runner.truss_config import TrussConfigError, load_config
 from kingpost_runner.truss_secrets import DEFAULT_SECRETS_DIR
 
@@ -162,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         log.error("%s", e)
         return 2
+    try:
+        custom_server = docker_server.parse(config.raw)
+    except docker_server.BadDockerServer as e:
+        log.error("%s", e)
+        return 2
     loader.prepare_process(truss_dir, config)
     options = RunnerOptions(
         truss_dir=truss_dir,
@@ -172,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         load_retries=loader.load_retries(os.environ),
         keepalive_seconds=keepalive_seconds,
     )
+    main_task = serve(options, config) if custom_server is None else serve_custom_server(options, custom_server)
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(serve(options, config))
-    return uvloop.run(serve(options, config))
+        return asyncio.run(main_task)
+    return uvloop.run(main_task)
 
 
 if __name__ == "__main__":

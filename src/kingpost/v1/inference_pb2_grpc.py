@@ -44,6 +44,11 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.Sync = channel.unary_stream(
+                '/kingpost.v1.InferenceService/Sync',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.RunRemote = channel.unary_stream(
                 '/kingpost.v1.InferenceService/RunRemote',
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
@@ -88,6 +93,18 @@ class InferenceServiceServicer:
         `target` ("development" or "production"), `environment` or `deployment_id`.
         The routes without `/models/{model_id}` take the model from the request's
         Host (`model-{model_id}.<domain>`), as Baseten's hosts do.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Sync(self, request, context):
+        """Sync passes any request through to the deployment's server: a custom server's own path
+        (`docker_server`), or a Truss model's OpenAI-style method (`/sync/v1/chat/completions`).
+        Method, path, query, headers and body reach the server as sent, and its status, headers
+        and body come back, streamed as produced. Over REST, Envoy's Lua filter records the
+        request's own method and path with query (x-kingpost-sync-method, x-kingpost-sync-path);
+        gRPC clients set `method` and `query` (or the same metadata).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,6 +170,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.PredictRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
+            'Sync': grpc.unary_stream_rpc_method_handler(
+                    servicer.Sync,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
             'RunRemote': grpc.unary_stream_rpc_method_handler(
                     servicer.RunRemote,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.FromString,
@@ -214,6 +236,33 @@ class InferenceService:
             target,
             '/kingpost.v1.InferenceService/Predict',
             kingpost_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Sync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/Sync',
+            kingpost_dot_v1_dot_inference__pb2.SyncRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
