@@ -127,6 +127,12 @@ def until(check: Callable[[], T | None], what: str, timeout: float = 120.0) -> T
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def assert_no_chat(rest: Callable[..., Any], prefix: str, **kw: Any) -> None:
+    """`{prefix}/sync/v1/chat/completions` of a Truss without `chat_completions`: truss's 404."""
+    answer = rest("POST", f"{prefix}/sync/v1/chat/completions", 404, json={"messages": []}, **kw)
+    assert answer == {"error": "`chat_completions` must only be called if model has it."}
+
+
 def model_host(model_id: str) -> str:
     return f"model-{model_id}.{HOST_DOMAIN}"
 
@@ -305,6 +311,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert rest("POST", f"/models/{echo['id']}/development/predict", json={"n": 1}) == {"echo": {"n": 1}}
     by_host = rest("POST", "/development/predict", host=model_host(echo["id"]), json={"n": 2})
     assert by_host == {"echo": {"n": 2}}
+    # /sync/{path}: a Truss model's OpenAI-style routes; the echo model has none (truss's 404).
+    assert_no_chat(rest, f"/models/{echo['id']}/development")
+    assert_no_chat(rest, "/development", host=model_host(echo["id"]))
 
     # Live reload over REST: the development replica re-imports the patched file, no build.
     patched = rest("POST", f"/v1/models/{echo['id']}/development/patch",
@@ -325,6 +334,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     until(lambda: status(d1) == "ACTIVE", "deployment-1 to be ACTIVE")
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d1}/predict", json=4) == {"echo": 4}
     assert rest("POST", f"/deployment/{d1}/predict", host=model_host(model_id), json=5) == {"echo": 5}
+    assert_no_chat(rest, f"/models/{model_id}/deployment/{d1}")
+    assert_no_chat(rest, f"/deployment/{d1}", host=model_host(model_id))
     candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})["deployment"]
     assert candidate["id"] == d1
 
@@ -337,6 +348,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert production["traffic"] == {d1: 100}
     assert platform.routed("POST", f"/models/{model_id}/production/predict", json=6) == {"echo": 6}
     assert rest("POST", "/production/predict", host=model_host(model_id), json=7) == {"echo": 7}
+    assert_no_chat(rest, f"/models/{model_id}/production")
+    assert_no_chat(rest, "/production", host=model_host(model_id))
 
     # A second deployment: a canary into production, cancelled; then a staging environment of its own.
     d2 = rest("POST", "/v1/models", json={"model_name": "surface-rest", "build_id": dev["build_id"],
@@ -361,6 +374,15 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     until(lambda: serving("staging", d2), "deployment-2 to serve staging")
     assert platform.routed("POST", f"/models/{model_id}/environments/staging/predict", json=8) == {"echo": 8}
     assert rest("POST", "/environments/staging/predict", host=model_host(model_id), json=9) == {"echo": 9}
+    # The KServe V2 REST infer call reaches the runner under every prefix; a Truss says it serves none
+    # (tests/e2e/test_triton.py calls a Triton deployment by it).
+    for prefix in ("production", "environments/staging", f"deployment/{d1}"):
+        refused = rest("POST", f"/models/{model_id}/{prefix}/v2/models/m/infer", 404, json={"inputs": []})
+        assert "KServe V2 calls serve Triton model repositories" in refused["error"], refused
+    refused = rest("POST", f"/models/{model_id}/development/v2/models/m/infer", 404, json={"inputs": []})
+    assert refused == {"error": f"model '{model_id}' has no development deployment"}
+    assert_no_chat(rest, f"/models/{model_id}/environments/staging")
+    assert_no_chat(rest, "/environments/staging", host=model_host(model_id))
 
     # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
     renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})["deployment"]

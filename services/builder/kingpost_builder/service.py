@@ -163,7 +163,8 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
             build.cached = work.cached
         build.warnings.extend(work.warnings)
         if work.parsed is not None:
-            build.truss.CopyFrom(builder_pb2.TrussSummary(**truss_config.summary_fields(work.parsed.config)))
+            build.truss.CopyFrom(builder_pb2.TrussSummary(**truss_config.summary_fields(work.parsed.config),
+                                                          triton=work.triton))
         if build.state == events_pb2.BUILD_STATE_FAILED:
             work.error(f"build failed: {build.message}")
         else:

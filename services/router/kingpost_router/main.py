@@ -18,6 +18,7 @@ from kingpost_router.heap_trim import trim_after_growth
 from kingpost_router.nats_watchdog import watch_nats
 from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
+from kingpost_router import v2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     await service.serve(
         name="router",
         settings=settings,
-        register=lambda server: inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server),
+        register=lambda server: (inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server),
+                                 server.add_generic_rpc_handlers((v2_grpc.handler(router),))),
         # Envoy's ext_authz Check first: it carries its key in the message, not the metadata.
         interceptors=[EnvoyAuthzInterceptor(keys),
                       AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES,

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
@@ -26,15 +27,14 @@ from kingpost.bus import Publisher
 from kingpost.errors import KingpostError, PayloadTooLarge, Unavailable
 from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, scheduler_pb2
-from kingpost_router import metrics, sampling, tracing
+from kingpost_router import metrics, sampling, sync_request, tracing
 from kingpost_router.activator import Activator
 from kingpost_router.async_queue import AsyncQueue
-from kingpost_router.forwarding import Forwarder, NotConnected, Passthrough
+from kingpost_router.forwarding import Forwarder, NotConnected, OnHeaders, Passthrough
+from kingpost_router.request_kind import environment_label, v2_path_of
 from kingpost_router.routes import (
     DEPLOYMENT_KEY,
-    DEVELOPMENT,
     HOST_KEY,
-    PRODUCTION,
     Deployment,
     Replica,
     RouteSnapshot,
@@ -47,12 +47,17 @@ from kingpost_router.slots import SlotQueue
 log = logging.getLogger(__name__)
 
 # Request metadata that matters to the model; everything else stays at the router.
-FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type"})
+FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type",
+                            # the V2 protocol's binary tensors: where the JSON header ends
+                            "inference-header-content-length"})
 # The id Envoy gives each request (and answers as X-Baseten-Request-Id); the model gets it as
 # x-baseten-request-id. A caller inside the platform may name its own x-baseten-request-id (Envoy
 # removes a client's), which then wins.
 ENVOY_REQUEST_ID = "x-request-id"
+# A Sync call carries the caller's headers in its request; its metadata is only the trace's.
+TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 
+_SYNC_REQUEST = inference_pb2.SyncRequest
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
 
@@ -149,8 +154,14 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
     # -- the hot path ------------------------------------------------------------------------
 
     async def Predict(
-        self, request: inference_pb2.PredictRequest, context: grpc.aio.ServicerContext
+        self, request: inference_pb2.PredictRequest | inference_pb2.SyncRequest,
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """Predict, and Sync (`{prefix}/sync/{path}`: the same path — slots, holding at zero,
+        canaries, metrics — with the request passed through to the replica's server,
+        sync_request.py). One function for both: grpc wants an async generator function per method,
+        and a wrapper would cost every chunk a frame."""
+        sync = request if type(request) is _SYNC_REQUEST else None
         # One generator frame (forward's) between this one and the runner's stream on the fast
         # path, and no task per request: each frame costs every chunk a resumption. Metrics are
         # plain additions.
@@ -167,7 +178,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             host = request_id = ""
             chosen = request.deployment_id
             forwarded = []
-            for key, value in context.invocation_metadata() or ():
+            metadata = context.invocation_metadata() or ()
+            for key, value in metadata:
                 if key in FORWARDED_KEYS:
                     forwarded.append((key, value))
                 elif key == HOST_KEY:
@@ -189,6 +201,19 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             remaining = context.time_remaining()
             if remaining is not None and remaining < timeout:
                 timeout = remaining
+            to_runner: runner_pb2.RunnerPredictRequest | runner_pb2.RunnerSyncRequest
+            on_headers = None
+            if sync is None:
+                to_runner = runner_pb2.RunnerPredictRequest(body=body, v2_path=v2_path_of(request))
+            else:
+                to = sync_request.target(sync.path, sync.method, sync.query, metadata)  # type: ignore[attr-defined]
+                to_runner = runner_pb2.RunnerSyncRequest(
+                    method=to.method, path=to.path, body=body,
+                    headers=[runner_pb2.Header(name=k, value=v) for k, v in to.headers])
+                forwarded = [(k, v) for k, v in forwarded if k in TRACE_KEYS]
+
+                async def on_headers(md: Any) -> None:
+                    await context.send_initial_metadata(sync_request.response_metadata(md))
             replica = self._take(deployment)
             if replica is None:
                 replica, waited = await self._wait_for_slot(deployment, timeout, series, trace)
@@ -196,13 +221,13 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             else:
                 series.waited(0.0, None)
             replica_at = _perf_counter()
-            to_runner = runner_pb2.RunnerPredictRequest(body=body)
             try:
-                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, trace)
+                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, trace,
+                                                    on_headers)
                 async for chunk in forwarding:
                     yield chunk
             except NotConnected:
-                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, trace):
+                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, trace, on_headers):
                     yield chunk
         except KingpostError as err:
             code = err.wire_code
@@ -238,6 +263,11 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             series.waited(waited, waited if cold else None)
             if trace is not None:
                 trace.waited(waited, cold=cold)
+
+    # The KServe V2 REST infer call: Predict's path, with the runner told which V2 path it is.
+    V2Infer = Predict
+
+    Sync = Predict
 
     async def RunRemote(
         self, request: inference_pb2.RunRemoteRequest, context: grpc.aio.ServicerContext
@@ -332,10 +362,11 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def _retry(
         self,
         deployment: Deployment,
-        to_runner: runner_pb2.RunnerPredictRequest,
+        to_runner: runner_pb2.RunnerPredictRequest | runner_pb2.RunnerSyncRequest,
         forwarded: list[tuple[str, str]],
         timeout: float,
         trace: tracing.RequestTrace | None,
+        on_headers: OnHeaders | None = None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Nothing reached the runner, so the model has not run: another reachable replica takes
         the request, or it is held, as at zero, until one answers again (a crashed runner that its
@@ -349,18 +380,9 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 replica = await self.activator.acquire(deployment, max(0.001, deadline - _monotonic()))
             try:
                 async for chunk in self.forwarder.forward(deployment, replica, to_runner, forwarded,
-                                                          max(0.001, deadline - _monotonic()), trace):
+                                                          max(0.001, deadline - _monotonic()), trace,
+                                                          on_headers):
                     yield chunk
                 return
             except NotConnected:
                 continue  # that runner is marked unreachable now: the next try goes elsewhere, or waits
-
-
-def environment_label(request: inference_pb2.PredictRequest) -> str:
-    """The `environment` label of a resolved request: the one it named (production by default),
-    "development", or "" when it named the deployment itself."""
-    if request.deployment_id:
-        return ""
-    if request.environment:
-        return request.environment
-    return DEVELOPMENT if request.target == DEVELOPMENT else PRODUCTION

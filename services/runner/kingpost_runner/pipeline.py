@@ -27,7 +27,7 @@ from kingpost import errors
 from kingpost_runner import codec
 from kingpost_runner.model_request import ModelRequest
 from kingpost_runner.observe import Phases
-from kingpost_runner.truss_model import Method, ModelMethods
+from kingpost_runner.truss_model import ArgMode, Method, ModelMethods
 from kingpost_runner.user_errors import MODEL_ERROR_MESSAGE, from_user_exception
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,21 @@ class Pipeline:
                 phases.end("predict")
             return self._encode(codec.join_chunks(chunks), binary)
         return stream
+
+    async def run_method(self, method: Method, body: bytes, content_type: str, request: ModelRequest
+                         ) -> Reply | ChunkStream:
+        """One of the model's OpenAI-style methods (`chat_completions`, ...): the body decoded as for
+        predict, no pre/postprocess, outside predict's concurrency slots (as truss runs them)."""
+        inputs: Any = None
+        if method.args is not ArgMode.REQUEST:
+            try:
+                inputs = codec.decode_body(body, content_type, method.input_type)
+            except codec.InputError as e:
+                raise errors.InvalidArgument(str(e)) from e
+        result = await _call(method, inputs, request)
+        if inspect.isgenerator(result) or inspect.isasyncgen(result):
+            return ChunkStream(result, self._read_timeout, lambda: None)
+        return self._encode(result, codec.is_binary(content_type))
 
     @staticmethod
     def _encode(result: Any, binary: bool) -> Reply:

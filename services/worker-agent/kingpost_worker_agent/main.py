@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from prometheus_client import REGISTRY
 
 from kingpost import service
 from kingpost.artifact_bucket import ArtifactBucket
@@ -22,6 +23,7 @@ from kingpost.v1 import agent_pb2_grpc
 from kingpost_worker_agent import metrics
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
 from kingpost_worker_agent.containment import Containment, ContainmentRequired
+from kingpost_worker_agent.triton_metrics import TritonCollector
 from kingpost_worker_agent.heartbeat import heartbeat_loop
 from kingpost_worker_agent.join import JoinRefused
 from kingpost_worker_agent.join import join as join_platform
@@ -88,6 +90,8 @@ async def run(settings: AgentSettings, join_with: JoinWith | None = None) -> Non
         standby_runners=settings.standby_runners, containment=containment,
     )
     metrics.watch_node(facts.node_id, supervisor.list)
+    REGISTRY.register(TritonCollector(
+        lambda: [(r.spec, containment.work_area(r.spec.replica_id)) for r in supervisor.list()]))
     # Before the first heartbeat, so that it lists the runners an agent before this one left running.
     try:
         adopted = await supervisor.adopt()

@@ -24,6 +24,8 @@ PASSED = (
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
     "KINGPOST_LOG_LEVEL", "KINGPOST_SECRETS_DIR", "KINGPOST_GRPC_KEEPALIVE_SECONDS",
+    # where this node's tritonserver is, for a Triton deployment's runner (kingpost.triton_install)
+    "KINGPOST_TRITON_HOME",
     # Where a Chainlet calls its dependencies: a router's gRPC address (else the platform address
     # the chain was pushed to, through Envoy: one proxy more per hop).
     "KINGPOST_CHAIN_ROUTER",

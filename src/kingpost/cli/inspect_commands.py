@@ -12,7 +12,7 @@ import click
 from kingpost import rpc
 from kingpost.cli.app import cli, json_option, load_config, print_json, run_async, to_dict
 from kingpost.push import format_log_line
-from kingpost.v1 import management_pb2, management_pb2_grpc
+from kingpost.v1 import builder_pb2, builder_pb2_grpc, management_pb2, management_pb2_grpc
 
 
 async def management_call(method_name: str, request: Any) -> Any:
@@ -21,6 +21,16 @@ async def management_call(method_name: str, request: Any) -> Any:
     async with rpc.channel(config.grpc) as channel:
         stub = management_pb2_grpc.ManagementServiceStub(channel)
         return await rpc.call(getattr(stub, method_name), request, auth=auth)
+
+
+async def triton_summary(build_id: str) -> str:
+    """A Triton deployment's models and batching, as its build read them ("" for a Truss)."""
+    config = load_config()
+    async with rpc.channel(config.grpc) as channel:
+        stub = builder_pb2_grpc.BuildServiceStub(channel)
+        build = await rpc.call(stub.GetBuild, builder_pb2.GetBuildRequest(build_id=build_id),
+                               auth=rpc.api_key(config.require_api_key()))
+    return build.build.truss.triton
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

@@ -37,7 +37,16 @@ function envoy_on_response(handle)
   headers:remove("grpc-accept-encoding")
   local grpc_status = headers:get("grpc-status")
   if grpc_status == nil then
-    return -- a message is coming (or this is Envoy's own reply): leave the body streaming
+    -- A message is coming (or this is Envoy's own reply): leave the body streaming. A /sync/
+    -- passthrough's server said its own status (kingpost_router.sync_request): the caller gets it.
+    local passed = tonumber(headers:get("x-http-status") or "")
+    if passed ~= nil then
+      headers:remove("x-http-status")
+      if passed >= 100 and passed <= 599 then
+        headers:replace(":status", tostring(math.floor(passed)))
+      end
+    end
+    return
   end
   local message = headers:get("grpc-message") or ""
   local http_status = tonumber(headers:get("x-http-status") or "")
@@ -114,10 +123,37 @@ local function drop_non_grpc_headers(headers)
   end
 end
 
+-- `{prefix}/sync/{path}` (kingpost_router.sync_request): the transcoder makes every call a POST
+-- to a gRPC path and would map query parameters onto the request's fields, so the request's own
+-- method and its path after /sync (query included) are recorded here, and the query is taken off.
+-- Always overwritten: a caller cannot send other values than its own request's.
+local function record_sync(headers, path)
+  local rest = path:gsub("^/models/[^/?]+", "", 1)
+  local tail = rest:match("^/development/sync(/.*)$") or rest:match("^/production/sync(/.*)$")
+      or rest:match("^/environments/[^/?]+/sync(/.*)$") or rest:match("^/deployment/[^/?]+/sync(/.*)$")
+  if tail == nil then
+    headers:remove("x-kingpost-sync-path")
+    headers:remove("x-kingpost-sync-method")
+    return
+  end
+  headers:replace("x-kingpost-sync-path", tail)
+  headers:replace("x-kingpost-sync-method", headers:get(":method") or "POST")
+  local query = path:find("?", 1, true)
+  if query ~= nil then
+    headers:replace(":path", path:sub(1, query - 1))
+  end
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
   drop_non_grpc_headers(headers)
   local path = headers:get(":path") or ""
+  if path:find("/sync/", 1, true) then
+    record_sync(headers, path)
+  else
+    headers:remove("x-kingpost-sync-path")
+    headers:remove("x-kingpost-sync-method")
+  end
   -- Only a byte >= 0x80, escaped or raw, can make a path invalid UTF-8: most paths stop here.
   if not (path:find("%%[89a-fA-F]") or path:find("[\128-\255]")) then
     return

@@ -77,15 +77,17 @@ class Build(_message.Message):
     def __init__(self, build_id: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.BuildState, str]] = ..., artifact_digest: _Optional[str] = ..., message: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., truss: _Optional[_Union[TrussSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class TrussSummary(_message.Message):
-    __slots__ = ("model_name", "predict_concurrency", "cpu", "memory", "accelerator")
+    __slots__ = ("model_name", "predict_concurrency", "cpu", "memory", "accelerator", "triton")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
+    TRITON_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     predict_concurrency: int
     cpu: str
     memory: str
     accelerator: str
-    def __init__(self, model_name: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., cpu: _Optional[str] = ..., memory: _Optional[str] = ..., accelerator: _Optional[str] = ...) -> None: ...
+    triton: str
+    def __init__(self, model_name: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., cpu: _Optional[str] = ..., memory: _Optional[str] = ..., accelerator: _Optional[str] = ..., triton: _Optional[str] = ...) -> None: ...

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from kingpost.v1 import inference_pb2
 from kingpost_router.metrics import RequestStats
-from kingpost_router.service import environment_label
+from kingpost_router.request_kind import environment_label
 
 ECHO = {"model": "mdl_1", "model_name": "echo", "deployment": "dep_1", "environment": "production"}
 
