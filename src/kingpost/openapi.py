@@ -19,7 +19,8 @@ from typing import Any
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-PUBLIC_SERVICES = ("kingpost.v1.InferenceService", "kingpost.v1.ManagementService", "kingpost.v1.ChainService")
+PUBLIC_SERVICES = ("kingpost.v1.InferenceService", "kingpost.v1.ManagementService", "kingpost.v1.ChainService",
+                   "kingpost.v1.NodeService")
 DOCUMENT_PATH = "/v1/openapi.json"
 _PACKAGE_PREFIX = "kingpost.v1."
 _VERBS = ("get", "put", "post", "delete", "patch")
@@ -261,6 +262,8 @@ def build(files: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
             if full_service not in PUBLIC_SERVICES:
                 continue
             for method in service.method:
+                if not method.options.HasExtension(annotations_pb2.http):
+                    continue  # gRPC only (NodeService.JoinNode)
                 http = method.options.Extensions[annotations_pb2.http]
                 rules = [http, *http.additional_bindings]
                 for i, rule in enumerate(rules):

@@ -146,6 +146,9 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
     if service == "scheduler":
         values["database_url"] = f"sqlite+aiosqlite:///{layout.state / 'kingpost.db'}"
         values["builder_address"] = builder
+        # One machine runs everything: its CPUs and memory are shared generously (settings.py).
+        values["cpu_overcommit"] = 16.0
+        values["memory_overcommit"] = 4.0
         # GET /v1/metrics/targets: the services here and Envoy (the agent announces its own).
         values["metrics_targets"] = [
             *(f"{s}={HOST}:{ports.service_metrics[s]}" for s in SERVICES if s != "agent"),
@@ -161,6 +164,8 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
     elif service == "agent":
         values["builder_address"] = builder
         values["work_dir"] = str(layout.agent)
+        # Agents that join from this machine keep its host name for themselves.
+        values["node_name"] = "local"
     return values
 
 

@@ -36,7 +36,7 @@ MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_dep
                 "development_deployment_id"}
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
-                     "build_id", "predict_concurrency", "replicas"}
+                     "build_id", "predict_concurrency", "replicas", "resources"}
 # Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",
@@ -455,6 +455,18 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert secret_id not in {w["id"] for w in rest("GET", "/v1/webhook_secrets")["webhook_secrets"]}
     assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}", 404) == {
         "error": f"webhook secret {secret_id!r} not found"}
+    # Nodes: a join token, the one node `kingpost up` runs, drained and back; a live node is not removed.
+    token = rest("POST", "/v1/nodes/join_tokens", json={"ttl_seconds": 600})
+    assert token["token"].startswith("kpjoin_") and token["expires_at"]
+    (local,) = rest("GET", "/v1/nodes")["nodes"]
+    assert (local["name"], local["state"], local["id"]) == ("local", "READY", node["node_id"])
+    assert len(local["replica_ids"]) >= 3 and int(local["memory_free_bytes"]) > 0
+    assert rest("GET", f"/v1/nodes/{local['name']}")["node"]["id"] == local["id"]
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={})["node"]["state"] == "DRAINING"
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={"undo": True})["node"]["state"] == "READY"
+    refused = rest("DELETE", f"/v1/nodes/{local['id']}", 409)
+    assert "is live" in refused["error"]
+    rest("GET", "/v1/nodes/no-such-node", 404)
 
     # Deleting: the environment, the deployment, the model (404 afterwards).
     assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {"success": True}
@@ -591,6 +603,13 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
 
     assert "build succeeded" in cli("logs", "surface-cli").stdout
     assert len(cli_json("status")["nodes"]) == 1
+    assert cli_json("nodes", "token", "--ttl", "60")["token"].startswith("kpjoin_")
+    (local,) = cli_json("nodes", "list")["nodes"]
+    assert cli_json("nodes", "get", "local")["id"] == local["id"] and local["state"] == "READY"
+    assert cli_json("nodes", "drain", "local")["state"] == "DRAINING"
+    assert cli_json("nodes", "drain", "local", "--undo")["state"] == "READY"
+    live = cli("nodes", "remove", "local", code=1)
+    assert live.stderr.startswith("error: node local is live")
     key = cli_json("keys", "create", "--name", "surface-cli")
     prefix = key["api_key"]["prefix"]
     assert prefix in {k["prefix"] for k in cli_json("keys", "list")["api_keys"]}

@@ -18,6 +18,8 @@ PURE_MODULES = (
     "kingpost_autoscaler.decision",
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",
+    "kingpost_scheduler.resources",
+    "kingpost_scheduler.nodes",
     "kingpost_scheduler.metrics_targets",
     "kingpost_scheduler.deployment_stats",
     "kingpost_scheduler.canary",

@@ -45,6 +45,8 @@ def deployment(d: DeploymentRecord, ready_replicas: int,
         autoscaling_settings=management_pb2.AutoscalingSettings(
             **autoscaling_settings.as_dict(records.autoscaling_of(d))),
         environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
+        resources=management_pb2.DeploymentResources(
+            cpu=(d.cpu_millis or 0) / 1000, memory_bytes=d.memory_bytes or 0, accelerator=d.accelerator or ""),
         replicas=[replica(r, bool(d.has_served)) for r in replicas],
     )
 

@@ -37,11 +37,14 @@ class Events:
         from_event = self._builds.get(looked_up.build_id)
         if from_event is not None and from_event.finished and not looked_up.finished:
             return BuildInfo(looked_up.build_id, from_event.state, from_event.artifact_digest,
-                             from_event.message, looked_up.predict_concurrency)
+                             from_event.message, looked_up.predict_concurrency,
+                             from_event.cpu or looked_up.cpu, from_event.memory or looked_up.memory,
+                             from_event.accelerator or looked_up.accelerator)
         return looked_up
 
     async def on_build_event(self, event: events_pb2.BuildEvent) -> None:
-        info = BuildInfo(event.build_id, build_state_name(event.state), event.artifact_digest, event.message)
+        info = BuildInfo(event.build_id, build_state_name(event.state), event.artifact_digest, event.message,
+                         cpu=event.cpu, memory=event.memory, accelerator=event.accelerator)
         if info.finished or event.build_id not in self._builds:
             self._builds[event.build_id] = info
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
+
+from kingpost.artifact_bucket import BUCKET_PATTERN, DEFAULT_BUCKET
 
 from kingpost.settings import ServiceSettings
 from kingpost_scheduler import metrics_targets
@@ -26,6 +30,20 @@ class SchedulerSettings(ServiceSettings):
     demoted_drain_seconds: float = Field(10.0, ge=0)
     # The highest max_replica a deployment's autoscaling settings may ask for (Baseten's default 10).
     max_replica_cap: int = Field(10, ge=1)
+    # How many times its CPUs and memory a node may promise to replicas (their Trusses'
+    # resources.cpu and resources.memory). 1 in a cluster: a node is never promised more than it
+    # has. `kingpost up` runs everything on one machine and sets 16 and 4, so a laptop with 4 CPUs
+    # still runs a few 1-CPU, 2Gi Trusses side by side. GPUs are never over-committed.
+    cpu_overcommit: float = Field(1.0, ge=1.0, le=64.0)
+    memory_overcommit: float = Field(1.0, ge=1.0, le=16.0)
+    # What an agent that joins (`kingpost agent --join`) is told: the NATS URL it heartbeats on
+    # (empty: nats_url, which must then be reachable from the agents' machines), the builder it
+    # fetches artifacts from (empty: builder_address), or the JetStream object store to fetch them
+    # from instead ("nats", with the builders' artifact_store = "nats").
+    join_nats_url: str = ""
+    join_builder_address: str = ""
+    join_artifact_store: Literal["file", "nats"] = "file"
+    join_artifact_bucket: str = Field(DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
     # The services' /metrics endpoints for GET /v1/metrics/targets, each "service=host:port" or

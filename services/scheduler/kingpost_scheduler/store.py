@@ -26,6 +26,7 @@ from kingpost_scheduler.tables import (
     ChainRecord,
     DeploymentRecord,
     EnvironmentRecord,
+    JoinTokenRecord,
     ModelRecord,
     NodeRecord,
     ReplicaRecord,
@@ -227,11 +228,12 @@ async def replicas_on_node(session: AsyncSession, node_id: str) -> Sequence[Repl
 
 
 async def add_replica(
-    session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime
+    session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime,
+    *, gpus: Iterable[int] = (),
 ) -> ReplicaRecord:
     replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-                            address="", message="", created_at=now, updated_at=now, restarts=0,
-                            crash_looping=False)
+                            address="", message="", created_at=now, updated_at=now, gpus=list(gpus),
+                            restarts=0, crash_looping=False)
     session.add(replica)
     await session.flush()
     return replica
@@ -361,3 +363,37 @@ async def route_inputs(
                  for v in (await session.execute(select(ChainDeploymentRecord))).scalars()}
     secrets = [w.secret for w in await list_webhook_secrets(session)]
     return models, deployments, envs, replicas, digests, wake_with, secrets
+
+
+# --- nodes joining ----------------------------------------------------------------------------
+
+
+async def add_join_token(session: AsyncSession, *, prefix: str, sha256: str, description: str,
+                         now: datetime, expires_at: datetime) -> JoinTokenRecord:
+    token = JoinTokenRecord(prefix=prefix, sha256=sha256, description=description, created_at=now,
+                            expires_at=expires_at)
+    session.add(token)
+    await session.flush()
+    return token
+
+
+async def join_token(session: AsyncSession, prefix: str) -> JoinTokenRecord | None:
+    return await session.get(JoinTokenRecord, prefix)
+
+
+async def find_node(session: AsyncSession, ref: str) -> NodeRecord:
+    """A node by id, else by name."""
+    node = await session.get(NodeRecord, ref)
+    if node is None:
+        node = (await session.scalars(select(NodeRecord).where(NodeRecord.name == ref)
+                                      .order_by(NodeRecord.last_seen.desc()))).first()
+    if node is None:
+        raise NotFound(f"node {ref!r} not found: `kingpost nodes list` shows the nodes")
+    return node
+
+
+async def delete_node(session: AsyncSession, node_id: str) -> None:
+    """The node and the replica rows placed on it."""
+    await session.execute(delete(ReplicaRecord).where(ReplicaRecord.node_id == node_id))
+    await session.execute(delete(NodeRecord).where(NodeRecord.id == node_id))
+    await session.flush()

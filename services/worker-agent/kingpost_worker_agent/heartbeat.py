@@ -20,7 +20,8 @@ def heartbeat(facts: NodeFacts, address: str, replica_ids: Sequence[str],
     return events_pb2.NodeHeartbeat(
         node_id=facts.node_id, address=address, cpu_count=facts.cpu_count, memory_bytes=facts.memory_bytes,
         gpus=[events_pb2.Gpu(name=g.name, memory_bytes=g.memory_bytes) for g in facts.gpus],
-        replica_ids=list(replica_ids), at=now_ts(), metrics_address=metrics_address,
+        replica_ids=list(replica_ids), at=now_ts(), metrics_address=metrics_address, name=facts.name,
+        labels=dict(facts.labels),
     )
 
 

@@ -47,6 +47,13 @@ def runner_env(agent_env: Mapping[str, str], *, own_user: bool) -> dict[str, str
     return env
 
 
+def gpu_env(gpus: tuple[int, ...]) -> dict[str, str]:
+    """The GPUs a replica may see, by their index on the node: the scheduler gave them to it alone.
+    None given: it sees none (an empty CUDA_VISIBLE_DEVICES hides every GPU from CUDA)."""
+    visible = ",".join(str(i) for i in gpus)
+    return {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible or "void"}
+
+
 def work_area_env(work_area: Path, uid: int | None) -> dict[str, str]:
     """The variables that name a replica's working area (TMPDIR; HOME too under its own user `uid`)
     and, under its own user, who it is."""

@@ -85,11 +85,13 @@ async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, cont
 
 
 async def spawn(launch: Launch, truss_dir: Path, *, port: int, host: str, environment: str, log_path: Path,
-                standby: StandbyPool, base_python: str, sandbox: Sandbox) -> RunnerProcess:
-    """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`, in `sandbox`.
-    Raises OSError."""
+                standby: StandbyPool, base_python: str, sandbox: Sandbox,
+                gpus: tuple[int, ...] = ()) -> RunnerProcess:
+    """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`, in `sandbox`,
+    seeing only the GPUs `gpus`. Raises OSError."""
     argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host, *sandbox.argv()]
-    per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env()
+    per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env() \
+        | runner_env.gpu_env(gpus)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if launch.python == base_python and launch.system is None:  # a standby's PATH is fixed
         proc = await standby.take(launch.python)

@@ -18,6 +18,7 @@ from kingpost.cli import (  # noqa: F401  (each module adds its commands to the 
     keys_command,
     lifecycle_commands,
     metrics_command,
+    nodes_command,
     predict_command,
     push_command,
     service_commands,

@@ -8,18 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartReplicaRequest(_message.Message):
-    __slots__ = ("replica_id", "deployment_id", "model_id", "artifact_digest", "environment")
+    __slots__ = ("replica_id", "deployment_id", "model_id", "artifact_digest", "environment", "gpu_indices")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     deployment_id: str
     model_id: str
     artifact_digest: str
     environment: str
-    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
+    gpu_indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., environment: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StartReplicaResponse(_message.Message):
     __slots__ = ()
