@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/.tools/uv-$(UV_VERSION)/bin/uv
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: up test install lock protos lint bench clean
+.PHONY: up test install lock protos lint bench clean triton
 
 # pip --target works even where the system Python is "externally managed" (PEP 668).
 $(UV):
@@ -30,8 +30,9 @@ lock: | $(UV)
 
 install: $(VENV)/.installed
 
+# With a tritonserver installed (`make triton`), the platform's agent runs Triton deployments too.
 up: install
-	$(VENV)/bin/kingpost up
+	$(if $(wildcard .tools/triton/.installed),KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton" )$(VENV)/bin/kingpost up
 
 # The test tools that do not come from PyPI: buf (npm) and PostgreSQL's server binaries (Debian).
 # npm when there is one, else npm from apt.
@@ -51,8 +52,23 @@ BUF_NPM := npm install --silent --prefix .tools @bufbuild/buf@$(BUF_VERSION) >/d
 	fi
 	@mkdir -p .tools && touch $@
 
-test: install .tools/node_modules/.bin/buf .tools/postgres
-	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" $(PY) -m pytest -q $(PYTEST_ARGS)
+# A CPU tritonserver for Triton deployments (from the nvidia-pytriton wheel on PyPI) and its Python
+# backend's environment, which must be a venv of Debian's python3.11 (src/kingpost/triton_install.py).
+.tools/triton/.installed: | install
+	@if [ ! -x /usr/bin/python3.11 ] || ! /usr/bin/python3.11 -c 'import venv, ensurepip' 2>/dev/null \
+	    || ! ls /usr/lib/x86_64-linux-gnu/libpython3.11.so.1* >/dev/null 2>&1; then \
+	  ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends python3.11 python3.11-venv libpython3.11 >/dev/null) \
+	  || { echo "cannot install Debian's python3.11, python3.11-venv and libpython3.11 (apt-get)"; exit 1; }; \
+	fi
+	$(PY) -m kingpost.triton_install .tools/triton
+	@touch $@
+
+triton: .tools/triton/.installed
+
+test: install .tools/node_modules/.bin/buf .tools/postgres .tools/triton/.installed
+	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton" \
+	  $(PY) -m pytest -q $(PYTEST_ARGS)
 
 protos: install
 	$(PY) scripts/gen_protos.py

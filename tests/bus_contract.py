@@ -227,6 +227,20 @@ class BusContract:
             await job.ack()
         assert await mine.fetch(1, timeout=self.quiet_s) == []
 
+    async def test_pending_counts_what_waits_and_what_is_fetched_but_not_settled(
+        self, bus: Bus, uid: str
+    ) -> None:
+        subject = s.async_request_subject(f"dep_{uid}", 2)
+        queue = await bus.work_queue(subject, f"workers-{uid}", events_pb2.LogLine)
+        for i in range(3):
+            await bus.publish(subject, line(f"job {i}"))
+        assert await queue.pending() == (3, 0)
+        [job] = await queue.fetch(1, timeout=WAIT_S)
+        assert await queue.pending() == (2, 1)
+        await job.ack()
+        await bus.flush()  # an ack is fire-and-forget: the server has it after a flush
+        assert await queue.pending() == (2, 0)
+
     async def test_a_fetch_waits_for_a_job_published_while_it_waits(self, bus: Bus, uid: str) -> None:
         subject = s.async_request_subject(f"dep_{uid}", 1)
         queue = await bus.work_queue(subject, f"workers-{uid}", events_pb2.LogLine)

@@ -32,6 +32,21 @@ def key_prefix(key: str) -> str:
     return key[:11]
 
 
+JOIN_TOKEN_PREFIX = "kpjoin_"
+
+
+def new_join_token() -> str:
+    """A token an agent joins with: `kpjoin_<8 chars prefix>_<32 chars secret>`."""
+    return f"{JOIN_TOKEN_PREFIX}{secrets.token_hex(4)}_{secrets.token_urlsafe(24)}"
+
+
+def join_token_prefix(token: str) -> str | None:
+    """The part of a join token that names it in the database; None when it is not one."""
+    if not token.startswith(JOIN_TOKEN_PREFIX) or token.count("_") < 2:
+        return None
+    return token[: len(JOIN_TOKEN_PREFIX) + 8]
+
+
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -134,14 +149,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     With an empty internal token, internal methods are open: that is the embedded default,
     where internal services listen on loopback only.
+
+    `self_checked` are full method names that carry their own credential in the request and check
+    it themselves (NodeService/JoinNode and its join token): no API key, no internal token.
     """
 
     def __init__(self, keys: KeyCache, *, public_prefixes: Iterable[str], internal_token: str = "",
-                 invoke_prefixes: Iterable[str] = ()) -> None:
+                 invoke_prefixes: Iterable[str] = (), self_checked: Iterable[str] = ()) -> None:
         self._keys = keys
         self._public = tuple(public_prefixes)
         self._invoke = tuple(invoke_prefixes)
         self._internal_token = internal_token
+        self._self_checked = frozenset(self_checked)
 
     async def intercept_service(
         self,
@@ -151,6 +170,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = details.method or ""
         metadata = dict(details.invocation_metadata or ())
         token = metadata.get(INTERNAL_TOKEN_KEY)
+        if method in self._self_checked:
+            return await continuation(details)
         if self._internal_token and token and hmac.compare_digest(token, self._internal_token):
             return await continuation(details)
         if method.startswith(self._public):

@@ -19,7 +19,8 @@ from typing import Any
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-PUBLIC_SERVICES = ("kingpost.v1.InferenceService", "kingpost.v1.ManagementService", "kingpost.v1.ChainService")
+PUBLIC_SERVICES = ("kingpost.v1.InferenceService", "kingpost.v1.ManagementService", "kingpost.v1.ChainService",
+                   "kingpost.v1.NodeService")
 DOCUMENT_PATH = "/v1/openapi.json"
 _PACKAGE_PREFIX = "kingpost.v1."
 _VERBS = ("get", "put", "post", "delete", "patch")
@@ -182,7 +183,7 @@ def _path(template: str) -> tuple[str, dict[str, str | None]]:
 
     def variable(match: re.Match[str]) -> str:
         field, _, pattern = match.group(1).partition("=")
-        if pattern in ("", "*"):
+        if pattern in ("", "*", "**"):  # `**`: the rest of the path, slashes and all
             bound[field] = None
             return "{" + field + "}"
         if re.fullmatch(r"[A-Za-z0-9_.~-]+", pattern):
@@ -194,11 +195,17 @@ def _path(template: str) -> tuple[str, dict[str, str | None]]:
 
 
 def _operation(builder: _Builder, service: str, method: descriptor_pb2.MethodDescriptorProto,
-               rule: Any, operation_id: str) -> tuple[str, str, dict[str, Any]]:
+               rule: Any, operation_id: str) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The path, its verbs (a custom `*` rule, a passthrough, answers every one) and the operation."""
     verb = next((v for v in _VERBS if rule.HasField(v)), None)
-    if verb is None:
-        raise UnsupportedTemplate(f"{service}.{method.name}: only {', '.join(_VERBS)} routes are supported")
-    path, bound = _path(getattr(rule, verb))
+    if verb is not None:
+        verbs, template = (verb,), getattr(rule, verb)
+    elif rule.HasField("custom") and rule.custom.kind == "*":
+        verbs, template = _VERBS, rule.custom.path
+    else:
+        raise UnsupportedTemplate(f"{service}.{method.name}: only {', '.join(_VERBS)} and custom '*' "
+                                  "routes are supported")
+    path, bound = _path(template)
     request_type = method.input_type.lstrip(".")
     request = builder.types.messages[request_type]
     fields = {f.name: f for f in request.field}
@@ -244,7 +251,7 @@ def _operation(builder: _Builder, service: str, method: descriptor_pb2.MethodDes
         SUCCESS_STATUS.get(f"{service}.{method.name}", "200"): ok,
         "default": {"description": "An error", "content": {"application/json": {"schema": _ref("Error")}}},
     }
-    return path, verb, operation
+    return path, verbs, operation
 
 
 def build(files: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
@@ -266,14 +273,18 @@ def build(files: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
             if full_service not in PUBLIC_SERVICES:
                 continue
             for method in service.method:
+                if not method.options.HasExtension(annotations_pb2.http):
+                    continue  # gRPC only (NodeService.JoinNode)
                 http = method.options.Extensions[annotations_pb2.http]
                 rules = [http, *http.additional_bindings]
                 for i, rule in enumerate(rules):
                     operation_id = method.name if i == 0 else f"{method.name}{i + 1}"
-                    path, verb, operation = _operation(builder, full_service, method, rule, operation_id)
-                    if verb in paths.setdefault(path, {}):
-                        raise UnsupportedTemplate(f"{verb.upper()} {path} is bound twice")
-                    paths[path][verb] = operation
+                    path, verbs, operation = _operation(builder, full_service, method, rule, operation_id)
+                    for verb in verbs:
+                        if verb in paths.setdefault(path, {}):
+                            raise UnsupportedTemplate(f"{verb.upper()} {path} is bound twice")
+                        paths[path][verb] = (operation if len(verbs) == 1
+                                             else {**operation, "operationId": f"{operation_id}_{verb}"})
     return {
         "openapi": "3.0.3",
         "info": {

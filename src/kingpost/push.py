@@ -68,7 +68,10 @@ def read_truss(truss_dir: Path, model_name: str | None = None) -> TrussInfo:
     if not truss_dir.is_dir():
         raise InvalidArgument(f"{truss_dir} is not a directory")
     if not config_path.is_file():
-        raise InvalidArgument(f"{truss_dir} has no config.yaml: is it a Truss?")
+        if any(p.is_file() for p in truss_dir.glob("*/config.pbtxt")):  # a Triton model repository
+            return TrussInfo(model_name=model_name or truss_dir.resolve().name, example_input={})
+        raise InvalidArgument(f"{truss_dir} has no config.yaml: is it a Truss (or a Triton model repository, "
+                              "a folder per model with its config.pbtxt)?")
     try:
         config = yaml.safe_load(config_path.read_text()) or {}
     except yaml.YAMLError as e:

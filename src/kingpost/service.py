@@ -18,6 +18,7 @@ import grpc
 from prometheus_client import start_http_server
 
 from kingpost import rpc
+from kingpost.log_format import JsonFormatter
 from kingpost.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def configure(name: str, settings: ServiceSettings) -> None:
     """What a service sets first, before it opens a connection: logging and its gRPC keepalive."""
-    setup_logging(name, settings.log_level)
+    setup_logging(name, settings.log_level, settings.log_format)
     rpc.use_keepalive(settings.grpc_keepalive_seconds)
 
 
@@ -39,16 +40,21 @@ def grpc_server(settings: ServiceSettings,
                            options=rpc.server_options(settings.grpc_keepalive_seconds))
 
 
-def setup_logging(name: str, level: str = "INFO") -> None:
+def setup_logging(name: str, level: str = "INFO", log_format: str = "text") -> None:
+    """Text lines for people (`kingpost up`'s log files), or one JSON object a line (log_format.py)."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
     )
+    if log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter(name))
 
 
 def setup_tracing(name: str) -> Tracer | None:
     """Export OpenTelemetry traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard
-    OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables apply); the service's tracer, else None."""
+    OTEL_EXPORTER_OTLP_*, OTEL_BSP_* and OTEL_TRACES_SAMPLER[_ARG] variables apply); the service's
+    tracer, else None. Which requests the router traces is its `trace_root_ratio`'s decision first."""
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return None
     from opentelemetry import trace

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     # How often this service pings the other end of its gRPC connections (kingpost.keepalive).
     grpc_keepalive_seconds: float = Field(keepalive.DEFAULT_SECONDS, ge=keepalive.MIN_SECONDS)
     log_level: str = "INFO"
+    # "text" (for people) or "json" (one object a line, for a log pipeline: kingpost/log_format.py).
+    log_format: Literal["text", "json"] = "text"
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Self:
@@ -71,14 +73,19 @@ def describe_validation_error(e: ValidationError, *, source: str) -> str:
 
 
 def to_toml(values: dict[str, Any]) -> str:
-    """Flat TOML for the config files `kingpost up` writes (strings, numbers, booleans)."""
+    """Flat TOML for the config files `kingpost up` writes (strings, numbers, booleans, lists of strings)."""
     lines = []
     for key, value in values.items():
-        if isinstance(value, bool):
+        if isinstance(value, list):
+            lines.append(f"{key} = [{', '.join(_toml_string(str(v)) for v in value)}]")
+        elif isinstance(value, bool):
             lines.append(f"{key} = {'true' if value else 'false'}")
         elif isinstance(value, (int, float)):
             lines.append(f"{key} = {value}")
         else:
-            text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'{key} = "{text}"')
+            lines.append(f"{key} = {_toml_string(str(value))}")
     return "\n".join(lines) + "\n"
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

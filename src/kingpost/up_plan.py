@@ -146,14 +146,26 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
     if service == "scheduler":
         values["database_url"] = f"sqlite+aiosqlite:///{layout.state / 'kingpost.db'}"
         values["builder_address"] = builder
+        # One machine runs everything: its CPUs and memory are shared generously (settings.py).
+        values["cpu_overcommit"] = 16.0
+        values["memory_overcommit"] = 4.0
+        # GET /v1/metrics/targets: the services here and Envoy (the agent announces its own).
+        values["metrics_targets"] = [
+            *(f"{s}={HOST}:{ports.service_metrics[s]}" for s in SERVICES if s != "agent"),
+            f"envoy={HOST}:{ports.envoy_admin}/stats/prometheus"]
     elif service == "builder":
         values["artifacts_dir"] = str(layout.artifacts)
         values["scheduler_address"] = scheduler
     elif service in ("router", "autoscaler"):
         values["scheduler_address"] = scheduler
+        if service == "router":
+            # One machine, the user's own: a webhook receiver on localhost is the usual first try.
+            values["allow_internal_webhooks"] = True
     elif service == "agent":
         values["builder_address"] = builder
         values["work_dir"] = str(layout.agent)
+        # Agents that join from this machine keep its host name for themselves.
+        values["node_name"] = "local"
     return values
 
 

@@ -22,12 +22,12 @@ DESCRIPTOR = Path(__file__).resolve().parents[2] / "src" / "kingpost" / "envoy" 
 
 @dataclass(frozen=True)
 class HttpRoute:
-    method: str  # GET, POST, ...
+    method: str  # GET, POST, ... ("*": any, a passthrough)
     template: str  # "/v1/models/{model_id}", "/{target=development}/predict"
     rpc: str  # "kingpost.v1.ManagementService.GetModel"
 
     def matches(self, method: str, path: str) -> bool:
-        return method == self.method and path_pattern(self.template).fullmatch(path) is not None
+        return self.method in (method, "*") and path_pattern(self.template).fullmatch(path) is not None
 
     def __str__(self) -> str:
         return f"{self.method} {self.template} ({self.rpc})"

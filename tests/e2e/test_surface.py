@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.surface import cli_commands, command_of, http_routes, unexercised_routes
 from tests.e2e.test_up import SERVICES, Up, descendants, free_port, proc_stat, run_cli
 from tests.e2e.test_watch import Watch
+from tests.unit.test_grafana_dashboard import DASHBOARD, dashboard_metrics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -37,7 +38,7 @@ MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_dep
                 "development_deployment_id", "instance_type_name", "team_name"}
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
-                     "build_id", "predict_concurrency", "replicas", "instance_type_name",
+                     "build_id", "predict_concurrency", "replicas", "resources", "instance_type_name",
                      "request_backpressure_settings"}
 # Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
@@ -127,6 +128,12 @@ def until(check: Callable[[], T | None], what: str, timeout: float = 120.0) -> T
             return result
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def assert_no_chat(rest: Callable[..., Any], prefix: str, **kw: Any) -> None:
+    """`{prefix}/sync/v1/chat/completions` of a Truss without `chat_completions`: truss's 404."""
+    answer = rest("POST", f"{prefix}/sync/v1/chat/completions", 404, json={"messages": []}, **kw)
+    assert answer == {"error": "`chat_completions` must only be called if model has it."}
 
 
 def model_host(model_id: str) -> str:
@@ -309,6 +316,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert rest("POST", f"/models/{echo['id']}/development/predict", json={"n": 1}) == {"echo": {"n": 1}}
     by_host = rest("POST", "/development/predict", host=model_host(echo["id"]), json={"n": 2})
     assert by_host == {"echo": {"n": 2}}
+    # /sync/{path}: a Truss model's OpenAI-style routes; the echo model has none (truss's 404).
+    assert_no_chat(rest, f"/models/{echo['id']}/development")
+    assert_no_chat(rest, "/development", host=model_host(echo["id"]))
 
     # Live reload over REST: the development replica re-imports the patched file, no build.
     patched = rest("POST", f"/v1/models/{echo['id']}/development/patch",
@@ -329,6 +339,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     until(lambda: status(d1) == "ACTIVE", "deployment-1 to be ACTIVE")
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d1}/predict", json=4) == {"echo": 4}
     assert rest("POST", f"/deployment/{d1}/predict", host=model_host(model_id), json=5) == {"echo": 5}
+    assert_no_chat(rest, f"/models/{model_id}/deployment/{d1}")
+    assert_no_chat(rest, f"/deployment/{d1}", host=model_host(model_id))
     candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})
     assert candidate["id"] == d1
 
@@ -342,6 +354,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert rest("GET", f"/v1/models/{model_id}/deployments/production")["id"] == d1  # Baseten's alias
     assert platform.routed("POST", f"/models/{model_id}/production/predict", json=6) == {"echo": 6}
     assert rest("POST", "/production/predict", host=model_host(model_id), json=7) == {"echo": 7}
+    assert_no_chat(rest, f"/models/{model_id}/production")
+    assert_no_chat(rest, "/production", host=model_host(model_id))
 
     # A second deployment: a canary into production, cancelled; then a staging environment of its own.
     d2 = rest("POST", "/v1/models", json={"model_name": "surface-rest", "build_id": dev["build_id"],
@@ -367,6 +381,15 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     until(lambda: serving("staging", d2), "deployment-2 to serve staging")
     assert platform.routed("POST", f"/models/{model_id}/environments/staging/predict", json=8) == {"echo": 8}
     assert rest("POST", "/environments/staging/predict", host=model_host(model_id), json=9) == {"echo": 9}
+    # The KServe V2 REST infer call reaches the runner under every prefix; a Truss says it serves none
+    # (tests/e2e/test_triton.py calls a Triton deployment by it).
+    for prefix in ("production", "environments/staging", f"deployment/{d1}"):
+        refused = rest("POST", f"/models/{model_id}/{prefix}/v2/models/m/infer", 404, json={"inputs": []})
+        assert "KServe V2 calls serve Triton model repositories" in refused["error"], refused
+    refused = rest("POST", f"/models/{model_id}/development/v2/models/m/infer", 404, json={"inputs": []})
+    assert refused == {"error": f"model '{model_id}' has no development deployment"}
+    assert_no_chat(rest, f"/models/{model_id}/environments/staging")
+    assert_no_chat(rest, "/environments/staging", host=model_host(model_id))
 
     # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
     renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})
@@ -439,6 +462,51 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert node["node_id"].startswith("node_") and len(node["replica_ids"]) >= 3  # echo, d1, d2
     assert status_now["models"] == len(rest("GET", "/v1/models")["models"])
 
+    # Async inference: each prefix queues (a request id at once) and counts its queue, by path and by
+    # Host; a request's status and cancel by both too (tests/e2e/test_async.py walks the rest).
+    queued = []
+    hosts = {model_id: model_host(model_id), echo["id"]: model_host(echo["id"])}
+    for model, prefix in ((model_id, "/production"), (model_id, "/environments/staging"),
+                          (model_id, f"/deployment/{d1}"), (echo["id"], "/development")):
+        for path, host in ((f"/models/{model}{prefix}", None), (prefix, hosts[model])):
+            answer = rest("POST", f"{path}/async_predict", host=host, json={"model_input": {"a": 1}})
+            assert list(answer) == ["request_id"]
+            queued.append((model, answer["request_id"]))
+            counts = rest("GET", f"{path}/async_queue_status", host=host)
+            assert set(counts) == {"model_id", "deployment_id", "num_queued_requests",
+                                   "num_in_progress_requests"} and counts["model_id"] == model
+    for model, request_id in queued:
+        done = until(lambda: (s := rest("GET", f"/models/{model}/async_request/{request_id}"))["status"]
+                     == "SUCCEEDED" and s, f"async request {request_id} to succeed")
+        assert (done["webhook_status"], done["model_id"]) == ("NO_WEBHOOK_PROVIDED", model)
+    model, request_id = queued[-1]
+    assert rest("GET", f"/async_request/{request_id}", host=hosts[model])["status"] == "SUCCEEDED"
+    for path, host in ((f"/models/{model}/async_request/{request_id}", None),
+                       (f"/async_request/{request_id}", hosts[model])):
+        assert rest("DELETE", path, host=host)["canceled"] is False
+
+    # Webhook secrets: created (the secret shown), listed newest first, deleted.
+    made = rest("POST", "/v1/webhook_secrets", json={})
+    assert made["secret"].startswith("whsec_") and made["webhook_secret"]["secret"] == made["secret"]
+    secret_id = made["webhook_secret"]["id"]
+    assert rest("GET", "/v1/webhook_secrets")["webhook_secrets"][0]["id"] == secret_id
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}") == {}
+    assert secret_id not in {w["id"] for w in rest("GET", "/v1/webhook_secrets")["webhook_secrets"]}
+    assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}", 404) == {
+        "error": f"webhook secret {secret_id!r} not found"}
+    # Nodes: a join token, the one node `kingpost up` runs, drained and back; a live node is not removed.
+    token = rest("POST", "/v1/nodes/join_tokens", json={"ttl_seconds": 600})
+    assert token["token"].startswith("kpjoin_") and token["expires_at"]
+    (local,) = rest("GET", "/v1/nodes")["nodes"]
+    assert (local["name"], local["state"], local["id"]) == ("local", "READY", node["node_id"])
+    assert len(local["replica_ids"]) >= 3 and int(local["memory_free_bytes"]) > 0
+    assert rest("GET", f"/v1/nodes/{local['name']}")["node"]["id"] == local["id"]
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={})["node"]["state"] == "DRAINING"
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={"undo": True})["node"]["state"] == "READY"
+    refused = rest("DELETE", f"/v1/nodes/{local['id']}", 409)
+    assert "is live" in refused["error"]
+    rest("GET", "/v1/nodes/no-such-node", 404)
+
     # Deleting: the environment, the deployment, the model (404 afterwards).
     assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {
         "success": True, "name": "staging", "model_id": model_id, "deleted": True}
@@ -447,6 +515,40 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     rest("GET", f"/v1/models/{model_id}/deployments/{d2}", 404)
     assert rest("DELETE", f"/v1/models/{model_id}") == {"success": True, "id": model_id, "deleted": True}
     assert rest("GET", f"/v1/models/{model_id}", 404) == {"error": f"model '{model_id}' not found"}
+
+    # The scrape-target list Prometheus reads (http_sd): every service, Envoy and the node's agent, each
+    # answering with Prometheus text where it says.
+    targets = rest("GET", "/v1/metrics/targets")
+    assert sorted(g["labels"]["service"] for g in targets) == sorted([*SERVICES, "envoy"])
+    served = ""
+    for group in targets:
+        (target,) = group["targets"]
+        path = group["labels"].get("__metrics_path__", "/metrics")
+        scraped = httpx.get(f"http://{target}{path}", timeout=10)
+        assert scraped.status_code == 200 and "# TYPE " in scraped.text, group
+        served += scraped.text
+    # Each metric the Grafana dashboard queries is one these endpoints serve.
+    dashboard = dashboard_metrics(json.loads(DASHBOARD.read_text()))
+    # (The text format names a counter's family with its _total.)
+    assert not {name for name in dashboard if f"# TYPE {name} " not in served and f"# TYPE {name}_total " not in served}
+    assert next(g for g in targets if g["labels"]["service"] == "agent")["labels"]["node"] == node["node_id"]
+
+    # A deployment's traffic over a window, from the routers' metrics.
+    echo_dev = rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    slowest = 0.0
+    for i in range(3):
+        sent = time.perf_counter()
+        assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+        slowest = max(slowest, time.perf_counter() - sent)
+    traffic = rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=3600")
+    assert traffic["deployment_id"] == echo_dev and traffic["window_seconds"] == 3600
+    # Its errors: the two /sync chat completions above that the echo model does not have (404).
+    assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 2
+    assert 0 < traffic["latency_p50_seconds"] <= traffic["latency_p99_seconds"]
+    assert traffic["ready_replicas"] >= 1 and traffic["desired_replicas"] >= 1
+    assert rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=7200", 400) == {
+        "error": "window_seconds = 7200: must be 1 to 3600"}
+    rest("GET", "/v1/models/echo/deployments/dep_nope/metrics", 404)
 
     missing = unexercised_routes(routes, platform.called)
     assert not missing, "REST routes this test does not exercise (add them here):\n" + "\n".join(missing)
@@ -475,6 +577,21 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
         "current_deployment"] and e["current_deployment"]["id"] == d1 and e, "deployment-1 to serve production")
     assert production["current_deployment"]["is_production"] is True
     assert platform.cli_routed("predict", "surface-cli", "--data", '"prod"') == {"echo": "prod"}
+
+    # Async from the shell: queue (the id at once), its status until SUCCEEDED, a cancel that is refused.
+    queued = cli_json("predict", "surface-cli", "--async", "--data", '{"a": 1}', "--priority", "1")
+    request_id = queued["request_id"]
+    done = until(lambda: (st := cli_json("async", "status", request_id, "--model", "surface-cli"))["status"]
+                 == "SUCCEEDED" and st, "the async request to succeed")
+    assert (done["request_id"], done["webhook_status"], done["errors"]) == (request_id, "NO_WEBHOOK_PROVIDED", [])
+    refused = platform.cli("async", "cancel", request_id, code=1)
+    assert "only a QUEUED request can be canceled; this one is SUCCEEDED" in refused.stdout
+
+    secret = cli_json("webhook-secrets", "create")
+    assert secret["secret"].startswith("whsec_")
+    listed_secrets = cli_json("webhook-secrets", "list")["webhook_secrets"]
+    assert [w["secret"] for w in listed_secrets if w["id"] == secret["id"]] == [secret["secret"]]
+    assert cli_json("webhook-secrets", "delete", secret["id"]) == {"success": True}
 
     watch = Watch(platform.home, truss)  # the development deployment, live
     try:
@@ -529,6 +646,13 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
 
     assert "build succeeded" in cli("logs", "surface-cli").stdout
     assert len(cli_json("status")["nodes"]) == 1
+    assert cli_json("nodes", "token", "--ttl", "60")["token"].startswith("kpjoin_")
+    (local,) = cli_json("nodes", "list")["nodes"]
+    assert cli_json("nodes", "get", "local")["id"] == local["id"] and local["state"] == "READY"
+    assert cli_json("nodes", "drain", "local")["state"] == "DRAINING"
+    assert cli_json("nodes", "drain", "local", "--undo")["state"] == "READY"
+    live = cli("nodes", "remove", "local", code=1)
+    assert live.stderr.startswith("error: node local is live")
     key = cli_json("keys", "create", "--name", "surface-cli", "--invoke-only", "--model", "echo")
     prefix = key["prefix"]
     assert (key["type"], len(key["model_ids"]), key["api_key"].startswith(prefix)) == ("WORKSPACE_INVOKE", 1, True)
@@ -556,6 +680,16 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
         config = platform.home / "run" / f"{service}.toml"
         assert any(f"kingpost.cli {service} --config {config}" in c for c in running), (service, running)
         platform.ran.add((service,))
+
+    assert sorted(g["labels"]["service"] for g in cli_json("metrics", "targets")) == sorted([*SERVICES, "envoy"])
+    (echo_traffic, *_) = cli_json("metrics", "echo", "--window", "3600")["deployments"]
+    assert echo_traffic["requests"] >= 3 and echo_traffic["ready_replicas"] >= 1
+    shown = cli("metrics", "echo", "--window", "3600").stdout.splitlines()
+    assert shown[0].startswith("last 3600 s") and shown[1].split()[:2] == ["DEPLOYMENT", "REQ/S"]
+    listed = cli("metrics", "targets").stdout.splitlines()
+    assert listed[0].split() == ["SERVICE", "URL", "LABELS"] and len(listed) == len(SERVICES) + 2
+    assert any(line.split()[:2] == ["envoy", line.split()[1]] and line.split()[1].endswith("/stats/prometheus")
+               for line in listed)
 
     missing = sorted(set(cli_commands()) - platform.ran)
     assert not missing, "CLI commands this test does not run (add them here): " + ", ".join(
@@ -615,20 +749,55 @@ def scrape(platform: Platform, service: str) -> dict[str, dict[tuple[tuple[str, 
 
 
 def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -> None:
-    ok = (("code", "OK"),)
-    before = scrape(platform, "router")["kingpost_router_requests_total"].get(ok, 0)
+    model = platform.rest("GET", "/v1/models/echo")["model"]
+    dev = model["development_deployment_id"]
+    echo = (("deployment", dev), ("environment", "development"), ("model", model["id"]), ("model_name", "echo"))
+    ok = tuple(sorted((*echo, ("code", "OK"))))
+    before = scrape(platform, "router")
+    counted_before = before.get("kingpost_router_requests_total", {}).get(ok, 0)
+
+    def histogram(samples: dict[str, Any], name: str, le: str | None = None) -> float:
+        labels = echo if le is None else tuple(sorted((*echo, ("le", le))))
+        return samples.get(name, {}).get(labels, 0)
+
+    seen = []  # what the client measured, request in to response out
     for i in range(5):
+        sent = time.perf_counter()
         assert platform.http.post("/models/echo/development/predict", json=i).status_code == 200
+        seen.append(time.perf_counter() - sent)
+
     def counted() -> dict[str, Any] | None:
         samples = scrape(platform, "router")
-        return samples if samples["kingpost_router_requests_total"][ok] == before + 5 else None
+        return samples if samples["kingpost_router_requests_total"].get(ok) == counted_before + 5 else None
 
     router = until(counted, "the router to count the 5 requests")
-    assert router["kingpost_router_request_seconds_count"][()] >= before + 5
-    assert router["kingpost_router_request_seconds_bucket"][(("le", "+Inf"),)] == (
-        router["kingpost_router_request_seconds_count"][()])
-    assert {"kingpost_router_in_flight", "kingpost_router_queued", "kingpost_router_retries_total"} <= set(
-        router)
+    # Exactly the 5, labelled by model, deployment and environment; each latency within what the client
+    # saw: every bucket at or above the slowest request the client saw holds all 5 more.
+    for name in ("kingpost_router_request_seconds", "kingpost_router_model_seconds",
+                 "kingpost_router_queue_wait_seconds"):
+        assert histogram(router, f"{name}_count") - histogram(before, f"{name}_count") == 5, name
+    bounds = sorted({float(dict(k)["le"]) for k in router["kingpost_router_request_seconds_bucket"]})
+    for bound in (b for b in bounds if b >= max(seen)):
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        assert (histogram(router, "kingpost_router_request_seconds_bucket", le)
+                - histogram(before, "kingpost_router_request_seconds_bucket", le)) == 5, le
+    router_seconds = (histogram(router, "kingpost_router_request_seconds_sum")
+                      - histogram(before, "kingpost_router_request_seconds_sum"))
+    assert 0 < router_seconds <= sum(seen)
+    # (kingpost_router_in_flight has a sample per deployment with requests in a runner call now: none here.)
+    assert {"kingpost_router_queued", "kingpost_router_retries_total"} <= set(router)
+
+    # The scheduler's desired and ready replicas of the example, and the agent's view of its runner.
+    replicas = (("deployment", dev), ("environment", ""), ("model", model["id"]))
+    scheduler = until(lambda: (s := scrape(platform, "scheduler"))["kingpost_scheduler_ready_replicas"].get(
+        replicas) and s, "the scheduler to count the example's ready replica", timeout=30)
+    assert scheduler["kingpost_scheduler_desired_replicas"][replicas] >= 1
+    agent = scrape(platform, "agent")
+    (node,) = {dict(k)["node"] for k in agent["kingpost_worker_agent_node_memory_bytes"]}
+    assert agent["kingpost_worker_agent_node_memory_bytes"][(("kind", "total"), ("node", node))] > 0
+    runner = {dict(k)["replica"]: v for k, v in agent["kingpost_worker_agent_replica_memory_bytes"].items()
+              if dict(k)["deployment"] == dev}
+    assert runner and all(v > 1 << 20 for v in runner.values()), runner
 
     builder = scrape(platform, "builder")
     succeeded = builder["kingpost_builder_builds_total"][(("state", "succeeded"),)]

@@ -3,7 +3,12 @@ request carrying a W3C traceparent, and the spans arriving over OTLP at a stand-
 
 from __future__ import annotations
 
+import json
+import queue
 import shlex
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,12 +20,13 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat
+from tests.e2e.test_up import Up, client_env, descendants, free_port, proc_stat, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
+TRUSSES = Path(__file__).parent.parent / "trusses"
 
 
 class Collector(trace_service_pb2_grpc.TraceServiceServicer):
@@ -55,31 +61,127 @@ def collector() -> Iterator[tuple[Collector, int]]:
     server.stop(None)
 
 
-def test_a_request_with_a_traceparent_is_traced_through_router_and_runner(
+def attributes(span: object) -> dict[str, str]:
+    return {a.key: a.value.string_value for a in span.attributes}  # type: ignore[attr-defined]
+
+
+def traced_post(url: str, key: str, trace_id: str) -> httpx.Response:
+    return httpx.post(url, content=b'{"text": "traced"}', timeout=60, headers={
+        "Authorization": f"Api-Key {key}", "traceparent": f"00-{trace_id}-{PARENT}-01"})
+
+
+def wait_for_spans(servicer: Collector, trace_id: str, names: set[str]) -> dict[str, tuple[str, object]]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        spans = {span.name: (service, span) for service, span in servicer.of_trace(trace_id)}
+        if names <= set(spans):
+            return spans
+        time.sleep(0.1)
+    raise AssertionError(f"trace {trace_id}: spans {sorted(spans)}, expected {sorted(names)}")
+
+
+def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases_with_its_request_id(
     collector: tuple[Collector, int], tmp_path: Path
 ) -> None:
     servicer, port = collector
     rest, grpc_port = free_port(), free_port()
-    up = Up(tmp_path / "home", rest, grpc_port, env={
+    home = tmp_path / "home"
+    up = Up(home, rest, grpc_port, env={
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "100"})
     seen: dict[int, str] = {}
     try:
         curl = shlex.split(up.wait_for_curl())
         key = curl[curl.index("-H") + 1].split("Api-Key ")[1]
-        response = httpx.post(curl[-1], content=b'{"text": "traced"}', timeout=30, headers={
-            "Authorization": f"Api-Key {key}", "traceparent": f"00-{TRACE}-{PARENT}-01"})
+        # A model with preprocess, predict and postprocess, whose load() takes 3 s (a request that
+        # follows its activation waits for it).
+        truss = tmp_path / "traced"
+        shutil.copytree(TRUSSES / "async_methods", truss)
+        model_py = truss / "model" / "model.py"
+        model_py.write_text(model_py.read_text().replace(
+            "    def load(self):\n", "    def load(self):\n        __import__('time').sleep(3)\n").replace(
+            "    async def predict(self, model_input: Any) -> Dict:\n",
+            "    async def predict(self, model_input: Any) -> Dict:\n"
+            "        __import__('logging').getLogger('traced').warning('predicting %s', model_input)\n"))
+        pushed = run_cli(home, "push", str(truss), "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        deployment = json.loads(pushed.stdout)["deployment"]
+        url = f"http://127.0.0.1:{rest}/models/{deployment['model_id']}/deployment/{deployment['id']}/predict"
+
+        response = traced_post(url, key, TRACE)
         assert response.status_code == 200, response.text
-        deadline = time.monotonic() + 30
-        while len(servicer.of_trace(TRACE)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        spans = {span.name: (service, span) for service, span in servicer.of_trace(TRACE)}
-        assert set(spans) == {"kingpost.router/Predict", "kingpost.runner/Predict"}, spans
+        request_id = response.headers["x-baseten-request-id"]
+        spans = wait_for_spans(servicer, TRACE, {"kingpost.router/Predict", "kingpost.runner/Predict",
+                                                 "preprocess", "predict", "postprocess"})
         (service, server), (_, call) = spans["kingpost.router/Predict"], spans["kingpost.runner/Predict"]
         assert service == "kingpost-router"
         assert server.parent_span_id.hex() == PARENT  # the client's span
         assert call.parent_span_id == server.span_id
         assert server.end_time_unix_nano >= call.end_time_unix_nano > call.start_time_unix_nano
+        phases = [spans[name][1] for name in ("preprocess", "predict", "postprocess")]
+        for phase in phases:
+            assert phase.parent_span_id == call.span_id
+            assert call.start_time_unix_nano <= phase.start_time_unix_nano <= phase.end_time_unix_nano
+        assert [p.start_time_unix_nano <= q.start_time_unix_nano for p, q in zip(phases, phases[1:])] == [True] * 2
+        assert "cold_start_wait" not in spans and "load" not in spans  # its replica was ready
+        assert {attributes(span)["kingpost.request_id"] for _, span in servicer.of_trace(TRACE)} == {request_id}
+        # Each response has its own id; errors too.
+        other = traced_post(url, key, "0" * 31 + "1")
+        assert other.headers["x-baseten-request-id"] not in ("", request_id)
+        missing = httpx.post(f"http://127.0.0.1:{rest}/models/nope/production/predict", json={},
+                             headers={"Authorization": f"Api-Key {key}"}, timeout=30)
+        assert missing.status_code == 404 and missing.headers["x-baseten-request-id"]
+
+        # From zero: the request waits for the replica that activation starts, and its trace shows
+        # the wait and, under it, the model's load().
+        def cli(*args: str) -> dict:
+            done = run_cli(home, *args, "--json")
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout) if done.stdout.strip() else {}
+
+        ids = (deployment["model_id"], deployment["id"])
+        cli("deployments", "deactivate", *ids)
+        deadline = time.monotonic() + 60
+        while traced_post(url, key, "f" * 32).status_code != 404 or next(
+                d for d in cli("deployments", "list", ids[0])["deployments"] if d["id"] == ids[1]
+        ).get("active_replica_count", 0):
+            assert time.monotonic() < deadline, "the deactivated deployment kept its replica"
+            time.sleep(0.2)
+        cli("deployments", "activate", *ids)
+        for attempt in range(100):  # until the router has the table that says it is active again
+            cold_trace = f"{attempt + 2:032x}"
+            response = traced_post(url, key, cold_trace)
+            if response.status_code != 404:
+                break
+            time.sleep(0.1)
+        assert response.status_code == 200, response.text
+        spans = wait_for_spans(servicer, cold_trace, {"kingpost.router/Predict", "cold_start_wait", "load",
+                                                      "kingpost.runner/Predict", "predict"})
+        server, wait, load = (spans[name][1] for name in ("kingpost.router/Predict", "cold_start_wait", "load"))
+        assert wait.parent_span_id == server.span_id and load.parent_span_id == wait.span_id
+        assert wait.start_time_unix_nano <= load.end_time_unix_nano <= wait.end_time_unix_nano + 50_000_000
+        assert attributes(load)["kingpost.request_id"] == response.headers["x-baseten-request-id"]
+
+        # Logs: `--request-id` finds one request's line; `--follow` shows a new one within a second.
+        found = run_cli(home, "logs", deployment["model_id"], "--request-id", request_id)
+        assert found.returncode == 0, found.stderr
+        assert [line for line in found.stdout.splitlines() if "predicting" in line] == [
+            line for line in found.stdout.splitlines() if request_id in line] and request_id in found.stdout
+        follow = subprocess.Popen([sys.executable, "-m", "kingpost.cli", "logs", deployment["model_id"], "--follow"],
+                                  env=client_env(home), stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2)  # its first answer: the lines so far
+            followed = traced_post(url, key, "e" * 32)
+            answered = time.monotonic()
+            wanted = followed.headers["x-baseten-request-id"]
+            lines: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout], daemon=True).start()
+            while wanted not in (line := lines.get(timeout=10)):
+                pass
+            assert "predicting" in line and time.monotonic() - answered < 1.0
+        finally:
+            follow.terminate()
+            follow.wait(timeout=10)
         seen = descendants(up.process.pid)
         assert up.stop() == 0
     finally:

@@ -111,7 +111,8 @@ async def test_push_a_truss_then_fetch_its_artifact(builder: Builder, tmp_path: 
     assert build.state == events_pb2.BUILD_STATE_SUCCEEDED, build.message
     assert build.build_id.startswith("bld_") and build.artifact_digest.startswith("sha256:")
     assert build.cached is False
-    assert list(build.warnings) == ["base_image: accepted but not acted on by kingpost yet"]
+    assert list(build.warnings) == ["base_image: 'x' is not used: kingpost runs no Docker image, and its tag "
+                                    "names no Python version; the deployment uses python_version and its requirements"]
     assert (build.truss.model_name, build.truss.predict_concurrency, build.truss.accelerator) == ("echo", 4, "H100:2")
     assert build.created_at.seconds > 0
 

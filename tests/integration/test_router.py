@@ -85,6 +85,21 @@ class FakeRunner(runner_pb2_grpc.RunnerServiceServicer):
         else:
             yield httpbody_pb2.HttpBody(content_type=request.body.content_type, data=data)
 
+    async def Sync(self, request: runner_pb2.RunnerSyncRequest, context: grpc.aio.ServicerContext):
+        """Answers what it got: the request as JSON, with status 207 and a header of its own."""
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await context.send_initial_metadata((("x-http-status", "207"), ("x-runner", "fake")))
+            seen = {"method": request.method, "path": request.path, "body": request.body.data.decode(),
+                    "headers": [[h.name, h.value] for h in request.headers],
+                    "metadata": sorted(k for k, _ in context.invocation_metadata() or ())}
+            yield httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps(seen).encode())
+            if request.path == "/slow":
+                await self.release.wait()
+        finally:
+            self.running -= 1
+
     async def Ready(self, request, context):
         return runner_pb2.ReadyResponse(ready=True)
 
@@ -207,6 +222,7 @@ async def mesh(request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
     spans = InMemorySpanExporter() if params.pop("traced", False) else None
     tracer = None
     if spans is not None:  # the SDK's own in-memory exporter, in place of an OTLP collector
+        params.setdefault("trace_root_ratio", 1.0)  # every request, not the default 1 %
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(spans))
         tracer = provider.get_tracer("test")
@@ -639,3 +655,33 @@ async def test_held_requests_fail_when_the_deployment_is_deactivated(mesh: Mesh)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await held
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_sync_passes_the_request_through_and_the_servers_status_and_headers_back(mesh: Mesh) -> None:
+    request = inference_pb2.SyncRequest(model_id="mdl_echo", target="development", path="v1/things",
+                                        body=httpbody_pb2.HttpBody(content_type="text/plain", data=b"x"))
+    metadata = (*AUTH, ("x-kingpost-sync-method", "PUT"), ("x-kingpost-sync-path", "/v1/things?a=1"),
+                ("x-custom", "yes"), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+    call = mesh.stub.Sync(request, metadata=metadata, timeout=20)
+    assert ("x-http-status", "207") in tuple(await call.initial_metadata())
+    seen = json.loads(b"".join([c.data async for c in call]))
+    assert (seen["method"], seen["path"], seen["body"]) == ("PUT", "/v1/things?a=1", "x")
+    assert ["x-custom", "yes"] in seen["headers"]
+    assert not any(name in ("authorization", "x-kingpost-sync-path") for name, _ in seen["headers"])
+    assert "traceparent" in seen["metadata"] and "x-custom" not in seen["metadata"]
+
+
+async def test_sync_takes_predicts_slots(mesh: Mesh) -> None:
+    """dep_one takes one request at a time: a Sync holds the slot until its stream ends."""
+    def sync(path: str):
+        return mesh.stub.Sync(inference_pb2.SyncRequest(model_id="mdl_echo", deployment_id="dep_one", path=path),
+                              metadata=AUTH, timeout=20)
+
+    slow = sync("slow")
+    await slow.read()  # its first chunk: it runs, holding dep_one's only slot
+    second = asyncio.ensure_future(read_rest(sync("fast")))
+    await asyncio.sleep(0.3)
+    assert not second.done() and mesh.router.queued("dep_one") == 1
+    mesh.runner.release.set()
+    await read_rest(slow)
+    assert len(await second) == 1 and mesh.runner.peak == 1

@@ -145,3 +145,18 @@ async def test_last_seen_times_are_stored_in_batches_not_per_heartbeat(
     await beat_at(h, node, clock, 5)  # past a third of the node timeout since the last batch
     await control.tick()
     assert await stored() == clock.now
+
+
+async def test_a_replica_the_scheduler_did_not_place_on_a_node_is_stopped_there(
+    clocked: tuple[Harness, FakeClock], node: Node  # noqa: F811
+) -> None:
+    """A node back after it was counted lost still runs replicas now placed elsewhere: an orphan
+    runner would hold GPUs given to another replica, so the scheduler has it stopped."""
+    h, clock = clocked
+    created, start = await deploy_to_ready(h, node)
+    await h.replica_event(start, events_pb2.REPLICA_STATE_READY, address="127.0.0.1:9999")
+    await h.scheduler.control.dispatcher.finish()
+    node.agent.running.add("rep_orphan00001")  # not the scheduler's: a leftover of the node's past
+    await beat_at(h, node, clock, 1)
+    assert await next_item(node.agent.stops, "StopReplica of the orphan") == "rep_orphan00001"
+    assert node.agent.running == {start.replica_id}  # the scheduler's own replica keeps running

@@ -20,6 +20,10 @@ PURE_MODULES = (
     "kingpost_autoscaler.decision",
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",
+    "kingpost_scheduler.resources",
+    "kingpost_scheduler.nodes",
+    "kingpost_scheduler.metrics_targets",
+    "kingpost_scheduler.deployment_stats",
     "kingpost_scheduler.canary",
     "kingpost_scheduler.promotion",
     "kingpost_scheduler.reconcile",
@@ -33,6 +37,7 @@ PURE_MODULES = (
     "kingpost_scheduler.timers",
     "kingpost.autoscaling_settings",
     "kingpost.deployment_status",
+    "kingpost.trace_phases",
     "kingpost.bus.subjects",
     "kingpost.environment_manifest",
     "kingpost_router.balancer",
@@ -40,6 +45,11 @@ PURE_MODULES = (
     "kingpost_router.slots",
     "kingpost_router.sampling",
     "kingpost_router.xds",
+    "kingpost_router.async_input",
+    "kingpost_router.async_policy",
+    "kingpost_router.sync_request",
+    "kingpost.docker_server",
+    "kingpost_builder.custom_server",
     "kingpost_builder.truss_config",
     "kingpost_builder.strict_yaml",
     "kingpost_builder.requirements",
@@ -55,7 +65,8 @@ PURE_MODULES = (
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")
 # Decision modules that are plain data structures, driven by a thin asyncio layer: no event loop either.
-NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds")
+NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.async_input",
+                 "kingpost_router.async_policy")
 
 # Run in the child: import the module; for each plumbing package imported, the chain of modules
 # whose top level was running when it was first asked for (outermost first).

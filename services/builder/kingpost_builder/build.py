@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kingpost import environment_manifest, pythons
+from kingpost import environment_manifest, pythons, triton_repository
 from kingpost.environment_manifest import EnvironmentManifest
 from kingpost.errors import InvalidArgument
-from kingpost_builder import archive, environment, requirements, system_packages, truss_config
+from kingpost_builder import archive, environment, requirements, system_packages, triton_build, truss_config
 from kingpost_builder.store import ArtifactStore
 from kingpost_builder.truss_config import ParsedConfig
 
@@ -63,6 +63,7 @@ class BuildWork:
     dependencies: str = ""  # the dependency artifact's digest; "" = none
     dependencies_cached: bool = False
     system: str = ""  # the system layer's digest; "" = none
+    triton: str = ""  # a Triton model repository's summary; "" = a Truss
     log: list[LogEntry] = field(default_factory=list)
     _log_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -105,6 +106,9 @@ def intake(work: BuildWork, store: ArtifactStore) -> None:
 
 
 def validate_config(work: BuildWork, store: ArtifactStore) -> None:
+    if triton_repository.is_repository(work.files):
+        validate_triton_repository(work)
+        return
     name = truss_config.find_config_file(work.files)
     path = work.source_dir / name
     if path.is_symlink():
@@ -115,9 +119,23 @@ def validate_config(work: BuildWork, store: ArtifactStore) -> None:
         work.warn(warning)
     config = work.config
     accelerator = config.resources.accelerator or "no accelerator"
-    work.info(f"config.yaml is valid: model {config.model_name or '(unnamed)'}, class "
-              f"{config.model_class_name} in {config.model_file}, cpu {config.resources.cpu}, memory "
-              f"{config.resources.memory}, {accelerator}, predict_concurrency {config.runtime.predict_concurrency}")
+    serves = (f"custom server `{config.docker_server['start_command']}` on port "
+              f"{config.docker_server['server_port']}" if config.docker_server is not None
+              else f"class {config.model_class_name} in {config.model_file}")
+    work.info(f"config.yaml is valid: model {config.model_name or '(unnamed)'}, {serves}, cpu "
+              f"{config.resources.cpu}, memory {config.resources.memory}, {accelerator}, predict_concurrency {config.runtime.predict_concurrency}")
+
+
+def validate_triton_repository(work: BuildWork) -> None:
+    repository = triton_build.prepare(work.source_dir, work.files)
+    work.parsed = truss_config.parse_truss_config((work.source_dir / truss_config.CONFIG_FILE).read_text())
+    for warning in work.parsed.warnings:
+        work.warn(warning)
+    config = work.config
+    work.triton = repository.summary()
+    work.info(f"Triton model repository is valid: {work.triton}")
+    work.info(f"config.yaml: cpu {config.resources.cpu}, memory {config.resources.memory}, "
+              f"predict_concurrency {config.runtime.predict_concurrency}")
 
 
 def check_build_settings(work: BuildWork, store: ArtifactStore) -> None:

@@ -3,7 +3,7 @@
 Pure: a parsed config and the runner's pins in, the Dockerfile's and requirements.txt's text out.
 The context laid out by the CLI:
 
-    Dockerfile  requirements.txt  truss/  kingpost_runner/  kingpost/ (errors.py, grpc_status.py, v1/)
+    Dockerfile  requirements.txt  truss/  kingpost_runner/  kingpost/ (errors.py, grpc_status.py, trace_phases.py, ..., v1/)
 
 The image runs the same runner as the agent does (`python -m kingpost_runner`), on port 8080.
 """

@@ -163,7 +163,8 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
             build.cached = work.cached
         build.warnings.extend(work.warnings)
         if work.parsed is not None:
-            build.truss.CopyFrom(builder_pb2.TrussSummary(**truss_config.summary_fields(work.parsed.config)))
+            build.truss.CopyFrom(builder_pb2.TrussSummary(**truss_config.summary_fields(work.parsed.config),
+                                                          triton=work.triton))
         if build.state == events_pb2.BUILD_STATE_FAILED:
             work.error(f"build failed: {build.message}")
         else:
@@ -193,7 +194,8 @@ class BuildServicer(builder_pb2_grpc.BuildServiceServicer):
         await asyncio.to_thread(self._store.put_build, build)
         event = events_pb2.BuildEvent(build_id=build.build_id, state=build.state,
                                       artifact_digest=build.artifact_digest, message=build.message,
-                                      at=_timestamp(self._clock()))
+                                      at=_timestamp(self._clock()), cpu=build.truss.cpu,
+                                      memory=build.truss.memory, accelerator=build.truss.accelerator)
         try:
             await self._bus.publish(subjects.build_subject(build.build_id), event)
         except Exception:  # the record stands; the scheduler can still GetBuild it

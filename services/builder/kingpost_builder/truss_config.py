@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kingpost.errors import InvalidArgument
+from kingpost_builder import custom_server
 from kingpost_builder.strict_yaml import load_yaml_mapping
 
 CONFIG_FILE = "config.yaml"
@@ -96,6 +97,8 @@ class Runtime(BaseModel):
     streaming_read_timeout: int = 60
     enable_tracing_data: bool = False
     enable_debug_logs: bool = False
+    # startup_threshold_seconds and restart_threshold_seconds time a docker_server's health checks.
+    health_checks: dict[str, Any] | None = None
 
     @field_validator("predict_concurrency")
     @classmethod
@@ -135,6 +138,10 @@ class TrussConfig(BaseModel):
     examples_filename: str = "examples.yaml"
     external_package_dirs: tuple[str, ...] = ()
     live_reload: bool = False
+    # Checked by custom_server.py (kingpost.docker_server): a custom server instead of model.py, and
+    # the Python version of an image kingpost does not run.
+    docker_server: dict[str, Any] | None = None
+    base_image: dict[str, Any] | None = None
 
     @field_validator("python_version")
     @classmethod
@@ -210,7 +217,7 @@ class ParsedConfig:
 
 # Top-level keys truss knows; kingpost accepts them but does not act on them (yet).
 NOT_ACTED_ON = (
-    "base_image", "docker_server", "trt_llm", "weights",
+    "trt_llm", "weights",
     "model_cache", "hf_cache", "external_data", "build", "bdn", "training_checkpoints", "bis_llm",
 )
 # Internal or legacy keys: silent at truss's default, a warning otherwise.
@@ -222,7 +229,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {
 BUILD_KEYS = ("system_packages", "build_commands")
 RESOURCES_NOT_ACTED_ON = ("instance_type", "node_count", "fabric")
 RUNTIME_NOT_ACTED_ON = (
-    "transport", "is_websocket_endpoint", "health_checks", "oidc", "remote_ssh", "egress_restrictions",
+    "transport", "is_websocket_endpoint", "oidc", "remote_ssh", "egress_restrictions",
     "truss_server_version_override",
 )
 _RESOURCES_KEYS = set(Resources.model_fields) | {"use_gpu"}  # use_gpu is computed; truss ignores its input
@@ -239,12 +246,16 @@ def parse_truss_config(text: str, *, source: str = CONFIG_FILE) -> ParsedConfig:
         errors.extend(_describe(e))
     if errors:
         raise InvalidArgument(f"{source}: " + "; ".join(errors))
-    return ParsedConfig(config=config, raw=raw, warnings=tuple(_warnings(raw, config)))
+    server_warnings, python = custom_server.warnings(raw)
+    if python is not None:  # base_image's Python, where the config names none
+        config = config.model_copy(update={"python_version": python})
+    return ParsedConfig(config=config, raw=raw, warnings=tuple(_warnings(raw, config) + server_warnings))
 
 
 def check_layout(config: TrussConfig, files: Set[str]) -> None:
-    """The files the config names exist in the truss (`files`: posix paths relative to its root)."""
-    if config.model_file not in files:
+    """The files the config names exist in the truss (`files`: posix paths relative to its root).
+    A custom server (`docker_server`) needs no model file."""
+    if config.model_file not in files and config.docker_server is None:
         hint = "" if config.model_file == "model/model.py" else " (set by model_module_dir/model_class_filename)"
         raise InvalidArgument(f"the truss has no {config.model_file}{hint}: it must hold the class "
                               f"{config.model_class_name}")
@@ -298,6 +309,7 @@ def _structural_errors(raw: Mapping[str, Any]) -> list[str]:
         errors.append("build.no_cache: true is not valid: it may not be set in config.yaml")
     if raw.get("weights") and (raw.get("model_cache") or raw.get("hf_cache")):
         errors.append("weights and model_cache are mutually exclusive: use weights")
+    errors += custom_server.errors(raw)
     for key in ("resources", "runtime"):
         if key in raw and raw[key] is not None and not isinstance(raw[key], Mapping):
             errors.append(f"{key}: {_show(raw[key])} is not valid: must be a mapping")

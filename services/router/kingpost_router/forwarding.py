@@ -13,11 +13,12 @@ is the one place that talks raw gRPC to runners rather than through `kingpost.rp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Tracer
 
 from kingpost import rpc
 from kingpost.errors import DeadlineExceeded, ModelError
@@ -39,6 +40,10 @@ _READY = grpc.ChannelConnectivity.READY
 _SHUTDOWN = grpc.ChannelConnectivity.SHUTDOWN
 
 
+# Hears a Sync call's initial metadata (the server's status and headers) before its first chunk.
+OnHeaders = Callable[[Any], Awaitable[None]]
+
+
 class Passthrough(Exception):
     """The runner's own status, to be re-raised unchanged."""
 
@@ -55,14 +60,16 @@ class NotConnected(Exception):
 
 
 class _Upstream:
-    """One runner address: its channel and the bound Predict method."""
+    """One runner address: its channel and the bound Predict and Sync methods."""
 
-    __slots__ = ("channel", "predict")
+    __slots__ = ("channel", "predict", "sync")
 
     def __init__(self, address: str, keepalive_seconds: float) -> None:
         options = (*rpc.channel_options(keepalive_seconds), *RUNNER_CHANNEL_OPTIONS)
         self.channel = grpc.aio.insecure_channel(address, options=options)
-        self.predict = runner_pb2_grpc.RunnerServiceStub(self.channel).Predict
+        stub = runner_pb2_grpc.RunnerServiceStub(self.channel)
+        self.predict = stub.Predict
+        self.sync = stub.Sync
 
 
 class Forwarder:
@@ -122,12 +129,14 @@ class Forwarder:
         self,
         deployment: Deployment,
         replica: Replica,
-        request: runner_pb2.RunnerPredictRequest,
+        request: runner_pb2.RunnerPredictRequest | runner_pb2.RunnerSyncRequest,
         metadata: list[tuple[str, str]],
         timeout: float,
-        span: Span | None = None,
+        trace: tracing.RequestTrace | None = None,
+        on_headers: OnHeaders | None = None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        """Call the replica, whose slot the caller took; the slot is given back at the end."""
+        """Call the replica, whose slot the caller took; the slot is given back at the end.
+        A `RunnerSyncRequest` goes to Sync, whose initial metadata `on_headers` hears first."""
         upstream = self._upstreams.get(replica.address)
         if upstream is None:  # the table changed under this request; open it as set_addresses would
             upstream = self._upstreams[replica.address] = _Upstream(replica.address, self._keepalive_seconds)
@@ -135,16 +144,23 @@ class Forwarder:
         did = deployment.deployment_id
         in_flight[did] = in_flight.get(did, 0) + 1
         call_span = None
-        if span is not None and self._tracer is not None:
-            call_span = tracing.start_call(self._tracer, span, deployment, replica)
+        if trace is not None:
+            call_span = tracing.start_call(trace, deployment, replica)
             metadata = tracing.with_context(metadata, call_span)
-        call = upstream.predict(request, timeout=timeout, metadata=metadata)
+        sync = on_headers is not None
+        call = (upstream.sync if sync else upstream.predict)(request, timeout=timeout, metadata=metadata)
         sent = False
         code = "OK"
         try:
+            if sync:
+                headers = await call.initial_metadata()
+                if headers:  # none: the call failed before the server answered (raised below)
+                    await on_headers(headers)  # type: ignore[misc]
             async for chunk in call:
                 sent = True
                 yield chunk
+            if call_span is not None:
+                tracing.runner_phases(trace, call_span, await call.trailing_metadata() or ())  # type: ignore[arg-type]
         except grpc.aio.AioRpcError as e:
             code = e.code().name
             error = translate(e, sent, replica, timeout)

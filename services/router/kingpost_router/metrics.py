@@ -1,61 +1,146 @@
 """The router's Prometheus metrics, all in one place.
 
-Per-request figures (count by code, latency histogram) are kept in plain ints and floats by
-`RequestStats.observe` — a bisect and three additions, no lock — and become Prometheus samples
-only when scraped (a custom collector), so the hot path does no prometheus_client work.
+Per-request figures are kept per (model, deployment, environment) in plain ints and floats — a
+dict lookup, a bisect and a few additions per request, no lock — and become Prometheus samples only
+when scraped (a custom collector), so the hot path does no prometheus_client work:
+
+    series = REQUESTS.series(model_id, model_name, deployment_id, environment)   # once per request
+    series.waited(queue_seconds, cold_start_seconds)   # holding a replica slot took this long
+    series.answered(code, seconds, model_seconds)      # the request ended (model_seconds < 0: no runner call)
+
+Labels: `model` (id), `model_name`, `deployment` (id), `environment` ("production", an environment's
+name, "development", or "" when the caller named the deployment). A request that named no known model
+or deployment is counted under empty labels, so that a caller cannot grow the label set.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import REGISTRY, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+LABELS = ("model", "model_name", "deployment", "environment")
+SeriesKey = tuple[str, str, str, str]
+
+
+class _Histogram:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # bisect_left: a value equal to a bound counts in that bound's bucket (`le` is inclusive).
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative, out = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+        return out
+
+
+class Series:
+    """One (model, deployment, environment)'s figures."""
+
+    __slots__ = ("codes", "latency", "queue", "cold_start", "model")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.codes: dict[str, int] = {}
+        self.latency = _Histogram(bounds)
+        self.queue = _Histogram(bounds)
+        self.cold_start = _Histogram(bounds)
+        self.model = _Histogram(bounds)
+
+    def waited(self, queue_seconds: float, cold_start_seconds: float | None) -> None:
+        self.queue.observe(queue_seconds)
+        if cold_start_seconds is not None:
+            self.cold_start.observe(cold_start_seconds)
+
+    def answered(self, code: str, seconds: float, model_seconds: float) -> None:
+        codes = self.codes
+        codes[code] = codes.get(code, 0) + 1
+        self.latency.observe(seconds)
+        if model_seconds >= 0:
+            self.model.observe(model_seconds)
+
+
+_HISTOGRAMS = (
+    ("latency", "kingpost_router_request_seconds",
+     "End-to-end latency through the router: request in to last byte out (errors included)."),
+    ("queue", "kingpost_router_queue_wait_seconds",
+     "From resolving the deployment to holding a replica slot (0 when one was free; cold starts included)."),
+    ("cold_start", "kingpost_router_cold_start_wait_seconds",
+     "Time held waiting for a first ready replica, for the requests that found none."),
+    ("model", "kingpost_router_model_seconds",
+     "Time in the runner call: from holding a replica slot to its last byte (the model's work and one hop)."),
+)
 
 
 class RequestStats(Collector):
-    """`kingpost_router_requests_total{code}` and `kingpost_router_request_seconds`."""
+    """`kingpost_router_requests_total{model,model_name,deployment,environment,code}`, the latency
+    histograms above, and `kingpost_router_in_flight` per deployment."""
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self._bounds = buckets
-        self._counts = [0] * (len(buckets) + 1)  # the last one is +Inf
-        self._sum = 0.0
-        self.codes: dict[str, int] = {}
+        self._series: dict[SeriesKey, Series] = {}
+        # Set by the router: requests in a runner call per deployment id, and the labels of a
+        # deployment id (model, model_name) from its current route table.
+        self.in_flight: Callable[[], Mapping[str, int]] = dict
+        self.labels_of: Callable[[str], tuple[str, str] | None] = lambda _: None
 
-    def observe(self, code: str, seconds: float) -> None:
-        self._counts[bisect_left(self._bounds, seconds)] += 1
-        self._sum += seconds
-        codes = self.codes
-        codes[code] = codes.get(code, 0) + 1
+    def series(self, model: str, model_name: str, deployment: str, environment: str) -> Series:
+        key = (model, model_name, deployment, environment)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = Series(self._bounds)
+        return found
+
+    def retain(self, deployment_ids: Iterable[str]) -> None:
+        """Forget the series of deployments no longer in the route table (deleted ones); the empty
+        labels of unresolved requests stay."""
+        keep = set(deployment_ids) | {""}
+        for key in [k for k in self._series if k[2] not in keep]:
+            del self._series[key]
 
     def collect(self) -> Iterator[Metric]:
+        series = sorted(self._series.items())
         requests = CounterMetricFamily("kingpost_router_requests",
-                                       "Predict requests answered, by gRPC status code.", labels=["code"])
-        for code, count in sorted(self.codes.items()):
-            requests.add_metric([code], count)
+                                       "Predict requests answered, by gRPC status code.", labels=[*LABELS, "code"])
+        for key, s in series:
+            for code, count in sorted(s.codes.items()):
+                requests.add_metric([*key, code], count)
         yield requests
-        cumulative, buckets = 0, []
-        for bound, count in zip((*self._bounds, float("inf")), self._counts, strict=True):
-            cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
-        yield HistogramMetricFamily(
-            "kingpost_router_request_seconds",
-            "Predict latency through the router, first byte in to last byte out.",
-            buckets=buckets, sum_value=self._sum)
+        for attribute, name, documentation in _HISTOGRAMS:
+            family = HistogramMetricFamily(name, documentation, labels=LABELS)
+            for key, s in series:
+                histogram: _Histogram = getattr(s, attribute)
+                if any(histogram.counts):
+                    family.add_metric(list(key), histogram.buckets(), histogram.sum)
+            yield family
+        in_flight = GaugeMetricFamily("kingpost_router_in_flight", "Requests in a runner call now, per deployment.",
+                                      labels=["model", "model_name", "deployment"])
+        for deployment_id, count in sorted(self.in_flight().items()):
+            model, model_name = self.labels_of(deployment_id) or ("", "")
+            in_flight.add_metric([model, model_name, deployment_id], count)
+        yield in_flight
 
 
 REQUESTS = RequestStats()
 REGISTRY.register(REQUESTS)
-# Read at scrape time from the router's own counters (set_function), so the hot path pays nothing.
-IN_FLIGHT = Gauge("kingpost_router_in_flight", "Predict requests in flight through this router.")
 RETRIES = Counter(
     "kingpost_router_retries_total",
     "Requests sent to a second replica because the first could not be reached.",
 )
+# Read at scrape time from the router's slot queue (set_function), so the hot path pays nothing.
 QUEUED = Gauge(
     "kingpost_router_queued",
     "Predict requests waiting for a free replica slot (or a first ready replica) in this router.",

@@ -95,6 +95,8 @@ class RouteSnapshot:
     api_key_sha256: frozenset[str]
     # Every deployment of every model, by id.
     by_deployment: Mapping[str, Deployment]
+    # What signs async results' webhooks, newest first.
+    webhook_secrets: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls) -> RouteSnapshot:
@@ -140,7 +142,8 @@ class RouteSnapshot:
             if m.name:
                 by_name[m.name] = model
         return cls(table.version, MappingProxyType(by_id), MappingProxyType(by_name),
-                   frozenset(table.api_key_sha256), MappingProxyType(by_deployment))
+                   frozenset(table.api_key_sha256), MappingProxyType(by_deployment),
+                   tuple(table.webhook_secrets))
 
     def addresses(self) -> frozenset[str]:
         """Every replica address in the table: the runners the router keeps a channel to."""

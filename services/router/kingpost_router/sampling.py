@@ -42,6 +42,22 @@ def concurrency_sample(router_id: str, deployments: Iterable[Deployment], in_fli
     return sample
 
 
+# The source of async backlog samples. Every router reports the same shared queues under this one
+# name, and the autoscaler keeps one value per source and second, so N routers do not count a
+# backlog N times.
+ASYNC_BACKLOG_SOURCE = "async-backlog"
+
+
+def backlog_sample(backlogs: Mapping[str, int], now: float) -> events_pb2.ConcurrencySample:
+    """Async requests waiting in each deployment's queue, as queued concurrency (zeros included,
+    so that a drained backlog stops counting)."""
+    sample = events_pb2.ConcurrencySample(router_id=ASYNC_BACKLOG_SOURCE)
+    sample.at.CopyFrom(timestamp(now))
+    for did, waiting in sorted(backlogs.items()):
+        sample.deployments.add(deployment_id=did, queued=waiting)
+    return sample
+
+
 async def publish_samples(bus: Publisher, router_id: str,
                           take: Callable[[float], events_pb2.ConcurrencySample], *, interval: float = 1.0,
                           clock: Callable[[], float] = time.time) -> None:

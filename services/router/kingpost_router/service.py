@@ -16,30 +16,57 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Tracer
 
-from kingpost.auth import KeyCache, key_digest, key_from_authorization
+from kingpost.auth import KeyCache
 from kingpost.bus import Publisher
-from kingpost.errors import KingpostError, PayloadTooLarge, PermissionDenied
+from kingpost.errors import KingpostError, PayloadTooLarge, Unavailable
 from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, scheduler_pb2
-from kingpost_router import metrics, sampling, tracing
+from kingpost_router import key_scope, metrics, sampling, sync_request, tracing
 from kingpost_router.activator import Activator
-from kingpost_router.forwarding import Forwarder, NotConnected, Passthrough
-from kingpost_router.routes import DEPLOYMENT_KEY, HOST_KEY, Deployment, RouteSnapshot, resolve
+from kingpost_router.async_queue import AsyncQueue
+from kingpost_router.forwarding import Forwarder, NotConnected, OnHeaders, Passthrough
+from kingpost_router.request_kind import environment_label, v2_path_of
+from kingpost_router.routes import (
+    DEPLOYMENT_KEY,
+    HOST_KEY,
+    Deployment,
+    Replica,
+    RouteSnapshot,
+    model_from_host,
+    resolve,
+)
 from kingpost_router.settings import RouterSettings
 from kingpost_router.slots import SlotQueue
 
 log = logging.getLogger(__name__)
 
 # Request metadata that matters to the model; everything else stays at the router.
-FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type"})
+FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type",
+                            # the V2 protocol's binary tensors: where the JSON header ends
+                            "inference-header-content-length"})
+# The id Envoy gives each request (and answers as X-Baseten-Request-Id); the model gets it as
+# x-baseten-request-id. A caller inside the platform may name its own x-baseten-request-id (Envoy
+# removes a client's), which then wins.
+ENVOY_REQUEST_ID = "x-request-id"
+# A Sync call carries the caller's headers in its request; its metadata is only the trace's.
+TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 
+_SYNC_REQUEST = inference_pb2.SyncRequest
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:
+    for k, value in context.invocation_metadata() or ():
+        if k == key:
+            return value
+    return ""
 
 
 class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -62,8 +89,14 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._take = self.slots.take
         self._max_body = settings.max_body_bytes
         self._timeout = settings.request_timeout_seconds
-        metrics.IN_FLIGHT.set_function(lambda: sum(self.in_flight.values()))
+        metrics.REQUESTS.in_flight = lambda: self.in_flight
+        metrics.REQUESTS.labels_of = self._labels_of
+        self.async_queue: AsyncQueue | None = None  # set by main once NATS is up
         metrics.QUEUED.set_function(self.slots.total_queued)
+
+    def _labels_of(self, deployment_id: str) -> tuple[str, str] | None:
+        deployment = self._snapshot.by_deployment.get(deployment_id)
+        return None if deployment is None else (deployment.model_id, deployment.model_name)
 
     @property
     def snapshot(self) -> RouteSnapshot:
@@ -103,6 +136,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                            {digest: scope.model_ids for digest, scope in table.invoke_only_keys.items()})
         self._snapshot = snapshot
         self.activator.apply(snapshot)
+        metrics.REQUESTS.retain(snapshot.by_deployment)
         log.info("route table v%d: %d models, %d runner channels (%d closed)",
                  snapshot.version, len(snapshot.by_id), self.forwarder.channels, closed)
 
@@ -121,51 +155,81 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
     # -- the hot path ------------------------------------------------------------------------
 
     async def Predict(
-        self, request: inference_pb2.PredictRequest, context: grpc.aio.ServicerContext
+        self, request: inference_pb2.PredictRequest | inference_pb2.SyncRequest,
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """Predict, and Sync (`{prefix}/sync/{path}`: the same path — slots, holding at zero,
+        canaries, metrics — with the request passed through to the replica's server,
+        sync_request.py). One function for both: grpc wants an async generator function per method,
+        and a wrapper would cost every chunk a frame."""
+        sync = request if type(request) is _SYNC_REQUEST else None
         # One generator frame (forward's) between this one and the runner's stream on the fast
         # path, and no task per request: each frame costs every chunk a resumption. Metrics are
         # plain additions.
         started = _perf_counter()
         code = "OK"
-        span = None
+        trace = None
+        series = None
+        replica_at = 0.0  # when the request held a replica slot (0: it never did)
         try:
             body = request.body
             if len(body.data) > self._max_body:
                 raise PayloadTooLarge(
                     f"request body is {len(body.data)} bytes; the limit is {self._max_body}")
-            host = ""
+            host = request_id = ""
             chosen = request.deployment_id
             forwarded = []
-            for key, value in context.invocation_metadata() or ():
+            metadata = context.invocation_metadata() or ()
+            for key, value in metadata:
                 if key in FORWARDED_KEYS:
                     forwarded.append((key, value))
                 elif key == HOST_KEY:
                     host = value
                 elif key == DEPLOYMENT_KEY and not chosen:
                     chosen = value
+                elif key == ENVOY_REQUEST_ID:
+                    request_id = value
+            if request_id and not any(key == tracing.REQUEST_ID_KEY for key, _ in forwarded):
+                forwarded.append((tracing.REQUEST_ID_KEY, request_id))
             if self._tracer is not None:
-                span = tracing.start_request(self._tracer, forwarded, request.model_id)
+                trace = tracing.start_request(self._tracer, forwarded, request.model_id,
+                                              root_ratio=self._settings.trace_root_ratio)
             deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
                                  chosen, host, rng=self._random)
-            if self._keys.any_limited:
-                self._check_scope(context, deployment)
+            key_scope.check(self._keys, context, deployment)
+            series = metrics.REQUESTS.series(deployment.model_id, deployment.model_name,
+                                             deployment.deployment_id, environment_label(request))
             timeout = self._timeout
             remaining = context.time_remaining()
             if remaining is not None and remaining < timeout:
                 timeout = remaining
+            to_runner: runner_pb2.RunnerPredictRequest | runner_pb2.RunnerSyncRequest
+            on_headers = None
+            if sync is None:
+                to_runner = runner_pb2.RunnerPredictRequest(body=body, v2_path=v2_path_of(request))
+            else:
+                to = sync_request.target(sync.path, sync.method, sync.query, metadata)  # type: ignore[attr-defined]
+                to_runner = runner_pb2.RunnerSyncRequest(
+                    method=to.method, path=to.path, body=body,
+                    headers=[runner_pb2.Header(name=k, value=v) for k, v in to.headers])
+                forwarded = [(k, v) for k, v in forwarded if k in TRACE_KEYS]
+
+                async def on_headers(md: Any) -> None:
+                    await context.send_initial_metadata(sync_request.response_metadata(md))
             replica = self._take(deployment)
             if replica is None:
-                waited_from = _monotonic()
-                replica = await self.activator.acquire(deployment, timeout)
-                timeout = max(0.001, timeout - (_monotonic() - waited_from))
-            to_runner = runner_pb2.RunnerPredictRequest(body=body)
+                replica, waited = await self._wait_for_slot(deployment, timeout, series, trace)
+                timeout = max(0.001, timeout - waited)
+            else:
+                series.waited(0.0, None)
+            replica_at = _perf_counter()
             try:
-                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, span)
+                forwarding = self.forwarder.forward(deployment, replica, to_runner, forwarded, timeout, trace,
+                                                    on_headers)
                 async for chunk in forwarding:
                     yield chunk
             except NotConnected:
-                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, span):
+                async for chunk in self._retry(deployment, to_runner, forwarded, timeout, trace, on_headers):
                     yield chunk
         except KingpostError as err:
             code = err.wire_code
@@ -182,33 +246,37 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             code = "UNKNOWN"
             raise
         finally:
-            metrics.REQUESTS.observe(code, _perf_counter() - started)
-            if span is not None:
-                tracing.finish(span, code)
+            ended = _perf_counter()
+            (series or metrics.REQUESTS.series("", "", "", "")).answered(
+                code, ended - started, ended - replica_at if replica_at else -1.0)
+            if trace is not None:
+                tracing.finish(trace.span, code)
+
+    async def _wait_for_slot(self, deployment: Deployment, timeout: float, series: metrics.Series,
+                             trace: tracing.RequestTrace | None) -> tuple[Replica, float]:
+        """No free slot: wait in the activator; the wait is counted (as a cold-start wait when the
+        deployment had no ready replica), also when it ends in a 429 or 503."""
+        cold = not deployment.replicas
+        waited_from = _monotonic()
+        try:
+            return await self.activator.acquire(deployment, timeout), _monotonic() - waited_from
+        finally:
+            waited = _monotonic() - waited_from
+            series.waited(waited, waited if cold else None)
+            if trace is not None:
+                trace.waited(waited, cold=cold)
+
+    # The KServe V2 REST infer call: Predict's path, with the runner told which V2 path it is.
+    V2Infer = Predict
+    Sync = Predict
 
     @abort_on_error
     async def Wake(self, request: inference_pb2.WakeRequest,
                    context: grpc.aio.ServicerContext) -> inference_pb2.WakeResponse:
-        host = dict(context.invocation_metadata() or ()).get(HOST_KEY, "")
-        deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
-                             request.deployment_id, host, rng=self._random)
-        if self._keys.any_limited:
-            self._check_scope(context, deployment)
-        await self.activator.wake(deployment)
+        await self.activator.wake(self._target(request, context))
         # Baseten answers 202 Accepted; Envoy's error_body.lua sets it from this header.
         await context.send_initial_metadata(((HTTP_STATUS_KEY, "202"),))
         return inference_pb2.WakeResponse()
-
-    def _check_scope(self, context: grpc.aio.ServicerContext, deployment: Deployment) -> None:
-        """403 when the caller's key is invoke-only and not for this model. Internal callers (a
-        Chainlet's router hop carries the internal token, not a key) are not limited."""
-        metadata = dict(context.invocation_metadata() or ())
-        key = key_from_authorization(metadata.get("authorization"))
-        if key is None:
-            return
-        refusal = self._keys.scope(key_digest(key)).invoke_refusal(deployment.model_id, deployment.model_name)
-        if refusal is not None:
-            raise PermissionDenied(refusal)
 
     async def RunRemote(
         self, request: inference_pb2.RunRemoteRequest, context: grpc.aio.ServicerContext
@@ -221,13 +289,96 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         async for chunk in self.Predict(predict, context):
             yield chunk
 
+    # -- async inference: the front (async_queue.py); the workers call acquire / call_model ------
+
+    @abort_on_error
+    async def AsyncPredict(self, request: inference_pb2.AsyncPredictRequest,
+                           context: grpc.aio.ServicerContext) -> inference_pb2.AsyncPredictResponse:
+        deployment = self._target(request, context)
+        request_id = await self._async_queue().enqueue(deployment, request.body.data)
+        return inference_pb2.AsyncPredictResponse(request_id=request_id)
+
+    @abort_on_error
+    async def GetAsyncQueueStatus(self, request: inference_pb2.GetAsyncQueueStatusRequest,
+                                  context: grpc.aio.ServicerContext) -> inference_pb2.GetAsyncQueueStatusResponse:
+        return await self._async_queue().queue_status(self._target(request, context))
+
+    @abort_on_error
+    async def GetAsyncRequest(self, request: inference_pb2.GetAsyncRequestRequest,
+                              context: grpc.aio.ServicerContext) -> inference_pb2.GetAsyncRequestResponse:
+        return await self._async_queue().status(request.request_id, self._model_ids(request.model_id, context))
+
+    @abort_on_error
+    async def CancelAsyncRequest(self, request: inference_pb2.CancelAsyncRequestRequest,
+                                 context: grpc.aio.ServicerContext) -> inference_pb2.CancelAsyncRequestResponse:
+        return await self._async_queue().cancel(request.request_id, self._model_ids(request.model_id, context))
+
+    def _async_queue(self) -> AsyncQueue:
+        if self.async_queue is None:
+            raise Unavailable("async inference is not available yet: the router is not connected to NATS")
+        return self.async_queue
+
+    def _target(self, request: inference_pb2.AsyncPredictRequest | inference_pb2.GetAsyncQueueStatusRequest
+                | inference_pb2.WakeRequest, context: grpc.aio.ServicerContext) -> Deployment:
+        """The deployment, as Predict resolves it, if the caller's key may call it; a canary split is
+        drawn once, at enqueue."""
+        host = _metadata(context, HOST_KEY)
+        chosen = request.deployment_id or _metadata(context, DEPLOYMENT_KEY)
+        deployment = resolve(self._snapshot, request.model_id, request.target, request.environment, chosen, host,
+                             rng=self._random)
+        key_scope.check(self._keys, context, deployment)
+        return deployment
+
+    def _model_ids(self, model_id: str, context: grpc.aio.ServicerContext) -> tuple[str, ...]:
+        """The id and name of the model the route names (by path or Host); () when none."""
+        key = model_id
+        if not key:
+            try:
+                key = model_from_host(_metadata(context, HOST_KEY))
+            except KingpostError:  # a bare path on a host that names no model: any model's request
+                return ()
+            return ()
+        model = self._snapshot.by_id.get(key) or self._snapshot.by_name.get(key)
+        # Not in the route table (deleted, or a router just started): its id still finds its requests.
+        return (model.model_id, key) if model is not None else (key,)
+
+    # -- one call for the async queue's workers ------------------------------------------------
+
+    async def acquire(self, deployment: Deployment, timeout: float) -> Replica:
+        """A slot of one of the deployment's replicas, as a sync request takes it: waiting (and
+        waking a deployment at zero) while none is free; the call below gives it back."""
+        replica = self._take(deployment)
+        if replica is None:
+            replica = await self.activator.acquire(deployment, timeout)
+        return replica
+
+    def release_slot(self, deployment_id: str, replica_id: str) -> None:
+        """Give back a slot `acquire` took, unused."""
+        self.activator.release(deployment_id, replica_id)
+
+    async def call_model(self, deployment: Deployment, replica: Replica, body: httpbody_pb2.HttpBody,
+                         metadata: list[tuple[str, str]], timeout: float) -> bytes:
+        """The model's whole answer through the sync path (the slot of `replica` already taken);
+        a runner's error as Passthrough, the platform's as KingpostError."""
+        to_runner = runner_pb2.RunnerPredictRequest(body=body)
+        chunks = []
+        try:
+            async for chunk in self.forwarder.forward(deployment, replica, to_runner, metadata, timeout):
+                chunks.append(chunk.data)
+        except NotConnected:
+            chunks.clear()
+            async for chunk in self._retry(deployment, to_runner, metadata, timeout, None):
+                chunks.append(chunk.data)
+        return b"".join(chunks)
+
     async def _retry(
         self,
         deployment: Deployment,
-        to_runner: runner_pb2.RunnerPredictRequest,
+        to_runner: runner_pb2.RunnerPredictRequest | runner_pb2.RunnerSyncRequest,
         forwarded: list[tuple[str, str]],
         timeout: float,
-        span: Span | None,
+        trace: tracing.RequestTrace | None,
+        on_headers: OnHeaders | None = None,
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Nothing reached the runner, so the model has not run: another reachable replica takes
         the request, or it is held, as at zero, until one answers again (a crashed runner that its
@@ -241,7 +392,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                 replica = await self.activator.acquire(deployment, max(0.001, deadline - _monotonic()))
             try:
                 async for chunk in self.forwarder.forward(deployment, replica, to_runner, forwarded,
-                                                          max(0.001, deadline - _monotonic()), span):
+                                                          max(0.001, deadline - _monotonic()), trace,
+                                                          on_headers):
                     yield chunk
                 return
             except NotConnected:

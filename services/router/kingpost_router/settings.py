@@ -34,6 +34,36 @@ class RouterSettings(ServiceSettings):
     cold_start_timeout_seconds: float = Field(float(DEFAULT_COLD_START_TIMEOUT_SECONDS), gt=0)
     # Larger bodies answer 413.
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    # With tracing on (OTEL_EXPORTER_OTLP_ENDPOINT): the share of requests without a caller's
+    # traceparent that the router traces; a caller's traceparent decides for its own request. A
+    # traced request costs the router ~100 µs of CPU, a tenth of a no-op request (BENCHMARKS.md).
+    trace_root_ratio: float = Field(0.01, ge=0.0, le=1.0)
+
+    # -- async inference (async_predict) --
+    # Secrets that sign webhooks besides those managed with `kingpost webhook-secrets` (which come
+    # first): X-BASETEN-SIGNATURE has one v1= per secret. None at all: webhooks go unsigned.
+    webhook_secrets: list[str] = Field(default_factory=list)
+    # Webhooks to loopback, private and link-local addresses (the platform's own network): refused
+    # unless this is true.
+    allow_internal_webhooks: bool = False
+    # Larger async_predict bodies answer 413 (Baseten's limit).
+    async_max_body_bytes: int = Field(256 * 1024, gt=0)
+    # Queued plus in-progress async requests per deployment; beyond it 429. 0: no limit.
+    async_max_outstanding_per_deployment: int = Field(100_000, ge=0)
+    # Model calls this router runs at once per deployment's async queue, at most.
+    async_max_concurrency_per_deployment: int = Field(64, gt=0)
+    # A worker that dies holding a job: another gets it after this long.
+    async_ack_wait_seconds: float = Field(30.0, ge=1)
+    # `store_result` keeps outputs up to this size (larger ones go to the webhook only).
+    async_max_stored_result_bytes: int = Field(1024 * 1024, ge=0)
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _secrets_look_like_secrets(cls, value: list[str]) -> list[str]:
+        for secret in value:
+            if not secret.startswith("whsec_") or len(secret) < 20:
+                raise ValueError("each webhook secret must start with 'whsec_' and be at least 20 characters")
+        return value
 
     @field_validator("max_body_bytes")
     @classmethod

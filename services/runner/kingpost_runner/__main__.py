@@ -15,7 +15,9 @@ Stdin closed before a line arrives: exit 0.
 One process per replica, started by the worker agent inside the model's own virtual environment,
 so this package imports only: grpcio, protobuf, googleapis-common-protos, pyyaml, msgpack, anyio,
 (pydantic and numpy when the model uses them), kingpost.errors, kingpost.keepalive and kingpost.v1.
-Exit codes: 0 stopped by a signal, 1 the model failed to load, 2 bad arguments or config.
+A Truss with a `docker_server` block runs its server instead of a model (custom_server.py).
+Exit codes: 0 stopped by a signal, 1 the model failed to load (or the server failed), 2 bad arguments
+or config.
 `KINGPOST_GRPC_KEEPALIVE_SECONDS` sets how often the runner pings its callers (kingpost.keepalive).
 """
 
@@ -29,9 +31,9 @@ import os
 import pathlib
 import sys
 
-from kingpost import keepalive
-from kingpost_runner import loader, process_limits
-from kingpost_runner.server import RunnerOptions, serve
+from kingpost import docker_server, keepalive
+from kingpost_runner import loader, observe, process_limits, triton_runner
+from kingpost_runner.server import RunnerOptions, serve, serve_custom_server
 from kingpost_runner.truss_config import TrussConfigError, load_config
 from kingpost_runner.truss_secrets import DEFAULT_SECRETS_DIR
 
@@ -142,16 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
-    logging.basicConfig(
-        level=os.environ.get("KINGPOST_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s runner %(levelname)s %(name)s: %(message)s",
-    )
+    observe.configure_logging(os.environ.get("KINGPOST_LOG_LEVEL", "INFO").upper())
     args = parse_args(argv)
     if args.no_new_privileges:
         process_limits.no_new_privileges()
     if args.memory_limit is not None:
         process_limits.limit_data(args.memory_limit)
     truss_dir = args.truss.resolve()
+    if triton_runner.model_names(truss_dir):  # a Triton model repository: tritonserver serves it
+        return asyncio.run(triton_runner.serve(truss_dir, args.host, args.port))
     secrets_dir = args.secrets_dir.resolve()  # before prepare_process changes the working directory
     try:
         config = load_config(truss_dir)
@@ -161,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         keepalive_seconds = keepalive.seconds_from_env(os.environ)
     except ValueError as e:
+        log.error("%s", e)
+        return 2
+    try:
+        custom_server = docker_server.parse(config.raw)
+    except docker_server.BadDockerServer as e:
         log.error("%s", e)
         return 2
     loader.prepare_process(truss_dir, config)
@@ -173,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         load_retries=loader.load_retries(os.environ),
         keepalive_seconds=keepalive_seconds,
     )
+    main_task = serve(options, config) if custom_server is None else serve_custom_server(options, custom_server)
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(serve(options, config))
-    return uvloop.run(serve(options, config))
+        return asyncio.run(main_task)
+    return uvloop.run(main_task)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import msgpack
 
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
+EVENT_STREAM = "text/event-stream"
 
 
 class InputError(ValueError):

@@ -47,11 +47,12 @@ class _URL:
 class ModelRequest:
     method = "POST"
 
-    def __init__(self, headers: Headers, body: bytes, is_done: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, headers: Headers, body: bytes, is_done: Callable[[], bool] = lambda: False,
+                 path: str = "/v1/models/model:predict") -> None:
         self.headers = headers
         self._body = body
         self._is_done = is_done
-        self.url = _URL("/v1/models/model:predict")
+        self.url = _URL(path)
 
     async def body(self) -> bytes:
         return self._body

@@ -26,7 +26,8 @@ from kingpost import errors
 
 from kingpost_runner import codec
 from kingpost_runner.model_request import ModelRequest
-from kingpost_runner.truss_model import Method, ModelMethods
+from kingpost_runner.observe import Phases
+from kingpost_runner.truss_model import ArgMode, Method, ModelMethods
 from kingpost_runner.user_errors import MODEL_ERROR_MESSAGE, from_user_exception
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,10 @@ class Pipeline:
         self._slots = anyio.Semaphore(predict_concurrency)
         self._read_timeout = streaming_read_timeout_s
 
-    async def run(self, body: bytes, content_type: str, request: ModelRequest) -> Reply | ChunkStream:
+    async def run(self, body: bytes, content_type: str, request: ModelRequest,
+                  phases: Phases | None = None) -> Reply | ChunkStream:
+        """`phases` (a traced request) records preprocess, predict and postprocess; a stream's
+        predict phase is ended by the caller, at its last chunk."""
         m = self.methods
         binary = codec.is_binary(content_type)
         inputs: Any = None
@@ -148,9 +152,15 @@ class Pipeline:
             except codec.InputError as e:
                 raise errors.InvalidArgument(str(e)) from e
         if m.preprocess is not None:
+            if phases is not None:
+                phases.start("preprocess")
             inputs = await _call(m.preprocess, inputs, request)
+            if phases is not None:
+                phases.end("preprocess")
 
         await self._slots.acquire()
+        if phases is not None:
+            phases.start("predict")
         try:
             result = await _call(m.predict, inputs, request)
         except BaseException:
@@ -158,8 +168,14 @@ class Pipeline:
             raise
         if not (inspect.isgenerator(result) or inspect.isasyncgen(result)):
             self._slots.release()
+            if phases is not None:
+                phases.end("predict")
             if m.postprocess is not None:
+                if phases is not None:
+                    phases.start("postprocess")
                 result = await _call(m.postprocess, result, request)
+                if phases is not None:
+                    phases.end("postprocess")
             return self._encode(result, binary)
 
         stream = ChunkStream(result, self._read_timeout, self._slots.release)
@@ -172,8 +188,25 @@ class Pipeline:
                 chunks = [chunk async for chunk in stream]
             finally:
                 await stream.aclose()
+            if phases is not None:
+                phases.end("predict")
             return self._encode(codec.join_chunks(chunks), binary)
         return stream
+
+    async def run_method(self, method: Method, body: bytes, content_type: str, request: ModelRequest
+                         ) -> Reply | ChunkStream:
+        """One of the model's OpenAI-style methods (`chat_completions`, ...): the body decoded as for
+        predict, no pre/postprocess, outside predict's concurrency slots (as truss runs them)."""
+        inputs: Any = None
+        if method.args is not ArgMode.REQUEST:
+            try:
+                inputs = codec.decode_body(body, content_type, method.input_type)
+            except codec.InputError as e:
+                raise errors.InvalidArgument(str(e)) from e
+        result = await _call(method, inputs, request)
+        if inspect.isgenerator(result) or inspect.isasyncgen(result):
+            return ChunkStream(result, self._read_timeout, lambda: None)
+        return self._encode(result, codec.is_binary(content_type))
 
     @staticmethod
     def _encode(result: Any, binary: bool) -> Reply:

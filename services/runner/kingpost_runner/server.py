@@ -27,9 +27,14 @@ from kingpost.grpc_status import abort_on_error, grpc_abort
 from kingpost.wire_limits import MESSAGE_LIMITS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
-from kingpost_runner import codec, loader, reload, user_errors
+from kingpost.docker_server import DockerServer
+
+from kingpost_runner import codec, loader, observe, reload, user_errors
+from kingpost_runner.custom_server import CustomServer, ServerFailed
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
+from kingpost_runner.server_proxy import ServerProxyServicer
+from kingpost_runner.truss_model import OPENAI_ROUTES
 from kingpost_runner.truss_config import TrussConfig
 from kingpost_runner.user_errors import NOT_READY_MESSAGE
 
@@ -85,6 +90,9 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
     async def Predict(
         self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        if request.v2_path:
+            await grpc_abort(context, errors.NotFound(
+                f"{request.v2_path}: this deployment is a Truss; KServe V2 calls serve Triton model repositories"))
         pipeline = self.pipeline
         if pipeline is None:
             await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
@@ -93,9 +101,12 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         metadata = [(k, v) for k, v in context.invocation_metadata() or () if k not in _TRANSPORT_KEYS]
         headers = Headers([("content-type", content_type), *metadata])
         model_request = ModelRequest(headers, body.data, is_done=context.done)
+        phases = observe.request_context(metadata)
         try:
-            result = await pipeline.run(body.data, content_type, model_request)
+            result = await pipeline.run(body.data, content_type, model_request, phases)
             if isinstance(result, Reply):
+                if phases is not None:
+                    context.set_trailing_metadata((phases.trailer(),))
                 yield httpbody_pb2.HttpBody(content_type=result.content_type, data=result.body)
                 return
             try:
@@ -104,6 +115,47 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
                     # The content type rides on the first chunk only.
                     yield httpbody_pb2.HttpBody(content_type=codec.OCTET_STREAM if first else "", data=chunk)
                     first = False
+            finally:
+                await result.aclose()
+            if phases is not None:
+                phases.end("predict")
+                context.set_trailing_metadata((phases.trailer(),))
+        except errors.KingpostError as e:
+            await grpc_abort(context, e)
+        except Exception as e:  # a bug here, not in the model
+            log.exception("runner failed serving a request")
+            await grpc_abort(context, errors.Internal(f"Unhandled exception: {e}"))
+
+
+    async def Sync(
+        self, request: runner_pb2.RunnerSyncRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """`{prefix}/sync/v1/chat/completions` and the other OpenAI-style routes of truss-server."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+        path = request.path.split("?", 1)[0]
+        name = OPENAI_ROUTES.get(path)
+        method = pipeline.methods.openai.get(name) if name else None
+        if method is None or request.method not in ("POST", ""):
+            await grpc_abort(context, user_errors.missing_route(name, request.method, path))
+        body = request.body
+        content_type = body.content_type or codec.JSON
+        headers = Headers([("content-type", content_type), *((h.name, h.value) for h in request.headers)])
+        model_request = ModelRequest(headers, body.data, is_done=context.done, path=path)
+        try:
+            result = await pipeline.run_method(method, body.data, content_type, model_request)
+            await context.send_initial_metadata((("x-http-status", "200"),))
+            if isinstance(result, Reply):
+                yield httpbody_pb2.HttpBody(content_type=result.content_type, data=result.body)
+                return
+            try:
+                first = True
+                async for chunk in result:
+                    yield httpbody_pb2.HttpBody(content_type=codec.EVENT_STREAM if first else "", data=chunk)
+                    first = False
+                if first:
+                    yield httpbody_pb2.HttpBody(content_type=codec.EVENT_STREAM, data=b"")
             finally:
                 await result.aclose()
         except errors.KingpostError as e:
@@ -149,9 +201,7 @@ def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
     return future
 
 
-async def serve(options: RunnerOptions, config: TrussConfig) -> int:
-    """Serve until SIGTERM/SIGINT (exit code 0) or a failed load (exit code 1)."""
-    servicer = RunnerServicer(options, config)
+def _grpc_server(options: RunnerOptions, servicer: runner_pb2_grpc.RunnerServiceServicer) -> grpc.aio.Server | None:
     # The router pings a quiet prediction (a model working for minutes): accept its pings.
     server = grpc.aio.server(options=(*MESSAGE_LIMITS, *keepalive.server_options(options.keepalive_seconds)))
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(servicer, server)
@@ -162,16 +212,64 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         port = 0
     if port == 0:
         log.error("cannot listen on %s", address)
-        return 2
-    await server.start()
-    log.info("runner listening on %s:%d; loading model from %s", options.host, port, options.truss_dir)
+        return None
+    return server
 
+
+def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_custom_server(options: RunnerOptions, spec: DockerServer) -> int:
+    """A `docker_server` Truss: start its server, serve RunnerService in front of it until SIGTERM
+    (exit code 0) or until the server fails (exit code 1, the reason logged: custom_server.py)."""
+    custom = CustomServer(spec, options.truss_dir)
+    server = _grpc_server(options, ServerProxyServicer(custom))
+    if server is None:
+        return 2
+    stop = _stop_event()
+    await server.start()
+    log.info("runner listening on %s:%d; starting the Truss's docker_server", options.host, options.port)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await custom.start()
+        life = asyncio.ensure_future(_server_life(custom))
+        await asyncio.wait([life, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if life.done():
+            life.result()  # raises ServerFailed
+        life.cancel()
+        log.info("stopping")
+        return 0
+    except ServerFailed as e:
+        log.error("%s", e)
+        return 1
+    finally:
+        stopping.cancel()
+        await custom.stop()
+        await server.stop(grace=5.0)
+
+
+async def _server_life(custom: CustomServer) -> None:
+    await custom.wait_ready()
+    await custom.watch()
+
+
+async def serve(options: RunnerOptions, config: TrussConfig) -> int:
+    """Serve until SIGTERM/SIGINT (exit code 0) or a failed load (exit code 1)."""
+    servicer = RunnerServicer(options, config)
+    server = _grpc_server(options, servicer)
+    if server is None:
+        return 2
+    await server.start()
+    log.info("runner listening on %s:%d; loading model from %s", options.host, options.port, options.truss_dir)
+    stop = _stop_event()
 
     started = time.perf_counter()
+    load_started_ns = time.time_ns()
     loading = _in_daemon_thread(lambda: loader.load_model(
         options.truss_dir, config, environment=options.environment,
         secrets_dir=options.secrets_dir, retries=options.load_retries,
@@ -190,6 +288,7 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         await server.stop(0)
         return 1
     _, methods = loading.result()
+    observe.Phases.load = (load_started_ns, time.time_ns())
     servicer.pipeline = Pipeline(methods, config.predict_concurrency, config.streaming_read_timeout_s)
     log.info("model ready in %.2f s (predict_concurrency=%d)", time.perf_counter() - started,
              config.predict_concurrency)

@@ -25,6 +25,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 MODEL_METHODS = ("preprocess", "predict", "postprocess")
+# truss-server's OpenAI-compatible routes and the model method each calls (reference §2.4), reached
+# through `{prefix}/sync/v1/...`.
+OPENAI_ROUTES = {
+    "/v1/chat/completions": "chat_completions",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/messages": "messages",
+    "/v1/responses": "responses",
+}
 INIT_KWARGS = ("config", "data_dir", "secrets", "environment", "lazy_data_resolver")
 _REQUEST_TYPE_NAMES = frozenset({"Request", "ModelRequest"})
 _REQUEST_MODULES = ("fastapi", "starlette", "kingpost_runner")
@@ -67,6 +76,8 @@ class ModelMethods:
     postprocess: Method | None = None
     is_healthy: Callable[[], Any] | None = None
     setup_environment: Callable[[Any], Any] | None = None
+    # The OpenAI-style methods the model has, by name (OPENAI_ROUTES).
+    openai: Mapping[str, Method] = dataclasses.field(default_factory=dict)
 
     @property
     def input_type(self) -> type | None:
@@ -191,6 +202,9 @@ def describe(model: object) -> ModelMethods:
         n: describe_method(n, getattr(model, n)) for n in MODEL_METHODS if callable(getattr(model, n, None))
     }
     if "predict" not in found:
+        if callable(getattr(model, "websocket", None)):
+            raise ModelDefinitionError(f"{type(model).__name__} serves a `websocket` and no `predict`: kingpost "
+                                       "does not serve websocket models yet ({prefix}/websocket is not routed)")
         raise ModelDefinitionError(f"{type(model).__name__} has no `predict` method")
     if "preprocess" in found and found["predict"].args is ArgMode.REQUEST:
         raise ModelDefinitionError("`predict` cannot take only the request when there is a `preprocess`")
@@ -198,7 +212,10 @@ def describe(model: object) -> ModelMethods:
         raise ModelDefinitionError("`postprocess` cannot take only the request")
     is_healthy = getattr(model, "is_healthy", None)
     setup_environment = getattr(model, "setup_environment", None)
+    openai = {n: describe_method(n, getattr(model, n)) for n in OPENAI_ROUTES.values()
+              if callable(getattr(model, n, None))}
     return ModelMethods(
+        openai=openai,
         predict=found["predict"],
         preprocess=found.get("preprocess"),
         postprocess=found.get("postprocess"),

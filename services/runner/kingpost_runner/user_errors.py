@@ -41,6 +41,16 @@ def error_for_status(status: int, message: str) -> errors.KingpostError:
     return cls(message, http_status=status)
 
 
+def missing_route(method_name: str | None, http_method: str, path: str) -> errors.KingpostError:
+    """truss-server's 404 (error code 700) for an OpenAI-style route whose method the model lacks;
+    a plain 404 for a path it does not serve at all."""
+    if method_name is not None and http_method in ("POST", ""):
+        return errors.NotFound(f"`{method_name}` must only be called if model has it.")
+    return errors.NotFound(f"{http_method or 'POST'} {path} is not served by a Truss model: its /sync/ "
+                           "routes are POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
+                           "/v1/messages and /v1/responses")
+
+
 def _http_exception_status(exc: BaseException) -> int | None:
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and not isinstance(status, bool) and hasattr(exc, "detail"):

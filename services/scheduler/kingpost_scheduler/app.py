@@ -18,20 +18,26 @@ from kingpost.auth import AuthInterceptor
 from kingpost.bus import Bus, subjects
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.errors import KingpostError
-from kingpost.v1 import chains_pb2_grpc, events_pb2, management_pb2_grpc, scheduler_pb2_grpc
+from kingpost.v1 import (chains_pb2_grpc, events_pb2, management_pb2_grpc, nodes_pb2_grpc,
+                         scheduler_pb2_grpc)
 from kingpost_scheduler import db
 from kingpost_scheduler.clients import AgentClient, AgentCommands, BuilderClient, BuildLookup
 from kingpost_scheduler.control import Control, utcnow
 from kingpost_scheduler.handlers.chains import ChainServicer
 from kingpost_scheduler.handlers.internal import SchedulerServicer
 from kingpost_scheduler.handlers.management import ManagementServicer
+from kingpost_scheduler.handlers.cluster import JoinOffer, NodeServicer
+from kingpost_scheduler.placement import Overcommit
 from kingpost_scheduler.replica_secrets import ReplicaSecrets
 from kingpost_scheduler.secret_box import SecretBox
 from kingpost_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PREFIXES = ("/kingpost.v1.ManagementService/", "/kingpost.v1.ChainService/")
+PUBLIC_PREFIXES = ("/kingpost.v1.ManagementService/", "/kingpost.v1.ChainService/",
+                   "/kingpost.v1.NodeService/")
+# JoinNode checks the join token in its body itself.
+SELF_CHECKED = ("/kingpost.v1.NodeService/JoinNode",)
 
 
 @dataclass
@@ -39,6 +45,7 @@ class Scheduler:
     control: Control
     management: ManagementServicer
     scheduler: SchedulerServicer
+    nodes: NodeServicer
     interceptor: AuthInterceptor
     bus: Bus
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -47,6 +54,7 @@ class Scheduler:
     def register(self, server: grpc.aio.Server) -> None:
         management_pb2_grpc.add_ManagementServiceServicer_to_server(self.management, server)
         scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(self.scheduler, server)
+        nodes_pb2_grpc.add_NodeServiceServicer_to_server(self.nodes, server)
         chains_pb2_grpc.add_ChainServiceServicer_to_server(
             self.chains or ChainServicer(self.control, self.management.PromoteDeployment), server)
 
@@ -89,6 +97,7 @@ async def create(
             start_timeout=timedelta(seconds=settings.replica_start_timeout_seconds),
             interval=settings.reconcile_interval_seconds, clock=clock,
             drain=timedelta(seconds=settings.demoted_drain_seconds),
+            overcommit=Overcommit(cpu=settings.cpu_overcommit, memory=settings.memory_overcommit),
         )
         secret_box = SecretBox.from_settings(settings.secrets_key.get_secret_value(),
                                              settings.resolved_secrets_key_file())
@@ -117,7 +126,14 @@ async def create(
             await closer()
         raise
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
-                                  internal_token=settings.internal_token)
+                                  internal_token=settings.internal_token, self_checked=SELF_CHECKED)
     management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap,
-                                    secret_box=secret_box)
-    return Scheduler(control, management, SchedulerServicer(control), interceptor, bus, closers)
+                                    metrics_targets=settings.metrics_targets, secret_box=secret_box)
+    closers.append(management.router_metrics.close)
+    offer = JoinOffer(
+        nats_url=settings.join_nats_url or settings.nats_url, internal_token=settings.internal_token,
+        builder_address=settings.join_builder_address or settings.builder_address,
+        artifact_store=settings.join_artifact_store, artifact_bucket=settings.join_artifact_bucket,
+        heartbeat_interval_seconds=min(2.0, settings.node_timeout_seconds / 5))
+    nodes = NodeServicer(control, offer)
+    return Scheduler(control, management, SchedulerServicer(control), nodes, interceptor, bus, closers)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -29,6 +29,7 @@ from kingpost_scheduler.clients import AgentCommands
 from kingpost_scheduler.dispatch import Dispatcher
 from kingpost_scheduler.events import Events
 from kingpost_scheduler.heartbeats import Heartbeats
+from kingpost_scheduler.placement import Overcommit
 from kingpost_scheduler.reconciler import Reconciler, Settled
 from kingpost_scheduler.route_feed import RouteFeed
 from kingpost_scheduler.route_table import RouteTable
@@ -55,22 +56,29 @@ class Control:
         interval: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
         drain: timedelta = promotion.DRAIN,
+        overcommit: Overcommit = Overcommit(),
     ) -> None:
         self.clock = clock
         self.interval = interval
         self.keys = KeyCache()
         self.routes = RouteFeed()
         self.transactions = Transactions(sessions)
-        self.reconciler = Reconciler(node_timeout=node_timeout, start_timeout=start_timeout, drain=drain)
+        self.reconciler = Reconciler(node_timeout=node_timeout, start_timeout=start_timeout, drain=drain,
+                                     overcommit=overcommit)
         self.dispatcher = Dispatcher(agents, self.write, clock)
         self.events = Events(self.write, clock)
         self.heartbeats = Heartbeats(self.transactions, self.write, clock, node_timeout=node_timeout,
-                                     started_at=clock())
+                                     started_at=clock(), stop_strays=self._stop_strays)
         self._next_due: datetime | None = None
 
     @property
     def agents(self) -> AgentCommands:
         return self.dispatcher.agents
+
+    async def _stop_strays(self, address: str, replica_ids: Sequence[str]) -> None:
+        """StopReplica for replicas a node runs that the scheduler did not place there (heartbeats.py)."""
+        for replica_id in replica_ids:
+            await self.dispatcher.agents.stop_replica(address, replica_id)
 
     @overload
     async def write(self, doing: str, change: Callable[[AsyncSession], Awaitable[T]]) -> T: ...

@@ -19,6 +19,7 @@ from kingpost_scheduler import canary, healing, instance_types, lifecycle, recor
 from kingpost_scheduler.route_table import RouteTable
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
+    WebhookSecretRecord,
     DeploymentRecord,
     EnvironmentRecord,
     ModelRecord,
@@ -46,6 +47,8 @@ def deployment(d: DeploymentRecord, ready_replicas: int,
             **autoscaling_settings.as_dict(records.autoscaling_of(d))),
         environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
         request_backpressure_settings=management_shapes.backpressure_settings(d.backpressure_policy),
+        resources=management_pb2.DeploymentResources(
+            cpu=(d.cpu_millis or 0) / 1000, memory_bytes=d.memory_bytes or 0, accelerator=d.accelerator or ""),
         replicas=[replica(r, bool(d.has_served)) for r in replicas],
     )
 
@@ -104,6 +107,10 @@ def instance_type(t: instance_types.InstanceType) -> management_pb2.InstanceType
     return management_pb2.InstanceType(**dataclasses.asdict(t))
 
 
+def webhook_secret(w: WebhookSecretRecord) -> management_pb2.WebhookSecret:
+    return management_pb2.WebhookSecret(id=w.id, secret=w.secret, created_at=timestamp(w.created_at))
+
+
 def api_key(k: ApiKeyRecord) -> management_pb2.ApiKey:
     return management_pb2.ApiKey(prefix=k.prefix, name=k.name, created_at=timestamp(k.created_at),
                                  type=k.type, model_ids=list(k.model_ids or ()),
@@ -123,6 +130,7 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
         version=version,
         api_key_sha256=list(table.api_key_sha256),
         invoke_only_keys={digest: scheduler_pb2.InvokeScope(model_ids=ids) for digest, ids in table.invoke_only_keys},
+        webhook_secrets=list(table.webhook_secrets),
         models=[
             scheduler_pb2.ModelRoute(
                 model_id=m.model_id, name=m.name, development_deployment_id=m.development_deployment_id,

@@ -38,11 +38,14 @@ class Events:
         from_event = self._builds.get(looked_up.build_id)
         if from_event is not None and from_event.finished and not looked_up.finished:
             return dataclasses.replace(looked_up, state=from_event.state, artifact_digest=from_event.artifact_digest,
-                                       message=from_event.message)
+                                       message=from_event.message, cpu=from_event.cpu or looked_up.cpu,
+                                       memory=from_event.memory or looked_up.memory,
+                                       accelerator=from_event.accelerator or looked_up.accelerator)
         return looked_up
 
     async def on_build_event(self, event: events_pb2.BuildEvent) -> None:
-        info = BuildInfo(event.build_id, build_state_name(event.state), event.artifact_digest, event.message)
+        info = BuildInfo(event.build_id, build_state_name(event.state), event.artifact_digest, event.message,
+                         cpu=event.cpu, memory=event.memory, accelerator=event.accelerator)
         if info.finished or event.build_id not in self._builds:
             self._builds[event.build_id] = info
 
@@ -98,5 +101,6 @@ def _cold_start(replica: ReplicaRecord, now: datetime) -> None:
     schedule = (replica.updated_at - replica.created_at).total_seconds() if starting else 0.0
     metrics.COLD_START_SECONDS.labels("schedule").observe(schedule)
     metrics.COLD_START_SECONDS.labels("total").observe(total)
+    metrics.DEPLOYMENT_REPLICAS.cold_start(replica.deployment_id)
     log.info("cold start of deployment %s replica %s: %.2f s (schedule %.2f s, start and load %.2f s)",
              replica.deployment_id, replica.id, total, schedule, total - schedule)

@@ -32,6 +32,13 @@ class Node:
     id: str
     address: str
     last_seen: datetime
+    # What its agent reported (0: not reported, no limit) and what it is called.
+    cpu_count: int = 0
+    memory_bytes: int = 0
+    gpus: tuple[str, ...] = ()  # each GPU's name, by index (its CUDA_VISIBLE_DEVICES number)
+    name: str = ""
+    # Draining: its replicas move elsewhere and it takes no new one (`kingpost nodes drain`).
+    draining: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Replica:
     address: str = ""
     # Why it FAILED, or how its runner last ended and its last lines (kept once READY again).
     message: str = ""
+    gpus: tuple[int, ...] = ()  # the indices of its node's GPUs it holds
     # How many times its node restarted its runner.
     restarts: int = 0
     # RESTARTING and its node holds the next start back: the runner keeps ending soon after it starts.

@@ -97,8 +97,17 @@ def retry_refusal(d: DeploymentFacts) -> str:
     return ""
 
 
-def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status:
-    """The status a deployment shows, from what is stored about it and its replicas."""
+def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica], *, waiting: str = "") -> Status:
+    """The status a deployment shows, from what is stored about it and its replicas. `waiting`: why
+    a replica it wants fits on no node (placement.why_not), shown as its reason while it serves
+    nothing (ACTIVE with fewer replicas than wanted says so too)."""
+    status = _status(d, replicas)
+    if waiting and status.status in (ACTIVE, DEPLOYING, WAKING_UP):
+        return Status(status.status, f"waiting for a node: {waiting}")
+    return status
+
+
+def _status(d: DeploymentFacts, replicas: Iterable[Replica]) -> Status:
     if d.status == FAILED:
         return Status(FAILED, d.status_reason)
     if not d.artifact_digest:
@@ -133,9 +142,9 @@ _NOT_SERVING = {
 
 def not_serving_reason(status: str, failure: str = "") -> str:
     """Why a deployment in `status` is not serving, in a caller's words; "" while it serves.
-    `failure`: a FAILED deployment's stored reason (the build's or the model's error), or an
-    UNHEALTHY one's (its replicas' crash loop)."""
-    if status in (FAILED, UNHEALTHY) and failure:
+    `failure`: the stored reason: a FAILED deployment's (the build's or the model's error), an
+    UNHEALTHY one's (its replicas' crash loop), or why a replica it wants fits on no node."""
+    if failure and status in (FAILED, UNHEALTHY, DEPLOYING, WAKING_UP, ACTIVE):
         return failure
     return _NOT_SERVING.get(status, "")
 

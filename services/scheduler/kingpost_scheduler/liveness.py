@@ -35,6 +35,8 @@ class NodeReport:
     cpu_count: int = 0
     memory_bytes: int = 0
     gpus: tuple[tuple[str, int], ...] = ()  # (name, memory bytes)
+    name: str = ""
+    labels: tuple[tuple[str, str], ...] = ()  # sorted (key, value)
 
 
 @dataclass(frozen=True)

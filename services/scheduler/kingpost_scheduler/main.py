@@ -21,7 +21,7 @@ def main(config: pathlib.Path | None) -> None:
             name="scheduler", settings=settings, register=scheduler.register,
             # The management API's JSON, transcoded by Envoy, can make a request protobuf refuses: 400.
             interceptors=[UnparsableRequestInterceptor(), scheduler.interceptor],
-            loops=[scheduler.control.run], on_stop=scheduler.close,
+            loops=[scheduler.control.run, scheduler.management.router_metrics.run], on_stop=scheduler.close,
         )
 
     service.run(run)

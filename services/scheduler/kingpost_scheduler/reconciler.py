@@ -50,10 +50,12 @@ class Settled:
 
 
 class Reconciler:
-    def __init__(self, *, node_timeout: timedelta, start_timeout: timedelta, drain: timedelta) -> None:
+    def __init__(self, *, node_timeout: timedelta, start_timeout: timedelta, drain: timedelta,
+                 overcommit: placement.Overcommit = placement.Overcommit()) -> None:
         self.node_timeout = node_timeout
         self.start_timeout = start_timeout
         self.drain = drain
+        self.overcommit = overcommit
 
     async def run(self, session: AsyncSession, now: datetime, nodes: Sequence[facts.Node]) -> Settled:
         started = time.perf_counter()
@@ -65,9 +67,11 @@ class Reconciler:
                 d.min_replica, d.desired_replicas, d.demoted_at = 0, 0, None
         desired = {d.id: lifecycle.desired_replicas(records.deployment_facts(d))
                    for d in deployments.values()}
+        demands = {d.id: records.demand_of(d) for d in deployments.values()}
         served = {d.id for d in deployments.values() if d.has_served}
         plan = reconcile.plan(desired, [records.replica_facts(r) for r in replicas], nodes, now=now,
-                              node_timeout=self.node_timeout, start_timeout=self.start_timeout, served=served)
+                              node_timeout=self.node_timeout, start_timeout=self.start_timeout,
+                              demands=demands, overcommit=self.overcommit, served=served)
         if not plan.empty:
             await self._apply(session, plan, deployments, replicas, now)
             replicas = await store.all_replicas(session)
@@ -75,9 +79,10 @@ class Reconciler:
         own: dict[str, list[facts.Replica]] = defaultdict(list)
         for r in replica_facts:
             own[r.deployment_id].append(r)
+        waiting = {w.deployment_id: w.reason for w in plan.waiting}
         for d in deployments.values():
             d_facts = records.deployment_facts(d)
-            status = lifecycle.deployment_status(d_facts, own[d.id])
+            status = lifecycle.deployment_status(d_facts, own[d.id], waiting=waiting.get(d.id, ""))
             if (d.status, d.status_reason) != (status.status, status.reason):
                 if lifecycle.UNHEALTHY in (d.status, status.status):
                     log.warning("deployment %s: %s → %s %s", d.id, d.status, status.status, status.reason)
@@ -90,6 +95,8 @@ class Reconciler:
         await store.purge_deleted_models(session)
         await session.flush()
         _gauges(deployments.values(), replicas)
+        metrics.DEPLOYMENT_REPLICAS.set(
+            (d.model_id, d.id, d.environment, desired.get(d.id, 0), ready.get(d.id, 0)) for d in deployments.values())
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         return self._settled(now, nodes, deployments.values(), environments, replica_facts)
 
@@ -108,7 +115,8 @@ class Reconciler:
             if d is not None and d.status != lifecycle.FAILED:
                 d.status, d.status_reason = lifecycle.FAILED, failure.reason
         for s in plan.starts:
-            await store.add_replica(session, new_id("rep"), s.deployment_id, s.node_id, facts.PENDING, now)
+            await store.add_replica(session, new_id("rep"), s.deployment_id, s.node_id, facts.PENDING, now,
+                                    gpus=s.gpus)
 
     def _settled(self, now: datetime, nodes: Sequence[facts.Node], deployments: Collection[DeploymentRecord],
                  environments: Sequence[EnvironmentRecord], replicas: Sequence[facts.Replica]) -> Settled:

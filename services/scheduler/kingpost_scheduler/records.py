@@ -13,11 +13,12 @@ from typing import Any
 
 from kingpost import autoscaling_settings
 from kingpost.autoscaling_settings import AutoscalingSettings
-from kingpost_scheduler import canary, healing, lifecycle, promotion, promotion_steps
+from kingpost_scheduler import canary, healing, lifecycle, promotion, promotion_steps, resources
 from kingpost_scheduler.clients import BuildInfo
 from kingpost_scheduler.deployment_defaults import NewDeployment
 from kingpost_scheduler.facts import Node, Replica
 from kingpost_scheduler.liveness import NodeReport
+from kingpost_scheduler.placement import Demand
 from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, NodeRecord, ReplicaRecord
 
 # --- deployments --------------------------------------------------------------------------------
@@ -56,6 +57,19 @@ def apply_build(d: DeploymentRecord, info: BuildInfo) -> None:
     d.status, d.status_reason, d.artifact_digest = outcome.status, outcome.reason, outcome.artifact_digest
     if info.predict_concurrency > 0:
         d.predict_concurrency = info.predict_concurrency
+    if info.cpu or info.memory or info.accelerator:  # the builder parsed the Truss's resources
+        need = resources.demand(info.cpu, info.memory, info.accelerator)
+        d.cpu_millis, d.memory_bytes = need.cpu_millis, need.memory_bytes
+        d.accelerator = info.accelerator
+
+
+def demand_of(d: DeploymentRecord) -> Demand:
+    """What each replica of `d` needs of its node."""
+    kind, count = resources.accelerator(d.accelerator or "")
+    default = Demand()
+    return Demand(cpu_millis=d.cpu_millis if d.cpu_millis is not None else default.cpu_millis,
+                  memory_bytes=d.memory_bytes if d.memory_bytes is not None else default.memory_bytes,
+                  gpu_type=kind, gpu_count=count)
 
 
 # --- environments -------------------------------------------------------------------------------
@@ -126,7 +140,8 @@ def end_canary(env: EnvironmentRecord) -> None:
 
 def replica_facts(r: ReplicaRecord) -> Replica:
     return Replica(id=r.id, deployment_id=r.deployment_id, node_id=r.node_id, state=r.state,
-                   since=r.updated_at, address=r.address, message=r.message, restarts=r.restarts or 0,
+                   since=r.updated_at, address=r.address, message=r.message,
+                   gpus=tuple(int(i) for i in r.gpus or ()), restarts=r.restarts or 0,
                    crash_looping=bool(r.crash_looping))
 
 
@@ -141,15 +156,22 @@ def apply_replica_change(r: ReplicaRecord, change: healing.Change, now: datetime
 
 
 def node_facts(n: NodeRecord) -> Node:
-    return Node(id=n.id, address=n.address, last_seen=n.last_seen)
+    return report_facts(node_report(n), n.last_seen, draining=n.draining)
+
+
+def report_facts(r: NodeReport, last_seen: datetime, *, draining: bool = False) -> Node:
+    return Node(id=r.id, address=r.address, last_seen=last_seen, cpu_count=r.cpu_count,
+                memory_bytes=r.memory_bytes, gpus=tuple(name for name, _ in r.gpus), name=r.name,
+                draining=draining)
 
 
 def node_report(n: NodeRecord) -> NodeReport:
     gpus = tuple((str(g.get("name", "")), int(g.get("memory_bytes", 0))) for g in n.gpus or ())
     return NodeReport(id=n.id, address=n.address, cpu_count=n.cpu_count, memory_bytes=n.memory_bytes,
-                      gpus=gpus)
+                      gpus=gpus, name=n.name or "", labels=tuple(sorted((n.labels or {}).items())))
 
 
 def node_columns(report: NodeReport) -> dict[str, Any]:
     return {"address": report.address, "cpu_count": report.cpu_count, "memory_bytes": report.memory_bytes,
-            "gpus": [{"name": name, "memory_bytes": memory} for name, memory in report.gpus]}
+            "gpus": [{"name": name, "memory_bytes": memory} for name, memory in report.gpus],
+            "name": report.name, "labels": dict(report.labels)}

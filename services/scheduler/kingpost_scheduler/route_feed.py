@@ -18,7 +18,8 @@ from kingpost_scheduler import metrics, store
 from kingpost_scheduler.route_table import RouteTable, build_route_table
 
 # The tables whose rows the route table shows (nodes are not among them: a replica's address is).
-SHOWN = frozenset({"models", "deployments", "environments", "replicas", "api_keys", "chains", "chain_deployments"})
+SHOWN = frozenset({"models", "deployments", "environments", "replicas", "api_keys", "chains", "chain_deployments",
+                   "webhook_secrets"})
 
 
 def shows_any(changed_tables: frozenset[str]) -> bool:

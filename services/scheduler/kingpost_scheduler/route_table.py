@@ -93,6 +93,7 @@ class ModelRoute:
 class RouteTable:
     models: tuple[ModelRoute, ...] = ()
     api_key_sha256: tuple[str, ...] = ()
+    webhook_secrets: tuple[str, ...] = ()  # newest first
     # (digest, model ids) of each invoke-only key, sorted; the other keys manage and invoke everything.
     invoke_only_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -104,6 +105,7 @@ def build_route_table(
     replicas: Iterable[Replica],
     api_key_sha256: Iterable[str],
     wake_with: Mapping[str, Sequence[str]] | None = None,
+    webhook_secrets: Iterable[str] = (),
     invoke_only_keys: Mapping[str, Iterable[str]] | None = None,
 ) -> RouteTable:
     """`deployments` are the live (not deleted) ones; replicas of any state may be passed.
@@ -152,5 +154,6 @@ def build_route_table(
             chain_id=m.chain_id,
         ))
     return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))),
+                      webhook_secrets=tuple(webhook_secrets),
                       invoke_only_keys=tuple(sorted((d, tuple(sorted(ids)))
                                                     for d, ids in (invoke_only_keys or {}).items())))

@@ -29,6 +29,7 @@ from kingpost_scheduler.tables import (
     ModelRecord,
     NodeRecord,
     ReplicaRecord,
+    WebhookSecretRecord,
 )
 
 # --- models -----------------------------------------------------------------------------------
@@ -227,11 +228,12 @@ async def replicas_on_node(session: AsyncSession, node_id: str) -> Sequence[Repl
 
 
 async def add_replica(
-    session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime
+    session: AsyncSession, replica_id: str, deployment_id: str, node_id: str, state: str, now: datetime,
+    *, gpus: Iterable[int] = (),
 ) -> ReplicaRecord:
     replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-                            address="", message="", created_at=now, updated_at=now, restarts=0,
-                            crash_looping=False)
+                            address="", message="", created_at=now, updated_at=now, gpus=list(gpus),
+                            restarts=0, crash_looping=False)
     session.add(replica)
     await session.flush()
     return replica
@@ -313,13 +315,38 @@ async def revoke_api_key(session: AsyncSession, prefix: str) -> None:
     await session.flush()
 
 
+# --- webhook secrets -------------------------------------------------------------------------
+
+
+async def add_webhook_secret(session: AsyncSession, *, id: str, secret: str, now: datetime) -> WebhookSecretRecord:
+    record = WebhookSecretRecord(id=id, secret=secret, created_at=now)
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def list_webhook_secrets(session: AsyncSession) -> Sequence[WebhookSecretRecord]:
+    """Newest first: the order their signatures appear in X-BASETEN-SIGNATURE."""
+    return (await session.scalars(
+        select(WebhookSecretRecord).order_by(WebhookSecretRecord.created_at.desc(), WebhookSecretRecord.id)
+    )).all()
+
+
+async def delete_webhook_secret(session: AsyncSession, id: str) -> None:
+    record = await session.get(WebhookSecretRecord, id)
+    if record is None:
+        raise NotFound(f"webhook secret {id!r} not found")
+    await session.delete(record)
+    await session.flush()
+
+
 # --- the route table's inputs -----------------------------------------------------------------
 
 
 async def route_inputs(
     session: AsyncSession,
 ) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str],
-           dict[str, list[str]], dict[str, list[str]]]:
+           dict[str, list[str]], dict[str, list[str]], list[str]]:
     chain_of = {c.entrypoint_model_id: c.id for c in (await session.execute(select(ChainRecord))).scalars()}
     models = [ModelRow(m.id, m.name, chain_of.get(m.id, "")) for m in await list_models(session)]
     deployments = [
@@ -337,4 +364,6 @@ async def route_inputs(
     # A chain version's entrypoint wakes its dependencies with it.
     wake_with = {v.id: [c["deployment_id"] for c in v.chainlets if not c.get("is_entrypoint")]
                  for v in (await session.execute(select(ChainDeploymentRecord))).scalars()}
-    return models, deployments, envs, replicas, [k.sha256 for k in keys], wake_with, invoke_only
+    secrets = [w.secret for w in await list_webhook_secrets(session)]
+    return models, deployments, envs, replicas, [k.sha256 for k in keys], wake_with, invoke_only, secrets
+

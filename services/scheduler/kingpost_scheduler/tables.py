@@ -73,6 +73,10 @@ class DeploymentRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When it left an environment to a promotion: it drains, then scales to zero (0002).
     demoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    # What each replica needs of its node (0005): the Truss's resources, from the build.
+    cpu_millis: Mapped[int] = mapped_column(Integer, default=1000)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=2 * 2**30)
+    accelerator: Mapped[str] = mapped_column(String(32), default="")  # "H100:2", "" for none
     # A replica of it has been READY: a load failure no longer fails it (0009).
     has_served: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -88,6 +92,8 @@ class ReplicaRecord(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The indices of its node's GPUs it holds (0005).
+    gpus: Mapped[list[int]] = mapped_column(JSON, default=list)
     # How often its node restarted its runner, and whether it holds the next start back (0009).
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     crash_looping: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -102,6 +108,14 @@ class NodeRecord(Base):
     memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    # 0005: what its agent calls it (unique among live nodes), its labels, whether it is draining,
+    # and when it joined with a token (None: it only heartbeats, as `kingpost up`'s own agent).
+    name: Mapped[str] = mapped_column(String(128), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
+    # The digest of the secret it joins again with (JoinNodeResponse.node_secret), "" for none.
+    secret_sha256: Mapped[str] = mapped_column(String(64), default="")
 
 
 class EnvironmentRecord(Base):
@@ -150,6 +164,16 @@ class SecretRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class JoinTokenRecord(Base):
+    """A token an agent joins the cluster with (`kingpost nodes token`), stored as its digest (0005)."""
+
+    __tablename__ = "join_tokens"
+
+    prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 class ChainRecord(Base):
     """A Chain: its Chainlets are models; the entrypoint's model (named like the chain) serves run_remote."""
 
@@ -171,4 +195,12 @@ class ChainDeploymentRecord(Base):
     chain_id: Mapped[str] = mapped_column(ForeignKey("chains.id", ondelete="CASCADE"), index=True)
     is_development: Mapped[bool] = mapped_column(Boolean, default=False)
     chainlets: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookSecretRecord(Base):
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -108,7 +108,8 @@ class Containment:
     @classmethod
     def detect(cls, work_dir: Path, node_id: str, *, runner_python: str, users: UsersMode = "auto",
                memory: MemoryMode = "auto", ids_start: int = runner_users.DEFAULT_START,
-               ids_count: int = runner_users.DEFAULT_COUNT, python_given: bool = True) -> Containment:
+               ids_count: int = runner_users.DEFAULT_COUNT, python_given: bool = True,
+               lock_dir: Path = runner_users.LOCK_DIR) -> Containment:
         """What this node allows. Raises ContainmentRequired when `users` is "required" and it cannot be.
 
         When `runner_python` is the platform's own (not `python_given`) and an unprivileged user cannot
@@ -125,7 +126,14 @@ class Containment:
                         why_not, chosen = None, candidate
                         break
             if why_not is None:
-                ids = RunnerIds(work_dir / "runner_ids.json", ids_start, ids_count)
+                state = work_dir / "runner_ids.json"
+                claimed, lock = runner_users.claim_range(lock_dir, ids_start, ids_count,
+                                                         remembered=runner_users.remembered_start(state))
+                if claimed != ids_start:
+                    log.info("runner uids %d-%d are another agent's; this one takes %d-%d", ids_start,
+                             ids_start + ids_count - 1, claimed, claimed + ids_count - 1)
+                ids = RunnerIds(state, claimed, ids_count)
+                ids.lock_fd = lock
             elif users == "required":
                 raise ContainmentRequired(f"runner_users = \"required\", but {why_not}")
         cgroups, memory_reason = None, "memory limits are off (memory_limits = \"off\")"
@@ -260,6 +268,9 @@ class Containment:
     def close(self) -> None:
         if self.cgroups is not None:
             self.cgroups.close()
+        if self.ids is not None and self.ids.lock_fd is not None:
+            os.close(self.ids.lock_fd)  # the uid range is free for another agent
+            self.ids.lock_fd = None
 
 
 def same_version_pythons(python: str) -> list[str]:

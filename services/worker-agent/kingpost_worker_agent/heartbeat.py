@@ -15,11 +15,13 @@ from kingpost_worker_agent.replicas import now_ts
 log = logging.getLogger(__name__)
 
 
-def heartbeat(facts: NodeFacts, address: str, replica_ids: Sequence[str]) -> events_pb2.NodeHeartbeat:
+def heartbeat(facts: NodeFacts, address: str, replica_ids: Sequence[str],
+              metrics_address: str = "") -> events_pb2.NodeHeartbeat:
     return events_pb2.NodeHeartbeat(
         node_id=facts.node_id, address=address, cpu_count=facts.cpu_count, memory_bytes=facts.memory_bytes,
         gpus=[events_pb2.Gpu(name=g.name, memory_bytes=g.memory_bytes) for g in facts.gpus],
-        replica_ids=list(replica_ids), at=now_ts(),
+        replica_ids=list(replica_ids), at=now_ts(), metrics_address=metrics_address, name=facts.name,
+        labels=dict(facts.labels),
     )
 
 
@@ -29,12 +31,13 @@ async def heartbeat_loop(
     address: str,
     replica_ids: Callable[[], Sequence[str]],
     interval_seconds: float,
+    metrics_address: str = "",
 ) -> None:
     """Runs until cancelled. A failed publish is logged; the next beat supersedes it."""
     subject = subjects.node_subject(facts.node_id)
     while True:
         try:
-            await publisher.publish_fast(subject, heartbeat(facts, address, replica_ids()))
+            await publisher.publish_fast(subject, heartbeat(facts, address, replica_ids(), metrics_address))
         except Exception:
             log.warning("heartbeat on %s failed", subject, exc_info=True)
         await asyncio.sleep(interval_seconds)

@@ -6,8 +6,11 @@ import asyncio
 import functools
 import logging
 import pathlib
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from prometheus_client import REGISTRY
 
 from kingpost import service
 from kingpost.artifact_bucket import ArtifactBucket
@@ -17,36 +20,58 @@ from kingpost.errors import Unavailable
 from kingpost.bus.connection import shown_url
 from kingpost.v1 import agent_pb2_grpc
 
+from kingpost_worker_agent import metrics
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
 from kingpost_worker_agent.containment import Containment, ContainmentRequired
+from kingpost_worker_agent.triton_metrics import TritonCollector
 from kingpost_worker_agent.heartbeat import heartbeat_loop
+from kingpost_worker_agent.join import JoinRefused
+from kingpost_worker_agent.join import join as join_platform
 from kingpost_worker_agent.node import node_facts
 from kingpost_worker_agent.ports import probe_free_port
 from kingpost_worker_agent.replicas import ReplicaSupervisor
+from kingpost_worker_agent.runner_users import RangeTaken
 from kingpost_worker_agent.service import AgentServicer
 from kingpost_worker_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 
 
-def main(config: pathlib.Path | None) -> None:
-    settings = AgentSettings.load(config)
+@dataclass(frozen=True)
+class JoinWith:
+    """`kingpost agent --join HOST:PORT --token T`: the scheduler to join and the token."""
+
+    scheduler: str
+    token: str
+
+
+def main(config: pathlib.Path | None, *, join: str = "", token: str = "", **overrides: Any) -> None:
+    """`join`, `token`: `kingpost agent --join HOST:PORT --token T`; `overrides`: settings its other
+    options set."""
+    join_with = JoinWith(scheduler=join, token=token) if join else None
+    settings = AgentSettings.load(config, **overrides)
     if settings.grpc_port == 0:
         # The heartbeat must name the port, so pick it here rather than let the server choose.
         settings = settings.model_copy(update={"grpc_port": probe_free_port(settings.grpc_host)})
     service.configure("agent", settings)
     service.setup_tracing("agent")
-    service.run(functools.partial(run, settings))
+    service.run(functools.partial(run, settings, join_with))
 
 
-async def run(settings: AgentSettings) -> None:
-    facts = node_facts(settings.work_dir, settings.fake_gpus)
+async def run(settings: AgentSettings, join_with: JoinWith | None = None) -> None:
+    facts = node_facts(settings.work_dir, settings.fake_gpus, settings.node_name, settings.labels)
+    address = f"{settings.advertise_host}:{settings.grpc_port}"
+    if join_with is not None:
+        try:
+            settings = await join_platform(settings, join_with.scheduler, join_with.token, facts, address)
+        except JoinRefused as e:
+            raise SystemExit(f"agent: {e}") from None
     try:
         containment = await asyncio.to_thread(
             Containment.detect, settings.work_dir, facts.node_id, runner_python=settings.runner_python,
             users=settings.runner_users, memory=settings.memory_limits, ids_start=settings.runner_ids_start,
             ids_count=settings.runner_ids_count, python_given="runner_python" in settings.model_fields_set)
-    except ContainmentRequired as e:
+    except (ContainmentRequired, RangeTaken) as e:
         raise SystemExit(f"agent: {e}") from None
     containment.report()
     bus = await NatsBus.connect(settings.nats_url, f"agent-{facts.node_id}")
@@ -64,6 +89,9 @@ async def run(settings: AgentSettings) -> None:
         advertise_host=settings.advertise_host, stop_grace_seconds=settings.stop_grace_seconds,
         standby_runners=settings.standby_runners, containment=containment,
     )
+    metrics.watch_node(facts.node_id, supervisor.list)
+    REGISTRY.register(TritonCollector(
+        lambda: [(r.spec, containment.work_area(r.spec.replica_id)) for r in supervisor.list()]))
     # Before the first heartbeat, so that it lists the runners an agent before this one left running.
     try:
         adopted = await supervisor.adopt()
@@ -71,7 +99,6 @@ async def run(settings: AgentSettings) -> None:
         raise SystemExit(f"agent: {e.message}") from None
     if adopted:
         log.info("adopted %d running replica(s) from the previous agent: %s", len(adopted), adopted)
-    address = f"{settings.advertise_host}:{settings.grpc_port}"
     log.info("node %s: %d CPUs, %d MiB, GPUs %s", facts.node_id, facts.cpu_count, facts.memory_bytes >> 20,
              [g.name for g in facts.gpus] or "none")
 
@@ -79,7 +106,8 @@ async def run(settings: AgentSettings) -> None:
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(supervisor), server)
 
     async def heartbeats() -> None:
-        await heartbeat_loop(bus, facts, address, supervisor.running_ids, settings.heartbeat_interval_seconds)
+        await heartbeat_loop(bus, facts, address, supervisor.running_ids, settings.heartbeat_interval_seconds,
+                             metrics_address=metrics.advertised(settings.advertise_host, settings.metrics_port))
 
     async def on_stop() -> None:
         await supervisor.shutdown()

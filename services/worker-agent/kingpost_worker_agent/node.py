@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ class NodeFacts:
     cpu_count: int
     memory_bytes: int
     gpus: tuple[Gpu, ...]
+    name: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 def parse_nvidia_smi(text: str) -> tuple[Gpu, ...]:
@@ -94,9 +98,38 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def nvml_gpus() -> tuple[Gpu, ...] | None:
+    """The GPUs NVML sees, by index (None when NVML is not installed or finds no driver)."""
+    try:
+        import pynvml  # nvidia-ml-py
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return None
+    try:
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total
+            gpus.append(Gpu(name=name.decode() if isinstance(name, bytes) else str(name), memory_bytes=int(memory)))
+        return tuple(gpus)
+    except pynvml.NVMLError:
+        return None
+    finally:
+        with contextlib.suppress(pynvml.NVMLError):
+            pynvml.nvmlShutdown()
+
+
 def detect_gpus(fake_gpus: str = "") -> tuple[Gpu, ...]:
+    """Declared GPUs (`fake_gpus`: tests, dev machines), else NVML's, else nvidia-smi's, else none."""
     if fake_gpus:
         return parse_fake_gpus(fake_gpus)
+    found = nvml_gpus()
+    if found is not None:
+        return found
     binary = shutil.which("nvidia-smi")
     if binary is None:
         return ()
@@ -127,6 +160,8 @@ def node_id(work_dir: Path) -> str:
     return made
 
 
-def node_facts(work_dir: Path, fake_gpus: str = "") -> NodeFacts:
+def node_facts(work_dir: Path, fake_gpus: str = "", name: str = "",
+               labels: dict[str, str] | None = None) -> NodeFacts:
     return NodeFacts(node_id=node_id(work_dir), cpu_count=cpu_count(), memory_bytes=memory_bytes(),
-                     gpus=detect_gpus(fake_gpus))
+                     gpus=detect_gpus(fake_gpus), name=name or socket.gethostname(),
+                     labels=tuple(sorted((labels or {}).items())))

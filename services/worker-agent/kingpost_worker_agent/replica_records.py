@@ -47,6 +47,8 @@ class ReplicaRecord:
     uid: int | None = None
     cgroup: str = ""
     memory: str = ""
+    # The GPUs the scheduler gave it (indices on this node).
+    gpus: list[int] = dataclasses.field(default_factory=list)
 
 
 class ReplicaRecords:

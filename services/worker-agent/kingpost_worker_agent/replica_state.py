@@ -22,6 +22,8 @@ class ReplicaSpec:
     model_id: str = ""
     artifact_digest: str = ""
     environment: str = ""
+    # The node's GPUs it may use (CUDA_VISIBLE_DEVICES); none: it sees no GPU.
+    gpus: tuple[int, ...] = ()
     # (name, value) of its secrets; not in repr, so no log line can show a value.
     secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
@@ -68,5 +70,5 @@ class Replica:
             pid=runner.pid if runner else 0, start_ticks=runner.start_ticks if runner else 0, port=self.port,
             ready_once=self.ready_once, ready_since=self.ready_since, restarts=self.backoff.restarts,
             streak=self.backoff.streak, log_offset=self.output.shipped, uid=self.uid,
-            cgroup=str(self.cgroup or ""), memory=self.memory,
+            cgroup=str(self.cgroup or ""), memory=self.memory, gpus=list(s.gpus),
         )

@@ -24,6 +24,8 @@ PASSED = (
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
     "KINGPOST_LOG_LEVEL", "KINGPOST_SECRETS_DIR", "KINGPOST_GRPC_KEEPALIVE_SECONDS",
+    # where this node's tritonserver is, for a Triton deployment's runner (kingpost.triton_install)
+    "KINGPOST_TRITON_HOME",
     # Where a Chainlet calls its dependencies: a router's gRPC address (else the platform address
     # the chain was pushed to, through Envoy: one proxy more per hop).
     "KINGPOST_CHAIN_ROUTER",
@@ -43,6 +45,13 @@ def runner_env(agent_env: Mapping[str, str], *, own_user: bool) -> dict[str, str
         env.update({k: agent_env[k] for k in OWN_USER if k in agent_env})
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def gpu_env(gpus: tuple[int, ...]) -> dict[str, str]:
+    """The GPUs a replica may see, by their index on the node: the scheduler gave them to it alone.
+    None given: it sees none (an empty CUDA_VISIBLE_DEVICES hides every GPU from CUDA)."""
+    visible = ",".join(str(i) for i in gpus)
+    return {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible or "void"}
 
 
 def work_area_env(work_area: Path, uid: int | None) -> dict[str, str]:

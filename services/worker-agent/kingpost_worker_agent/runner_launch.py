@@ -86,13 +86,14 @@ async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, cont
 
 async def spawn(launch: Launch, truss_dir: Path, *, port: int, host: str, environment: str, log_path: Path,
                 standby: StandbyPool, base_python: str, sandbox: Sandbox,
-                secrets: tuple[tuple[str, str], ...] = ()) -> RunnerProcess:
+                gpus: tuple[int, ...] = (), secrets: tuple[tuple[str, str], ...] = ()) -> RunnerProcess:
     """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`, in `sandbox`,
-    with `secrets` in its own secrets directory. Raises OSError."""
+    seeing only the GPUs `gpus`, with `secrets` in its own secrets directory. Raises OSError."""
     secrets_dir = replica_secrets.write(sandbox.work_area, sandbox.uid, secrets)
     argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host, "--secrets-dir", str(secrets_dir),
             *sandbox.argv()]
-    per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env()
+    per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env() \
+        | runner_env.gpu_env(gpus)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if launch.python == base_python and launch.system is None:  # a standby's PATH is fixed
         proc = await standby.take(launch.python)

@@ -15,11 +15,19 @@ directories its replica uses; everything else in the work dir stays root's alone
 
 Ids are handed out round robin and remembered in `<work_dir>/runner_ids.json`, so a uid is not
 given to a new replica soon after the last one that had it (files it left in /tmp stay its own).
+
+One machine may run several agents (a test's cluster, or two GPU pools on one host). Their ranges
+must not overlap: an agent stops a replica by killing every process of its uid. So each agent
+claims its range with a lock, `<lock_dir>/runner-ids-<start>.lock` (/run/kingpost by default),
+held while it runs (`claim_range`); when the configured range is taken, it takes the next free one
+(uids and groups move together, 2 × count further) and remembers it, so that after a restart it
+takes the same range again and adopts its runners.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -30,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_START = 70000
+# Where agents lock their uid ranges (one machine, many agents): KINGPOST_RUN_DIR overrides it.
+LOCK_DIR = Path(os.environ.get("KINGPOST_RUN_DIR") or "/run/kingpost")
 DEFAULT_COUNT = 10000
 PROBE_TIMEOUT_SECONDS = 30
 
@@ -45,15 +55,68 @@ class RunAs:
     groups: tuple[int, ...]
 
 
+class RangeTaken(Exception):
+    """No uid range this agent may claim is free on this machine."""
+
+
+def remembered_start(path: Path) -> int | None:
+    """The range start a previous agent of this work dir used (None: none recorded)."""
+    try:
+        start = json.loads(path.read_text()).get("start")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(start) if isinstance(start, int) else None
+
+
+def claim_range(lock_dir: Path, start: int, count: int, *, remembered: int | None = None,
+                tries: int = 64) -> tuple[int, int]:
+    """Lock a uid range for this agent: (its start, the lock's file descriptor, held until closed).
+
+    The range this work dir used before comes first (its runners may still be alive: they are ours
+    to adopt); then `start`, then the ranges after it. A range whose lock is free but whose uids
+    have live processes is skipped: an agent that takes no lock (an older one) may be using it."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    candidates = [start + i * 2 * count for i in range(tries)]
+    if remembered is not None and remembered >= 1000:
+        candidates.insert(0, remembered)
+    for candidate in dict.fromkeys(candidates):
+        fd = os.open(lock_dir / f"runner-ids-{candidate}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if candidate != remembered and _range_busy(candidate, count):
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return candidate, fd
+    raise RangeTaken(f"no runner uid range is free on this machine: {tries} ranges of {count} from {start} "
+                     f"are held by other agents (locks in {lock_dir}) or have processes; set runner_ids_start")
+
+
+def _range_busy(start: int, count: int) -> bool:
+    """Whether a process of a uid in [start, start + 2 * count) runs now."""
+    for pid in _pids():
+        uid = _uid_of(pid)
+        if uid is not None and start <= uid < start + 2 * count:
+            return True
+    return False
+
+
 class RunnerIds:
     """uids for replicas from [start, start + count); gids for content from the next `count`."""
 
     def __init__(self, path: Path, start: int = DEFAULT_START, count: int = DEFAULT_COUNT) -> None:
         self._path = path
         self.start, self.count = start, count
+        self.lock_fd: int | None = None  # the lock on this range (claim_range), held while the agent runs
         try:
             state = json.loads(path.read_text())
         except (OSError, ValueError):
+            state = {}
+        if state.get("start", start) != start:  # another range than last time: its ids mean nothing now
             state = {}
         self._next = int(state.get("next_uid", start))
         self._groups: dict[str, int] = {str(k): int(v) for k, v in (state.get("groups") or {}).items()}
@@ -90,7 +153,7 @@ class RunnerIds:
         tmp = self._path.with_name(f".{self._path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(json.dumps({"next_uid": self._next, "groups": self._groups}))
+            f.write(json.dumps({"start": self.start, "next_uid": self._next, "groups": self._groups}))
         os.replace(tmp, self._path)
 
 

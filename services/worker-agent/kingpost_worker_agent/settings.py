@@ -28,8 +28,12 @@ class AgentSettings(ServiceSettings):
     # The Python the node's base environment (Trusses without requirements) is made from.
     runner_python: str = sys.executable
     heartbeat_interval_seconds: float = Field(2.0, gt=0)
-    # Pretend GPUs for tests and dev machines, e.g. "H100:2" or "A10G:1,T4:1"; empty = ask nvidia-smi.
+    # Pretend GPUs for tests and dev machines, e.g. "H100:2" or "A10G:1,T4:1" (`kingpost agent --gpus`);
+    # empty = ask NVML (nvidia-ml-py), else nvidia-smi.
     fake_gpus: str = ""
+    # What the node is called (unique among live nodes; empty: the host name) and its labels.
+    node_name: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
     # How long a runner has after SIGTERM before it gets SIGKILL.
     stop_grace_seconds: float = Field(10.0, ge=0)
     # Pre-started runners (imports done, waiting for a Truss) for Trusses without requirements; 0 = none.

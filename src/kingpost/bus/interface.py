@@ -2,7 +2,7 @@
 
     Publisher                 publish (a fact: returns once its stream stored it), publish_fast
     Bus(Publisher)            subscribe, consume (durable), read_stream, work_queue, key_value, flush, close
-    WorkQueue[M] → Job[M]     fetch with a deadline; ack, nak (with a delay), term, in_progress
+    WorkQueue[M] → Job[M]     fetch with a deadline, pending counts; ack, nak (with a delay), term, in_progress
     KeyValue → Entry          get, put, create (if absent), update (expected revision), delete, watch
 
 Messages are protobufs; a message that does not parse as the expected type is logged and dropped
@@ -95,6 +95,10 @@ class WorkQueue(Protocol[M_co]):
 
     async def fetch(self, batch: int = 1, *, timeout: float) -> list[Job[M_co]]:
         """Up to `batch` jobs, waiting at most `timeout` seconds for the first; [] when none came."""
+        ...
+
+    async def pending(self) -> tuple[int, int]:
+        """(waiting to be fetched, fetched and not yet settled), over every fetcher of the queue."""
         ...
 
 

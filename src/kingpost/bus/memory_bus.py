@@ -296,6 +296,12 @@ class MemoryWorkQueue(Generic[M]):
             if jobs or not await wait_for_work(self._broker, self._consumer, deadline):
                 return jobs
 
+    async def pending(self) -> tuple[int, int]:
+        c = self._consumer
+        stored = [m.seq for m in self._broker.stored(c.stream, c.subject)]
+        fetched = sum(1 for seq in stored if seq in c.in_flight)
+        return len(stored) - fetched, fetched
+
     def settle(self, seq: int, *, again_in: float | None = None, extend: bool = False,
                done: bool = False) -> None:
         self._broker.settle(self._consumer, seq, again_in=again_in, extend=extend)

@@ -258,6 +258,11 @@ class NatsWorkQueue(Generic[M]):
             jobs.append(NatsJob(msg, parsed))
         return jobs
 
+    async def pending(self) -> tuple[int, int]:
+        with _translated("count a work queue's pending jobs"):
+            info = await self._pull.consumer_info()
+        return info.num_pending or 0, info.num_ack_pending or 0
+
 
 def _entry(entry: NatsKeyValue.Entry) -> Entry:
     deleted = entry.operation in (KV_DEL, KV_PURGE)

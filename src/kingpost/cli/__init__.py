@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import click
 
 from kingpost.cli import (  # noqa: F401  (each module adds its commands to the group)
+    async_commands,
     autoscaling_command,
     build_command,
     chains_command,
@@ -16,12 +17,15 @@ from kingpost.cli import (  # noqa: F401  (each module adds its commands to the 
     inspect_commands,
     keys_command,
     lifecycle_commands,
+    metrics_command,
+    nodes_command,
     predict_command,
     push_command,
     secrets_command,
     service_commands,
     up_command,
     watch_command,
+    webhook_secrets_command,
 )
 from kingpost.cli.app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, cli, error_message
 from kingpost.errors import KingpostError

@@ -23,7 +23,8 @@ def _runner_code(out: Path) -> None:
     shutil.copytree(_package_dir("kingpost_runner"), out / "kingpost_runner", ignore=ignore)
     platform = _package_dir("kingpost")
     (out / "kingpost").mkdir()
-    for name in ("__init__.py", "errors.py", "grpc_status.py", "keepalive.py", "wire_limits.py"):
+    for name in ("__init__.py", "errors.py", "grpc_status.py", "keepalive.py", "trace_phases.py", "wire_limits.py",
+                 "triton_install.py", "environment_manifest.py", "docker_server.py"):
         shutil.copyfile(platform / name, out / "kingpost" / name)
     shutil.copytree(platform / "v1", out / "kingpost" / "v1", ignore=ignore)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +12,7 @@ import click
 from kingpost import rpc
 from kingpost.cli.app import cli, json_option, load_config, print_json, run_async, to_dict
 from kingpost.push import format_log_line
-from kingpost.v1 import management_pb2, management_pb2_grpc
+from kingpost.v1 import builder_pb2, builder_pb2_grpc, management_pb2, management_pb2_grpc
 
 
 async def management_call(method_name: str, request: Any) -> Any:
@@ -19,6 +21,16 @@ async def management_call(method_name: str, request: Any) -> Any:
     async with rpc.channel(config.grpc) as channel:
         stub = management_pb2_grpc.ManagementServiceStub(channel)
         return await rpc.call(getattr(stub, method_name), request, auth=auth)
+
+
+async def triton_summary(build_id: str) -> str:
+    """A Triton deployment's models and batching, as its build read them ("" for a Truss)."""
+    config = load_config()
+    async with rpc.channel(config.grpc) as channel:
+        stub = builder_pb2_grpc.BuildServiceStub(channel)
+        build = await rpc.call(stub.GetBuild, builder_pb2.GetBuildRequest(build_id=build_id),
+                               auth=rpc.api_key(config.require_api_key()))
+    return build.build.truss.triton
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -101,15 +113,45 @@ def status(as_json: bool) -> None:
 @click.option("--build", "build", default="", help="Only this build's logs (build id).")
 @click.option("-n", "limit", type=click.IntRange(min=1), default=100, show_default=True,
               help="At most this many lines, the newest.")
+@click.option("--request-id", default="", help="Only the lines of this request (its X-Baseten-Request-Id).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they arrive (Ctrl-C stops).")
 @json_option
-def logs(model: str, deployment: str, build: str, limit: int, as_json: bool) -> None:
+def logs(model: str, deployment: str, build: str, limit: int, request_id: str, follow: bool, as_json: bool) -> None:
     """Build and replica logs, oldest first: `time source level text` (all models without MODEL)."""
     if deployment and not model:
         raise click.UsageError("--deployment needs the MODEL it belongs to")
-    request = management_pb2.GetLogsRequest(model_id=model, deployment_id=deployment, build_id=build, limit=limit)
-    reply = run_async(management_call("GetLogs", request))
-    if as_json:
-        print_json({"lines": [to_dict(line) for line in reply.lines]})
+
+    def wanted(lines: Sequence[Any]) -> list[Any]:
+        # The runner writes the id of the request a log line belongs to into the line ("[id]").
+        return [line for line in lines if f"[{request_id}]" in line.text] if request_id else list(lines)
+
+    # With --request-id, look further back: the request's lines are among many.
+    request = management_pb2.GetLogsRequest(model_id=model, deployment_id=deployment, build_id=build,
+                                            limit=10_000 if request_id else limit)
+    lines = wanted(run_async(management_call("GetLogs", request)).lines)[-limit:]
+    if as_json and not follow:
+        print_json({"lines": [to_dict(line) for line in lines]})
         return
-    for line in reply.lines:
-        click.echo(format_log_line(line))
+    for line in lines:
+        click.echo(json.dumps(to_dict(line)) if as_json else format_log_line(line))
+    if follow:
+        run_async(_follow(request, lines, wanted, as_json))
+
+
+async def _follow(request: Any, shown: Sequence[Any], wanted: Any, as_json: bool,
+                  interval: float = 0.25) -> None:
+    """Ask again every `interval` and print the lines not shown yet (a line is its time, replica and text)."""
+    def key(line: Any) -> tuple[int, int, str, str]:
+        return (line.at.seconds, line.at.nanos, line.replica_id or line.build_id, line.text)
+
+    seen = {key(line) for line in shown}
+    newest = max((key(line)[:2] for line in shown), default=(0, 0))
+    request = management_pb2.GetLogsRequest(model_id=request.model_id, deployment_id=request.deployment_id,
+                                            build_id=request.build_id, limit=1000)
+    while True:
+        await asyncio.sleep(interval)
+        for line in wanted((await management_call("GetLogs", request)).lines):
+            if key(line) in seen or key(line)[:2] < newest:
+                continue
+            seen.add(key(line))
+            click.echo(json.dumps(to_dict(line)) if as_json else format_log_line(line))

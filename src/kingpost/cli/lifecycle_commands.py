@@ -11,7 +11,7 @@ import click
 
 from kingpost.cli.app import cli, json_option, print_json, run_async, to_dict
 from kingpost.cli.autoscaling_command import given, settings_options
-from kingpost.cli.inspect_commands import deployments, management_call, models, table
+from kingpost.cli.inspect_commands import deployments, management_call, models, table, triton_summary
 from kingpost.errors import Conflict, DeadlineExceeded
 from kingpost.management_shapes import current_deployment
 from kingpost.v1 import management_pb2
@@ -109,11 +109,17 @@ def deployments_get(model: str, deployment: str, as_json: bool) -> None:
     """Show DEPLOYMENT (id, name, `development` or `production`) of MODEL."""
     d = run_async(management_call("GetDeployment", management_pb2.GetDeploymentRequest(
         model_id=model, deployment_id=deployment)))
+    triton = run_async(triton_summary(d.build_id)) if d.build_id else ""
     if as_json:
-        print_json(to_dict(d))
+        print_json(to_dict(d) | ({"triton": triton} if triton else {}))
         return
     click.echo(_deployment_line(d))
     click.echo(f"  {_autoscaling_line(d.autoscaling_settings)}")
+    r = d.resources
+    click.echo(f"  resources per replica: {r.cpu:g} CPU, {r.memory_bytes / 2**30:.3g} GiB"
+               f"{', ' + r.accelerator if r.accelerator else ''}")
+    if triton:
+        click.echo(f"  triton: {triton}")
     for line in _replica_lines(d):
         click.echo(line)
 

@@ -10,7 +10,8 @@ import click
 from google.api import httpbody_pb2
 
 from kingpost import rpc
-from kingpost.cli.app import cli, json_option, load_config, run_async
+from kingpost.cli.app import cli, json_option, load_config, print_json, run_async
+from kingpost.cli.async_commands import async_body, async_predict
 from kingpost.client_config import ClientConfig
 from kingpost.errors import InvalidArgument
 from kingpost.v1 import inference_pb2, inference_pb2_grpc, management_pb2, management_pb2_grpc
@@ -90,13 +91,21 @@ async def predict(config: ClientConfig, model: str, *, environment: str, deploym
 @click.option("--data", default=None, help="The input, as JSON.")
 @click.option("--file", "file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
               help="Read the input from a file ('-' for stdin): JSON, or binary such as msgpack.")
+@click.option("--async", "is_async", is_flag=True,
+              help="Queue the request (async_predict) and print its request id at once.")
+@click.option("--webhook", default="", help="With --async: where the result is POSTed, signed.")
+@click.option("--priority", type=click.IntRange(0, 2), default=None, help="With --async: 0 (soonest) to 2.")
+@click.option("--max-time-in-queue", type=float, default=None,
+              help="With --async: seconds it may wait before it expires (10 to 259200; 600 by default).")
 @json_option
 def predict_command(model: str, environment: str, deployment: str, development: bool, data: str | None,
-                    file: Path | None, as_json: bool) -> None:
+                    file: Path | None, is_async: bool, webhook: str, priority: int | None,
+                    max_time_in_queue: float | None, as_json: bool) -> None:
     """Call MODEL (id or name) and stream its answer to stdout.
 
     With no target flag it calls the development deployment if the model has one, else production.
     The answer is the model's body as it arrives, so --json changes nothing for a JSON model.
+    With --async the request is queued instead and its id printed (`kingpost async status ID`).
     """
     if file is not None and str(file) != "-" and not file.exists():
         raise click.UsageError(f"--file {file} does not exist")
@@ -106,5 +115,34 @@ def predict_command(model: str, environment: str, deployment: str, development: 
                        has_development=None)  # flag conflicts fail before any connection
     except InvalidArgument as e:
         raise click.UsageError(e.message) from None
-    run_async(predict(load_config(), model, environment=environment, deployment=deployment,
-                      development=development, body=body, content_type=content_type))
+    if not is_async:
+        if webhook or priority is not None or max_time_in_queue is not None:
+            raise click.UsageError("--webhook, --priority and --max-time-in-queue go with --async")
+        run_async(predict(load_config(), model, environment=environment, deployment=deployment,
+                          development=development, body=body, content_type=content_type))
+        return
+    try:
+        wrapped = async_body(body, webhook=webhook, priority=priority, max_time_in_queue=max_time_in_queue)
+    except InvalidArgument as e:
+        raise click.UsageError(e.message) from None
+    config = load_config()
+    if environment or deployment or development:
+        target = target_request(model, environment=environment, deployment=deployment, development=development,
+                                has_development=None)
+    else:
+        target = run_async(_default_target(config, model))
+    request_id = run_async(async_predict(config, target, wrapped))
+    if as_json:
+        print_json({"request_id": request_id})
+    else:
+        click.echo(request_id)
+
+
+async def _default_target(config: ClientConfig, model: str) -> inference_pb2.PredictRequest:
+    """As `predict` picks it: development when the model has one, else production."""
+    auth = rpc.api_key(config.require_api_key())
+    async with rpc.channel(config.grpc) as channel:
+        management = management_pb2_grpc.ManagementServiceStub(channel)
+        reply = await rpc.call(management.GetModel, management_pb2.GetModelRequest(model_id=model), auth=auth)
+    return target_request(model, environment="", deployment="", development=False,
+                          has_development=bool(reply.model.development_deployment_id))

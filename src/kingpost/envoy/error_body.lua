@@ -40,11 +40,12 @@ function envoy_on_response(handle)
   headers:remove("x-http-status")
   if grpc_status == nil or grpc_status == "0" then
     -- A success (a unary answer's trailers arrive here merged into its headers), or a message is
-    -- coming, or this is Envoy's own reply: leave the body as it is. A success status other than
-    -- 200 (Baseten's 202 for wake) rides in x-http-status, sent by the service as initial metadata.
+    -- coming, or this is Envoy's own reply: leave the body as it is. A status other than 200 rides
+    -- in x-http-status, sent by the service as initial metadata: Baseten's 202 for wake, or the
+    -- status a /sync/ passthrough's server said (kingpost_router.sync_request).
     headers:remove("grpc-status")
     headers:remove("grpc-message")
-    if http_status ~= nil and http_status >= 200 and http_status <= 299 then
+    if http_status ~= nil and http_status >= 100 and http_status <= 599 then
       headers:replace(":status", tostring(math.floor(http_status)))
     end
     return
@@ -119,10 +120,37 @@ local function drop_non_grpc_headers(headers)
   end
 end
 
+-- `{prefix}/sync/{path}` (kingpost_router.sync_request): the transcoder makes every call a POST
+-- to a gRPC path and would map query parameters onto the request's fields, so the request's own
+-- method and its path after /sync (query included) are recorded here, and the query is taken off.
+-- Always overwritten: a caller cannot send other values than its own request's.
+local function record_sync(headers, path)
+  local rest = path:gsub("^/models/[^/?]+", "", 1)
+  local tail = rest:match("^/development/sync(/.*)$") or rest:match("^/production/sync(/.*)$")
+      or rest:match("^/environments/[^/?]+/sync(/.*)$") or rest:match("^/deployment/[^/?]+/sync(/.*)$")
+  if tail == nil then
+    headers:remove("x-kingpost-sync-path")
+    headers:remove("x-kingpost-sync-method")
+    return
+  end
+  headers:replace("x-kingpost-sync-path", tail)
+  headers:replace("x-kingpost-sync-method", headers:get(":method") or "POST")
+  local query = path:find("?", 1, true)
+  if query ~= nil then
+    headers:replace(":path", path:sub(1, query - 1))
+  end
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
   drop_non_grpc_headers(headers)
   local path = headers:get(":path") or ""
+  if path:find("/sync/", 1, true) then
+    record_sync(headers, path)
+  else
+    headers:remove("x-kingpost-sync-path")
+    headers:remove("x-kingpost-sync-method")
+  end
   -- Only a byte >= 0x80, escaped or raw, can make a path invalid UTF-8: most paths stop here.
   if not (path:find("%%[89a-fA-F]") or path:find("[\128-\255]")) then
     return

@@ -37,18 +37,24 @@ REPLICA_STATE_STOPPED: ReplicaState
 REPLICA_STATE_RESTARTING: ReplicaState
 
 class BuildEvent(_message.Message):
-    __slots__ = ("build_id", "state", "artifact_digest", "message", "at")
+    __slots__ = ("build_id", "state", "artifact_digest", "message", "at", "cpu", "memory", "accelerator")
     BUILD_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
     build_id: str
     state: BuildState
     artifact_digest: str
     message: str
     at: _timestamp_pb2.Timestamp
-    def __init__(self, build_id: _Optional[str] = ..., state: _Optional[_Union[BuildState, str]] = ..., artifact_digest: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cpu: str
+    memory: str
+    accelerator: str
+    def __init__(self, build_id: _Optional[str] = ..., state: _Optional[_Union[BuildState, str]] = ..., artifact_digest: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu: _Optional[str] = ..., memory: _Optional[str] = ..., accelerator: _Optional[str] = ...) -> None: ...
 
 class ReplicaEvent(_message.Message):
     __slots__ = ("replica_id", "deployment_id", "node_id", "state", "address", "message", "at", "restarts", "last_exit", "next_restart_at")
@@ -89,7 +95,14 @@ class RunnerExit(_message.Message):
     def __init__(self, exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., status_known: _Optional[bool] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeHeartbeat(_message.Message):
-    __slots__ = ("node_id", "address", "cpu_count", "memory_bytes", "gpus", "replica_ids", "at")
+    __slots__ = ("node_id", "address", "cpu_count", "memory_bytes", "gpus", "replica_ids", "at", "metrics_address", "name", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     CPU_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +110,9 @@ class NodeHeartbeat(_message.Message):
     GPUS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_IDS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     cpu_count: int
@@ -104,7 +120,10 @@ class NodeHeartbeat(_message.Message):
     gpus: _containers.RepeatedCompositeFieldContainer[Gpu]
     replica_ids: _containers.RepeatedScalarFieldContainer[str]
     at: _timestamp_pb2.Timestamp
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., replica_ids: _Optional[_Iterable[str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    metrics_address: str
+    name: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., cpu_count: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., replica_ids: _Optional[_Iterable[str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics_address: _Optional[str] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Gpu(_message.Message):
     __slots__ = ("name", "memory_bytes")

@@ -49,10 +49,40 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.WakeRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_inference__pb2.WakeResponse.FromString,
                 _registered_method=True)
+        self.Sync = channel.unary_stream(
+                '/kingpost.v1.InferenceService/Sync',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.RunRemote = channel.unary_stream(
                 '/kingpost.v1.InferenceService/RunRemote',
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.AsyncPredict = channel.unary_unary(
+                '/kingpost.v1.InferenceService/AsyncPredict',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.FromString,
+                _registered_method=True)
+        self.V2Infer = channel.unary_stream(
+                '/kingpost.v1.InferenceService/V2Infer',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.V2InferRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetAsyncQueueStatus = channel.unary_unary(
+                '/kingpost.v1.InferenceService/GetAsyncQueueStatus',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncQueueStatusRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncQueueStatusResponse.FromString,
+                _registered_method=True)
+        self.GetAsyncRequest = channel.unary_unary(
+                '/kingpost.v1.InferenceService/GetAsyncRequest',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncRequestRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncRequestResponse.FromString,
+                _registered_method=True)
+        self.CancelAsyncRequest = channel.unary_unary(
+                '/kingpost.v1.InferenceService/CancelAsyncRequest',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.CancelAsyncRequestRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_inference__pb2.CancelAsyncRequestResponse.FromString,
                 _registered_method=True)
 
 
@@ -81,10 +111,65 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Sync(self, request, context):
+        """Sync passes any request through to the deployment's server: a custom server's own path
+        (`docker_server`), or a Truss model's OpenAI-style method (`/sync/v1/chat/completions`).
+        Method, path, query, headers and body reach the server as sent, and its status, headers
+        and body come back, streamed as produced. Over REST, Envoy's Lua filter records the
+        request's own method and path with query (x-kingpost-sync-method, x-kingpost-sync-path);
+        gRPC clients set `method` and `query` (or the same metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RunRemote(self, request, context):
         """RunRemote calls a chain's entrypoint: the body's keys are its run_remote's
         parameters. Prefixes as Predict's; the routes without `/chains/{chain_id}`
         take the chain from the Host (`chain-{chain_id}.<domain>`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AsyncPredict(self, request, context):
+        """AsyncPredict queues a request and answers its id once the queue has stored
+        it (Baseten's async_predict). The body is Baseten's JSON: `model_input`
+        (required), `webhook_endpoint`, `priority` (0-2, lower first),
+        `max_time_in_queue_seconds` (10-259200), `inference_retry_config`; and
+        kingpost's `store_result`. The result goes to the webhook, signed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def V2Infer(self, request, context):
+        """V2Infer is the KServe V2 (Open Inference) protocol's REST infer call, for a
+        deployment of a Triton model repository: `v2_model` names the model in the
+        repository. The body is the V2 request as Triton's HTTP endpoint takes it
+        (JSON, or JSON followed by binary tensors with the header
+        `Inference-Header-Content-Length`); the answer is V2 JSON. A Truss answers 404.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAsyncQueueStatus(self, request, context):
+        """GetAsyncQueueStatus counts a deployment's queued and in-progress async requests.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAsyncRequest(self, request, context):
+        """GetAsyncRequest is an async request's status (Baseten's status object).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAsyncRequest(self, request, context):
+        """CancelAsyncRequest cancels an async request that is still QUEUED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,10 +188,40 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.WakeRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_inference__pb2.WakeResponse.SerializeToString,
             ),
+            'Sync': grpc.unary_stream_rpc_method_handler(
+                    servicer.Sync,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
             'RunRemote': grpc.unary_stream_rpc_method_handler(
                     servicer.RunRemote,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'AsyncPredict': grpc.unary_unary_rpc_method_handler(
+                    servicer.AsyncPredict,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.SerializeToString,
+            ),
+            'V2Infer': grpc.unary_stream_rpc_method_handler(
+                    servicer.V2Infer,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.V2InferRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetAsyncQueueStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAsyncQueueStatus,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncQueueStatusRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncQueueStatusResponse.SerializeToString,
+            ),
+            'GetAsyncRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAsyncRequest,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncRequestRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_inference__pb2.GetAsyncRequestResponse.SerializeToString,
+            ),
+            'CancelAsyncRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAsyncRequest,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.CancelAsyncRequestRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_inference__pb2.CancelAsyncRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +293,33 @@ class InferenceService:
             _registered_method=True)
 
     @staticmethod
+    def Sync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/Sync',
+            kingpost_dot_v1_dot_inference__pb2.SyncRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RunRemote(request,
             target,
             options=(),
@@ -194,6 +336,141 @@ class InferenceService:
             '/kingpost.v1.InferenceService/RunRemote',
             kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AsyncPredict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/AsyncPredict',
+            kingpost_dot_v1_dot_inference__pb2.AsyncPredictRequest.SerializeToString,
+            kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def V2Infer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/V2Infer',
+            kingpost_dot_v1_dot_inference__pb2.V2InferRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAsyncQueueStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/GetAsyncQueueStatus',
+            kingpost_dot_v1_dot_inference__pb2.GetAsyncQueueStatusRequest.SerializeToString,
+            kingpost_dot_v1_dot_inference__pb2.GetAsyncQueueStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAsyncRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/GetAsyncRequest',
+            kingpost_dot_v1_dot_inference__pb2.GetAsyncRequestRequest.SerializeToString,
+            kingpost_dot_v1_dot_inference__pb2.GetAsyncRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAsyncRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/CancelAsyncRequest',
+            kingpost_dot_v1_dot_inference__pb2.CancelAsyncRequestRequest.SerializeToString,
+            kingpost_dot_v1_dot_inference__pb2.CancelAsyncRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kingpost.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
@@ -11,6 +12,48 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetMetricsTargetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetDeploymentMetricsRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id", "window_seconds")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    window_seconds: int
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., window_seconds: _Optional[int] = ...) -> None: ...
+
+class GetDeploymentMetricsResponse(_message.Message):
+    __slots__ = ("model_id", "deployment_id", "window_seconds", "observed_seconds", "requests", "errors", "request_rate", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "desired_replicas", "ready_replicas")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_RATE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    READY_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    window_seconds: int
+    observed_seconds: float
+    requests: int
+    errors: int
+    request_rate: float
+    latency_p50_seconds: float
+    latency_p95_seconds: float
+    latency_p99_seconds: float
+    desired_replicas: int
+    ready_replicas: int
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., window_seconds: _Optional[int] = ..., observed_seconds: _Optional[float] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., request_rate: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., desired_replicas: _Optional[int] = ..., ready_replicas: _Optional[int] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("id", "name", "created_at", "deployments_count", "production_deployment_id", "development_deployment_id", "instance_type_name", "team_name")
@@ -77,7 +120,7 @@ class AutoscalingSettings(_message.Message):
     def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency", "replicas", "instance_type_name", "request_backpressure_settings")
+    __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency", "replicas", "resources", "instance_type_name", "request_backpressure_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +135,7 @@ class Deployment(_message.Message):
     BUILD_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_BACKPRESSURE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
@@ -108,9 +152,20 @@ class Deployment(_message.Message):
     build_id: str
     predict_concurrency: int
     replicas: _containers.RepeatedCompositeFieldContainer[DeploymentReplica]
+    resources: DeploymentResources
     instance_type_name: str
     request_backpressure_settings: RequestBackpressureSettings
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[DeploymentReplica, _Mapping]]] = ..., instance_type_name: _Optional[str] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[DeploymentReplica, _Mapping]]] = ..., resources: _Optional[_Union[DeploymentResources, _Mapping]] = ..., instance_type_name: _Optional[str] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
+
+class DeploymentResources(_message.Message):
+    __slots__ = ("cpu", "memory_bytes", "accelerator")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
+    cpu: float
+    memory_bytes: int
+    accelerator: str
+    def __init__(self, cpu: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., accelerator: _Optional[str] = ...) -> None: ...
 
 class DeploymentReplica(_message.Message):
     __slots__ = ("id", "node_id", "state", "restarts", "crash_looping", "last_exit")
@@ -269,6 +324,48 @@ class RevokeApiKeyResponse(_message.Message):
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+
+class WebhookSecret(_message.Message):
+    __slots__ = ("id", "secret", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    secret: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., secret: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateWebhookSecretRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateWebhookSecretResponse(_message.Message):
+    __slots__ = ("webhook_secret", "secret")
+    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    webhook_secret: WebhookSecret
+    secret: str
+    def __init__(self, webhook_secret: _Optional[_Union[WebhookSecret, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListWebhookSecretsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWebhookSecretsResponse(_message.Message):
+    __slots__ = ("webhook_secrets",)
+    WEBHOOK_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    webhook_secrets: _containers.RepeatedCompositeFieldContainer[WebhookSecret]
+    def __init__(self, webhook_secrets: _Optional[_Iterable[_Union[WebhookSecret, _Mapping]]] = ...) -> None: ...
+
+class DeleteWebhookSecretRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteWebhookSecretResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from kingpost.v1 import management_pb2 as kingpost_dot_v1_dot_management__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
@@ -83,6 +84,21 @@ class ManagementServiceStub:
                 '/kingpost.v1.ManagementService/RevokeApiKey',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyResponse.FromString,
+                _registered_method=True)
+        self.CreateWebhookSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/CreateWebhookSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookSecrets = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ListWebhookSecrets',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhookSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeleteWebhookSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretResponse.FromString,
                 _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetStatus',
@@ -194,6 +210,16 @@ class ManagementServiceStub:
                 request_serializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.FromString,
                 _registered_method=True)
+        self.GetMetricsTargets = channel.unary_unary(
+                '/kingpost.v1.ManagementService/GetMetricsTargets',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.GetMetricsTargetsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetDeploymentMetrics = channel.unary_unary(
+                '/kingpost.v1.ManagementService/GetDeploymentMetrics',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServiceServicer:
@@ -258,6 +284,29 @@ class ManagementServiceServicer:
 
     def RevokeApiKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWebhookSecret(self, request, context):
+        """CreateWebhookSecret adds a secret that signs async results from now on
+        (X-BASETEN-SIGNATURE: one v1= signature per active secret, newest first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookSecrets(self, request, context):
+        """ListWebhookSecrets lists the active secrets, newest first (as Baseten, they
+        can be viewed at any time).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookSecret(self, request, context):
+        """DeleteWebhookSecret stops signing with a secret (the end of a rotation).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -421,6 +470,22 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetricsTargets(self, request, context):
+        """Every /metrics endpoint of the platform, as Prometheus's http_sd_config reads it: a JSON array
+        of {"targets": ["host:port"], "labels": {...}} (the services, each node's agent, Envoy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeploymentMetrics(self, request, context):
+        """A deployment's traffic over the last window_seconds (query parameter; 300 by default, at most
+        3600), from the routers' metrics: request rate, errors, latency percentiles, replicas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -468,6 +533,21 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'CreateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.SerializeToString,
+            ),
+            'ListWebhookSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookSecrets,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsResponse.SerializeToString,
+            ),
+            'DeleteWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -578,6 +658,16 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.PatchDevelopment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.SerializeToString,
+            ),
+            'GetMetricsTargets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetricsTargets,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.GetMetricsTargetsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetDeploymentMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeploymentMetrics,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -828,6 +918,87 @@ class ManagementService:
             '/kingpost.v1.ManagementService/RevokeApiKey',
             kingpost_dot_v1_dot_management__pb2.RevokeApiKeyRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/CreateWebhookSecret',
+            kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ListWebhookSecrets',
+            kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ListWebhookSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeleteWebhookSecret',
+            kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeleteWebhookSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1422,6 +1593,60 @@ class ManagementService:
             '/kingpost.v1.ManagementService/PatchDevelopment',
             kingpost_dot_v1_dot_management__pb2.PatchDevelopmentRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.PatchDevelopmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetricsTargets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/GetMetricsTargets',
+            kingpost_dot_v1_dot_management__pb2.GetMetricsTargetsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeploymentMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/GetDeploymentMetrics',
+            kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.GetDeploymentMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

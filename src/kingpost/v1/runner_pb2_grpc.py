@@ -44,6 +44,11 @@ class RunnerServiceStub:
                 request_serializer=kingpost_dot_v1_dot_runner__pb2.RunnerPredictRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.Sync = channel.unary_stream(
+                '/kingpost.v1.RunnerService/Sync',
+                request_serializer=kingpost_dot_v1_dot_runner__pb2.RunnerSyncRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.Ready = channel.unary_unary(
                 '/kingpost.v1.RunnerService/Ready',
                 request_serializer=kingpost_dot_v1_dot_runner__pb2.ReadyRequest.SerializeToString,
@@ -69,9 +74,19 @@ class RunnerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Ready(self, request, context):
+    def Sync(self, request, context):
         """Ready answers once load() has finished; UNAVAILABLE while loading.
+        Sync passes one HTTP request to the replica's server (a custom server, or a
+        Truss model's OpenAI-style methods). The reply's initial metadata carries
+        the server's status (`x-http-status`) and response headers; the content
+        type rides on the first message.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Ready(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -92,6 +107,11 @@ def add_RunnerServiceServicer_to_server(servicer, server):
             'Predict': grpc.unary_stream_rpc_method_handler(
                     servicer.Predict,
                     request_deserializer=kingpost_dot_v1_dot_runner__pb2.RunnerPredictRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'Sync': grpc.unary_stream_rpc_method_handler(
+                    servicer.Sync,
+                    request_deserializer=kingpost_dot_v1_dot_runner__pb2.RunnerSyncRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'Ready': grpc.unary_unary_rpc_method_handler(
@@ -135,6 +155,33 @@ class RunnerService:
             target,
             '/kingpost.v1.RunnerService/Predict',
             kingpost_dot_v1_dot_runner__pb2.RunnerPredictRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Sync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kingpost.v1.RunnerService/Sync',
+            kingpost_dot_v1_dot_runner__pb2.RunnerSyncRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,

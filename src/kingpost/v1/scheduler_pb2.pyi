@@ -41,7 +41,7 @@ class WatchRoutesResponse(_message.Message):
     def __init__(self, table: _Optional[_Union[RouteTable, _Mapping]] = ...) -> None: ...
 
 class RouteTable(_message.Message):
-    __slots__ = ("version", "models", "api_key_sha256", "invoke_only_keys")
+    __slots__ = ("version", "models", "api_key_sha256", "invoke_only_keys", "webhook_secrets")
     class InvokeOnlyKeysEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,11 +53,13 @@ class RouteTable(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     API_KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
     INVOKE_ONLY_KEYS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRETS_FIELD_NUMBER: _ClassVar[int]
     version: int
     models: _containers.RepeatedCompositeFieldContainer[ModelRoute]
     api_key_sha256: _containers.RepeatedScalarFieldContainer[str]
     invoke_only_keys: _containers.MessageMap[str, InvokeScope]
-    def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ..., invoke_only_keys: _Optional[_Mapping[str, InvokeScope]] = ...) -> None: ...
+    webhook_secrets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ..., invoke_only_keys: _Optional[_Mapping[str, InvokeScope]] = ..., webhook_secrets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class InvokeScope(_message.Message):
     __slots__ = ("model_ids",)

@@ -24,3 +24,12 @@ def test_prune_and_forget() -> None:
     assert all(s.concurrency == 0 for s in window.samples("dep", now=100, window=10))
     window.forget("dep")
     assert window.deployments() == []
+
+
+def test_a_shared_async_backlog_reported_by_every_router_counts_once() -> None:
+    window = ConcurrencyWindow(3600)
+    window.record("r1", "dep", 2, at=100.1)  # each router's own in-flight requests add up
+    window.record("r2", "dep", 3, at=100.2)
+    window.record("async-backlog", "dep", 500, at=100.3)  # the one queue in NATS, seen by r1
+    window.record("async-backlog", "dep", 498, at=100.8)  # and by r2 a moment later
+    assert [(s.at, s.concurrency) for s in window.samples("dep", now=100.9, window=60)] == [(100, 503)]

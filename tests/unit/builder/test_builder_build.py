@@ -50,8 +50,9 @@ def test_same_content_is_cached(tmp_path: Path) -> None:
 def test_warnings_reach_the_build(tmp_path: Path) -> None:
     work, _ = run_build(tmp_path, {"config.yaml": b"base_image: {image: x}\nflavour: mint\n",
                                    "model/model.py": MODEL})
-    assert work.warnings == ["base_image: accepted but not acted on by kingpost yet",
-                             "flavour: unknown key, ignored"]
+    assert work.warnings == ["flavour: unknown key, ignored",
+                             "base_image: 'x' is not used: kingpost runs no Docker image, and its tag names no "
+                             "Python version; the deployment uses python_version and its requirements"]
     assert [e.level for e in work.log].count("WARNING") == 2
 
 

@@ -171,15 +171,16 @@ def test_unknown_keys_are_accepted_with_a_warning_naming_each() -> None:
 def test_known_keys_not_acted_on_are_named_when_set() -> None:
     parsed = parse_truss_config(
         "system_packages: [ffmpeg]\nbuild_commands: ['echo hi']\nbase_image:\n  image: x\n"
-        "docker_server:\n  start_command: x\ntrt_llm: {build: {}}\nweights:\n  - source: hf://a/b\n"
+        "trt_llm: {build: {}}\nweights:\n  - source: hf://a/b\n"
         "external_data:\n  - url: http://x\nresources:\n  instance_type: 'L4:4x16'\n"
         "runtime:\n  transport: {kind: websocket}\nspec_version: '3.0'\n"
     )
     named = {w.split(":")[0] for w in parsed.warnings}
     assert not {"system_packages", "build_commands"} & named  # the build acts on these (or refuses them)
-    assert {"base_image", "docker_server", "trt_llm", "weights",
+    assert {"trt_llm", "weights",
             "external_data", "resources.instance_type", "runtime.transport", "spec_version"} <= named
-    assert all("not acted on" in w for w in parsed.warnings)
+    assert all("not acted on" in w for w in parsed.warnings if not w.startswith("base_image"))
+    assert "base_image: 'x' is not used: kingpost runs no Docker image" in " ".join(parsed.warnings)
 
 
 def test_known_keys_at_their_empty_or_default_value_are_silent() -> None:

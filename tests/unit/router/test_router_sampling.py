@@ -24,3 +24,13 @@ def test_a_sample_counts_every_active_deployment_zeros_included_and_stray_reques
         ("dep_busy", 2, 3), ("dep_idle", 0, 0),
         ("dep_removed", 1, 0),  # gone from the table while its requests still run
     ]
+
+
+def test_the_async_backlog_is_one_source_for_every_router_zeros_included() -> None:
+    from kingpost_router.sampling import ASYNC_BACKLOG_SOURCE, backlog_sample
+
+    sample = backlog_sample({"dep_b": 0, "dep_a": 1200}, now=5.0)
+    assert sample.router_id == ASYNC_BACKLOG_SOURCE
+    assert [(d.deployment_id, d.in_flight, d.queued) for d in sample.deployments] == [
+        ("dep_a", 0, 1200), ("dep_b", 0, 0)]
+    assert sample.at.seconds == 5

@@ -124,3 +124,29 @@ def test_load_model_class_by_path(tmp_path: pathlib.Path) -> None:
     sys.modules.pop("model.model", None)
     with pytest.raises(ModelDefinitionError, match="not found"):
         load_model_class(tmp_path / "model" / "missing.py", "Model")
+
+
+def test_openai_style_methods_are_described_beside_predict() -> None:
+    class Model:
+        def predict(self, x):
+            return x
+
+        async def chat_completions(self, inputs, request):
+            return inputs
+
+        def embeddings(self, inputs):
+            yield inputs
+
+    methods = describe(Model())
+    assert set(methods.openai) == {"chat_completions", "embeddings"}
+    assert methods.openai["chat_completions"].args is ArgMode.INPUTS_AND_REQUEST
+    assert methods.openai["embeddings"].is_generator
+
+
+def test_a_websocket_model_is_refused_saying_so() -> None:
+    class Model:
+        async def websocket(self, ws):
+            pass
+
+    with pytest.raises(ModelDefinitionError, match="kingpost does not serve websocket models yet"):
+        describe(Model())

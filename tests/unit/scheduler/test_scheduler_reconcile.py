@@ -119,3 +119,64 @@ def test_commands_start_pending_replicas_and_stop_stopping_ones() -> None:
         Command("r3", "b:7000"),
         Command("r5", ""),  # its node is unknown: nothing to call, just forget it
     )
+
+
+# --- capacity, GPUs, draining ------------------------------------------------------------------
+
+from kingpost_scheduler.placement import Demand, Overcommit  # noqa: E402
+
+GiB = 2**30
+H100x2 = Demand(cpu_millis=1000, memory_bytes=GiB, gpu_type="H100", gpu_count=2)
+
+
+def gpu_node(node_id: str, gpus: int, *, draining: bool = False) -> Node:
+    return Node(node_id, f"{node_id}:7000", T0, cpu_count=8, memory_bytes=64 * GiB, gpus=("H100",) * gpus,
+                name=node_id, draining=draining)
+
+
+def test_a_gpu_deployment_lands_on_the_node_with_room_and_is_given_its_gpus() -> None:
+    p = plan({"d1": 1}, [], [gpu_node("big", 4), gpu_node("small", 2)], now=T0, node_timeout=NODE_TIMEOUT,
+             start_timeout=START_TIMEOUT, demands={"d1": H100x2})
+    assert p.starts == (Start("d1", "small", (0, 1)),)  # best fit: the 2-GPU node, not the 4
+
+
+def test_a_replica_that_fits_nowhere_waits_with_the_reason() -> None:
+    running = [Replica("r1", "d0", "small", READY, T0, gpus=(0,))]
+    p = plan({"d1": 1, "d0": 1}, running, [gpu_node("small", 2)], now=T0, node_timeout=NODE_TIMEOUT,
+             start_timeout=START_TIMEOUT, demands={"d1": H100x2, "d0": Demand(gpu_type="H100", gpu_count=1)})
+    assert p.starts == ()
+    assert p.waiting == (Failure("d1", "needs 2×H100; the most free is 1×H100 on small"),)
+
+
+def test_cpu_and_memory_are_never_over_promised_unless_over_commit_allows() -> None:
+    small = [Node("a", "a:7000", T0, cpu_count=2, memory_bytes=64 * GiB)]
+    one_cpu = {"d1": Demand(cpu_millis=1000, memory_bytes=GiB)}
+    strict = plan({"d1": 5}, [], small, now=T0, node_timeout=NODE_TIMEOUT, start_timeout=START_TIMEOUT,
+                  demands=one_cpu)
+    assert len(strict.starts) == 2 and strict.waiting[0].reason.startswith("needs 1 CPU")
+    shared = plan({"d1": 5}, [], small, now=T0, node_timeout=NODE_TIMEOUT, start_timeout=START_TIMEOUT,
+                  demands=one_cpu, overcommit=Overcommit(cpu=16))
+    assert len(shared.starts) == 5 and shared.waiting == ()
+
+
+def test_a_stopping_replica_still_holds_its_gpus() -> None:
+    leaving = [Replica("r1", "d0", "n", STOPPING, T0, gpus=(0, 1))]
+    p = plan({"d1": 1}, leaving, [gpu_node("n", 2)], now=T0, node_timeout=NODE_TIMEOUT,
+             start_timeout=START_TIMEOUT, demands={"d1": H100x2, "d0": H100x2})
+    assert p.starts == () and p.waiting
+
+
+def test_drain_starts_a_replacement_first_and_stops_the_old_replica_once_it_serves() -> None:
+    ns = [gpu_node("old", 2, draining=True), gpu_node("new", 2)]
+    on_old = Replica("r1", "d1", "old", READY, T0, address="old:9000", gpus=(0, 1))
+    first = plan({"d1": 1}, [on_old], ns, now=T0, node_timeout=NODE_TIMEOUT, start_timeout=START_TIMEOUT,
+                 demands={"d1": H100x2})
+    assert first.starts == (Start("d1", "new", (0, 1)),) and first.stops == ()
+    starting = Replica("r2", "d1", "new", STARTING, T0, gpus=(0, 1))
+    waiting = plan({"d1": 1}, [on_old, starting], ns, now=T0, node_timeout=NODE_TIMEOUT,
+                   start_timeout=START_TIMEOUT, demands={"d1": H100x2})
+    assert waiting.empty  # the old one serves until the new one does
+    ready = Replica("r2", "d1", "new", READY, T0, address="new:9000", gpus=(0, 1))
+    done = plan({"d1": 1}, [on_old, ready], ns, now=T0, node_timeout=NODE_TIMEOUT, start_timeout=START_TIMEOUT,
+                demands={"d1": H100x2})
+    assert done.stops == ("r1",) and done.starts == ()

@@ -84,3 +84,12 @@ def test_a_chain_entrypoint_names_its_chain_and_the_deployments_woken_with_it() 
     assert entry.chain_id == "chn_1"
     assert entry.deployments[0].wake_with == ("dep_d",)
     assert next(m for m in table.models if m.model_id == "mdl_d").deployments[0].wake_with == ()
+
+
+def test_webhook_secrets_travel_in_the_table_newest_first_and_reach_the_router_snapshot() -> None:
+    from kingpost_router.routes import RouteSnapshot
+    from kingpost_scheduler import convert
+
+    table = build_route_table([], [], [], [], [], webhook_secrets=["whsec_new", "whsec_old"])
+    assert table.webhook_secrets == ("whsec_new", "whsec_old")
+    assert RouteSnapshot.from_table(convert.route_table(7, table)).webhook_secrets == ("whsec_new", "whsec_old")

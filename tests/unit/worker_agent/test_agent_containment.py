@@ -3,6 +3,7 @@ Truss gets, where the agent's cgroup is, and which uid a new replica gets."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,35 @@ def test_each_piece_of_content_keeps_its_own_group(tmp_path: Path) -> None:
     assert restarted.content_gid("/work/artifacts/aa") == a
     with pytest.raises(NoFreeId, match="all 2 content groups from 70002 are in use"):
         ids.content_gid("/work/artifacts/cc")
+
+
+def test_two_agents_on_one_machine_claim_uid_ranges_that_do_not_overlap(tmp_path: Path) -> None:
+    from kingpost_worker_agent.runner_users import RangeTaken, claim_range
+
+    locks = tmp_path / "run"
+    first, first_lock = claim_range(locks, 3_000_000, 16)
+    second, second_lock = claim_range(locks, 3_000_000, 16)
+    assert first == 3_000_000 and second == 3_000_032  # uids and content groups move together
+    # The second agent restarts: it takes the range it had (its runners may still be alive).
+    os.close(second_lock)
+    again, again_lock = claim_range(locks, 3_000_000, 16, remembered=3_000_032)
+    assert again == 3_000_032
+    with pytest.raises(RangeTaken, match="no runner uid range is free"):
+        claim_range(locks, 3_000_000, 16, tries=2)
+    os.close(first_lock)
+    os.close(again_lock)
+
+
+def test_a_range_remembered_from_another_start_starts_afresh(tmp_path: Path) -> None:
+    ids = RunnerIds(tmp_path / "runner_ids.json", start=70000, count=4)
+    ids.allocate_uid(set())
+    moved = RunnerIds(tmp_path / "runner_ids.json", start=70008, count=4)
+    assert moved.allocate_uid(set()) == 70008
+
+
+def test_a_replica_sees_only_the_gpus_it_was_given() -> None:
+    from kingpost_worker_agent.runner_env import gpu_env
+
+    assert gpu_env((1, 3)) == {"CUDA_VISIBLE_DEVICES": "1,3", "NVIDIA_VISIBLE_DEVICES": "1,3"}
+    # None given: an empty CUDA_VISIBLE_DEVICES hides every GPU, whatever the agent's own says.
+    assert gpu_env(()) == {"CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "void"}

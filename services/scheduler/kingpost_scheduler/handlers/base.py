@@ -21,6 +21,8 @@ class Handlers:
     bus: Bus | None
     # The highest max_replica a deployment may ask for (SchedulerSettings.max_replica_cap).
     max_replica_cap: int
+    # The services' /metrics endpoints ("service=host:port[/path]"), for GetMetricsTargets.
+    metrics_targets: tuple[str, ...]
     # Seals secret values at rest (SchedulerSettings.secrets_key / secrets_key_file).
     secret_box: SecretBox
 

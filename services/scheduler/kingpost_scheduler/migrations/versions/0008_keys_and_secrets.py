@@ -2,7 +2,7 @@
 and secrets, stored encrypted. Existing keys keep what they could do: manage and invoke everything.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0005
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

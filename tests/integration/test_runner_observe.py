@@ -1,0 +1,73 @@
+"""What the runner adds for observability: a traced request's phases in its trailers (the router makes
+them spans) and the request's id in the log lines written while it runs."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+from kingpost import trace_phases
+from tests.fixtures.runner import PredictRequest, RunnerProcess, running
+
+TRACEPARENT = ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+
+
+async def traced_call(r: RunnerProcess, body: bytes, *metadata: tuple[str, str]) -> tuple[list, list]:
+    from google.api import httpbody_pb2
+
+    call = r.stub.Predict(PredictRequest(body=httpbody_pb2.HttpBody(content_type="application/json", data=body)),
+                          metadata=metadata, timeout=30)
+    chunks = [c async for c in call]
+    trailers = await call.trailing_metadata()
+    value = dict(trailers or ()).get(trace_phases.PHASES_KEY, "")
+    return chunks, trace_phases.decode(value) if value else []
+
+
+async def test_a_traced_request_gets_its_phases_back_in_order_and_an_untraced_one_nothing() -> None:
+    async with running("async_methods") as r:
+        sent = time.time_ns()
+        _, phases = await traced_call(r, b'{"x": 1}', TRACEPARENT)
+        done = time.time_ns()
+        assert [name for name, _, _ in phases] == ["load", "preprocess", "predict", "postprocess"]
+        (_, _, loaded), *request = phases
+        assert loaded <= sent
+        assert all(sent <= start <= end <= done for _, start, end in request)
+        assert [end <= next_start for (_, _, end), (_, next_start, _) in zip(request, request[1:])] == [True, True]
+        _, untraced = await traced_call(r, b'{"x": 1}')
+        assert untraced == []
+
+
+async def test_a_streamed_predict_phase_lasts_until_its_last_chunk() -> None:
+    async with running("streaming_sync") as r:
+        chunks, phases = await traced_call(r, b'{"n": 3}', TRACEPARENT)
+        assert [c.data for c in chunks] == [b"0", b"1", b"2"]
+        assert [name for name, _, _ in phases] == ["load", "predict"]
+
+
+async def test_log_lines_written_during_a_request_carry_its_id(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "config.yaml").write_text("model_name: logs\n")
+    (tmp_path / "model" / "model.py").write_text(
+        "import logging\n"
+        "log = logging.getLogger('my_model')\n"
+        "class Model:\n"
+        "    def predict(self, model_input):\n"  # a sync predict: it runs in a worker thread
+        "        log.warning('working on %s', model_input)\n"
+        "        return model_input\n")
+    r = RunnerProcess(tmp_path)
+    try:
+        await r.wait_ready()
+        await r.predict(b'"first"', metadata=[("x-baseten-request-id", "req-abc123")])
+        await r.predict(b'"second"')
+        lines = [line for line in r.output().splitlines() if "working on" in line]
+        assert len(lines) == 2, r.output()
+        assert "my_model [req-abc123]: working on first" in lines[0]
+        assert "[" not in lines[1].split("my_model")[1].split(":")[0]  # no id: none was given
+    finally:
+        await r.stop()
+
+
+async def test_a_traceparent_its_caller_did_not_sample_records_nothing() -> None:
+    async with running("async_methods") as r:
+        _, phases = await traced_call(r, b'{"x": 1}', (TRACEPARENT[0], TRACEPARENT[1][:-2] + "00"))
+        assert phases == []
