@@ -470,7 +470,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     rest("GET", "/v1/nodes/no-such-node", 404)
     # The instance-type catalog, cheapest first.
     catalog = rest("GET", "/v1/instance_types")["instance_types"]
-    assert catalog[0] == {"name": "1x2", "vcpus": 1, "memory_bytes": str(2 * 2**30), "usd_per_minute": 0.00058}
+    assert catalog[0] == {"name": "1x2", "vcpus": 1, "memory_bytes": str(2 * 2**30), "gpu_type": "",
+                          "gpu_count": 0, "vram_bytes": "0", "usd_per_minute": 0.00058}
     h100 = next(t for t in catalog if t["name"] == "H100:2x52x468")
     assert (h100["gpu_type"], h100["gpu_count"], h100["vcpus"]) == ("H100", 2, 52)
 
