@@ -101,6 +101,7 @@ def smallest_fit(r: Request, catalog: tuple[InstanceType, ...] = CATALOG) -> Ins
                         for t in sorted(kind, key=lambda t: -t.usd_per_minute)[:3])
     raise InvalidArgument(f"no instance type meets resources {describe(r)}; the largest: {largest}")
 
+
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
