@@ -38,6 +38,7 @@ PURE_MODULES = (
     "kingpost.trace_phases",
     "kingpost.bus.subjects",
     "kingpost.environment_manifest",
+    "kingpost.instance_types",
     "kingpost_router.balancer",
     "kingpost_router.routes",
     "kingpost_router.slots",

@@ -12,9 +12,10 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kingpost import autoscaling_settings, deployment_status
-from kingpost.v1 import events_pb2, management_pb2, scheduler_pb2
-from kingpost_scheduler import canary, healing, lifecycle, records
+from kingpost import autoscaling_settings, deployment_status, instance_types
+from kingpost.errors import InvalidArgument
+from kingpost.v1 import events_pb2, management_pb2, nodes_pb2, scheduler_pb2
+from kingpost_scheduler import canary, healing, lifecycle, records, resources
 from kingpost_scheduler.route_table import RouteTable
 from kingpost_scheduler.tables import (
     ApiKeyRecord,
@@ -46,9 +47,28 @@ def deployment(d: DeploymentRecord, ready_replicas: int,
             **autoscaling_settings.as_dict(records.autoscaling_of(d))),
         environment=d.environment, build_id=d.build_id, predict_concurrency=d.predict_concurrency,
         resources=management_pb2.DeploymentResources(
-            cpu=(d.cpu_millis or 0) / 1000, memory_bytes=d.memory_bytes or 0, accelerator=d.accelerator or ""),
+            cpu=(d.cpu_millis or 0) / 1000, memory_bytes=d.memory_bytes or 0, accelerator=d.accelerator or "",
+            instance_type=instance_type_name(d)),
         replicas=[replica(r, bool(d.has_served)) for r in replicas],
     )
+
+
+def instance_type_name(d: DeploymentRecord) -> str:
+    """The smallest catalog type that meets the deployment's resources; "" where none does (a
+    deployment pushed before the catalog was checked)."""
+    kind, count = resources.accelerator(d.accelerator or "")
+    request = instance_types.Request(cpu_millis=d.cpu_millis or 1000, memory_bytes=d.memory_bytes or 2 * instance_types.GIB,
+                                     gpu_type=kind, gpu_count=count)
+    try:
+        return instance_types.smallest_fit(request).name
+    except InvalidArgument:
+        return ""
+
+
+def instance_type(t: instance_types.InstanceType) -> nodes_pb2.InstanceType:
+    return nodes_pb2.InstanceType(
+        name=t.name, vcpus=t.vcpus, memory_bytes=t.memory_gib * instance_types.GIB, gpu_type=t.gpu_type,
+        gpu_count=t.gpu_count, vram_bytes=t.vram_gib * instance_types.GIB, usd_per_minute=t.usd_per_minute)
 
 
 def replica(r: ReplicaRecord, has_served: bool) -> management_pb2.DeploymentReplica:

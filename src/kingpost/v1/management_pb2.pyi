@@ -125,14 +125,16 @@ class Deployment(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[DeploymentReplica, _Mapping]]] = ..., resources: _Optional[_Union[DeploymentResources, _Mapping]] = ...) -> None: ...
 
 class DeploymentResources(_message.Message):
-    __slots__ = ("cpu", "memory_bytes", "accelerator")
+    __slots__ = ("cpu", "memory_bytes", "accelerator", "instance_type")
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
     cpu: float
     memory_bytes: int
     accelerator: str
-    def __init__(self, cpu: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., accelerator: _Optional[str] = ...) -> None: ...
+    instance_type: str
+    def __init__(self, cpu: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., accelerator: _Optional[str] = ..., instance_type: _Optional[str] = ...) -> None: ...
 
 class DeploymentReplica(_message.Message):
     __slots__ = ("id", "node_id", "state", "restarts", "crash_looping", "last_exit")
