@@ -157,7 +157,8 @@ def test_agents_join_gpu_replicas_land_where_they_fit_and_a_lost_node_is_replace
     # 1. An H100:2 Truss lands on the 2-GPU node and sees its two GPUs.
     two = cli_json(home, "push", str(truss(tmp_path, "two-gpus", "H100:2")), "--publish")
     assert two["deployment"]["status"] == "ACTIVE"
-    assert two["deployment"]["resources"] == {"cpu": 0.5, "memory_bytes": str(512 * 2**20), "accelerator": "H100:2"}
+    assert two["deployment"]["resources"] == {"cpu": 0.5, "memory_bytes": str(512 * 2**20), "accelerator": "H100:2",
+                                              "instance_type": "H100:2x52x468"}
     answer = predict(home, "two-gpus", two["deployment"]["id"])
     assert answer["cuda"] == "0,1" and answer["cwd"].startswith(str(tmp_path / "gpu-b"))
     assert nodes(home)["gpu-b"]["free_gpu_indices"] == []

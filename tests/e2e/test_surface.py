@@ -313,6 +313,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert rest("GET", f"/v1/models/{echo['id']}/deployments/{dev['id']}") == dev
     assert rest("GET", f"/v1/models/{echo['id']}/deployments/development") == dev  # Baseten's alias
     assert dev["request_backpressure_settings"] == {"policy": "QUEUE_ON_FULL"}
+    # 1 CPU, 512Mi: the smallest catalog type that meets them, as Baseten's instance_type_name too
+    assert dev["resources"]["instance_type"] == dev["instance_type_name"] == "1x2"
     assert rest("POST", f"/models/{echo['id']}/development/predict", json={"n": 1}) == {"echo": {"n": 1}}
     by_host = rest("POST", "/development/predict", host=model_host(echo["id"]), json={"n": 2})
     assert by_host == {"echo": {"n": 2}}
@@ -444,8 +446,6 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert (listed_key["type"], listed_key["name"]) == ("WORKSPACE_MANAGE_ALL", "surface-rest")
     assert rest("DELETE", f"/v1/api_keys/{prefix}") == {"prefix": prefix}
     assert prefix not in {k["prefix"] for k in rest("GET", "/v1/api_keys")["keys"]}
-    (instance_type,) = rest("GET", "/v1/instance_types")["instance_types"]  # the one node's shape
-    assert instance_type["millicpu_limit"] > 0 and instance_type["name"] == instance_type["id"]
 
     # Secrets: upsert, list names (never a value), delete.
     secret = rest("POST", "/v1/secrets", json={"name": "surface_token", "value": "s3cr3t-value"})
@@ -506,6 +506,15 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     refused = rest("DELETE", f"/v1/nodes/{local['id']}", 409)
     assert "is live" in refused["error"]
     rest("GET", "/v1/nodes/no-such-node", 404)
+    # The instance-type catalog, cheapest first.
+    catalog = rest("GET", "/v1/instance_types")["instance_types"]
+    assert catalog[0] == {"name": "1x2", "vcpus": 1, "memory_bytes": str(2 * 2**30), "gpu_type": "",
+                          "gpu_count": 0, "vram_bytes": "0", "usd_per_minute": 0.00058,
+                          # Baseten's InstanceTypeV1 fields beside kingpost's
+                          "id": "1x2", "memory_limit_mib": "2048", "millicpu_limit": 1000,
+                          "gpu_memory_limit_mib": "0"}
+    h100 = next(t for t in catalog if t["name"] == "H100:2x52x468")
+    assert (h100["gpu_type"], h100["gpu_count"], h100["vcpus"]) == ("H100", 2, 52)
 
     # Deleting: the environment, the deployment, the model (404 afterwards).
     assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {
@@ -612,6 +621,11 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     names = {d["name"] for d in cli_json("deployments", "list", "surface-cli")["deployments"]}
     assert names == {"deployment-1", "development"}
     assert cli_json("deployments", "get", "surface-cli", d1)["is_production"] is True
+    assert "(instance type 1x2)" in cli("deployments", "get", "surface-cli", d1).stdout
+    assert cli_json("instance-types")["instance_types"][0]["name"] == "1x2"
+    shown = cli("instance-types").stdout.splitlines()
+    assert shown[0].split() == ["NAME", "VCPUS", "GIB", "GPUS", "$/MIN"]
+    assert any(line.split()[:4] == ["H100:2x52x468", "52", "468", "2×H100"] for line in shown)
     cli_json("autoscaling", "set", "surface-cli", "--deployment", d1, "--max-replica", "2")
     got = cli_json("autoscaling", "get", "surface-cli", "--deployment", d1)
     assert (got["deployment_id"], got["autoscaling_settings"]["max_replica"]) == (d1, 2)

@@ -163,6 +163,15 @@ async def test_invalid_config_is_a_failed_build_naming_the_key(builder: Builder)
     assert lines[-1].level == "ERROR" and "runtime.predict_concurrency" in lines[-1].text
 
 
+async def test_an_accelerator_no_instance_type_offers_fails_the_build_naming_it_and_the_choices(
+        builder: Builder) -> None:
+    build = await upload(builder, tar_gz({"config.yaml": b"resources:\n  accelerator: 'T4:2'\n",
+                                          "model/model.py": MODEL.encode()}))
+    assert build.state == events_pb2.BUILD_STATE_FAILED and build.artifact_digest == ""
+    assert "resources.accelerator 'T4:2': no instance type offers it" in build.message
+    assert "the choices: T4:1, L4:1, L4:2" in build.message
+
+
 async def test_missing_model_file_and_unmet_requirements_fail(builder: Builder) -> None:
     build = await upload(builder, tar_gz({"config.yaml": b"model_name: m\n"}))
     assert build.state == events_pb2.BUILD_STATE_FAILED and "no model/model.py" in build.message

@@ -16,7 +16,6 @@ import pytest
 PURE_MODULES = (
     "kingpost.errors",
     "kingpost.key_scopes",
-    "kingpost_scheduler.instance_types",
     "kingpost_autoscaler.decision",
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",
@@ -40,6 +39,7 @@ PURE_MODULES = (
     "kingpost.trace_phases",
     "kingpost.bus.subjects",
     "kingpost.environment_manifest",
+    "kingpost.instance_types",
     "kingpost_router.balancer",
     "kingpost_router.routes",
     "kingpost_router.slots",

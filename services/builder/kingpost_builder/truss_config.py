@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kingpost import instance_types
 from kingpost.errors import InvalidArgument
 from kingpost_builder import custom_server
 from kingpost_builder.strict_yaml import load_yaml_mapping
@@ -246,10 +247,23 @@ def parse_truss_config(text: str, *, source: str = CONFIG_FILE) -> ParsedConfig:
         errors.extend(_describe(e))
     if errors:
         raise InvalidArgument(f"{source}: " + "; ".join(errors))
+    try:
+        instance_type(config, raw)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{source}: {e}") from None
     server_warnings, python = custom_server.warnings(raw)
     if python is not None:  # base_image's Python, where the config names none
         config = config.model_copy(update={"python_version": python})
     return ParsedConfig(config=config, raw=raw, warnings=tuple(_warnings(raw, config) + server_warnings))
+
+
+def instance_type(config: TrussConfig, raw: Mapping[str, Any]) -> instance_types.InstanceType:
+    """The smallest instance type that meets the resources; InvalidArgument naming the value and the
+    choices where none does (an accelerator no type offers, an unknown `instance_type`)."""
+    named = raw.get("resources", {}).get("instance_type") if isinstance(raw.get("resources"), dict) else None
+    r = config.resources
+    return instance_types.smallest_fit(instance_types.request_of(
+        r.cpu, r.memory, r.accelerator, instance_type=str(named) if named else None))
 
 
 def check_layout(config: TrussConfig, files: Set[str]) -> None:

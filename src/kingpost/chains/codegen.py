@@ -38,6 +38,8 @@ def chainlet_config(graph: ChainGraph, chainlet: Chainlet, module: str, *, route
         gpu = str(compute.gpu)
         resources["accelerator"] = f"{gpu}:{compute.gpu_count}" if compute.gpu_count > 1 else gpu
         resources["use_gpu"] = True
+    if compute.instance_type:
+        resources["instance_type"] = compute.instance_type
     concurrency = compute.cpu_count if compute.predict_concurrency == "cpu_count" else compute.predict_concurrency
     config: dict[str, Any] = {
         "model_name": model_name(graph.name, chainlet.name, chainlet.name == graph.entrypoint),

@@ -117,7 +117,8 @@ def deployments_get(model: str, deployment: str, as_json: bool) -> None:
     click.echo(f"  {_autoscaling_line(d.autoscaling_settings)}")
     r = d.resources
     click.echo(f"  resources per replica: {r.cpu:g} CPU, {r.memory_bytes / 2**30:.3g} GiB"
-               f"{', ' + r.accelerator if r.accelerator else ''}")
+               f"{', ' + r.accelerator if r.accelerator else ''}"
+               f"{' (instance type ' + r.instance_type + ')' if r.instance_type else ''}")
     if triton:
         click.echo(f"  triton: {triton}")
     for line in _replica_lines(d):

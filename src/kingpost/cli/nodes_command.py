@@ -1,4 +1,5 @@
-"""`kingpost nodes token|list|get|drain|remove`: the machines replicas run on (`/v1/nodes`)."""
+"""`kingpost nodes token|list|get|drain|remove`: the machines replicas run on (`/v1/nodes`); and
+`kingpost instance-types` (`/v1/instance_types`)."""
 
 from __future__ import annotations
 
@@ -127,3 +128,17 @@ def nodes_remove(node: str, as_json: bool) -> None:
         print_json({"success": True})
     else:
         click.echo(f"node {node} removed.")
+
+
+@cli.command("instance-types")
+@json_option
+def instance_types(as_json: bool) -> None:
+    """The instance types a Truss's `resources` map to (the smallest that meets them), cheapest first."""
+    reply = run_async(node_call("ListInstanceTypes", nodes_pb2.ListInstanceTypesRequest()))
+    if as_json:
+        print_json({"instance_types": [to_dict(t) for t in reply.instance_types]})
+        return
+    click.echo(table([(t.name, str(t.vcpus), f"{t.memory_bytes / 2**30:g}",
+                       f"{t.gpu_count}×{t.gpu_type} ({t.vram_bytes / 2**30:g} GiB)" if t.gpu_count else "-",
+                       f"${t.usd_per_minute:.5f}") for t in reply.instance_types],
+                     ("NAME", "VCPUS", "GIB", "GPUS", "$/MIN")))

@@ -5,6 +5,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kingpost.v1 import events_pb2 as _events_pb2
+from kingpost.v1 import nodes_pb2 as _nodes_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -75,24 +76,6 @@ class Model(_message.Message):
     team_name: str
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., production_deployment_id: _Optional[str] = ..., development_deployment_id: _Optional[str] = ..., instance_type_name: _Optional[str] = ..., team_name: _Optional[str] = ...) -> None: ...
 
-class InstanceType(_message.Message):
-    __slots__ = ("id", "name", "memory_limit_mib", "millicpu_limit", "gpu_count", "gpu_type", "gpu_memory_limit_mib")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
-    MILLICPU_LIMIT_FIELD_NUMBER: _ClassVar[int]
-    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
-    GPU_TYPE_FIELD_NUMBER: _ClassVar[int]
-    GPU_MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    name: str
-    memory_limit_mib: int
-    millicpu_limit: int
-    gpu_count: int
-    gpu_type: str
-    gpu_memory_limit_mib: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., memory_limit_mib: _Optional[int] = ..., millicpu_limit: _Optional[int] = ..., gpu_count: _Optional[int] = ..., gpu_type: _Optional[str] = ..., gpu_memory_limit_mib: _Optional[int] = ...) -> None: ...
-
 class RequestBackpressureSettings(_message.Message):
     __slots__ = ("policy",)
     POLICY_FIELD_NUMBER: _ClassVar[int]
@@ -158,14 +141,16 @@ class Deployment(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[DeploymentReplica, _Mapping]]] = ..., resources: _Optional[_Union[DeploymentResources, _Mapping]] = ..., instance_type_name: _Optional[str] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
 
 class DeploymentResources(_message.Message):
-    __slots__ = ("cpu", "memory_bytes", "accelerator")
+    __slots__ = ("cpu", "memory_bytes", "accelerator", "instance_type")
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
     cpu: float
     memory_bytes: int
     accelerator: str
-    def __init__(self, cpu: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., accelerator: _Optional[str] = ...) -> None: ...
+    instance_type: str
+    def __init__(self, cpu: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., accelerator: _Optional[str] = ..., instance_type: _Optional[str] = ...) -> None: ...
 
 class DeploymentReplica(_message.Message):
     __slots__ = ("id", "node_id", "state", "restarts", "crash_looping", "last_exit")
@@ -546,9 +531,9 @@ class Environment(_message.Message):
     traffic: _containers.ScalarMap[str, int]
     promotion_settings: PromotionSettings
     current_canary: Canary
-    instance_type: InstanceType
+    instance_type: _nodes_pb2.InstanceType
     request_backpressure_settings: RequestBackpressureSettings
-    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ..., current_canary: _Optional[_Union[Canary, _Mapping]] = ..., instance_type: _Optional[_Union[InstanceType, _Mapping]] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ..., current_canary: _Optional[_Union[Canary, _Mapping]] = ..., instance_type: _Optional[_Union[_nodes_pb2.InstanceType, _Mapping]] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
 
 class PromotionSettings(_message.Message):
     __slots__ = ("ramp_up_while_promoting", "ramp_up_duration_seconds", "redeploy_on_promotion", "rolling_deploy", "promotion_cleanup_strategy")
@@ -685,16 +670,6 @@ class DeactivateEnvironmentRequest(_message.Message):
     model_id: str
     env_name: str
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
-
-class ListInstanceTypesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class ListInstanceTypesResponse(_message.Message):
-    __slots__ = ("instance_types",)
-    INSTANCE_TYPES_FIELD_NUMBER: _ClassVar[int]
-    instance_types: _containers.RepeatedCompositeFieldContainer[InstanceType]
-    def __init__(self, instance_types: _Optional[_Iterable[_Union[InstanceType, _Mapping]]] = ...) -> None: ...
 
 class Secret(_message.Message):
     __slots__ = ("id", "created_at", "name", "team_name")

@@ -185,11 +185,6 @@ class ManagementServiceStub:
                 request_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
                 _registered_method=True)
-        self.ListInstanceTypes = channel.unary_unary(
-                '/kingpost.v1.ManagementService/ListInstanceTypes',
-                request_serializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesResponse.FromString,
-                _registered_method=True)
         self.UpsertSecret = channel.unary_unary(
                 '/kingpost.v1.ManagementService/UpsertSecret',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpsertSecretRequest.SerializeToString,
@@ -434,13 +429,6 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListInstanceTypes(self, request, context):
-        """ListInstanceTypes: the shapes of the cluster's nodes, as Baseten's instance types.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def UpsertSecret(self, request, context):
         """UpsertSecret creates or replaces a secret; its value is stored encrypted and never returned.
         """
@@ -633,11 +621,6 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.DeactivateEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.SerializeToString,
-            ),
-            'ListInstanceTypes': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListInstanceTypes,
-                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.ListInstanceTypesResponse.SerializeToString,
             ),
             'UpsertSecret': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertSecret,
@@ -1458,33 +1441,6 @@ class ManagementService:
             '/kingpost.v1.ManagementService/DeactivateEnvironment',
             kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListInstanceTypes(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/kingpost.v1.ManagementService/ListInstanceTypes',
-            kingpost_dot_v1_dot_management__pb2.ListInstanceTypesRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.ListInstanceTypesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -166,3 +166,39 @@ class JoinNodeResponse(_message.Message):
     heartbeat_interval_seconds: float
     node_secret: str
     def __init__(self, node_id: _Optional[str] = ..., nats_url: _Optional[str] = ..., internal_token: _Optional[str] = ..., builder_address: _Optional[str] = ..., artifact_store: _Optional[str] = ..., artifact_bucket: _Optional[str] = ..., heartbeat_interval_seconds: _Optional[float] = ..., node_secret: _Optional[str] = ...) -> None: ...
+
+class ListInstanceTypesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListInstanceTypesResponse(_message.Message):
+    __slots__ = ("instance_types",)
+    INSTANCE_TYPES_FIELD_NUMBER: _ClassVar[int]
+    instance_types: _containers.RepeatedCompositeFieldContainer[InstanceType]
+    def __init__(self, instance_types: _Optional[_Iterable[_Union[InstanceType, _Mapping]]] = ...) -> None: ...
+
+class InstanceType(_message.Message):
+    __slots__ = ("name", "vcpus", "memory_bytes", "gpu_type", "gpu_count", "vram_bytes", "usd_per_minute", "id", "memory_limit_mib", "millicpu_limit", "gpu_memory_limit_mib")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VCPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GPU_TYPE_FIELD_NUMBER: _ClassVar[int]
+    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USD_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
+    MILLICPU_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    vcpus: int
+    memory_bytes: int
+    gpu_type: str
+    gpu_count: int
+    vram_bytes: int
+    usd_per_minute: float
+    id: str
+    memory_limit_mib: int
+    millicpu_limit: int
+    gpu_memory_limit_mib: int
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_type: _Optional[str] = ..., gpu_count: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., usd_per_minute: _Optional[float] = ..., id: _Optional[str] = ..., memory_limit_mib: _Optional[int] = ..., millicpu_limit: _Optional[int] = ..., gpu_memory_limit_mib: _Optional[int] = ...) -> None: ...

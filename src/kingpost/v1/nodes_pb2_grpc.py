@@ -63,6 +63,11 @@ class NodeServiceStub:
                 request_serializer=kingpost_dot_v1_dot_nodes__pb2.RemoveNodeRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_nodes__pb2.RemoveNodeResponse.FromString,
                 _registered_method=True)
+        self.ListInstanceTypes = channel.unary_unary(
+                '/kingpost.v1.NodeService/ListInstanceTypes',
+                request_serializer=kingpost_dot_v1_dot_nodes__pb2.ListInstanceTypesRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_nodes__pb2.ListInstanceTypesResponse.FromString,
+                _registered_method=True)
         self.JoinNode = channel.unary_unary(
                 '/kingpost.v1.NodeService/JoinNode',
                 request_serializer=kingpost_dot_v1_dot_nodes__pb2.JoinNodeRequest.SerializeToString,
@@ -111,6 +116,14 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListInstanceTypes(self, request, context):
+        """ListInstanceTypes lists the instance-type catalog a Truss's `resources`
+        map to (the smallest type that meets them), cheapest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def JoinNode(self, request, context):
         """JoinNode registers a worker agent's node and tells it how to reach the
         platform (NATS, artifacts). gRPC only: `kingpost agent --join`.
@@ -146,6 +159,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.RemoveNode,
                     request_deserializer=kingpost_dot_v1_dot_nodes__pb2.RemoveNodeRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_nodes__pb2.RemoveNodeResponse.SerializeToString,
+            ),
+            'ListInstanceTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInstanceTypes,
+                    request_deserializer=kingpost_dot_v1_dot_nodes__pb2.ListInstanceTypesRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_nodes__pb2.ListInstanceTypesResponse.SerializeToString,
             ),
             'JoinNode': grpc.unary_unary_rpc_method_handler(
                     servicer.JoinNode,
@@ -292,6 +310,33 @@ class NodeService:
             '/kingpost.v1.NodeService/RemoveNode',
             kingpost_dot_v1_dot_nodes__pb2.RemoveNodeRequest.SerializeToString,
             kingpost_dot_v1_dot_nodes__pb2.RemoveNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInstanceTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.NodeService/ListInstanceTypes',
+            kingpost_dot_v1_dot_nodes__pb2.ListInstanceTypesRequest.SerializeToString,
+            kingpost_dot_v1_dot_nodes__pb2.ListInstanceTypesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,7 @@ def test_predict_concurrency_zero_names_key_value_and_rule() -> None:
         ("resources:\n  accelerator: K80\n", "resources.accelerator: 'K80' is not valid: must be <TYPE>[:count]"),
         ("resources:\n  accelerator: 'H100:0'\n", "resources.accelerator: 'H100:0' is not valid"),
         ("resources:\n  accelerator: 'H100:x'\n", "resources.accelerator: 'H100:x' is not valid"),
+        ("resources:\n  accelerator: 'T4:2'\n", "resources.accelerator 'T4:2': no instance type offers it with cpu 1, memory 2Gi, accelerator T4:2; the choices: T4:1, L4:1"),
         ("runtime:\n  streaming_read_timeout: 0\n", "runtime.streaming_read_timeout: 0 is not valid"),
         ("runtime:\n  predict_concurrency: many\n", "runtime.predict_concurrency: 'many' is not valid"),
         ("runtime:\n  num_workers: 2\n", "runtime.num_workers: 2 is not valid: only 1 worker per server"),

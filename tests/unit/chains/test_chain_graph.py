@@ -184,3 +184,29 @@ def test_numpy_fields_travel_as_truss_json_and_back_bit_exact():
     back = endpoint.parse_input(wire)["a"].array
     assert back.dtype == array.dtype and np.array_equal(back, array)
     assert endpoint.dump_input({"a": array}, mode="python")["a"] is array  # msgpack (use_binary) gets the array
+
+
+def test_a_chainlets_compute_maps_to_the_smallest_instance_type_through_its_truss_config():
+    import yaml
+
+    from kingpost.chains.codegen import chainlet_config
+    from kingpost.errors import InvalidArgument
+    from kingpost_builder.truss_config import instance_type, parse_truss_config
+
+    def config_of(compute: chains.Compute) -> str:
+        class Gpu(chains.ChainletBase):
+            remote_config = chains.RemoteConfig(compute=compute)
+
+            async def run_remote(self) -> None:
+                return None
+
+        chains.mark_entrypoint("Gpu-Chain")(Gpu)
+        graph = build_graph([Gpu])
+        return yaml.safe_dump(chainlet_config(graph, graph.by_name("Gpu"), "m", router="r", api_key="k", services={}))
+
+    parsed = parse_truss_config(config_of(chains.Compute(cpu_count=4, memory="16Gi", gpu="A10G")))
+    assert instance_type(parsed.config, parsed.raw).name == "A10Gx4x16"
+    parsed = parse_truss_config(config_of(chains.Compute(gpu="H100", gpu_count=2, instance_type="H100:2x52x468")))
+    assert instance_type(parsed.config, parsed.raw).name == "H100:2x52x468"
+    with pytest.raises(InvalidArgument, match=r"resources.accelerator 'T4:2': no instance type offers it"):
+        parse_truss_config(config_of(chains.Compute(gpu="T4", gpu_count=2)))

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.bus import Bus
 from kingpost.v1 import management_pb2
-from kingpost_scheduler import convert, instance_types, store
+from kingpost_scheduler import convert, store
 from kingpost_scheduler.clients import BuildLookup
 from kingpost_scheduler.control import Control
 from kingpost_scheduler.facts import READY
@@ -40,9 +40,4 @@ async def describe_deployment(session: AsyncSession, d: DeploymentRecord) -> man
 async def describe_environment(session: AsyncSession, env: EnvironmentRecord) -> management_pb2.Environment:
     current = await session.get(DeploymentRecord, env.deployment_id) if env.deployment_id else None
     ready = (await store.ready_counts(session)).get(current.id, 0) if current is not None else 0
-    return convert.environment(env, current, ready, convert.instance_type(
-        instance_types.default(await cluster_instance_types(session))))
-
-
-async def cluster_instance_types(session: AsyncSession) -> list[instance_types.InstanceType]:
-    return instance_types.catalog((n.cpu_count, n.memory_bytes, n.gpus) for n in await store.all_nodes(session))
+    return convert.environment(env, current, ready)

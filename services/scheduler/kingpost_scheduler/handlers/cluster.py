@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kingpost import instance_types
 from kingpost.auth import join_token_prefix, key_digest, new_join_token
 from kingpost.errors import Conflict, InvalidArgument
 from kingpost.grpc_status import abort_on_error
@@ -120,6 +121,11 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
             return await self._describe(session, await store.all_nodes(session))
 
         return nodes_pb2.ListNodesResponse(nodes=await self.control.read("listing nodes", run))
+
+    @abort_on_error
+    async def ListInstanceTypes(self, request: nodes_pb2.ListInstanceTypesRequest, context: Any) -> Any:
+        return nodes_pb2.ListInstanceTypesResponse(instance_types=[
+            convert.instance_type(t) for t in sorted(instance_types.CATALOG, key=lambda t: t.usd_per_minute)])
 
     @abort_on_error
     async def GetNode(self, request: nodes_pb2.GetNodeRequest, context: Any) -> Any:

@@ -11,7 +11,7 @@ from kingpost.errors import KingpostError, NotFound, Unavailable
 from kingpost.grpc_status import abort_on_error
 from kingpost.v1 import agent_pb2, management_pb2
 from kingpost_scheduler import convert, facts, lifecycle, store
-from kingpost_scheduler.handlers.base import Handlers, cluster_instance_types
+from kingpost_scheduler.handlers.base import Handlers
 
 
 class StatusAndDevelopment(Handlers):
@@ -30,11 +30,6 @@ class StatusAndDevelopment(Handlers):
                 active_deployments=sum(1 for d in deployments if d.status == lifecycle.ACTIVE))
 
         return await self.control.read("reading the status", run)
-
-    @abort_on_error
-    async def ListInstanceTypes(self, request: management_pb2.ListInstanceTypesRequest, context: Any) -> Any:
-        types = await self.control.read("listing instance types", cluster_instance_types)
-        return management_pb2.ListInstanceTypesResponse(instance_types=[convert.instance_type(t) for t in types])
 
     @abort_on_error
     async def PatchDevelopment(self, request: management_pb2.PatchDevelopmentRequest, context: Any) -> Any:
