@@ -543,7 +543,7 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert next(g for g in targets if g["labels"]["service"] == "agent")["labels"]["node"] == node["node_id"]
 
     # A deployment's traffic over a window, from the routers' metrics.
-    echo_dev = rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    echo_dev = rest("GET", "/v1/models/echo")["development_deployment_id"]
     slowest = 0.0
     for i in range(3):
         sent = time.perf_counter()
@@ -763,7 +763,7 @@ def scrape(platform: Platform, service: str) -> dict[str, dict[tuple[tuple[str, 
 
 
 def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -> None:
-    model = platform.rest("GET", "/v1/models/echo")["model"]
+    model = platform.rest("GET", "/v1/models/echo")
     dev = model["development_deployment_id"]
     echo = (("deployment", dev), ("environment", "development"), ("model", model["id"]), ("model_name", "echo"))
     ok = tuple(sorted((*echo, ("code", "OK"))))

@@ -145,4 +145,4 @@ async def _default_target(config: ClientConfig, model: str) -> inference_pb2.Pre
         management = management_pb2_grpc.ManagementServiceStub(channel)
         reply = await rpc.call(management.GetModel, management_pb2.GetModelRequest(model_id=model), auth=auth)
     return target_request(model, environment="", deployment="", development=False,
-                          has_development=bool(reply.model.development_deployment_id))
+                          has_development=bool(reply.development_deployment_id))
