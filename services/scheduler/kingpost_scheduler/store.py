@@ -346,7 +346,7 @@ async def delete_webhook_secret(session: AsyncSession, id: str) -> None:
 async def route_inputs(
     session: AsyncSession,
 ) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str],
-           dict[str, list[str]], dict[str, list[str]], list[str]]:
+           dict[str, list[str]], list[str], dict[str, list[str]]]:
     chain_of = {c.entrypoint_model_id: c.id for c in (await session.execute(select(ChainRecord))).scalars()}
     models = [ModelRow(m.id, m.name, chain_of.get(m.id, "")) for m in await list_models(session)]
     deployments = [
@@ -365,5 +365,5 @@ async def route_inputs(
     wake_with = {v.id: [c["deployment_id"] for c in v.chainlets if not c.get("is_entrypoint")]
                  for v in (await session.execute(select(ChainDeploymentRecord))).scalars()}
     secrets = [w.secret for w in await list_webhook_secrets(session)]
-    return models, deployments, envs, replicas, [k.sha256 for k in keys], wake_with, invoke_only, secrets
+    return models, deployments, envs, replicas, [k.sha256 for k in keys], wake_with, secrets, invoke_only
 
