@@ -487,8 +487,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
 
     # Webhook secrets: created (the secret shown), listed newest first, deleted.
     made = rest("POST", "/v1/webhook_secrets", json={})
-    assert made["secret"].startswith("whsec_") and made["webhook_secret"]["secret"] == made["secret"]
-    secret_id = made["webhook_secret"]["id"]
+    assert made["secret"].startswith("whsec_") and set(made) == {"id", "secret", "created_at"}  # the object itself
+    secret_id = made["id"]
     assert rest("GET", "/v1/webhook_secrets")["webhook_secrets"][0]["id"] == secret_id
     assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}") == {}
     assert secret_id not in {w["id"] for w in rest("GET", "/v1/webhook_secrets")["webhook_secrets"]}
@@ -500,9 +500,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     (local,) = rest("GET", "/v1/nodes")["nodes"]
     assert (local["name"], local["state"], local["id"]) == ("local", "READY", node["node_id"])
     assert len(local["replica_ids"]) >= 3 and int(local["memory_free_bytes"]) > 0
-    assert rest("GET", f"/v1/nodes/{local['name']}")["node"]["id"] == local["id"]
-    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={})["node"]["state"] == "DRAINING"
-    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={"undo": True})["node"]["state"] == "READY"
+    assert rest("GET", f"/v1/nodes/{local['name']}")["id"] == local["id"]  # the node itself
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={})["state"] == "DRAINING"
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={"undo": True})["state"] == "READY"
     refused = rest("DELETE", f"/v1/nodes/{local['id']}", 409)
     assert "is live" in refused["error"]
     rest("GET", "/v1/nodes/no-such-node", 404)

@@ -324,14 +324,6 @@ class CreateWebhookSecretRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
-class CreateWebhookSecretResponse(_message.Message):
-    __slots__ = ("webhook_secret", "secret")
-    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
-    SECRET_FIELD_NUMBER: _ClassVar[int]
-    webhook_secret: WebhookSecret
-    secret: str
-    def __init__(self, webhook_secret: _Optional[_Union[WebhookSecret, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
-
 class ListWebhookSecretsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

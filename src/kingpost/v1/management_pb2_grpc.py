@@ -88,7 +88,7 @@ class ManagementServiceStub:
         self.CreateWebhookSecret = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CreateWebhookSecret',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.WebhookSecret.FromString,
                 _registered_method=True)
         self.ListWebhookSecrets = channel.unary_unary(
                 '/kingpost.v1.ManagementService/ListWebhookSecrets',
@@ -525,7 +525,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'CreateWebhookSecret': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateWebhookSecret,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.WebhookSecret.SerializeToString,
             ),
             'ListWebhookSecrets': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWebhookSecrets,
@@ -927,7 +927,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/CreateWebhookSecret',
             kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.WebhookSecret.FromString,
             options,
             channel_credentials,
             insecure,

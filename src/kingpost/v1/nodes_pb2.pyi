@@ -86,12 +86,6 @@ class GetNodeRequest(_message.Message):
     node: str
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
-class GetNodeResponse(_message.Message):
-    __slots__ = ("node",)
-    NODE_FIELD_NUMBER: _ClassVar[int]
-    node: Node
-    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ...) -> None: ...
-
 class DrainNodeRequest(_message.Message):
     __slots__ = ("node", "undo")
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -99,12 +93,6 @@ class DrainNodeRequest(_message.Message):
     node: str
     undo: bool
     def __init__(self, node: _Optional[str] = ..., undo: _Optional[bool] = ...) -> None: ...
-
-class DrainNodeResponse(_message.Message):
-    __slots__ = ("node",)
-    NODE_FIELD_NUMBER: _ClassVar[int]
-    node: Node
-    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ...) -> None: ...
 
 class RemoveNodeRequest(_message.Message):
     __slots__ = ("node",)

@@ -132,7 +132,7 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
         async def run(session: AsyncSession) -> nodes_pb2.Node:
             return (await self._describe(session, [await cluster_store.find_node(session, request.node)]))[0]
 
-        return nodes_pb2.GetNodeResponse(node=await self.control.read("reading a node", run))
+        return await self.control.read("reading a node", run)
 
     @abort_on_error
     async def DrainNode(self, request: nodes_pb2.DrainNodeRequest, context: Any) -> Any:
@@ -149,7 +149,7 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
 
         node = await self.control.write(f"draining node {request.node}", drain, reply)
         log.info("node %s (%s): %s", node.name, node.id, "drain undone" if request.undo else "draining")
-        return nodes_pb2.DrainNodeResponse(node=node)
+        return node
 
     @abort_on_error
     async def RemoveNode(self, request: nodes_pb2.RemoveNodeRequest, context: Any) -> Any:
