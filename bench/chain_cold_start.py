@@ -53,7 +53,7 @@ async def main_async(args: argparse.Namespace, info: dict) -> None:
         async def all_at_zero() -> None:
             while True:
                 states = [(await rpc.call(management.GetDeployment, management_pb2.GetDeploymentRequest(
-                    model_id=c.model_id, deployment_id=c.deployment_id), auth=auth)).deployment for c in chainlets]
+                    model_id=c.model_id, deployment_id=c.deployment_id), auth=auth)) for c in chainlets]
                 if all(d.status == deployment_status.SCALED_TO_ZERO and d.active_replica_count == 0 for d in states):
                     await asyncio.sleep(1.0)  # let the stopped runners' exits settle
                     return

@@ -92,7 +92,7 @@ async def main_async(args: argparse.Namespace, home: Path, info: dict) -> None:
     async def deployment() -> management_pb2.Deployment:
         reply = await rpc.call(management.GetDeployment, management_pb2.GetDeploymentRequest(
             model_id=model_id, deployment_id=deployment_id), auth=auth)
-        return reply.deployment
+        return reply
 
     await patch(min_replica=0, max_replica=4, autoscaling_window=10, scale_down_delay=0)
     cold: list[float] = []

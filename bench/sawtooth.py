@@ -85,7 +85,7 @@ async def main_async(args: argparse.Namespace, info: dict) -> None:
             load.wanted = 1 + int((now % args.period) // step)
             reply = await rpc.call(management.GetDeployment, management_pb2.GetDeploymentRequest(
                 model_id=model_id, deployment_id=deployment_id), auth=auth)
-            samples.append((now, load.wanted, reply.deployment.active_replica_count))
+            samples.append((now, load.wanted, reply.active_replica_count))
             await asyncio.sleep(1.0)
     finally:
         load.stop.set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,7 @@ import grpc
 
 from kingpost.errors import KingpostError, PermissionDenied, Unauthenticated, Unavailable
 from kingpost.grpc_status import grpc_abort
+from kingpost.key_scopes import WORKSPACE, Scope
 
 INTERNAL_TOKEN_KEY = "x-kingpost-internal"
 
@@ -68,22 +69,40 @@ class KeyChecker(Protocol):
 
 
 class KeyCache:
-    """The set of valid key digests, replaced whole when the scheduler sends a new table.
+    """The set of valid key digests and what each may do, replaced whole when the scheduler sends
+    a new table.
 
     Until the first table arrives it is not `loaded`, and calls are answered 503 (try again)
     rather than 401: a service that has just started does not yet know any key.
     """
 
-    def __init__(self, digests: Iterable[str] | None = None) -> None:
+    def __init__(self, digests: Iterable[str] | None = None,
+                 invoke_only: Mapping[str, Iterable[str]] | None = None) -> None:
         self._digests = frozenset(digests or ())
+        self._scopes = _scopes(invoke_only)
         self.loaded = digests is not None
 
-    def replace(self, digests: Iterable[str]) -> None:
+    def replace(self, digests: Iterable[str], invoke_only: Mapping[str, Iterable[str]] | None = None) -> None:
+        """`invoke_only`: digest → the model ids an invoke-only key may call (empty: all); the
+        other keys manage and invoke everything."""
         self._digests = frozenset(digests)
+        self._scopes = _scopes(invoke_only)
         self.loaded = True
 
     def is_valid_digest(self, digest: str) -> bool:
         return digest in self._digests
+
+    @property
+    def any_limited(self) -> bool:
+        """Whether some key may do less than everything (else no call needs its scope looked up)."""
+        return bool(self._scopes)
+
+    def scope(self, digest: str) -> Scope:
+        return self._scopes.get(digest, WORKSPACE)
+
+
+def _scopes(invoke_only: Mapping[str, Iterable[str]] | None) -> dict[str, Scope]:
+    return {d: Scope(manage=False, model_ids=frozenset(ids)) for d, ids in (invoke_only or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,8 @@ class Refusal:
     message: str
 
     def error(self) -> KingpostError:
+        if self.http_status == 403:
+            return PermissionDenied(self.message)
         return Unauthenticated(self.message) if self.http_status == 401 else Unavailable(self.message)
 
 
@@ -110,11 +131,21 @@ def key_refusal(keys: KeyChecker, authorization: str | None) -> Refusal | None:
     return None
 
 
+def scope_refusal(keys: KeyCache, authorization: str | None, method: str) -> Refusal | None:
+    """403 when the (valid) key may not call a management `method` (an invoke-only key)."""
+    if not keys.any_limited:
+        return None
+    key = key_from_authorization(authorization) or ""
+    message = keys.scope(key_digest(key)).management_refusal(method.rpartition("/")[2] or method)
+    return None if message is None else Refusal(403, message)
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Checks every call: an API key for public methods, the internal token for the rest.
 
     `public_prefixes` are full-method prefixes: "/kingpost.v1.ManagementService/" for a whole
-    service, "/kingpost.v1.BuildService/UploadSource" for one method.
+    service, "/kingpost.v1.BuildService/UploadSource" for one method. `invoke_prefixes`, among
+    them, are those an invoke-only key may call (inference); the rest need a key that manages.
 
     With an empty internal token, internal methods are open: that is the embedded default,
     where internal services listen on loopback only.
@@ -123,10 +154,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     it themselves (NodeService/JoinNode and its join token): no API key, no internal token.
     """
 
-    def __init__(self, keys: KeyChecker, *, public_prefixes: Iterable[str], internal_token: str = "",
-                 self_checked: Iterable[str] = ()) -> None:
+    def __init__(self, keys: KeyCache, *, public_prefixes: Iterable[str], internal_token: str = "",
+                 invoke_prefixes: Iterable[str] = (), self_checked: Iterable[str] = ()) -> None:
         self._keys = keys
         self._public = tuple(public_prefixes)
+        self._invoke = tuple(invoke_prefixes)
         self._internal_token = internal_token
         self._self_checked = frozenset(self_checked)
 
@@ -143,7 +175,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if self._internal_token and token and hmac.compare_digest(token, self._internal_token):
             return await continuation(details)
         if method.startswith(self._public):
-            refusal = key_refusal(self._keys, metadata.get("authorization"))
+            authorization = metadata.get("authorization")
+            refusal = key_refusal(self._keys, authorization)
+            if refusal is None and not (self._invoke and method.startswith(self._invoke)):
+                refusal = scope_refusal(self._keys, authorization, method)
             if refusal is None:
                 return await continuation(details)
             return _deny(await continuation(details), refusal.error())

@@ -81,7 +81,7 @@ async def push_chain(
                     truss_dir = write_truss(
                         pathlib.Path(tmp) / chainlet.name, chain_file.resolve().parent,
                         chainlet_config(graph, chainlet, module.__name__, router=config.grpc,
-                                        api_key=minted.key, services=services))
+                                        api_key=minted.api_key, services=services))
                     on_chainlet(chainlet.name, "building")
                     try:
                         result = await truss_push.push(
@@ -107,7 +107,7 @@ async def push_chain(
                                                is_entrypoint=name == graph.entrypoint) for name, r in made]),
                 auth=auth)
         except BaseException:
-            await _undo(management, made, minted.api_key.prefix, auth)
+            await _undo(management, made, minted.prefix, auth)
             raise
     url = config.url + run_remote_path(recorded.chain.id, recorded.deployment, environment)
     example = {name: 0 for name, _, _ in graph.by_name(graph.entrypoint).endpoint.params}

@@ -55,6 +55,10 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.FieldMask": {"type": "string"},
 }
 
+# Successes that are not 200, as Baseten answers them (the service sends x-http-status; Envoy's Lua
+# filter applies it).
+SUCCESS_STATUS = {"kingpost.v1.InferenceService.Wake": "202"}
+
 ERROR_SCHEMA = {
     "type": "object",
     "description": "Every error: an honest HTTP status and this body.",
@@ -234,10 +238,17 @@ def _operation(builder: _Builder, service: str, method: descriptor_pb2.MethodDes
         ok = {"description": "The model's output: JSON, msgpack for a msgpack request, or a generator "
                              "model's chunks as they come", "content": dict(_RAW_BODY)}
     else:
+        if rule.response_body:  # the answer is that one field of the response, unwrapped (Baseten's shape)
+            field = next((f for f in builder.types.messages[response_type].field
+                          if f.name == rule.response_body), None)
+            if field is None or field.type != FieldProto.TYPE_MESSAGE:
+                raise UnsupportedTemplate(f"{service}.{method.name}: response_body {rule.response_body!r} "
+                                          f"is not a message field of {response_type}")
+            response_type = field.type_name.lstrip(".")
         builder.message_schema(response_type)
         ok = {"description": "OK", "content": {"application/json": {"schema": _ref(response_type)}}}
     operation["responses"] = {
-        "200": ok,
+        SUCCESS_STATUS.get(f"{service}.{method.name}", "200"): ok,
         "default": {"description": "An error", "content": {"application/json": {"schema": _ref("Error")}}},
     }
     return path, verbs, operation

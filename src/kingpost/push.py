@@ -22,9 +22,11 @@ import yaml
 
 from kingpost import deployment_status, rpc
 from kingpost.client_config import ClientConfig
-from kingpost.errors import InvalidArgument, KingpostError
+from kingpost.errors import InvalidArgument, KingpostError, NotFound
 from kingpost.ids import new_id
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, events_pb2, management_pb2, management_pb2_grpc
+
+PRODUCTION = "production"
 
 CHUNK_BYTES = 1024 * 1024
 POLL_SECONDS = 0.1
@@ -124,6 +126,7 @@ async def push(
     model_name: str | None = None,
     wait: bool = True,
     timeout: float = 900.0,
+    first_to_production: bool = False,
     on_progress: Callable[[int, int], None] = lambda sent, total: None,
     on_build: Callable[[builder_pb2.Build], None] = lambda build: None,
     on_status: Callable[[management_pb2.Deployment], None] = lambda deployment: None,
@@ -156,6 +159,9 @@ async def push(
             raise PushFailed(f"build {build.build_id} failed: {build.message}", log_lines=lines,
                              build_id=build.build_id)
 
+        if first_to_production and publish and not environment and \
+                not await _has_production(management, info.model_name, auth):
+            environment = PRODUCTION  # a model's first published deployment serves production, as on Baseten
         created = await rpc.call(
             management.CreateDeployment,
             management_pb2.CreateDeploymentRequest(
@@ -170,9 +176,23 @@ async def push(
             deployment = await _wait_active(management, model.id, deployment, auth, on_status,
                                             timeout=timeout, clock=clock)
 
-    url = config.url + predict_path(deployment)
+    # Pushed into an environment, it answers there once it has replaced what served it.
+    url = config.url + (predict_path(deployment) if not environment else
+                        f"/models/{model.id}/production/predict" if environment == PRODUCTION else
+                        f"/models/{model.id}/environments/{environment}/predict")
     return PushResult(build=build, model=model, deployment=deployment, predict_url=url,
                       curl=curl_command(url, key, info.example_input), warnings=list(build.warnings))
+
+
+async def _has_production(management: management_pb2_grpc.ManagementServiceStub, model_name: str,
+                          auth: Any) -> bool:
+    """Whether the model has a production deployment, or one on its way there."""
+    try:
+        env = await rpc.call(management.GetEnvironment, management_pb2.GetEnvironmentRequest(
+            model_id=model_name, env_name=PRODUCTION), auth=auth)
+    except NotFound:  # no such model yet
+        return False
+    return env.current_deployment.WhichOneof("kind") == "struct_value" or bool(env.promoting_deployment_id)
 
 
 async def _follow_build_log(management: management_pb2_grpc.ManagementServiceStub, build_id: str,
@@ -242,10 +262,9 @@ async def _wait_active(management: management_pb2_grpc.ManagementServiceStub, mo
             management.GetDeployment,
             management_pb2.GetDeploymentRequest(model_id=model_id, deployment_id=last.id), auth=auth,
         )
-        if reply.deployment.status != last.status or \
-                reply.deployment.active_replica_count != last.active_replica_count:
-            on_status(reply.deployment)
-        last = reply.deployment
+        if reply.status != last.status or reply.active_replica_count != last.active_replica_count:
+            on_status(reply)
+        last = reply
 
 
 async def _log_lines(management: management_pb2_grpc.ManagementServiceStub, model_id: str,

@@ -235,11 +235,11 @@ async def _wait_active(config: ClientConfig, model_id: str, target: str, say: Ca
                     model_id=model_id, deployment_id=target), auth=rpc.api_key(config.api_key))
             except NotFound:
                 return
-            if reply.deployment.status in (deployment_status.ACTIVE, deployment_status.FAILED,
+            if reply.status in (deployment_status.ACTIVE, deployment_status.FAILED,
                                            deployment_status.INACTIVE):
                 return
             if time.monotonic() > deadline:
-                say(f"  ({model_id} is still {reply.deployment.status}; `kingpost logs` shows why)")
+                say(f"  ({model_id} is still {reply.status}; `kingpost logs` shows why)")
                 return
             await asyncio.sleep(0.1)
 

@@ -84,7 +84,7 @@ def test_canary_ramps_in_ten_stages_and_a_cancelled_one_returns(platform: Platfo
     load = Load(platform, f"/models/{model_id}/production/predict")
 
     def env() -> dict[str, Any]:
-        return http.get(env_url).json()["environment"]
+        return http.get(env_url).json()
 
     try:
         until(lambda: load.last(20) == [1] * 20, "the load to reach deployment-1")

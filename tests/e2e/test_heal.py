@@ -124,7 +124,7 @@ class StatusWatch:
 
     def _watch(self, platform: Platform, path: str) -> None:
         while not self._stop.is_set():
-            self.seen.append(platform.http.get(path).json()["deployment"]["status"])
+            self.seen.append(platform.http.get(path).json()["status"])
             time.sleep(0.1)
 
     def stop(self) -> list[str]:
@@ -137,8 +137,8 @@ def test_a_killed_runner_of_a_production_deployment_heals_under_load(platform: P
     pushed = platform.push(truss(tmp_path, "heal-echo", ECHO), "--environment", "production")
     model_id, dep_id = pushed["model"]["id"], pushed["deployment"]["id"]
     deployment_path = f"/v1/models/{model_id}/deployments/{dep_id}"
-    until(lambda: platform.http.get(deployment_path).json()["deployment"]["status"] == "ACTIVE", "ACTIVE")
-    (replica,) = platform.http.get(deployment_path).json()["deployment"]["replicas"]
+    until(lambda: platform.http.get(deployment_path).json()["status"] == "ACTIVE", "ACTIVE")
+    (replica,) = platform.http.get(deployment_path).json()["replicas"]
     assert (replica["state"], replica["restarts"], replica["last_exit"]) == ("READY", 0, "")
 
     load = Load(f"{platform.url}/models/{model_id}/production/predict",
@@ -149,7 +149,7 @@ def test_a_killed_runner_of_a_production_deployment_heals_under_load(platform: P
         killed_at = time.monotonic()
         os.kill(runner_pid(platform, replica["id"]), signal.SIGKILL)
         again = first_success_after(load, killed_at, timeout=30.0)
-        healed = until(lambda: (r := platform.http.get(deployment_path).json()["deployment"]["replicas"])
+        healed = until(lambda: (r := platform.http.get(deployment_path).json()["replicas"])
                        and r[0]["state"] == "READY" and r[0]["restarts"] == 1 and r, "the replica READY again")
         time.sleep(1.0)  # steady load after
     finally:
@@ -186,12 +186,12 @@ def test_a_crash_loop_is_unhealthy_and_a_failed_deployment_is_activated_again(
     path = f"/v1/models/{model_id}/deployments/{dep_id}"
     predict = f"/models/{model_id}/deployment/{dep_id}/predict"
     assert platform.http.post(predict, json={"n": 1}).json() == {"n": 1}
-    (replica,) = platform.http.get(path).json()["deployment"]["replicas"]
+    (replica,) = platform.http.get(path).json()["replicas"]
 
     # Its runner dies; every start after that fails: crash-looping, and with its only replica so,
     # the deployment is UNHEALTHY, with the model's last lines.
     os.kill(runner_pid(platform, replica["id"]), signal.SIGKILL)
-    d = until(lambda: (d := platform.http.get(path).json()["deployment"])["status"] == "UNHEALTHY" and d,
+    d = until(lambda: (d := platform.http.get(path).json())["status"] == "UNHEALTHY" and d,
               "the deployment to be UNHEALTHY", timeout=60.0)
     assert d["status_reason"].startswith(f"every replica is crash-looping; replica {replica['id']}"), d
     assert "the GPU is gone" in d["status_reason"], d
@@ -210,14 +210,14 @@ def test_a_crash_loop_is_unhealthy_and_a_failed_deployment_is_activated_again(
                             "--publish", "--no-wait")
     model_id, dep_id = created["model"]["id"], created["deployment"]["id"]
     path = f"/v1/models/{model_id}/deployments/{dep_id}"
-    d = until(lambda: (d := platform.http.get(path).json()["deployment"])["status"] == "FAILED" and d,
+    d = until(lambda: (d := platform.http.get(path).json())["status"] == "FAILED" and d,
               "the new deployment to be FAILED", timeout=120.0)
     assert "is missing" in d["status_reason"], d
     try:
         flag.touch(mode=0o644)
         done = run_cli(platform.home, "deployments", "activate", model_id, dep_id)
         assert done.returncode == 0, done.stdout + done.stderr
-        until(lambda: platform.http.get(path).json()["deployment"]["status"] == "ACTIVE", "ACTIVE after activate")
+        until(lambda: platform.http.get(path).json()["status"] == "ACTIVE", "ACTIVE after activate")
         answer = platform.http.post(f"/models/{model_id}/deployment/{dep_id}/predict", json={})
         assert answer.json() == {"loaded": True}, answer.text
     finally:

@@ -106,7 +106,7 @@ def test_backpressure_reject_and_the_cold_start_timeout_reach_the_router(
     shown = cli(platform, "autoscaling", "get", model_id, "--deployment", deployment_id)
     assert (shown["autoscaling_settings"]["backpressure_policy"],
             shown["autoscaling_settings"]["cold_start_timeout_seconds"]) == ("reject", 5)
-    rest = platform.http.get(f"/v1/models/{model_id}/deployments/{deployment_id}").json()["deployment"]
+    rest = platform.http.get(f"/v1/models/{model_id}/deployments/{deployment_id}").json()
     assert (rest["autoscaling_settings"]["backpressure_policy"],
             rest["autoscaling_settings"]["cold_start_timeout_seconds"]) == ("reject", 5)
     refused = platform.http.patch(f"/v1/models/{model_id}/deployments/{deployment_id}/autoscaling_settings",

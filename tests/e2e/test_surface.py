@@ -9,6 +9,7 @@ route or a command exists that it did not exercise.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import signal
 import subprocess
@@ -32,11 +33,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 T = TypeVar("T")
 HOST_DOMAIN = "kingpost.test"  # Baseten-style hosts: model-{id}.<domain>
+# Baseten's fields (ModelV1, DeploymentV1), and kingpost's extras beside them.
 MODEL_FIELDS = {"id", "name", "created_at", "deployments_count", "production_deployment_id",
-                "development_deployment_id"}
+                "development_deployment_id", "instance_type_name", "team_name"}
 DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "is_development", "status",
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
-                     "build_id", "predict_concurrency", "replicas", "resources"}
+                     "build_id", "predict_concurrency", "replicas", "resources", "instance_type_name",
+                     "request_backpressure_settings"}
 # Baseten's fields, and kingpost's two extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",
@@ -198,8 +201,8 @@ def test_a_three_chainlet_chain_answers_run_remote_over_rest(platform: Platform,
     assert rest("POST", "/development/run_remote", host=host, json=body) == expected
     promoted = rest("POST", f"/v1/chains/{chain_id}/environments/production/promote",
                     json={"deployment_id": "development"})["deployment"]
-    until(lambda: rest("GET", f"/v1/models/{chain['entrypoint_model_id']}/environments/production")
-          ["environment"].get("current_deployment", {}).get("id") == promoted["id"], "the promotion", 120)
+    until(lambda: (rest("GET", f"/v1/models/{chain['entrypoint_model_id']}/environments/production")
+          ["current_deployment"] or {}).get("id") == promoted["id"], "the promotion", 120)
     assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote", json=body) == expected
 
 
@@ -238,7 +241,7 @@ def test_a_bad_chain_file_is_refused_before_anything_is_pushed(platform: Platfor
 def test_a_chainlet_that_fails_to_load_fails_the_push_naming_it_and_leaves_nothing(platform: Platform,
                                                                                    tmp_path: Path) -> None:
     models = platform.rest("GET", "/v1/models")["models"]
-    keys = platform.rest("GET", "/v1/api_keys")["api_keys"]
+    keys = platform.rest("GET", "/v1/api_keys")["keys"]
     broken = tmp_path / "broken_chain.py"
     broken.write_text(
         "import truss_chains as chains\n\n\n"
@@ -252,7 +255,7 @@ def test_a_chainlet_that_fails_to_load_fails_the_push_naming_it_and_leaves_nothi
     assert "error: Chainlet `Broken`: deployment" in done.stderr
     assert "RuntimeError: no weights here" in done.stderr  # its log
     assert platform.rest("GET", "/v1/models")["models"] == models
-    assert platform.rest("GET", "/v1/api_keys")["api_keys"] == keys  # the chain's minted key revoked
+    assert platform.rest("GET", "/v1/api_keys")["keys"] == keys  # the chain's minted key revoked
     assert [c["name"] for c in platform.rest("GET", "/v1/chains")["chains"]] == ["text-stats"]
 
 
@@ -285,7 +288,7 @@ def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, 
     assert platform.rest("GET", "/v1/chains") == {"chains": []}
     names = {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
     assert not names & {"text-stats", "text-stats.Shout", "text-stats.Count", "GreetChain"}
-    assert not {k["name"] for k in platform.rest("GET", "/v1/api_keys")["api_keys"]} & {
+    assert not {k["name"] for k in platform.rest("GET", "/v1/api_keys")["keys"]} & {
         "chain-text-stats", "chain-GreetChain"}  # the keys minted for their Chainlets are revoked
 
 
@@ -302,13 +305,16 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     listed = rest("GET", "/v1/models")
     echo = next(m for m in listed["models"] if m["name"] == "echo")
     assert set(echo) == MODEL_FIELDS and echo["development_deployment_id"].startswith("dep_")
-    assert rest("GET", f"/v1/models/{echo['id']}") == {"model": echo}
+    assert rest("GET", f"/v1/models/{echo['id']}") == echo  # the object itself, as Baseten answers
     (dev,) = rest("GET", f"/v1/models/{echo['id']}/deployments")["deployments"]
     assert set(dev) == DEPLOYMENT_FIELDS and set(dev["autoscaling_settings"]) == AUTOSCALING_FIELDS
     assert (dev["id"], dev["is_development"]) == (echo["development_deployment_id"], True)
     assert dev["status"] == "ACTIVE"
-    assert dev["resources"]["instance_type"] == "1x2"  # 1 CPU, 512Mi: the smallest type that meets them
-    assert rest("GET", f"/v1/models/{echo['id']}/deployments/{dev['id']}") == {"deployment": dev}
+    assert rest("GET", f"/v1/models/{echo['id']}/deployments/{dev['id']}") == dev
+    assert rest("GET", f"/v1/models/{echo['id']}/deployments/development") == dev  # Baseten's alias
+    assert dev["request_backpressure_settings"] == {"policy": "QUEUE_ON_FULL"}
+    # 1 CPU, 512Mi: the smallest catalog type that meets them, as Baseten's instance_type_name too
+    assert dev["resources"]["instance_type"] == dev["instance_type_name"] == "1x2"
     assert rest("POST", f"/models/{echo['id']}/development/predict", json={"n": 1}) == {"echo": {"n": 1}}
     by_host = rest("POST", "/development/predict", host=model_host(echo["id"]), json={"n": 2})
     assert by_host == {"echo": {"n": 2}}
@@ -330,23 +336,24 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
         "surface-rest", "deployment-1", "DEPLOYING")
 
     def status(deployment_id: str) -> str:
-        return rest("GET", f"/v1/models/{model_id}/deployments/{deployment_id}")["deployment"]["status"]
+        return rest("GET", f"/v1/models/{model_id}/deployments/{deployment_id}")["status"]
 
     until(lambda: status(d1) == "ACTIVE", "deployment-1 to be ACTIVE")
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d1}/predict", json=4) == {"echo": 4}
     assert rest("POST", f"/deployment/{d1}/predict", host=model_host(model_id), json=5) == {"echo": 5}
     assert_no_chat(rest, f"/models/{model_id}/deployment/{d1}")
     assert_no_chat(rest, f"/deployment/{d1}", host=model_host(model_id))
-    candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})["deployment"]
+    candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})
     assert candidate["id"] == d1
 
     def serving(env: str, deployment_id: str) -> dict[str, Any] | None:
-        e = rest("GET", f"/v1/models/{model_id}/environments/{env}")["environment"]
-        done = e.get("current_deployment", {}).get("id") == deployment_id and not e["promoting_deployment_id"]
+        e = rest("GET", f"/v1/models/{model_id}/environments/{env}")
+        done = (e["current_deployment"] or {}).get("id") == deployment_id and not e["promoting_deployment_id"]
         return e if done else None
 
     production = until(lambda: serving("production", d1), "deployment-1 to serve production")
     assert production["traffic"] == {d1: 100}
+    assert rest("GET", f"/v1/models/{model_id}/deployments/production")["id"] == d1  # Baseten's alias
     assert platform.routed("POST", f"/models/{model_id}/production/predict", json=6) == {"echo": 6}
     assert rest("POST", "/production/predict", host=model_host(model_id), json=7) == {"echo": 7}
     assert_no_chat(rest, f"/models/{model_id}/production")
@@ -358,18 +365,19 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     rest("POST", f"/v1/models/{model_id}/environments/production/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 600})
     cancelled = rest("POST", f"/v1/models/{model_id}/environments/production/cancel_promotion", json={})
-    assert cancelled["environment"]["traffic"] == {d1: 100}
-    assert cancelled["environment"]["promoting_deployment_id"] == ""
+    assert cancelled["traffic"] == {d1: 100}
+    assert cancelled["promoting_deployment_id"] == ""
     staging = rest("POST", f"/v1/models/{model_id}/environments",
-                   json={"name": "staging", "autoscaling_settings": {"max_replica": 2}})["environment"]
+                   json={"name": "staging", "autoscaling_settings": {"max_replica": 2}})
     assert (staging["name"], staging["autoscaling_settings"]["max_replica"]) == ("staging", 2)
-    assert "current_deployment" not in staging
+    assert staging["current_deployment"] is None  # Baseten's null, not a missing field
     environments = rest("GET", f"/v1/models/{model_id}/environments")["environments"]
     assert sorted(e["name"] for e in environments) == ["production", "staging"]
     canary = {"ramp_up_while_promoting": True, "ramp_up_duration_seconds": 300}
     updated = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
-                   json={"promotion_settings": canary})
-    assert updated["environment"]["promotion_settings"] == canary
+                   json={"promotion_settings": {**canary, "redeploy_on_promotion": True}})
+    assert updated["promotion_settings"] == {**canary, "redeploy_on_promotion": True, "rolling_deploy": False,
+                                             "promotion_cleanup_strategy": "SCALE_TO_ZERO"}
     rest("POST", f"/v1/models/{model_id}/environments/staging/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 0})
     until(lambda: serving("staging", d2), "deployment-2 to serve staging")
@@ -386,20 +394,38 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert_no_chat(rest, "/environments/staging", host=model_host(model_id))
 
     # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
-    renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})["deployment"]
+    renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})
     assert (renamed["id"], renamed["name"]) == (d2, "blue")
     accepted = rest("PATCH", f"/v1/models/{model_id}/deployments/{d1}/autoscaling_settings",
                     json={"max_replica": 2, "scale_down_delay": 120})
     assert accepted["status"] == "ACCEPTED", accepted
-    settings = rest("GET", f"/v1/models/{model_id}/deployments/{d1}")["deployment"]["autoscaling_settings"]
+    settings = rest("GET", f"/v1/models/{model_id}/deployments/{d1}")["autoscaling_settings"]
+    retry = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/retry", json={})  # only a FAILED one retries
+    assert (retry["retried"], retry["deployment"]["id"]) == (False, d1) and "not FAILED" in retry["reason"]
     assert (settings["max_replica"], settings["scale_down_delay"]) == (2, 120)
-    assert rest("POST", f"/v1/models/{model_id}/deployments/{d2}/deactivate", json={}) == {"success": True}
+    assert rest("POST", f"/v1/models/{model_id}/deployments/{d2}/deactivate", json={}) == {
+        "success": True, "no_op": False}
     assert status(d2) == "INACTIVE"
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d2}/predict", 404, json=10) == {
         "error": f"deployment '{d2}' of model '{model_id}' is inactive (deactivated; "
                  "`kingpost deployments activate` brings it back)"}
     rest("POST", f"/v1/models/{model_id}/deployments/{d2}/activate", json={})
     until(lambda: status(d2) == "ACTIVE", "deployment-2 to be ACTIVE again")
+    # An environment's deployment, by the environment's name (Baseten's environment activate/deactivate).
+    assert rest("POST", f"/v1/models/{model_id}/environments/staging/deactivate", json={}) == {
+        "success": True, "no_op": False}
+    assert status(d2) == "INACTIVE"
+    assert rest("POST", f"/v1/models/{model_id}/environments/staging/activate", json={}) == {
+        "success": True, "no_op": False}
+    assert rest("POST", f"/v1/models/{model_id}/environments/staging/activate", json={})["no_op"] is True
+    until(lambda: status(d2) == "ACTIVE", "deployment-2 to be ACTIVE again")
+
+    # Wake (Baseten's: 202 at once, a replica asked for) on every prefix, by path and by host.
+    for prefix in ("development", "production", "environments/staging", f"deployment/{d2}"):
+        owner = echo["id"] if prefix == "development" else model_id
+        assert rest("POST", f"/models/{owner}/{prefix}/wake", 202) == {}
+        assert rest("POST", f"/{prefix}/wake", 202, host=model_host(owner)) == {}
+    rest("POST", f"/models/{model_id}/development/wake", 404)  # it has no development deployment
 
     # Logs: one deployment's, one model's, one build's.
     deployment_lines = rest("GET", f"/v1/models/{model_id}/deployments/{d1}/logs")["lines"]
@@ -412,13 +438,25 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     model_lines = rest("GET", f"/v1/models/{echo['id']}/logs")["lines"]
     assert {line["source"] for line in model_lines} >= {"build", "replica"}
 
-    # API keys, the cluster's status.
-    created = rest("POST", "/v1/api_keys", json={"name": "surface-rest"})
-    prefix = created["api_key"]["prefix"]
-    assert created["key"].startswith(prefix + "_") and created["api_key"]["name"] == "surface-rest"
-    assert prefix in {k["prefix"] for k in rest("GET", "/v1/api_keys")["api_keys"]}
-    assert rest("DELETE", f"/v1/api_keys/{prefix}") == {}
-    assert prefix not in {k["prefix"] for k in rest("GET", "/v1/api_keys")["api_keys"]}
+    # API keys (Baseten's shapes: the whole key once as `api_key`, `keys` listed), the cluster's status.
+    created = rest("POST", "/v1/api_keys", json={"name": "surface-rest", "type": "WORKSPACE_MANAGE_ALL"})
+    prefix = created["prefix"]
+    assert created["api_key"].startswith(prefix + "_") and created["name"] == "surface-rest"
+    listed_key = next(k for k in rest("GET", "/v1/api_keys")["keys"] if k["prefix"] == prefix)
+    assert (listed_key["type"], listed_key["name"]) == ("WORKSPACE_MANAGE_ALL", "surface-rest")
+    assert rest("DELETE", f"/v1/api_keys/{prefix}") == {"prefix": prefix}
+    assert prefix not in {k["prefix"] for k in rest("GET", "/v1/api_keys")["keys"]}
+
+    # Secrets: upsert, list names (never a value), delete.
+    secret = rest("POST", "/v1/secrets", json={"name": "surface_token", "value": "s3cr3t-value"})
+    assert (secret["name"], secret["team_name"]) == ("surface_token", "default") and "value" not in secret
+    again = rest("POST", "/v1/secrets", json={"name": "surface_token", "value": "rotated"})
+    assert again["id"] == secret["id"]  # stable across rotation
+    secrets_listed = rest("GET", "/v1/secrets")
+    assert [s["name"] for s in secrets_listed["secrets"]] == ["surface_token"]
+    assert "s3cr3t" not in json.dumps(secrets_listed) and "rotated" not in json.dumps(secrets_listed)
+    assert rest("DELETE", "/v1/secrets/surface_token") == {"name": "surface_token"}
+    assert rest("DELETE", "/v1/secrets/surface_token", 404) == {"error": "secret 'surface_token' not found"}
     status_now = rest("GET", "/v1/status")
     (node,) = status_now["nodes"]
     assert node["node_id"].startswith("node_") and len(node["replica_ids"]) >= 3  # echo, d1, d2
@@ -449,8 +487,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
 
     # Webhook secrets: created (the secret shown), listed newest first, deleted.
     made = rest("POST", "/v1/webhook_secrets", json={})
-    assert made["secret"].startswith("whsec_") and made["webhook_secret"]["secret"] == made["secret"]
-    secret_id = made["webhook_secret"]["id"]
+    assert made["secret"].startswith("whsec_") and set(made) == {"id", "secret", "created_at"}  # the object itself
+    secret_id = made["id"]
     assert rest("GET", "/v1/webhook_secrets")["webhook_secrets"][0]["id"] == secret_id
     assert rest("DELETE", f"/v1/webhook_secrets/{secret_id}") == {}
     assert secret_id not in {w["id"] for w in rest("GET", "/v1/webhook_secrets")["webhook_secrets"]}
@@ -462,24 +500,29 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     (local,) = rest("GET", "/v1/nodes")["nodes"]
     assert (local["name"], local["state"], local["id"]) == ("local", "READY", node["node_id"])
     assert len(local["replica_ids"]) >= 3 and int(local["memory_free_bytes"]) > 0
-    assert rest("GET", f"/v1/nodes/{local['name']}")["node"]["id"] == local["id"]
-    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={})["node"]["state"] == "DRAINING"
-    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={"undo": True})["node"]["state"] == "READY"
+    assert rest("GET", f"/v1/nodes/{local['name']}")["id"] == local["id"]  # the node itself
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={})["state"] == "DRAINING"
+    assert rest("POST", f"/v1/nodes/{local['id']}/drain", json={"undo": True})["state"] == "READY"
     refused = rest("DELETE", f"/v1/nodes/{local['id']}", 409)
     assert "is live" in refused["error"]
     rest("GET", "/v1/nodes/no-such-node", 404)
     # The instance-type catalog, cheapest first.
     catalog = rest("GET", "/v1/instance_types")["instance_types"]
     assert catalog[0] == {"name": "1x2", "vcpus": 1, "memory_bytes": str(2 * 2**30), "gpu_type": "",
-                          "gpu_count": 0, "vram_bytes": "0", "usd_per_minute": 0.00058}
+                          "gpu_count": 0, "vram_bytes": "0", "usd_per_minute": 0.00058,
+                          # Baseten's InstanceTypeV1 fields beside kingpost's
+                          "id": "1x2", "memory_limit_mib": "2048", "millicpu_limit": 1000,
+                          "gpu_memory_limit_mib": "0"}
     h100 = next(t for t in catalog if t["name"] == "H100:2x52x468")
     assert (h100["gpu_type"], h100["gpu_count"], h100["vcpus"]) == ("H100", 2, 52)
 
     # Deleting: the environment, the deployment, the model (404 afterwards).
-    assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {"success": True}
-    rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}")
+    assert rest("DELETE", f"/v1/models/{model_id}/environments/staging") == {
+        "success": True, "name": "staging", "model_id": model_id, "deleted": True}
+    assert rest("DELETE", f"/v1/models/{model_id}/deployments/{d2}") == {
+        "success": True, "id": d2, "deleted": True, "model_id": model_id}
     rest("GET", f"/v1/models/{model_id}/deployments/{d2}", 404)
-    rest("DELETE", f"/v1/models/{model_id}")
+    assert rest("DELETE", f"/v1/models/{model_id}") == {"success": True, "id": model_id, "deleted": True}
     assert rest("GET", f"/v1/models/{model_id}", 404) == {"error": f"model '{model_id}' not found"}
 
     # The scrape-target list Prometheus reads (http_sd): every service, Envoy and the node's agent, each
@@ -500,7 +543,7 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert next(g for g in targets if g["labels"]["service"] == "agent")["labels"]["node"] == node["node_id"]
 
     # A deployment's traffic over a window, from the routers' metrics.
-    echo_dev = rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    echo_dev = rest("GET", "/v1/models/echo")["development_deployment_id"]
     slowest = 0.0
     for i in range(3):
         sent = time.perf_counter()
@@ -531,14 +574,17 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     cli("build", str(truss), "--dockerfile", str(tmp_path / "context"))
     assert (tmp_path / "context" / "Dockerfile").read_text().startswith("FROM ")
 
-    pushed = cli_json("push", str(truss), "--publish")
+    # A plain push publishes, as current truss does; a model's first published deployment serves production.
+    pushed = cli_json("push", str(truss))
     d1 = pushed["deployment"]["id"]
     assert (pushed["model"]["name"], pushed["deployment"]["name"], pushed["deployment"]["status"]) == (
         "surface-cli", "deployment-1", "ACTIVE")
+    assert pushed["predict_url"].endswith(f"/models/{pushed['model']['id']}/production/predict")
     predicted = platform.cli_routed("predict", "surface-cli", "--deployment", d1, "--data", '{"text": "one"}')
     assert predicted == {"echo": {"text": "one"}}
-    promoted = cli_json("deployments", "promote", "surface-cli", d1)
-    assert promoted["environment"]["current_deployment"]["id"] == d1
+    production = until(lambda: (e := cli_json("environments", "get", "surface-cli", "production"))[
+        "current_deployment"] and e["current_deployment"]["id"] == d1 and e, "deployment-1 to serve production")
+    assert production["current_deployment"]["is_production"] is True
     assert platform.cli_routed("predict", "surface-cli", "--data", '"prod"') == {"echo": "prod"}
 
     # Async from the shell: queue (the id at once), its status until SUCCEEDED, a cancel that is refused.
@@ -599,8 +645,7 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     assert cli_json("environments", "get", "surface-cli", "staging")["current_deployment"]["id"] == d2
     staging = platform.cli_routed("predict", "surface-cli", "--environment", "staging", "--data", "2")
     assert staging == {"echo": 2}
-    cli_json("environments", "promote", "surface-cli", "production", d2,
-             "--canary-duration", "600", "--no-wait")
+    cli_json("deployments", "promote", "surface-cli", d2, "--canary-duration", "600", "--no-wait")
     cancelled = cli_json("environments", "cancel-promotion", "surface-cli", "production")
     assert cancelled["traffic"] == {d1: 100} and cancelled["promoting_deployment_id"] == ""
 
@@ -622,11 +667,21 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     assert cli_json("nodes", "drain", "local", "--undo")["state"] == "READY"
     live = cli("nodes", "remove", "local", code=1)
     assert live.stderr.startswith("error: node local is live")
-    key = cli_json("keys", "create", "--name", "surface-cli")
-    prefix = key["api_key"]["prefix"]
-    assert prefix in {k["prefix"] for k in cli_json("keys", "list")["api_keys"]}
+    key = cli_json("keys", "create", "--name", "surface-cli", "--invoke-only", "--model", "echo")
+    prefix = key["prefix"]
+    assert (key["type"], len(key["model_ids"]), key["api_key"].startswith(prefix)) == ("WORKSPACE_INVOKE", 1, True)
+    assert prefix in {k["prefix"] for k in cli_json("keys", "list")["keys"]}
     cli_json("keys", "revoke", prefix)
-    assert prefix not in {k["prefix"] for k in cli_json("keys", "list")["api_keys"]}
+    assert prefix not in {k["prefix"] for k in cli_json("keys", "list")["keys"]}
+
+    # Secrets: the value from stdin, never on the command line nor in any answer.
+    set_secret = run_cli(platform.home, "secrets", "set", "cli_token", "--json", input="value-from-stdin\n")
+    assert set_secret.returncode == 0, set_secret.stderr
+    platform.ran.add(("secrets", "set"))
+    assert json.loads(set_secret.stdout)["name"] == "cli_token" and "value-from-stdin" not in set_secret.stdout
+    assert [s["name"] for s in cli_json("secrets", "list")["secrets"]] == ["cli_token"]
+    assert cli_json("secrets", "delete", "cli_token") == {"name": "cli_token"}
+    assert cli("secrets", "delete", "cli_token", code=1).stderr == "error: secret 'cli_token' not found\n"
     cli_json("models", "delete", "surface-cli")
     assert cli("models", "get", "surface-cli", code=1).stderr == "error: model 'surface-cli' not found\n"
 
@@ -660,7 +715,7 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
 
 def test_a_revoked_key_is_refused_by_the_router(platform: Platform) -> None:
     created = platform.cli_json("keys", "create", "--name", "to-revoke")
-    key, prefix = created["key"], created["api_key"]["prefix"]
+    key, prefix = created["api_key"], created["prefix"]
     path = "/models/echo/development/predict"
 
     def answer() -> httpx.Response:
@@ -673,6 +728,23 @@ def test_a_revoked_key_is_refused_by_the_router(platform: Platform) -> None:
                     timeout=30)
     assert (refused.status_code, refused.json()) == (401, {"error": "invalid API key"})
     assert platform.http.post(path, json="admin").status_code == 200  # the admin key still works
+
+
+def test_an_invoke_only_key_predicts_its_model_and_is_refused_the_rest(platform: Platform) -> None:
+    created = platform.rest("POST", "/v1/api_keys", json={"name": "app", "type": "WORKSPACE_INVOKE",
+                                                          "model_ids": ["echo"]})
+    echo_id = platform.rest("GET", "/v1/models/echo")["id"]
+    assert created["model_ids"] == [echo_id]  # named by name, kept by id
+    auth = {"Authorization": f"Bearer {created['api_key']}"}
+    predict = "/models/echo/development/predict"
+    assert until(lambda: platform.http.post(predict, json="app", headers=auth).status_code == 200 or None,
+                 "the invoke-only key to be accepted", timeout=30)
+    assert platform.http.post(predict, json="app", headers=auth).json()["echo"] == "app"
+    refused = platform.http.get("/v1/models", headers=auth)
+    assert (refused.status_code, refused.json()) == (403, {"error": (
+        f"this API key may only invoke models (WORKSPACE_INVOKE for model {echo_id}); ListModels needs a "
+        "WORKSPACE_MANAGE_ALL key")})
+    platform.rest("DELETE", f"/v1/api_keys/{created['prefix']}")
 
 
 # --- metrics ------------------------------------------------------------------------------------------
@@ -691,7 +763,7 @@ def scrape(platform: Platform, service: str) -> dict[str, dict[tuple[tuple[str, 
 
 
 def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -> None:
-    model = platform.rest("GET", "/v1/models/echo")["model"]
+    model = platform.rest("GET", "/v1/models/echo")
     dev = model["development_deployment_id"]
     echo = (("deployment", dev), ("environment", "development"), ("model", model["id"]), ("model_name", "echo"))
     ok = tuple(sorted((*echo, ("code", "OK"))))
@@ -765,7 +837,7 @@ def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -
     assert agent["kingpost_worker_agent_cold_start_seconds_count"][(("phase", "load"),)] >= 1
 
     # The autoscaler's view of the example: the concurrency it saw and the count it decided.
-    echo = platform.rest("GET", "/v1/models/echo")["model"]["development_deployment_id"]
+    echo = platform.rest("GET", "/v1/models/echo")["development_deployment_id"]
     labels = (("deployment_id", echo),)
     def decided() -> dict[str, Any] | None:
         samples = scrape(platform, "autoscaler")
@@ -775,3 +847,139 @@ def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -
     assert autoscaler["kingpost_autoscaler_desired_replicas"][labels] == 1
     assert labels in autoscaler["kingpost_autoscaler_concurrency"]
     assert "kingpost_autoscaler_poke_to_scale_seconds_count" in autoscaler
+
+
+# --- Baseten's own SDK ----------------------------------------------------------------------------------
+
+
+def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platform) -> None:
+    """The `baseten` package from PyPI, unmodified, pointed at kingpost with `base_url_override`: each
+    answer parses as its own response model (pydantic, Baseten's published schema)."""
+    from baseten.client import InferenceClient, ManagementClient
+    from baseten.client import managementapi as m
+    from baseten.client.inferenceapi import PredictInput
+
+    base = str(platform.http.base_url).rstrip("/")
+    with ManagementClient(api_key=platform.key, base_url_override=base) as management:
+        api = management.api
+        echo = next(x for x in api.get_models().models if x.name == "echo")
+        assert api.get_models_model_id(model_id=echo.id) == echo and echo.team_name == "default"
+        dev = api.get_models_deployments_development(model_id=echo.id)
+        assert (dev.id, dev.is_development, dev.status) == (echo.development_deployment_id, True, "ACTIVE")
+        assert dev in api.get_models_deployments(model_id=echo.id).deployments
+
+        # A published deployment of the example's build (kingpost's own push route), then Baseten's calls.
+        build_id = platform.rest("GET", f"/v1/models/{echo.id}/deployments/{dev.id}")["build_id"]  # an extra
+        made = platform.rest("POST", "/v1/models", json={"model_name": "sdk", "build_id": build_id, "publish": True})
+        model_id, d1 = made["model"]["id"], made["deployment"]["id"]
+        until(lambda: api.get_models_deployments_deployment_id(model_id=model_id, deployment_id=d1).status
+              == "ACTIVE", "the sdk model's deployment to be ACTIVE")
+        renamed = api.patch_models_deployments(model_id=model_id, deployment_id=d1,
+                                               request=m.UpdateDeploymentRequest(name="sdk-blue"))
+        assert (renamed.id, renamed.name) == (d1, "sdk-blue")
+        scaled = api.patch_models_deployments_autoscaling_settings(
+            model_id=model_id, deployment_id=d1, request=m.UpdateAutoscalingSettings(max_replica=2))
+        assert scaled.status == "ACCEPTED"
+        retried = api.post_models_deployments_retry(model_id=model_id, deployment_id=d1)
+        assert (retried.retried, retried.deployment.id) == (False, d1)  # it is not FAILED
+        promoted = api.post_models_deployments_promote(model_id=model_id, deployment_id=d1,
+                                                       request=m.PromoteRequest())
+        assert promoted.id == d1
+        until(lambda: (api.get_models_environments_env_name(model_id=model_id, env_name="production")
+                       .current_deployment or m.Deployment.model_construct(id="")).id == d1,
+              "production to serve the sdk deployment")
+        assert api.get_models_deployments_production(model_id=model_id).is_production is True
+
+        staging = api.post_models_environments(model_id=model_id, request=m.CreateEnvironmentRequest(
+            name="staging", autoscaling_settings=m.UpdateAutoscalingSettings(max_replica=2),
+            promotion_settings=m.UpdateModelPromotionSettings(redeploy_on_promotion=False, rolling_deploy=False)))
+        assert (staging.name, staging.current_deployment, staging.autoscaling_settings.max_replica) == (
+            "staging", None, 2)
+        assert {e.name for e in api.get_models_environments(model_id=model_id).environments} == {
+            "production", "staging"}
+        candidate = api.post_models_environments_promote(
+            model_id=model_id, env_name="staging", request=m.PromoteToEnvironmentRequest(deployment_id=d1))
+        staged = until(lambda: (e := api.get_models_environments_env_name(model_id=model_id, env_name="staging"))
+                       .current_deployment and not e.candidate_deployment and e, "staging to be served")
+        assert staged.current_deployment is not None and staged.current_deployment.id == candidate.id
+        assert api.post_models_deployments_deactivate(model_id=model_id, deployment_id=candidate.id).success
+        assert api.post_models_environments_activate(model_id=model_id, env_name="staging").no_op is False
+
+        # Keys, secrets, instance types.
+        key = api.post_api_keys(request=m.CreateAPIKeyRequest(name="sdk", type="WORKSPACE_INVOKE",
+                                                               model_ids=[model_id]))
+        listed = {k.prefix: k for k in api.get_api_keys().keys}
+        prefix = next(p for p in listed if key.api_key.startswith(p))
+        assert (listed[prefix].type, listed[prefix].model_ids) == ("WORKSPACE_INVOKE", [model_id])
+        secret = api.post_secrets(request=m.UpsertSecretRequest(name="sdk_token", value="from-the-sdk"))
+        assert secret.name == "sdk_token" and "sdk_token" in {s.name for s in api.get_secrets().secrets}
+        assert api.get_instance_types().instance_types[0].millicpu_limit > 0
+
+        # Inference through the SDK's own client, on the model's prefixes.
+        with InferenceClient(api_key=platform.key, base_url_override=f"{base}/models/{model_id}") as inference:
+            until(lambda: inference.api.predict_production(request=PredictInput({"n": 1})).root == {
+                "echo": {"n": 1}}, "production predict through the SDK")
+            assert inference.api.predict_deployment(deployment_id=d1, request=PredictInput({"n": 2})).root == {
+                "echo": {"n": 2}}
+            inference.api.wake_production()
+            inference.api.wake(env_name="staging")
+        with InferenceClient(api_key=key.api_key, base_url_override=f"{base}/models/{model_id}") as invoker:
+            until(lambda: invoker.api.predict_production(request=PredictInput({"n": 3})).root == {
+                "echo": {"n": 3}}, "the SDK's invoke-only key to predict")
+
+        assert api.delete_api_keys(api_key_prefix=prefix).prefix == prefix
+        assert api.delete_secrets(secret_name="sdk_token").name == "sdk_token"
+        assert api.delete_models_environments(model_id=model_id, env_name="staging").deleted
+        assert api.delete_models(model_id=model_id) == m.ModelTombstone(id=model_id, deleted=True)
+
+
+# --- secrets ----------------------------------------------------------------------------------------
+
+SECRET_MODEL = '''
+import hashlib
+
+
+class Model:
+    def __init__(self, secrets, **kwargs):
+        self._secrets = secrets
+
+    def predict(self, model_input):
+        token = self._secrets["api_token"]
+        return {"sha256": hashlib.sha256(token.encode()).hexdigest(), "greeting": self._secrets["greeting"]}
+'''
+
+
+def test_a_secret_reaches_the_model_and_no_answer_log_or_column(platform: Platform, tmp_path: Path) -> None:
+    value = "tok-" + "7f3a9c" * 4
+    truss = tmp_path / "secretive"
+    (truss / "model").mkdir(parents=True)
+    (truss / "config.yaml").write_text("model_name: secretive\nsecrets:\n  api_token: null\n"
+                                       "  greeting: hello-default\n")
+    (truss / "model" / "model.py").write_text(SECRET_MODEL)
+
+    # Declared without a default and not set: the push fails naming it, and makes nothing.
+    refused = platform.cli("push", str(truss), "--publish", code=1)
+    assert "declares secret 'api_token' without a default, and it is not set: `kingpost secrets set api_token`" \
+        in refused.stderr
+    assert "secretive" not in {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
+
+    setting = run_cli(platform.home, "secrets", "set", "api_token", input=value)
+    assert setting.returncode == 0 and value not in setting.stdout + setting.stderr
+    pushed = platform.cli_json("push", str(truss), "--publish")
+    answer = platform.cli_routed("predict", "secretive", "--deployment", pushed["deployment"]["id"], "--data", "{}")
+    assert answer == {"sha256": hashlib.sha256(value.encode()).hexdigest(),
+                      "greeting": "hello-default"}  # a declared default, where no secret is set
+
+    # Nowhere in clear: the API's answers, the logs, the database.
+    for path in ("/v1/secrets", "/v1/models", f"/v1/models/{pushed['model']['id']}/logs"):
+        assert value not in platform.send("GET", path).text
+    assert value not in platform.cli("logs", "secretive").stdout
+    for log in (platform.home / "logs").rglob("*"):
+        if log.is_file():
+            assert value.encode() not in log.read_bytes(), log
+    assert (platform.home / "state" / "kingpost.db").is_file()
+    for stored in (platform.home / "state").rglob("*"):  # the database (and its journal), sealed
+        if stored.is_file():
+            assert value.encode() not in stored.read_bytes(), stored
+    platform.rest("DELETE", f"/v1/models/{pushed['model']['id']}")
+    platform.rest("DELETE", "/v1/secrets/api_token")

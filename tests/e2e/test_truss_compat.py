@@ -30,6 +30,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TRUSSES = Path(__file__).resolve().parents[1] / "trusses"
 
 
+API_TOKEN = ("api_token", "compat-token-value")
+
+
 class Platform:
     def __init__(self, home: Path, rest: int, grpc_port: int) -> None:
         self.home = home
@@ -39,9 +42,15 @@ class Platform:
         self.key = next(line.split('"')[1] for line in config.splitlines() if line.startswith("api_key"))
         self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Api-Key {self.key}"},
                                  timeout=60.0)
+        # tests/trusses/echo declares `api_token: null`: a push needs it set (it has no default).
+        done = run_cli(home, "secrets", "set", API_TOKEN[0], input=API_TOKEN[1])
+        assert done.returncode == 0, done.stderr
 
     def push(self, truss: str | Path, *args: str) -> dict[str, Any]:
-        done = run_cli(self.home, "push", str(TRUSSES / truss if isinstance(truss, str) else truss), "--json", *args)
+        # The development deployment unless a published one is asked for (a plain push publishes).
+        mode = () if {"--publish", "--environment"} & set(args) else ("--development",)
+        done = run_cli(self.home, "push", str(TRUSSES / truss if isinstance(truss, str) else truss), "--json",
+                       *mode, *args)
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout)
 
@@ -77,11 +86,13 @@ def test_echo_deploys_with_its_display_name_config_secrets_and_env(platform: Pla
     described = platform.predict(result["model"]["id"], {"describe": "with_default"}).json()
     assert described["model_name"] == "Test Echo"
     assert described["secret"] == "default-value"
+    # A value set with `kingpost secrets set` (over config.yaml's null placeholder).
+    assert platform.predict(result["model"]["id"], {"describe": "api_token"}).json()["secret"] == API_TOKEN[1]
     assert described["env"] == ["true", "42"]
 
 
 def test_push_shows_the_build_log_as_it_happens(platform: Platform) -> None:
-    done = run_cli(platform.home, "push", str(TRUSSES / "async_methods"))
+    done = run_cli(platform.home, "push", str(TRUSSES / "async_methods"), "--development")
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     shown = [line for line in lines if line.startswith("  | ")]
@@ -177,7 +188,7 @@ def test_predict_concurrency_runs_two_at_a_time(platform: Platform) -> None:
 
 
 def test_a_model_whose_load_raises_ends_failed_with_its_traceback_in_logs(platform: Platform) -> None:
-    done = run_cli(platform.home, "push", str(TRUSSES / "load_failure"))
+    done = run_cli(platform.home, "push", str(TRUSSES / "load_failure"), "--development")
     assert done.returncode == 1
     assert re.search(r"^error: deployment dep_\w+ failed: ", done.stderr, re.MULTILINE), done.stderr
     logs = run_cli(platform.home, "logs", "Test Load Failure")
@@ -191,7 +202,7 @@ def test_bad_config_fails_the_push_naming_the_key(platform: Platform, tmp_path: 
     (truss / "model").mkdir(parents=True)
     (truss / "model" / "model.py").write_text("class Model:\n    def predict(self, x):\n        return x\n")
     (truss / "config.yaml").write_text("model_name: bad\nruntime:\n  predict_concurrency: 0\n")
-    done = run_cli(platform.home, "push", str(truss))
+    done = run_cli(platform.home, "push", str(truss), "--development")
     assert done.returncode == 1
     assert "runtime.predict_concurrency" in done.stderr and "Traceback" not in done.stderr
 

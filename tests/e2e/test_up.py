@@ -173,8 +173,8 @@ def nats_connects(url: str) -> str:
     return asyncio.run(attempt())
 
 
-def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kingpost.cli", *args], env=client_env(home),
+def run_cli(home: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kingpost.cli", *args], env=client_env(home), input=input,
                           check=False, capture_output=True, text=True, timeout=300)
 
 
@@ -202,7 +202,8 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
         assert pushed.returncode == 0, pushed.stderr
         result = json.loads(pushed.stdout)
         assert result["deployment"]["status"] == "ACTIVE"
-        assert result["predict_url"].endswith("/development/predict")
+        # A plain push publishes; a model's first published deployment serves production.
+        assert result["predict_url"].endswith("/production/predict")
         predicted = run_cli(home, "predict", "echo-again", "--data", '{"text": "again"}')
         assert predicted.returncode == 0, predicted.stderr
         assert json.loads(predicted.stdout) == {"echo": {"text": "again"}}

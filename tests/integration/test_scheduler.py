@@ -24,7 +24,7 @@ from sqlalchemy import event, inspect
 
 from kingpost import rpc
 from kingpost.auth import new_key
-from kingpost.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
+from kingpost.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated, Unavailable
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.bus.subjects import (
     build_log_subject,
@@ -155,7 +155,7 @@ class Harness:
     async def deployment(self, model: str, deployment: str = "development") -> management_pb2.Deployment:
         reply = await self.call("GetDeployment", management_pb2.GetDeploymentRequest(
             model_id=model, deployment_id=deployment))
-        return reply.deployment
+        return reply
 
     async def heartbeat(self, node: Node) -> None:
         await self.bus.publish_fast(node_subject(node.node_id), events_pb2.NodeHeartbeat(
@@ -311,6 +311,16 @@ async def test_a_replica_that_fails_to_load_fails_the_deployment_without_retryin
     assert node.agent.start_count == 1
     assert (await harness.deployment("echo")).status == "FAILED"
 
+    # Baseten's retry (the cause fixed, a secret set, say): its replicas start again.
+    retried = await harness.call("RetryDeployment", management_pb2.RetryDeploymentRequest(
+        model_id="echo", deployment_id="development"))
+    assert (retried.retried, retried.reason, retried.deployment.status) == (True, "", "DEPLOYING")
+    again = await next_item(node.agent.starts, "StartReplica after the retry")
+    assert again.replica_id != start.replica_id
+    not_failed = await harness.call("RetryDeployment", management_pb2.RetryDeploymentRequest(
+        model_id="echo", deployment_id="development"))
+    assert not not_failed.retried and "not FAILED: there is nothing to retry" in not_failed.reason
+
 
 async def test_a_build_that_already_failed_fails_the_deployment_with_its_message(harness: Harness) -> None:
     build_id = harness.builder.add(events_pb2.BUILD_STATE_FAILED,
@@ -363,12 +373,22 @@ async def test_api_keys_are_checked(harness: Harness) -> None:
         await harness.call("ListModels", request, key=new_key())
 
     created = await harness.call("CreateApiKey", management_pb2.CreateApiKeyRequest(name="ci"))
-    await harness.call("ListModels", request, key=created.key)
+    await harness.call("ListModels", request, key=created.api_key)
     keys = await harness.call("ListApiKeys", management_pb2.ListApiKeysRequest())
-    assert sorted(k.name for k in keys.api_keys) == ["admin", "ci"]
-    await harness.call("RevokeApiKey", management_pb2.RevokeApiKeyRequest(prefix=created.api_key.prefix))
+    assert sorted(k.name for k in keys.keys) == ["admin", "ci"]
+    await harness.call("RevokeApiKey", management_pb2.RevokeApiKeyRequest(prefix=created.prefix))
     with pytest.raises(Unauthenticated, match="invalid API key"):
-        await harness.call("ListModels", request, key=created.key)
+        await harness.call("ListModels", request, key=created.api_key)
+
+    # An invoke-only key (Baseten's WORKSPACE_INVOKE) is refused management, naming what it may do.
+    invoker = await harness.call("CreateApiKey", management_pb2.CreateApiKeyRequest(
+        name="app", type="WORKSPACE_INVOKE"))
+    assert invoker.type == "WORKSPACE_INVOKE"
+    with pytest.raises(PermissionDenied, match=r"may only invoke models \(WORKSPACE_INVOKE\); ListModels needs "
+                                               "a WORKSPACE_MANAGE_ALL key"):
+        await harness.call("ListModels", request, key=invoker.api_key)
+    with pytest.raises(InvalidArgument, match="API key type 'ROOT' is not one kingpost has"):
+        await harness.call("CreateApiKey", management_pb2.CreateApiKeyRequest(name="x", type="ROOT"))
 
 
 async def test_a_restart_on_the_same_database_brings_deployments_back(

@@ -13,6 +13,7 @@ import pytest
 
 from kingpost import rpc
 from kingpost.errors import Conflict
+from kingpost.management_shapes import current_deployment
 from kingpost.v1 import events_pb2, management_pb2, management_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 from kingpost_scheduler import app
 from kingpost_scheduler.settings import SchedulerSettings
@@ -83,7 +84,7 @@ async def test_a_canary_waits_for_readiness_moves_in_ten_stages_then_swaps(
 
     updated = (await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id="can", env_name="production", promotion_settings=management_pb2.PromotionSettings(
-            ramp_up_while_promoting=True, ramp_up_duration_seconds=10)))).environment
+            ramp_up_while_promoting=True, ramp_up_duration_seconds=10))))
     assert (updated.promotion_settings.ramp_up_while_promoting,
             updated.promotion_settings.ramp_up_duration_seconds) == (True, 10)
 
@@ -140,9 +141,9 @@ async def test_a_cancelled_canary_sends_all_traffic_back(
     await at_stage(h, 4, {d1.id: 60, d2.id: 40})
 
     cancelled = (await h.call("CancelPromotion", management_pb2.CancelPromotionRequest(
-        model_id="can", env_name="production"))).environment
+        model_id="can", env_name="production")))
     assert dict(cancelled.traffic) == {d1.id: 100}
-    assert cancelled.current_deployment.id == d1.id and not cancelled.promoting_deployment_id
+    assert current_deployment(cancelled).id == d1.id and not cancelled.promoting_deployment_id
     assert not cancelled.HasField("current_canary") and "cancelled" in cancelled.promotion_failure
     with pytest.raises(Conflict, match="no promotion"):
         await h.call("CancelPromotion", management_pb2.CancelPromotionRequest(

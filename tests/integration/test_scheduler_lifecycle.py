@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kingpost.errors import Conflict, InvalidArgument, NotFound
+from kingpost.management_shapes import current_deployment
 from kingpost.v1 import agent_pb2, events_pb2, management_pb2, scheduler_pb2
 from kingpost_scheduler.settings import SchedulerSettings
 from tests.integration.test_scheduler import (  # noqa: F401  (fixtures)
@@ -56,20 +57,20 @@ async def publish(h: Harness, node: Node, model: str = "life", **kw: object  # n
 
 async def environment(h: Harness, model: str, name: str) -> management_pb2.Environment:
     return (await h.call("GetEnvironment", management_pb2.GetEnvironmentRequest(
-        model_id=model, env_name=name))).environment
+        model_id=model, env_name=name)))
 
 
 async def serving(h: Harness, model: str, env: str, deployment_id: str) -> management_pb2.Environment:
     async def check() -> management_pb2.Environment | None:
         e = await environment(h, model, env)
-        return e if e.current_deployment.id == deployment_id and not e.promoting_deployment_id else None
+        return e if (current_deployment(e) or management_pb2.Deployment()).id == deployment_id and not e.promoting_deployment_id else None
 
     return await eventually(check, f"{env} to serve {deployment_id}")
 
 
 async def promote(h: Harness, model: str, env: str, ref: str) -> management_pb2.Deployment:
     return (await h.call("PromoteDeployment", management_pb2.PromoteDeploymentRequest(
-        model_id=model, env_name=env, deployment_id=ref))).deployment
+        model_id=model, env_name=env, deployment_id=ref)))
 
 
 async def test_publish_names_then_promote_twice_swaps_production_and_drains_the_old(
@@ -80,14 +81,14 @@ async def test_publish_names_then_promote_twice_swaps_production_and_drains_the_
     d3, _ = await publish(h, node, deployment_name="canary-candidate")
     assert (d1.name, d2.name, d3.name) == ("deployment-1", "deployment-2", "canary-candidate")
     renamed = (await h.call("UpdateDeployment", management_pb2.UpdateDeploymentRequest(
-        model_id="life", deployment_id=d3.id, name="blue"))).deployment
+        model_id="life", deployment_id=d3.id, name="blue")))
     assert (renamed.id, renamed.name) == (d3.id, "blue")  # cosmetic: the id stays
     with pytest.raises(Conflict, match="taken"):
         await h.call("UpdateDeployment", management_pb2.UpdateDeploymentRequest(
             model_id="life", deployment_id=d3.id, name="deployment-1"))
 
     prod = await environment(h, "life", "production")
-    assert not prod.HasField("current_deployment")
+    assert current_deployment(prod) is None
     assert prod.autoscaling_settings.max_replica == 1  # Baseten's defaults
 
     # Promotion in place: d1's replica loaded without an environment, so it is replaced.
@@ -161,7 +162,7 @@ async def test_environments_are_created_updated_and_deleted_never_production(
     created = (await h.call("CreateEnvironment", management_pb2.CreateEnvironmentRequest(
         model_id="envs", name="staging",
         autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(
-            max_replica=3, backpressure_policy="reject", cold_start_timeout_seconds=20)))).environment
+            max_replica=3, backpressure_policy="reject", cold_start_timeout_seconds=20))))
     assert created.autoscaling_settings.max_replica == 3 and created.autoscaling_settings.autoscaling_window == 60
     assert (created.autoscaling_settings.backpressure_policy,
             created.autoscaling_settings.cold_start_timeout_seconds) == ("reject", 20)
@@ -185,7 +186,7 @@ async def test_environments_are_created_updated_and_deleted_never_production(
 
     updated = (await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id="envs", env_name="staging",
-        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1)))).environment
+        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1))))
     assert (updated.autoscaling_settings.min_replica, updated.autoscaling_settings.max_replica) == (1, 3)
     assert updated.autoscaling_settings.backpressure_policy == "reject"  # kept: not in the patch
     assert (await h.deployment("envs", d1.id)).autoscaling_settings.min_replica == 1

@@ -32,6 +32,8 @@ BACKFILLED: Mapping[tuple[str, str, str], Mapping[tuple[Any, ...], Any]] = {
         ("dep_echodev001",): True, ("dep_echopub001",): True, ("dep_draftdev01",): True},
     ("0005", "nodes", "labels"): {("node_gpu_a",): {}},
     ("0005", "replicas", "gpus"): {("rep_echopub0001",): []},
+    # A JSON server default ('[]') reads back through CAST as a number on SQLite: say the value.
+    ("0008", "api_keys", "model_ids"): {("kp_1a2b3c4d",): [], ("kp_9f8e7d6c",): []},
 }
 
 T0 = datetime(2025, 11, 28, 9, 30, tzinfo=UTC)

@@ -73,12 +73,12 @@ async def test_a_node_joins_with_a_token_and_again_with_its_secret_once_the_toke
 
     # Drain and undo; then the node goes quiet, is LOST, and can be removed (not before).
     drained = await call(h, "DrainNode", nodes_pb2.DrainNodeRequest(node="gpu-1"))
-    assert drained.node.state == "DRAINING"
-    assert (await call(h, "DrainNode", nodes_pb2.DrainNodeRequest(node="node_gpu1", undo=True))).node.state == "READY"
+    assert drained.state == "DRAINING"
+    assert (await call(h, "DrainNode", nodes_pb2.DrainNodeRequest(node="node_gpu1", undo=True))).state == "READY"
     with pytest.raises(Conflict, match="is live"):
         await call(h, "RemoveNode", nodes_pb2.RemoveNodeRequest(node="gpu-1"))
     clock.now += timedelta(seconds=16)  # past the node timeout (15 s)
-    assert (await call(h, "GetNode", nodes_pb2.GetNodeRequest(node="gpu-1"))).node.state == "LOST"
+    assert (await call(h, "GetNode", nodes_pb2.GetNodeRequest(node="gpu-1"))).state == "LOST"
     # A lost node's name goes to the next agent that joins with it.
     fresh = await call(h, "CreateJoinToken", nodes_pb2.CreateJoinTokenRequest())
     await join(h, fresh.token, "node_gpu3", "gpu-1")

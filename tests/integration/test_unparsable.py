@@ -13,7 +13,7 @@ from kingpost.v1 import management_pb2, management_pb2_grpc
 
 class Management(management_pb2_grpc.ManagementServiceServicer):
     async def GetModel(self, request, context):  # noqa: N802
-        return management_pb2.GetModelResponse(model=management_pb2.Model(id=request.model_id))
+        return management_pb2.Model(id=request.model_id)
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
 
 def get_model(channel: grpc.aio.Channel):
     return channel.unary_unary("/kingpost.v1.ManagementService/GetModel", request_serializer=None,
-                               response_deserializer=management_pb2.GetModelResponse.FromString)
+                               response_deserializer=management_pb2.Model.FromString)
 
 
 async def test_a_string_that_is_not_utf8_is_invalid_argument_naming_the_type(channel) -> None:
@@ -45,4 +45,4 @@ async def test_a_string_that_is_not_utf8_is_invalid_argument_naming_the_type(cha
 async def test_a_request_that_parses_reaches_the_servicer_every_time(channel) -> None:
     for name in ("m1", "m2"):  # the second call uses the handler wrapped by the first
         reply = await get_model(channel)(management_pb2.GetModelRequest(model_id=name).SerializeToString())
-        assert reply.model.id == name
+        assert reply.id == name

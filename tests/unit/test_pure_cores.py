@@ -15,6 +15,7 @@ import pytest
 # Every pure decision module of the platform. A new pure module belongs here.
 PURE_MODULES = (
     "kingpost.errors",
+    "kingpost.key_scopes",
     "kingpost_autoscaler.decision",
     "kingpost_autoscaler.window",
     "kingpost_scheduler.placement",

@@ -38,7 +38,8 @@ async def _serve(settings: BuilderSettings) -> None:
     keys = KeyCache()
 
     def on_table(table: scheduler_pb2.RouteTable) -> None:
-        keys.replace(table.api_key_sha256)
+        keys.replace(table.api_key_sha256,
+                     {digest: scope.model_ids for digest, scope in table.invoke_only_keys.items()})
 
     async def follow_keys() -> None:
         if not settings.scheduler_address:

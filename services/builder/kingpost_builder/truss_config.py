@@ -300,6 +300,9 @@ def summary_fields(config: TrussConfig) -> dict[str, Any]:
         "cpu": config.resources.cpu,
         "memory": config.resources.memory,
         "accelerator": config.resources.accelerator or "",
+        "secrets": sorted(config.secrets),
+        # A declared secret without a default (null, or empty) must be set for the model to read it.
+        "required_secrets": sorted(name for name, default in config.secrets.items() if not default),
     }
 
 

@@ -109,6 +109,15 @@ class Activator:
 
     # -- pokes -------------------------------------------------------------------------------
 
+    async def wake(self, deployment: Deployment) -> None:
+        """One poke for a deployment with no ready replica and no request (Baseten's `wake`): the
+        autoscaler counts it as one request waiting, and starts a replica."""
+        if self.bus is None or deployment.replicas:
+            return
+        poke = events_pb2.ScalePoke(deployment_id=deployment.deployment_id, queued=1)
+        poke.at.CopyFrom(timestamp(self._wall_clock()))
+        await self.bus.publish_fast(scale_poke_subject(deployment.deployment_id), poke)
+
     def _poke(self, deployment_id: str) -> None:
         if self.bus is None or deployment_id in self._poking:
             return

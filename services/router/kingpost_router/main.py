@@ -68,7 +68,7 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
                                  server.add_generic_rpc_handlers((v2_grpc.handler(router),))),
         # Envoy's ext_authz Check first: it carries its key in the message, not the metadata.
         interceptors=[EnvoyAuthzInterceptor(keys),
-                      AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES,
+                      AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES, invoke_prefixes=PUBLIC_PREFIXES,
                                       internal_token=settings.internal_token)],
         loops=[follow_routes, publish_concurrency, trim_after_growth, watch_connection],
         on_stop=stop,

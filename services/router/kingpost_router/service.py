@@ -25,9 +25,9 @@ from opentelemetry.trace import Tracer
 from kingpost.auth import KeyCache
 from kingpost.bus import Publisher
 from kingpost.errors import KingpostError, PayloadTooLarge, Unavailable
-from kingpost.grpc_status import abort_on_error, grpc_abort
+from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, scheduler_pb2
-from kingpost_router import metrics, sampling, sync_request, tracing
+from kingpost_router import key_scope, metrics, sampling, sync_request, tracing
 from kingpost_router.activator import Activator
 from kingpost_router.async_queue import AsyncQueue
 from kingpost_router.forwarding import Forwarder, NotConnected, OnHeaders, Passthrough
@@ -132,7 +132,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         released to the replicas that came."""
         snapshot = RouteSnapshot.from_table(table)
         closed = self.forwarder.set_addresses(snapshot.addresses())
-        self._keys.replace(snapshot.api_key_sha256)
+        self._keys.replace(snapshot.api_key_sha256,
+                           {digest: scope.model_ids for digest, scope in table.invoke_only_keys.items()})
         self._snapshot = snapshot
         self.activator.apply(snapshot)
         metrics.REQUESTS.retain(snapshot.by_deployment)
@@ -195,6 +196,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                                               root_ratio=self._settings.trace_root_ratio)
             deployment = resolve(self._snapshot, request.model_id, request.target, request.environment,
                                  chosen, host, rng=self._random)
+            key_scope.check(self._keys, context, deployment)
             series = metrics.REQUESTS.series(deployment.model_id, deployment.model_name,
                                              deployment.deployment_id, environment_label(request))
             timeout = self._timeout
@@ -266,8 +268,15 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     # The KServe V2 REST infer call: Predict's path, with the runner told which V2 path it is.
     V2Infer = Predict
-
     Sync = Predict
+
+    @abort_on_error
+    async def Wake(self, request: inference_pb2.WakeRequest,
+                   context: grpc.aio.ServicerContext) -> inference_pb2.WakeResponse:
+        await self.activator.wake(self._target(request, context))
+        # Baseten answers 202 Accepted; Envoy's error_body.lua sets it from this header.
+        await context.send_initial_metadata(((HTTP_STATUS_KEY, "202"),))
+        return inference_pb2.WakeResponse()
 
     async def RunRemote(
         self, request: inference_pb2.RunRemoteRequest, context: grpc.aio.ServicerContext
@@ -285,14 +294,14 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
     @abort_on_error
     async def AsyncPredict(self, request: inference_pb2.AsyncPredictRequest,
                            context: grpc.aio.ServicerContext) -> inference_pb2.AsyncPredictResponse:
-        deployment = self._async_target(request, context)
+        deployment = self._target(request, context)
         request_id = await self._async_queue().enqueue(deployment, request.body.data)
         return inference_pb2.AsyncPredictResponse(request_id=request_id)
 
     @abort_on_error
     async def GetAsyncQueueStatus(self, request: inference_pb2.GetAsyncQueueStatusRequest,
                                   context: grpc.aio.ServicerContext) -> inference_pb2.GetAsyncQueueStatusResponse:
-        return await self._async_queue().queue_status(self._async_target(request, context))
+        return await self._async_queue().queue_status(self._target(request, context))
 
     @abort_on_error
     async def GetAsyncRequest(self, request: inference_pb2.GetAsyncRequestRequest,
@@ -309,13 +318,16 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
             raise Unavailable("async inference is not available yet: the router is not connected to NATS")
         return self.async_queue
 
-    def _async_target(self, request: inference_pb2.AsyncPredictRequest | inference_pb2.GetAsyncQueueStatusRequest,
-                      context: grpc.aio.ServicerContext) -> Deployment:
-        """The deployment, as Predict resolves it; a canary split is drawn once, at enqueue."""
+    def _target(self, request: inference_pb2.AsyncPredictRequest | inference_pb2.GetAsyncQueueStatusRequest
+                | inference_pb2.WakeRequest, context: grpc.aio.ServicerContext) -> Deployment:
+        """The deployment, as Predict resolves it, if the caller's key may call it; a canary split is
+        drawn once, at enqueue."""
         host = _metadata(context, HOST_KEY)
         chosen = request.deployment_id or _metadata(context, DEPLOYMENT_KEY)
-        return resolve(self._snapshot, request.model_id, request.target, request.environment, chosen, host,
-                       rng=self._random)
+        deployment = resolve(self._snapshot, request.model_id, request.target, request.environment, chosen, host,
+                             rng=self._random)
+        key_scope.check(self._keys, context, deployment)
+        return deployment
 
     def _model_ids(self, model_id: str, context: grpc.aio.ServicerContext) -> tuple[str, ...]:
         """The id and name of the model the route names (by path or Host); () when none."""

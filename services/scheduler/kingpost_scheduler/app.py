@@ -28,6 +28,8 @@ from kingpost_scheduler.handlers.internal import SchedulerServicer
 from kingpost_scheduler.handlers.management import ManagementServicer
 from kingpost_scheduler.handlers.cluster import JoinOffer, NodeServicer
 from kingpost_scheduler.placement import Overcommit
+from kingpost_scheduler.replica_secrets import ReplicaSecrets
+from kingpost_scheduler.secret_box import SecretBox
 from kingpost_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,10 @@ async def create(
             drain=timedelta(seconds=settings.demoted_drain_seconds),
             overcommit=Overcommit(cpu=settings.cpu_overcommit, memory=settings.memory_overcommit),
         )
+        secret_box = SecretBox.from_settings(settings.secrets_key.get_secret_value(),
+                                             settings.resolved_secrets_key_file())
+        # Before the first pass: a replica started without its secrets would not read them.
+        control.dispatcher.secrets = ReplicaSecrets(builds, secret_box, control.read).for_deployment
         closers.append(control.close)
         await control.start(admin_key)
         bus = await NatsBus.connect(settings.nats_url, "kingpost-scheduler")
@@ -122,7 +128,7 @@ async def create(
     interceptor = AuthInterceptor(control.keys, public_prefixes=PUBLIC_PREFIXES,
                                   internal_token=settings.internal_token, self_checked=SELF_CHECKED)
     management = ManagementServicer(control, builds, bus, max_replica_cap=settings.max_replica_cap,
-                                    metrics_targets=settings.metrics_targets)
+                                    metrics_targets=settings.metrics_targets, secret_box=secret_box)
     closers.append(management.router_metrics.close)
     offer = JoinOffer(
         nats_url=settings.join_nats_url or settings.nats_url, internal_token=settings.internal_token,

@@ -25,6 +25,14 @@ STAGES = 10
 # Baseten's names, stored with the environment's settings.
 RAMP_UP_WHILE_PROMOTING = "ramp_up_while_promoting"
 RAMP_UP_DURATION_SECONDS = "ramp_up_duration_seconds"
+# Baseten's other promotion settings, stored and answered: kingpost's promotion is a swap once the
+# candidate is ready (or a canary), so a rolling deploy is answered as asked but runs as a swap.
+REDEPLOY_ON_PROMOTION = "redeploy_on_promotion"
+ROLLING_DEPLOY = "rolling_deploy"
+PROMOTION_CLEANUP_STRATEGY = "promotion_cleanup_strategy"
+CLEANUP_STRATEGIES = ("SCALE_TO_ZERO", "KEEP", "DEACTIVATE")
+FIELDS = (RAMP_UP_WHILE_PROMOTING, RAMP_UP_DURATION_SECONDS, REDEPLOY_ON_PROMOTION, ROLLING_DEPLOY,
+          PROMOTION_CLEANUP_STRATEGY)
 
 DEFAULT_DURATION = 600
 MIN_DURATION, MAX_DURATION = 10, 86400
@@ -34,16 +42,26 @@ MIN_DURATION, MAX_DURATION = 10, 86400
 class PromotionSettings:
     ramp_up_while_promoting: bool = False
     ramp_up_duration_seconds: int = DEFAULT_DURATION
+    redeploy_on_promotion: bool = False
+    rolling_deploy: bool = False
+    promotion_cleanup_strategy: str = CLEANUP_STRATEGIES[0]
 
 
 def patch_promotion_settings(current: PromotionSettings, changes: Mapping[str, object]) -> PromotionSettings:
-    """`current` with `changes` applied; the duration checked against its range."""
+    """`current` with `changes` applied; the duration and the cleanup strategy checked."""
     out = PromotionSettings(
         ramp_up_while_promoting=bool(changes.get(RAMP_UP_WHILE_PROMOTING, current.ramp_up_while_promoting)),
         ramp_up_duration_seconds=int(changes.get(RAMP_UP_DURATION_SECONDS,  # type: ignore[call-overload]
                                                  current.ramp_up_duration_seconds)),
+        redeploy_on_promotion=bool(changes.get(REDEPLOY_ON_PROMOTION, current.redeploy_on_promotion)),
+        rolling_deploy=bool(changes.get(ROLLING_DEPLOY, current.rolling_deploy)),
+        promotion_cleanup_strategy=str(changes.get(PROMOTION_CLEANUP_STRATEGY,
+                                                   current.promotion_cleanup_strategy)),
     )
     check_duration(out.ramp_up_duration_seconds)
+    if out.promotion_cleanup_strategy not in CLEANUP_STRATEGIES:
+        raise InvalidArgument(f"promotion_cleanup_strategy = {out.promotion_cleanup_strategy!r}: must be one of "
+                              + ", ".join(CLEANUP_STRATEGIES))
     return out
 
 

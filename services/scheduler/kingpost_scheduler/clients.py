@@ -36,6 +36,9 @@ class BuildInfo:
     cpu: str = ""
     memory: str = ""
     accelerator: str = ""
+    # config.yaml's `secrets:` names, and those without a default (which must be set).
+    secrets: tuple[str, ...] = ()
+    required_secrets: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -64,7 +67,8 @@ class BuilderClient:
                                auth=self._auth, timeout=10.0)
         b = reply.build
         return BuildInfo(b.build_id or build_id, build_state_name(b.state), b.artifact_digest, b.message,
-                         b.truss.predict_concurrency, b.truss.cpu, b.truss.memory, b.truss.accelerator)
+                         b.truss.predict_concurrency, b.truss.cpu, b.truss.memory, b.truss.accelerator,
+                         tuple(b.truss.secrets), tuple(b.truss.required_secrets))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -102,7 +102,7 @@ class Control:
         async def committed(outcome: tuple[Any, Settled, RouteTable | None]) -> None:
             _, settled, table = outcome
             if table is not None:
-                self.keys.replace(table.api_key_sha256)
+                self.keys.replace(table.api_key_sha256, dict(table.invoke_only_keys))
                 await self.routes.update(table)
             self._next_due = settled.next_due
             self.heartbeats.after_pass(settled.live_nodes, settled.replicas_by_node)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kingpost.errors import DeadlineExceeded, KingpostError, Unavailable
+from kingpost.errors import DeadlineExceeded, InvalidArgument, KingpostError, Unavailable
 from kingpost.v1 import agent_pb2
 from kingpost_scheduler import facts, metrics, store
 from kingpost_scheduler.clients import AgentCommands
@@ -30,6 +30,8 @@ Write = Callable[[str, Callable[[AsyncSession], Awaitable[None]]], Awaitable[Non
 class Dispatcher:
     def __init__(self, agents: AgentCommands, write: Write, clock: Callable[[], datetime]) -> None:
         self.agents = agents
+        # deployment id → the secrets its replicas get (replica_secrets.ReplicaSecrets); None: none.
+        self.secrets: Callable[[str], Awaitable[Mapping[str, str]]] | None = None
         self._write = write
         self._clock = clock
         self._commands: tuple[Command, ...] = ()
@@ -62,6 +64,8 @@ class Dispatcher:
             artifact_digest=spec.artifact_digest, environment=spec.environment, gpu_indices=command.gpus)
         refused: KingpostError | None = None
         try:
+            if self.secrets is not None:
+                request.secrets.update(await self.secrets(spec.deployment_id))
             await self.agents.start_replica(command.address, request)
         except (Unavailable, DeadlineExceeded) as e:
             metrics.AGENT_CALLS.labels("StartReplica", "error").inc()
@@ -82,8 +86,10 @@ class Dispatcher:
             if refused is None:
                 await store.set_replica_state(session, replica, facts.STARTING, self._clock())
             else:
+                what = "the node refused to start the replica" if not isinstance(refused, InvalidArgument) \
+                    else "the replica cannot start"
                 await store.set_replica_state(session, replica, facts.FAILED, self._clock(),
-                                              message=f"the node refused to start the replica: {refused}")
+                                              message=f"{what}: {refused}")
 
         await self._write("recording a started replica", record)
 

@@ -6,6 +6,7 @@ idempotent, so a redelivered event changes nothing. Heartbeats are heartbeats.py
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -36,10 +37,10 @@ class Events:
         """GetBuild's answer, unless a BuildEvent already told us the build finished."""
         from_event = self._builds.get(looked_up.build_id)
         if from_event is not None and from_event.finished and not looked_up.finished:
-            return BuildInfo(looked_up.build_id, from_event.state, from_event.artifact_digest,
-                             from_event.message, looked_up.predict_concurrency,
-                             from_event.cpu or looked_up.cpu, from_event.memory or looked_up.memory,
-                             from_event.accelerator or looked_up.accelerator)
+            return dataclasses.replace(looked_up, state=from_event.state, artifact_digest=from_event.artifact_digest,
+                                       message=from_event.message, cpu=from_event.cpu or looked_up.cpu,
+                                       memory=from_event.memory or looked_up.memory,
+                                       accelerator=from_event.accelerator or looked_up.accelerator)
         return looked_up
 
     async def on_build_event(self, event: events_pb2.BuildEvent) -> None:

@@ -87,6 +87,16 @@ class Status:
     reason: str = ""
 
 
+def retry_refusal(d: DeploymentFacts) -> str:
+    """Why a deployment cannot be retried (Baseten's `retry`), "" when it can: a FAILED one whose build
+    succeeded starts replicas again (the model failed to load, say for a secret set since)."""
+    if d.status != FAILED:
+        return f"deployment {d.id} is {d.status}, not FAILED: there is nothing to retry"
+    if not d.artifact_digest:
+        return f"deployment {d.id}'s build failed: push a fixed Truss"
+    return ""
+
+
 def deployment_status(d: DeploymentFacts, replicas: Iterable[Replica], *, waiting: str = "") -> Status:
     """The status a deployment shows, from what is stored about it and its replicas. `waiting`: why
     a replica it wants fits on no node (placement.why_not), shown as its reason while it serves

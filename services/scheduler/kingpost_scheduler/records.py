@@ -7,6 +7,7 @@ decided to the rows here too, so no handler or loop spells out a row's fields it
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -90,15 +91,11 @@ def set_environment_autoscaling(env: EnvironmentRecord, settings: AutoscalingSet
 
 def promotion_settings_of(env: EnvironmentRecord) -> canary.PromotionSettings:
     stored = (env.settings or {}).get("promotion_settings") or {}
-    return canary.PromotionSettings(
-        ramp_up_while_promoting=bool(stored.get(canary.RAMP_UP_WHILE_PROMOTING, False)),
-        ramp_up_duration_seconds=int(stored.get(canary.RAMP_UP_DURATION_SECONDS, canary.DEFAULT_DURATION)))
+    return canary.patch_promotion_settings(canary.PromotionSettings(), stored)
 
 
 def set_promotion_settings(env: EnvironmentRecord, settings: canary.PromotionSettings) -> None:
-    env.settings = {**(env.settings or {}), "promotion_settings": {
-        canary.RAMP_UP_WHILE_PROMOTING: settings.ramp_up_while_promoting,
-        canary.RAMP_UP_DURATION_SECONDS: settings.ramp_up_duration_seconds}}
+    env.settings = {**(env.settings or {}), "promotion_settings": dataclasses.asdict(settings)}
 
 
 def in_progress(env: EnvironmentRecord) -> promotion_steps.InProgress:

@@ -94,6 +94,8 @@ class RouteTable:
     models: tuple[ModelRoute, ...] = ()
     api_key_sha256: tuple[str, ...] = ()
     webhook_secrets: tuple[str, ...] = ()  # newest first
+    # (digest, model ids) of each invoke-only key, sorted; the other keys manage and invoke everything.
+    invoke_only_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_route_table(
@@ -104,6 +106,7 @@ def build_route_table(
     api_key_sha256: Iterable[str],
     wake_with: Mapping[str, Sequence[str]] | None = None,
     webhook_secrets: Iterable[str] = (),
+    invoke_only_keys: Mapping[str, Iterable[str]] | None = None,
 ) -> RouteTable:
     """`deployments` are the live (not deleted) ones; replicas of any state may be passed.
     `wake_with`: deployment id → deployments woken with it (a chain version's dependencies)."""
@@ -151,4 +154,6 @@ def build_route_table(
             chain_id=m.chain_id,
         ))
     return RouteTable(models=tuple(routes), api_key_sha256=tuple(sorted(set(api_key_sha256))),
-                      webhook_secrets=tuple(webhook_secrets))
+                      webhook_secrets=tuple(webhook_secrets),
+                      invoke_only_keys=tuple(sorted((d, tuple(sorted(ids)))
+                                                    for d, ids in (invoke_only_keys or {}).items())))

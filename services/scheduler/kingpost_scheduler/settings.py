@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from kingpost.artifact_bucket import BUCKET_PATTERN, DEFAULT_BUCKET
-
 from kingpost.settings import ServiceSettings
 from kingpost_scheduler import metrics_targets
 
@@ -46,6 +46,14 @@ class SchedulerSettings(ServiceSettings):
     join_artifact_bucket: str = Field(DEFAULT_BUCKET, pattern=BUCKET_PATTERN)
     # KINGPOST_ADMIN_KEY: stored (hashed) as the key named "admin" on start; never logged.
     admin_key: SecretStr = SecretStr("")
+    # The key secrets are encrypted with (Fernet, base64): KINGPOST_SECRETS_KEY, else the file
+    # `secrets_key_file` (empty: {home}/state/secrets.key, made on first use, mode 0600).
+    secrets_key: SecretStr = SecretStr("")
+    secrets_key_file: str = ""
+
+    def resolved_secrets_key_file(self) -> Path:
+        return Path(self.secrets_key_file) if self.secrets_key_file else Path(self.home) / "state" / "secrets.key"
+
     # The services' /metrics endpoints for GET /v1/metrics/targets, each "service=host:port" or
     # "service=host:port/path" (e.g. "envoy=10.0.0.5:9901/stats/prometheus"); agents announce their own.
     metrics_targets: list[str] = Field(default_factory=list)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kingpost import key_scopes
 from kingpost.errors import NotFound
 from kingpost_scheduler import lifecycle
 from kingpost_scheduler.facts import READY, Replica
@@ -20,16 +21,15 @@ from kingpost_scheduler.liveness import NodeReport
 from kingpost_scheduler.records import autoscaling_of, node_columns, replica_facts
 from kingpost_scheduler.route_table import DeploymentRow, EnvironmentRow, ModelRow
 from kingpost_scheduler.tables import (
-    WebhookSecretRecord,
     ApiKeyRecord,
     ChainDeploymentRecord,
     ChainRecord,
     DeploymentRecord,
     EnvironmentRecord,
-    JoinTokenRecord,
     ModelRecord,
     NodeRecord,
     ReplicaRecord,
+    WebhookSecretRecord,
 )
 
 # --- models -----------------------------------------------------------------------------------
@@ -287,9 +287,11 @@ async def set_last_seen(session: AsyncSession, last_seen: Mapping[str, datetime]
 
 
 async def add_api_key(
-    session: AsyncSession, *, prefix: str, name: str, sha256: str, now: datetime
+    session: AsyncSession, *, prefix: str, name: str, sha256: str, now: datetime,
+    key_type: str = key_scopes.MANAGE_ALL, model_ids: Sequence[str] = (),
 ) -> ApiKeyRecord:
-    key = ApiKeyRecord(prefix=prefix, name=name, sha256=sha256, created_at=now, revoked=False)
+    key = ApiKeyRecord(prefix=prefix, name=name, sha256=sha256, created_at=now, revoked=False,
+                       type=key_type, model_ids=list(model_ids))
     session.add(key)
     await session.flush()
     return key
@@ -344,7 +346,7 @@ async def delete_webhook_secret(session: AsyncSession, id: str) -> None:
 async def route_inputs(
     session: AsyncSession,
 ) -> tuple[list[ModelRow], list[DeploymentRow], list[EnvironmentRow], list[Replica], list[str],
-           dict[str, list[str]], list[str]]:
+           dict[str, list[str]], list[str], dict[str, list[str]]]:
     chain_of = {c.entrypoint_model_id: c.id for c in (await session.execute(select(ChainRecord))).scalars()}
     models = [ModelRow(m.id, m.name, chain_of.get(m.id, "")) for m in await list_models(session)]
     deployments = [
@@ -357,43 +359,11 @@ async def route_inputs(
                            e.canary_stage or 0)
             for e in await environments(session) if e.deployment_id]
     replicas = [replica_facts(r) for r in await all_replicas(session)]
-    digests = [k.sha256 for k in await list_api_keys(session)]
+    keys = await list_api_keys(session)
+    invoke_only = {k.sha256: list(k.model_ids or ()) for k in keys if k.type == key_scopes.INVOKE}
     # A chain version's entrypoint wakes its dependencies with it.
     wake_with = {v.id: [c["deployment_id"] for c in v.chainlets if not c.get("is_entrypoint")]
                  for v in (await session.execute(select(ChainDeploymentRecord))).scalars()}
     secrets = [w.secret for w in await list_webhook_secrets(session)]
-    return models, deployments, envs, replicas, digests, wake_with, secrets
+    return models, deployments, envs, replicas, [k.sha256 for k in keys], wake_with, secrets, invoke_only
 
-
-# --- nodes joining ----------------------------------------------------------------------------
-
-
-async def add_join_token(session: AsyncSession, *, prefix: str, sha256: str, description: str,
-                         now: datetime, expires_at: datetime) -> JoinTokenRecord:
-    token = JoinTokenRecord(prefix=prefix, sha256=sha256, description=description, created_at=now,
-                            expires_at=expires_at)
-    session.add(token)
-    await session.flush()
-    return token
-
-
-async def join_token(session: AsyncSession, prefix: str) -> JoinTokenRecord | None:
-    return await session.get(JoinTokenRecord, prefix)
-
-
-async def find_node(session: AsyncSession, ref: str) -> NodeRecord:
-    """A node by id, else by name."""
-    node = await session.get(NodeRecord, ref)
-    if node is None:
-        node = (await session.scalars(select(NodeRecord).where(NodeRecord.name == ref)
-                                      .order_by(NodeRecord.last_seen.desc()))).first()
-    if node is None:
-        raise NotFound(f"node {ref!r} not found: `kingpost nodes list` shows the nodes")
-    return node
-
-
-async def delete_node(session: AsyncSession, node_id: str) -> None:
-    """The node and the replica rows placed on it."""
-    await session.execute(delete(ReplicaRecord).where(ReplicaRecord.node_id == node_id))
-    await session.execute(delete(NodeRecord).where(NodeRecord.id == node_id))
-    await session.flush()

@@ -147,6 +147,21 @@ class ApiKeyRecord(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Baseten's key type: WORKSPACE_MANAGE_ALL, or WORKSPACE_INVOKE (only `model_ids`, or every model).
+    type: Mapped[str] = mapped_column(String(32), default="WORKSPACE_MANAGE_ALL")
+    model_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class SecretRecord(Base):
+    """A secret: its value only as Fernet ciphertext (the key is the operator's, not in the database)."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class JoinTokenRecord(Base):

@@ -24,6 +24,8 @@ class ReplicaSpec:
     environment: str = ""
     # The node's GPUs it may use (CUDA_VISIBLE_DEVICES); none: it sees no GPU.
     gpus: tuple[int, ...] = ()
+    # (name, value) of its secrets; not in repr, so no log line can show a value.
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass

@@ -265,7 +265,7 @@ class ReplicaSupervisor:
             r.output.note(f"kingpost: {sandbox.describe()}")
             runner = await runner_launch.spawn(
                 launch, dev_copy if dev_copy.is_dir() else launch.truss_dir, port=r.port, host=self._bind_host,
-                environment=r.spec.environment, gpus=r.spec.gpus, log_path=self._log_path(r.spec.replica_id),
+                environment=r.spec.environment, gpus=r.spec.gpus, secrets=r.spec.secrets, log_path=self._log_path(r.spec.replica_id),
                 standby=self.standby, base_python=self._environments.base_python, sandbox=sandbox)
         except (OSError, NoFreeId) as e:
             self._ports.release(r.port)

@@ -20,7 +20,7 @@ from kingpost import rpc
 from kingpost.errors import KingpostError
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
-from kingpost_worker_agent import archive, metrics, runner_env, system_layer, truss_resources
+from kingpost_worker_agent import archive, metrics, replica_secrets, runner_env, system_layer, truss_resources
 from kingpost_worker_agent.artifacts import ArtifactStore
 from kingpost_worker_agent.containment import Containment, Sandbox
 from kingpost_worker_agent.environments import EnvironmentStore
@@ -86,10 +86,12 @@ async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, cont
 
 async def spawn(launch: Launch, truss_dir: Path, *, port: int, host: str, environment: str, log_path: Path,
                 standby: StandbyPool, base_python: str, sandbox: Sandbox,
-                gpus: tuple[int, ...] = ()) -> RunnerProcess:
+                gpus: tuple[int, ...] = (), secrets: tuple[tuple[str, str], ...] = ()) -> RunnerProcess:
     """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`, in `sandbox`,
-    seeing only the GPUs `gpus`. Raises OSError."""
-    argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host, *sandbox.argv()]
+    seeing only the GPUs `gpus`, with `secrets` in its own secrets directory. Raises OSError."""
+    secrets_dir = replica_secrets.write(sandbox.work_area, sandbox.uid, secrets)
+    argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host, "--secrets-dir", str(secrets_dir),
+            *sandbox.argv()]
     per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env() \
         | runner_env.gpu_env(gpus)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             replica_id=request.replica_id, deployment_id=request.deployment_id, model_id=request.model_id,
             artifact_digest=request.artifact_digest, environment=request.environment,
             gpus=tuple(request.gpu_indices),
+            secrets=tuple(sorted(request.secrets.items())),
         ))
         return agent_pb2.StartReplicaResponse()
 

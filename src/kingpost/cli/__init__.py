@@ -21,6 +21,7 @@ from kingpost.cli import (  # noqa: F401  (each module adds its commands to the 
     nodes_command,
     predict_command,
     push_command,
+    secrets_command,
     service_commands,
     up_command,
     watch_command,

@@ -57,7 +57,7 @@ def autoscaling_get(model: str, deployment: str, as_json: bool) -> None:
     """Show MODEL's deployment's autoscaling settings (MODEL: id or name)."""
     reply = run_async(management_call("GetDeployment", management_pb2.GetDeploymentRequest(
         model_id=model, deployment_id=deployment)))
-    d = reply.deployment
+    d = reply
     if as_json:
         print_json({"deployment_id": d.id, "status": d.status, "active_replica_count": d.active_replica_count,
                     "autoscaling_settings": to_dict(d.autoscaling_settings)})
@@ -79,7 +79,7 @@ def autoscaling_set(model: str, deployment: str, as_json: bool, **values: Any) -
     get = run_async(management_call("GetDeployment", management_pb2.GetDeploymentRequest(
         model_id=model, deployment_id=deployment)))
     reply = run_async(management_call("UpdateAutoscalingSettings", management_pb2.UpdateAutoscalingSettingsRequest(
-        model_id=get.deployment.model_id, deployment_id=get.deployment.id, **changes)))
+        model_id=get.model_id, deployment_id=get.id, **changes)))
     if as_json:
         print_json(to_dict(reply))
         return

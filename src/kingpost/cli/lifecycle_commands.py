@@ -13,6 +13,7 @@ from kingpost.cli.app import cli, json_option, print_json, run_async, to_dict
 from kingpost.cli.autoscaling_command import given, settings_options
 from kingpost.cli.inspect_commands import deployments, management_call, models, table, triton_summary
 from kingpost.errors import Conflict, DeadlineExceeded
+from kingpost.management_shapes import current_deployment
 from kingpost.v1 import management_pb2
 
 PRODUCTION = "production"
@@ -46,7 +47,8 @@ def _autoscaling_line(s: management_pb2.AutoscalingSettings) -> str:
 
 
 def _environment_line(e: management_pb2.Environment) -> str:
-    current = _deployment_line(e.current_deployment) if e.HasField("current_deployment") else "no deployment yet"
+    serving = current_deployment(e)
+    current = _deployment_line(serving) if serving is not None else "no deployment yet"
     promoting = f"; promoting {e.promoting_deployment_id}" if e.promoting_deployment_id else ""
     failure = f"; last promotion failed: {e.promotion_failure}" if e.promotion_failure else ""
     s = e.autoscaling_settings
@@ -79,7 +81,7 @@ def _done(as_json: bool, what: str) -> None:
 @json_option
 def models_get(model: str, as_json: bool) -> None:
     """Show MODEL (id or name)."""
-    m = run_async(management_call("GetModel", management_pb2.GetModelRequest(model_id=model))).model
+    m = run_async(management_call("GetModel", management_pb2.GetModelRequest(model_id=model)))
     if as_json:
         print_json(to_dict(m))
         return
@@ -106,7 +108,7 @@ def models_delete(model: str, as_json: bool) -> None:
 def deployments_get(model: str, deployment: str, as_json: bool) -> None:
     """Show DEPLOYMENT (id, name, `development` or `production`) of MODEL."""
     d = run_async(management_call("GetDeployment", management_pb2.GetDeploymentRequest(
-        model_id=model, deployment_id=deployment))).deployment
+        model_id=model, deployment_id=deployment)))
     triton = run_async(triton_summary(d.build_id)) if d.build_id else ""
     if as_json:
         print_json(to_dict(d) | ({"triton": triton} if triton else {}))
@@ -152,7 +154,7 @@ deployments.command("delete", help="Delete DEPLOYMENT of MODEL for good (an envi
 def deployments_rename(model: str, deployment: str, name: str, as_json: bool) -> None:
     """Rename DEPLOYMENT of MODEL to NAME (cosmetic: its id stays)."""
     d = run_async(management_call("UpdateDeployment", management_pb2.UpdateDeploymentRequest(
-        model_id=model, deployment_id=deployment, name=name))).deployment
+        model_id=model, deployment_id=deployment, name=name)))
     if as_json:
         print_json(to_dict(d))
         return
@@ -163,14 +165,15 @@ async def _promote(model: str, env: str, deployment: str, wait: bool, timeout: f
                    ) -> tuple[management_pb2.Deployment, management_pb2.Environment | None]:
     reply = await management_call("PromoteDeployment", management_pb2.PromoteDeploymentRequest(
         model_id=model, env_name=env, deployment_id=deployment, ramp_up_duration_seconds=canary))
-    candidate = reply.deployment
+    candidate = reply
     if not wait:
         return candidate, None
     deadline = time.monotonic() + timeout
     while True:
         e = (await management_call("GetEnvironment", management_pb2.GetEnvironmentRequest(
-            model_id=model, env_name=env))).environment
-        if e.current_deployment.id == candidate.id and e.promoting_deployment_id != candidate.id:
+            model_id=model, env_name=env)))
+        serving = current_deployment(e)
+        if serving is not None and serving.id == candidate.id and e.promoting_deployment_id != candidate.id:
             return candidate, e
         if e.promoting_deployment_id != candidate.id:
             raise Conflict(f"promotion of {candidate.id} to {env} failed: {e.promotion_failure or 'replaced'}")
@@ -253,7 +256,7 @@ def environments_list(model: str, as_json: bool) -> None:
     if as_json:
         print_json({"environments": [to_dict(e) for e in reply.environments]})
         return
-    rows = [(e.name, e.current_deployment.id or "-", e.current_deployment.status or "-",
+    rows = [(e.name, (d := current_deployment(e) or management_pb2.Deployment()).id or "-", d.status or "-",
              e.promoting_deployment_id or "-") for e in reply.environments]
     click.echo(table(rows, ("NAME", "DEPLOYMENT", "STATUS", "PROMOTING")))
 
@@ -265,7 +268,7 @@ def environments_list(model: str, as_json: bool) -> None:
 def environments_get(model: str, name: str, as_json: bool) -> None:
     """Show environment NAME of MODEL."""
     e = run_async(management_call("GetEnvironment", management_pb2.GetEnvironmentRequest(
-        model_id=model, env_name=name))).environment
+        model_id=model, env_name=name)))
     if as_json:
         print_json(to_dict(e))
         return
@@ -282,7 +285,7 @@ def environments_create(model: str, name: str, as_json: bool, **settings: Any) -
     """Create environment NAME for MODEL (autoscaling settings default to Baseten's)."""
     e = run_async(management_call("CreateEnvironment", management_pb2.CreateEnvironmentRequest(
         model_id=model, name=name, autoscaling_settings=_patch(settings),
-        promotion_settings=_promotion_patch(settings)))).environment
+        promotion_settings=_promotion_patch(settings))))
     if as_json:
         print_json(to_dict(e))
         return
@@ -300,7 +303,7 @@ def environments_update(model: str, name: str, as_json: bool, **settings: Any) -
     """Change environment NAME's autoscaling and promotion settings (only those given)."""
     e = run_async(management_call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id=model, env_name=name, autoscaling_settings=_patch(settings),
-        promotion_settings=_promotion_patch(settings)))).environment
+        promotion_settings=_promotion_patch(settings))))
     if as_json:
         print_json(to_dict(e))
         return
@@ -339,7 +342,7 @@ def environments_promote(model: str, name: str, deployment: str, no_wait: bool, 
 def environments_cancel_promotion(model: str, name: str, as_json: bool) -> None:
     """Cancel the promotion into environment NAME of MODEL: all traffic back to its current deployment."""
     e = run_async(management_call("CancelPromotion", management_pb2.CancelPromotionRequest(
-        model_id=model, env_name=name))).environment
+        model_id=model, env_name=name)))
     if as_json:
         print_json(to_dict(e))
         return

@@ -90,9 +90,9 @@ def nodes_get(node: str, as_json: bool) -> None:
     """One node (NODE: its id or name), with its replicas."""
     reply = run_async(node_call("GetNode", nodes_pb2.GetNodeRequest(node=node)))
     if as_json:
-        print_json(to_dict(reply.node))
+        print_json(to_dict(reply))
         return
-    n = reply.node
+    n = reply
     click.echo(table([_row(n)], HEADER))
     if n.labels:
         click.echo("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(n.labels.items())))
@@ -108,9 +108,9 @@ def nodes_drain(node: str, undo: bool, as_json: bool) -> None:
     """Move NODE's replicas elsewhere (each stops once its replacement serves); it takes no new one."""
     reply = run_async(node_call("DrainNode", nodes_pb2.DrainNodeRequest(node=node, undo=undo)))
     if as_json:
-        print_json(to_dict(reply.node))
+        print_json(to_dict(reply))
         return
-    n = reply.node
+    n = reply
     if undo:
         click.echo(f"node {n.name or n.id} takes replicas again.")
     else:

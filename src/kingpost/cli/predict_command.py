@@ -66,7 +66,7 @@ async def predict(config: ClientConfig, model: str, *, environment: str, deploym
         if not (environment or deployment or development):
             management = management_pb2_grpc.ManagementServiceStub(channel)
             reply = await rpc.call(management.GetModel, management_pb2.GetModelRequest(model_id=model), auth=auth)
-            has_development = bool(reply.model.development_deployment_id)
+            has_development = bool(reply.development_deployment_id)
         request = target_request(model, environment=environment, deployment=deployment,
                                  development=development, has_development=has_development)
         request.body.CopyFrom(httpbody_pb2.HttpBody(content_type=content_type, data=body))
@@ -145,4 +145,4 @@ async def _default_target(config: ClientConfig, model: str) -> inference_pb2.Pre
         management = management_pb2_grpc.ManagementServiceStub(channel)
         reply = await rpc.call(management.GetModel, management_pb2.GetModelRequest(model_id=model), auth=auth)
     return target_request(model, environment="", deployment="", development=False,
-                          has_development=bool(reply.model.development_deployment_id))
+                          has_development=bool(reply.development_deployment_id))

@@ -55,7 +55,12 @@ def _size(n: int) -> str:
 
 @cli.command("push")
 @click.argument("truss_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--publish", is_flag=True, help="Make a published deployment instead of replacing development.")
+@click.option("--publish", is_flag=True,
+              help="Make a published deployment (what a plain push does; kept for scripts that say it).")
+@click.option("--development", is_flag=True,
+              help="Replace the development deployment instead of publishing (no watching; for scripts).")
+@click.option("--watch", "watch_after", is_flag=True,
+              help="Replace the development deployment, then live-reload it on every edit (`kingpost watch`).")
 @click.option("--environment", default="", help="Deploy straight into this environment (implies --publish).")
 @click.option("--deployment-name", default="", help="Name of the published deployment.")
 @click.option("--model-name", default=None, help="Model name (default: config.yaml's model_name, else DIR's name).")
@@ -63,17 +68,31 @@ def _size(n: int) -> str:
 @click.option("--timeout", type=float, default=900.0, show_default=True,
               help="Seconds to wait for the deployment to become ACTIVE.")
 @json_option
-def push_command(truss_dir: Path, publish: bool, environment: str, deployment_name: str,
-                 model_name: str | None, no_wait: bool, timeout: float, as_json: bool) -> None:
-    """Push the Truss in DIR; wait until it is ACTIVE and print its predict URL."""
-    if deployment_name and not (publish or environment):
-        raise click.UsageError("--deployment-name names a published deployment: add --publish")
+def push_command(truss_dir: Path, publish: bool, development: bool, watch_after: bool, environment: str,
+                 deployment_name: str, model_name: str | None, no_wait: bool, timeout: float,
+                 as_json: bool) -> None:
+    """Push the Truss in DIR as a published deployment; wait until it is ACTIVE and print its
+    predict URL. A model's first published deployment becomes its production deployment.
+
+    As current truss: `--watch` makes the development deployment and live-reloads it,
+    `--development` makes it without watching."""
+    if development and watch_after:
+        raise click.UsageError("--development and --watch both make the development deployment: give one")
+    to_development = development or watch_after
+    if to_development and (publish or environment or deployment_name):
+        given = "--publish" if publish else "--environment" if environment else "--deployment-name"
+        raise click.UsageError(f"{given} is for a published deployment; "
+                               f"{'--watch' if watch_after else '--development'} replaces the development one")
+    if watch_after:
+        click.get_current_context().invoke(cli.commands["watch"], truss_dir=truss_dir, model_name=model_name)
+        return
     config = load_config()
     progress = Progress(quiet=as_json)
     try:
         result = run_async(push(
-            config, truss_dir, publish=publish, environment=environment, deployment_name=deployment_name,
-            model_name=model_name, wait=not no_wait, timeout=timeout,
+            config, truss_dir, publish=not to_development, environment=environment,
+            deployment_name=deployment_name, model_name=model_name, wait=not no_wait, timeout=timeout,
+            first_to_production=not to_development,
             on_progress=progress.upload, on_build=progress.build, on_status=progress.status, on_log=progress.log,
         ))
     except PushFailed as e:

@@ -20,10 +20,9 @@ def webhook_secrets_create(as_json: bool) -> None:
     """Create a secret; webhooks are signed with it (too) from now on."""
     reply = run_async(management_call("CreateWebhookSecret", management_pb2.CreateWebhookSecretRequest()))
     if as_json:
-        print_json({"secret": reply.secret, "id": reply.webhook_secret.id,
-                    "created_at": reply.webhook_secret.created_at.ToJsonString()})
+        print_json({"secret": reply.secret, "id": reply.id, "created_at": reply.created_at.ToJsonString()})
         return
-    click.echo(f"Webhook secret {reply.webhook_secret.id} created:")
+    click.echo(f"Webhook secret {reply.id} created:")
     click.echo(reply.secret)
 
 

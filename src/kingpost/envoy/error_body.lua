@@ -36,26 +36,23 @@ function envoy_on_response(handle)
   local headers = handle:headers()
   headers:remove("grpc-accept-encoding")
   local grpc_status = headers:get("grpc-status")
-  if grpc_status == nil then
-    -- A message is coming (or this is Envoy's own reply): leave the body streaming. A /sync/
-    -- passthrough's server said its own status (kingpost_router.sync_request): the caller gets it.
-    local passed = tonumber(headers:get("x-http-status") or "")
-    if passed ~= nil then
-      headers:remove("x-http-status")
-      if passed >= 100 and passed <= 599 then
-        headers:replace(":status", tostring(math.floor(passed)))
-      end
+  local http_status = tonumber(headers:get("x-http-status") or "")
+  headers:remove("x-http-status")
+  if grpc_status == nil or grpc_status == "0" then
+    -- A success (a unary answer's trailers arrive here merged into its headers), or a message is
+    -- coming, or this is Envoy's own reply: leave the body as it is. A status other than 200 rides
+    -- in x-http-status, sent by the service as initial metadata: Baseten's 202 for wake, or the
+    -- status a /sync/ passthrough's server said (kingpost_router.sync_request).
+    headers:remove("grpc-status")
+    headers:remove("grpc-message")
+    if http_status ~= nil and http_status >= 100 and http_status <= 599 then
+      headers:replace(":status", tostring(math.floor(http_status)))
     end
     return
   end
   local message = headers:get("grpc-message") or ""
-  local http_status = tonumber(headers:get("x-http-status") or "")
   headers:remove("grpc-status")
   headers:remove("grpc-message")
-  headers:remove("x-http-status")
-  if grpc_status == "0" then
-    return
-  end
   if http_status ~= nil and http_status >= 400 and http_status <= 599 then
     headers:replace(":status", tostring(math.floor(http_status)))
   end

@@ -8,20 +8,29 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartReplicaRequest(_message.Message):
-    __slots__ = ("replica_id", "deployment_id", "model_id", "artifact_digest", "environment", "gpu_indices")
+    __slots__ = ("replica_id", "deployment_id", "model_id", "artifact_digest", "environment", "gpu_indices", "secrets")
+    class SecretsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     deployment_id: str
     model_id: str
     artifact_digest: str
     environment: str
     gpu_indices: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., environment: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ...) -> None: ...
+    secrets: _containers.ScalarMap[str, str]
+    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., environment: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., secrets: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class StartReplicaResponse(_message.Message):
     __slots__ = ()

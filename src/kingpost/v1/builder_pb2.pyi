@@ -77,17 +77,21 @@ class Build(_message.Message):
     def __init__(self, build_id: _Optional[str] = ..., state: _Optional[_Union[_events_pb2.BuildState, str]] = ..., artifact_digest: _Optional[str] = ..., message: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., truss: _Optional[_Union[TrussSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class TrussSummary(_message.Message):
-    __slots__ = ("model_name", "predict_concurrency", "cpu", "memory", "accelerator", "triton")
+    __slots__ = ("model_name", "predict_concurrency", "cpu", "memory", "accelerator", "triton", "secrets", "required_secrets")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
     TRITON_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_SECRETS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     predict_concurrency: int
     cpu: str
     memory: str
     accelerator: str
     triton: str
-    def __init__(self, model_name: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., cpu: _Optional[str] = ..., memory: _Optional[str] = ..., accelerator: _Optional[str] = ..., triton: _Optional[str] = ...) -> None: ...
+    secrets: _containers.RepeatedScalarFieldContainer[str]
+    required_secrets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_name: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., cpu: _Optional[str] = ..., memory: _Optional[str] = ..., accelerator: _Optional[str] = ..., triton: _Optional[str] = ..., secrets: _Optional[_Iterable[str]] = ..., required_secrets: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -39,6 +39,22 @@ class PredictRequest(_message.Message):
     body: _httpbody_pb2.HttpBody
     def __init__(self, model_id: _Optional[str] = ..., target: _Optional[str] = ..., environment: _Optional[str] = ..., deployment_id: _Optional[str] = ..., body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
+class WakeRequest(_message.Message):
+    __slots__ = ("model_id", "target", "environment", "deployment_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    target: str
+    environment: str
+    deployment_id: str
+    def __init__(self, model_id: _Optional[str] = ..., target: _Optional[str] = ..., environment: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
+
+class WakeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class SyncRequest(_message.Message):
     __slots__ = ("model_id", "target", "environment", "deployment_id", "path", "body", "method", "query")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]

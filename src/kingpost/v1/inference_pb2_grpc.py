@@ -44,6 +44,11 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.Wake = channel.unary_unary(
+                '/kingpost.v1.InferenceService/Wake',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.WakeRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_inference__pb2.WakeResponse.FromString,
+                _registered_method=True)
         self.Sync = channel.unary_stream(
                 '/kingpost.v1.InferenceService/Sync',
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.SerializeToString,
@@ -93,6 +98,14 @@ class InferenceServiceServicer:
         `target` ("development" or "production"), `environment` or `deployment_id`.
         The routes without `/models/{model_id}` take the model from the request's
         Host (`model-{model_id}.<domain>`), as Baseten's hosts do.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Wake(self, request, context):
+        """Wake starts a deployment that is scaled to zero, without a request (Baseten's `wake`): the
+        autoscaler is asked for a replica at once. Answers 202 (Accepted) at once; it does not wait.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +183,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.PredictRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
+            'Wake': grpc.unary_unary_rpc_method_handler(
+                    servicer.Wake,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.WakeRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_inference__pb2.WakeResponse.SerializeToString,
+            ),
             'Sync': grpc.unary_stream_rpc_method_handler(
                     servicer.Sync,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.SyncRequest.FromString,
@@ -237,6 +255,33 @@ class InferenceService:
             '/kingpost.v1.InferenceService/Predict',
             kingpost_dot_v1_dot_inference__pb2.PredictRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Wake(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/Wake',
+            kingpost_dot_v1_dot_inference__pb2.WakeRequest.SerializeToString,
+            kingpost_dot_v1_dot_inference__pb2.WakeResponse.FromString,
             options,
             channel_credentials,
             insecure,

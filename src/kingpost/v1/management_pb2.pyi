@@ -1,9 +1,11 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kingpost.v1 import events_pb2 as _events_pb2
+from kingpost.v1 import nodes_pb2 as _nodes_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -55,20 +57,30 @@ class GetDeploymentMetricsResponse(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., window_seconds: _Optional[int] = ..., observed_seconds: _Optional[float] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., request_rate: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., desired_replicas: _Optional[int] = ..., ready_replicas: _Optional[int] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "name", "created_at", "deployments_count", "production_deployment_id", "development_deployment_id")
+    __slots__ = ("id", "name", "created_at", "deployments_count", "production_deployment_id", "development_deployment_id", "instance_type_name", "team_name")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENTS_COUNT_FIELD_NUMBER: _ClassVar[int]
     PRODUCTION_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     DEVELOPMENT_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    TEAM_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     created_at: _timestamp_pb2.Timestamp
     deployments_count: int
     production_deployment_id: str
     development_deployment_id: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., production_deployment_id: _Optional[str] = ..., development_deployment_id: _Optional[str] = ...) -> None: ...
+    instance_type_name: str
+    team_name: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., production_deployment_id: _Optional[str] = ..., development_deployment_id: _Optional[str] = ..., instance_type_name: _Optional[str] = ..., team_name: _Optional[str] = ...) -> None: ...
+
+class RequestBackpressureSettings(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    def __init__(self, policy: _Optional[str] = ...) -> None: ...
 
 class AutoscalingSettings(_message.Message):
     __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
@@ -91,7 +103,7 @@ class AutoscalingSettings(_message.Message):
     def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency", "replicas", "resources")
+    __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency", "replicas", "resources", "instance_type_name", "request_backpressure_settings")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +119,8 @@ class Deployment(_message.Message):
     PREDICT_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BACKPRESSURE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     model_id: str
@@ -122,7 +136,9 @@ class Deployment(_message.Message):
     predict_concurrency: int
     replicas: _containers.RepeatedCompositeFieldContainer[DeploymentReplica]
     resources: DeploymentResources
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[DeploymentReplica, _Mapping]]] = ..., resources: _Optional[_Union[DeploymentResources, _Mapping]] = ...) -> None: ...
+    instance_type_name: str
+    request_backpressure_settings: RequestBackpressureSettings
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_production: _Optional[bool] = ..., is_development: _Optional[bool] = ..., status: _Optional[str] = ..., status_reason: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., environment: _Optional[str] = ..., build_id: _Optional[str] = ..., predict_concurrency: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[DeploymentReplica, _Mapping]]] = ..., resources: _Optional[_Union[DeploymentResources, _Mapping]] = ..., instance_type_name: _Optional[str] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
 
 class DeploymentResources(_message.Message):
     __slots__ = ("cpu", "memory_bytes", "accelerator", "instance_type")
@@ -168,12 +184,6 @@ class GetModelRequest(_message.Message):
     model_id: str
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
 
-class GetModelResponse(_message.Message):
-    __slots__ = ("model",)
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    model: Model
-    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...
-
 class CreateDeploymentRequest(_message.Message):
     __slots__ = ("model_name", "build_id", "publish", "environment", "deployment_name")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -216,12 +226,6 @@ class GetDeploymentRequest(_message.Message):
     deployment_id: str
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
-class GetDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
-    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
-    deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
-
 class GetLogsRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id", "build_id", "build_only", "replica_only", "limit")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -245,38 +249,54 @@ class GetLogsResponse(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[_Union[_events_pb2.LogLine, _Mapping]]] = ...) -> None: ...
 
 class ApiKey(_message.Message):
-    __slots__ = ("prefix", "name", "created_at")
+    __slots__ = ("prefix", "name", "created_at", "type", "model_ids", "team_name")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_NAME_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     name: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, prefix: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    type: str
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    team_name: str
+    def __init__(self, prefix: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ..., team_name: _Optional[str] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "type", "model_ids")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    type: str
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
-    __slots__ = ("api_key", "key")
+    __slots__ = ("api_key", "prefix", "name", "type", "model_ids")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    api_key: ApiKey
-    key: str
-    def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    api_key: str
+    prefix: str
+    name: str
+    type: str
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, api_key: _Optional[str] = ..., prefix: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., model_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListApiKeysRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ListApiKeysResponse(_message.Message):
-    __slots__ = ("api_keys",)
-    API_KEYS_FIELD_NUMBER: _ClassVar[int]
-    api_keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
-    def __init__(self, api_keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
 
 class RevokeApiKeyRequest(_message.Message):
     __slots__ = ("prefix",)
@@ -285,8 +305,10 @@ class RevokeApiKeyRequest(_message.Message):
     def __init__(self, prefix: _Optional[str] = ...) -> None: ...
 
 class RevokeApiKeyResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
 
 class WebhookSecret(_message.Message):
     __slots__ = ("id", "secret", "created_at")
@@ -301,14 +323,6 @@ class WebhookSecret(_message.Message):
 class CreateWebhookSecretRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
-
-class CreateWebhookSecretResponse(_message.Message):
-    __slots__ = ("webhook_secret", "secret")
-    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
-    SECRET_FIELD_NUMBER: _ClassVar[int]
-    webhook_secret: WebhookSecret
-    secret: str
-    def __init__(self, webhook_secret: _Optional[_Union[WebhookSecret, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
 
 class ListWebhookSecretsRequest(_message.Message):
     __slots__ = ()
@@ -369,10 +383,14 @@ class DeleteModelRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
 
 class DeleteModelResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "id", "deleted")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    id: str
+    deleted: bool
+    def __init__(self, success: _Optional[bool] = ..., id: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class ActivateDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id")
@@ -383,10 +401,12 @@ class ActivateDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class ActivateDeploymentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "no_op")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    NO_OP_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    no_op: bool
+    def __init__(self, success: _Optional[bool] = ..., no_op: _Optional[bool] = ...) -> None: ...
 
 class DeactivateDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id")
@@ -397,10 +417,12 @@ class DeactivateDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class DeactivateDeploymentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "no_op")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    NO_OP_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    no_op: bool
+    def __init__(self, success: _Optional[bool] = ..., no_op: _Optional[bool] = ...) -> None: ...
 
 class UpdateDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id", "name")
@@ -412,12 +434,6 @@ class UpdateDeploymentRequest(_message.Message):
     name: str
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
-class UpdateDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
-    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
-    deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
-
 class DeleteDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -427,10 +443,16 @@ class DeleteDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class DeleteDeploymentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "id", "deleted", "model_id")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    id: str
+    deleted: bool
+    model_id: str
+    def __init__(self, success: _Optional[bool] = ..., id: _Optional[str] = ..., deleted: _Optional[bool] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class PromoteDeploymentRequest(_message.Message):
     __slots__ = ("model_id", "env_name", "deployment_id", "scale_down_previous_deployment", "scale_down_previous_production", "preserve_env_instance_type", "ramp_up_duration_seconds")
@@ -449,12 +471,6 @@ class PromoteDeploymentRequest(_message.Message):
     preserve_env_instance_type: bool
     ramp_up_duration_seconds: int
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., deployment_id: _Optional[str] = ..., scale_down_previous_deployment: _Optional[bool] = ..., scale_down_previous_production: _Optional[bool] = ..., preserve_env_instance_type: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ...) -> None: ...
-
-class PromoteDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
-    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
-    deployment: Deployment
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
 
 class EnvironmentAutoscalingPatch(_message.Message):
     __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
@@ -477,7 +493,7 @@ class EnvironmentAutoscalingPatch(_message.Message):
     def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class Environment(_message.Message):
-    __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic", "promotion_settings", "current_canary")
+    __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic", "promotion_settings", "current_canary", "instance_type", "request_backpressure_settings")
     class TrafficEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -495,25 +511,35 @@ class Environment(_message.Message):
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     PROMOTION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_CANARY_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BACKPRESSURE_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_at: _timestamp_pb2.Timestamp
     model_id: str
-    current_deployment: Deployment
+    current_deployment: _struct_pb2.Value
     autoscaling_settings: AutoscalingSettings
     promoting_deployment_id: str
     promotion_failure: str
     traffic: _containers.ScalarMap[str, int]
     promotion_settings: PromotionSettings
     current_canary: Canary
-    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[Deployment, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ..., current_canary: _Optional[_Union[Canary, _Mapping]] = ...) -> None: ...
+    instance_type: _nodes_pb2.InstanceType
+    request_backpressure_settings: RequestBackpressureSettings
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_id: _Optional[str] = ..., current_deployment: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., autoscaling_settings: _Optional[_Union[AutoscalingSettings, _Mapping]] = ..., promoting_deployment_id: _Optional[str] = ..., promotion_failure: _Optional[str] = ..., traffic: _Optional[_Mapping[str, int]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ..., current_canary: _Optional[_Union[Canary, _Mapping]] = ..., instance_type: _Optional[_Union[_nodes_pb2.InstanceType, _Mapping]] = ..., request_backpressure_settings: _Optional[_Union[RequestBackpressureSettings, _Mapping]] = ...) -> None: ...
 
 class PromotionSettings(_message.Message):
-    __slots__ = ("ramp_up_while_promoting", "ramp_up_duration_seconds")
+    __slots__ = ("ramp_up_while_promoting", "ramp_up_duration_seconds", "redeploy_on_promotion", "rolling_deploy", "promotion_cleanup_strategy")
     RAMP_UP_WHILE_PROMOTING_FIELD_NUMBER: _ClassVar[int]
     RAMP_UP_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REDEPLOY_ON_PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    ROLLING_DEPLOY_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_CLEANUP_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     ramp_up_while_promoting: bool
     ramp_up_duration_seconds: int
-    def __init__(self, ramp_up_while_promoting: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ...) -> None: ...
+    redeploy_on_promotion: bool
+    rolling_deploy: bool
+    promotion_cleanup_strategy: str
+    def __init__(self, ramp_up_while_promoting: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ..., redeploy_on_promotion: _Optional[bool] = ..., rolling_deploy: _Optional[bool] = ..., promotion_cleanup_strategy: _Optional[str] = ...) -> None: ...
 
 class Canary(_message.Message):
     __slots__ = ("deployment_id", "stage", "stages", "candidate_weight", "ramp_up_duration_seconds", "started_at")
@@ -539,12 +565,6 @@ class CancelPromotionRequest(_message.Message):
     env_name: str
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
 
-class CancelPromotionResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
-
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ("model_id",)
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -569,12 +589,6 @@ class CreateEnvironmentRequest(_message.Message):
     promotion_settings: PromotionSettings
     def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ...) -> None: ...
 
-class CreateEnvironmentResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
-
 class GetEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -582,12 +596,6 @@ class GetEnvironmentRequest(_message.Message):
     model_id: str
     env_name: str
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
-
-class GetEnvironmentResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
 
 class UpdateEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name", "autoscaling_settings", "promotion_settings")
@@ -601,12 +609,6 @@ class UpdateEnvironmentRequest(_message.Message):
     promotion_settings: PromotionSettings
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ...) -> None: ...
 
-class UpdateEnvironmentResponse(_message.Message):
-    __slots__ = ("environment",)
-    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
-    environment: Environment
-    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
-
 class DeleteEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -616,10 +618,92 @@ class DeleteEnvironmentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
 
 class DeleteEnvironmentResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "name", "model_id", "deleted")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    name: str
+    model_id: str
+    deleted: bool
+    def __init__(self, success: _Optional[bool] = ..., name: _Optional[str] = ..., model_id: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
+
+class RetryDeploymentRequest(_message.Message):
+    __slots__ = ("model_id", "deployment_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    deployment_id: str
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
+
+class RetryDeploymentResponse(_message.Message):
+    __slots__ = ("retried", "reason", "deployment")
+    RETRIED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    retried: bool
+    reason: str
+    deployment: Deployment
+    def __init__(self, retried: _Optional[bool] = ..., reason: _Optional[str] = ..., deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+
+class ActivateEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
+
+class DeactivateEnvironmentRequest(_message.Message):
+    __slots__ = ("model_id", "env_name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    env_name: str
+    def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
+
+class Secret(_message.Message):
+    __slots__ = ("id", "created_at", "name", "team_name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEAM_NAME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    created_at: _timestamp_pb2.Timestamp
+    name: str
+    team_name: str
+    def __init__(self, id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., team_name: _Optional[str] = ...) -> None: ...
+
+class UpsertSecretRequest(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class ListSecretsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSecretsResponse(_message.Message):
+    __slots__ = ("secrets",)
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    secrets: _containers.RepeatedCompositeFieldContainer[Secret]
+    def __init__(self, secrets: _Optional[_Iterable[_Union[Secret, _Mapping]]] = ...) -> None: ...
+
+class DeleteSecretRequest(_message.Message):
+    __slots__ = ("secret_name",)
+    SECRET_NAME_FIELD_NUMBER: _ClassVar[int]
+    secret_name: str
+    def __init__(self, secret_name: _Optional[str] = ...) -> None: ...
+
+class DeleteSecretResponse(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class UpdateAutoscalingSettingsRequest(_message.Message):
     __slots__ = ("model_id", "deployment_id", "min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")

@@ -29,7 +29,9 @@ if _version_not_supported:
 class ManagementServiceStub:
     """ManagementService is the management API, served by the scheduler, which
     alone writes models, deployments, environments and API keys. Paths and
-    field names follow Baseten's management API under /v1.
+    field names follow Baseten's management API under /v1: a call that answers
+    one model, deployment or environment returns that message itself, so that the
+    REST answer is the object (Baseten's shape), not one wrapped in a field.
     """
 
     def __init__(self, channel):
@@ -46,7 +48,7 @@ class ManagementServiceStub:
         self.GetModel = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetModel',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetModelRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetModelResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Model.FromString,
                 _registered_method=True)
         self.CreateDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CreateDeployment',
@@ -61,7 +63,7 @@ class ManagementServiceStub:
         self.GetDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetDeployment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
                 _registered_method=True)
         self.GetLogs = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetLogs',
@@ -86,7 +88,7 @@ class ManagementServiceStub:
         self.CreateWebhookSecret = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CreateWebhookSecret',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.WebhookSecret.FromString,
                 _registered_method=True)
         self.ListWebhookSecrets = channel.unary_unary(
                 '/kingpost.v1.ManagementService/ListWebhookSecrets',
@@ -121,7 +123,7 @@ class ManagementServiceStub:
         self.UpdateDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/UpdateDeployment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
                 _registered_method=True)
         self.DeleteDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/DeleteDeployment',
@@ -131,7 +133,7 @@ class ManagementServiceStub:
         self.PromoteDeployment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/PromoteDeployment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
                 _registered_method=True)
         self.ListEnvironments = channel.unary_unary(
                 '/kingpost.v1.ManagementService/ListEnvironments',
@@ -141,22 +143,22 @@ class ManagementServiceStub:
         self.CreateEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CreateEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.GetEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/GetEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.UpdateEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/UpdateEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.CancelPromotion = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CancelPromotion',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
                 _registered_method=True)
         self.DeleteEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/DeleteEnvironment',
@@ -167,6 +169,36 @@ class ManagementServiceStub:
                 '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
+                _registered_method=True)
+        self.RetryDeployment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/RetryDeployment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentResponse.FromString,
+                _registered_method=True)
+        self.ActivateEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ActivateEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ActivateEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.FromString,
+                _registered_method=True)
+        self.DeactivateEnvironment = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeactivateEnvironment',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
+                _registered_method=True)
+        self.UpsertSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/UpsertSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.UpsertSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.Secret.FromString,
+                _registered_method=True)
+        self.ListSecrets = channel.unary_unary(
+                '/kingpost.v1.ManagementService/ListSecrets',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.ListSecretsRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.ListSecretsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/kingpost.v1.ManagementService/DeleteSecret',
+                request_serializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretResponse.FromString,
                 _registered_method=True)
         self.PatchDevelopment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/PatchDevelopment',
@@ -188,7 +220,9 @@ class ManagementServiceStub:
 class ManagementServiceServicer:
     """ManagementService is the management API, served by the scheduler, which
     alone writes models, deployments, environments and API keys. Paths and
-    field names follow Baseten's management API under /v1.
+    field names follow Baseten's management API under /v1: a call that answers
+    one model, deployment or environment returns that message itself, so that the
+    REST answer is the object (Baseten's shape), not one wrapped in a field.
     """
 
     def ListModels(self, request, context):
@@ -373,6 +407,48 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryDeployment(self, request, context):
+        """RetryDeployment starts a FAILED deployment's replicas again (its build succeeded; the model
+        failed to load, say for a secret set since). Answers whether it did, and why not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateEnvironment(self, request, context):
+        """ActivateEnvironment activates the environment's current deployment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeactivateEnvironment(self, request, context):
+        """DeactivateEnvironment deactivates the environment's current deployment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertSecret(self, request, context):
+        """UpsertSecret creates or replaces a secret; its value is stored encrypted and never returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecrets(self, request, context):
+        """ListSecrets lists the secrets' names, never their values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PatchDevelopment(self, request, context):
         """PatchDevelopment is live reload (`kingpost watch`): the files reach the
         development deployment's running replicas, which re-import the model
@@ -409,7 +485,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'GetModel': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModel,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.GetModelRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetModelResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Model.SerializeToString,
             ),
             'CreateDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDeployment,
@@ -424,7 +500,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'GetDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDeployment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetDeploymentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Deployment.SerializeToString,
             ),
             'GetLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogs,
@@ -449,7 +525,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'CreateWebhookSecret': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateWebhookSecret,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.WebhookSecret.SerializeToString,
             ),
             'ListWebhookSecrets': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWebhookSecrets,
@@ -484,7 +560,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'UpdateDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateDeployment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Deployment.SerializeToString,
             ),
             'DeleteDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDeployment,
@@ -494,7 +570,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'PromoteDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.PromoteDeployment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Deployment.SerializeToString,
             ),
             'ListEnvironments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEnvironments,
@@ -504,22 +580,22 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'CreateEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'GetEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'UpdateEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'CancelPromotion': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelPromotion,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
             ),
             'DeleteEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteEnvironment,
@@ -530,6 +606,36 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.UpdateAutoscalingSettings,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.SerializeToString,
+            ),
+            'RetryDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeployment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.RetryDeploymentResponse.SerializeToString,
+            ),
+            'ActivateEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ActivateEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.SerializeToString,
+            ),
+            'DeactivateEnvironment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateEnvironment,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.SerializeToString,
+            ),
+            'UpsertSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.UpsertSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.Secret.SerializeToString,
+            ),
+            'ListSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecrets,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.ListSecretsRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.DeleteSecretResponse.SerializeToString,
             ),
             'PatchDevelopment': grpc.unary_unary_rpc_method_handler(
                     servicer.PatchDevelopment,
@@ -557,7 +663,9 @@ def add_ManagementServiceServicer_to_server(servicer, server):
 class ManagementService:
     """ManagementService is the management API, served by the scheduler, which
     alone writes models, deployments, environments and API keys. Paths and
-    field names follow Baseten's management API under /v1.
+    field names follow Baseten's management API under /v1: a call that answers
+    one model, deployment or environment returns that message itself, so that the
+    REST answer is the object (Baseten's shape), not one wrapped in a field.
     """
 
     @staticmethod
@@ -603,7 +711,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/GetModel',
             kingpost_dot_v1_dot_management__pb2.GetModelRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.GetModelResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Model.FromString,
             options,
             channel_credentials,
             insecure,
@@ -684,7 +792,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/GetDeployment',
             kingpost_dot_v1_dot_management__pb2.GetDeploymentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.GetDeploymentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -819,7 +927,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/CreateWebhookSecret',
             kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.CreateWebhookSecretResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.WebhookSecret.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1008,7 +1116,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/UpdateDeployment',
             kingpost_dot_v1_dot_management__pb2.UpdateDeploymentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.UpdateDeploymentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1062,7 +1170,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/PromoteDeployment',
             kingpost_dot_v1_dot_management__pb2.PromoteDeploymentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.PromoteDeploymentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Deployment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1116,7 +1224,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/CreateEnvironment',
             kingpost_dot_v1_dot_management__pb2.CreateEnvironmentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.CreateEnvironmentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1143,7 +1251,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/GetEnvironment',
             kingpost_dot_v1_dot_management__pb2.GetEnvironmentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.GetEnvironmentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1170,7 +1278,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/UpdateEnvironment',
             kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1197,7 +1305,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/CancelPromotion',
             kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
+            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1252,6 +1360,168 @@ class ManagementService:
             '/kingpost.v1.ManagementService/UpdateAutoscalingSettings',
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsRequest.SerializeToString,
             kingpost_dot_v1_dot_management__pb2.UpdateAutoscalingSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/RetryDeployment',
+            kingpost_dot_v1_dot_management__pb2.RetryDeploymentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.RetryDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ActivateEnvironment',
+            kingpost_dot_v1_dot_management__pb2.ActivateEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ActivateDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateEnvironment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeactivateEnvironment',
+            kingpost_dot_v1_dot_management__pb2.DeactivateEnvironmentRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeactivateDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/UpsertSecret',
+            kingpost_dot_v1_dot_management__pb2.UpsertSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/ListSecrets',
+            kingpost_dot_v1_dot_management__pb2.ListSecretsRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.ManagementService/DeleteSecret',
+            kingpost_dot_v1_dot_management__pb2.DeleteSecretRequest.SerializeToString,
+            kingpost_dot_v1_dot_management__pb2.DeleteSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

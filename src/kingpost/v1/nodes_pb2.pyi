@@ -86,12 +86,6 @@ class GetNodeRequest(_message.Message):
     node: str
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
-class GetNodeResponse(_message.Message):
-    __slots__ = ("node",)
-    NODE_FIELD_NUMBER: _ClassVar[int]
-    node: Node
-    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ...) -> None: ...
-
 class DrainNodeRequest(_message.Message):
     __slots__ = ("node", "undo")
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -99,12 +93,6 @@ class DrainNodeRequest(_message.Message):
     node: str
     undo: bool
     def __init__(self, node: _Optional[str] = ..., undo: _Optional[bool] = ...) -> None: ...
-
-class DrainNodeResponse(_message.Message):
-    __slots__ = ("node",)
-    NODE_FIELD_NUMBER: _ClassVar[int]
-    node: Node
-    def __init__(self, node: _Optional[_Union[Node, _Mapping]] = ...) -> None: ...
 
 class RemoveNodeRequest(_message.Message):
     __slots__ = ("node",)
@@ -178,7 +166,7 @@ class ListInstanceTypesResponse(_message.Message):
     def __init__(self, instance_types: _Optional[_Iterable[_Union[InstanceType, _Mapping]]] = ...) -> None: ...
 
 class InstanceType(_message.Message):
-    __slots__ = ("name", "vcpus", "memory_bytes", "gpu_type", "gpu_count", "vram_bytes", "usd_per_minute")
+    __slots__ = ("name", "vcpus", "memory_bytes", "gpu_type", "gpu_count", "vram_bytes", "usd_per_minute", "id", "memory_limit_mib", "millicpu_limit", "gpu_memory_limit_mib")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +174,10 @@ class InstanceType(_message.Message):
     GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     VRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
     USD_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
+    MILLICPU_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_LIMIT_MIB_FIELD_NUMBER: _ClassVar[int]
     name: str
     vcpus: int
     memory_bytes: int
@@ -193,4 +185,8 @@ class InstanceType(_message.Message):
     gpu_count: int
     vram_bytes: int
     usd_per_minute: float
-    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_type: _Optional[str] = ..., gpu_count: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., usd_per_minute: _Optional[float] = ...) -> None: ...
+    id: str
+    memory_limit_mib: int
+    millicpu_limit: int
+    gpu_memory_limit_mib: int
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_type: _Optional[str] = ..., gpu_count: _Optional[int] = ..., vram_bytes: _Optional[int] = ..., usd_per_minute: _Optional[float] = ..., id: _Optional[str] = ..., memory_limit_mib: _Optional[int] = ..., millicpu_limit: _Optional[int] = ..., gpu_memory_limit_mib: _Optional[int] = ...) -> None: ...

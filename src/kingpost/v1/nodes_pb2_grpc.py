@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class NodeServiceStub:
     """NodeService: the machines that run replicas, served by the scheduler.
+    A call that answers one node returns the Node itself (as the management API
+    answers a model or a deployment), not one wrapped in a field.
     Every method but JoinNode takes an API key, as the management API does.
     JoinNode takes a join token in its body instead (`kingpost nodes token`):
     the token lets an agent join and does nothing else.
@@ -51,12 +53,12 @@ class NodeServiceStub:
         self.GetNode = channel.unary_unary(
                 '/kingpost.v1.NodeService/GetNode',
                 request_serializer=kingpost_dot_v1_dot_nodes__pb2.GetNodeRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_nodes__pb2.GetNodeResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_nodes__pb2.Node.FromString,
                 _registered_method=True)
         self.DrainNode = channel.unary_unary(
                 '/kingpost.v1.NodeService/DrainNode',
                 request_serializer=kingpost_dot_v1_dot_nodes__pb2.DrainNodeRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_nodes__pb2.DrainNodeResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_nodes__pb2.Node.FromString,
                 _registered_method=True)
         self.RemoveNode = channel.unary_unary(
                 '/kingpost.v1.NodeService/RemoveNode',
@@ -77,6 +79,8 @@ class NodeServiceStub:
 
 class NodeServiceServicer:
     """NodeService: the machines that run replicas, served by the scheduler.
+    A call that answers one node returns the Node itself (as the management API
+    answers a model or a deployment), not one wrapped in a field.
     Every method but JoinNode takes an API key, as the management API does.
     JoinNode takes a join token in its body instead (`kingpost nodes token`):
     the token lets an agent join and does nothing else.
@@ -148,12 +152,12 @@ def add_NodeServiceServicer_to_server(servicer, server):
             'GetNode': grpc.unary_unary_rpc_method_handler(
                     servicer.GetNode,
                     request_deserializer=kingpost_dot_v1_dot_nodes__pb2.GetNodeRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_nodes__pb2.GetNodeResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_nodes__pb2.Node.SerializeToString,
             ),
             'DrainNode': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainNode,
                     request_deserializer=kingpost_dot_v1_dot_nodes__pb2.DrainNodeRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_nodes__pb2.DrainNodeResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_nodes__pb2.Node.SerializeToString,
             ),
             'RemoveNode': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveNode,
@@ -180,6 +184,8 @@ def add_NodeServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class NodeService:
     """NodeService: the machines that run replicas, served by the scheduler.
+    A call that answers one node returns the Node itself (as the management API
+    answers a model or a deployment), not one wrapped in a field.
     Every method but JoinNode takes an API key, as the management API does.
     JoinNode takes a join token in its body instead (`kingpost nodes token`):
     the token lets an agent join and does nothing else.
@@ -255,7 +261,7 @@ class NodeService:
             target,
             '/kingpost.v1.NodeService/GetNode',
             kingpost_dot_v1_dot_nodes__pb2.GetNodeRequest.SerializeToString,
-            kingpost_dot_v1_dot_nodes__pb2.GetNodeResponse.FromString,
+            kingpost_dot_v1_dot_nodes__pb2.Node.FromString,
             options,
             channel_credentials,
             insecure,
@@ -282,7 +288,7 @@ class NodeService:
             target,
             '/kingpost.v1.NodeService/DrainNode',
             kingpost_dot_v1_dot_nodes__pb2.DrainNodeRequest.SerializeToString,
-            kingpost_dot_v1_dot_nodes__pb2.DrainNodeResponse.FromString,
+            kingpost_dot_v1_dot_nodes__pb2.Node.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,41 +24,47 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/scheduler.proto\x12\x0bkingpost.v1\"%\n\x12WatchRoutesRequest\x12\x0f\n\x07watcher\x18\x01 \x01(\t\"=\n\x13WatchRoutesResponse\x12&\n\x05table\x18\x01 \x01(\x0b\x32\x17.kingpost.v1.RouteTable\"w\n\nRouteTable\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\'\n\x06models\x18\x02 \x03(\x0b\x32\x17.kingpost.v1.ModelRoute\x12\x16\n\x0e\x61pi_key_sha256\x18\x03 \x03(\t\x12\x17\n\x0fwebhook_secrets\x18\x04 \x03(\t\"\xc9\x01\n\nModelRoute\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x19\x64\x65velopment_deployment_id\x18\x03 \x01(\t\x12\x33\n\x0c\x65nvironments\x18\x04 \x03(\x0b\x32\x1d.kingpost.v1.EnvironmentRoute\x12\x31\n\x0b\x64\x65ployments\x18\x05 \x03(\x0b\x32\x1c.kingpost.v1.DeploymentRoute\x12\x10\n\x08\x63hain_id\x18\x06 \x01(\t\"V\n\x10\x45nvironmentRoute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\x1f.kingpost.v1.WeightedDeployment\";\n\x12WeightedDeployment\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x05\"\xdb\x02\n\x0f\x44\x65ploymentRoute\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x1b\n\x13predict_concurrency\x18\x03 \x01(\x05\x12+\n\x08replicas\x18\x04 \x03(\x0b\x32\x19.kingpost.v1.ReplicaRoute\x12-\n\x06status\x18\n \x01(\x0e\x32\x1d.kingpost.v1.DeploymentStatus\x12\x15\n\rstatus_reason\x18\x06 \x01(\t\x12\x1b\n\x13\x62\x61\x63kpressure_policy\x18\x07 \x01(\t\x12\"\n\x1a\x63old_start_timeout_seconds\x18\x08 \x01(\x01\x12\x37\n\x0b\x61utoscaling\x18\t \x01(\x0b\x32\".kingpost.v1.DeploymentAutoscaling\x12\x11\n\twake_with\x18\x0b \x03(\tJ\x04\x08\x05\x10\x06\"\xd4\x01\n\x15\x44\x65ploymentAutoscaling\x12\x13\n\x0bmin_replica\x18\x01 \x01(\x05\x12\x13\n\x0bmax_replica\x18\x02 \x01(\x05\x12\x1a\n\x12\x61utoscaling_window\x18\x03 \x01(\x05\x12\x18\n\x10scale_down_delay\x18\x04 \x01(\x05\x12\x1a\n\x12\x63oncurrency_target\x18\x05 \x01(\x05\x12%\n\x1dtarget_utilization_percentage\x18\x06 \x01(\x05\x12\x18\n\x10\x64\x65sired_replicas\x18\x07 \x01(\x05\"3\n\x0cReplicaRoute\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"A\n\x16ScaleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x05\"+\n\x17ScaleDeploymentResponse\x12\x10\n\x08replicas\x18\x01 \x01(\x05\"N\n\x1f\x44\x65\x61\x63tivateIdleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x14\n\x0cidle_seconds\x18\x02 \x01(\x01\"7\n DeactivateIdleDeploymentResponse\x12\x13\n\x0b\x64\x65\x61\x63tivated\x18\x01 \x01(\x08*\xba\x02\n\x10\x44\x65ploymentStatus\x12!\n\x1d\x44\x45PLOYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_BUILDING\x10\x01\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_DEPLOYING\x10\x02\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_ACTIVE\x10\x03\x12$\n DEPLOYMENT_STATUS_SCALED_TO_ZERO\x10\x04\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_WAKING_UP\x10\x05\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_INACTIVE\x10\x06\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_FAILED\x10\x07\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_UNHEALTHY\x10\x08\x32\xbd\x02\n\x10SchedulerService\x12R\n\x0bWatchRoutes\x12\x1f.kingpost.v1.WatchRoutesRequest\x1a .kingpost.v1.WatchRoutesResponse0\x01\x12\\\n\x0fScaleDeployment\x12#.kingpost.v1.ScaleDeploymentRequest\x1a$.kingpost.v1.ScaleDeploymentResponse\x12w\n\x18\x44\x65\x61\x63tivateIdleDeployment\x12,.kingpost.v1.DeactivateIdleDeploymentRequest\x1a-.kingpost.v1.DeactivateIdleDeploymentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bkingpost/v1/scheduler.proto\x12\x0bkingpost.v1\"%\n\x12WatchRoutesRequest\x12\x0f\n\x07watcher\x18\x01 \x01(\t\"=\n\x13WatchRoutesResponse\x12&\n\x05table\x18\x01 \x01(\x0b\x32\x17.kingpost.v1.RouteTable\"\x8f\x02\n\nRouteTable\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\'\n\x06models\x18\x02 \x03(\x0b\x32\x17.kingpost.v1.ModelRoute\x12\x16\n\x0e\x61pi_key_sha256\x18\x03 \x03(\t\x12\x45\n\x10invoke_only_keys\x18\x05 \x03(\x0b\x32+.kingpost.v1.RouteTable.InvokeOnlyKeysEntry\x12\x17\n\x0fwebhook_secrets\x18\x04 \x03(\t\x1aO\n\x13InvokeOnlyKeysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.kingpost.v1.InvokeScope:\x02\x38\x01\" \n\x0bInvokeScope\x12\x11\n\tmodel_ids\x18\x01 \x03(\t\"\xc9\x01\n\nModelRoute\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x19\x64\x65velopment_deployment_id\x18\x03 \x01(\t\x12\x33\n\x0c\x65nvironments\x18\x04 \x03(\x0b\x32\x1d.kingpost.v1.EnvironmentRoute\x12\x31\n\x0b\x64\x65ployments\x18\x05 \x03(\x0b\x32\x1c.kingpost.v1.DeploymentRoute\x12\x10\n\x08\x63hain_id\x18\x06 \x01(\t\"V\n\x10\x45nvironmentRoute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\x1f.kingpost.v1.WeightedDeployment\";\n\x12WeightedDeployment\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x05\"\xdb\x02\n\x0f\x44\x65ploymentRoute\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x1b\n\x13predict_concurrency\x18\x03 \x01(\x05\x12+\n\x08replicas\x18\x04 \x03(\x0b\x32\x19.kingpost.v1.ReplicaRoute\x12-\n\x06status\x18\n \x01(\x0e\x32\x1d.kingpost.v1.DeploymentStatus\x12\x15\n\rstatus_reason\x18\x06 \x01(\t\x12\x1b\n\x13\x62\x61\x63kpressure_policy\x18\x07 \x01(\t\x12\"\n\x1a\x63old_start_timeout_seconds\x18\x08 \x01(\x01\x12\x37\n\x0b\x61utoscaling\x18\t \x01(\x0b\x32\".kingpost.v1.DeploymentAutoscaling\x12\x11\n\twake_with\x18\x0b \x03(\tJ\x04\x08\x05\x10\x06\"\xd4\x01\n\x15\x44\x65ploymentAutoscaling\x12\x13\n\x0bmin_replica\x18\x01 \x01(\x05\x12\x13\n\x0bmax_replica\x18\x02 \x01(\x05\x12\x1a\n\x12\x61utoscaling_window\x18\x03 \x01(\x05\x12\x18\n\x10scale_down_delay\x18\x04 \x01(\x05\x12\x1a\n\x12\x63oncurrency_target\x18\x05 \x01(\x05\x12%\n\x1dtarget_utilization_percentage\x18\x06 \x01(\x05\x12\x18\n\x10\x64\x65sired_replicas\x18\x07 \x01(\x05\"3\n\x0cReplicaRoute\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"A\n\x16ScaleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x05\"+\n\x17ScaleDeploymentResponse\x12\x10\n\x08replicas\x18\x01 \x01(\x05\"N\n\x1f\x44\x65\x61\x63tivateIdleDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x14\n\x0cidle_seconds\x18\x02 \x01(\x01\"7\n DeactivateIdleDeploymentResponse\x12\x13\n\x0b\x64\x65\x61\x63tivated\x18\x01 \x01(\x08*\xba\x02\n\x10\x44\x65ploymentStatus\x12!\n\x1d\x44\x45PLOYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_BUILDING\x10\x01\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_DEPLOYING\x10\x02\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_ACTIVE\x10\x03\x12$\n DEPLOYMENT_STATUS_SCALED_TO_ZERO\x10\x04\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_WAKING_UP\x10\x05\x12\x1e\n\x1a\x44\x45PLOYMENT_STATUS_INACTIVE\x10\x06\x12\x1c\n\x18\x44\x45PLOYMENT_STATUS_FAILED\x10\x07\x12\x1f\n\x1b\x44\x45PLOYMENT_STATUS_UNHEALTHY\x10\x08\x32\xbd\x02\n\x10SchedulerService\x12R\n\x0bWatchRoutes\x12\x1f.kingpost.v1.WatchRoutesRequest\x1a .kingpost.v1.WatchRoutesResponse0\x01\x12\\\n\x0fScaleDeployment\x12#.kingpost.v1.ScaleDeploymentRequest\x1a$.kingpost.v1.ScaleDeploymentResponse\x12w\n\x18\x44\x65\x61\x63tivateIdleDeployment\x12,.kingpost.v1.DeactivateIdleDeploymentRequest\x1a-.kingpost.v1.DeactivateIdleDeploymentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kingpost.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEPLOYMENTSTATUS']._serialized_start=1488
-  _globals['_DEPLOYMENTSTATUS']._serialized_end=1802
+  _globals['_ROUTETABLE_INVOKEONLYKEYSENTRY']._loaded_options = None
+  _globals['_ROUTETABLE_INVOKEONLYKEYSENTRY']._serialized_options = b'8\001'
+  _globals['_DEPLOYMENTSTATUS']._serialized_start=1675
+  _globals['_DEPLOYMENTSTATUS']._serialized_end=1989
   _globals['_WATCHROUTESREQUEST']._serialized_start=44
   _globals['_WATCHROUTESREQUEST']._serialized_end=81
   _globals['_WATCHROUTESRESPONSE']._serialized_start=83
   _globals['_WATCHROUTESRESPONSE']._serialized_end=144
-  _globals['_ROUTETABLE']._serialized_start=146
-  _globals['_ROUTETABLE']._serialized_end=265
-  _globals['_MODELROUTE']._serialized_start=268
-  _globals['_MODELROUTE']._serialized_end=469
-  _globals['_ENVIRONMENTROUTE']._serialized_start=471
-  _globals['_ENVIRONMENTROUTE']._serialized_end=557
-  _globals['_WEIGHTEDDEPLOYMENT']._serialized_start=559
-  _globals['_WEIGHTEDDEPLOYMENT']._serialized_end=618
-  _globals['_DEPLOYMENTROUTE']._serialized_start=621
-  _globals['_DEPLOYMENTROUTE']._serialized_end=968
-  _globals['_DEPLOYMENTAUTOSCALING']._serialized_start=971
-  _globals['_DEPLOYMENTAUTOSCALING']._serialized_end=1183
-  _globals['_REPLICAROUTE']._serialized_start=1185
-  _globals['_REPLICAROUTE']._serialized_end=1236
-  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_start=1238
-  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_end=1303
-  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_start=1305
-  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_end=1348
-  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_start=1350
-  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_end=1428
-  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_start=1430
-  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_end=1485
-  _globals['_SCHEDULERSERVICE']._serialized_start=1805
-  _globals['_SCHEDULERSERVICE']._serialized_end=2122
+  _globals['_ROUTETABLE']._serialized_start=147
+  _globals['_ROUTETABLE']._serialized_end=418
+  _globals['_ROUTETABLE_INVOKEONLYKEYSENTRY']._serialized_start=339
+  _globals['_ROUTETABLE_INVOKEONLYKEYSENTRY']._serialized_end=418
+  _globals['_INVOKESCOPE']._serialized_start=420
+  _globals['_INVOKESCOPE']._serialized_end=452
+  _globals['_MODELROUTE']._serialized_start=455
+  _globals['_MODELROUTE']._serialized_end=656
+  _globals['_ENVIRONMENTROUTE']._serialized_start=658
+  _globals['_ENVIRONMENTROUTE']._serialized_end=744
+  _globals['_WEIGHTEDDEPLOYMENT']._serialized_start=746
+  _globals['_WEIGHTEDDEPLOYMENT']._serialized_end=805
+  _globals['_DEPLOYMENTROUTE']._serialized_start=808
+  _globals['_DEPLOYMENTROUTE']._serialized_end=1155
+  _globals['_DEPLOYMENTAUTOSCALING']._serialized_start=1158
+  _globals['_DEPLOYMENTAUTOSCALING']._serialized_end=1370
+  _globals['_REPLICAROUTE']._serialized_start=1372
+  _globals['_REPLICAROUTE']._serialized_end=1423
+  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_start=1425
+  _globals['_SCALEDEPLOYMENTREQUEST']._serialized_end=1490
+  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_start=1492
+  _globals['_SCALEDEPLOYMENTRESPONSE']._serialized_end=1535
+  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_start=1537
+  _globals['_DEACTIVATEIDLEDEPLOYMENTREQUEST']._serialized_end=1615
+  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_start=1617
+  _globals['_DEACTIVATEIDLEDEPLOYMENTRESPONSE']._serialized_end=1672
+  _globals['_SCHEDULERSERVICE']._serialized_start=1992
+  _globals['_SCHEDULERSERVICE']._serialized_end=2309
 # @@protoc_insertion_point(module_scope)

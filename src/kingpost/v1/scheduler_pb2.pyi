@@ -41,16 +41,31 @@ class WatchRoutesResponse(_message.Message):
     def __init__(self, table: _Optional[_Union[RouteTable, _Mapping]] = ...) -> None: ...
 
 class RouteTable(_message.Message):
-    __slots__ = ("version", "models", "api_key_sha256", "webhook_secrets")
+    __slots__ = ("version", "models", "api_key_sha256", "invoke_only_keys", "webhook_secrets")
+    class InvokeOnlyKeysEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: InvokeScope
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[InvokeScope, _Mapping]] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     API_KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
+    INVOKE_ONLY_KEYS_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_SECRETS_FIELD_NUMBER: _ClassVar[int]
     version: int
     models: _containers.RepeatedCompositeFieldContainer[ModelRoute]
     api_key_sha256: _containers.RepeatedScalarFieldContainer[str]
+    invoke_only_keys: _containers.MessageMap[str, InvokeScope]
     webhook_secrets: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ..., webhook_secrets: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., api_key_sha256: _Optional[_Iterable[str]] = ..., invoke_only_keys: _Optional[_Mapping[str, InvokeScope]] = ..., webhook_secrets: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InvokeScope(_message.Message):
+    __slots__ = ("model_ids",)
+    MODEL_IDS_FIELD_NUMBER: _ClassVar[int]
+    model_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelRoute(_message.Message):
     __slots__ = ("model_id", "name", "development_deployment_id", "environments", "deployments", "chain_id")

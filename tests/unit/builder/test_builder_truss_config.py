@@ -226,9 +226,13 @@ def test_check_layout_needs_the_requirements_file() -> None:
 
 def test_summary_fields() -> None:
     config = parse_truss_config("model_name: m\nruntime:\n  predict_concurrency: 4\n"
-                                "resources:\n  accelerator: 'H100:2'\n").config
+                                "resources:\n  accelerator: 'H100:2'\n"
+                                "secrets:\n  hf_token: null\n  region: eu\n  empty: ''\n").config
     assert summary_fields(config) == {"model_name": "m", "predict_concurrency": 4, "cpu": "1",
-                                      "memory": "2Gi", "accelerator": "H100:2"}
+                                      "memory": "2Gi", "accelerator": "H100:2",
+                                      # declared, and those without a default (which must be set)
+                                      "secrets": ["empty", "hf_token", "region"],
+                                      "required_secrets": ["empty", "hf_token"]}
 
 
 def test_external_package_dirs_must_be_in_the_upload() -> None:

@@ -42,10 +42,14 @@ def test_push_of_a_directory_without_config_yaml(capsys, tmp_path: Path):
     assert_one_error_line(err, "has no config.yaml")
 
 
-def test_push_deployment_name_needs_publish(capsys, tmp_path: Path):
-    code, _, err = run(capsys, "push", str(tmp_path), "--deployment-name", "v2")
+def test_push_to_development_takes_no_published_deployments_options(capsys, tmp_path: Path):
+    code, _, err = run(capsys, "push", str(tmp_path), "--development", "--deployment-name", "v2")
     assert code == 2
-    assert_one_error_line(err, "--publish")
+    assert_one_error_line(err, "--deployment-name is for a published deployment; --development replaces "
+                               "the development one")
+    code, _, err = run(capsys, "push", str(tmp_path), "--watch", "--development")
+    assert code == 2
+    assert_one_error_line(err, "--development and --watch both make the development deployment")
 
 
 def test_predict_with_two_targets(capsys):

@@ -128,3 +128,10 @@ def test_only_a_deployment_scaled_to_zero_is_deactivated_for_idleness() -> None:
     assert lifecycle.idle_deactivates(dep(status=lifecycle.SCALED_TO_ZERO))
     assert not lifecycle.idle_deactivates(dep(status=lifecycle.ACTIVE))
     assert not lifecycle.idle_deactivates(dep(status=lifecycle.SCALED_TO_ZERO, active=False))
+
+
+def test_only_a_failed_deployment_whose_build_succeeded_can_be_retried() -> None:
+    assert lifecycle.retry_refusal(dep(status=lifecycle.FAILED, artifact_digest="sha256:ab")) == ""
+    assert lifecycle.retry_refusal(dep(status=lifecycle.FAILED)) == "deployment d1's build failed: push a fixed Truss"
+    assert lifecycle.retry_refusal(dep(status=lifecycle.ACTIVE, artifact_digest="sha256:ab")) == (
+        "deployment d1 is ACTIVE, not FAILED: there is nothing to retry")

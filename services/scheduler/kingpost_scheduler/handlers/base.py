@@ -11,6 +11,7 @@ from kingpost_scheduler import convert, store
 from kingpost_scheduler.clients import BuildLookup
 from kingpost_scheduler.control import Control
 from kingpost_scheduler.facts import READY
+from kingpost_scheduler.secret_box import SecretBox
 from kingpost_scheduler.tables import DeploymentRecord, EnvironmentRecord, ModelRecord
 
 
@@ -22,6 +23,8 @@ class Handlers:
     max_replica_cap: int
     # The services' /metrics endpoints ("service=host:port[/path]"), for GetMetricsTargets.
     metrics_targets: tuple[str, ...]
+    # Seals secret values at rest (SchedulerSettings.secrets_key / secrets_key_file).
+    secret_box: SecretBox
 
 
 async def describe_model(session: AsyncSession, m: ModelRecord) -> management_pb2.Model:

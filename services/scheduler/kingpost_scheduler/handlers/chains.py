@@ -161,7 +161,7 @@ class ChainServicer(chains_pb2_grpc.ChainServiceServicer):
         model_id, deployment_id = await self.control.read("reading a chain deployment", run)
         promoted = await self._promote(management_pb2.PromoteDeploymentRequest(
             model_id=model_id, env_name=request.env_name, deployment_id=deployment_id), context)
-        return chains_pb2.PromoteChainDeploymentResponse(deployment=promoted.deployment)
+        return chains_pb2.PromoteChainDeploymentResponse(deployment=promoted)
 
     @abort_on_error
     async def DeleteChain(self, request: chains_pb2.DeleteChainRequest, context: Any) -> Any:

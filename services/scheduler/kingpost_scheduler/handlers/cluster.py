@@ -20,7 +20,7 @@ from kingpost.auth import join_token_prefix, key_digest, new_join_token
 from kingpost.errors import Conflict, InvalidArgument
 from kingpost.grpc_status import abort_on_error
 from kingpost.v1 import events_pb2, nodes_pb2, nodes_pb2_grpc
-from kingpost_scheduler import convert, facts, nodes, records, store
+from kingpost_scheduler import cluster_store, convert, facts, nodes, records, store
 from kingpost_scheduler.control import Control
 from kingpost_scheduler.liveness import NodeReport
 from kingpost_scheduler.tables import NodeRecord
@@ -55,7 +55,7 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
         assert prefix is not None
 
         async def add(session: AsyncSession) -> None:
-            await store.add_join_token(session, prefix=prefix, sha256=key_digest(token),
+            await cluster_store.add_join_token(session, prefix=prefix, sha256=key_digest(token),
                                        description=request.description[:128], now=now, expires_at=now + ttl)
 
         await self.control.write("making a join token", add)
@@ -72,7 +72,7 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
             rejoin = bool(request.node_secret) and known is not None and bool(known.secret_sha256) \
                 and hmac.compare_digest(known.secret_sha256, key_digest(request.node_secret))
             if not rejoin:  # a node seen before joins again with its secret; a new one needs a token
-                found = await store.join_token(session, prefix) if prefix else None
+                found = await cluster_store.join_token(session, prefix) if prefix else None
                 valid = found is not None and found.sha256 == key_digest(request.token)
                 nodes.check_token(prefix, valid, found.expires_at if found else None, now)
             # Only once the token is good does the request's content matter.
@@ -98,7 +98,7 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
 
         async def join(session: AsyncSession) -> None:
             if holder is not None:
-                await store.delete_node(session, holder.id)
+                await cluster_store.delete_node(session, holder.id)
             node = await store.upsert_node(session, report, now)
             node.joined_at = node.joined_at or now
             node.secret_sha256 = key_digest(secret)
@@ -130,14 +130,14 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
     @abort_on_error
     async def GetNode(self, request: nodes_pb2.GetNodeRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> nodes_pb2.Node:
-            return (await self._describe(session, [await store.find_node(session, request.node)]))[0]
+            return (await self._describe(session, [await cluster_store.find_node(session, request.node)]))[0]
 
-        return nodes_pb2.GetNodeResponse(node=await self.control.read("reading a node", run))
+        return await self.control.read("reading a node", run)
 
     @abort_on_error
     async def DrainNode(self, request: nodes_pb2.DrainNodeRequest, context: Any) -> Any:
         async def drain(session: AsyncSession) -> str:
-            node = await store.find_node(session, request.node)
+            node = await cluster_store.find_node(session, request.node)
             node.draining = not request.undo
             # In the cache before the write's own reconcile pass reads it.
             (self.control.heartbeats.draining.discard if request.undo else self.control.heartbeats.draining.add)(
@@ -145,23 +145,23 @@ class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
             return node.id
 
         async def reply(session: AsyncSession, node_id: str) -> nodes_pb2.Node:
-            return (await self._describe(session, [await store.find_node(session, node_id)]))[0]
+            return (await self._describe(session, [await cluster_store.find_node(session, node_id)]))[0]
 
         node = await self.control.write(f"draining node {request.node}", drain, reply)
         log.info("node %s (%s): %s", node.name, node.id, "drain undone" if request.undo else "draining")
-        return nodes_pb2.DrainNodeResponse(node=node)
+        return node
 
     @abort_on_error
     async def RemoveNode(self, request: nodes_pb2.RemoveNodeRequest, context: Any) -> Any:
         now = self.control.clock()
 
         async def remove(session: AsyncSession) -> str:
-            node = await store.find_node(session, request.node)
+            node = await cluster_store.find_node(session, request.node)
             fact = self._facts([node])[0]
             if nodes.state(fact, now, self.control.reconciler.node_timeout) != nodes.LOST:
                 raise Conflict(f"node {node.name or node.id} is live (its agent heartbeats): stop its agent "
                                f"first (drain it before, to move its replicas without failing a request)")
-            await store.delete_node(session, node.id)
+            await cluster_store.delete_node(session, node.id)
             return node.id
 
         node_id = await self.control.write(f"removing node {request.node}", remove)

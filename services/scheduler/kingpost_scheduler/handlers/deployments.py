@@ -14,7 +14,7 @@ from kingpost.errors import InvalidArgument, NotFound
 from kingpost.grpc_status import abort_on_error
 from kingpost.ids import new_id
 from kingpost.v1 import management_pb2
-from kingpost_scheduler import convert, deployment_defaults, lifecycle, promotion, records, store
+from kingpost_scheduler import convert, deployment_defaults, facts, lifecycle, promotion, records, replica_secrets, store
 from kingpost_scheduler.handlers.base import Handlers, describe_deployment, describe_model
 from kingpost_scheduler.facts import READY
 from kingpost_scheduler.tables import (
@@ -40,15 +40,17 @@ class ModelsAndDeployments(Handlers):
         async def run(session: AsyncSession) -> management_pb2.Model:
             return await describe_model(session, await store.find_model(session, request.model_id))
 
-        return management_pb2.GetModelResponse(model=await self.control.read("reading a model", run))
+        return await self.control.read("reading a model", run)
 
     @abort_on_error
     async def DeleteModel(self, request: management_pb2.DeleteModelRequest, context: Any) -> Any:
-        async def run(session: AsyncSession) -> None:
-            await store.delete_model(session, await store.find_model(session, request.model_id))
+        async def run(session: AsyncSession) -> str:
+            model = await store.find_model(session, request.model_id)
+            await store.delete_model(session, model)
+            return model.id
 
-        await self.control.write(f"deleting model {request.model_id}", run)
-        return management_pb2.DeleteModelResponse(success=True)
+        model_id = await self.control.write(f"deleting model {request.model_id}", run)
+        return management_pb2.DeleteModelResponse(success=True, id=model_id, deleted=True)
 
     @abort_on_error
     async def CreateDeployment(self, request: management_pb2.CreateDeploymentRequest, context: Any) -> Any:
@@ -59,6 +61,9 @@ class ModelsAndDeployments(Handlers):
         now = self.control.clock()
 
         async def create(session: AsyncSession) -> tuple[ModelRecord, DeploymentRecord]:
+            if absent := replica_secrets.missing(looked_up.required_secrets,
+                                                 await replica_secrets.stored_names(session)):
+                raise replica_secrets.missing_error(absent)  # before anything is made
             model = await store.model_by_name(session, name) \
                 or await store.add_model(session, new_id("mdl"), name, now)
             existing = await store.model_deployments(session, model.id, include_deleted=True)
@@ -112,7 +117,7 @@ class ModelsAndDeployments(Handlers):
             return await describe_deployment(session, d)
 
         deployment = await self.control.read("reading a deployment", run)
-        return management_pb2.GetDeploymentResponse(deployment=deployment)
+        return deployment
 
     @abort_on_error
     async def UpdateDeployment(self, request: management_pb2.UpdateDeploymentRequest, context: Any) -> Any:
@@ -127,31 +132,43 @@ class ModelsAndDeployments(Handlers):
 
         renamed = await self.control.write(f"renaming deployment {request.deployment_id}", rename,
                                            describe_deployment)
-        return management_pb2.UpdateDeploymentResponse(deployment=renamed)
+        return renamed
 
     @abort_on_error
     async def ActivateDeployment(
         self, request: management_pb2.ActivateDeploymentRequest, context: Any
     ) -> Any:
-        await self._deployment_action(promotion.ACTIVATE, request.model_id, request.deployment_id)
-        return management_pb2.ActivateDeploymentResponse(success=True)
+        _, no_op = await self._deployment_action(promotion.ACTIVATE, request.model_id, request.deployment_id)
+        return management_pb2.ActivateDeploymentResponse(success=True, no_op=no_op)
 
     @abort_on_error
     async def DeactivateDeployment(
         self, request: management_pb2.DeactivateDeploymentRequest, context: Any
     ) -> Any:
-        await self._deployment_action(promotion.DEACTIVATE, request.model_id, request.deployment_id)
-        return management_pb2.DeactivateDeploymentResponse(success=True)
+        _, no_op = await self._deployment_action(promotion.DEACTIVATE, request.model_id, request.deployment_id)
+        return management_pb2.DeactivateDeploymentResponse(success=True, no_op=no_op)
 
     @abort_on_error
     async def DeleteDeployment(self, request: management_pb2.DeleteDeploymentRequest, context: Any) -> Any:
-        await self._deployment_action(promotion.DELETE, request.model_id, request.deployment_id)
-        return management_pb2.DeleteDeploymentResponse(success=True)
+        d, _ = await self._deployment_action(promotion.DELETE, request.model_id, request.deployment_id)
+        return management_pb2.DeleteDeploymentResponse(success=True, id=d.id, deleted=True, model_id=d.model_id)
 
-    async def _deployment_action(self, action: str, model_ref: str, ref: str) -> None:
-        async def run(session: AsyncSession) -> None:
+    async def _deployment_action(self, action: str, model_ref: str, ref: str,
+                                 env_name: str = "") -> tuple[DeploymentRecord, bool]:
+        """Do `action` to the deployment `ref` names (or, with `env_name`, that environment's current
+        one); the deployment, and whether it already was as asked (Baseten's `no_op`)."""
+        async def run(session: AsyncSession) -> tuple[DeploymentRecord, bool]:
             model = await store.find_model(session, model_ref)
-            d = await store.find_deployment(session, model, ref)
+            if env_name:
+                env = await store.get_environment(session, model, env_name)
+                if not env.deployment_id:
+                    raise NotFound(f"environment {env_name!r} of model {model.name!r} has no deployment yet: "
+                                   "promote one to it first")
+                d = await store.get_deployment(session, env.deployment_id)
+            else:
+                d = await store.find_deployment(session, model, ref)
+            no_op = d.active if action == promotion.ACTIVATE else (
+                not d.active if action == promotion.DEACTIVATE else False)
             serves = next((e.name for e in await store.environments(session, model.id)
                            if e.deployment_id == d.id), "")
             promotion.check(action, records.deployment_facts(d), serves=serves)
@@ -167,8 +184,43 @@ class ModelsAndDeployments(Handlers):
             elif action == promotion.DELETE:
                 await store.delete_deployment(session, d)
             await session.flush()
+            return d, no_op
 
-        await self.control.write(f"{action} deployment {ref}", run)
+        return await self.control.write(f"{action} deployment {ref or env_name}", run)
+
+    @abort_on_error
+    async def RetryDeployment(self, request: management_pb2.RetryDeploymentRequest, context: Any) -> Any:
+        async def run(session: AsyncSession) -> tuple[DeploymentRecord, str]:
+            model = await store.find_model(session, request.model_id)
+            d = await store.find_deployment(session, model, request.deployment_id)
+            refusal = lifecycle.retry_refusal(records.deployment_facts(d))
+            if not refusal:
+                failed = [r.id for r in await store.all_replicas(session)
+                          if r.deployment_id == d.id and r.state == facts.FAILED]
+                await store.delete_replicas(session, failed)  # else the next pass fails it again
+                d.status, d.status_reason, d.active = lifecycle.DEPLOYING, "", True
+                d.desired_replicas = deployment_defaults.about_to_serve(d.min_replica)
+                await session.flush()
+            return d, refusal
+
+        async def reply(session: AsyncSession, done: tuple[DeploymentRecord, str]
+                        ) -> management_pb2.RetryDeploymentResponse:
+            d, refusal = done
+            return management_pb2.RetryDeploymentResponse(
+                retried=not refusal, reason=refusal, deployment=await describe_deployment(session, d))
+
+        return await self.control.write(f"retrying deployment {request.deployment_id}", run, reply)
+
+    @abort_on_error
+    async def ActivateEnvironment(self, request: management_pb2.ActivateEnvironmentRequest, context: Any) -> Any:
+        _, no_op = await self._deployment_action(promotion.ACTIVATE, request.model_id, "", request.env_name)
+        return management_pb2.ActivateDeploymentResponse(success=True, no_op=no_op)
+
+    @abort_on_error
+    async def DeactivateEnvironment(self, request: management_pb2.DeactivateEnvironmentRequest,
+                                    context: Any) -> Any:
+        _, no_op = await self._deployment_action(promotion.DEACTIVATE, request.model_id, "", request.env_name)
+        return management_pb2.DeactivateDeploymentResponse(success=True, no_op=no_op)
 
     @abort_on_error
     async def UpdateAutoscalingSettings(

@@ -54,7 +54,7 @@ class EnvironmentsAndPromotions(Handlers):
             return env
 
         created = await self.control.write(f"creating environment {request.name}", run, describe_environment)
-        return management_pb2.CreateEnvironmentResponse(environment=created)
+        return created
 
     @abort_on_error
     async def GetEnvironment(self, request: management_pb2.GetEnvironmentRequest, context: Any) -> Any:
@@ -64,7 +64,7 @@ class EnvironmentsAndPromotions(Handlers):
                                               await store.get_environment(session, model, request.env_name))
 
         environment = await self.control.read("reading an environment", run)
-        return management_pb2.GetEnvironmentResponse(environment=environment)
+        return environment
 
     @abort_on_error
     async def UpdateEnvironment(self, request: management_pb2.UpdateEnvironmentRequest, context: Any) -> Any:
@@ -87,19 +87,21 @@ class EnvironmentsAndPromotions(Handlers):
 
         updated = await self.control.write(f"updating environment {request.env_name}", run,
                                            describe_environment)
-        return management_pb2.UpdateEnvironmentResponse(environment=updated)
+        return updated
 
     @abort_on_error
     async def DeleteEnvironment(self, request: management_pb2.DeleteEnvironmentRequest, context: Any) -> Any:
         promotion.check_delete_environment(request.env_name)
 
-        async def run(session: AsyncSession) -> None:
+        async def run(session: AsyncSession) -> str:
             model = await store.find_model(session, request.model_id)
             env = await store.get_environment(session, model, request.env_name)
             await store.delete_environment(session, env)
+            return model.id
 
-        await self.control.write(f"deleting environment {request.env_name}", run)
-        return management_pb2.DeleteEnvironmentResponse(success=True)
+        model_id = await self.control.write(f"deleting environment {request.env_name}", run)
+        return management_pb2.DeleteEnvironmentResponse(success=True, name=request.env_name, model_id=model_id,
+                                                        deleted=True)
 
     @abort_on_error
     async def PromoteDeployment(self, request: management_pb2.PromoteDeploymentRequest, context: Any) -> Any:
@@ -114,6 +116,8 @@ class EnvironmentsAndPromotions(Handlers):
             env = await store.get_environment(session, model, env_name)
             duration = canary.duration_for(records.promotion_settings_of(env), requested)
             d = await store.find_deployment(session, model, request.deployment_id)
+            if env.deployment_id == d.id and not env.candidate_deployment_id:
+                return d  # it serves there already (a push made it production, say): nothing to do
             serving = {e.deployment_id: e.name for e in await store.environments(session, model.id)
                        if e.deployment_id}
             current = await session.get(DeploymentRecord, env.deployment_id) if env.deployment_id else None
@@ -139,7 +143,7 @@ class EnvironmentsAndPromotions(Handlers):
         promoted = await self.control.write(f"promoting {request.deployment_id} to {env_name}", run,
                                             describe_deployment)
         log.info("model %s: promoting %s to %s", request.model_id, promoted.id, env_name)
-        return management_pb2.PromoteDeploymentResponse(deployment=promoted)
+        return promoted
 
     @abort_on_error
     async def CancelPromotion(self, request: management_pb2.CancelPromotionRequest, context: Any) -> Any:
@@ -166,7 +170,7 @@ class EnvironmentsAndPromotions(Handlers):
         environment, candidate_id = await self.control.write(f"cancelling the promotion to {env_name}", run,
                                                              reply)
         log.info("model %s: promotion of %s to %s cancelled", request.model_id, candidate_id, env_name)
-        return management_pb2.CancelPromotionResponse(environment=environment)
+        return environment
 
 
 def _autoscaling_patch(p: management_pb2.EnvironmentAutoscalingPatch) -> dict[str, int | str]:
@@ -175,6 +179,5 @@ def _autoscaling_patch(p: management_pb2.EnvironmentAutoscalingPatch) -> dict[st
 
 def _patch_promotion(current: canary.PromotionSettings,
                      p: management_pb2.PromotionSettings) -> canary.PromotionSettings:
-    changes = {f: getattr(p, f) for f in (canary.RAMP_UP_WHILE_PROMOTING, canary.RAMP_UP_DURATION_SECONDS)
-               if p.HasField(f)}
+    changes = {f: getattr(p, f) for f in canary.FIELDS if p.HasField(f)}
     return canary.patch_promotion_settings(current, changes)

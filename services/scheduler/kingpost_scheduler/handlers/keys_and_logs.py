@@ -1,4 +1,4 @@
-"""ManagementService: API keys (create, list, revoke) and logs (a deployment's, a model's, a build's)."""
+"""ManagementService: API keys (create, list, revoke; scoped as Baseten's key types) and logs (a deployment's, a model's, a build's)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kingpost import key_scopes
 from kingpost.auth import key_digest, key_prefix, new_key
 from kingpost.bus.subjects import build_log_subject, replica_logs_of
 from kingpost.errors import InvalidArgument, Unavailable
@@ -15,7 +16,7 @@ from kingpost.ids import is_id
 from kingpost.v1 import events_pb2, management_pb2
 from kingpost_scheduler import convert, store
 from kingpost_scheduler.handlers.base import Handlers
-from kingpost_scheduler.tables import DeploymentRecord
+from kingpost_scheduler.tables import ApiKeyRecord, DeploymentRecord
 
 DEFAULT_LOG_LIMIT = 1000
 
@@ -23,27 +24,32 @@ DEFAULT_LOG_LIMIT = 1000
 class KeysAndLogs(Handlers):
     @abort_on_error
     async def CreateApiKey(self, request: management_pb2.CreateApiKeyRequest, context: Any) -> Any:
+        key_type = key_scopes.check_new_key(request.type, request.model_ids)
         key = new_key()
         now = self.control.clock()
 
-        async def create(session: AsyncSession) -> management_pb2.ApiKey:
-            return convert.api_key(await store.add_api_key(
-                session, prefix=key_prefix(key), name=request.name or "key", sha256=key_digest(key), now=now))
+        async def create(session: AsyncSession) -> ApiKeyRecord:
+            # Models are named by id or name; the key keeps their ids.
+            model_ids = list(dict.fromkeys([(await store.find_model(session, ref)).id for ref in request.model_ids]))
+            return await store.add_api_key(session, prefix=key_prefix(key), name=request.name or "key",
+                                           sha256=key_digest(key), now=now, key_type=key_type,
+                                           model_ids=model_ids)
 
-        api_key = await self.control.write("creating an API key", create)
-        return management_pb2.CreateApiKeyResponse(api_key=api_key, key=key)
+        made = await self.control.write("creating an API key", create)
+        return management_pb2.CreateApiKeyResponse(api_key=key, prefix=made.prefix, name=made.name,
+                                                   type=made.type, model_ids=made.model_ids)
 
     @abort_on_error
     async def ListApiKeys(self, request: management_pb2.ListApiKeysRequest, context: Any) -> Any:
         async def run(session: AsyncSession) -> list[management_pb2.ApiKey]:
             return [convert.api_key(k) for k in await store.list_api_keys(session)]
 
-        return management_pb2.ListApiKeysResponse(api_keys=await self.control.read("listing API keys", run))
+        return management_pb2.ListApiKeysResponse(keys=await self.control.read("listing API keys", run))
 
     @abort_on_error
     async def RevokeApiKey(self, request: management_pb2.RevokeApiKeyRequest, context: Any) -> Any:
         await self.control.write("revoking an API key", lambda s: store.revoke_api_key(s, request.prefix))
-        return management_pb2.RevokeApiKeyResponse()
+        return management_pb2.RevokeApiKeyResponse(prefix=request.prefix)
 
     @abort_on_error
     async def GetLogs(self, request: management_pb2.GetLogsRequest, context: Any) -> Any:

@@ -35,7 +35,7 @@ class WebhookSecrets(Handlers):
                 await store.add_webhook_secret(session, id=new_id("whs"), secret=secret, now=now))
 
         made = await self.control.write("creating a webhook secret", create)
-        return management_pb2.CreateWebhookSecretResponse(webhook_secret=made, secret=secret)
+        return made
 
     @abort_on_error
     async def ListWebhookSecrets(self, request: management_pb2.ListWebhookSecretsRequest, context: Any) -> Any:
