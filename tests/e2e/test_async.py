@@ -128,7 +128,7 @@ def queue(platform: Platform, receiver: Receiver, inputs: list[Any], **extra: An
     def one(model_input: Any) -> tuple[str, Any]:
         r = platform.http.post(f"/models/{platform.model_id}/development/async_predict",
                                json={"model_input": model_input, "webhook_endpoint": receiver.url, **extra})
-        assert r.status_code == 200, r.text
+        assert r.status_code == 201, r.text  # Baseten answers 201 Created
         assert list(r.json()) == ["request_id"]
         return r.json()["request_id"], model_input
 

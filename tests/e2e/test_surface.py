@@ -469,7 +469,7 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     for model, prefix in ((model_id, "/production"), (model_id, "/environments/staging"),
                           (model_id, f"/deployment/{d1}"), (echo["id"], "/development")):
         for path, host in ((f"/models/{model}{prefix}", None), (prefix, hosts[model])):
-            answer = rest("POST", f"{path}/async_predict", host=host, json={"model_input": {"a": 1}})
+            answer = rest("POST", f"{path}/async_predict", 201, host=host, json={"model_input": {"a": 1}})
             assert list(answer) == ["request_id"]
             queued.append((model, answer["request_id"]))
             counts = rest("GET", f"{path}/async_queue_status", host=host)
@@ -857,7 +857,7 @@ def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platfor
     answer parses as its own response model (pydantic, Baseten's published schema)."""
     from baseten.client import InferenceClient, ManagementClient
     from baseten.client import managementapi as m
-    from baseten.client.inferenceapi import PredictInput
+    from baseten.client.inferenceapi import AsyncPredictRequest, PredictInput
 
     base = str(platform.http.base_url).rstrip("/")
     with ManagementClient(api_key=platform.key, base_url_override=base) as management:
@@ -923,6 +923,14 @@ def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platfor
                 "echo": {"n": 2}}
             inference.api.wake_production()
             inference.api.wake(env_name="staging")
+            # Async predict, its status and the queue's, as the SDK's own models read them.
+            queued = inference.api.async_predict_production(request=AsyncPredictRequest(model_input={"n": 4}))
+            until(lambda: inference.api.get_async_request_status(request_id=queued.request_id).status
+                  == "SUCCEEDED", "the SDK's async request to succeed")
+            status = inference.api.get_async_request_status(request_id=queued.request_id)
+            assert (status.model_id, status.webhook_status) == (model_id, "NO_WEBHOOK_PROVIDED")
+            queue = inference.api.get_async_queue_status_production()
+            assert (queue.model_id, queue.num_queued_requests) == (model_id, 0)
         with InferenceClient(api_key=key.api_key, base_url_override=f"{base}/models/{model_id}") as invoker:
             until(lambda: invoker.api.predict_production(request=PredictInput({"n": 3})).root == {
                 "echo": {"n": 3}}, "the SDK's invoke-only key to predict")

@@ -128,8 +128,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
     # -- route table and samples (background) ------------------------------------------------
 
     def apply_table(self, table: scheduler_pb2.RouteTable) -> None:
-        """Swap in a new table: keys, routes, a channel per runner address, and held requests
-        released to the replicas that came."""
+        """Swap in a new table: keys, routes, runner channels; held requests go to replicas that came."""
         snapshot = RouteSnapshot.from_table(table)
         closed = self.forwarder.set_addresses(snapshot.addresses())
         self._keys.replace(snapshot.api_key_sha256,
@@ -296,6 +295,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                            context: grpc.aio.ServicerContext) -> inference_pb2.AsyncPredictResponse:
         deployment = self._target(request, context)
         request_id = await self._async_queue().enqueue(deployment, request.body.data)
+        await context.send_initial_metadata(((HTTP_STATUS_KEY, "201"),))  # Baseten's 201 Created
         return inference_pb2.AsyncPredictResponse(request_id=request_id)
 
     @abort_on_error
