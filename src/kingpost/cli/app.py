@@ -16,7 +16,7 @@ import click
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from kingpost import client_config
+from kingpost import client_config, rpc
 from kingpost.client_config import ClientConfig
 from kingpost.errors import KingpostError, Unavailable
 
@@ -48,6 +48,14 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def load_config() -> ClientConfig:
     return client_config.load()
+
+
+async def call(stub_class: Callable[[Any], Any], method_name: str, request: Any) -> Any:
+    """One call, with the API key, to the platform the client config names."""
+    config = load_config()
+    auth = rpc.api_key(config.require_api_key())
+    async with rpc.channel(config.grpc) as channel:
+        return await rpc.call(getattr(stub_class(channel), method_name), request, auth=auth)
 
 
 def to_dict(message: Message) -> dict[str, Any]:

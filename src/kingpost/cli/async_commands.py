@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from kingpost import rpc
-from kingpost.cli.app import cli, json_option, load_config, print_json, run_async, to_dict
+from kingpost.cli.app import call, cli, json_option, print_json, run_async, to_dict
 from kingpost.client_config import ClientConfig
 from kingpost.errors import InvalidArgument
 from kingpost.v1 import inference_pb2, inference_pb2_grpc
@@ -47,10 +47,7 @@ async def async_predict(config: ClientConfig, target: inference_pb2.PredictReque
 
 
 async def _call(method: str, request: Any) -> Any:
-    config = load_config()
-    async with rpc.channel(config.grpc) as channel:
-        stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        return await rpc.call(getattr(stub, method), request, auth=rpc.api_key(config.require_api_key()))
+    return await call(inference_pb2_grpc.InferenceServiceStub, method, request)
 
 
 @cli.group("async")

@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 
-from kingpost import rpc
 from kingpost.chain_push import PushFailed, push_chain
 from kingpost.chains.graph import ChainValidationError
-from kingpost.cli.app import EXIT_FAILED, cli, json_option, load_config, print_json, run_async, to_dict
+from kingpost.cli.app import EXIT_FAILED, call, cli, json_option, load_config, print_json, run_async, to_dict
 from kingpost.cli.inspect_commands import table
 from kingpost.v1 import chains_pb2, chains_pb2_grpc
 
@@ -37,10 +36,7 @@ class {cls}(chains.ChainletBase):
 
 
 async def chain_call(method_name: str, request: Any) -> Any:
-    config = load_config()
-    async with rpc.channel(config.grpc) as channel:
-        stub = chains_pb2_grpc.ChainServiceStub(channel)
-        return await rpc.call(getattr(stub, method_name), request, auth=rpc.api_key(config.require_api_key()))
+    return await call(chains_pb2_grpc.ChainServiceStub, method_name, request)
 
 
 @cli.group("chains")

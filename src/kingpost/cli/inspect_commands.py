@@ -10,17 +10,13 @@ from typing import Any
 import click
 
 from kingpost import rpc
-from kingpost.cli.app import cli, json_option, load_config, print_json, run_async, to_dict
+from kingpost.cli.app import call, cli, json_option, load_config, print_json, run_async, to_dict
 from kingpost.push import format_log_line
 from kingpost.v1 import builder_pb2, builder_pb2_grpc, management_pb2, management_pb2_grpc
 
 
 async def management_call(method_name: str, request: Any) -> Any:
-    config = load_config()
-    auth = rpc.api_key(config.require_api_key())
-    async with rpc.channel(config.grpc) as channel:
-        stub = management_pb2_grpc.ManagementServiceStub(channel)
-        return await rpc.call(getattr(stub, method_name), request, auth=auth)
+    return await call(management_pb2_grpc.ManagementServiceStub, method_name, request)
 
 
 async def triton_summary(build_id: str) -> str:

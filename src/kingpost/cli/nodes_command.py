@@ -7,17 +7,13 @@ from typing import Any
 
 import click
 
-from kingpost import rpc
-from kingpost.cli.app import cli, json_option, load_config, print_json, run_async, to_dict
+from kingpost.cli.app import call, cli, json_option, load_config, print_json, run_async, to_dict
 from kingpost.cli.inspect_commands import table
 from kingpost.v1 import nodes_pb2, nodes_pb2_grpc
 
 
 async def node_call(method_name: str, request: Any) -> Any:
-    config = load_config()
-    auth = rpc.api_key(config.require_api_key())
-    async with rpc.channel(config.grpc) as channel:
-        return await rpc.call(getattr(nodes_pb2_grpc.NodeServiceStub(channel), method_name), request, auth=auth)
+    return await call(nodes_pb2_grpc.NodeServiceStub, method_name, request)
 
 
 def _gpus(node: nodes_pb2.Node) -> str:

@@ -105,7 +105,7 @@ def test_a_bug_is_still_one_line_that_says_how_to_see_the_traceback(capsys, monk
     def broken() -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("kingpost.cli.inspect_commands.load_config", broken)
+    monkeypatch.setattr("kingpost.cli.app.load_config", broken)
     code, _, err = run(capsys, "models", "list")
     assert code == 1
     assert_one_error_line(err, "error: unexpected RuntimeError: boom (KINGPOST_DEBUG=1 shows the traceback)")
