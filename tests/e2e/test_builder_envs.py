@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_truss_compat import Platform, platform  # noqa: F401 - the module's `kingpost up`
+from tests.e2e.test_truss_compat import Platform
 from tests.e2e.test_up import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -34,7 +34,7 @@ def write_truss(root: Path, name: str, requirement: str) -> Path:
     return root
 
 
-def test_conflicting_pins_answer_side_by_side(platform: Platform, tmp_path: Path) -> None:  # noqa: F811
+def test_conflicting_pins_answer_side_by_side(platform: Platform, tmp_path: Path) -> None:
     new = write_truss(tmp_path / "new", "Six New", "six==1.16.0")
     old = write_truss(tmp_path / "old", "Six Old", "six==1.15.0")
     first = platform.push(new)
@@ -53,7 +53,7 @@ def test_conflicting_pins_answer_side_by_side(platform: Platform, tmp_path: Path
     assert platform.predict("Six New", {}).json()["six"] == "1.16.0"
 
 
-def test_a_bad_requirement_fails_the_push_naming_the_package(platform: Platform, tmp_path: Path) -> None:  # noqa: F811
+def test_a_bad_requirement_fails_the_push_naming_the_package(platform: Platform, tmp_path: Path) -> None:
     bad = write_truss(tmp_path / "bad", "Six Bad", "surely-not-a-real-package-kp==1.0")
     done = run_cli(platform.home, "push", str(bad), "--json")
     assert done.returncode != 0
@@ -61,7 +61,7 @@ def test_a_bad_requirement_fails_the_push_naming_the_package(platform: Platform,
     assert "surely-not-a-real-package-kp" in result["error"]
 
 
-def test_build_logs_show_the_lock(platform: Platform, tmp_path: Path) -> None:  # noqa: F811
+def test_build_logs_show_the_lock(platform: Platform, tmp_path: Path) -> None:
     pushed = platform.push(write_truss(tmp_path / "logged", "Six Logged", "six==1.14.0"))
     logs = run_cli(platform.home, "logs", "--build", pushed["build"]["build_id"])
     assert logs.returncode == 0, logs.stderr

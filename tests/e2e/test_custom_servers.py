@@ -1,8 +1,9 @@
 """Custom servers (`docker_server`) and `/sync/{path}`, through the whole platform as a user meets them:
 `kingpost push`, then OpenAI's own Python client and plain HTTP through Envoy.
 
-One `kingpost up` for the module. The servers are standard-library scripts (examples/openai-server,
-tests/trusses/custom_server), so their Trusses need no requirements.
+On the `kingpost up` that several modules share (tests/e2e/conftest.py). The servers are
+standard-library scripts (examples/openai-server, tests/trusses/custom_server), so their Trusses
+need no requirements.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,29 +19,11 @@ import pytest
 import yaml
 
 from tests.e2e.test_truss_compat import TRUSSES, Platform
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_up import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("servers") / "home"
-    rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc)
-    seen: dict[int, str] = {}
-    try:
-        up.wait_for_curl()
-        platform = Platform(home, rest, grpc)
-        yield platform
-        platform.http.close()
-        seen = descendants(up.process.pid)
-        assert up.stop() == 0
-    finally:
-        if up.process.poll() is None or any(proc_stat(p) for p in seen):
-            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
 
 
 def variant(tmp_path: Path, name: str, port: int, flags: str = "", **changes: object) -> Path:

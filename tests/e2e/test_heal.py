@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_truss_compat import Platform
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_truss_compat import Platform, platform_up
+from tests.e2e.test_up import run_cli
 from tests.e2e.test_up_chaos import CLIENTS, Load, first_success_after
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -75,20 +75,8 @@ def truss(root: Path, name: str, code: str) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("heal") / "home"
-    rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc)
-    seen: dict[int, str] = {}
-    try:
-        up.wait_for_curl()
-        platform = Platform(home, rest, grpc)
+    with platform_up(tmp_path_factory, "heal") as platform:
         yield platform
-        platform.http.close()
-        seen = descendants(up.process.pid)
-        assert up.stop() == 0
-    finally:
-        if up.process.poll() is None or any(proc_stat(p) for p in seen):
-            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
 
 
 def cli_json(platform: Platform, *args: str) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_truss_compat import TRUSSES, Platform
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_up import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -33,24 +32,6 @@ def truss(root: Path, version: int) -> Path:
     (d / "config.yaml").write_text("model_name: lifecycle\n")
     (d / "model" / "model.py").write_text(MODEL.replace("VERSION", str(version)))
     return d
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("lifecycle") / "home"
-    rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc)
-    seen: dict[int, str] = {}
-    try:
-        up.wait_for_curl()
-        platform = Platform(home, rest, grpc)
-        yield platform
-        platform.http.close()
-        seen = descendants(up.process.pid)
-        assert up.stop() == 0
-    finally:
-        if up.process.poll() is None or any(proc_stat(p) for p in seen):
-            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
 
 
 def cli_json(platform: Platform, *args: str) -> Any:

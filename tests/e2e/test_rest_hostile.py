@@ -24,7 +24,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi import checks
 
-from tests.e2e.test_truss_compat import Platform, platform  # noqa: F401 - the module's `kingpost up`
+from tests.e2e.test_truss_compat import Platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -94,7 +94,7 @@ with grpc.insecure_channel(sys.argv[1], options=[("grpc.max_send_message_length"
 
 
 def test_unauthenticated_90_mb_uploads_are_refused_before_their_bodies(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
 ) -> None:
     before = router_rss(platform.home)
     took = []
@@ -115,7 +115,7 @@ def test_unauthenticated_90_mb_uploads_are_refused_before_their_bodies(
     assert grown < 50 * MB
 
 
-def test_memory_comes_back_after_big_authenticated_requests(platform: Platform) -> None:  # noqa: F811
+def test_memory_comes_back_after_big_authenticated_requests(platform: Platform) -> None:
     before = router_rss(platform.home)
     payload = msgpack.packb({"blob": os.urandom(48 * MB)})
     for _ in range(2):
@@ -128,7 +128,7 @@ def test_memory_comes_back_after_big_authenticated_requests(platform: Platform) 
     assert router_rss(platform.home) - before <= 50 * MB
 
 
-def test_odd_headers_paths_and_json_get_honest_answers(platform: Platform) -> None:  # noqa: F811
+def test_odd_headers_paths_and_json_get_honest_answers(platform: Platform) -> None:
     http = platform.http
     # NaN in, valid JSON out (null, as pydantic and JavaScript write it).
     r = http.post(PREDICT, content=b'{"a": NaN, "b": [Infinity]}',
@@ -177,7 +177,7 @@ schema = _schema()
 @settings(max_examples=20, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_generated_requests_get_no_5xx_and_every_error_is_one_shape(
-    case: Any, platform: Platform,  # noqa: F811
+    case: Any, platform: Platform,
 ) -> None:
     response = case.call(base_url=platform.url, headers={"Authorization": f"Api-Key {platform.key}"},
                          timeout=60)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_truss_compat import Platform
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_up import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -44,24 +43,6 @@ class Model:
         wait_for("released")
         return model_input
 """
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("route-settings") / "home"
-    rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc)
-    seen: dict[int, str] = {}
-    try:
-        up.wait_for_curl()
-        platform = Platform(home, rest, grpc)
-        yield platform
-        platform.http.close()
-        seen = descendants(up.process.pid)
-        assert up.stop() == 0
-    finally:
-        if up.process.poll() is None or any(proc_stat(p) for p in seen):
-            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
 
 
 def cli(platform: Platform, *args: str) -> Any:

@@ -29,8 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
 from kingpost.triton_install import HOME_ENV, TritonHome
-from tests.e2e.test_truss_compat import TRUSSES, Platform
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_truss_compat import TRUSSES, Platform, platform_up
+from tests.e2e.test_up import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -51,21 +51,8 @@ def triton_home() -> Path:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home_dir = triton_home()
-    home = tmp_path_factory.mktemp("triton") / "home"
-    rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc, env={HOME_ENV: str(home_dir)})
-    seen: dict[int, str] = {}
-    try:
-        up.wait_for_curl()
-        platform = Platform(home, rest, grpc)
+    with platform_up(tmp_path_factory, "triton", env={HOME_ENV: str(triton_home())}) as platform:
         yield platform
-        platform.http.close()
-        seen = descendants(up.process.pid)
-        assert up.stop() == 0
-    finally:
-        if up.process.poll() is None or any(proc_stat(p) for p in seen):
-            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
 
 
 @pytest.fixture(scope="module")

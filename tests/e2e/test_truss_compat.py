@@ -1,7 +1,7 @@
 """Truss directories deploy unchanged through the whole platform and answer as truss's server does.
 
-One `kingpost up` for the module; each test pushes a Truss from tests/trusses with the CLI, as a
-user would, and calls it over REST through Envoy (router → runner).
+On the `kingpost up` that several modules share (tests/e2e/conftest.py); each test pushes a Truss from
+tests/trusses with the CLI, as a user would, and calls it over REST through Envoy (router → runner).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,14 @@ class Platform:
         return self.http.post(path, **kw)
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("compat") / "home"
+@contextmanager
+def platform_up(tmp_path_factory: pytest.TempPathFactory, name: str,
+                env: dict[str, str] | None = None) -> Iterator[Platform]:
+    """A `kingpost up` of its own (home under a fresh `name` directory), stopped with Ctrl-C after: it
+    must exit 0, and nothing it started may remain."""
+    home = tmp_path_factory.mktemp(name) / "home"
     rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc)
+    up = Up(home, rest, grpc, env=env)
     seen: dict[int, str] = {}
     try:
         up.wait_for_curl()
