@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kingpost.errors import InvalidArgument, Unauthenticated
-from kingpost.settings import to_toml
+from kingpost.flat_toml import to_toml
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_GRPC = "127.0.0.1:50051"

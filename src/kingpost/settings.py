@@ -70,22 +70,3 @@ def describe_validation_error(e: ValidationError, *, source: str) -> str:
         else:
             parts.append(f"{source}: '{key}' = {value!r}: {err['msg']}")
     return "; ".join(parts)
-
-
-def to_toml(values: dict[str, Any]) -> str:
-    """Flat TOML for the config files `kingpost up` writes (strings, numbers, booleans, lists of strings)."""
-    lines = []
-    for key, value in values.items():
-        if isinstance(value, list):
-            lines.append(f"{key} = [{', '.join(_toml_string(str(v)) for v in value)}]")
-        elif isinstance(value, bool):
-            lines.append(f"{key} = {'true' if value else 'false'}")
-        elif isinstance(value, (int, float)):
-            lines.append(f"{key} = {value}")
-        else:
-            lines.append(f"{key} = {_toml_string(str(value))}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -32,7 +32,7 @@ from kingpost.auth import new_key
 from kingpost.client_config import ClientConfig
 from kingpost.errors import NotFound, Unavailable
 from kingpost.push import curl_command, describe_status, push, read_truss
-from kingpost.settings import to_toml
+from kingpost.flat_toml import to_toml
 from kingpost.up_plan import (
     HOST,
     SERVICES,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kingpost.settings import to_toml
+from kingpost.flat_toml import to_toml
 
 SERVICES = ("scheduler", "builder", "router", "autoscaler", "agent")
 HOST = "127.0.0.1"

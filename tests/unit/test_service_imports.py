@@ -7,6 +7,8 @@ Read from the source (ast), not by importing: every `import`, `from … import` 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +82,13 @@ def test_the_platform_package_loads_a_service_only_lazily_in_the_command_that_ru
             if not lazy or path.parent.name != "cli":
                 offences.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert offences == [], "\n".join(offences)
+
+
+def test_the_cli_starts_without_loading_pydantic() -> None:
+    # Every `kingpost` command is a new process: pydantic would double the CLI's start (only
+    # `chains push`, which needs it, loads it, in its own body).
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, kingpost.cli; print(sorted(m for m in sys.modules "
+                               "if m.partition('.')[0] in ('pydantic', 'pydantic_settings')))"],
+        capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    assert loaded == "[]"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kingpost.errors import InvalidArgument
-from kingpost.settings import ServiceSettings, to_toml
+from kingpost.flat_toml import to_toml
+from kingpost.settings import ServiceSettings
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,6 @@ from typing import Any
 
 import click
 
-from kingpost.chain_push import PushFailed, push_chain
-from kingpost.chains.graph import ChainValidationError
 from kingpost.cli.app import EXIT_FAILED, call, cli, json_option, load_config, print_json, run_async, to_dict
 from kingpost.cli.inspect_commands import table
 from kingpost.v1 import chains_pb2, chains_pb2_grpc
@@ -79,6 +77,10 @@ def chains_push(chain_file: Path, publish: bool, environment: str, no_wait: bool
     def progress(chainlet: str, what: str) -> None:
         if not as_json:
             click.echo(f"{chainlet}: {what}", err=True)
+
+    # Here, not at the top: the chains framework loads pydantic, which every other command can do without.
+    from kingpost.chain_push import PushFailed, push_chain
+    from kingpost.chains.graph import ChainValidationError
 
     try:
         result = run_async(push_chain(load_config(), chain_file, publish=publish, environment=environment,
