@@ -187,9 +187,12 @@ def test_a_three_chainlet_chain_answers_run_remote_over_rest(platform: Platform,
     # Management: the chain, its versions, Chainlet by Chainlet.
     listed = rest("GET", "/v1/chains")["chains"]
     assert [c["id"] for c in listed] == [chain_id] and listed[0]["deployments_count"] == 1
-    assert rest("GET", f"/v1/chains/{chain_id}")["chain"] == rest("GET", "/v1/chains/text-stats")["chain"]
+    got = rest("GET", f"/v1/chains/{chain_id}")  # the Chain itself, as Baseten answers it
+    assert got == rest("GET", "/v1/chains/text-stats") == listed[0] and got["team_name"] == "default"
     (stored,) = rest("GET", f"/v1/chains/{chain_id}/deployments")["deployments"]
     assert (stored["id"], stored["environment"], stored["status"]) == (version_id, "production", "ACTIVE")
+    assert all(c["id"] == c["deployment_id"] and c["instance_type_name"] and c["autoscaling_settings"]
+               for c in stored["chainlets"])
     # A version must name one entrypoint and live deployments.
     assert rest("POST", "/v1/chains", 400, json={"chain_name": "x", "chainlets": []}) == {
         "error": "a chain deployment has exactly one entrypoint Chainlet; this one has 0"}
@@ -200,9 +203,11 @@ def test_a_three_chainlet_chain_answers_run_remote_over_rest(platform: Platform,
     assert platform.routed("POST", f"/chains/{chain_id}/development/run_remote", json=body) == expected
     assert rest("POST", "/development/run_remote", host=host, json=body) == expected
     promoted = rest("POST", f"/v1/chains/{chain_id}/environments/production/promote",
-                    json={"deployment_id": "development"})["deployment"]
+                    json={"deployment_id": "development"})  # the ChainDeployment promoted
+    assert (promoted["id"], promoted["chain_id"]) == (dev["id"], chain_id)
     until(lambda: (rest("GET", f"/v1/models/{chain['entrypoint_model_id']}/environments/production")
-          ["current_deployment"] or {}).get("id") == promoted["id"], "the promotion", 120)
+          ["current_deployment"] or {}).get("id") == promoted["promoted_entrypoint_deployment_id"],
+          "the promotion", 120)
     assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote", json=body) == expected
 
 
@@ -271,12 +276,13 @@ def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, 
                            json={"names": ["Ada", "Bo"]}) == ["Hello, Ada!", "Hello, Bo!"]
     assert {c["name"] for c in cli_json("chains", "list")} == {"text-stats", "GreetChain"}
     shown = cli_json("chains", "get", "GreetChain")
-    assert shown["chain"]["id"] == chain_id
+    assert shown["chain"]["id"] == chain_id and shown["chain"]["team_name"] == "default"
     assert [c["name"] for c in shown["deployments"][0]["chainlets"]] == ["Greeter", "GreetChain"]
     text = platform.cli("chains", "get", chain_id).stdout
     assert "Greeter: ACTIVE" in text and "GreetChain [entrypoint]: ACTIVE" in text
     promoted = cli_json("chains", "promote", "GreetChain", "development")
-    assert promoted["model_id"] == pushed["chain"]["entrypoint_model_id"]
+    assert (promoted["id"], promoted["chain_id"]) == (pushed["deployment"]["id"], chain_id)
+    assert promoted["promoted_entrypoint_deployment_id"]
     assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote",
                            json={"names": ["Cy"]}) == ["Hello, Cy!"]
     assert cli_json("chains", "delete", "GreetChain") == {"success": True}
@@ -284,7 +290,8 @@ def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, 
     platform.routed("POST", f"/chains/{chain_id}/production/run_remote", 404, json={"names": []})
     # The REST face of delete: text-stats and its Chainlets' models go.
     text_stats_id = text_stats["chain"]["id"]
-    assert platform.rest("DELETE", f"/v1/chains/{text_stats_id}") == {"success": True}
+    assert platform.rest("DELETE", f"/v1/chains/{text_stats_id}") == {  # Baseten's ChainTombstone
+        "id": text_stats_id, "deleted": True, "success": True}
     assert platform.rest("GET", "/v1/chains") == {"chains": []}
     names = {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
     assert not names & {"text-stats", "text-stats.Shout", "text-stats.Count", "GreetChain"}
