@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import time
@@ -24,6 +25,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e import baseten_schema
 from tests.e2e.surface import cli_commands, command_of, http_routes, unexercised_routes
 from tests.e2e.test_up import SERVICES, Up, descendants, free_port, proc_stat, run_cli
 from tests.e2e.test_watch import Watch
@@ -61,17 +63,24 @@ class Platform:
     http: httpx.Client
     called: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of REST calls made
     ran: set[tuple[str, ...]] = field(default_factory=set)  # CLI commands run
+    # Baseten's routes whose answers were checked against its published schema (baseten_schema).
+    checked: set[baseten_schema.BasetenRoute] = field(default_factory=set)
 
     def send(self, method: str, path: str, *, host: str | None = None, **kw: Any) -> httpx.Response:
         return self.http.request(method, path, headers={"Host": host} if host else {}, **kw)
 
     def rest(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
-        """One REST call through Envoy; its status is asserted, its JSON body returned."""
+        """One REST call through Envoy; its status is asserted, its JSON body returned. A success on a
+        route of Baseten's management API must meet Baseten's published schema for it."""
         r = self.send(method, path, **kw)
         assert r.status_code == status, f"{method} {path}: {r.status_code} {r.text}"
         body = r.json()
         if status >= 400:
             assert list(body) == ["error"], body
+        elif kw.get("host") is None and (route := baseten_schema.route_of(method, path)) is not None:
+            wrong = baseten_schema.problems(route, body)
+            assert not wrong, f"{method} {path}: not Baseten's {route.response}:\n" + "\n".join(wrong)
+            self.checked.add(route)
         self.called.append((method, path.partition("?")[0]))
         return body
 
@@ -119,6 +128,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     finally:
         if up.process.poll() is None or any(proc_stat(p) for p in seen):
             up.kill_everything(set(seen) | set(descendants(up.process.pid)))
+
+
+def sample_path(template: str) -> str:
+    """A path a route template matches: `{name}` as "x", `{name=literal}` as its literal."""
+    return re.sub(r"\{[^}=]*(?:=([^}]*))?\}", lambda m: m.group(1) or "x", template)
 
 
 def until(check: Callable[[], T | None], what: str, timeout: float = 120.0) -> T:
@@ -371,7 +385,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
                                           "publish": True})["deployment"]["id"]
     rest("POST", f"/v1/models/{model_id}/environments/production/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 600})
-    cancelled = rest("POST", f"/v1/models/{model_id}/environments/production/cancel_promotion", json={})
+    answer = rest("POST", f"/v1/models/{model_id}/environments/production/cancel_promotion", json={})
+    assert answer["status"] == "CANCELED" and d2 in answer["message"]  # Baseten's, the environment beside
+    cancelled = answer["environment"]
     assert cancelled["traffic"] == {d1: 100}
     assert cancelled["promoting_deployment_id"] == ""
     staging = rest("POST", f"/v1/models/{model_id}/environments",
@@ -381,8 +397,10 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     environments = rest("GET", f"/v1/models/{model_id}/environments")["environments"]
     assert sorted(e["name"] for e in environments) == ["production", "staging"]
     canary = {"ramp_up_while_promoting": True, "ramp_up_duration_seconds": 300}
-    updated = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
+    patched = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
                    json={"promotion_settings": {**canary, "redeploy_on_promotion": True}})
+    assert patched["status"] == "ACCEPTED"  # Baseten's UpdateEnvironmentResponse
+    updated = patched["environment"]
     assert updated["promotion_settings"] == {**canary, "redeploy_on_promotion": True, "rolling_deploy": False,
                                              "promotion_cleanup_strategy": "SCALE_TO_ZERO"}
     rest("POST", f"/v1/models/{model_id}/environments/staging/promote",
@@ -518,8 +536,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert catalog[0] == {"name": "1x2", "vcpus": 1, "memory_bytes": str(2 * 2**30), "gpu_type": "",
                           "gpu_count": 0, "vram_bytes": "0", "usd_per_minute": 0.00058,
                           # Baseten's InstanceTypeV1 fields beside kingpost's
-                          "id": "1x2", "memory_limit_mib": "2048", "millicpu_limit": 1000,
-                          "gpu_memory_limit_mib": "0"}
+                          "id": "1x2", "memory_limit_mib": 2048, "millicpu_limit": 1000,
+                          "gpu_memory_limit_mib": 0}
     h100 = next(t for t in catalog if t["name"] == "H100:2x52x468")
     assert (h100["gpu_type"], h100["gpu_count"], h100["vcpus"]) == ("H100", 2, 52)
 
@@ -562,12 +580,23 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 2
     assert 0 < traffic["latency_p50_seconds"] <= traffic["latency_p99_seconds"]
     assert traffic["ready_replicas"] >= 1 and traffic["desired_replicas"] >= 1
+    # Baseten's SUMMARY shape of the same numbers beside them (its schema is checked by `rest`).
+    assert (traffic["mode"], traffic["step_seconds"]) == ("SUMMARY", None)
+    names = [m["name"] for m in traffic["metric_descriptors"]]
+    assert traffic["metric_values"][0]["values"][names.index("requests")] == [traffic["requests"]]
     assert rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=7200", 400) == {
         "error": "window_seconds = 7200: must be 1 to 3600"}
     rest("GET", "/v1/models/echo/deployments/dep_nope/metrics", 404)
 
     missing = unexercised_routes(routes, platform.called)
     assert not missing, "REST routes this test does not exercise (add them here):\n" + "\n".join(missing)
+    # Every route kingpost shares with Baseten's management API answered at least once, and each answer
+    # met Baseten's published schema for it (Platform.rest checks them as they come).
+    shared = {b for r in routes if r.template.startswith("/v1/")
+              and (b := baseten_schema.route_of(r.method, sample_path(r.template))) is not None}
+    assert len(shared) > 20, shared  # the vendored schema was read
+    unchecked = sorted(f"{b.method} {b.path}" for b in shared - platform.checked)
+    assert not unchecked, "Baseten routes no success was checked on (add a call here):\n" + "\n".join(unchecked)
 
 
 # --- CLI ----------------------------------------------------------------------------------------------

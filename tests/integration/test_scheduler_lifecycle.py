@@ -184,12 +184,18 @@ async def test_environments_are_created_updated_and_deleted_never_production(
             model_id="envs", env_name="staging",
             autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(cold_start_timeout_seconds=0)))
 
-    updated = (await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
+    answer = await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id="envs", env_name="staging",
-        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1))))
+        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1)))
+    assert answer.status == "ACCEPTED"  # Baseten's UpdateEnvironmentResponse: the environment inside
+    updated = answer.environment
     assert (updated.autoscaling_settings.min_replica, updated.autoscaling_settings.max_replica) == (1, 3)
     assert updated.autoscaling_settings.backpressure_policy == "reject"  # kept: not in the patch
     assert (await h.deployment("envs", d1.id)).autoscaling_settings.min_replica == 1
+    again = await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
+        model_id="envs", env_name="staging",
+        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1)))
+    assert (again.status, again.environment) == ("UNCHANGED", updated)
 
     with pytest.raises(Conflict, match="production environment cannot be deleted"):
         await h.call("DeleteEnvironment", management_pb2.DeleteEnvironmentRequest(
