@@ -892,6 +892,16 @@ BASETEN_SDK = Path(__file__).parents[2] / ".tools" / "baseten-sdk" / "bin" / "py
 SDK_WALK = Path(__file__).parent / "baseten_sdk" / "walk.py"
 
 
+def test_the_vendored_schema_is_the_pinned_sdks() -> None:
+    """tests/e2e/baseten_sdk/management-schema.json is what schema.py writes from the pinned SDK: a
+    new pin without a rerun (or a hand edit of the file) fails here."""
+    assert BASETEN_SDK.is_file(), f"Baseten's SDK is not installed at {BASETEN_SDK}: run `make baseten-sdk`"
+    written = subprocess.run([str(BASETEN_SDK), str(SDK_WALK.with_name("schema.py"))], capture_output=True,
+                             text=True, check=True).stdout
+    assert json.loads(written) == json.loads(baseten_schema.SCHEMA.read_text()), \
+        "rerun tests/e2e/baseten_sdk/schema.py (see its docstring) and commit the schema"
+
+
 def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platform) -> None:
     """The `baseten` package from PyPI, unmodified, in its own virtual environment (its pins are not
     ours), pointed at kingpost with `base_url_override`: each step of tests/e2e/baseten_sdk/walk.py
