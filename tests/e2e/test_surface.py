@@ -398,10 +398,10 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert sorted(e["name"] for e in environments) == ["production", "staging"]
     canary = {"ramp_up_while_promoting": True, "ramp_up_duration_seconds": 300}
     patched = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
-                   json={"promotion_settings": {**canary, "redeploy_on_promotion": True}})
+                   json={"promotion_settings": {**canary, "rolling_deploy": True}})
     assert patched["status"] == "ACCEPTED"  # Baseten's UpdateEnvironmentResponse
     updated = patched["environment"]
-    assert updated["promotion_settings"] == {**canary, "redeploy_on_promotion": True, "rolling_deploy": False,
+    assert updated["promotion_settings"] == {**canary, "redeploy_on_promotion": False, "rolling_deploy": True,
                                              "promotion_cleanup_strategy": "SCALE_TO_ZERO"}
     rest("POST", f"/v1/models/{model_id}/environments/staging/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 0})

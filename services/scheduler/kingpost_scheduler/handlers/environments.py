@@ -122,7 +122,8 @@ class EnvironmentsAndPromotions(Handlers):
         async def run(session: AsyncSession) -> DeploymentRecord:
             model = await store.find_model(session, request.model_id)
             env = await store.get_environment(session, model, env_name)
-            duration = canary.duration_for(records.promotion_settings_of(env), requested)
+            promotion_settings = records.promotion_settings_of(env)
+            duration = canary.duration_for(promotion_settings, requested)
             d = await store.find_deployment(session, model, request.deployment_id)
             if env.deployment_id == d.id and not env.candidate_deployment_id:
                 return d  # it serves there already (a push made it production, say): nothing to do
@@ -132,7 +133,8 @@ class EnvironmentsAndPromotions(Handlers):
             plan = promotion.plan(
                 records.environment_facts(env), records.deployment_facts(d), serving,
                 min_replica=records.environment_autoscaling(env).min_replica, duration_seconds=duration,
-                current_min_replica=current.min_replica if current is not None else None)
+                current_min_replica=current.min_replica if current is not None else None,
+                redeploy=promotion_settings.redeploy_on_promotion)
             candidate = d
             if plan.copy:
                 existing = await store.model_deployments(session, model.id, include_deleted=True)
