@@ -102,6 +102,18 @@ def test_a_streaming_chain_delivers_chunks_as_they_are_produced(platform: Platfo
     refused = asyncio.run(bad_body())
     assert (refused.status_code, refused.json()) == (400, {"error": "Input Parsing Error: `n`: Field required."})
 
+    # A str stream to an HTTP client: Counter is a model (and deployment) of its own; its chunks are UTF-8, gathered into
+    # one JSON string for `Accept: application/json` (as truss serves a streaming predict).
+    (counter,) = [c for c in pushed["deployment"]["chainlets"] if c["name"] == "Counter"]
+
+    async def counter_predict(headers: dict[str, str]) -> httpx.Response:
+        async with platform.client() as client:
+            path = f"/models/{counter['model_id']}/deployment/{counter['deployment_id']}/predict"
+            return await client.post(path, json={"n": 3}, headers=headers)
+
+    assert asyncio.run(counter_predict({})).content == b"012"
+    assert asyncio.run(counter_predict({"Accept": "application/json"})).json() == "012"
+
 
 def test_the_docs_poem_chain_fans_out_its_llm_calls_at_once(platform: Platform) -> None:
     pushed = platform.push(CHAINS / "poems.py")
