@@ -5,7 +5,10 @@ a header and a footer.
 `hold_until`: Counter yields "0", then makes the rest only once that file exists (the test creates it
 when it holds the first item), so a chunk that arrives before the file exists was streamed, not
 buffered. `fail_at`: Counter raises ValueError instead of yielding that number; Relay catches it (the
-same class, across the hop, mid-stream) and names it in the footer."""
+same class, across the hop, mid-stream) and names it in the footer; Relay depends on Counter with
+`retries=2`, and a stream is retried only before its first chunk, so that error is not retried.
+`fail_once`: Counter raises before its first chunk the first time it sees that key; the retry streams.
+"""
 
 import asyncio
 import os
@@ -44,7 +47,14 @@ async def _wait_for(path: str) -> None:
 class Counter(chains.ChainletBase):
     remote_config = chains.RemoteConfig(compute=chains.Compute(cpu_count=1, memory="1Gi"))
 
-    async def run_remote(self, n: int, hold_until: str = "", fail_at: int = -1) -> AsyncIterator[str]:
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    async def run_remote(self, n: int, hold_until: str = "", fail_at: int = -1,
+                         fail_once: str = "") -> AsyncIterator[str]:
+        if fail_once and fail_once not in self._seen:
+            self._seen.add(fail_once)
+            raise RuntimeError(f"first try of {fail_once}")
         for i in range(n):
             if i == fail_at:
                 raise ValueError(f"no number {i}")
@@ -55,15 +65,17 @@ class Counter(chains.ChainletBase):
 
 @chains.mark_entrypoint("streaming-chain")
 class Relay(chains.ChainletBase):
-    def __init__(self, counter: Counter = chains.depends(Counter)) -> None:
+    def __init__(self, counter: Counter = chains.depends(Counter, retries=2)) -> None:
         self._counter = counter
 
-    async def run_remote(self, n: int, hold_until: str = "", fail_at: int = -1) -> AsyncIterator[bytes]:
+    async def run_remote(self, n: int, hold_until: str = "", fail_at: int = -1,
+                         fail_once: str = "") -> AsyncIterator[bytes]:
         writer = chains.streaming.stream_writer(TYPES)
         yield writer.yield_header(Header(n=n))
         count, error = 0, ""
         try:
-            async for text in self._counter.run_remote(n, hold_until=hold_until, fail_at=fail_at):
+            async for text in self._counter.run_remote(n, hold_until=hold_until, fail_at=fail_at,
+                                                       fail_once=fail_once):
                 count += 1
                 yield writer.yield_item(Item(number=int(text)))
         except Exception as e:  # noqa: BLE001 - reported in the footer, class and all

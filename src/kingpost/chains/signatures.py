@@ -2,8 +2,9 @@
 types a Chain may send, and turned into the pydantic models that parse its requests and responses.
 
 Allowed (as in truss): int, float, complex, bool, str, bytes, None, pydantic models, list[...]/dict[...]
-of those (built-in generics), tuple[...] returns, Optional/unions of those. A streaming endpoint is an async generator annotated `AsyncIterator[str]` or
-`AsyncIterator[bytes]` (truss's rule); structured data streams as bytes through `chains.streaming`.
+of those (built-in generics), tuple[...] returns, Optional/unions of those. A streaming endpoint is an
+async generator annotated `AsyncIterator[str]` or `AsyncIterator[bytes]` (truss's rule); structured data
+streams as bytes through `chains.streaming`.
 """
 
 from __future__ import annotations
