@@ -1,5 +1,6 @@
-"""One `kingpost up` for the e2e modules that take `platform` without defining it: builder_envs,
-custom_servers, lifecycle, rest_hostile, route_settings, truss_compat and watch.
+"""One `kingpost up` for the e2e modules that take `platform` without defining it (builder_envs,
+custom_servers, lifecycle, rest_hostile, route_settings, truss_compat, watch) or build theirs on it
+(chains).
 
 Each of them pushes models of its own names and calls only those, so one platform serves them all,
 started once instead of once a module. A module that kills or restarts parts of the platform, counts

@@ -1,6 +1,7 @@
-"""Chains as a user runs them, against one `kingpost up`: a streaming chain delivers its chunks as they
-are produced, Chainlet to Chainlet and on to the HTTP client; the docs' poem chain (a CPU stand-in for
-its LLM) fans its calls out at once. Each chain is pushed with `kingpost chains push`.
+"""Chains as a user runs them, on the `kingpost up` several modules share (tests/e2e/conftest.py): a
+streaming chain delivers its chunks as they are produced, Chainlet to Chainlet and on to the HTTP
+client; the docs' poem chain (a CPU stand-in for its LLM) fans its calls out at once. Each chain is
+pushed with `kingpost chains push`.
 
 Causality, not timing: the streaming Chainlet makes its second chunk only once the test holds the
 first; the poem stand-in answers only once all the entrypoint's calls are in flight together.
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import pytest
 
 import kingpost.chains as chains
 from kingpost.chains.loading import import_chain_module
-from tests.e2e.test_up import Up, client_env, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_up import client_env, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -52,24 +53,9 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("chains") / "home"
-    rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc)
-    seen: dict[int, str] = {}
-    try:
-        up.wait_for_curl()
-        config = (home / "config.toml").read_text()
-        key = next(line.split('"')[1] for line in config.splitlines() if line.startswith("api_key"))
-        yield Platform(home, f"http://127.0.0.1:{rest}", key)
-        seen = descendants(up.process.pid)
-        code = up.stop()
-        while (line := up.lines.get(timeout=5)) is not None:
-            up.output.append(line)
-        assert code == 0, "\n".join(up.output)
-    finally:
-        if up.process.poll() is None or any(proc_stat(p) for p in seen):
-            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
+def platform(platform: Any) -> Platform:
+    """The `kingpost up` that several modules share (tests/e2e/conftest.py), as this module uses it."""
+    return Platform(platform.home, platform.url, platform.key)
 
 
 def test_a_streaming_chain_delivers_chunks_as_they_are_produced(platform: Platform, tmp_path: Path) -> None:
