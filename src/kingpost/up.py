@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import fcntl
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -291,7 +292,7 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
         specs = plan(layout, ports, admin_key=admin_key, nats=nats_credentials_for(layout),
                      python=sys.executable, nats_server=nats_server_binary(),
                      descriptor_path=descriptor_path(), render_envoy=gateway.render_envoy_text,
-                     envoy_command=gateway.envoy_command)
+                     envoy_command=gateway.envoy_command, environ=os.environ)
 
         def on_signal(signum: int, _frame: object) -> None:
             raise KeyboardInterrupt

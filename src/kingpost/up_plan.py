@@ -180,8 +180,11 @@ def plan(
     descriptor_path: Path,
     render_envoy: EnvoyRender,
     envoy_command: EnvoyCommand,
+    environ: Mapping[str, str] = {},
 ) -> tuple[ProcessSpec, ...]:
-    """The processes to start, in order: NATS, the five services, then Envoy in front of them."""
+    """The processes to start, in order: NATS, the five services, then Envoy in front of them.
+    `environ` (kingpost up's own): with OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT Envoy traces too, the
+    share of KINGPOST_TRACE_ROOT_RATIO (the router's default, 1 %) of the requests without a traceparent."""
     nats_config = layout.run / "nats.conf"
     specs = [
         ProcessSpec(
@@ -220,6 +223,7 @@ def plan(
         builder=ports.address("builder"),
         descriptor_path=descriptor_path,
         host=HOST,
+        **envoy_tracing(environ),
     )
     envoy_path = layout.run / "envoy.yaml"
     specs.append(ProcessSpec(
@@ -232,6 +236,18 @@ def plan(
         start_timeout=30.0,
     ))
     return tuple(specs)
+
+
+def envoy_tracing(environ: Mapping[str, str]) -> dict[str, Any]:
+    """render_envoy's tracing arguments from the environment the services see (none: no tracing)."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return {}
+    ratio = environ.get("KINGPOST_TRACE_ROOT_RATIO")
+    try:
+        return {"otlp_endpoint": endpoint, **({"trace_ratio": float(ratio)} if ratio else {})}
+    except ValueError:
+        raise ValueError(f"KINGPOST_TRACE_ROOT_RATIO={ratio!r} is not a number") from None
 
 
 def nats_server_config(nats: NatsCredentials) -> str:

@@ -3,6 +3,8 @@
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from kingpost.up_plan import SERVICES, STOP_STAGES, Layout, NatsCredentials, Ports, plan, service_config
 
 HOME = Path("/home/u/.kingpost")
@@ -112,6 +114,23 @@ def test_envoy_fronts_router_scheduler_and_builder_on_the_public_ports():
     for expected in ("rest_port: '8080'", "grpc_port: '50051'", "admin_port: '4001'",
                      "router: 127.0.0.1:5002", "scheduler: 127.0.0.1:5000", "builder: 127.0.0.1:5001"):
         assert expected in text
+
+
+def test_envoy_traces_when_the_services_export_to_an_otlp_endpoint_at_the_routers_ratio():
+    def envoy_text(environ):
+        envoy = plan(Layout(HOME), ports(), admin_key="k", nats=NATS, python="p", nats_server="n",
+                     descriptor_path=Path("/d"), render_envoy=render_envoy, envoy_command=envoy_command,
+                     environ=environ)[-1]
+        return envoy.files[HOME / "run" / "envoy.yaml"]
+
+    assert "otlp_endpoint" not in envoy_text({})
+    assert "otlp_endpoint: http://c:4317" in envoy_text({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"})
+    traces_only = envoy_text({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317",
+                              "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4317",
+                              "KINGPOST_TRACE_ROOT_RATIO": "0.5"})
+    assert "otlp_endpoint: http://t:4317" in traces_only and "trace_ratio: '0.5'" in traces_only
+    with pytest.raises(ValueError, match="KINGPOST_TRACE_ROOT_RATIO='half'"):
+        envoy_text({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "KINGPOST_TRACE_ROOT_RATIO": "half"})
 
 
 def test_other_users_may_only_pass_through_the_home_and_the_agents_dir():
