@@ -37,7 +37,7 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     router = RouterServicer(settings, keys, tracer=tracer)
     bus = await NatsBus.connect(settings.nats_url, settings.router_id)
     router.bus = bus
-    asynchronous = await start_async(settings, bus, router)
+    asynchronous = await start_async(settings, bus, router, tracer=tracer)
     applied = router.apply_table
 
     def apply_table(table: scheduler_pb2.RouteTable) -> None:
