@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 TRUSSES = Path(__file__).parent.parent / "trusses"
+CHAINS = Path(__file__).parent.parent / "chains"
 
 
 def traced_post(url: str, key: str, trace_id: str) -> httpx.Response:
@@ -136,6 +137,32 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
         finally:
             follow.terminate()
             follow.wait(timeout=10)
+        # A chain: the Chainlet's call to its dependency continues the trace, under the caller's runner
+        # call, with the same request id.
+        chain = run_cli(home, "chains", "push", str(CHAINS / "hello.py"), "--json")
+        assert chain.returncode == 0, chain.stderr
+        chain_id = json.loads(chain.stdout)["chain"]["id"]
+        chain_trace = "c" * 32
+        response = httpx.post(f"http://127.0.0.1:{rest}/chains/{chain_id}/production/run_remote", timeout=120,
+                              json={"max_value": 2}, headers={"Authorization": f"Api-Key {key}",
+                                                              "traceparent": f"00-{chain_trace}-{PARENT}-01"})
+        assert response.status_code == 200 and response.json().startswith("Hello World!"), response.text
+        servicer.wait_for(chain_trace, {"ingress", "kingpost.router/Predict", "kingpost.runner/Predict"})
+        deadline = time.monotonic() + 30
+        while len([s for _, s in servicer.of_trace(chain_trace) if s.name == "kingpost.runner/Predict"]) < 2:
+            assert time.monotonic() < deadline, [s.name for _, s in servicer.of_trace(chain_trace)]
+            time.sleep(0.1)
+        by_id = {span.span_id: span for _, span in servicer.of_trace(chain_trace)}
+        routers = sorted((s for s in by_id.values() if s.name == "kingpost.router/Predict"),
+                         key=lambda s: s.start_time_unix_nano)
+        assert len(routers) == 2
+        entry, dependency = routers
+        assert by_id[entry.parent_span_id].name == "ingress"
+        hop = by_id[dependency.parent_span_id]  # the entry Chainlet's runner call, under the entry's router span
+        assert hop.name == "kingpost.runner/Predict" and hop.parent_span_id == entry.span_id
+        assert {attributes(s)["kingpost.request_id"] for s in by_id.values()} == {
+            response.headers["x-baseten-request-id"]}
+
         seen = descendants(up.process.pid)
         assert up.stop() == 0
     finally:

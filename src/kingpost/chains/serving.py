@@ -23,7 +23,7 @@ from kingpost.chains.loading import install_alias
 from kingpost.chains.public_types import DeployedServiceDescriptor, DeploymentContext, Environment
 from kingpost.chains.remote_errors import ChainletHTTPError, detail_of
 from kingpost.chains.signatures import describe_validation_error, read_endpoint
-from kingpost.chains.stub import make_stub
+from kingpost.chains.stub import calling_for, make_stub
 
 METADATA_KEY = "chains"
 # A router's gRPC address, set by the node's agent (kingpost up sets it); else the address the chain
@@ -85,7 +85,11 @@ class ChainletModel:
     def is_healthy(self) -> bool:
         return self._chainlet is not None
 
-    async def predict(self, inputs: Any) -> Any:
+    async def predict(self, inputs: Any, request=None) -> Any:  # unannotated: the runner passes its request
+        with calling_for(request.headers if request is not None else {}):
+            return await self._predict(inputs)
+
+    async def _predict(self, inputs: Any) -> Any:
         try:
             kwargs = self._endpoint.parse_input(inputs if inputs is not None else {})
         except pydantic.ValidationError as e:
