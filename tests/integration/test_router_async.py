@@ -18,9 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+import prometheus_client
 import pytest
 from google.api import httpbody_pb2
 from opentelemetry.trace import Tracer
+from prometheus_client.parser import text_string_to_metric_families
 
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
@@ -331,3 +333,47 @@ async def test_a_traced_async_request_is_one_trace_through_its_queue_model_call_
         request_id}
     assert len(received.of_trace(trace_id)) == 5
     assert {span.trace_id.hex() for _, span in received.spans} == {trace_id}  # the untraced one made none
+
+
+def _async_samples(deployment_id: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The router's async metrics for one deployment, as Prometheus reads the text its /metrics serves."""
+    text = prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
+    return {(sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if k != "deployment"))): sample.value
+            for family in text_string_to_metric_families(text) if family.name.startswith("kingpost_router_async_")
+            for sample in family.samples if sample.labels.get("deployment") == deployment_id}
+
+
+async def until_sampled(mesh: Async, wanted: dict[str, float]) -> dict:
+    for _ in range(400):
+        samples = _async_samples(mesh.deployment_id)
+        named = {name: value for (name, labels), value in samples.items() if not labels or labels == (
+            ("model", "mdl_async"), ("model_name", "async"))}
+        if all(named.get(name) == value for name, value in wanted.items()):
+            return samples
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{wanted} not in {samples}")
+
+
+async def test_the_async_queue_is_in_the_routers_metrics_per_deployment(mesh: Async) -> None:
+    """Queued and in progress as they change, time in the queue, final statuses, webhook outcomes."""
+    hook = "http://127.0.0.1:9/unreachable"  # nothing listens on the discard port: every try fails
+    first = await mesh.queue({"n": 0})
+    await mesh.until_model_saw(1)
+    rest = [await mesh.queue({"n": n}, **({"webhook_endpoint": hook} if n == 2 else {})) for n in (1, 2)]
+    # The model holds the first; the second is taken by a worker too (it may start two: twice the
+    # replica's predict_concurrency) and waits for the slot; the third waits in the queue.
+    await until_sampled(mesh, {"kingpost_router_async_queued": 1, "kingpost_router_async_in_progress": 2})
+    mesh.clock.now += 5.0
+    mesh.runner.gate.set()
+    await mesh.until(first, "SUCCEEDED")
+    await mesh.until(rest[0], "SUCCEEDED")
+    await mesh.until(rest[1], "WEBHOOK_FAILED")
+    samples = await until_sampled(mesh, {"kingpost_router_async_queued": 0, "kingpost_router_async_in_progress": 0})
+    labels = (("model", "mdl_async"), ("model_name", "async"))
+    assert samples[("kingpost_router_async_queue_seconds_count", labels)] == 3
+    assert samples[("kingpost_router_async_queue_seconds_sum", labels)] == 10.0  # two waited the 5 s
+    assert samples[("kingpost_router_async_queue_seconds_bucket", (("le", "1.0"), *labels))] == 1
+    assert {labels_[-1][1]: value for (name, labels_), value in samples.items()
+            if name == "kingpost_router_async_requests_total"} == {"SUCCEEDED": 2, "WEBHOOK_FAILED": 1}
+    assert {labels_[-1][1]: value for (name, labels_), value in samples.items()
+            if name == "kingpost_router_async_webhooks_total"} == {"failed": 1}

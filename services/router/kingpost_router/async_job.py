@@ -28,7 +28,7 @@ from kingpost.errors import DeadlineExceeded, KingpostError, TooManyRequests, Un
 from kingpost.grpc_status import from_rpc_error
 from kingpost.v1 import inference_pb2
 from kingpost_router import async_policy as policy
-from kingpost_router import tracing
+from kingpost_router import metrics, tracing
 from kingpost_router.async_queue import Status, read_record, result_value
 from kingpost_router.forwarding import Passthrough
 from kingpost_router.routes import Deployment, Replica, RouteSnapshot
@@ -81,6 +81,8 @@ class JobRunner:
         finally:
             await release()
             trace.end(status)
+        if status:
+            metrics.ASYNC.settled(msg.deployment_id, status)
 
     async def _run(self, job: Job[inference_pb2.AsyncJob], release: Callable[[], Awaitable[None]],
                    trace: tracing.JobTrace) -> str:
@@ -127,8 +129,9 @@ class JobRunner:
                 await release()
                 await job.nak(0)  # read again: it is settled on the next delivery
                 return ""
-        data, errors = await self._call(msg, deployment, replica,
-                                        trace.get(queued_seconds=self._clock() - msg.created_at))
+        queued = self._clock() - msg.created_at
+        metrics.ASYNC.started(msg.deployment_id, queued)
+        data, errors = await self._call(msg, deployment, replica, trace.get(queued_seconds=queued))
         await release()
         status = policy.FAILED if errors else policy.SUCCEEDED
         return await self._finish(job, record, revision, status, data, errors, release, trace)
@@ -189,6 +192,7 @@ class JobRunner:
                 if policy.webhook_delivered(tried[0]):
                     record.webhook_status = policy.SUCCEEDED
                     tracing.finish_webhook(webhook_span, True, "")
+                    metrics.ASYNC.webhook(msg.deployment_id, True)
         # The compare-and-set decides a race with a cancel (QUEUED → EXPIRED) or another worker.
         try:
             revision = await self._kv.update(msg.request_id, record.SerializeToString(), revision)
@@ -202,6 +206,7 @@ class JobRunner:
                 webhook_span = trace.webhook(msg.webhook_endpoint)
             delivered, why = await self._webhooks.deliver(msg.webhook_endpoint, body, tried=tried)
             tracing.finish_webhook(webhook_span, delivered, why)
+            metrics.ASYNC.webhook(msg.deployment_id, delivered)
             record.status_at = policy.iso(self._clock())
             if delivered:
                 record.webhook_status = policy.SUCCEEDED

@@ -11,6 +11,7 @@ from opentelemetry.trace import Tracer
 
 from kingpost.bus import Bus
 from kingpost.bus.subjects import ASYNC_STATUS_BUCKET
+from kingpost_router import metrics
 from kingpost_router.async_job import JobRunner
 from kingpost_router.async_policy import WEBHOOK_DELAYS
 from kingpost_router.async_queue import AsyncQueue
@@ -53,6 +54,7 @@ async def start_async(settings: RouterSettings, bus: Bus, router: RouterServicer
                        max_outstanding=settings.async_max_outstanding_per_deployment,
                        tracer=tracer, trace_root_ratio=settings.trace_root_ratio)
     router.async_queue = queue
+    metrics.ASYNC.queues = workers.last_counts
     workers.apply(router.snapshot)
     backlog = asyncio.create_task(workers.publish_backlog(bus, settings.router_id, interval=backlog_interval))
     return AsyncInference(queue, workers, webhooks, backlog)

@@ -135,7 +135,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
                            {digest: scope.model_ids for digest, scope in table.invoke_only_keys.items()})
         self._snapshot = snapshot
         self.activator.apply(snapshot)
-        metrics.REQUESTS.retain(snapshot.by_deployment)
+        metrics.retain(snapshot.by_deployment)
         log.info("route table v%d: %d models, %d runner channels (%d closed)",
                  snapshot.version, len(snapshot.by_id), self.forwarder.channels, closed)
 
