@@ -435,6 +435,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     build_lines = rest("GET", f"/v1/builds/{dev['build_id']}/logs")["lines"]
     assert {(line["source"], line["build_id"]) for line in build_lines} == {("build", dev["build_id"])}
     assert any(line["text"] == "build succeeded" for line in build_lines), build_lines
+    first = min(line["at"] for line in build_lines)  # RFC 3339, as the query takes it
+    assert rest("GET", f"/v1/builds/{dev['build_id']}/logs?since={first}")["lines"] == build_lines
+    assert rest("GET", f"/v1/builds/{dev['build_id']}/logs?since=2999-01-01T00:00:00Z")["lines"] == []
     model_lines = rest("GET", f"/v1/models/{echo['id']}/logs")["lines"]
     assert {line["source"] for line in model_lines} >= {"build", "replica"}
 
@@ -659,6 +662,8 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     assert gone.stderr.startswith("error: ") and d2 in gone.stderr
 
     assert "build succeeded" in cli("logs", "surface-cli").stdout
+    assert "build succeeded" in cli("logs", "surface-cli", "--since", "1d").stdout
+    assert cli_json("logs", "surface-cli", "--since", "2999-01-01T00:00:00Z") == {"lines": []}
     assert len(cli_json("status")["nodes"]) == 1
     assert cli_json("nodes", "token", "--ttl", "60")["token"].startswith("kpjoin_")
     (local,) = cli_json("nodes", "list")["nodes"]
