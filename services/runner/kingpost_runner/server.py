@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import pathlib
 import signal
 import threading
@@ -29,7 +30,7 @@ from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost.docker_server import DockerServer
 
-from kingpost_runner import codec, loader, observe, reload, user_errors
+from kingpost_runner import codec, loader, model_metrics, observe, reload, user_errors
 from kingpost_runner.custom_server import CustomServer, ServerFailed
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
@@ -289,6 +290,7 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         return 1
     _, methods = loading.result()
     observe.Phases.load = (load_started_ns, time.time_ns())
+    model_metrics.serve(os.environ)
     servicer.pipeline = Pipeline(methods, config.predict_concurrency, config.streaming_read_timeout_s)
     log.info("model ready in %.2f s (predict_concurrency=%d)", time.perf_counter() - started,
              config.predict_concurrency)
