@@ -136,14 +136,23 @@ def queue(platform: Platform, receiver: Receiver, inputs: list[Any], **extra: An
         return dict(pool.map(one, inputs))
 
 
-def wait_for_webhooks(receiver: Receiver, ids: set[str], timeout: float = 180.0) -> None:
+def wait_for_webhooks(receiver: Receiver, ids: set[str], timeout: float = 180.0,
+                      platform: Platform | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         missing = ids - set(receiver.by_request())
         if not missing:
             return
         time.sleep(0.2)
-    raise AssertionError(f"{len(missing)} of {len(ids)} webhooks never arrived")
+    statuses: dict[str, int] = {}
+    for request_id in sorted(missing) if platform else ():  # what the platform says of the lost ones
+        r = platform.http.get(f"/models/{platform.model_id}/async_request/{request_id}")
+        status = r.json().get("status") or f"{r.status_code} {r.json().get('error')}"
+        statuses[status] = statuses.get(status, 0) + 1
+    counts = platform.http.get(f"/models/{platform.model_id}/development/async_queue_status").json() \
+        if platform else {}
+    raise AssertionError(f"{len(missing)} of {len(ids)} webhooks never arrived; their statuses: {statuses}; "
+                         f"the queue: {counts}")
 
 
 def check_delivered(platform: Platform, receiver: Receiver, sent: dict[str, Any], *, once: bool) -> None:
@@ -222,6 +231,6 @@ def test_a_service_killed_while_requests_are_queued_loses_none(
     assert counts["num_queued_requests"] + counts["num_in_progress_requests"] > 0, counts
     os.kill(service_pid(platform.up, service), signal.SIGKILL)
     next_line(platform.up, f"{service} exited (signal 9, SIGKILL); starting it again")
-    wait_for_webhooks(receiver, set(sent))
+    wait_for_webhooks(receiver, set(sent), platform=platform)
     # At least once: a request the dead router had started may be answered twice, never zero times.
     check_delivered(platform, receiver, sent, once=False)

@@ -222,6 +222,39 @@ def test_a_dependency_error_names_the_chainlet_and_keeps_its_class(platform: Pla
     assert caught["shouted"][1].endswith("caught ValueError: │   ValueError: cannot shout 'boom'"), caught
 
 
+def test_a_chain_runs_asynchronously_by_every_prefix(platform: Platform, text_stats: dict[str, Any]) -> None:
+    """Baseten's async_run_remote: the entrypoint queued (its calls to other Chainlets synchronous),
+    the result read by the chain's path and Host; another chain's host does not find it."""
+    rest = platform.rest
+    chain_id, version_id = text_stats["chain"]["id"], text_stats["deployment"]["id"]
+    host = chain_host(chain_id)
+    if not any(d["is_development"] for d in rest("GET", f"/v1/chains/{chain_id}/deployments")["deployments"]):
+        platform.cli_json("chains", "push", str(CHAIN_FILE), "--development")
+        platform.routed("POST", f"/chains/{chain_id}/development/run_remote", json={"text": "x"})
+    body = {"model_input": {"text": "one two"}, "store_result": True}
+    queued = []
+    for prefix in ("/production", "/development", "/environments/production", f"/deployment/{version_id}"):
+        for path, by_host in ((f"/chains/{chain_id}{prefix}", None), (prefix, host)):
+            answer = rest("POST", f"{path}/async_run_remote", 201, host=by_host, json=body)
+            assert list(answer) == ["request_id"]
+            queued.append(answer["request_id"])
+    for request_id in queued:
+        done = until(lambda: (s := rest("GET", f"/chains/{chain_id}/async_request/{request_id}"))["status"]
+                     in ("SUCCEEDED", "FAILED") and s, f"async request {request_id} to end")
+        assert (done["status"], done["result"]) == ("SUCCEEDED", {"words": 2, "shouted": ["ONE", "TWO"]}), done
+        assert done["model_id"] == text_stats["chain"]["entrypoint_model_id"]
+    some = queued[0]
+    assert rest("GET", f"/async_request/{some}", host=host)["status"] == "SUCCEEDED"
+    assert rest("DELETE", f"/chains/{chain_id}/async_request/{some}")["canceled"] is False
+    # The request belongs to this chain: a model's host does not find it.
+    other = next(m["id"] for m in rest("GET", "/v1/models")["models"] if m["name"] == "echo")
+    assert rest("GET", f"/async_request/{some}", 404, host=model_host(other)) == {
+        "error": f"async request '{some}' not found for model '{other}'"}
+    # A body without model_input: 400 naming it, as for models.
+    assert "model_input" in rest("POST", f"/chains/{chain_id}/production/async_run_remote", 400,
+                                 json={"text": "x"})["error"]
+
+
 def test_a_bad_chain_file_is_refused_before_anything_is_pushed(platform: Platform, tmp_path: Path) -> None:
     before = platform.rest("GET", "/v1/models")["models"]
     bad = tmp_path / "two_entrypoints.py"

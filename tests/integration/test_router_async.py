@@ -26,8 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
-from kingpost.bus.nats_bus import NatsBus
+from kingpost.bus.nats_bus import NatsBus, NatsKeyValueStore
 from kingpost.bus.subjects import concurrency_subject
+from kingpost.errors import Unavailable
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, runner_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.async_setup import AsyncInference, start_async
@@ -165,6 +166,30 @@ async def test_priority_0_overtakes_a_backlog_of_priority_2_and_the_model_gets_t
     # Already started (1) and already waiting for the replica's slot (1) go first; then priority 0.
     assert order.index({"urgent": True}) <= 2, order
     assert mesh.runner.request_ids[order.index({"urgent": True})] == urgent
+
+
+@pytest.mark.parametrize("mesh", [{"async_ack_wait_seconds": 1}], indirect=True)
+async def test_a_status_write_nats_fails_gives_the_replica_slot_back(
+    mesh: Async, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NATS failing the IN_PROGRESS write (as while it restarts) leaves the job to be handed out
+    again, and the replica's slot it had taken free: a slot kept would starve this replica
+    (predict_concurrency 1) of every later request, the one handed out again included."""
+    update = NatsKeyValueStore.update
+    failed: list[str] = []
+
+    async def fails_once(store: NatsKeyValueStore, key: str, value: bytes, revision: int) -> int:
+        if not failed:
+            failed.append(key)
+            raise Unavailable(f"NATS cannot update {key!r} in {store.bucket}: TimeoutError nats: timeout")
+        return await update(store, key, value, revision)
+
+    monkeypatch.setattr(NatsKeyValueStore, "update", fails_once)
+    mesh.runner.gate.set()
+    sent = {await mesh.queue({"n": n}, store_result=True): n for n in (1, 2)}
+    for request_id, n in sent.items():
+        assert _value(await mesh.until(request_id, "SUCCEEDED")) == {"echo": {"n": n}}
+    assert failed == [next(iter(sent))]
 
 
 async def test_a_cancelled_request_never_reaches_the_model(mesh: Async) -> None:

@@ -5,7 +5,7 @@
 
 Pure: no I/O. The webhook URL is checked as written (scheme, host, and a host that is the platform's
 own — loopback, private, link-local — refused unless `allow_internal_webhooks`); a name is not
-resolved here, so a public name that resolves to a private address is the operator's to firewall.
+resolved here but at each delivery (`webhooks.PublicOnly`), where one that resolves inside is refused.
 """
 
 from __future__ import annotations

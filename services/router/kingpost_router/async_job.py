@@ -124,9 +124,13 @@ class JobRunner:
             record.status, record.status_at = policy.IN_PROGRESS, policy.iso(self._clock())
             try:
                 revision = await self._kv.update(msg.request_id, record.SerializeToString(), revision)
-            except RevisionMismatch:  # canceled a moment ago: the slot goes back unused
+            except BaseException as e:
+                # Not started after all: the slot goes back unused, whatever stopped it (a slot
+                # kept here would be lost to every later request on that replica).
                 self._model.release_slot(deployment.deployment_id, replica.replica_id)
-                await release()
+                if not isinstance(e, RevisionMismatch):
+                    raise  # NATS away: unacked, so the job is handed out again
+                await release()  # canceled a moment ago
                 await job.nak(0)  # read again: it is settled on the next delivery
                 return ""
         queued = self._clock() - msg.created_at

@@ -110,6 +110,9 @@ def verify(body: bytes, header: str, secret: str) -> bool:
                for part in header.split(",") if part.strip().startswith("v1="))
 
 
+REFUSED_ADDRESS = -1  # `send`'s status for a host that resolves to internal addresses only
+
+
 def webhook_delivered(http_status: int) -> bool:
     return 200 <= http_status < 300
 

@@ -42,7 +42,7 @@ async def start_async(settings: RouterSettings, bus: Bus, router: RouterServicer
     kv = await bus.key_value(ASYNC_STATUS_BUCKET)
     # The scheduler's (`kingpost webhook-secrets`, in the route table), then the router's own config.
     webhooks = WebhookSender(lambda: (*router.snapshot.webhook_secrets, *settings.webhook_secrets),
-                             delays=webhook_delays)
+                             delays=webhook_delays, allow_internal=settings.allow_internal_webhooks)
     runner = JobRunner(kv, router, webhooks, clock=clock, request_timeout=settings.request_timeout_seconds,
                        max_stored_result_bytes=settings.async_max_stored_result_bytes, tracer=tracer)
     workers = AsyncWorkers(bus, runner, lambda: router.snapshot,

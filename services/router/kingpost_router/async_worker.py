@@ -61,6 +61,7 @@ class _DeploymentWorker:
         self.last_backlog = 0
         self._changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+        self._runs: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._fetch(p)) for p in range(len(self.queues))]
@@ -107,7 +108,9 @@ class _DeploymentWorker:
                     continue
                 self._active[job.message.request_id] = []
                 self.running += 1
-            asyncio.create_task(self._run(job))
+            task = asyncio.create_task(self._run(job))
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
 
     async def _run(self, job: Job[inference_pb2.AsyncJob]) -> None:
         try:

@@ -24,7 +24,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from kingpost import errors, keepalive
-from kingpost.grpc_status import abort_on_error, grpc_abort
+from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.wire_limits import MESSAGE_LIMITS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
@@ -110,14 +110,9 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
                     context.set_trailing_metadata((phases.trailer(),))
                 yield httpbody_pb2.HttpBody(content_type=result.content_type, data=result.body)
                 return
-            try:
-                first = True
-                async for chunk in result:
-                    # The content type rides on the first chunk only.
-                    yield httpbody_pb2.HttpBody(content_type=codec.OCTET_STREAM if first else "", data=chunk)
-                    first = False
-            finally:
-                await result.aclose()
+            async with contextlib.aclosing(_chunks(result, codec.OCTET_STREAM)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             if phases is not None:
                 phases.end("predict")
                 context.set_trailing_metadata((phases.trailer(),))
@@ -146,24 +141,33 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         model_request = ModelRequest(headers, body.data, is_done=context.done, path=path)
         try:
             result = await pipeline.run_method(method, body.data, content_type, model_request)
-            await context.send_initial_metadata((("x-http-status", "200"),))
+            await context.send_initial_metadata(((HTTP_STATUS_KEY, "200"),))
             if isinstance(result, Reply):
                 yield httpbody_pb2.HttpBody(content_type=result.content_type, data=result.body)
                 return
-            try:
-                first = True
-                async for chunk in result:
-                    yield httpbody_pb2.HttpBody(content_type=codec.EVENT_STREAM if first else "", data=chunk)
-                    first = False
-                if first:
-                    yield httpbody_pb2.HttpBody(content_type=codec.EVENT_STREAM, data=b"")
-            finally:
-                await result.aclose()
+            async with contextlib.aclosing(_chunks(result, codec.EVENT_STREAM, at_least_one=True)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except errors.KingpostError as e:
             await grpc_abort(context, e)
         except Exception as e:  # a bug here, not in the model
             log.exception("runner failed serving a request")
             await grpc_abort(context, errors.Internal(f"Unhandled exception: {e}"))
+
+
+async def _chunks(result: AsyncIterator[bytes], content_type: str, *,
+                  at_least_one: bool = False) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    """A model's stream as HttpBody chunks, the content type on the first only (an empty one when
+    the stream is empty and the answer must still start); the model's generator closed, always."""
+    try:
+        first = True
+        async for chunk in result:
+            yield httpbody_pb2.HttpBody(content_type=content_type if first else "", data=chunk)
+            first = False
+        if first and at_least_one:
+            yield httpbody_pb2.HttpBody(content_type=content_type, data=b"")
+    finally:
+        await result.aclose()
 
 
 @dataclasses.dataclass(frozen=True)

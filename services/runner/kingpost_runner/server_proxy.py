@@ -19,7 +19,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from kingpost import errors
-from kingpost.grpc_status import abort_on_error, grpc_abort
+from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost_runner import http1
@@ -40,9 +40,9 @@ MAX_ERROR_BYTES = 16 * 1024
 
 def response_metadata(response: http1.Response) -> list[tuple[str, str]]:
     """The server's status and the headers gRPC metadata can carry (printable ASCII, not `-bin`)."""
-    out = [("x-http-status", str(response.status))]
+    out = [(HTTP_STATUS_KEY, str(response.status))]
     for name, value in response.headers:
-        if (name in _HOP or name.startswith(("grpc-", "x-http-status")) or name.endswith("-bin")
+        if (name in _HOP or name.startswith(("grpc-", HTTP_STATUS_KEY)) or name.endswith("-bin")
                 or not _VALID_KEY.fullmatch(name) or not value.isascii() or not value.isprintable()):
             continue
         out.append((name, value))
