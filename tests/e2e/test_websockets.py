@@ -12,12 +12,14 @@ import re
 import time
 import tomllib
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
 
+from tests.e2e.test_custom_servers import variant
 from tests.e2e.test_truss_compat import Platform
 from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
 
@@ -188,3 +190,22 @@ def test_an_open_connection_holds_a_replica_slot_and_counts_as_load(platform: Pl
                 return await ws.receive_str()
 
     assert asyncio.run(go()) == "two"
+
+
+def test_a_custom_servers_websocket_at_its_predict_endpoint(platform: Platform, tmp_path: Path) -> None:
+    """A `docker_server` Truss: the connection goes to the server's predict_endpoint (as truss's proxy sends
+    /v1/websocket there), messages both ways, and the server's own close code comes back."""
+    model_id = platform.push(variant(tmp_path, "ws-server", 8015))["model"]["id"]
+
+    async def talk(ws: aiohttp.ClientWebSocketResponse) -> list[Any]:
+        got: list[Any] = []
+        await ws.send_str("hello server")
+        got.append(await ws.receive_str())
+        await ws.send_bytes(b"\x00\xff" * 40_000)  # over 64 KiB: the long length form
+        got.append(len(await ws.receive_bytes()))
+        await ws.send_str("close")
+        got.append(await closing(ws))
+        return got
+
+    assert ws_run(platform, f"/models/{model_id}/development/websocket", talk) == [
+        "hello server", 80_000, (4000, "server closing")]

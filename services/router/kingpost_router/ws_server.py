@@ -95,9 +95,8 @@ class WebsocketServer:
                     return web.json_response(
                         {"error": f"replica {replica.replica_id} did not take the connection: {e.details()}"},
                         status=503 if e.code() is grpc.StatusCode.UNAVAILABLE else 502)
-                # A custom server's runner (docker_server): not relayed yet.
-                first = _close(NOT_IMPLEMENTED, "WebSocket is not implemented on this deployment "
-                                                "(kingpost does not relay websockets to custom servers yet).")
+                # A runner older than websockets.
+                first = _close(NOT_IMPLEMENTED, "WebSocket is not implemented on this deployment.")
             ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
             await ws.prepare(request)
             if first is _EOF or first.WhichOneof("frame") == "close":
