@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kingpost.bus import Bus, KeyExists, RevisionMismatch
+from kingpost.bus import Bus, Job, KeyExists, RevisionMismatch
 from kingpost.bus import subjects as s
 from kingpost.bus.subjects import BucketSpec
 from kingpost.errors import InvalidArgument
@@ -291,6 +291,32 @@ class BusContract:
         await bus.publish(subject, line("abandoned"))
         [job] = await queue.fetch(1, timeout=WAIT_S)
         [again] = await queue.fetch(1, timeout=WAIT_S)  # the first taker went quiet
+        assert (again.message.text, again.deliveries) == ("abandoned", 2)
+        await again.ack()
+
+    async def test_jobs_fetched_and_not_yet_settled_are_not_capped(self, bus: Bus, uid: str) -> None:
+        """More than NATS's default cap (1,000) held at once, as while a slow webhook is retried:
+        the queue goes on handing out jobs."""
+        subject = s.async_request_subject(f"dep_{uid}", 0)
+        queue = await bus.work_queue(subject, f"workers-{uid}", events_pb2.LogLine)
+        for i in range(1100):
+            await bus.publish(subject, line(f"job {i}"))
+        held: list[Job[events_pb2.LogLine]] = []
+        while len(held) < 1100:
+            jobs = await queue.fetch(500, timeout=WAIT_S)
+            assert jobs, f"the queue stopped handing out jobs with {len(held)} held"
+            held += jobs
+        assert sorted(int(j.message.text.split()[1]) for j in held) == list(range(1100))
+        for job in held:
+            await job.ack()
+
+    async def test_a_work_queue_opened_again_with_another_ack_wait_uses_it(self, bus: Bus, uid: str) -> None:
+        subject = s.async_request_subject(f"dep_{uid}", 0)
+        await bus.work_queue(subject, f"workers-{uid}", events_pb2.LogLine, ack_wait=3600)
+        queue = await bus.work_queue(subject, f"workers-{uid}", events_pb2.LogLine, ack_wait=self.ack_wait_s / 2)
+        await bus.publish(subject, line("abandoned"))
+        [job] = await queue.fetch(1, timeout=WAIT_S)
+        [again] = await queue.fetch(1, timeout=WAIT_S)  # handed out again after the new ack_wait
         assert (again.message.text, again.deliveries) == ("abandoned", 2)
         await again.ack()
 

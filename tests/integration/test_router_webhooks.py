@@ -6,6 +6,7 @@ sent; allowed, the same name gets the signed body.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from kingpost_router.async_policy import SIGNATURE_HEADER, verify
-from kingpost_router.webhooks import PublicOnly, WebhookSender
+from kingpost_router.webhooks import PER_RECEIVER, PublicOnly, WebhookSender
 
 SECRET = "whsec_webhookTest0123456789"
 
@@ -88,3 +89,35 @@ async def test_allowed_internal_webhooks_follow_the_name_and_are_signed(receiver
 async def test_only_the_public_addresses_of_a_mixed_answer_are_kept() -> None:
     resolver = PublicOnly(StandInDns({"both.example.com": ["10.0.0.7", "93.184.216.34", "169.254.169.254"]}))
     assert [a["host"] for a in await resolver.resolve("both.example.com", 443)] == ["93.184.216.34"]
+
+
+async def test_a_receiver_that_never_answers_holds_back_no_other_receiver(receiver) -> None:
+    """Hundreds of deliveries stuck on one receiver (more than any total cap would allow) and a
+    delivery to another receiver still goes out at once."""
+    port, got = receiver
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read()  # until the sender gives up
+
+    stuck_server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    stuck_port = stuck_server.sockets[0].getsockname()[1]
+    names = {"stuck.example.com": ["127.0.0.1"], "fine.example.com": ["127.0.0.1"]}
+    sender = WebhookSender(lambda: [SECRET], resolver=StandInDns(names), allow_internal=True, timeout=300)
+    stuck = [asyncio.create_task(sender.send(f"http://stuck.example.com:{stuck_port}/hook", b"{}"))
+             for _ in range(300)]
+    try:
+        while len(accepted) < PER_RECEIVER:
+            await asyncio.sleep(0.01)
+        status, why = await asyncio.wait_for(sender.send(f"http://fine.example.com:{port}/hook", b'{"n": 3}'), 10)
+        assert (status, [body for _, body in got]) == (204, [b'{"n": 3}']), why
+        assert not any(task.done() for task in stuck)
+    finally:
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        await sender.close()
+        stuck_server.close()
+        for writer in accepted:
+            writer.close()

@@ -24,11 +24,12 @@ from opentelemetry.trace import Tracer
 
 from kingpost.auth import KeyCache
 from kingpost.bus import Publisher
-from kingpost.errors import KingpostError, PayloadTooLarge, Unavailable
+from kingpost.errors import KingpostError, PayloadTooLarge
 from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.v1 import events_pb2, inference_pb2, inference_pb2_grpc, runner_pb2, scheduler_pb2
 from kingpost_router import key_scope, metrics, sampling, sync_request, tracing
 from kingpost_router.activator import Activator
+from kingpost_router.async_front import AsyncFront, metadata_value
 from kingpost_router.async_queue import AsyncQueue
 from kingpost_router.forwarding import Forwarder, NotConnected, OnHeaders, Passthrough
 from kingpost_router.request_kind import environment_label, v2_path_of
@@ -38,7 +39,6 @@ from kingpost_router.routes import (
     Deployment,
     Replica,
     RouteSnapshot,
-    model_from_host,
     resolve,
 )
 from kingpost_router.settings import RouterSettings
@@ -62,14 +62,7 @@ _perf_counter = time.perf_counter
 _monotonic = time.monotonic
 
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:
-    for k, value in context.invocation_metadata() or ():
-        if k == key:
-            return value
-    return ""
-
-
-class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
+class RouterServicer(AsyncFront, inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self, settings: RouterSettings, keys: KeyCache, *, seed: int | None = None,
                  tracer: Tracer | None = None) -> None:
         self._settings = settings
@@ -288,59 +281,16 @@ class RouterServicer(inference_pb2_grpc.InferenceServiceServicer):
         async for chunk in self.Predict(predict, context):
             yield chunk
 
-    # -- async inference: the front (async_queue.py); the workers call acquire / call_model ------
-
-    @abort_on_error
-    async def AsyncPredict(self, request: inference_pb2.AsyncPredictRequest,
-                           context: grpc.aio.ServicerContext) -> inference_pb2.AsyncPredictResponse:
-        deployment = self._target(request, context)
-        request_id = await self._async_queue().enqueue(deployment, request.body.data)
-        await context.send_initial_metadata(((HTTP_STATUS_KEY, "201"),))  # Baseten's 201 Created
-        return inference_pb2.AsyncPredictResponse(request_id=request_id)
-
-    @abort_on_error
-    async def GetAsyncQueueStatus(self, request: inference_pb2.GetAsyncQueueStatusRequest,
-                                  context: grpc.aio.ServicerContext) -> inference_pb2.GetAsyncQueueStatusResponse:
-        return await self._async_queue().queue_status(self._target(request, context))
-
-    @abort_on_error
-    async def GetAsyncRequest(self, request: inference_pb2.GetAsyncRequestRequest,
-                              context: grpc.aio.ServicerContext) -> inference_pb2.GetAsyncRequestResponse:
-        return await self._async_queue().status(request.request_id, self._model_ids(request.model_id, context))
-
-    @abort_on_error
-    async def CancelAsyncRequest(self, request: inference_pb2.CancelAsyncRequestRequest,
-                                 context: grpc.aio.ServicerContext) -> inference_pb2.CancelAsyncRequestResponse:
-        return await self._async_queue().cancel(request.request_id, self._model_ids(request.model_id, context))
-
-    def _async_queue(self) -> AsyncQueue:
-        if self.async_queue is None:
-            raise Unavailable("async inference is not available yet: the router is not connected to NATS")
-        return self.async_queue
-
     def _target(self, request: inference_pb2.AsyncPredictRequest | inference_pb2.GetAsyncQueueStatusRequest
                 | inference_pb2.WakeRequest, context: grpc.aio.ServicerContext) -> Deployment:
         """The deployment, as Predict resolves it, if the caller's key may call it; a canary split is
         drawn once, at enqueue."""
-        host = _metadata(context, HOST_KEY)
-        chosen = request.deployment_id or _metadata(context, DEPLOYMENT_KEY)
+        host = metadata_value(context, HOST_KEY)
+        chosen = request.deployment_id or metadata_value(context, DEPLOYMENT_KEY)
         deployment = resolve(self._snapshot, request.model_id, request.target, request.environment, chosen, host,
                              rng=self._random)
         key_scope.check(self._keys, context, deployment)
         return deployment
-
-    def _model_ids(self, model_id: str, context: grpc.aio.ServicerContext) -> tuple[str, ...]:
-        """The id and name of the model the route names (by path or Host); () when none."""
-        key = model_id
-        if not key:
-            try:
-                key = model_from_host(_metadata(context, HOST_KEY))
-            except KingpostError:  # a bare path on a host that names no model: any model's request
-                return ()
-            return ()
-        model = self._snapshot.by_id.get(key) or self._snapshot.by_name.get(key)
-        # Not in the route table (deleted, or a router just started): its id still finds its requests.
-        return (model.model_id, key) if model is not None else (key,)
 
     # -- one call for the async queue's workers ------------------------------------------------
 

@@ -24,6 +24,7 @@ from kingpost_router import async_policy
 from kingpost_router.async_input import is_internal_host
 
 log = logging.getLogger(__name__)
+PER_RECEIVER = 64  # connections open at once to one webhook host
 
 
 class InternalAddress(OSError):
@@ -106,7 +107,9 @@ class WebhookSender:
         if self._session is None:
             resolver = self._resolver if self._allow_internal else PublicOnly(self._resolver)
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=256, resolver=resolver),
+                timeout=self._timeout,
+                # Per receiver, not in all: one slow receiver must not hold back everyone else's.
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=PER_RECEIVER, resolver=resolver),
                 auto_decompress=False)
         return self._session
 

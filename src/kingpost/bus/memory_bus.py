@@ -89,7 +89,9 @@ class MemoryBroker:
         key = (stream.name, durable)
         if key not in self._consumers:
             self._consumers[key] = _Consumer(stream.name, subject, max_deliveries, ack_wait)
-        return self._consumers[key]
+        c = self._consumers[key]
+        c.max_deliveries, c.ack_wait = max_deliveries, ack_wait  # opened again: its new settings hold
+        return c
 
     def take(self, c: _Consumer) -> tuple[_Stored, int] | None:
         """The next message `c` may hand out now (a redelivery first), counted as delivered."""

@@ -176,9 +176,14 @@ class NatsBus:
     async def work_queue(self, subject: str, durable: str, message_type: type[M], *,
                          max_deliveries: int = 5, ack_wait: float = 30.0) -> NatsWorkQueue[M]:
         stream = _stored_in(subject)
-        config = ConsumerConfig(ack_wait=ack_wait, max_deliver=max_deliveries, filter_subject=subject)
+        # No cap on jobs fetched and not yet settled (NATS's default is 1,000): the fetchers bound
+        # what they take, and a job held while its webhook is retried must not stop the queue.
+        config = ConsumerConfig(durable_name=durable, ack_wait=ack_wait, max_deliver=max_deliveries,
+                                filter_subject=subject, max_ack_pending=-1)
         with _translated(f"open the work queue {durable} on {subject}"):
-            pull = await self.js.pull_subscribe(subject, durable, stream=stream.name, config=config)
+            # Create, or update one an earlier configuration made (a changed ack_wait takes effect).
+            await self.js.add_consumer(stream.name, config)
+            pull = await self.js.pull_subscribe_bind(durable, stream.name)
         self._pulls.append(pull)
         return NatsWorkQueue(pull, message_type, max_deliveries)
 

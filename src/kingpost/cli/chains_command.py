@@ -124,7 +124,7 @@ def chains_list(as_json: bool) -> None:
 @json_option
 def chains_get(chain: str, as_json: bool) -> None:
     """Show CHAIN (id or name) and its deployments, Chainlet by Chainlet."""
-    c = run_async(chain_call("GetChain", chains_pb2.GetChainRequest(chain_id=chain))).chain
+    c = run_async(chain_call("GetChain", chains_pb2.GetChainRequest(chain_id=chain)))
     versions = run_async(chain_call("ListChainDeployments",
                                     chains_pb2.ListChainDeploymentsRequest(chain_id=c.id))).deployments
     if as_json:
@@ -150,10 +150,10 @@ def chains_promote(chain: str, deployment_id: str, environment: str, as_json: bo
     reply = run_async(chain_call("PromoteChainDeployment", chains_pb2.PromoteChainDeploymentRequest(
         chain_id=chain, env_name=environment, deployment_id=deployment_id)))
     if as_json:
-        print_json(to_dict(reply.deployment))
+        print_json(to_dict(reply))
         return
-    click.echo(f"Promoting {deployment_id} of {chain} to {environment} (entrypoint deployment "
-               f"{reply.deployment.id}); it serves once ready.")
+    click.echo(f"Promoting {reply.id} of {chain} to {environment} (entrypoint deployment "
+               f"{reply.promoted_entrypoint_deployment_id}); it serves once ready.")
 
 
 @chains.command("delete")

@@ -89,6 +89,20 @@ class RunRemoteRequest(_message.Message):
     body: _httpbody_pb2.HttpBody
     def __init__(self, chain_id: _Optional[str] = ..., target: _Optional[str] = ..., environment: _Optional[str] = ..., deployment_id: _Optional[str] = ..., body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
+class AsyncRunRemoteRequest(_message.Message):
+    __slots__ = ("chain_id", "target", "environment", "deployment_id", "body")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    target: str
+    environment: str
+    deployment_id: str
+    body: _httpbody_pb2.HttpBody
+    def __init__(self, chain_id: _Optional[str] = ..., target: _Optional[str] = ..., environment: _Optional[str] = ..., deployment_id: _Optional[str] = ..., body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
 class AsyncPredictRequest(_message.Message):
     __slots__ = ("model_id", "target", "environment", "deployment_id", "body")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,11 @@ class InferenceServiceStub:
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.AsyncRunRemote = channel.unary_unary(
+                '/kingpost.v1.InferenceService/AsyncRunRemote',
+                request_serializer=kingpost_dot_v1_dot_inference__pb2.AsyncRunRemoteRequest.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.FromString,
+                _registered_method=True)
         self.AsyncPredict = channel.unary_unary(
                 '/kingpost.v1.InferenceService/AsyncPredict',
                 request_serializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictRequest.SerializeToString,
@@ -132,6 +137,16 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AsyncRunRemote(self, request, context):
+        """AsyncRunRemote queues a call of a chain's entrypoint (Baseten's
+        async_run_remote): AsyncPredict's body, `model_input` holding run_remote's
+        arguments; only the entrypoint runs asynchronously, its calls to other
+        Chainlets are synchronous. Prefixes as RunRemote's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AsyncPredict(self, request, context):
         """AsyncPredict queues a request and answers its id once the queue has stored
         it (Baseten's async_predict). The body is Baseten's JSON: `model_input`
@@ -197,6 +212,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.RunRemote,
                     request_deserializer=kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'AsyncRunRemote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AsyncRunRemote,
+                    request_deserializer=kingpost_dot_v1_dot_inference__pb2.AsyncRunRemoteRequest.FromString,
+                    response_serializer=kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.SerializeToString,
             ),
             'AsyncPredict': grpc.unary_unary_rpc_method_handler(
                     servicer.AsyncPredict,
@@ -336,6 +356,33 @@ class InferenceService:
             '/kingpost.v1.InferenceService/RunRemote',
             kingpost_dot_v1_dot_inference__pb2.RunRemoteRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AsyncRunRemote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kingpost.v1.InferenceService/AsyncRunRemote',
+            kingpost_dot_v1_dot_inference__pb2.AsyncRunRemoteRequest.SerializeToString,
+            kingpost_dot_v1_dot_inference__pb2.AsyncPredictResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,7 +76,8 @@ class KeysAndLogs(Handlers):
         for subject in _log_subjects(request, deployments):
             lines.extend(await self.bus.read_stream(subject, events_pb2.LogLine, limit=limit))
         lines.sort(key=lambda line: (line.at.seconds, line.at.nanos))
-        return management_pb2.GetLogsResponse(lines=lines[-limit:])
+        kept = lines[-limit:]
+        return management_pb2.GetLogsResponse(lines=kept, logs=[convert.baseten_log(line) for line in kept])
 
 
 def _log_subjects(request: management_pb2.GetLogsRequest,
