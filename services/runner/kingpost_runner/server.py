@@ -153,12 +153,13 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
             log.exception("runner failed serving a request")
             await grpc_abort(context, errors.Internal(f"Unhandled exception: {e}"))
 
+    @abort_on_error
     async def Websocket(self, requests: AsyncIterator[runner_pb2.WebsocketFrame],
                         context: grpc.aio.ServicerContext) -> None:
         """`{prefix}/websocket`: the model's `websocket(ws)` over this stream (websocket.py)."""
         pipeline = self.pipeline
         if pipeline is None:
-            await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))
+            raise errors.Unavailable(NOT_READY_MESSAGE)
 
         async def read() -> runner_pb2.WebsocketFrame | None:
             frame = await context.read()

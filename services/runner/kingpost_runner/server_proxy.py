@@ -109,6 +109,7 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
         async for chunk in self._stream(context, response, response.header("content-type") or OCTET_STREAM):
             yield chunk
 
+    @abort_on_error
     async def Websocket(self, requests: AsyncIterator[runner_pb2.WebsocketFrame],
                         context: grpc.aio.ServicerContext) -> None:
         path = self.server.spec.predict_endpoint
