@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ import pytest
 
 import kingpost.chains as chains
 from kingpost.chains.loading import import_chain_module
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_up import Up, client_env, descendants, free_port, proc_stat, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -134,3 +139,74 @@ def test_the_docs_poem_chain_fans_out_its_llm_calls_at_once(platform: Platform) 
     # Each stand-in call waited until three were in flight together: the entrypoint's
     # `asyncio.ensure_future` calls overlap through the router into one replica of PhiLLM.
     assert poems.json() == [f"A poem about {word} (written with 3 at once)" for word in ("bird", "plane", "superman")]
+
+
+GREETER = '''import truss_chains as chains
+
+
+class Word(chains.ChainletBase):
+    async def run_remote(self) -> str:
+        return "{word}"
+
+
+@chains.mark_entrypoint
+class Greeter(chains.ChainletBase):
+    def __init__(self, word: Word = chains.depends(Word)) -> None:
+        self._word = word
+
+    async def run_remote(self, name: str) -> str:
+        return f"{{await self._word.run_remote()}}, {{name}}"
+'''
+
+
+def test_chains_push_watch_pushes_the_development_chain_again_on_every_edit(
+    platform: Platform, tmp_path: Path
+) -> None:
+    chain_file = tmp_path / "greeter_chain.py"
+    chain_file.write_text(GREETER.format(word="Hello"))
+    watcher = subprocess.Popen([sys.executable, "-m", "kingpost.cli", "chains", "push", str(chain_file), "--watch"],
+                               env=client_env(platform.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    out: list[str] = []
+
+    def until_line(wanted: Callable[[str], bool], what: str) -> None:
+        assert watcher.stdout is not None
+        for line in watcher.stdout:
+            out.append(line.rstrip())
+            if wanted(line):
+                return
+        raise AssertionError(f"the watcher ended before {what}:\n" + "\n".join(out))
+
+    def greeting() -> str:
+        async def call() -> httpx.Response:
+            async with platform.client() as client:
+                return await client.post(run_remote, json={"name": "Ada"})
+        r = asyncio.run(call())
+        return r.json() if r.status_code == 200 else f"{r.status_code} {r.text}"
+
+    def until_greeting(want: str) -> None:
+        deadline = time.monotonic() + 60
+        while (got := greeting()) != want:
+            assert time.monotonic() < deadline, (got, "\n".join(out))
+            time.sleep(0.3)
+
+    try:
+        until_line(lambda line: line.startswith("run_remote URL: "), "the first push")
+        run_remote = "/chains/" + out[-1].split("/chains/", 1)[1]
+        assert run_remote.endswith("/development/run_remote"), out[-1]
+        until_line(lambda line: line.startswith("Watching "), "it watched")
+        until_greeting("Hello, Ada")
+        chain_file.write_text(GREETER.format(word="Bonjour"))
+        until_line(lambda line: "greeter_chain.py changed: pushing" in line, "it saw the edit")
+        until_greeting("Bonjour, Ada")
+        # A broken edit: refused naming the file, the running chain unchanged, and watching goes on.
+        chain_file.write_text("import truss_chains as chains\n\nclass Broken(chains.ChainletBase):\n")
+        until_line(lambda line: "the push failed" in line, "it reported the failed push")
+        assert any("greeter_chain.py failed to import: IndentationError" in line for line in out), "\n".join(out)
+        assert greeting() == "Bonjour, Ada"
+        chain_file.write_text(GREETER.format(word="Hallo"))
+        until_greeting("Hallo, Ada")
+    finally:
+        os.killpg(watcher.pid, signal.SIGINT)
+        rest, _ = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0 and rest.rstrip().endswith("Stopped watching."), "\n".join(out) + rest
