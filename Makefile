@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/.tools/uv-$(UV_VERSION)/bin/uv
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: up test install lock protos lint bench clean triton
+.PHONY: up test install lock protos lint bench clean triton baseten-sdk
 
 # pip --target works even where the system Python is "externally managed" (PEP 668).
 $(UV):
@@ -66,7 +66,18 @@ BUF_NPM := npm install --silent --prefix .tools @bufbuild/buf@$(BUF_VERSION) >/d
 
 triton: .tools/triton/.installed
 
-test: install .tools/node_modules/.bin/buf .tools/postgres .tools/triton/.installed
+# Baseten's own SDK (PyPI `baseten`), in a virtual environment of its own with its own hashed pins, so
+# that what it requires never pins kingpost's dependencies; tests/e2e/test_surface.py runs it against
+# `kingpost up`.
+BASETEN_SDK := .tools/baseten-sdk
+$(BASETEN_SDK)/.installed: tests/e2e/baseten_sdk/requirements.txt | $(UV)
+	@$(UV) venv --quiet --allow-existing --python 3.11 $(BASETEN_SDK) 2>/dev/null || $(UV) venv --quiet --allow-existing $(BASETEN_SDK)
+	$(UV) pip install --quiet --python $(BASETEN_SDK)/bin/python --require-hashes -r $<
+	@touch $@
+
+baseten-sdk: $(BASETEN_SDK)/.installed
+
+test: install .tools/node_modules/.bin/buf .tools/postgres .tools/triton/.installed $(BASETEN_SDK)/.installed
 	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton" \
 	  $(PY) -m pytest -q $(PYTEST_ARGS)
 

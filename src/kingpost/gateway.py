@@ -23,6 +23,11 @@ import yaml
 
 from kingpost import keepalive
 
+# {prefix}/websocket, as the router parses it (kingpost_router.ws_path.ENVOY_REGEX; a unit test
+# keeps the two the same: kingpost does not import a service).
+WEBSOCKET_REGEX = (r"^(/(models|chains)/[^/]+)?/(production|development|environments/[^/]+|deployment/[^/]+)"
+                   r"/websocket/?$")
+
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 # Beside kingpost.binpb (package data, and /etc/envoy/ in cluster mode): served at GET /v1/openapi.json.
 OPENAPI_FILE = "openapi.json"
@@ -36,6 +41,7 @@ CLUSTER_EXAMPLE: dict[str, Any] = {
     "grpc_port": 50051,
     "admin_port": 9901,
     "router": "router:50061",
+    "router_websocket": "router:50065",
     "scheduler": "scheduler:50062",
     "builder": "builder:50063",
     "descriptor_path": "/etc/envoy/kingpost.binpb",
@@ -81,10 +87,12 @@ def render_envoy_text(
     descriptor_path: str | Path,
     host: str = "127.0.0.1",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    router_websocket: str | None = None,
     otlp_endpoint: str | None = None,
     trace_ratio: float = DEFAULT_TRACE_RATIO,
 ) -> str:
     """The bootstrap as commented YAML text. The OpenAPI document is read from beside the descriptor.
+    `router_websocket`: the router's WebSocket listener (default: the router's host, port 50065).
     With `otlp_endpoint` (OTEL_EXPORTER_OTLP_ENDPOINT's form, `http://host:port`) Envoy traces
     `trace_ratio` of the requests that carry no sampled traceparent and exports its spans there."""
     cluster = _template("cluster.yaml.tmpl")
@@ -110,12 +118,18 @@ def render_envoy_text(
             port=up.port,
             **pings,
         ))
+    websocket = Upstream.parse(router_websocket or f"{Upstream.parse(router).host}:50065")
     lua = resources.files("kingpost").joinpath("envoy", "error_body.lua").read_text()
     return _template("envoy.yaml.tmpl").substitute(
         rest_port=rest_port,
         grpc_port=grpc_port,
         admin_port=admin_port,
         router=router,
+        router_websocket=f"{websocket.host}:{websocket.port}",
+        websocket_type="STATIC" if websocket.is_ip else "STRICT_DNS",
+        websocket_address=websocket.host,
+        websocket_port=websocket.port,
+        websocket_regex=WEBSOCKET_REGEX.replace("\\", "\\\\"),
         scheduler=scheduler,
         builder=builder,
         host=host,
@@ -150,6 +164,7 @@ def render_envoy_config(
     descriptor_path: str | Path,
     host: str = "127.0.0.1",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    router_websocket: str | None = None,
     otlp_endpoint: str | None = None,
     trace_ratio: float = DEFAULT_TRACE_RATIO,
 ) -> dict[str, Any]:
@@ -157,7 +172,8 @@ def render_envoy_config(
     return yaml.safe_load(render_envoy_text(
         rest_port=rest_port, grpc_port=grpc_port, admin_port=admin_port, router=router,
         scheduler=scheduler, builder=builder, descriptor_path=descriptor_path, host=host,
-        max_body_bytes=max_body_bytes, otlp_endpoint=otlp_endpoint, trace_ratio=trace_ratio,
+        max_body_bytes=max_body_bytes, router_websocket=router_websocket, otlp_endpoint=otlp_endpoint,
+        trace_ratio=trace_ratio,
     ))
 
 
@@ -205,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grpc-port", type=int, default=ex["grpc_port"])
     p.add_argument("--admin-port", type=int, default=ex["admin_port"])
     p.add_argument("--router", default=ex["router"], help="host:port")
+    p.add_argument("--router-websocket", default=ex["router_websocket"],
+                   help="host:port of the router's WebSocket listener (its websocket_port)")
     p.add_argument("--scheduler", default=ex["scheduler"], help="host:port")
     p.add_argument("--builder", default=ex["builder"], help="host:port")
     p.add_argument("--descriptor", default=ex["descriptor_path"], help="path of kingpost.binpb as Envoy sees it")
@@ -217,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     write_envoy_config(
         a.out, rest_port=a.rest_port, grpc_port=a.grpc_port, admin_port=a.admin_port, router=a.router,
         scheduler=a.scheduler, builder=a.builder, descriptor_path=a.descriptor, host=a.host,
-        max_body_bytes=a.max_body_bytes, otlp_endpoint=a.otlp_endpoint, trace_ratio=a.trace_ratio,
+        max_body_bytes=a.max_body_bytes, router_websocket=a.router_websocket, otlp_endpoint=a.otlp_endpoint,
+        trace_ratio=a.trace_ratio,
     )
 
 

@@ -96,11 +96,12 @@ def pick_ports(rest: int, grpc: int) -> Ports:
     for port, flag in ((rest, "--port"), (grpc, "--grpc-port")):
         if not port_is_free(port):
             raise UpError(port_in_use_message(port, flag))
-    picked = iter(free_ports(2 + 2 * len(SERVICES), exclude={rest, grpc}))
+    picked = iter(free_ports(3 + 2 * len(SERVICES), exclude={rest, grpc}))
     return Ports(
         rest=rest, grpc=grpc, nats=next(picked), envoy_admin=next(picked),
         service_grpc={s: next(picked) for s in SERVICES},
         service_metrics={s: next(picked) for s in SERVICES},
+        router_websocket=next(picked),
     )
 
 

@@ -8,9 +8,11 @@ route or a command exists that it did not exercise.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import time
@@ -20,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e import baseten_schema
 from tests.e2e.surface import cli_commands, command_of, http_routes, unexercised_routes
 from tests.e2e.test_up import SERVICES, Up, descendants, free_port, proc_stat, run_cli
 from tests.e2e.test_watch import Watch
@@ -61,17 +65,24 @@ class Platform:
     http: httpx.Client
     called: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of REST calls made
     ran: set[tuple[str, ...]] = field(default_factory=set)  # CLI commands run
+    # Baseten's routes whose answers were checked against its published schema (baseten_schema).
+    checked: set[baseten_schema.BasetenRoute] = field(default_factory=set)
 
     def send(self, method: str, path: str, *, host: str | None = None, **kw: Any) -> httpx.Response:
         return self.http.request(method, path, headers={"Host": host} if host else {}, **kw)
 
     def rest(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
-        """One REST call through Envoy; its status is asserted, its JSON body returned."""
+        """One REST call through Envoy; its status is asserted, its JSON body returned. A success on a
+        route of Baseten's management API must meet Baseten's published schema for it."""
         r = self.send(method, path, **kw)
         assert r.status_code == status, f"{method} {path}: {r.status_code} {r.text}"
         body = r.json()
         if status >= 400:
             assert list(body) == ["error"], body
+        elif kw.get("host") is None and (route := baseten_schema.route_of(method, path)) is not None:
+            wrong = baseten_schema.problems(route, body)
+            assert not wrong, f"{method} {path}: not Baseten's {route.response}:\n" + "\n".join(wrong)
+            self.checked.add(route)
         self.called.append((method, path.partition("?")[0]))
         return body
 
@@ -121,6 +132,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             up.kill_everything(set(seen) | set(descendants(up.process.pid)))
 
 
+def sample_path(template: str) -> str:
+    """A path a route template matches: `{name}` as "x", `{name=literal}` as its literal."""
+    return re.sub(r"\{[^}=]*(?:=([^}]*))?\}", lambda m: m.group(1) or "x", template)
+
+
 def until(check: Callable[[], T | None], what: str, timeout: float = 120.0) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -134,6 +150,21 @@ def assert_no_chat(rest: Callable[..., Any], prefix: str, **kw: Any) -> None:
     """`{prefix}/sync/v1/chat/completions` of a Truss without `chat_completions`: truss's 404."""
     answer = rest("POST", f"{prefix}/sync/v1/chat/completions", 404, json={"messages": []}, **kw)
     assert answer == {"error": "`chat_completions` must only be called if model has it."}
+
+
+def assert_no_websocket(platform: Platform, prefix: str, host: str | None = None) -> None:
+    """`{prefix}/websocket` of a Truss without `websocket`: upgraded, then closed with truss's 1003; a plain
+    GET (no upgrade) is told to use a WebSocket client."""
+    async def connect() -> tuple[int | None, str]:
+        headers = {"Authorization": f"Api-Key {platform.key}", **({"Host": host} if host else {})}
+        url = str(platform.http.base_url).rstrip("/") + f"{prefix}/websocket"
+        async with aiohttp.ClientSession(headers=headers) as s, s.ws_connect(url) as ws:
+            message = await ws.receive(timeout=60)
+            return ws.close_code, message.extra
+
+    assert asyncio.run(connect()) == (1003, "WebSocket is not implemented on this deployment.")
+    answer = platform.rest("GET", f"{prefix}/websocket", 400, host=host)
+    assert "is a WebSocket route" in answer["error"]
 
 
 def model_host(model_id: str) -> str:
@@ -187,9 +218,12 @@ def test_a_three_chainlet_chain_answers_run_remote_over_rest(platform: Platform,
     # Management: the chain, its versions, Chainlet by Chainlet.
     listed = rest("GET", "/v1/chains")["chains"]
     assert [c["id"] for c in listed] == [chain_id] and listed[0]["deployments_count"] == 1
-    assert rest("GET", f"/v1/chains/{chain_id}")["chain"] == rest("GET", "/v1/chains/text-stats")["chain"]
+    got = rest("GET", f"/v1/chains/{chain_id}")  # the Chain itself, as Baseten answers it
+    assert got == rest("GET", "/v1/chains/text-stats") == listed[0] and got["team_name"] == "default"
     (stored,) = rest("GET", f"/v1/chains/{chain_id}/deployments")["deployments"]
     assert (stored["id"], stored["environment"], stored["status"]) == (version_id, "production", "ACTIVE")
+    assert all(c["id"] == c["deployment_id"] and c["instance_type_name"] and c["autoscaling_settings"]
+               for c in stored["chainlets"])
     # A version must name one entrypoint and live deployments.
     assert rest("POST", "/v1/chains", 400, json={"chain_name": "x", "chainlets": []}) == {
         "error": "a chain deployment has exactly one entrypoint Chainlet; this one has 0"}
@@ -200,9 +234,11 @@ def test_a_three_chainlet_chain_answers_run_remote_over_rest(platform: Platform,
     assert platform.routed("POST", f"/chains/{chain_id}/development/run_remote", json=body) == expected
     assert rest("POST", "/development/run_remote", host=host, json=body) == expected
     promoted = rest("POST", f"/v1/chains/{chain_id}/environments/production/promote",
-                    json={"deployment_id": "development"})["deployment"]
+                    json={"deployment_id": "development"})  # the ChainDeployment promoted
+    assert (promoted["id"], promoted["chain_id"]) == (dev["id"], chain_id)
     until(lambda: (rest("GET", f"/v1/models/{chain['entrypoint_model_id']}/environments/production")
-          ["current_deployment"] or {}).get("id") == promoted["id"], "the promotion", 120)
+          ["current_deployment"] or {}).get("id") == promoted["promoted_entrypoint_deployment_id"],
+          "the promotion", 120)
     assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote", json=body) == expected
 
 
@@ -304,12 +340,13 @@ def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, 
                            json={"names": ["Ada", "Bo"]}) == ["Hello, Ada!", "Hello, Bo!"]
     assert {c["name"] for c in cli_json("chains", "list")} == {"text-stats", "GreetChain"}
     shown = cli_json("chains", "get", "GreetChain")
-    assert shown["chain"]["id"] == chain_id
+    assert shown["chain"]["id"] == chain_id and shown["chain"]["team_name"] == "default"
     assert [c["name"] for c in shown["deployments"][0]["chainlets"]] == ["Greeter", "GreetChain"]
     text = platform.cli("chains", "get", chain_id).stdout
     assert "Greeter: ACTIVE" in text and "GreetChain [entrypoint]: ACTIVE" in text
     promoted = cli_json("chains", "promote", "GreetChain", "development")
-    assert promoted["model_id"] == pushed["chain"]["entrypoint_model_id"]
+    assert (promoted["id"], promoted["chain_id"]) == (pushed["deployment"]["id"], chain_id)
+    assert promoted["promoted_entrypoint_deployment_id"]
     assert platform.routed("POST", f"/chains/{chain_id}/production/run_remote",
                            json={"names": ["Cy"]}) == ["Hello, Cy!"]
     assert cli_json("chains", "delete", "GreetChain") == {"success": True}
@@ -317,7 +354,8 @@ def test_chains_cli_inits_pushes_shows_promotes_and_deletes(platform: Platform, 
     platform.routed("POST", f"/chains/{chain_id}/production/run_remote", 404, json={"names": []})
     # The REST face of delete: text-stats and its Chainlets' models go.
     text_stats_id = text_stats["chain"]["id"]
-    assert platform.rest("DELETE", f"/v1/chains/{text_stats_id}") == {"success": True}
+    assert platform.rest("DELETE", f"/v1/chains/{text_stats_id}") == {  # Baseten's ChainTombstone
+        "id": text_stats_id, "deleted": True, "success": True}
     assert platform.rest("GET", "/v1/chains") == {"chains": []}
     names = {m["name"] for m in platform.rest("GET", "/v1/models")["models"]}
     assert not names & {"text-stats", "text-stats.Shout", "text-stats.Count", "GreetChain"}
@@ -353,7 +391,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert by_host == {"echo": {"n": 2}}
     # /sync/{path}: a Truss model's OpenAI-style routes; the echo model has none (truss's 404).
     assert_no_chat(rest, f"/models/{echo['id']}/development")
+    assert_no_websocket(platform, f"/models/{echo['id']}/development")
     assert_no_chat(rest, "/development", host=model_host(echo["id"]))
+    assert_no_websocket(platform, "/development", host=model_host(echo["id"]))
 
     # Live reload over REST: the development replica re-imports the patched file, no build.
     patched = rest("POST", f"/v1/models/{echo['id']}/development/patch",
@@ -375,7 +415,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d1}/predict", json=4) == {"echo": 4}
     assert rest("POST", f"/deployment/{d1}/predict", host=model_host(model_id), json=5) == {"echo": 5}
     assert_no_chat(rest, f"/models/{model_id}/deployment/{d1}")
+    assert_no_websocket(platform, f"/models/{model_id}/deployment/{d1}")
     assert_no_chat(rest, f"/deployment/{d1}", host=model_host(model_id))
+    assert_no_websocket(platform, f"/deployment/{d1}", host=model_host(model_id))
     candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})
     assert candidate["id"] == d1
 
@@ -390,14 +432,18 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert platform.routed("POST", f"/models/{model_id}/production/predict", json=6) == {"echo": 6}
     assert rest("POST", "/production/predict", host=model_host(model_id), json=7) == {"echo": 7}
     assert_no_chat(rest, f"/models/{model_id}/production")
+    assert_no_websocket(platform, f"/models/{model_id}/production")
     assert_no_chat(rest, "/production", host=model_host(model_id))
+    assert_no_websocket(platform, "/production", host=model_host(model_id))
 
     # A second deployment: a canary into production, cancelled; then a staging environment of its own.
     d2 = rest("POST", "/v1/models", json={"model_name": "surface-rest", "build_id": dev["build_id"],
                                           "publish": True})["deployment"]["id"]
     rest("POST", f"/v1/models/{model_id}/environments/production/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 600})
-    cancelled = rest("POST", f"/v1/models/{model_id}/environments/production/cancel_promotion", json={})
+    answer = rest("POST", f"/v1/models/{model_id}/environments/production/cancel_promotion", json={})
+    assert answer["status"] == "CANCELED" and d2 in answer["message"]  # Baseten's, the environment beside
+    cancelled = answer["environment"]
     assert cancelled["traffic"] == {d1: 100}
     assert cancelled["promoting_deployment_id"] == ""
     staging = rest("POST", f"/v1/models/{model_id}/environments",
@@ -407,9 +453,11 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     environments = rest("GET", f"/v1/models/{model_id}/environments")["environments"]
     assert sorted(e["name"] for e in environments) == ["production", "staging"]
     canary = {"ramp_up_while_promoting": True, "ramp_up_duration_seconds": 300}
-    updated = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
-                   json={"promotion_settings": {**canary, "redeploy_on_promotion": True}})
-    assert updated["promotion_settings"] == {**canary, "redeploy_on_promotion": True, "rolling_deploy": False,
+    patched = rest("PATCH", f"/v1/models/{model_id}/environments/staging",
+                   json={"promotion_settings": {**canary, "rolling_deploy": True}})
+    assert patched["status"] == "ACCEPTED"  # Baseten's UpdateEnvironmentResponse
+    updated = patched["environment"]
+    assert updated["promotion_settings"] == {**canary, "redeploy_on_promotion": False, "rolling_deploy": True,
                                              "promotion_cleanup_strategy": "SCALE_TO_ZERO"}
     rest("POST", f"/v1/models/{model_id}/environments/staging/promote",
          json={"deployment_id": d2, "ramp_up_duration_seconds": 0})
@@ -424,7 +472,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     refused = rest("POST", f"/models/{model_id}/development/v2/models/m/infer", 404, json={"inputs": []})
     assert refused == {"error": f"model '{model_id}' has no development deployment"}
     assert_no_chat(rest, f"/models/{model_id}/environments/staging")
+    assert_no_websocket(platform, f"/models/{model_id}/environments/staging")
     assert_no_chat(rest, "/environments/staging", host=model_host(model_id))
+    assert_no_websocket(platform, "/environments/staging", host=model_host(model_id))
 
     # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
     renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})
@@ -547,8 +597,8 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert catalog[0] == {"name": "1x2", "vcpus": 1, "memory_bytes": str(2 * 2**30), "gpu_type": "",
                           "gpu_count": 0, "vram_bytes": "0", "usd_per_minute": 0.00058,
                           # Baseten's InstanceTypeV1 fields beside kingpost's
-                          "id": "1x2", "memory_limit_mib": "2048", "millicpu_limit": 1000,
-                          "gpu_memory_limit_mib": "0"}
+                          "id": "1x2", "memory_limit_mib": 2048, "millicpu_limit": 1000,
+                          "gpu_memory_limit_mib": 0}
     h100 = next(t for t in catalog if t["name"] == "H100:2x52x468")
     assert (h100["gpu_type"], h100["gpu_count"], h100["vcpus"]) == ("H100", 2, 52)
 
@@ -591,12 +641,23 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 2
     assert 0 < traffic["latency_p50_seconds"] <= traffic["latency_p99_seconds"]
     assert traffic["ready_replicas"] >= 1 and traffic["desired_replicas"] >= 1
+    # Baseten's SUMMARY shape of the same numbers beside them (its schema is checked by `rest`).
+    assert (traffic["mode"], traffic["step_seconds"]) == ("SUMMARY", None)
+    names = [m["name"] for m in traffic["metric_descriptors"]]
+    assert traffic["metric_values"][0]["values"][names.index("requests")] == [traffic["requests"]]
     assert rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=7200", 400) == {
         "error": "window_seconds = 7200: must be 1 to 3600"}
     rest("GET", "/v1/models/echo/deployments/dep_nope/metrics", 404)
 
     missing = unexercised_routes(routes, platform.called)
     assert not missing, "REST routes this test does not exercise (add them here):\n" + "\n".join(missing)
+    # Every route kingpost shares with Baseten's management API answered at least once, and each answer
+    # met Baseten's published schema for it (Platform.rest checks them as they come).
+    shared = {b for r in routes if r.template.startswith("/v1/")
+              and (b := baseten_schema.route_of(r.method, sample_path(r.template))) is not None}
+    assert len(shared) > 20, shared  # the vendored schema was read
+    unchecked = sorted(f"{b.method} {b.path}" for b in shared - platform.checked)
+    assert not unchecked, "Baseten routes no success was checked on (add a call here):\n" + "\n".join(unchecked)
 
 
 # --- CLI ----------------------------------------------------------------------------------------------
@@ -890,93 +951,39 @@ def test_each_service_serves_the_metrics_a_dashboard_reads(platform: Platform) -
 # --- Baseten's own SDK ----------------------------------------------------------------------------------
 
 
+BASETEN_SDK = Path(__file__).parents[2] / ".tools" / "baseten-sdk" / "bin" / "python"
+SDK_WALK = Path(__file__).parent / "baseten_sdk" / "walk.py"
+
+
+def test_the_vendored_schema_is_the_pinned_sdks() -> None:
+    """tests/e2e/baseten_sdk/management-schema.json is what schema.py writes from the pinned SDK: a
+    new pin without a rerun (or a hand edit of the file) fails here."""
+    assert BASETEN_SDK.is_file(), f"Baseten's SDK is not installed at {BASETEN_SDK}: run `make baseten-sdk`"
+    written = subprocess.run([str(BASETEN_SDK), str(SDK_WALK.with_name("schema.py"))], capture_output=True,
+                             text=True, check=True).stdout
+    assert json.loads(written) == json.loads(baseten_schema.SCHEMA.read_text()), \
+        "rerun tests/e2e/baseten_sdk/schema.py (see its docstring) and commit the schema"
+
+
 def test_basetens_own_sdk_manages_and_calls_models_on_kingpost(platform: Platform) -> None:
-    """The `baseten` package from PyPI, unmodified, pointed at kingpost with `base_url_override`: each
-    answer parses as its own response model (pydantic, Baseten's published schema)."""
-    from baseten.client import InferenceClient, ManagementClient
-    from baseten.client import managementapi as m
-    from baseten.client.inferenceapi import AsyncPredictRequest, PredictInput
-
-    base = str(platform.http.base_url).rstrip("/")
-    with ManagementClient(api_key=platform.key, base_url_override=base) as management:
-        api = management.api
-        echo = next(x for x in api.get_models().models if x.name == "echo")
-        assert api.get_models_model_id(model_id=echo.id) == echo and echo.team_name == "default"
-        dev = api.get_models_deployments_development(model_id=echo.id)
-        assert (dev.id, dev.is_development, dev.status) == (echo.development_deployment_id, True, "ACTIVE")
-        assert dev in api.get_models_deployments(model_id=echo.id).deployments
-
-        # A published deployment of the example's build (kingpost's own push route), then Baseten's calls.
-        build_id = platform.rest("GET", f"/v1/models/{echo.id}/deployments/{dev.id}")["build_id"]  # an extra
-        made = platform.rest("POST", "/v1/models", json={"model_name": "sdk", "build_id": build_id, "publish": True})
-        model_id, d1 = made["model"]["id"], made["deployment"]["id"]
-        until(lambda: api.get_models_deployments_deployment_id(model_id=model_id, deployment_id=d1).status
-              == "ACTIVE", "the sdk model's deployment to be ACTIVE")
-        renamed = api.patch_models_deployments(model_id=model_id, deployment_id=d1,
-                                               request=m.UpdateDeploymentRequest(name="sdk-blue"))
-        assert (renamed.id, renamed.name) == (d1, "sdk-blue")
-        scaled = api.patch_models_deployments_autoscaling_settings(
-            model_id=model_id, deployment_id=d1, request=m.UpdateAutoscalingSettings(max_replica=2))
-        assert scaled.status == "ACCEPTED"
-        retried = api.post_models_deployments_retry(model_id=model_id, deployment_id=d1)
-        assert (retried.retried, retried.deployment.id) == (False, d1)  # it is not FAILED
-        promoted = api.post_models_deployments_promote(model_id=model_id, deployment_id=d1,
-                                                       request=m.PromoteRequest())
-        assert promoted.id == d1
-        until(lambda: (api.get_models_environments_env_name(model_id=model_id, env_name="production")
-                       .current_deployment or m.Deployment.model_construct(id="")).id == d1,
-              "production to serve the sdk deployment")
-        assert api.get_models_deployments_production(model_id=model_id).is_production is True
-
-        staging = api.post_models_environments(model_id=model_id, request=m.CreateEnvironmentRequest(
-            name="staging", autoscaling_settings=m.UpdateAutoscalingSettings(max_replica=2),
-            promotion_settings=m.UpdateModelPromotionSettings(redeploy_on_promotion=False, rolling_deploy=False)))
-        assert (staging.name, staging.current_deployment, staging.autoscaling_settings.max_replica) == (
-            "staging", None, 2)
-        assert {e.name for e in api.get_models_environments(model_id=model_id).environments} == {
-            "production", "staging"}
-        candidate = api.post_models_environments_promote(
-            model_id=model_id, env_name="staging", request=m.PromoteToEnvironmentRequest(deployment_id=d1))
-        staged = until(lambda: (e := api.get_models_environments_env_name(model_id=model_id, env_name="staging"))
-                       .current_deployment and not e.candidate_deployment and e, "staging to be served")
-        assert staged.current_deployment is not None and staged.current_deployment.id == candidate.id
-        assert api.post_models_deployments_deactivate(model_id=model_id, deployment_id=candidate.id).success
-        assert api.post_models_environments_activate(model_id=model_id, env_name="staging").no_op is False
-
-        # Keys, secrets, instance types.
-        key = api.post_api_keys(request=m.CreateAPIKeyRequest(name="sdk", type="WORKSPACE_INVOKE",
-                                                               model_ids=[model_id]))
-        listed = {k.prefix: k for k in api.get_api_keys().keys}
-        prefix = next(p for p in listed if key.api_key.startswith(p))
-        assert (listed[prefix].type, listed[prefix].model_ids) == ("WORKSPACE_INVOKE", [model_id])
-        secret = api.post_secrets(request=m.UpsertSecretRequest(name="sdk_token", value="from-the-sdk"))
-        assert secret.name == "sdk_token" and "sdk_token" in {s.name for s in api.get_secrets().secrets}
-        assert api.get_instance_types().instance_types[0].millicpu_limit > 0
-
-        # Inference through the SDK's own client, on the model's prefixes.
-        with InferenceClient(api_key=platform.key, base_url_override=f"{base}/models/{model_id}") as inference:
-            until(lambda: inference.api.predict_production(request=PredictInput({"n": 1})).root == {
-                "echo": {"n": 1}}, "production predict through the SDK")
-            assert inference.api.predict_deployment(deployment_id=d1, request=PredictInput({"n": 2})).root == {
-                "echo": {"n": 2}}
-            inference.api.wake_production()
-            inference.api.wake(env_name="staging")
-            # Async predict, its status and the queue's, as the SDK's own models read them.
-            queued = inference.api.async_predict_production(request=AsyncPredictRequest(model_input={"n": 4}))
-            until(lambda: inference.api.get_async_request_status(request_id=queued.request_id).status
-                  == "SUCCEEDED", "the SDK's async request to succeed")
-            status = inference.api.get_async_request_status(request_id=queued.request_id)
-            assert (status.model_id, status.webhook_status) == (model_id, "NO_WEBHOOK_PROVIDED")
-            queue = inference.api.get_async_queue_status_production()
-            assert (queue.model_id, queue.num_queued_requests) == (model_id, 0)
-        with InferenceClient(api_key=key.api_key, base_url_override=f"{base}/models/{model_id}") as invoker:
-            until(lambda: invoker.api.predict_production(request=PredictInput({"n": 3})).root == {
-                "echo": {"n": 3}}, "the SDK's invoke-only key to predict")
-
-        assert api.delete_api_keys(api_key_prefix=prefix).prefix == prefix
-        assert api.delete_secrets(secret_name="sdk_token").name == "sdk_token"
-        assert api.delete_models_environments(model_id=model_id, env_name="staging").deleted
-        assert api.delete_models(model_id=model_id) == m.ModelTombstone(id=model_id, deleted=True)
+    """The `baseten` package from PyPI, unmodified, in its own virtual environment (its pins are not
+    ours), pointed at kingpost with `base_url_override`: each step of tests/e2e/baseten_sdk/walk.py
+    succeeds and each answer parses as its own response model (pydantic, Baseten's published schema)."""
+    assert BASETEN_SDK.is_file(), f"Baseten's SDK is not installed at {BASETEN_SDK}: run `make baseten-sdk`"
+    assert subprocess.run([str(BASETEN_SDK), "-c", "import kingpost"], capture_output=True).returncode != 0, \
+        "the SDK's environment must not see kingpost's packages"
+    echo = platform.rest("GET", "/v1/models/echo")
+    build_id = platform.rest("GET", f"/v1/models/{echo['id']}/deployments/{echo['development_deployment_id']}"
+                             )["build_id"]  # a kingpost extra
+    # A published deployment of the example's build, through kingpost's own push route.
+    made = platform.rest("POST", "/v1/models", json={"model_name": "sdk", "build_id": build_id, "publish": True})
+    args = {"base": str(platform.http.base_url).rstrip("/"), "key": platform.key,
+            "model_id": made["model"]["id"], "deployment_id": made["deployment"]["id"]}
+    walked = subprocess.run([str(BASETEN_SDK), str(SDK_WALK), json.dumps(args)], capture_output=True,
+                            text=True, timeout=540)
+    assert walked.returncode == 0, f"Baseten's SDK failed a step:\n{walked.stdout}{walked.stderr}"
+    assert json.loads(walked.stdout.splitlines()[-1])["ok"] is True
+    assert "sdk" not in {x["name"] for x in platform.rest("GET", "/v1/models")["models"]}  # the SDK deleted it
 
 
 # --- secrets ----------------------------------------------------------------------------------------

@@ -502,6 +502,10 @@ async def test_logs_merge_build_and_replica_lines_oldest_first(harness: Harness)
     only_build = await harness.call("GetLogs", management_pb2.GetLogsRequest(
         model_id="logged", deployment_id="development", build_only=True, limit=1))
     assert [x.text for x in only_build.lines] == ["build succeeded"]
+    # The same lines as Baseten's Log: epoch nanoseconds as a string, the text, the replica.
+    (log,) = only_build.logs
+    at = only_build.lines[0].at
+    assert (log.timestamp, log.message, log.replica) == (str(at.seconds * 10**9 + at.nanos), "build succeeded", "")
     # --since: the lines written from then on (the build's second line, the replica's), none from the future.
     since = management_pb2.GetLogsRequest(model_id="logged", deployment_id=dep)
     since.since.FromSeconds(1_700_000_002)

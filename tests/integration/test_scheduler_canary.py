@@ -84,7 +84,7 @@ async def test_a_canary_waits_for_readiness_moves_in_ten_stages_then_swaps(
 
     updated = (await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id="can", env_name="production", promotion_settings=management_pb2.PromotionSettings(
-            ramp_up_while_promoting=True, ramp_up_duration_seconds=10))))
+            ramp_up_while_promoting=True, ramp_up_duration_seconds=10)))).environment
     assert (updated.promotion_settings.ramp_up_while_promoting,
             updated.promotion_settings.ramp_up_duration_seconds) == (True, 10)
 
@@ -140,8 +140,11 @@ async def test_a_cancelled_canary_sends_all_traffic_back(
     await h.heartbeat(node)
     await at_stage(h, 4, {d1.id: 60, d2.id: 40})
 
-    cancelled = (await h.call("CancelPromotion", management_pb2.CancelPromotionRequest(
-        model_id="can", env_name="production")))
+    answer = await h.call("CancelPromotion", management_pb2.CancelPromotionRequest(
+        model_id="can", env_name="production"))
+    assert (answer.status, answer.message) == (  # Baseten's CancelPromotionResponse
+        "CANCELED", f"promotion of {d2.id} to production canceled; all traffic is back on the current deployment")
+    cancelled = answer.environment
     assert dict(cancelled.traffic) == {d1.id: 100}
     assert current_deployment(cancelled).id == d1.id and not cancelled.promoting_deployment_id
     assert not cancelled.HasField("current_canary") and "cancelled" in cancelled.promotion_failure

@@ -148,6 +148,21 @@ async def test_development_promotes_as_a_new_published_deployment(h: Harness, no
     assert (await h.deployment("devmodel", "development")).id == dev.id  # development stays
 
 
+async def test_redeploy_on_promotion_promotes_a_new_deployment_of_the_same_build(
+    h: Harness, node: Node  # noqa: F811
+) -> None:
+    await publish(h, node, model="redeploy")  # deployment-1 serves production
+    d2, _ = await publish(h, node, model="redeploy")  # deployment-2 serves nothing: no copy needed
+    await h.call("CreateEnvironment", management_pb2.CreateEnvironmentRequest(
+        model_id="redeploy", name="staging",
+        promotion_settings=management_pb2.PromotionSettings(redeploy_on_promotion=True)))
+    candidate = await promote(h, "redeploy", "staging", d2.id)
+    assert candidate.id != d2.id and candidate.build_id == d2.build_id and not candidate.is_development
+    await ready(h, node, "the redeployed copy")
+    await serving(h, "redeploy", "staging", candidate.id)
+    assert (await h.deployment("redeploy", d2.id)).environment == ""  # the one promoted stays as it was
+
+
 async def test_environments_are_created_updated_and_deleted_never_production(
     h: Harness, node: Node  # noqa: F811
 ) -> None:
@@ -184,12 +199,18 @@ async def test_environments_are_created_updated_and_deleted_never_production(
             model_id="envs", env_name="staging",
             autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(cold_start_timeout_seconds=0)))
 
-    updated = (await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
+    answer = await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id="envs", env_name="staging",
-        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1))))
+        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1)))
+    assert answer.status == "ACCEPTED"  # Baseten's UpdateEnvironmentResponse: the environment inside
+    updated = answer.environment
     assert (updated.autoscaling_settings.min_replica, updated.autoscaling_settings.max_replica) == (1, 3)
     assert updated.autoscaling_settings.backpressure_policy == "reject"  # kept: not in the patch
     assert (await h.deployment("envs", d1.id)).autoscaling_settings.min_replica == 1
+    again = await h.call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
+        model_id="envs", env_name="staging",
+        autoscaling_settings=management_pb2.EnvironmentAutoscalingPatch(min_replica=1)))
+    assert (again.status, again.environment) == ("UNCHANGED", updated)
 
     with pytest.raises(Conflict, match="production environment cannot be deleted"):
         await h.call("DeleteEnvironment", management_pb2.DeleteEnvironmentRequest(

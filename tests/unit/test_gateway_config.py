@@ -38,6 +38,24 @@ def test_ip_upstreams_are_static_and_names_are_resolved():
     assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 2}
 
 
+def test_websocket_upgrades_go_untranscoded_to_the_routers_websocket_listener():
+    config = render_envoy_config(**LOOPBACK, router_websocket="127.0.0.1:4")
+    rest = config["static_resources"]["listeners"][0]
+    routes = rest["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    [route] = [r for r in routes if r.get("route", {}).get("cluster") == "router_websocket"]
+    assert route["route"]["upgrade_configs"] == [{"upgrade_type": "websocket"}]
+    assert route["route"]["timeout"] == route["route"]["idle_timeout"] == "0s"
+    assert all(c["disabled"] for c in route["typed_per_filter_config"].values())
+    assert routes.index(route) < next(i for i, r in enumerate(routes) if r["match"].get("prefix"))
+    cluster = _clusters(config)["router_websocket"]
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 4}
+    # Without an address of its own: the router's host, port 50065 (the cluster example's).
+    default = _clusters(render_envoy_config(**LOOPBACK))["router_websocket"]
+    assert default["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"] == {"address": "127.0.0.1", "port_value": 50065}
+
+
 def test_the_body_limit_reaches_the_transcoder():
     config = render_envoy_config(**LOOPBACK, max_body_bytes=12345)
     rest = config["static_resources"]["listeners"][0]
@@ -89,6 +107,8 @@ def test_envoy_pings_both_sides_as_the_services_do():
     config = render_envoy_config(**LOOPBACK)
     pings = {"interval": "30s", "timeout": "20s"}
     for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == "router_websocket":  # HTTP/1.1 upgraded: the WebSocket peers ping
+            continue
         [options] = cluster["typed_extension_protocol_options"].values()
         assert options["explicit_http_config"]["http2_protocol_options"]["connection_keepalive"] == pings
     for manager in _connection_managers(config).values():

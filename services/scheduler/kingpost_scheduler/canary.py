@@ -25,8 +25,9 @@ STAGES = 10
 # Baseten's names, stored with the environment's settings.
 RAMP_UP_WHILE_PROMOTING = "ramp_up_while_promoting"
 RAMP_UP_DURATION_SECONDS = "ramp_up_duration_seconds"
-# Baseten's other promotion settings, stored and answered: kingpost's promotion is a swap once the
-# candidate is ready (or a canary), so a rolling deploy is answered as asked but runs as a swap.
+# Baseten's other promotion settings, stored and answered. redeploy_on_promotion acts (promotion.plan
+# copies the deployment); kingpost's promotion is a swap once the candidate is ready (or a canary), so
+# a rolling deploy is answered as asked but runs as a swap, and the cleanup strategy is not applied.
 REDEPLOY_ON_PROMOTION = "redeploy_on_promotion"
 ROLLING_DEPLOY = "rolling_deploy"
 PROMOTION_CLEANUP_STRATEGY = "promotion_cleanup_strategy"

@@ -137,6 +137,12 @@ def environment(env: EnvironmentRecord, current: DeploymentRecord | None,
     return out
 
 
+def baseten_log(line: events_pb2.LogLine) -> management_pb2.Log:
+    """A log line as Baseten's Log."""
+    return management_pb2.Log(timestamp=str(line.at.seconds * 10**9 + line.at.nanos), message=line.text,
+                              replica=line.replica_id, level=line.level)
+
+
 def webhook_secret(w: WebhookSecretRecord) -> management_pb2.WebhookSecret:
     return management_pb2.WebhookSecret(id=w.id, secret=w.secret, created_at=timestamp(w.created_at))
 

@@ -112,11 +112,12 @@ class EnvironmentFacts:
     candidate: str = ""  # a promotion in progress
 
 
-def needs_copy(d: lifecycle.DeploymentFacts, env: str, serving: Mapping[str, str]) -> bool:
+def needs_copy(d: lifecycle.DeploymentFacts, env: str, serving: Mapping[str, str], redeploy: bool = False) -> bool:
     """Baseten makes a new deployment for a promotion when the one promoted is the development
-    deployment (it stays development) or serves another environment. `serving`: deployment id →
-    the environment it is current in."""
-    return d.is_development or serving.get(d.id, env) != env
+    deployment (it stays development) or serves another environment, or always where the
+    environment's `redeploy_on_promotion` is set (`redeploy`). `serving`: deployment id → the
+    environment it is current in."""
+    return redeploy or d.is_development or serving.get(d.id, env) != env
 
 
 def start_promotion(env: EnvironmentFacts, d: lifecycle.DeploymentFacts) -> None:
@@ -144,13 +145,14 @@ class PromotionPlan:
 
 
 def plan(env: EnvironmentFacts, d: lifecycle.DeploymentFacts, serving: Mapping[str, str], *,
-         min_replica: int, duration_seconds: int, current_min_replica: int | None) -> PromotionPlan:
+         min_replica: int, duration_seconds: int, current_min_replica: int | None,
+         redeploy: bool = False) -> PromotionPlan:
     """Promote `d` into `env`. `serving`: deployment id → the environment it is current in;
     `min_replica`: the environment's setting; `duration_seconds`: the canary window asked for
     (canary.duration_for); `current_min_replica`: the environment's current deployment's minimum,
-    None when it has none."""
+    None when it has none; `redeploy`: the environment's redeploy_on_promotion."""
     start_promotion(env, d)
-    copy = needs_copy(d, env.name, serving)
+    copy = needs_copy(d, env.name, serving, redeploy)
     canary_duration = duration_seconds if current_min_replica is not None else 0
     desired = deployment_defaults.about_to_serve(min_replica)
     if canary_duration and current_min_replica is not None:

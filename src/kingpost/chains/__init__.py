@@ -39,6 +39,7 @@ from kingpost.chains.public_types import (
     RemoteErrorDetail,
     RPCOptions,
 )
+from kingpost.chains import streaming
 from kingpost.chains.pydantic_numpy import NumpyArrayField
 
 
@@ -56,4 +57,5 @@ __all__ = [
     "ChainsUsageError", "Compute", "CustomImage", "DeployedServiceDescriptor", "DeploymentContext",
     "DockerImage", "Environment", "GenericRemoteException", "NumpyArrayField", "RPCOptions", "RemoteConfig",
     "RemoteErrorDetail", "depends", "depends_context", "make_abs_path_here", "mark_entrypoint", "run_local",
+    "streaming",
 ]

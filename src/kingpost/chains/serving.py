@@ -3,7 +3,9 @@
 Chainlet with a stub per dependency (stub.py), and answers `predict` with `run_remote`:
 
 - the body's keys are `run_remote`'s parameters; a mismatch is a 400 naming the parameter;
-- the return value is sent as JSON (pydantic models as their JSON, tuples as arrays);
+- the return value is sent as JSON (pydantic models as their JSON, tuples as arrays); a streaming
+  `run_remote` (an async generator) is handed to the runner as it is, which sends each chunk as it
+  comes (str as UTF-8);
 - an exception is a 500 whose message is the `RemoteErrorDetail` JSON, which the caller's stub
   raises again (remote_errors.py); an exception carrying `status_code` keeps that status.
 """
@@ -14,6 +16,7 @@ import asyncio
 import importlib
 import os
 import pathlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pydantic
@@ -43,6 +46,13 @@ class _RemoteInjector(framework.Injector):
         if takes_context:
             kwargs[framework.CONTEXT_PARAM] = self._context
         return kwargs
+
+
+def _http_error(e: Exception) -> ChainletHTTPError:
+    """The Chainlet's exception as the runner answers it: its own `status_code` (else 500) and the detail."""
+    status = getattr(e, "status_code", 500)
+    status = status if isinstance(status, int) and 400 <= status < 600 else 500
+    return ChainletHTTPError(status, detail_of(e).model_dump())
 
 
 class ChainletModel:
@@ -85,25 +95,42 @@ class ChainletModel:
     def is_healthy(self) -> bool:
         return self._chainlet is not None
 
-    async def predict(self, inputs: Any, request=None) -> Any:  # unannotated: the runner passes its request
-        with calling_for(request.headers if request is not None else {}):
-            return await self._predict(inputs)
+    @staticmethod
+    async def _stream(chunks: AsyncIterator[str | bytes], caller: Mapping[str, str]) -> AsyncIterator[str | bytes]:
+        """The Chainlet's chunks; its exception as for a non-streaming call (the status and the detail
+        end the stream, so the caller's stub raises it again, even after the first chunk). Its
+        dependency calls, made while it is iterated, pass on the caller's trace and request id."""
+        try:
+            with calling_for(caller):
+                async for chunk in chunks:
+                    yield chunk
+        except Exception as e:
+            raise _http_error(e) from e
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
-    async def _predict(self, inputs: Any) -> Any:
+    async def predict(self, inputs: Any, request=None) -> Any:  # unannotated: the runner passes its request
+        caller = request.headers if request is not None else {}
+        with calling_for(caller):
+            return await self._predict(inputs, caller)
+
+    async def _predict(self, inputs: Any, caller: Mapping[str, str]) -> Any:
         try:
             kwargs = self._endpoint.parse_input(inputs if inputs is not None else {})
         except pydantic.ValidationError as e:
             raise ChainletHTTPError(400, describe_validation_error(e)) from None
         fn = getattr(self._chainlet, self._fn_name)
+        if self._endpoint.is_streaming:
+            return self._stream(fn(**kwargs), caller)
         try:
             if self._endpoint.is_async:
                 result = await fn(**kwargs)
             else:
                 result = await asyncio.to_thread(fn, **kwargs)
         except Exception as e:
-            status = getattr(e, "status_code", 500)
-            status = status if isinstance(status, int) and 400 <= status < 600 else 500
-            raise ChainletHTTPError(status, detail_of(e).model_dump()) from e
+            raise _http_error(e) from e
         try:
             return self._endpoint.dump_output(result)
         except pydantic.ValidationError as e:

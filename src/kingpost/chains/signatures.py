@@ -2,8 +2,9 @@
 types a Chain may send, and turned into the pydantic models that parse its requests and responses.
 
 Allowed (as in truss): int, float, complex, bool, str, bytes, None, pydantic models, list[...]/dict[...]
-of those (built-in generics), tuple[...] returns, Optional/unions of those. Streaming endpoints
-(AsyncIterator) are not served by kingpost yet and are refused by name.
+of those (built-in generics), tuple[...] returns, Optional/unions of those. A streaming endpoint is an
+async generator annotated `AsyncIterator[str]` or `AsyncIterator[bytes]` (truss's rule); structured data
+streams as bytes through `chains.streaming`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import pydantic
 
 ENDPOINT = "run_remote"
 _SCALARS = (int, float, complex, bool, str, bytes, type(None))
+_ITERATORS = (collections.abc.AsyncIterator, collections.abc.Iterator, collections.abc.Generator,
+              collections.abc.AsyncGenerator)
+_STREAM_ITEMS = (str, bytes)
 
 
 class SignatureError(ValueError):
@@ -33,6 +37,11 @@ class Endpoint:
     returns: Any
     input_model: type[pydantic.BaseModel]
     output_model: type[pydantic.RootModel[Any]]
+    stream_item: type | None = None  # str or bytes for a streaming endpoint
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.stream_item is not None
 
     def parse_input(self, payload: Any) -> dict[str, Any]:
         """The keyword arguments for `run_remote` from a decoded request body (ValidationError if bad)."""
@@ -75,10 +84,9 @@ def check_type(annotation: Any, where: str) -> None:
             if arg is not Ellipsis:
                 check_type(arg, where)
         return
-    if origin in (collections.abc.AsyncIterator, collections.abc.Iterator, collections.abc.Generator,
-                  collections.abc.AsyncGenerator):
-        raise SignatureError(f"{where} is a stream ({annotation}); streaming Chainlets are not supported "
-                             f"by kingpost yet")
+    if origin in _ITERATORS:
+        raise SignatureError(f"{where} is a stream ({annotation}): only `run_remote`'s return type may be "
+                             f"one (AsyncIterator[str] or AsyncIterator[bytes], with `yield`)")
     raise SignatureError(f"{where} has type {annotation!r}, which a Chain cannot send: use int, float, bool, "
                          f"str, bytes, None, a pydantic model, or list[...]/dict[...]/tuple[...] of those")
 
@@ -88,9 +96,9 @@ def read_endpoint(cls: type) -> Endpoint:
     fn = cls.__dict__.get(ENDPOINT) or getattr(cls, ENDPOINT, None)
     if fn is None or not callable(fn):
         raise SignatureError(f"Chainlet `{cls.__name__}` has no `{ENDPOINT}` method")
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise SignatureError(f"`{cls.__name__}.{ENDPOINT}` is a generator; streaming Chainlets are not "
-                             f"supported by kingpost yet")
+    if inspect.isgeneratorfunction(fn):
+        raise SignatureError(f"`{cls.__name__}.{ENDPOINT}` is a sync generator: streaming endpoints (with "
+                             f"`yield`) must be `async def`")
     sig = inspect.signature(fn)
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -110,13 +118,38 @@ def read_endpoint(cls: type) -> Endpoint:
     returns = hints.get("return", sig.return_annotation)
     if returns is inspect.Signature.empty:
         raise SignatureError(f"`{cls.__name__}.{ENDPOINT}` has no return annotation")
-    check_type(returns, f"the return type of `{cls.__name__}.{ENDPOINT}`")
+    stream_item = _stream_item(cls, returns, streaming=inspect.isasyncgenfunction(fn))
+    if stream_item is None:
+        check_type(returns, f"the return type of `{cls.__name__}.{ENDPOINT}`")
     fields = {name: (ann, ... if default is inspect.Parameter.empty else default)
               for name, ann, default in params}
     input_model = pydantic.create_model(f"{cls.__name__}Input", **fields)  # type: ignore[call-overload]
-    output_model = pydantic.RootModel[returns]  # type: ignore[valid-type]
-    return Endpoint(name=cls.__name__, is_async=inspect.iscoroutinefunction(fn), params=tuple(params),
-                    returns=returns, input_model=input_model, output_model=output_model)
+    output_model = pydantic.RootModel[stream_item or returns]  # type: ignore[valid-type]
+    return Endpoint(name=cls.__name__, is_async=inspect.iscoroutinefunction(fn) or stream_item is not None,
+                    params=tuple(params), returns=returns, input_model=input_model, output_model=output_model,
+                    stream_item=stream_item)
+
+
+def _stream_item(cls: type, returns: Any, streaming: bool) -> type | None:
+    """str or bytes for a streaming endpoint (an async generator returning AsyncIterator[str|bytes]);
+    None for any other; SignatureError when the two halves disagree."""
+    where = f"`{cls.__name__}.{ENDPOINT}`"
+    origin = typing.get_origin(returns) or returns
+    if origin not in _ITERATORS:
+        if streaming:
+            raise SignatureError(f"{where} has `yield` (it streams), so its return type must be "
+                                 f"AsyncIterator[str] or AsyncIterator[bytes], not {returns!r}")
+        return None
+    if not streaming:
+        raise SignatureError(f"{where} returns a stream ({returns!r}) but has no `yield`: a streaming "
+                             f"endpoint is an async generator")
+    args = typing.get_args(returns)
+    if origin not in (collections.abc.AsyncIterator, collections.abc.AsyncGenerator) or not args \
+            or args[0] not in _STREAM_ITEMS:
+        raise SignatureError(f"{where} streams {returns!r}: a stream is AsyncIterator[str] or "
+                             f"AsyncIterator[bytes]; for structured data use chains.streaming's "
+                             f"stream_writer and stream_reader")
+    return typing.cast(type, args[0])
 
 
 def describe_validation_error(error: pydantic.ValidationError) -> str:

@@ -6,6 +6,11 @@ Per `depends(...)`: `retries` attempts in all (any failure before a response), `
 attempt (then TimeoutError naming the Chainlet), `use_binary` (msgpack instead of JSON), and at most
 `concurrency_limit` calls in flight from this replica.
 
+A streaming dependency's `run_remote` is an async iterator (`async for chunk in dep.run_remote(...)`):
+chunks come as the dependency yields them (str decoded from UTF-8, bytes as sent); attempts are retried
+only until the first chunk (truss: "only before streaming starts"), and `timeout_sec` bounds the whole
+stream; an error after a chunk is raised at that point of the iteration.
+
 A call made while the Chainlet answers a request (`calling_for(headers)`, which serving.py sets
 around `run_remote`) carries that request's `traceparent`/`tracestate` and `x-baseten-request-id`: the
 dependency's spans join the caller's trace, under the caller's runner call, with the same request id.
@@ -14,11 +19,12 @@ dependency's spans join the caller's trace, under the caller's runner call, with
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import contextvars
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -47,7 +53,8 @@ def calling_for(headers: Mapping[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        _caller.reset(token)
+        with contextlib.suppress(ValueError):  # a stream finished in another context than it began
+            _caller.reset(token)
 
 
 def _pack_default(obj: Any) -> Any:
@@ -137,6 +144,40 @@ class AsyncStub:
         raise AssertionError("unreachable")
 
 
+class StreamStub(AsyncStub):
+    """`async for chunk in stub.run_remote(...)`: for a dependency whose `run_remote` streams."""
+
+    async def run_remote(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        kwargs.update(zip((p[0] for p in self._t.endpoint.params), args))
+        request = self._t.request(kwargs)
+        as_text = self._t.endpoint.stream_item is str
+        async with self._semaphore:
+            for attempt in range(1, self._t.options.retries + 1):
+                call = self._client().Predict(request, timeout=self._t.options.timeout_sec,
+                                              metadata=self._t.metadata + _caller.get())
+                try:
+                    message = await call.read()
+                    break
+                except grpc.RpcError as e:
+                    if attempt == self._t.options.retries:
+                        raise self._t.error(e) from None
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            try:
+                while message is not grpc.aio.EOF:
+                    data = message.data  # type: ignore[union-attr]
+                    if not as_text:
+                        yield data
+                    elif (text := decoder.decode(data)) or not data:  # a character split across chunks waits
+                        yield text
+                    message = await call.read()
+                if as_text and (tail := decoder.decode(b"", final=True)):
+                    yield tail
+            except grpc.RpcError as e:
+                raise self._t.error(e) from None
+            finally:
+                call.cancel()
+
+
 class SyncStub:
     """`stub.run_remote(...)`: for a dependency whose `run_remote` is sync (callable from any thread)."""
 
@@ -169,4 +210,6 @@ class SyncStub:
 
 def make_stub(descriptor: DeployedServiceDescriptor, endpoint: Endpoint, router: str, api_key: str) -> Any:
     target = _Target(descriptor, endpoint, router, api_key)
+    if endpoint.is_streaming:
+        return StreamStub(target)
     return AsyncStub(target) if endpoint.is_async else SyncStub(target)

@@ -3,7 +3,9 @@ deployment (kingpost.chain_push)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from kingpost.chains.graph import ChainValidationError
 from kingpost.cli.app import EXIT_FAILED, call, cli, json_option, load_config, print_json, run_async, to_dict
 from kingpost.cli.inspect_commands import table
 from kingpost.v1 import chains_pb2, chains_pb2_grpc
+from kingpost.watch import POLL_SECONDS, diff, snapshot
 
 TEMPLATE = '''"""A Chain: each Chainlet is its own deployment; the entrypoint answers run_remote."""
 
@@ -66,13 +69,20 @@ def chains_init(path: Path, as_json: bool) -> None:
 @click.option("--publish/--development", default=True,
               help="Published deployments (default), or replace the development ones.")
 @click.option("--environment", default="", help="The environment the chain serves (default: production).")
+@click.option("--watch", "watch_after", is_flag=True,
+              help="Replace the development deployments, then push them again on every edit of FILE's folder.")
 @click.option("--no-wait", is_flag=True, help="Return once the deployments are created.")
 @click.option("--timeout", type=float, default=900.0, show_default=True,
               help="Seconds to wait for every Chainlet to be ACTIVE.")
 @json_option
-def chains_push(chain_file: Path, publish: bool, environment: str, no_wait: bool, timeout: float,
-                as_json: bool) -> None:
+def chains_push(chain_file: Path, publish: bool, environment: str, watch_after: bool, no_wait: bool,
+                timeout: float, as_json: bool) -> None:
     """Push the chain in FILE: every Chainlet as its own deployment, as one chain version."""
+    if watch_after:
+        if environment or as_json or no_wait:
+            raise click.UsageError("--watch pushes the development deployments and keeps watching: "
+                                   "drop --environment, --json and --no-wait")
+        publish = False
     if environment and not publish:
         raise click.UsageError("--environment needs a published push: drop --development")
 
@@ -105,6 +115,34 @@ def chains_push(chain_file: Path, publish: bool, environment: str, no_wait: bool
                f"{len(result.deployment.chainlets)} Chainlets, {result.deployment.status}.")
     click.echo(f"run_remote URL: {result.run_remote_url}")
     click.echo(f"  {result.curl}")
+    if watch_after:
+        watch_chain(chain_file)
+
+
+def watch_chain(chain_file: Path, interval: float = POLL_SECONDS) -> None:
+    """Push the development deployments again whenever a file of the chain's folder (all of which
+    the Chainlets get) changes; a failed push is shown and watching goes on. Each push is its own
+    `kingpost chains push` process, so the chain file is imported afresh every time."""
+    root = chain_file.resolve().parent
+    seen = snapshot(root)
+    click.echo(f"Watching {root} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(interval)
+            now = snapshot(root)
+            changed, deleted = diff(seen, now)
+            if not changed and not deleted:
+                continue
+            seen = now  # an edit made while pushing is seen on the next look
+            paths = sorted(changed | deleted)
+            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            click.echo(f"[{time.strftime('%H:%M:%S')}] {shown} changed: pushing")
+            pushed = subprocess.run([sys.executable, "-m", "kingpost.cli", "chains", "push", str(chain_file),
+                                     "--development"], check=False)
+            if pushed.returncode != 0:
+                click.echo(f"[{time.strftime('%H:%M:%S')}] the push failed (above); still watching", err=True)
+    except KeyboardInterrupt:
+        click.echo("Stopped watching.")
 
 
 @chains.command("list")
@@ -124,7 +162,7 @@ def chains_list(as_json: bool) -> None:
 @json_option
 def chains_get(chain: str, as_json: bool) -> None:
     """Show CHAIN (id or name) and its deployments, Chainlet by Chainlet."""
-    c = run_async(chain_call("GetChain", chains_pb2.GetChainRequest(chain_id=chain))).chain
+    c = run_async(chain_call("GetChain", chains_pb2.GetChainRequest(chain_id=chain)))
     versions = run_async(chain_call("ListChainDeployments",
                                     chains_pb2.ListChainDeploymentsRequest(chain_id=c.id))).deployments
     if as_json:
@@ -150,10 +188,10 @@ def chains_promote(chain: str, deployment_id: str, environment: str, as_json: bo
     reply = run_async(chain_call("PromoteChainDeployment", chains_pb2.PromoteChainDeploymentRequest(
         chain_id=chain, env_name=environment, deployment_id=deployment_id)))
     if as_json:
-        print_json(to_dict(reply.deployment))
+        print_json(to_dict(reply))
         return
-    click.echo(f"Promoting {deployment_id} of {chain} to {environment} (entrypoint deployment "
-               f"{reply.deployment.id}); it serves once ready.")
+    click.echo(f"Promoting {reply.id} of {chain} to {environment} (entrypoint deployment "
+               f"{reply.promoted_entrypoint_deployment_id}); it serves once ready.")
 
 
 @chains.command("delete")

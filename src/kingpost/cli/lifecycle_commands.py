@@ -303,7 +303,7 @@ def environments_update(model: str, name: str, as_json: bool, **settings: Any) -
     """Change environment NAME's autoscaling and promotion settings (only those given)."""
     e = run_async(management_call("UpdateEnvironment", management_pb2.UpdateEnvironmentRequest(
         model_id=model, env_name=name, autoscaling_settings=_patch(settings),
-        promotion_settings=_promotion_patch(settings))))
+        promotion_settings=_promotion_patch(settings)))).environment
     if as_json:
         print_json(to_dict(e))
         return
@@ -342,7 +342,7 @@ def environments_promote(model: str, name: str, deployment: str, no_wait: bool, 
 def environments_cancel_promotion(model: str, name: str, as_json: bool) -> None:
     """Cancel the promotion into environment NAME of MODEL: all traffic back to its current deployment."""
     e = run_async(management_call("CancelPromotion", management_pb2.CancelPromotionRequest(
-        model_id=model, env_name=name)))
+        model_id=model, env_name=name))).environment
     if as_json:
         print_json(to_dict(e))
         return

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kingpost.v1 import management_pb2 as kingpost_dot_v1_dot_management__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/chains.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckingpost/v1/management.proto\"\x89\x01\n\x05\x43hain\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65ployments_count\x18\x04 \x01(\x05\x12\x1b\n\x13\x65ntrypoint_model_id\x18\x05 \x01(\t\"\x86\x01\n\x08\x43hainlet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rdeployment_id\x18\x03 \x01(\t\x12\x15\n\ris_entrypoint\x18\x04 \x01(\x08\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x1c\n\x14\x61\x63tive_replica_count\x18\x06 \x01(\x05\"\xc6\x01\n\x0f\x43hainDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eis_development\x18\x04 \x01(\x08\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12(\n\tchainlets\x18\x06 \x03(\x0b\x32\x15.kingpost.v1.Chainlet\x12\x0e\n\x06status\x18\x07 \x01(\t\"\\\n\x1c\x43reateChainDeploymentRequest\x12\x12\n\nchain_name\x18\x01 \x01(\t\x12(\n\tchainlets\x18\x02 \x03(\x0b\x32\x15.kingpost.v1.Chainlet\"t\n\x1d\x43reateChainDeploymentResponse\x12!\n\x05\x63hain\x18\x01 \x01(\x0b\x32\x12.kingpost.v1.Chain\x12\x30\n\ndeployment\x18\x02 \x01(\x0b\x32\x1c.kingpost.v1.ChainDeployment\"\x13\n\x11ListChainsRequest\"8\n\x12ListChainsResponse\x12\"\n\x06\x63hains\x18\x01 \x03(\x0b\x32\x12.kingpost.v1.Chain\"#\n\x0fGetChainRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"5\n\x10GetChainResponse\x12!\n\x05\x63hain\x18\x01 \x01(\x0b\x32\x12.kingpost.v1.Chain\"/\n\x1bListChainDeploymentsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"Q\n\x1cListChainDeploymentsResponse\x12\x31\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x1c.kingpost.v1.ChainDeployment\"Z\n\x1dPromoteChainDeploymentRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x10\n\x08\x65nv_name\x18\x02 \x01(\t\x12\x15\n\rdeployment_id\x18\x03 \x01(\t\"M\n\x1ePromoteChainDeploymentResponse\x12+\n\ndeployment\x18\x01 \x01(\x0b\x32\x17.kingpost.v1.Deployment\"&\n\x12\x44\x65leteChainRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"&\n\x13\x44\x65leteChainResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x32\xa1\x06\n\x0c\x43hainService\x12\x85\x01\n\x15\x43reateChainDeployment\x12).kingpost.v1.CreateChainDeploymentRequest\x1a*.kingpost.v1.CreateChainDeploymentResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/chains:\x01*\x12\x61\n\nListChains\x12\x1e.kingpost.v1.ListChainsRequest\x1a\x1f.kingpost.v1.ListChainsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/chains\x12\x66\n\x08GetChain\x12\x1c.kingpost.v1.GetChainRequest\x1a\x1d.kingpost.v1.GetChainResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/chains/{chain_id}\x12\x96\x01\n\x14ListChainDeployments\x12(.kingpost.v1.ListChainDeploymentsRequest\x1a).kingpost.v1.ListChainDeploymentsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/chains/{chain_id}/deployments\x12\xb3\x01\n\x16PromoteChainDeployment\x12*.kingpost.v1.PromoteChainDeploymentRequest\x1a+.kingpost.v1.PromoteChainDeploymentResponse\"@\x82\xd3\xe4\x93\x02:\"5/v1/chains/{chain_id}/environments/{env_name}/promote:\x01*\x12o\n\x0b\x44\x65leteChain\x12\x1f.kingpost.v1.DeleteChainRequest\x1a .kingpost.v1.DeleteChainResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/chains/{chain_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/chains.proto\x12\x0bkingpost.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckingpost/v1/management.proto\"\x9c\x01\n\x05\x43hain\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65ployments_count\x18\x04 \x01(\x05\x12\x1b\n\x13\x65ntrypoint_model_id\x18\x05 \x01(\t\x12\x11\n\tteam_name\x18\x06 \x01(\t\"\xee\x01\n\x08\x43hainlet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rdeployment_id\x18\x03 \x01(\t\x12\x15\n\ris_entrypoint\x18\x04 \x01(\x08\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x1c\n\x14\x61\x63tive_replica_count\x18\x06 \x01(\x05\x12\n\n\x02id\x18\x07 \x01(\t\x12\x1a\n\x12instance_type_name\x18\x08 \x01(\t\x12>\n\x14\x61utoscaling_settings\x18\t \x01(\x0b\x32 .kingpost.v1.AutoscalingSettings\"\xf1\x01\n\x0f\x43hainDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eis_development\x18\x04 \x01(\x08\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12(\n\tchainlets\x18\x06 \x03(\x0b\x32\x15.kingpost.v1.Chainlet\x12\x0e\n\x06status\x18\x07 \x01(\t\x12)\n!promoted_entrypoint_deployment_id\x18\x08 \x01(\t\"\\\n\x1c\x43reateChainDeploymentRequest\x12\x12\n\nchain_name\x18\x01 \x01(\t\x12(\n\tchainlets\x18\x02 \x03(\x0b\x32\x15.kingpost.v1.Chainlet\"t\n\x1d\x43reateChainDeploymentResponse\x12!\n\x05\x63hain\x18\x01 \x01(\x0b\x32\x12.kingpost.v1.Chain\x12\x30\n\ndeployment\x18\x02 \x01(\x0b\x32\x1c.kingpost.v1.ChainDeployment\"\x13\n\x11ListChainsRequest\"8\n\x12ListChainsResponse\x12\"\n\x06\x63hains\x18\x01 \x03(\x0b\x32\x12.kingpost.v1.Chain\"#\n\x0fGetChainRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"/\n\x1bListChainDeploymentsRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"Q\n\x1cListChainDeploymentsResponse\x12\x31\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x1c.kingpost.v1.ChainDeployment\"Z\n\x1dPromoteChainDeploymentRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\x12\x10\n\x08\x65nv_name\x18\x02 \x01(\t\x12\x15\n\rdeployment_id\x18\x03 \x01(\t\"&\n\x12\x44\x65leteChainRequest\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\t\"C\n\x13\x44\x65leteChainResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x03 \x01(\x08\x32\x87\x06\n\x0c\x43hainService\x12\x85\x01\n\x15\x43reateChainDeployment\x12).kingpost.v1.CreateChainDeploymentRequest\x1a*.kingpost.v1.CreateChainDeploymentResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/chains:\x01*\x12\x61\n\nListChains\x12\x1e.kingpost.v1.ListChainsRequest\x1a\x1f.kingpost.v1.ListChainsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/chains\x12[\n\x08GetChain\x12\x1c.kingpost.v1.GetChainRequest\x1a\x12.kingpost.v1.Chain\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/chains/{chain_id}\x12\x96\x01\n\x14ListChainDeployments\x12(.kingpost.v1.ListChainDeploymentsRequest\x1a).kingpost.v1.ListChainDeploymentsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/chains/{chain_id}/deployments\x12\xa4\x01\n\x16PromoteChainDeployment\x12*.kingpost.v1.PromoteChainDeploymentRequest\x1a\x1c.kingpost.v1.ChainDeployment\"@\x82\xd3\xe4\x93\x02:\"5/v1/chains/{chain_id}/environments/{env_name}/promote:\x01*\x12o\n\x0b\x44\x65leteChain\x12\x1f.kingpost.v1.DeleteChainRequest\x1a .kingpost.v1.DeleteChainResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/chains/{chain_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,35 +47,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHAINSERVICE'].methods_by_name['DeleteChain']._loaded_options = None
   _globals['_CHAINSERVICE'].methods_by_name['DeleteChain']._serialized_options = b'\202\323\344\223\002\027*\025/v1/chains/{chain_id}'
   _globals['_CHAIN']._serialized_start=135
-  _globals['_CHAIN']._serialized_end=272
-  _globals['_CHAINLET']._serialized_start=275
-  _globals['_CHAINLET']._serialized_end=409
-  _globals['_CHAINDEPLOYMENT']._serialized_start=412
-  _globals['_CHAINDEPLOYMENT']._serialized_end=610
-  _globals['_CREATECHAINDEPLOYMENTREQUEST']._serialized_start=612
-  _globals['_CREATECHAINDEPLOYMENTREQUEST']._serialized_end=704
-  _globals['_CREATECHAINDEPLOYMENTRESPONSE']._serialized_start=706
-  _globals['_CREATECHAINDEPLOYMENTRESPONSE']._serialized_end=822
-  _globals['_LISTCHAINSREQUEST']._serialized_start=824
-  _globals['_LISTCHAINSREQUEST']._serialized_end=843
-  _globals['_LISTCHAINSRESPONSE']._serialized_start=845
-  _globals['_LISTCHAINSRESPONSE']._serialized_end=901
-  _globals['_GETCHAINREQUEST']._serialized_start=903
-  _globals['_GETCHAINREQUEST']._serialized_end=938
-  _globals['_GETCHAINRESPONSE']._serialized_start=940
-  _globals['_GETCHAINRESPONSE']._serialized_end=993
-  _globals['_LISTCHAINDEPLOYMENTSREQUEST']._serialized_start=995
-  _globals['_LISTCHAINDEPLOYMENTSREQUEST']._serialized_end=1042
-  _globals['_LISTCHAINDEPLOYMENTSRESPONSE']._serialized_start=1044
-  _globals['_LISTCHAINDEPLOYMENTSRESPONSE']._serialized_end=1125
-  _globals['_PROMOTECHAINDEPLOYMENTREQUEST']._serialized_start=1127
-  _globals['_PROMOTECHAINDEPLOYMENTREQUEST']._serialized_end=1217
-  _globals['_PROMOTECHAINDEPLOYMENTRESPONSE']._serialized_start=1219
-  _globals['_PROMOTECHAINDEPLOYMENTRESPONSE']._serialized_end=1296
-  _globals['_DELETECHAINREQUEST']._serialized_start=1298
-  _globals['_DELETECHAINREQUEST']._serialized_end=1336
-  _globals['_DELETECHAINRESPONSE']._serialized_start=1338
-  _globals['_DELETECHAINRESPONSE']._serialized_end=1376
-  _globals['_CHAINSERVICE']._serialized_start=1379
-  _globals['_CHAINSERVICE']._serialized_end=2180
+  _globals['_CHAIN']._serialized_end=291
+  _globals['_CHAINLET']._serialized_start=294
+  _globals['_CHAINLET']._serialized_end=532
+  _globals['_CHAINDEPLOYMENT']._serialized_start=535
+  _globals['_CHAINDEPLOYMENT']._serialized_end=776
+  _globals['_CREATECHAINDEPLOYMENTREQUEST']._serialized_start=778
+  _globals['_CREATECHAINDEPLOYMENTREQUEST']._serialized_end=870
+  _globals['_CREATECHAINDEPLOYMENTRESPONSE']._serialized_start=872
+  _globals['_CREATECHAINDEPLOYMENTRESPONSE']._serialized_end=988
+  _globals['_LISTCHAINSREQUEST']._serialized_start=990
+  _globals['_LISTCHAINSREQUEST']._serialized_end=1009
+  _globals['_LISTCHAINSRESPONSE']._serialized_start=1011
+  _globals['_LISTCHAINSRESPONSE']._serialized_end=1067
+  _globals['_GETCHAINREQUEST']._serialized_start=1069
+  _globals['_GETCHAINREQUEST']._serialized_end=1104
+  _globals['_LISTCHAINDEPLOYMENTSREQUEST']._serialized_start=1106
+  _globals['_LISTCHAINDEPLOYMENTSREQUEST']._serialized_end=1153
+  _globals['_LISTCHAINDEPLOYMENTSRESPONSE']._serialized_start=1155
+  _globals['_LISTCHAINDEPLOYMENTSRESPONSE']._serialized_end=1236
+  _globals['_PROMOTECHAINDEPLOYMENTREQUEST']._serialized_start=1238
+  _globals['_PROMOTECHAINDEPLOYMENTREQUEST']._serialized_end=1328
+  _globals['_DELETECHAINREQUEST']._serialized_start=1330
+  _globals['_DELETECHAINREQUEST']._serialized_end=1368
+  _globals['_DELETECHAINRESPONSE']._serialized_start=1370
+  _globals['_DELETECHAINRESPONSE']._serialized_end=1437
+  _globals['_CHAINSERVICE']._serialized_start=1440
+  _globals['_CHAINSERVICE']._serialized_end=2215
 # @@protoc_insertion_point(module_scope)

@@ -12,37 +12,45 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Chain(_message.Message):
-    __slots__ = ("id", "name", "created_at", "deployments_count", "entrypoint_model_id")
+    __slots__ = ("id", "name", "created_at", "deployments_count", "entrypoint_model_id", "team_name")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENTS_COUNT_FIELD_NUMBER: _ClassVar[int]
     ENTRYPOINT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     created_at: _timestamp_pb2.Timestamp
     deployments_count: int
     entrypoint_model_id: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., entrypoint_model_id: _Optional[str] = ...) -> None: ...
+    team_name: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployments_count: _Optional[int] = ..., entrypoint_model_id: _Optional[str] = ..., team_name: _Optional[str] = ...) -> None: ...
 
 class Chainlet(_message.Message):
-    __slots__ = ("name", "model_id", "deployment_id", "is_entrypoint", "status", "active_replica_count")
+    __slots__ = ("name", "model_id", "deployment_id", "is_entrypoint", "status", "active_replica_count", "id", "instance_type_name", "autoscaling_settings")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     IS_ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_REPLICA_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    AUTOSCALING_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_id: str
     deployment_id: str
     is_entrypoint: bool
     status: str
     active_replica_count: int
-    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., is_entrypoint: _Optional[bool] = ..., status: _Optional[str] = ..., active_replica_count: _Optional[int] = ...) -> None: ...
+    id: str
+    instance_type_name: str
+    autoscaling_settings: _management_pb2.AutoscalingSettings
+    def __init__(self, name: _Optional[str] = ..., model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., is_entrypoint: _Optional[bool] = ..., status: _Optional[str] = ..., active_replica_count: _Optional[int] = ..., id: _Optional[str] = ..., instance_type_name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[_management_pb2.AutoscalingSettings, _Mapping]] = ...) -> None: ...
 
 class ChainDeployment(_message.Message):
-    __slots__ = ("id", "chain_id", "created_at", "is_development", "environment", "chainlets", "status")
+    __slots__ = ("id", "chain_id", "created_at", "is_development", "environment", "chainlets", "status", "promoted_entrypoint_deployment_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +58,7 @@ class ChainDeployment(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     CHAINLETS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_ENTRYPOINT_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     chain_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -57,7 +66,8 @@ class ChainDeployment(_message.Message):
     environment: str
     chainlets: _containers.RepeatedCompositeFieldContainer[Chainlet]
     status: str
-    def __init__(self, id: _Optional[str] = ..., chain_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_development: _Optional[bool] = ..., environment: _Optional[str] = ..., chainlets: _Optional[_Iterable[_Union[Chainlet, _Mapping]]] = ..., status: _Optional[str] = ...) -> None: ...
+    promoted_entrypoint_deployment_id: str
+    def __init__(self, id: _Optional[str] = ..., chain_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., is_development: _Optional[bool] = ..., environment: _Optional[str] = ..., chainlets: _Optional[_Iterable[_Union[Chainlet, _Mapping]]] = ..., status: _Optional[str] = ..., promoted_entrypoint_deployment_id: _Optional[str] = ...) -> None: ...
 
 class CreateChainDeploymentRequest(_message.Message):
     __slots__ = ("chain_name", "chainlets")
@@ -91,12 +101,6 @@ class GetChainRequest(_message.Message):
     chain_id: str
     def __init__(self, chain_id: _Optional[str] = ...) -> None: ...
 
-class GetChainResponse(_message.Message):
-    __slots__ = ("chain",)
-    CHAIN_FIELD_NUMBER: _ClassVar[int]
-    chain: Chain
-    def __init__(self, chain: _Optional[_Union[Chain, _Mapping]] = ...) -> None: ...
-
 class ListChainDeploymentsRequest(_message.Message):
     __slots__ = ("chain_id",)
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -119,12 +123,6 @@ class PromoteChainDeploymentRequest(_message.Message):
     deployment_id: str
     def __init__(self, chain_id: _Optional[str] = ..., env_name: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
-class PromoteChainDeploymentResponse(_message.Message):
-    __slots__ = ("deployment",)
-    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
-    deployment: _management_pb2.Deployment
-    def __init__(self, deployment: _Optional[_Union[_management_pb2.Deployment, _Mapping]] = ...) -> None: ...
-
 class DeleteChainRequest(_message.Message):
     __slots__ = ("chain_id",)
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -132,7 +130,11 @@ class DeleteChainRequest(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ...) -> None: ...
 
 class DeleteChainResponse(_message.Message):
-    __slots__ = ("success",)
+    __slots__ = ("success", "id", "deleted")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     success: bool
-    def __init__(self, success: _Optional[bool] = ...) -> None: ...
+    id: str
+    deleted: bool
+    def __init__(self, success: _Optional[bool] = ..., id: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...

@@ -31,7 +31,10 @@ class ChainServiceStub:
     autoscaling); a chain deployment is one version of all of them, pushed
     together. Its id is its entrypoint's deployment id, so that
     /chains/{chain_id}/deployment/{id}/run_remote routes like a model's.
-    Paths follow Baseten's management API (/v1/chains...).
+    Paths follow Baseten's management API (/v1/chains...), and so do the answers:
+    the object itself (a Chain, a ChainDeployment), Baseten's required fields
+    present, kingpost's extras beside them. CreateChainDeployment is kingpost's
+    own (Baseten's pushes go through truss), and answers both, like CreateDeployment.
     """
 
     def __init__(self, channel):
@@ -53,7 +56,7 @@ class ChainServiceStub:
         self.GetChain = channel.unary_unary(
                 '/kingpost.v1.ChainService/GetChain',
                 request_serializer=kingpost_dot_v1_dot_chains__pb2.GetChainRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_chains__pb2.GetChainResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_chains__pb2.Chain.FromString,
                 _registered_method=True)
         self.ListChainDeployments = channel.unary_unary(
                 '/kingpost.v1.ChainService/ListChainDeployments',
@@ -63,7 +66,7 @@ class ChainServiceStub:
         self.PromoteChainDeployment = channel.unary_unary(
                 '/kingpost.v1.ChainService/PromoteChainDeployment',
                 request_serializer=kingpost_dot_v1_dot_chains__pb2.PromoteChainDeploymentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_chains__pb2.PromoteChainDeploymentResponse.FromString,
+                response_deserializer=kingpost_dot_v1_dot_chains__pb2.ChainDeployment.FromString,
                 _registered_method=True)
         self.DeleteChain = channel.unary_unary(
                 '/kingpost.v1.ChainService/DeleteChain',
@@ -78,7 +81,10 @@ class ChainServiceServicer:
     autoscaling); a chain deployment is one version of all of them, pushed
     together. Its id is its entrypoint's deployment id, so that
     /chains/{chain_id}/deployment/{id}/run_remote routes like a model's.
-    Paths follow Baseten's management API (/v1/chains...).
+    Paths follow Baseten's management API (/v1/chains...), and so do the answers:
+    the object itself (a Chain, a ChainDeployment), Baseten's required fields
+    present, kingpost's extras beside them. CreateChainDeployment is kingpost's
+    own (Baseten's pushes go through truss), and answers both, like CreateDeployment.
     """
 
     def CreateChainDeployment(self, request, context):
@@ -111,6 +117,8 @@ class ChainServiceServicer:
     def PromoteChainDeployment(self, request, context):
         """PromoteChainDeployment makes a chain version serve an environment: its
         entrypoint's deployment is promoted (dependencies are pinned per version).
+        Answers the chain deployment promoted, with the entrypoint's deployment that
+        will serve the environment once ready.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,7 +148,7 @@ def add_ChainServiceServicer_to_server(servicer, server):
             'GetChain': grpc.unary_unary_rpc_method_handler(
                     servicer.GetChain,
                     request_deserializer=kingpost_dot_v1_dot_chains__pb2.GetChainRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_chains__pb2.GetChainResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_chains__pb2.Chain.SerializeToString,
             ),
             'ListChainDeployments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListChainDeployments,
@@ -150,7 +158,7 @@ def add_ChainServiceServicer_to_server(servicer, server):
             'PromoteChainDeployment': grpc.unary_unary_rpc_method_handler(
                     servicer.PromoteChainDeployment,
                     request_deserializer=kingpost_dot_v1_dot_chains__pb2.PromoteChainDeploymentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_chains__pb2.PromoteChainDeploymentResponse.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_chains__pb2.ChainDeployment.SerializeToString,
             ),
             'DeleteChain': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteChain,
@@ -171,7 +179,10 @@ class ChainService:
     autoscaling); a chain deployment is one version of all of them, pushed
     together. Its id is its entrypoint's deployment id, so that
     /chains/{chain_id}/deployment/{id}/run_remote routes like a model's.
-    Paths follow Baseten's management API (/v1/chains...).
+    Paths follow Baseten's management API (/v1/chains...), and so do the answers:
+    the object itself (a Chain, a ChainDeployment), Baseten's required fields
+    present, kingpost's extras beside them. CreateChainDeployment is kingpost's
+    own (Baseten's pushes go through truss), and answers both, like CreateDeployment.
     """
 
     @staticmethod
@@ -244,7 +255,7 @@ class ChainService:
             target,
             '/kingpost.v1.ChainService/GetChain',
             kingpost_dot_v1_dot_chains__pb2.GetChainRequest.SerializeToString,
-            kingpost_dot_v1_dot_chains__pb2.GetChainResponse.FromString,
+            kingpost_dot_v1_dot_chains__pb2.Chain.FromString,
             options,
             channel_credentials,
             insecure,
@@ -298,7 +309,7 @@ class ChainService:
             target,
             '/kingpost.v1.ChainService/PromoteChainDeployment',
             kingpost_dot_v1_dot_chains__pb2.PromoteChainDeploymentRequest.SerializeToString,
-            kingpost_dot_v1_dot_chains__pb2.PromoteChainDeploymentResponse.FromString,
+            kingpost_dot_v1_dot_chains__pb2.ChainDeployment.FromString,
             options,
             channel_credentials,
             insecure,

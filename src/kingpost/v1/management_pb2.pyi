@@ -29,7 +29,7 @@ class GetDeploymentMetricsRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., window_seconds: _Optional[int] = ...) -> None: ...
 
 class GetDeploymentMetricsResponse(_message.Message):
-    __slots__ = ("model_id", "deployment_id", "window_seconds", "observed_seconds", "requests", "errors", "request_rate", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "desired_replicas", "ready_replicas")
+    __slots__ = ("model_id", "deployment_id", "window_seconds", "observed_seconds", "requests", "errors", "request_rate", "latency_p50_seconds", "latency_p95_seconds", "latency_p99_seconds", "desired_replicas", "ready_replicas", "start_epoch_millis", "end_epoch_millis", "mode", "step_seconds", "metric_descriptors", "metric_values")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,12 @@ class GetDeploymentMetricsResponse(_message.Message):
     LATENCY_P99_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DESIRED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     READY_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    START_EPOCH_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    END_EPOCH_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_DESCRIPTORS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_VALUES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     deployment_id: str
     window_seconds: int
@@ -54,7 +60,33 @@ class GetDeploymentMetricsResponse(_message.Message):
     latency_p99_seconds: float
     desired_replicas: int
     ready_replicas: int
-    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., window_seconds: _Optional[int] = ..., observed_seconds: _Optional[float] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., request_rate: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., desired_replicas: _Optional[int] = ..., ready_replicas: _Optional[int] = ...) -> None: ...
+    start_epoch_millis: float
+    end_epoch_millis: float
+    mode: str
+    step_seconds: _struct_pb2.Value
+    metric_descriptors: _containers.RepeatedCompositeFieldContainer[MetricDescriptor]
+    metric_values: _containers.RepeatedCompositeFieldContainer[MetricValueSet]
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., window_seconds: _Optional[int] = ..., observed_seconds: _Optional[float] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., request_rate: _Optional[float] = ..., latency_p50_seconds: _Optional[float] = ..., latency_p95_seconds: _Optional[float] = ..., latency_p99_seconds: _Optional[float] = ..., desired_replicas: _Optional[int] = ..., ready_replicas: _Optional[int] = ..., start_epoch_millis: _Optional[float] = ..., end_epoch_millis: _Optional[float] = ..., mode: _Optional[str] = ..., step_seconds: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., metric_descriptors: _Optional[_Iterable[_Union[MetricDescriptor, _Mapping]]] = ..., metric_values: _Optional[_Iterable[_Union[MetricValueSet, _Mapping]]] = ...) -> None: ...
+
+class MetricDescriptor(_message.Message):
+    __slots__ = ("name", "unit_hint", "kind", "label_sets")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNIT_HINT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SETS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    unit_hint: str
+    kind: str
+    label_sets: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    def __init__(self, name: _Optional[str] = ..., unit_hint: _Optional[str] = ..., kind: _Optional[str] = ..., label_sets: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+
+class MetricValueSet(_message.Message):
+    __slots__ = ("start_epoch_millis", "values")
+    START_EPOCH_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    start_epoch_millis: float
+    values: _containers.RepeatedCompositeFieldContainer[_struct_pb2.ListValue]
+    def __init__(self, start_epoch_millis: _Optional[float] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.ListValue, _Mapping]]] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("id", "name", "created_at", "deployments_count", "production_deployment_id", "development_deployment_id", "instance_type_name", "team_name")
@@ -245,10 +277,26 @@ class GetLogsRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., build_id: _Optional[str] = ..., build_only: _Optional[bool] = ..., replica_only: _Optional[bool] = ..., limit: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetLogsResponse(_message.Message):
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "logs")
     LINES_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
     lines: _containers.RepeatedCompositeFieldContainer[_events_pb2.LogLine]
-    def __init__(self, lines: _Optional[_Iterable[_Union[_events_pb2.LogLine, _Mapping]]] = ...) -> None: ...
+    logs: _containers.RepeatedCompositeFieldContainer[Log]
+    def __init__(self, lines: _Optional[_Iterable[_Union[_events_pb2.LogLine, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[Log, _Mapping]]] = ...) -> None: ...
+
+class Log(_message.Message):
+    __slots__ = ("timestamp", "message", "replica", "level", "request_id")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    timestamp: str
+    message: str
+    replica: str
+    level: str
+    request_id: str
+    def __init__(self, timestamp: _Optional[str] = ..., message: _Optional[str] = ..., replica: _Optional[str] = ..., level: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ApiKey(_message.Message):
     __slots__ = ("prefix", "name", "created_at", "type", "model_ids", "team_name")
@@ -567,6 +615,16 @@ class CancelPromotionRequest(_message.Message):
     env_name: str
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ...) -> None: ...
 
+class CancelPromotionResponse(_message.Message):
+    __slots__ = ("status", "message", "environment")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    message: str
+    environment: Environment
+    def __init__(self, status: _Optional[str] = ..., message: _Optional[str] = ..., environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
+
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ("model_id",)
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -610,6 +668,16 @@ class UpdateEnvironmentRequest(_message.Message):
     autoscaling_settings: EnvironmentAutoscalingPatch
     promotion_settings: PromotionSettings
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., autoscaling_settings: _Optional[_Union[EnvironmentAutoscalingPatch, _Mapping]] = ..., promotion_settings: _Optional[_Union[PromotionSettings, _Mapping]] = ...) -> None: ...
+
+class UpdateEnvironmentResponse(_message.Message):
+    __slots__ = ("environment", "status", "message")
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    environment: Environment
+    status: str
+    message: str
+    def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ..., status: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class DeleteEnvironmentRequest(_message.Message):
     __slots__ = ("model_id", "env_name")

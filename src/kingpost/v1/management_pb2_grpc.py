@@ -153,12 +153,12 @@ class ManagementServiceStub:
         self.UpdateEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/UpdateEnvironment',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
                 _registered_method=True)
         self.CancelPromotion = channel.unary_unary(
                 '/kingpost.v1.ManagementService/CancelPromotion',
                 request_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
-                response_deserializer=kingpost_dot_v1_dot_management__pb2.Environment.FromString,
+                response_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
                 _registered_method=True)
         self.DeleteEnvironment = channel.unary_unary(
                 '/kingpost.v1.ManagementService/DeleteEnvironment',
@@ -590,12 +590,12 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'UpdateEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateEnvironment,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.SerializeToString,
             ),
             'CancelPromotion': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelPromotion,
                     request_deserializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.FromString,
-                    response_serializer=kingpost_dot_v1_dot_management__pb2.Environment.SerializeToString,
+                    response_serializer=kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.SerializeToString,
             ),
             'DeleteEnvironment': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteEnvironment,
@@ -1278,7 +1278,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/UpdateEnvironment',
             kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
+            kingpost_dot_v1_dot_management__pb2.UpdateEnvironmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1305,7 +1305,7 @@ class ManagementService:
             target,
             '/kingpost.v1.ManagementService/CancelPromotion',
             kingpost_dot_v1_dot_management__pb2.CancelPromotionRequest.SerializeToString,
-            kingpost_dot_v1_dot_management__pb2.Environment.FromString,
+            kingpost_dot_v1_dot_management__pb2.CancelPromotionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,6 +81,7 @@ def test_a_copy_is_made_for_development_and_for_a_deployment_of_another_environm
     assert promotion.needs_copy(dep(is_development=True), "production", {})
     assert promotion.needs_copy(dep(), "production", {"dep_x": "staging"})
     assert not promotion.needs_copy(dep(), "production", {})
+    assert promotion.needs_copy(dep(), "production", {}, redeploy=True)  # redeploy_on_promotion
 
 
 def test_promotion_steps_wait_swap_or_abort() -> None:

@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kingpost import deployment_status
+from kingpost import autoscaling_settings, deployment_status, management_shapes
 from kingpost.errors import InvalidArgument, NotFound
 from kingpost.grpc_status import abort_on_error
 from kingpost.ids import new_id
 from kingpost.v1 import chains_pb2, chains_pb2_grpc, management_pb2
-from kingpost_scheduler import chain_store, convert, store
+from kingpost_scheduler import chain_store, convert, records, store
 from kingpost_scheduler.control import Control
 from kingpost_scheduler.tables import ChainDeploymentRecord, ChainRecord, DeploymentRecord
 
@@ -49,7 +49,7 @@ def _version_status(statuses: list[str]) -> str:
 async def describe_chain(session: AsyncSession, chain: ChainRecord) -> chains_pb2.Chain:
     return chains_pb2.Chain(id=chain.id, name=chain.name, created_at=convert.timestamp(chain.created_at),
                             deployments_count=len(await chain_store.chain_deployments(session, chain.id)),
-                            entrypoint_model_id=chain.entrypoint_model_id)
+                            entrypoint_model_id=chain.entrypoint_model_id, team_name=management_shapes.TEAM_NAME)
 
 
 async def describe_version(session: AsyncSession, version: ChainDeploymentRecord) -> chains_pb2.ChainDeployment:
@@ -60,10 +60,14 @@ async def describe_version(session: AsyncSession, version: ChainDeploymentRecord
         status = d.status if d is not None and not d.deleted else "DELETED"
         if c.get("is_entrypoint") and d is not None:
             environment = d.environment
-        chainlets.append(chains_pb2.Chainlet(name=c["name"], model_id=c["model_id"],
-                                             deployment_id=c["deployment_id"],
-                                             is_entrypoint=bool(c.get("is_entrypoint")), status=status,
-                                             active_replica_count=ready.get(c["deployment_id"], 0)))
+        chainlet = chains_pb2.Chainlet(id=c["deployment_id"], name=c["name"], model_id=c["model_id"],
+                                       deployment_id=c["deployment_id"], is_entrypoint=bool(c.get("is_entrypoint")),
+                                       status=status, active_replica_count=ready.get(c["deployment_id"], 0),
+                                       instance_type_name=convert.instance_type_name(d))
+        if d is not None:
+            chainlet.autoscaling_settings.CopyFrom(management_pb2.AutoscalingSettings(
+                **autoscaling_settings.as_dict(records.autoscaling_of(d))))
+        chainlets.append(chainlet)
     return chains_pb2.ChainDeployment(
         id=version.id, chain_id=version.chain_id, created_at=convert.timestamp(version.created_at),
         is_development=version.is_development, environment=environment, chainlets=chainlets,
@@ -133,7 +137,7 @@ class ChainServicer(chains_pb2_grpc.ChainServiceServicer):
         async def run(session: AsyncSession) -> chains_pb2.Chain:
             return await describe_chain(session, await chain_store.find_chain(session, request.chain_id))
 
-        return chains_pb2.GetChainResponse(chain=await self.control.read("reading a chain", run))
+        return await self.control.read("reading a chain", run)
 
     @abort_on_error
     async def ListChainDeployments(self, request: chains_pb2.ListChainDeploymentsRequest, context: Any) -> Any:
@@ -158,14 +162,23 @@ class ChainServicer(chains_pb2_grpc.ChainServiceServicer):
                 raise NotFound(f"deployment {request.deployment_id!r} of chain {chain.name!r} not found")
             return chain.entrypoint_model_id, wanted[0].id
 
-        model_id, deployment_id = await self.control.read("reading a chain deployment", run)
+        model_id, version_id = await self.control.read("reading a chain deployment", run)
         promoted = await self._promote(management_pb2.PromoteDeploymentRequest(
-            model_id=model_id, env_name=request.env_name, deployment_id=deployment_id), context)
-        return chains_pb2.PromoteChainDeploymentResponse(deployment=promoted)
+            model_id=model_id, env_name=request.env_name, deployment_id=version_id), context)
+
+        async def describe(session: AsyncSession) -> chains_pb2.ChainDeployment:
+            version = await session.get(ChainDeploymentRecord, version_id)
+            if version is None:
+                raise NotFound(f"deployment {version_id!r} of chain {request.chain_id!r} not found")
+            return await describe_version(session, version)
+
+        answer = await self.control.read("reading a chain deployment", describe)
+        answer.promoted_entrypoint_deployment_id = promoted.id
+        return answer
 
     @abort_on_error
     async def DeleteChain(self, request: chains_pb2.DeleteChainRequest, context: Any) -> Any:
-        async def run(session: AsyncSession) -> None:
+        async def run(session: AsyncSession) -> str:
             chain = await chain_store.find_chain(session, request.chain_id)
             model_ids = {c["model_id"] for v in await chain_store.chain_deployments(session, chain.id)
                          for c in v.chainlets} | {chain.entrypoint_model_id}
@@ -178,6 +191,7 @@ class ChainServicer(chains_pb2_grpc.ChainServiceServicer):
                     await store.delete_model(session, await store.find_model(session, model_id))
                 except NotFound:
                     pass  # deleted on its own already
+            return chain.id
 
-        await self.control.write(f"deleting chain {request.chain_id}", run)
-        return chains_pb2.DeleteChainResponse(success=True)
+        chain_id = await self.control.write(f"deleting chain {request.chain_id}", run)
+        return chains_pb2.DeleteChainResponse(success=True, id=chain_id, deleted=True)

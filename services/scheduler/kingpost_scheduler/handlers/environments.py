@@ -68,14 +68,17 @@ class EnvironmentsAndPromotions(Handlers):
 
     @abort_on_error
     async def UpdateEnvironment(self, request: management_pb2.UpdateEnvironmentRequest, context: Any) -> Any:
-        async def run(session: AsyncSession) -> EnvironmentRecord:
+        async def run(session: AsyncSession) -> tuple[EnvironmentRecord, bool]:
             model = await store.find_model(session, request.model_id)
             env = await store.get_environment(session, model, request.env_name)
+            before = (records.environment_autoscaling(env), records.promotion_settings_of(env))
             settings = autoscaling_settings.updated(
                 records.environment_autoscaling(env), _autoscaling_patch(request.autoscaling_settings),
                 self.max_replica_cap)
             promotion_settings = _patch_promotion(records.promotion_settings_of(env),
                                                   request.promotion_settings)
+            if (settings, promotion_settings) == before:
+                return env, False
             records.set_environment_autoscaling(env, settings)
             records.set_promotion_settings(env, promotion_settings)
             # The environment's deployment takes its settings at once.
@@ -83,11 +86,16 @@ class EnvironmentsAndPromotions(Handlers):
                 if ref and (d := await session.get(DeploymentRecord, ref)) is not None:
                     records.set_autoscaling(d, settings)
             await session.flush()
-            return env
+            return env, True
 
-        updated = await self.control.write(f"updating environment {request.env_name}", run,
-                                           describe_environment)
-        return updated
+        async def reply(session: AsyncSession, done: tuple[EnvironmentRecord, bool]
+                        ) -> management_pb2.UpdateEnvironmentResponse:
+            env, changed = done
+            return management_pb2.UpdateEnvironmentResponse(
+                environment=await describe_environment(session, env), status="ACCEPTED" if changed else "UNCHANGED",
+                message=f"environment {env.name} updated" if changed else f"environment {env.name}: nothing to change")
+
+        return await self.control.write(f"updating environment {request.env_name}", run, reply)
 
     @abort_on_error
     async def DeleteEnvironment(self, request: management_pb2.DeleteEnvironmentRequest, context: Any) -> Any:
@@ -114,7 +122,8 @@ class EnvironmentsAndPromotions(Handlers):
         async def run(session: AsyncSession) -> DeploymentRecord:
             model = await store.find_model(session, request.model_id)
             env = await store.get_environment(session, model, env_name)
-            duration = canary.duration_for(records.promotion_settings_of(env), requested)
+            promotion_settings = records.promotion_settings_of(env)
+            duration = canary.duration_for(promotion_settings, requested)
             d = await store.find_deployment(session, model, request.deployment_id)
             if env.deployment_id == d.id and not env.candidate_deployment_id:
                 return d  # it serves there already (a push made it production, say): nothing to do
@@ -124,7 +133,8 @@ class EnvironmentsAndPromotions(Handlers):
             plan = promotion.plan(
                 records.environment_facts(env), records.deployment_facts(d), serving,
                 min_replica=records.environment_autoscaling(env).min_replica, duration_seconds=duration,
-                current_min_replica=current.min_replica if current is not None else None)
+                current_min_replica=current.min_replica if current is not None else None,
+                redeploy=promotion_settings.redeploy_on_promotion)
             candidate = d
             if plan.copy:
                 existing = await store.model_deployments(session, model.id, include_deleted=True)
@@ -170,7 +180,9 @@ class EnvironmentsAndPromotions(Handlers):
         environment, candidate_id = await self.control.write(f"cancelling the promotion to {env_name}", run,
                                                              reply)
         log.info("model %s: promotion of %s to %s cancelled", request.model_id, candidate_id, env_name)
-        return environment
+        return management_pb2.CancelPromotionResponse(
+            status="CANCELED", message=f"promotion of {candidate_id} to {env_name} canceled; all traffic is back "
+            "on the current deployment", environment=environment)
 
 
 def _autoscaling_patch(p: management_pb2.EnvironmentAutoscalingPatch) -> dict[str, int | str]:

@@ -79,7 +79,8 @@ class KeysAndLogs(Handlers):
         if since is not None:  # a line is stored after it is written: the bus's start is a superset
             lines = [line for line in lines if line.at.ToNanoseconds() >= request.since.ToNanoseconds()]
         lines.sort(key=lambda line: (line.at.seconds, line.at.nanos))
-        return management_pb2.GetLogsResponse(lines=lines[-limit:])
+        kept = lines[-limit:]
+        return management_pb2.GetLogsResponse(lines=kept, logs=[convert.baseten_log(line) for line in kept])
 
 
 def _log_subjects(request: management_pb2.GetLogsRequest,

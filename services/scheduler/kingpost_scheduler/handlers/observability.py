@@ -4,15 +4,17 @@ over a window (request rate, errors, latency percentiles, replicas)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api import httpbody_pb2
+from google.protobuf import struct_pb2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kingpost.errors import InvalidArgument
 from kingpost.grpc_status import abort_on_error
 from kingpost.v1 import management_pb2
-from kingpost_scheduler import metrics, metrics_targets, store
+from kingpost_scheduler import deployment_stats, metrics, metrics_targets, store
 from kingpost_scheduler.handlers.base import Handlers
 from kingpost_scheduler.router_scrape import LONGEST_WINDOW_SECONDS, RouterMetrics
 
@@ -41,9 +43,38 @@ class Observability(Handlers):
         model_id, deployment_id = await self.control.read("finding the deployment", find)
         stats = await self.router_metrics.window(deployment_id, window)
         desired, ready = metrics.DEPLOYMENT_REPLICAS.replicas(deployment_id)
-        return management_pb2.GetDeploymentMetricsResponse(
+        answer = management_pb2.GetDeploymentMetricsResponse(
             model_id=model_id, deployment_id=deployment_id, window_seconds=window,
             observed_seconds=stats.observed_seconds, requests=stats.requests, errors=stats.errors,
             request_rate=stats.request_rate, latency_p50_seconds=stats.p50 or 0.0,
             latency_p95_seconds=stats.p95 or 0.0, latency_p99_seconds=stats.p99 or 0.0,
             desired_replicas=desired, ready_replicas=ready)
+        baseten_summary(answer, stats, self.control.clock(), window)
+        return answer
+
+
+_LATENCY_QUANTILES = ("0.5", "0.95", "0.99")
+
+
+def baseten_summary(answer: management_pb2.GetDeploymentMetricsResponse, stats: deployment_stats.WindowStats,
+                    end: datetime, window: int) -> None:
+    """Baseten's SUMMARY shape of the same numbers, filled into `answer` beside kingpost's fields."""
+    end_ms = end.timestamp() * 1000 // 1
+    start_ms = (end - timedelta(seconds=window)).timestamp() * 1000 // 1
+    answer.start_epoch_millis, answer.end_epoch_millis, answer.mode = start_ms, end_ms, "SUMMARY"
+    answer.step_seconds.null_value = struct_pb2.NULL_VALUE
+    series: list[tuple[str, str, str, list[dict[str, str]], list[float | None]]] = [
+        ("requests", "COUNT", "COUNTER", [{}], [stats.requests]),
+        ("errors", "COUNT", "COUNTER", [{}], [stats.errors]),
+        ("request_rate", "PER_SECOND", "GAUGE", [{}], [stats.request_rate]),
+        ("latency", "SECONDS", "HISTOGRAM", [{"quantile": q} for q in _LATENCY_QUANTILES],
+         [stats.p50, stats.p95, stats.p99]),  # None (null) where the window holds no request
+        ("replicas", "COUNT", "GAUGE", [{"state": "desired"}, {"state": "ready"}],
+         [answer.desired_replicas, answer.ready_replicas]),
+    ]
+    values = answer.metric_values.add(start_epoch_millis=start_ms)
+    for name, unit, kind, label_sets, numbers in series:
+        descriptor = answer.metric_descriptors.add(name=name, unit_hint=unit, kind=kind)
+        for labels in label_sets:
+            descriptor.label_sets.add().update(labels)
+        values.values.add().extend(numbers)
