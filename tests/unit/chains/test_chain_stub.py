@@ -3,6 +3,7 @@ msgpack with numpy arrays as raw bytes with use_binary=True (decoded by the runn
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from concurrent import futures
 
 import grpc
@@ -26,6 +27,11 @@ class Scale(chains.ChainletBase):
 class Echo(chains.ChainletBase):
     def run_remote(self, text: str) -> str:
         return text
+
+
+class Words(chains.ChainletBase):
+    async def run_remote(self, text: str) -> AsyncIterator[str]:
+        yield text
 
 
 def target(use_binary: bool, deployment_id: str = "dep_1", target: str = "") -> _Target:
@@ -78,8 +84,8 @@ def test_a_call_made_while_answering_a_request_passes_on_its_trace_and_request_i
     server.start()
     try:
         descriptor = DeployedServiceDescriptor(name="Echo", display_name="Echo", model="m", deployment_id="d")
-        sync, asynchronous = (make_stub(descriptor, read_endpoint(cls), f"127.0.0.1:{port}", "kp_key")
-                              for cls in (Echo, Scale))
+        sync, asynchronous, streaming = (make_stub(descriptor, read_endpoint(cls), f"127.0.0.1:{port}", "kp_key")
+                                         for cls in (Echo, Scale, Words))
         caller = {"traceparent": f"00-{'a' * 32}-{'b' * 16}-01", "x-baseten-request-id": "req-1", "accept": "x"}
 
         async def answer() -> None:  # as ChainletModel.predict runs run_remote: sync ones in a thread
@@ -87,6 +93,7 @@ def test_a_call_made_while_answering_a_request_passes_on_its_trace_and_request_i
                 await asyncio.to_thread(sync.run_remote, "hi")
                 with pytest.raises(Exception):  # "done" is no array: the call was made all the same
                     await asynchronous.run_remote(np.arange(2))
+                assert [chunk async for chunk in streaming.run_remote("a")] == ['"done"']
 
         asyncio.run(answer())
         sync.run_remote("outside")
@@ -94,5 +101,5 @@ def test_a_call_made_while_answering_a_request_passes_on_its_trace_and_request_i
         server.stop(None)
     assert [{k: m.get(k) for k in ("traceparent", "x-baseten-request-id", "accept", "authorization")}
             for m in seen] == [{"traceparent": caller["traceparent"], "x-baseten-request-id": "req-1",
-                                "accept": None, "authorization": "Api-Key kp_key"}] * 2 + [
+                                "accept": None, "authorization": "Api-Key kp_key"}] * 3 + [
         {"traceparent": None, "x-baseten-request-id": None, "accept": None, "authorization": "Api-Key kp_key"}]
