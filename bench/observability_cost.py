@@ -1,7 +1,8 @@
 """What observability costs a no-op predict: metrics and tracing on, against both off, in one run.
 
 Five routers, the same real runner (`python -m kingpost_runner`, bench/trusses/noop), each router
-behind its own Envoy (the config kingpost.gateway renders), wrk cells interleaved per round:
+behind its own Envoy (the config kingpost.gateway renders; with an OTLP endpoint, Envoy's tracing on at
+the router's ratio, as `kingpost up` renders it), wrk cells interleaved per round:
 
     off:              the router's per-request metrics replaced by no-ops, no tracer (the baseline)
     off again:        a second, identical baseline router: the difference between the two is the
@@ -13,8 +14,8 @@ behind its own Envoy (the config kingpost.gateway renders), wrk cells interleave
     all, none:        the same, with no collector listening (spans made, batched, dropped)
 
 wrk sends no traceparent, so in the last two each request is a new root trace (the runner records its
-phases and sends them back). Reported per cell: requests/s, p50, p99, and the CPU time the router and
-the runner spent per request (the figure other load on a shared machine disturbs least). The best of
+phases and sends them back). Reported per cell: requests/s, p50, p99, and the CPU time the router, the
+runner and Envoy spent per request (the figure other load on a shared machine disturbs least). The best of
 --rounds is kept per cell; the order of the routers is shuffled in each round, so that none always
 runs first or last.
 
@@ -231,20 +232,27 @@ def main() -> None:
                               f'wrk.headers["Authorization"] = "Api-Key {KEY}"\n')
             rest = {}
             for mode in MODES:
+                # As `kingpost up` renders it: with an OTLP endpoint, Envoy traces at the router's ratio.
+                tracing = {"otlp_endpoint": otlp[mode], "trace_ratio": 1.0 if mode.startswith("all") else 0.01}
                 envoy, rest[mode] = start_envoy(work, mode.replace(", ", "-").replace(" ", "-"),
-                                                f"127.0.0.1:{router_ports[mode]}")
+                                                f"127.0.0.1:{router_ports[mode]}", **(tracing if otlp[mode] else {}))
                 envoys.append(envoy)
                 wait_ok(rest[mode], alive=lambda: runner.poll() is None)
+            pids = {mode: (routers[mode].pid, runner.pid, envoy.pid) for mode, envoy in zip(MODES, envoys)}
             for mode in MODES:
-                cpu = lambda mode=mode: {p: cpu_seconds(p) for p in (routers[mode].pid, runner.pid)}  # noqa: E731
+                cpu = lambda mode=mode: {p: cpu_seconds(p) for p in pids[mode]}  # noqa: E731
                 run_wrk(rest[mode], 8, 1.0, script, cpu)  # warm-up
             order = list(MODES)
             for _ in range(args.rounds):
                 for c in args.concurrency:
                     shuffle(order)
                     for mode in order:
-                        cpu = lambda mode=mode: {p: cpu_seconds(p) for p in (routers[mode].pid, runner.pid)}  # noqa: E731
-                        results.setdefault((mode, c), []).append(run_wrk(rest[mode], c, args.seconds, script, cpu))
+                        cpu = lambda mode=mode: {p: cpu_seconds(p) for p in pids[mode]}  # noqa: E731
+                        envoy_before = cpu_seconds(pids[mode][2])
+                        cell = run_wrk(rest[mode], c, args.seconds, script, cpu)
+                        served = cell["rps"] * max(1, round(args.seconds))  # wrk's own count, near enough
+                        cell["envoy_us"] = (cpu_seconds(pids[mode][2]) - envoy_before) / max(1.0, served) * 1e6
+                        results.setdefault((mode, c), []).append(cell)
                         time.sleep(0.5)
     finally:
         for envoy in envoys:
@@ -255,18 +263,20 @@ def main() -> None:
         runner.wait(timeout=10)
 
     print(f"observability cost, best of {args.rounds} rounds of {args.seconds:g} s per cell "
-          f"(router + runner CPU per request)")
-    print("| mode | concurrency | req/s | p50 ms | p99 ms | req/s vs off | p50 vs off | CPU µs/req (median) | CPU vs off |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"(router + runner + Envoy CPU per request)")
+    print("| mode | concurrency | req/s | p50 ms | p99 ms | req/s vs off | p50 vs off | CPU µs/req (median) | CPU vs off "
+          "| of which Envoy µs/req |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for c in args.concurrency:
         best = {mode: max(results[(mode, c)], key=lambda r: r["rps"]) for mode in MODES}
         cpu = {mode: statistics.median(r["cpu_us"] for r in results[(mode, c)]) for mode in MODES}
+        envoy = {mode: statistics.median(r["envoy_us"] for r in results[(mode, c)]) for mode in MODES}
         for mode in MODES:
             r, base = best[mode], best["off"]
             errors = f" ({r['errors']:.0f} errors)" if r["errors"] else ""
             print(f"| {mode} | {c} | {r['rps']:,.0f}{errors} | {r['p50']:.2f} | {r['p99']:.2f} | "
                   f"{(r['rps'] / base['rps'] - 1) * 100:+.1f} % | {(r['p50'] / base['p50'] - 1) * 100:+.1f} % | "
-                  f"{cpu[mode]:.0f} | {(cpu[mode] / cpu['off'] - 1) * 100:+.1f} % |")
+                  f"{cpu[mode]:.0f} | {(cpu[mode] / cpu['off'] - 1) * 100:+.1f} % | {envoy[mode]:.0f} |")
 
 
 if __name__ == "__main__":

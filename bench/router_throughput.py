@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run with)
 import grpc
@@ -111,11 +112,12 @@ def serve_noop_inference(port: int) -> None:
     _run(main)
 
 
-def start_envoy(workdir: Path, name: str, upstream: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_envoy(workdir: Path, name: str, upstream: str, **tracing: Any) -> tuple[subprocess.Popen[bytes], int]:
+    """`tracing`: render_envoy_config's otlp_endpoint and trace_ratio, for Envoy's own spans."""
     rest, grpc_port, admin = _free_port(), _free_port(), _free_port()
     config = write_envoy_config(workdir / f"{name}.yaml", rest_port=rest, grpc_port=grpc_port,
                                 admin_port=admin, router=upstream, scheduler="127.0.0.1:1",
-                                builder="127.0.0.1:2", descriptor_path=descriptor_path())
+                                builder="127.0.0.1:2", descriptor_path=descriptor_path(), **tracing)
     proc = subprocess.Popen(envoy_command(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:

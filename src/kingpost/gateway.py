@@ -17,14 +17,23 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from kingpost import keepalive
 
+# {prefix}/websocket, as the router parses it (kingpost_router.ws_path.ENVOY_REGEX; a unit test
+# keeps the two the same: kingpost does not import a service).
+WEBSOCKET_REGEX = (r"^(/(models|chains)/[^/]+)?/(production|development|environments/[^/]+|deployment/[^/]+)"
+                   r"/websocket/?$")
+
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
 # Beside kingpost.binpb (package data, and /etc/envoy/ in cluster mode): served at GET /v1/openapi.json.
 OPENAPI_FILE = "openapi.json"
+# The share of requests without a caller's sampled traceparent that Envoy traces (the router's
+# trace_root_ratio default).
+DEFAULT_TRACE_RATIO = 0.01
 
 # The example upstreams of deploy/envoy/envoy.yaml (cluster mode, one DNS name per service).
 CLUSTER_EXAMPLE: dict[str, Any] = {
@@ -32,6 +41,7 @@ CLUSTER_EXAMPLE: dict[str, Any] = {
     "grpc_port": 50051,
     "admin_port": 9901,
     "router": "router:50061",
+    "router_websocket": "router:50065",
     "scheduler": "scheduler:50062",
     "builder": "builder:50063",
     "descriptor_path": "/etc/envoy/kingpost.binpb",
@@ -77,13 +87,27 @@ def render_envoy_text(
     descriptor_path: str | Path,
     host: str = "127.0.0.1",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    router_websocket: str | None = None,
+    otlp_endpoint: str | None = None,
+    trace_ratio: float = DEFAULT_TRACE_RATIO,
 ) -> str:
-    """The bootstrap as commented YAML text. The OpenAPI document is read from beside the descriptor."""
+    """The bootstrap as commented YAML text. The OpenAPI document is read from beside the descriptor.
+    `router_websocket`: the router's WebSocket listener (default: the router's host, port 50065).
+    With `otlp_endpoint` (OTEL_EXPORTER_OTLP_ENDPOINT's form, `http://host:port`) Envoy traces
+    `trace_ratio` of the requests that carry no sampled traceparent and exports its spans there."""
     cluster = _template("cluster.yaml.tmpl")
     pings = {"keepalive_interval": f"{keepalive.DEFAULT_SECONDS:g}s",
              "keepalive_timeout": f"{keepalive.TIMEOUT_SECONDS:g}s"}
     clusters = []
-    for name, address in (("router", router), ("scheduler", scheduler), ("builder", builder)):
+    upstreams = [("router", router), ("scheduler", scheduler), ("builder", builder)]
+    tracing = ""
+    if otlp_endpoint:
+        upstreams.append(("otlp", otlp_address(otlp_endpoint)))
+        if not 0.0 <= trace_ratio <= 1.0:
+            raise ValueError(f"trace ratio {trace_ratio!r} is not between 0 and 1")
+        tracing = _template("tracing.yaml.tmpl").substitute(percent=f"{trace_ratio * 100:g}", per_million=round(trace_ratio * 1e6),
+                                                             endpoint=otlp_endpoint)
+    for name, address in upstreams:
         up = Upstream.parse(address)
         clusters.append(cluster.substitute(
             name=name,
@@ -94,12 +118,18 @@ def render_envoy_text(
             port=up.port,
             **pings,
         ))
+    websocket = Upstream.parse(router_websocket or f"{Upstream.parse(router).host}:50065")
     lua = resources.files("kingpost").joinpath("envoy", "error_body.lua").read_text()
     return _template("envoy.yaml.tmpl").substitute(
         rest_port=rest_port,
         grpc_port=grpc_port,
         admin_port=admin_port,
         router=router,
+        router_websocket=f"{websocket.host}:{websocket.port}",
+        websocket_type="STATIC" if websocket.is_ip else "STRICT_DNS",
+        websocket_address=websocket.host,
+        websocket_port=websocket.port,
+        websocket_regex=WEBSOCKET_REGEX.replace("\\", "\\\\"),
         scheduler=scheduler,
         builder=builder,
         host=host,
@@ -108,8 +138,19 @@ def render_envoy_text(
         max_body_bytes=max_body_bytes,
         error_body_lua=textwrap.indent(lua.rstrip("\n"), " " * 18, lambda line: bool(line.strip())),
         clusters="".join(clusters).rstrip("\n"),
+        tracing=tracing,
         **pings,
     ) + "\n"
+
+
+def otlp_address(endpoint: str) -> str:
+    """`http://host:port` (OTEL_EXPORTER_OTLP_ENDPOINT; port 4317 when left out) → 'host:port'. Envoy
+    exports over plain HTTP/2: an https:// endpoint is refused, naming it (run a collector beside Envoy)."""
+    parsed = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise ValueError(f"OTLP endpoint {endpoint!r}: Envoy exports to http://host:port only")
+    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    return f"{host}:{parsed.port or 4317}"
 
 
 def render_envoy_config(
@@ -123,12 +164,16 @@ def render_envoy_config(
     descriptor_path: str | Path,
     host: str = "127.0.0.1",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    router_websocket: str | None = None,
+    otlp_endpoint: str | None = None,
+    trace_ratio: float = DEFAULT_TRACE_RATIO,
 ) -> dict[str, Any]:
     """The Envoy bootstrap for the given ports and upstream 'host:port' addresses, as a dict."""
     return yaml.safe_load(render_envoy_text(
         rest_port=rest_port, grpc_port=grpc_port, admin_port=admin_port, router=router,
         scheduler=scheduler, builder=builder, descriptor_path=descriptor_path, host=host,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=max_body_bytes, router_websocket=router_websocket, otlp_endpoint=otlp_endpoint,
+        trace_ratio=trace_ratio,
     ))
 
 
@@ -176,16 +221,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grpc-port", type=int, default=ex["grpc_port"])
     p.add_argument("--admin-port", type=int, default=ex["admin_port"])
     p.add_argument("--router", default=ex["router"], help="host:port")
+    p.add_argument("--router-websocket", default=ex["router_websocket"],
+                   help="host:port of the router's WebSocket listener (its websocket_port)")
     p.add_argument("--scheduler", default=ex["scheduler"], help="host:port")
     p.add_argument("--builder", default=ex["builder"], help="host:port")
     p.add_argument("--descriptor", default=ex["descriptor_path"], help="path of kingpost.binpb as Envoy sees it")
     p.add_argument("--host", default=ex["host"], help="address the REST and gRPC listeners bind")
     p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument("--otlp-endpoint", help="http://host:port of an OTLP/gRPC collector: Envoy traces")
+    p.add_argument("--trace-ratio", type=float, default=DEFAULT_TRACE_RATIO,
+                   help="share of requests without a sampled traceparent that are traced")
     a = p.parse_args(argv)
     write_envoy_config(
         a.out, rest_port=a.rest_port, grpc_port=a.grpc_port, admin_port=a.admin_port, router=a.router,
         scheduler=a.scheduler, builder=a.builder, descriptor_path=a.descriptor, host=a.host,
-        max_body_bytes=a.max_body_bytes,
+        max_body_bytes=a.max_body_bytes, router_websocket=a.router_websocket, otlp_endpoint=a.otlp_endpoint,
+        trace_ratio=a.trace_ratio,
     )
 
 

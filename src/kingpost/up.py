@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import fcntl
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -95,11 +96,12 @@ def pick_ports(rest: int, grpc: int) -> Ports:
     for port, flag in ((rest, "--port"), (grpc, "--grpc-port")):
         if not port_is_free(port):
             raise UpError(port_in_use_message(port, flag))
-    picked = iter(free_ports(2 + 2 * len(SERVICES), exclude={rest, grpc}))
+    picked = iter(free_ports(3 + 2 * len(SERVICES), exclude={rest, grpc}))
     return Ports(
         rest=rest, grpc=grpc, nats=next(picked), envoy_admin=next(picked),
         service_grpc={s: next(picked) for s in SERVICES},
         service_metrics={s: next(picked) for s in SERVICES},
+        router_websocket=next(picked),
     )
 
 
@@ -291,7 +293,7 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
         specs = plan(layout, ports, admin_key=admin_key, nats=nats_credentials_for(layout),
                      python=sys.executable, nats_server=nats_server_binary(),
                      descriptor_path=descriptor_path(), render_envoy=gateway.render_envoy_text,
-                     envoy_command=gateway.envoy_command)
+                     envoy_command=gateway.envoy_command, environ=os.environ)
 
         def on_signal(signum: int, _frame: object) -> None:
             raise KeyboardInterrupt

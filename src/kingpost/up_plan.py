@@ -89,13 +89,16 @@ class Ports:
     # Per service: its gRPC listener and its /metrics listener.
     service_grpc: Mapping[str, int]
     service_metrics: Mapping[str, int]
+    # The router's HTTP/1.1 listener for `{prefix}/websocket` (Envoy sends upgrades there).
+    router_websocket: int
 
     def address(self, service: str) -> str:
         return f"{HOST}:{self.service_grpc[service]}"
 
     def internal(self) -> tuple[int, ...]:
         """The ports `kingpost up` picks itself (the public two come from flags)."""
-        return (self.nats, self.envoy_admin, *self.service_grpc.values(), *self.service_metrics.values())
+        return (self.nats, self.envoy_admin, *self.service_grpc.values(), *self.service_metrics.values(),
+                self.router_websocket)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
     elif service in ("router", "autoscaler"):
         values["scheduler_address"] = scheduler
         if service == "router":
+            values["websocket_host"] = HOST
+            values["websocket_port"] = ports.router_websocket
             # One machine, the user's own: a webhook receiver on localhost is the usual first try.
             values["allow_internal_webhooks"] = True
     elif service == "agent":
@@ -180,8 +185,11 @@ def plan(
     descriptor_path: Path,
     render_envoy: EnvoyRender,
     envoy_command: EnvoyCommand,
+    environ: Mapping[str, str] = {},
 ) -> tuple[ProcessSpec, ...]:
-    """The processes to start, in order: NATS, the five services, then Envoy in front of them."""
+    """The processes to start, in order: NATS, the five services, then Envoy in front of them.
+    `environ` (kingpost up's own): with OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT Envoy traces too, the
+    share of KINGPOST_TRACE_ROOT_RATIO (the router's default, 1 %) of the requests without a traceparent."""
     nats_config = layout.run / "nats.conf"
     specs = [
         ProcessSpec(
@@ -208,7 +216,8 @@ def plan(
             argv=(python, "-m", "kingpost.cli", service, "--config", str(config_path)),
             env=env,
             files={config_path: to_toml(service_config(service, layout, ports, nats))},
-            ready_ports=(ports.service_grpc[service],),
+            ready_ports=(ports.service_grpc[service],
+                         *((ports.router_websocket,) if service == "router" else ())),
             log_path=layout.log(service),
         ))
     envoy_config = render_envoy(
@@ -216,10 +225,12 @@ def plan(
         grpc_port=ports.grpc,
         admin_port=ports.envoy_admin,
         router=ports.address("router"),
+        router_websocket=f"{HOST}:{ports.router_websocket}",
         scheduler=ports.address("scheduler"),
         builder=ports.address("builder"),
         descriptor_path=descriptor_path,
         host=HOST,
+        **envoy_tracing(environ),
     )
     envoy_path = layout.run / "envoy.yaml"
     specs.append(ProcessSpec(
@@ -232,6 +243,18 @@ def plan(
         start_timeout=30.0,
     ))
     return tuple(specs)
+
+
+def envoy_tracing(environ: Mapping[str, str]) -> dict[str, Any]:
+    """render_envoy's tracing arguments from the environment the services see (none: no tracing)."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return {}
+    ratio = environ.get("KINGPOST_TRACE_ROOT_RATIO")
+    try:
+        return {"otlp_endpoint": endpoint, **({"trace_ratio": float(ratio)} if ratio else {})}
+    except ValueError:
+        raise ValueError(f"KINGPOST_TRACE_ROOT_RATIO={ratio!r} is not a number") from None
 
 
 def nats_server_config(nats: NatsCredentials) -> str:

@@ -46,7 +46,17 @@ def path_pattern(template: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+# Routes Envoy serves without transcoding, so not in the descriptor: `{prefix}/websocket`, upgraded
+# and relayed by the router's WebSocket listener (kingpost_router.ws_server).
+WEBSOCKET_RPC = "kingpost_router.ws_server.WebsocketServer.handle"
+WEBSOCKET_ROUTES = tuple(HttpRoute("GET", f"{model}{prefix}/websocket", WEBSOCKET_RPC)
+                         for model in ("/models/{model_id}", "")
+                         for prefix in ("/{target=development}", "/{target=production}",
+                                        "/environments/{environment}", "/deployment/{deployment_id}"))
+
+
 def http_routes(descriptor: Path = DESCRIPTOR) -> list[HttpRoute]:
+    """The descriptor's routes, then those Envoy serves untranscoded (WEBSOCKET_ROUTES)."""
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
     routes = []
     for file in files.file:
@@ -60,7 +70,7 @@ def http_routes(descriptor: Path = DESCRIPTOR) -> list[HttpRoute]:
                     verb, template = ((binding.custom.kind, binding.custom.path) if kind == "custom"
                                       else (kind.upper(), getattr(binding, kind)))
                     routes.append(HttpRoute(verb, template, f"{file.package}.{service.name}.{method.name}"))
-    return routes
+    return [*routes, *WEBSOCKET_ROUTES]
 
 
 def cli_commands(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -8,6 +8,7 @@ route or a command exists that it did not exercise.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -148,6 +150,21 @@ def assert_no_chat(rest: Callable[..., Any], prefix: str, **kw: Any) -> None:
     """`{prefix}/sync/v1/chat/completions` of a Truss without `chat_completions`: truss's 404."""
     answer = rest("POST", f"{prefix}/sync/v1/chat/completions", 404, json={"messages": []}, **kw)
     assert answer == {"error": "`chat_completions` must only be called if model has it."}
+
+
+def assert_no_websocket(platform: Platform, prefix: str, host: str | None = None) -> None:
+    """`{prefix}/websocket` of a Truss without `websocket`: upgraded, then closed with truss's 1003; a plain
+    GET (no upgrade) is told to use a WebSocket client."""
+    async def connect() -> tuple[int | None, str]:
+        headers = {"Authorization": f"Api-Key {platform.key}", **({"Host": host} if host else {})}
+        url = str(platform.http.base_url).rstrip("/") + f"{prefix}/websocket"
+        async with aiohttp.ClientSession(headers=headers) as s, s.ws_connect(url) as ws:
+            message = await ws.receive(timeout=60)
+            return ws.close_code, message.extra
+
+    assert asyncio.run(connect()) == (1003, "WebSocket is not implemented on this deployment.")
+    answer = platform.rest("GET", f"{prefix}/websocket", 400, host=host)
+    assert "is a WebSocket route" in answer["error"]
 
 
 def model_host(model_id: str) -> str:
@@ -374,7 +391,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert by_host == {"echo": {"n": 2}}
     # /sync/{path}: a Truss model's OpenAI-style routes; the echo model has none (truss's 404).
     assert_no_chat(rest, f"/models/{echo['id']}/development")
+    assert_no_websocket(platform, f"/models/{echo['id']}/development")
     assert_no_chat(rest, "/development", host=model_host(echo["id"]))
+    assert_no_websocket(platform, "/development", host=model_host(echo["id"]))
 
     # Live reload over REST: the development replica re-imports the patched file, no build.
     patched = rest("POST", f"/v1/models/{echo['id']}/development/patch",
@@ -396,7 +415,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert platform.routed("POST", f"/models/{model_id}/deployment/{d1}/predict", json=4) == {"echo": 4}
     assert rest("POST", f"/deployment/{d1}/predict", host=model_host(model_id), json=5) == {"echo": 5}
     assert_no_chat(rest, f"/models/{model_id}/deployment/{d1}")
+    assert_no_websocket(platform, f"/models/{model_id}/deployment/{d1}")
     assert_no_chat(rest, f"/deployment/{d1}", host=model_host(model_id))
+    assert_no_websocket(platform, f"/deployment/{d1}", host=model_host(model_id))
     candidate = rest("POST", f"/v1/models/{model_id}/deployments/{d1}/promote", json={})
     assert candidate["id"] == d1
 
@@ -411,7 +432,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     assert platform.routed("POST", f"/models/{model_id}/production/predict", json=6) == {"echo": 6}
     assert rest("POST", "/production/predict", host=model_host(model_id), json=7) == {"echo": 7}
     assert_no_chat(rest, f"/models/{model_id}/production")
+    assert_no_websocket(platform, f"/models/{model_id}/production")
     assert_no_chat(rest, "/production", host=model_host(model_id))
+    assert_no_websocket(platform, "/production", host=model_host(model_id))
 
     # A second deployment: a canary into production, cancelled; then a staging environment of its own.
     d2 = rest("POST", "/v1/models", json={"model_name": "surface-rest", "build_id": dev["build_id"],
@@ -449,7 +472,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     refused = rest("POST", f"/models/{model_id}/development/v2/models/m/infer", 404, json={"inputs": []})
     assert refused == {"error": f"model '{model_id}' has no development deployment"}
     assert_no_chat(rest, f"/models/{model_id}/environments/staging")
+    assert_no_websocket(platform, f"/models/{model_id}/environments/staging")
     assert_no_chat(rest, "/environments/staging", host=model_host(model_id))
+    assert_no_websocket(platform, "/environments/staging", host=model_host(model_id))
 
     # A deployment's own settings: name, autoscaling, deactivate (404) and activate.
     renamed = rest("PATCH", f"/v1/models/{model_id}/deployments/{d2}", json={"name": "blue"})
@@ -493,6 +518,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
     build_lines = rest("GET", f"/v1/builds/{dev['build_id']}/logs")["lines"]
     assert {(line["source"], line["build_id"]) for line in build_lines} == {("build", dev["build_id"])}
     assert any(line["text"] == "build succeeded" for line in build_lines), build_lines
+    first = min(line["at"] for line in build_lines)  # RFC 3339, as the query takes it
+    assert rest("GET", f"/v1/builds/{dev['build_id']}/logs?since={first}")["lines"] == build_lines
+    assert rest("GET", f"/v1/builds/{dev['build_id']}/logs?since=2999-01-01T00:00:00Z")["lines"] == []
     model_lines = rest("GET", f"/v1/models/{echo['id']}/logs")["lines"]
     assert {line["source"] for line in model_lines} >= {"build", "replica"}
 
@@ -728,6 +756,8 @@ def test_every_cli_command_works_as_a_user_runs_it(platform: Platform, tmp_path:
     assert gone.stderr.startswith("error: ") and d2 in gone.stderr
 
     assert "build succeeded" in cli("logs", "surface-cli").stdout
+    assert "build succeeded" in cli("logs", "surface-cli", "--since", "1d").stdout
+    assert cli_json("logs", "surface-cli", "--since", "2999-01-01T00:00:00Z") == {"lines": []}
     assert len(cli_json("status")["nodes"]) == 1
     assert cli_json("nodes", "token", "--ttl", "60")["token"].startswith("kpjoin_")
     (local,) = cli_json("nodes", "list")["nodes"]

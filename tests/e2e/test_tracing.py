@@ -1,5 +1,6 @@
 """Traces, as a user with a collector sees them: `kingpost up` with OTEL_EXPORTER_OTLP_ENDPOINT set, a
-request carrying a W3C traceparent, and the spans arriving over OTLP at a stand-in collector."""
+request carrying a W3C traceparent, and the spans (Envoy's, the router's, the runner's phases) arriving
+over OTLP at a stand-in collector."""
 
 from __future__ import annotations
 
@@ -11,73 +12,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from tests.e2e.test_up import Up, client_env, descendants, free_port, proc_stat, run_cli
+from tests.fixtures.otlp import Collector, attributes, collector  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 TRUSSES = Path(__file__).parent.parent / "trusses"
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """What an OpenTelemetry collector's OTLP/gRPC receiver does, minus the storage: keep the spans."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, object]] = []  # (service.name, span)
-        self.lock = threading.Lock()
-
-    def Export(self, request, context):  # noqa: N802
-        with self.lock:
-            for resource_spans in request.resource_spans:
-                service = next((a.value.string_value for a in resource_spans.resource.attributes
-                                if a.key == "service.name"), "")
-                for scope in resource_spans.scope_spans:
-                    self.spans.extend((service, span) for span in scope.spans)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def of_trace(self, trace_id: str) -> list[tuple[str, object]]:
-        with self.lock:
-            return [(service, span) for service, span in self.spans if span.trace_id.hex() == trace_id]
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[Collector, int]]:
-    servicer = Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(None)
-
-
-def attributes(span: object) -> dict[str, str]:
-    return {a.key: a.value.string_value for a in span.attributes}  # type: ignore[attr-defined]
+CHAINS = Path(__file__).parent.parent / "chains"
 
 
 def traced_post(url: str, key: str, trace_id: str) -> httpx.Response:
     return httpx.post(url, content=b'{"text": "traced"}', timeout=60, headers={
         "Authorization": f"Api-Key {key}", "traceparent": f"00-{trace_id}-{PARENT}-01"})
-
-
-def wait_for_spans(servicer: Collector, trace_id: str, names: set[str]) -> dict[str, tuple[str, object]]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        spans = {span.name: (service, span) for service, span in servicer.of_trace(trace_id)}
-        if names <= set(spans):
-            return spans
-        time.sleep(0.1)
-    raise AssertionError(f"trace {trace_id}: spans {sorted(spans)}, expected {sorted(names)}")
 
 
 def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases_with_its_request_id(
@@ -111,11 +64,13 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
         response = traced_post(url, key, TRACE)
         assert response.status_code == 200, response.text
         request_id = response.headers["x-baseten-request-id"]
-        spans = wait_for_spans(servicer, TRACE, {"kingpost.router/Predict", "kingpost.runner/Predict",
-                                                 "preprocess", "predict", "postprocess"})
+        spans = servicer.wait_for(TRACE, {"ingress", "kingpost.router/Predict", "kingpost.runner/Predict",
+                                           "preprocess", "predict", "postprocess"})
         (service, server), (_, call) = spans["kingpost.router/Predict"], spans["kingpost.runner/Predict"]
-        assert service == "kingpost-router"
-        assert server.parent_span_id.hex() == PARENT  # the client's span
+        edge_service, edge = spans["ingress"]
+        assert (edge_service, service) == ("kingpost-envoy", "kingpost-router")
+        assert edge.parent_span_id.hex() == PARENT  # the client's span
+        assert server.parent_span_id == edge.span_id
         assert call.parent_span_id == server.span_id
         assert server.end_time_unix_nano >= call.end_time_unix_nano > call.start_time_unix_nano
         phases = [spans[name][1] for name in ("preprocess", "predict", "postprocess")]
@@ -155,7 +110,7 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
                 break
             time.sleep(0.1)
         assert response.status_code == 200, response.text
-        spans = wait_for_spans(servicer, cold_trace, {"kingpost.router/Predict", "cold_start_wait", "load",
+        spans = servicer.wait_for(cold_trace, {"kingpost.router/Predict", "cold_start_wait", "load",
                                                       "kingpost.runner/Predict", "predict"})
         server, wait, load = (spans[name][1] for name in ("kingpost.router/Predict", "cold_start_wait", "load"))
         assert wait.parent_span_id == server.span_id and load.parent_span_id == wait.span_id
@@ -182,6 +137,32 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
         finally:
             follow.terminate()
             follow.wait(timeout=10)
+        # A chain: the Chainlet's call to its dependency continues the trace, under the caller's runner
+        # call, with the same request id.
+        chain = run_cli(home, "chains", "push", str(CHAINS / "hello.py"), "--json")
+        assert chain.returncode == 0, chain.stderr
+        chain_id = json.loads(chain.stdout)["chain"]["id"]
+        chain_trace = "c" * 32
+        response = httpx.post(f"http://127.0.0.1:{rest}/chains/{chain_id}/production/run_remote", timeout=120,
+                              json={"max_value": 2}, headers={"Authorization": f"Api-Key {key}",
+                                                              "traceparent": f"00-{chain_trace}-{PARENT}-01"})
+        assert response.status_code == 200 and response.json().startswith("Hello World!"), response.text
+        servicer.wait_for(chain_trace, {"ingress", "kingpost.router/Predict", "kingpost.runner/Predict"})
+        deadline = time.monotonic() + 30
+        while len([s for _, s in servicer.of_trace(chain_trace) if s.name == "kingpost.runner/Predict"]) < 2:
+            assert time.monotonic() < deadline, [s.name for _, s in servicer.of_trace(chain_trace)]
+            time.sleep(0.1)
+        by_id = {span.span_id: span for _, span in servicer.of_trace(chain_trace)}
+        routers = sorted((s for s in by_id.values() if s.name == "kingpost.router/Predict"),
+                         key=lambda s: s.start_time_unix_nano)
+        assert len(routers) == 2
+        entry, dependency = routers
+        assert by_id[entry.parent_span_id].name == "ingress"
+        hop = by_id[dependency.parent_span_id]  # the entry Chainlet's runner call, under the entry's router span
+        assert hop.name == "kingpost.runner/Predict" and hop.parent_span_id == entry.span_id
+        assert {attributes(s)["kingpost.request_id"] for s in by_id.values()} == {
+            response.headers["x-baseten-request-id"]}
+
         seen = descendants(up.process.pid)
         assert up.stop() == 0
     finally:

@@ -8,6 +8,7 @@ queue answers 429. Time in the queue is read from a clock the test moves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import uuid
@@ -17,8 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+import prometheus_client
 import pytest
 from google.api import httpbody_pb2
+from opentelemetry.trace import Tracer
+from prometheus_client.parser import text_string_to_metric_families
 
 from kingpost import rpc
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
@@ -32,6 +36,7 @@ from kingpost_router.main import PUBLIC_PREFIXES
 from kingpost_router.sampling import ASYNC_BACKLOG_SOURCE
 from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
+from tests.fixtures.otlp import Collector, attributes, collector  # noqa: F401
 
 KEY = new_key()
 AUTH = rpc.api_key(KEY)
@@ -76,11 +81,11 @@ class Async:
     inference: AsyncInference
     nats_url: str
 
-    async def queue(self, model_input: Any, **fields: Any) -> str:
+    async def queue(self, model_input: Any, *, metadata: tuple[tuple[str, str], ...] = (), **fields: Any) -> str:
         body = json.dumps({"model_input": model_input, **fields}).encode()
         answer = await self.stub.AsyncPredict(inference_pb2.AsyncPredictRequest(
             model_id="mdl_async", deployment_id=self.deployment_id,
-            body=httpbody_pb2.HttpBody(content_type="application/json", data=body)), metadata=AUTH)
+            body=httpbody_pb2.HttpBody(content_type="application/json", data=body)), metadata=(*AUTH, *metadata))
         return answer.request_id
 
     async def status(self, request_id: str) -> inference_pb2.GetAsyncRequestResponse:
@@ -106,6 +111,12 @@ class Async:
 
 @pytest.fixture
 async def mesh(nats_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Async]:
+    async with _mesh(nats_url, getattr(request, "param", {})) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def _mesh(nats_url: str, settings_fields: dict[str, Any], tracer: Tracer | None = None) -> AsyncIterator[Async]:
     runner = GatedRunner()
     runner_server = grpc.aio.server()
     runner_pb2_grpc.add_RunnerServiceServicer_to_server(runner, runner_server)
@@ -115,8 +126,8 @@ async def mesh(nats_url: str, request: pytest.FixtureRequest) -> AsyncIterator[A
     keys = KeyCache()
     settings = RouterSettings(router_id="router-async-test", scheduler_address="unused:1",
                               allow_internal_webhooks=True, webhook_secrets=["whsec_integrationTest0123"],
-                              **getattr(request, "param", {}))
-    router = RouterServicer(settings, keys, seed=1)
+                              **settings_fields)
+    router = RouterServicer(settings, keys, seed=1, tracer=tracer)
     router.apply_table(s.RouteTable(version=1, api_key_sha256=[key_digest(KEY)], models=[s.ModelRoute(
         model_id="mdl_async", name="async", deployments=[s.DeploymentRoute(
             deployment_id=deployment_id, active=True, status=s.DEPLOYMENT_STATUS_ACTIVE, predict_concurrency=1,
@@ -124,7 +135,7 @@ async def mesh(nats_url: str, request: pytest.FixtureRequest) -> AsyncIterator[A
     bus = await NatsBus.connect(nats_url, "router-async-test")
     clock = Clock()
     inference = await start_async(settings, bus, router, clock=clock, webhook_delays=(0.05, 0.05),
-                                  backlog_interval=0.1)
+                                  backlog_interval=0.1, tracer=tracer)
     server = grpc.aio.server(interceptors=[AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES)])
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(router, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -290,3 +301,104 @@ def _value(status: inference_pb2.GetAsyncRequestResponse) -> Any:
     from google.protobuf import json_format
 
     return json_format.MessageToDict(status)["result"]
+
+
+async def test_a_traced_async_request_is_one_trace_through_its_queue_model_call_and_webhook(
+        nats_url: str, collector: tuple[Collector, int]) -> None:
+    """Spans exported by the OpenTelemetry SDK over OTLP/gRPC to a real receiver, as the router does."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    received, port = collector
+    provider = TracerProvider(resource=Resource.create({"service.name": "kingpost-router"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True)))
+    hooks: list[dict[str, str]] = []
+
+    class Accept(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["content-length"]))
+            hooks.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hook_server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+    threading.Thread(target=hook_server.serve_forever, daemon=True).start()
+    trace_id, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        async with _mesh(nats_url, {"trace_root_ratio": 0.0}, provider.get_tracer("kingpost.router")) as mesh:
+            untraced = await mesh.queue({"first": 1})  # holds the model (its gate is shut): the next one waits
+            await mesh.until_model_saw(1)
+            request_id = await mesh.queue(
+                {"n": 1}, webhook_endpoint=f"http://127.0.0.1:{hook_server.server_address[1]}/hook?token=secret",
+                metadata=(("traceparent", f"00-{trace_id}-{client_span}-01"),))
+            mesh.clock.now += 2.0  # two seconds in the queue
+            mesh.runner.gate.set()
+            await mesh.until(request_id, "SUCCEEDED")
+            await mesh.until(untraced, "SUCCEEDED")
+            spans = await asyncio.to_thread(received.wait_for, trace_id, {
+                "kingpost.router/AsyncPredict", "kingpost.router/AsyncJob", "queue", "kingpost.runner/Predict",
+                "webhook"})
+    finally:
+        hook_server.shutdown()
+        provider.shutdown()
+    front, job, queue, call, webhook = (spans[name][1] for name in (
+        "kingpost.router/AsyncPredict", "kingpost.router/AsyncJob", "queue", "kingpost.runner/Predict", "webhook"))
+    assert front.parent_span_id.hex() == client_span
+    assert job.parent_span_id == front.span_id
+    assert queue.parent_span_id == call.parent_span_id == webhook.parent_span_id == job.span_id
+    assert queue.end_time_unix_nano - queue.start_time_unix_nano == 2_000_000_000
+    assert attributes(webhook)["url.full"].endswith("/hook")  # not its query
+    assert hooks and {attributes(span)["kingpost.request_id"] for span in (front, job, queue, call, webhook)} == {
+        request_id}
+    assert len(received.of_trace(trace_id)) == 5
+    assert {span.trace_id.hex() for _, span in received.spans} == {trace_id}  # the untraced one made none
+
+
+def _async_samples(deployment_id: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The router's async metrics for one deployment, as Prometheus reads the text its /metrics serves."""
+    text = prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
+    return {(sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if k != "deployment"))): sample.value
+            for family in text_string_to_metric_families(text) if family.name.startswith("kingpost_router_async_")
+            for sample in family.samples if sample.labels.get("deployment") == deployment_id}
+
+
+async def until_sampled(mesh: Async, wanted: dict[str, float]) -> dict:
+    for _ in range(400):
+        samples = _async_samples(mesh.deployment_id)
+        named = {name: value for (name, labels), value in samples.items() if not labels or labels == (
+            ("model", "mdl_async"), ("model_name", "async"))}
+        if all(named.get(name) == value for name, value in wanted.items()):
+            return samples
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{wanted} not in {samples}")
+
+
+async def test_the_async_queue_is_in_the_routers_metrics_per_deployment(mesh: Async) -> None:
+    """Queued and in progress as they change, time in the queue, final statuses, webhook outcomes."""
+    hook = "http://127.0.0.1:9/unreachable"  # nothing listens on the discard port: every try fails
+    first = await mesh.queue({"n": 0})
+    await mesh.until_model_saw(1)
+    rest = [await mesh.queue({"n": n}, **({"webhook_endpoint": hook} if n == 2 else {})) for n in (1, 2)]
+    # The model holds the first; the second is taken by a worker too (it may start two: twice the
+    # replica's predict_concurrency) and waits for the slot; the third waits in the queue.
+    await until_sampled(mesh, {"kingpost_router_async_queued": 1, "kingpost_router_async_in_progress": 2})
+    mesh.clock.now += 5.0
+    mesh.runner.gate.set()
+    await mesh.until(first, "SUCCEEDED")
+    await mesh.until(rest[0], "SUCCEEDED")
+    await mesh.until(rest[1], "WEBHOOK_FAILED")
+    samples = await until_sampled(mesh, {"kingpost_router_async_queued": 0, "kingpost_router_async_in_progress": 0})
+    labels = (("model", "mdl_async"), ("model_name", "async"))
+    assert samples[("kingpost_router_async_queue_seconds_count", labels)] == 3
+    assert samples[("kingpost_router_async_queue_seconds_sum", labels)] == 10.0  # two waited the 5 s
+    assert samples[("kingpost_router_async_queue_seconds_bucket", (("le", "1.0"), *labels))] == 1
+    assert {labels_[-1][1]: value for (name, labels_), value in samples.items()
+            if name == "kingpost_router_async_requests_total"} == {"SUCCEEDED": 2, "WEBHOOK_FAILED": 1}
+    assert {labels_[-1][1]: value for (name, labels_), value in samples.items()
+            if name == "kingpost_router_async_webhooks_total"} == {"failed": 1}

@@ -93,12 +93,12 @@ async def test_a_server_that_exits_ends_the_runner_with_code_1_and_says_so(tmp_p
 
 
 async def test_a_server_that_never_gets_ready_ends_the_runner_naming_why(tmp_path: pathlib.Path) -> None:
-    async with running(server_truss(tmp_path, "--never-ready", startup_threshold_seconds=1),
+    async with running(server_truss(tmp_path, "--never-ready", startup_threshold_seconds=4),
                        ready=False) as runner:
-        assert await asyncio.to_thread(runner.proc.wait, 20) == 1
+        assert await asyncio.to_thread(runner.proc.wait, 30) == 1
         said = runner.output()
         assert "server: not ready yet, still warming up" in said
-        assert "was not ready within 1 s (runtime.health_checks.startup_threshold_seconds)" in said
+        assert "was not ready within 4 s (runtime.health_checks.startup_threshold_seconds)" in said
         assert "last answered HTTP 503" in said
 
 

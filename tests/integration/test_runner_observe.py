@@ -71,3 +71,52 @@ async def test_a_traceparent_its_caller_did_not_sample_records_nothing() -> None
     async with running("async_methods") as r:
         _, phases = await traced_call(r, b'{"x": 1}', (TRACEPARENT[0], TRACEPARENT[1][:-2] + "00"))
         assert phases == []
+
+
+async def test_a_models_own_prometheus_metrics_reach_the_agents_metrics_labelled(tmp_path: pathlib.Path) -> None:
+    """Truss's custom metrics: a model counts with prometheus_client; the runner serves its registry and
+    the agent's collector (as the agent's /metrics runs it) scrapes it, labelled with the replica."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kingpost_worker_agent.replica_metrics import ReplicaMetrics
+    from kingpost_worker_agent.replica_state import ReplicaSpec
+
+    truss, area = tmp_path / "counting", tmp_path / "area"
+    (truss / "model").mkdir(parents=True)
+    area.mkdir()
+    (truss / "config.yaml").write_text("model_name: counting\n")
+    (truss / "model" / "model.py").write_text(
+        "from prometheus_client import Counter\n"
+        "PREDICTIONS = Counter('my_model_predictions', 'Predictions made', ['kind'])\n"
+        "class Model:\n"
+        "    def predict(self, model_input):\n"
+        "        PREDICTIONS.labels(kind=model_input['kind']).inc()\n"
+        "        return model_input\n")
+    plain = tmp_path / "plain"  # a model without prometheus_client: nothing served, no port file
+    (plain / "model").mkdir(parents=True)
+    (plain / "config.yaml").write_text("model_name: plain\n")
+    (plain / "model" / "model.py").write_text("class Model:\n    def predict(self, x):\n        return x\n")
+    r = RunnerProcess(truss, env={"TMPDIR": str(area)})
+    try:
+        await r.wait_ready()
+        for kind in ("a", "a", "b"):
+            await r.predict(f'{{"kind": "{kind}"}}'.encode())
+        registry = CollectorRegistry()
+        registry.register(ReplicaMetrics(lambda: [(ReplicaSpec("rep_1", "dep_1", "mdl_1"), area)]))
+        families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    finally:
+        await r.stop()
+    # Not the runner process's own process_*/python_* (prometheus_client writes a counter's _created apart).
+    assert set(families) == {"my_model_predictions", "my_model_predictions_created"}
+    replica = {"model_id": "mdl_1", "deployment_id": "dep_1", "replica_id": "rep_1"}
+    assert {(s.labels["kind"], s.value) for s in families["my_model_predictions"].samples
+            if s.name == "my_model_predictions_total" and s.labels.items() >= replica.items()} == {("a", 2.0), ("b", 1.0)}
+    other_area = tmp_path / "other"
+    other_area.mkdir()
+    r = RunnerProcess(plain, env={"TMPDIR": str(other_area)})
+    try:
+        await r.wait_ready()
+        assert list(other_area.iterdir()) == []
+    finally:
+        await r.stop()

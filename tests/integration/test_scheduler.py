@@ -506,6 +506,12 @@ async def test_logs_merge_build_and_replica_lines_oldest_first(harness: Harness)
     (log,) = only_build.logs
     at = only_build.lines[0].at
     assert (log.timestamp, log.message, log.replica) == (str(at.seconds * 10**9 + at.nanos), "build succeeded", "")
+    # --since: the lines written from then on (the build's second line, the replica's), none from the future.
+    since = management_pb2.GetLogsRequest(model_id="logged", deployment_id=dep)
+    since.since.FromSeconds(1_700_000_002)
+    assert [x.text for x in (await harness.call("GetLogs", since)).lines] == ["build succeeded", "model loaded"]
+    since.since.FromSeconds(4_000_000_000)
+    assert list((await harness.call("GetLogs", since)).lines) == []
 
 
 @pytest.mark.parametrize("build_id", ["bld_*", "bld_a.>", "\r", "dep_abc"])

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kingpost.gateway import CLUSTER_EXAMPLE, Upstream, envoy_command, render_envoy_config, render_envoy_text
+from kingpost.gateway import (
+    CLUSTER_EXAMPLE,
+    Upstream,
+    envoy_command,
+    otlp_address,
+    render_envoy_config,
+    render_envoy_text,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "envoy" / "envoy.yaml"
 LOOPBACK = dict(rest_port=8080, grpc_port=50051, admin_port=9901, router="127.0.0.1:1",
@@ -29,6 +36,24 @@ def test_ip_upstreams_are_static_and_names_are_resolved():
     assert (clusters["router"]["type"], clusters["builder"]["type"]) == ("STATIC", "STRICT_DNS")
     endpoint = clusters["scheduler"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 2}
+
+
+def test_websocket_upgrades_go_untranscoded_to_the_routers_websocket_listener():
+    config = render_envoy_config(**LOOPBACK, router_websocket="127.0.0.1:4")
+    rest = config["static_resources"]["listeners"][0]
+    routes = rest["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    [route] = [r for r in routes if r.get("route", {}).get("cluster") == "router_websocket"]
+    assert route["route"]["upgrade_configs"] == [{"upgrade_type": "websocket"}]
+    assert route["route"]["timeout"] == route["route"]["idle_timeout"] == "0s"
+    assert all(c["disabled"] for c in route["typed_per_filter_config"].values())
+    assert routes.index(route) < next(i for i, r in enumerate(routes) if r["match"].get("prefix"))
+    cluster = _clusters(config)["router_websocket"]
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 4}
+    # Without an address of its own: the router's host, port 50065 (the cluster example's).
+    default = _clusters(render_envoy_config(**LOOPBACK))["router_websocket"]
+    assert default["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"] == {"address": "127.0.0.1", "port_value": 50065}
 
 
 def test_the_body_limit_reaches_the_transcoder():
@@ -82,6 +107,8 @@ def test_envoy_pings_both_sides_as_the_services_do():
     config = render_envoy_config(**LOOPBACK)
     pings = {"interval": "30s", "timeout": "20s"}
     for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == "router_websocket":  # HTTP/1.1 upgraded: the WebSocket peers ping
+            continue
         [options] = cluster["typed_extension_protocol_options"].values()
         assert options["explicit_http_config"]["http2_protocol_options"]["connection_keepalive"] == pings
     for manager in _connection_managers(config).values():
@@ -96,3 +123,27 @@ def test_the_openapi_document_is_served_from_beside_the_descriptor_and_fits_the_
     assert route["direct_response"]["body"]["filename"] == "/openapi.json"  # beside /x.binpb
     shipped = Path(__file__).resolve().parents[2] / "src" / "kingpost" / "envoy" / "openapi.json"
     assert shipped.stat().st_size < route_config["max_direct_response_body_size_bytes"]
+
+
+def test_without_an_otlp_endpoint_envoy_traces_nothing_and_with_one_both_listeners_export_there():
+    assert all("tracing" not in m for m in _connection_managers(render_envoy_config(**LOOPBACK)).values())
+    config = render_envoy_config(**LOOPBACK, otlp_endpoint="http://collector:4317", trace_ratio=0.25)
+    for manager in _connection_managers(config).values():
+        sampler = manager["tracing"]["provider"]["typed_config"]["sampler"]["typed_config"]["wrapped_sampler"]
+        assert sampler["typed_config"]["sampling_percentage"] == {"numerator": 250000, "denominator": "MILLION"}
+    otlp = _clusters(config)["otlp"]
+    assert otlp["type"] == "STRICT_DNS"
+    assert otlp["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
+        "address": "collector", "port_value": 4317}
+
+
+@pytest.mark.parametrize("endpoint, address", [("http://10.0.0.9", "10.0.0.9:4317"), ("10.0.0.9:4000", "10.0.0.9:4000"),
+                                               ("http://[::1]:4317/", "[::1]:4317")])
+def test_an_otlp_endpoint_is_read_as_the_sdks_read_it(endpoint, address):
+    assert otlp_address(endpoint) == address
+
+
+@pytest.mark.parametrize("endpoint", ["https://collector:4317", "grpc://collector"])
+def test_an_otlp_endpoint_envoy_cannot_export_to_is_refused_naming_it(endpoint):
+    with pytest.raises(ValueError, match=f"OTLP endpoint '{endpoint}'"):
+        render_envoy_config(**LOOPBACK, otlp_endpoint=endpoint)

@@ -48,6 +48,7 @@ PURE_MODULES = (
     "kingpost_router.async_input",
     "kingpost_router.async_policy",
     "kingpost_router.sync_request",
+    "kingpost_router.ws_path",
     "kingpost.docker_server",
     "kingpost_builder.custom_server",
     "kingpost_builder.truss_config",

@@ -47,7 +47,7 @@ class AsyncFront:
     async def AsyncPredict(self, request: inference_pb2.AsyncPredictRequest,
                            context: grpc.aio.ServicerContext) -> inference_pb2.AsyncPredictResponse:
         deployment = self._target(request, context)
-        request_id = await self._async_queue().enqueue(deployment, request.body.data)
+        request_id = await self._async_queue().enqueue(deployment, request.body.data, context.invocation_metadata())
         await context.send_initial_metadata(((HTTP_STATUS_KEY, "201"),))  # Baseten's 201 Created
         return inference_pb2.AsyncPredictResponse(request_id=request_id)
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from opentelemetry.trace import Tracer
 
 from kingpost.bus import Bus, KeyValue, RevisionMismatch
 from kingpost.bus.interface import KeyExists
 from kingpost.bus.subjects import async_request_subject
-from kingpost.errors import NotFound, TooManyRequests
+from kingpost.errors import KingpostError, NotFound, TooManyRequests
 from kingpost.v1 import inference_pb2
-from kingpost_router import async_policy
+from kingpost_router import async_policy, tracing
 from kingpost_router.async_input import parse_async_body
 from kingpost_router.routes import Deployment
 
@@ -39,7 +41,10 @@ def read_record(value: bytes) -> Status:
 
 class AsyncQueue:
     def __init__(self, bus: Bus, kv: KeyValue, counts: Callable[[str], object], *, clock: Callable[[], float],
-                 allow_internal_webhooks: bool = False, max_body_bytes: int, max_outstanding: int) -> None:
+                 allow_internal_webhooks: bool = False, max_body_bytes: int, max_outstanding: int,
+                 tracer: Tracer | None = None, trace_root_ratio: float = 1.0) -> None:
+        self._tracer = tracer  # None: no spans
+        self._trace_root_ratio = trace_root_ratio
         self._bus = bus
         self._kv = kv
         self._counts = counts  # deployment id → awaitable (queued, in progress)
@@ -58,7 +63,29 @@ class AsyncQueue:
             self._counted[deployment_id] = (now, counts)
         return counts
 
-    async def enqueue(self, deployment: Deployment, body: bytes) -> str:
+    async def enqueue(self, deployment: Deployment, body: bytes, metadata: Sequence[tuple[str, str]] = ()) -> str:
+        """The new request's id. Traced as the router traces a Predict (its caller's traceparent,
+        or the root ratio): an AsyncPredict span, whose traceparent the job keeps for its worker."""
+        request_id = uuid.uuid4().hex
+        trace = None
+        if self._tracer is not None:
+            trace = tracing.start_request(
+                self._tracer, [*((k, v) for k, v in metadata if k in ("traceparent", "tracestate")),
+                               (tracing.REQUEST_ID_KEY, request_id)],
+                deployment.model_id, root_ratio=self._trace_root_ratio, method="AsyncPredict")
+        code = "INTERNAL"
+        try:
+            await self._enqueue(deployment, body, request_id, tracing.traceparent(trace.span) if trace else "")
+            code = "OK"
+        except KingpostError as e:
+            code = e.wire_code
+            raise
+        finally:
+            if trace is not None:
+                tracing.finish(trace.span, code)
+        return request_id
+
+    async def _enqueue(self, deployment: Deployment, body: bytes, request_id: str, traceparent: str) -> None:
         parsed = parse_async_body(body, max_bytes=self._max_body,
                                   allow_internal_webhooks=self._allow_internal)
         if self._max_outstanding:
@@ -68,7 +95,6 @@ class AsyncQueue:
                     f"deployment '{deployment.deployment_id}' has {queued} queued and {running} in-progress "
                     f"async requests; the limit is {self._max_outstanding}: try again later")
         now = self._clock()
-        request_id = uuid.uuid4().hex
         record = Status(
             request_id=request_id, model_id=deployment.model_id, deployment_id=deployment.deployment_id,
             status=async_policy.QUEUED, created_at=async_policy.iso(now), status_at=async_policy.iso(now),
@@ -78,7 +104,7 @@ class AsyncQueue:
             model_input=parsed.model_input, webhook_endpoint=parsed.webhook_endpoint, priority=parsed.priority,
             created_at=now, max_time_in_queue_seconds=parsed.max_time_in_queue_seconds,
             max_attempts=parsed.max_attempts, initial_delay_seconds=parsed.initial_delay_seconds,
-            max_delay_seconds=parsed.max_delay_seconds, store_result=parsed.store_result)
+            max_delay_seconds=parsed.max_delay_seconds, store_result=parsed.store_result, traceparent=traceparent)
         try:
             await self._kv.create(request_id, record.SerializeToString())
         except KeyExists:  # a uuid4 collision: not in this universe, but never overwrite a record
@@ -89,7 +115,6 @@ class AsyncQueue:
             # Not queued: no record may say it is (the client got an error, not an id).
             await self._kv.delete(request_id)
             raise
-        return request_id
 
     async def record(self, request_id: str, model_ids: tuple[str, ...] = ()) -> tuple[Status, int]:
         """The record and its revision; NotFound for an unknown id, or one of another model than

@@ -58,7 +58,7 @@ class _DeploymentWorker:
         self._active: dict[str, list[Job[inference_pb2.AsyncJob]]] = {}
         self.running = 0
         self._fetched_since_backlog = True
-        self._last_backlog = 0
+        self.last_backlog = 0
         self._changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._runs: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
@@ -148,10 +148,10 @@ class _DeploymentWorker:
         may have changed: while there was a backlog, after a fetch, or with a buffer full (an
         idle deployment's fetchers are waiting, and would have taken anything that came)."""
         full = any(len(b) >= self._limit() for b in self.buffers)
-        if self._last_backlog or self._fetched_since_backlog or full:
+        if self.last_backlog or self._fetched_since_backlog or full:
             self._fetched_since_backlog = False
-            self._last_backlog = (await self.counts())[0]
-        return self._last_backlog
+            self.last_backlog = (await self.counts())[0]
+        return self.last_backlog
 
     async def counts(self) -> tuple[int, int]:
         waiting = fetched = 0
@@ -209,6 +209,10 @@ class AsyncWorkers:
 
     async def counts(self, deployment_id: str) -> tuple[int, int]:
         return await (await self.worker(deployment_id)).counts()
+
+    def last_counts(self) -> dict[str, tuple[int, int]]:
+        """Each deployment's (queued, as the backlog loop last counted it; taken by a worker now)."""
+        return {did: (w.last_backlog, w.running) for did, w in list(self._workers.items())}
 
     async def publish_backlog(self, bus: Publisher, router_id: str, *, interval: float = 1.0,
                               clock: Callable[[], float] = time.time) -> None:

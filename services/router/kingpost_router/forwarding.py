@@ -13,6 +13,7 @@ is the one place that talks raw gRPC to runners rather than through `kingpost.rp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -60,9 +61,9 @@ class NotConnected(Exception):
 
 
 class _Upstream:
-    """One runner address: its channel and the bound Predict and Sync methods."""
+    """One runner address: its channel and the bound Predict, Sync and Websocket methods."""
 
-    __slots__ = ("channel", "predict", "sync")
+    __slots__ = ("channel", "predict", "sync", "websocket")
 
     def __init__(self, address: str, keepalive_seconds: float) -> None:
         options = (*rpc.channel_options(keepalive_seconds), *RUNNER_CHANNEL_OPTIONS)
@@ -70,6 +71,7 @@ class _Upstream:
         stub = runner_pb2_grpc.RunnerServiceStub(self.channel)
         self.predict = stub.Predict
         self.sync = stub.Sync
+        self.websocket = stub.Websocket
 
 
 class Forwarder:
@@ -124,6 +126,29 @@ class Forwarder:
             await channel.wait_for_state_change(state)
             state = channel.get_state(try_to_connect=True)
         return True
+
+    @contextlib.asynccontextmanager
+    async def websocket(self, deployment: Deployment, replica: Replica, metadata: list[tuple[str, str]]
+                        ) -> AsyncIterator[grpc.aio.StreamStreamCall]:
+        """A Websocket stream to the replica, whose slot the caller took: counted in flight (an open
+        connection is load, for the autoscaler) and its slot given back when it ends."""
+        upstream = self._upstreams.get(replica.address)
+        if upstream is None:
+            upstream = self._upstreams[replica.address] = _Upstream(replica.address, self._keepalive_seconds)
+        did = deployment.deployment_id
+        self.in_flight[did] = self.in_flight.get(did, 0) + 1
+        call = upstream.websocket(metadata=metadata)
+        try:
+            yield call
+        finally:
+            if not call.done():
+                call.cancel()
+            left = self.in_flight[did] - 1
+            if left:
+                self.in_flight[did] = left
+            else:
+                del self.in_flight[did]
+            self._release(did, replica.replica_id)
 
     async def forward(
         self,

@@ -14,7 +14,14 @@ def check(keys: KeyCache, context: grpc.aio.ServicerContext, deployment: Deploym
     Chainlet's router hop carries the internal token, not a key) are not limited."""
     if not keys.any_limited:
         return
-    key = key_from_authorization(dict(context.invocation_metadata() or ()).get("authorization"))
+    check_authorization(keys, dict(context.invocation_metadata() or ()).get("authorization"), deployment)
+
+
+def check_authorization(keys: KeyCache, authorization: str | None, deployment: Deployment) -> None:
+    """`check` for a caller's Authorization header value (the websocket route's, not gRPC's)."""
+    if not keys.any_limited:
+        return
+    key = key_from_authorization(authorization)
     if key is None:
         return
     refusal = keys.scope(key_digest(key)).invoke_refusal(deployment.model_id, deployment.model_name)

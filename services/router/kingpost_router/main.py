@@ -19,6 +19,7 @@ from kingpost_router.nats_watchdog import watch_nats
 from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
 from kingpost_router import v2_grpc
+from kingpost_router.ws_server import WebsocketServer
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,10 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     router = RouterServicer(settings, keys, tracer=tracer)
     bus = await NatsBus.connect(settings.nats_url, settings.router_id)
     router.bus = bus
-    asynchronous = await start_async(settings, bus, router)
+    asynchronous = await start_async(settings, bus, router, tracer=tracer)
+    websockets = WebsocketServer(router, keys, host=settings.websocket_host, port=settings.websocket_port,
+                                 timeout=settings.request_timeout_seconds)
+    await websockets.start()
     applied = router.apply_table
 
     def apply_table(table: scheduler_pb2.RouteTable) -> None:
@@ -57,6 +61,7 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
         await watch_nats(bus.nc, settings.nats_url)
 
     async def stop() -> None:
+        await websockets.close()
         await asynchronous.close()
         await router.close()
         await bus.close()

@@ -134,8 +134,77 @@ class RequestStats(Collector):
         yield in_flight
 
 
+class AsyncStats(Collector):
+    """The async queue per deployment (labels `model`, `model_name`, `deployment`):
+    `kingpost_router_async_queued` and `…_async_in_progress` (gauges, as GetAsyncQueueStatus counts
+    them: queued as this router's backlog loop counted it last second; in progress: taken by a worker
+    here, in a model call or waiting for a replica slot), `…_async_queue_seconds` (histogram: created to
+    its model call's start), `…_async_requests_total{status}` (terminal statuses this router set) and
+    `…_async_webhooks_total{outcome}` (`delivered` or `failed`, after every try)."""
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self._bounds = buckets
+        self.waits: dict[str, _Histogram] = {}
+        self.statuses: dict[tuple[str, str], int] = {}
+        self.webhooks: dict[tuple[str, str], int] = {}
+        # Set by the router: deployment id → (queued, in progress).
+        self.queues: Callable[[], Mapping[str, tuple[int, int]]] = dict
+
+    def started(self, deployment_id: str, queued_seconds: float) -> None:
+        wait = self.waits.get(deployment_id)
+        if wait is None:
+            wait = self.waits[deployment_id] = _Histogram(self._bounds)
+        wait.observe(max(0.0, queued_seconds))
+
+    def settled(self, deployment_id: str, status: str) -> None:
+        self.statuses[deployment_id, status] = self.statuses.get((deployment_id, status), 0) + 1
+
+    def webhook(self, deployment_id: str, delivered: bool) -> None:
+        key = (deployment_id, "delivered" if delivered else "failed")
+        self.webhooks[key] = self.webhooks.get(key, 0) + 1
+
+    def retain(self, deployment_ids: Iterable[str]) -> None:
+        keep = set(deployment_ids)
+        for table in (self.waits, self.statuses, self.webhooks):
+            for key in [k for k in table if (k if isinstance(k, str) else k[0]) not in keep]:
+                del table[key]
+
+    def collect(self) -> Iterator[Metric]:
+        def labels(deployment_id: str) -> list[str]:
+            return [*(REQUESTS.labels_of(deployment_id) or ("", "")), deployment_id]
+
+        names = ["model", "model_name", "deployment"]
+        counts = sorted(self.queues().items())
+        for index, name, documentation in ((0, "queued", "Async requests waiting in the queue."),
+                                           (1, "in_progress", "Async requests taken by a worker (in a model call or waiting for a slot).")):
+            gauge = GaugeMetricFamily(f"kingpost_router_async_{name}", documentation, labels=names)
+            for deployment_id, values in counts:
+                gauge.add_metric(labels(deployment_id), values[index])
+            yield gauge
+        waits = HistogramMetricFamily("kingpost_router_async_queue_seconds",
+                                      "Async requests' time from created to their model call's start.", labels=names)
+        for deployment_id, histogram in sorted(self.waits.items()):
+            waits.add_metric(labels(deployment_id), histogram.buckets(), histogram.sum)
+        yield waits
+        for name, table, label, documentation in (
+                ("requests", self.statuses, "status", "Async requests settled, by final status."),
+                ("webhooks", self.webhooks, "outcome", "Webhooks delivered or given up, after every try.")):
+            family = CounterMetricFamily(f"kingpost_router_async_{name}", documentation, labels=[*names, label])
+            for (deployment_id, value), count in sorted(table.items()):
+                family.add_metric([*labels(deployment_id), value], count)
+            yield family
+
+
 REQUESTS = RequestStats()
 REGISTRY.register(REQUESTS)
+ASYNC = AsyncStats()
+REGISTRY.register(ASYNC)
+
+
+def retain(deployment_ids: Iterable[str]) -> None:
+    """Forget the series of deployments that left the route table."""
+    REQUESTS.retain(deployment_ids)
+    ASYNC.retain(deployment_ids)
 RETRIES = Counter(
     "kingpost_router_retries_total",
     "Requests sent to a second replica because the first could not be reached.",

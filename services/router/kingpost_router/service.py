@@ -50,14 +50,14 @@ log = logging.getLogger(__name__)
 FORWARDED_KEYS = frozenset({"accept", "traceparent", "tracestate", "x-baseten-request-id", "content-type",
                             # the V2 protocol's binary tensors: where the JSON header ends
                             "inference-header-content-length"})
-# The id Envoy gives each request (and answers as X-Baseten-Request-Id); the model gets it as
-# x-baseten-request-id. A caller inside the platform may name its own x-baseten-request-id (Envoy
-# removes a client's), which then wins.
+# Envoy's id of each request (answered as X-Baseten-Request-Id), the model's x-baseten-request-id; a
+# caller inside the platform may name its own x-baseten-request-id (Envoy removes a client's), which wins.
 ENVOY_REQUEST_ID = "x-request-id"
-# A Sync call carries the caller's headers in its request; its metadata is only the trace's.
+# A Sync call carries the caller's headers in its request; its metadata only the trace's.
 TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 
 _SYNC_REQUEST = inference_pb2.SyncRequest
+Trace = tracing.RequestTrace | None
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
 
@@ -128,7 +128,7 @@ class RouterServicer(AsyncFront, inference_pb2_grpc.InferenceServiceServicer):
                            {digest: scope.model_ids for digest, scope in table.invoke_only_keys.items()})
         self._snapshot = snapshot
         self.activator.apply(snapshot)
-        metrics.REQUESTS.retain(snapshot.by_deployment)
+        metrics.retain(snapshot.by_deployment)
         log.info("route table v%d: %d models, %d runner channels (%d closed)",
                  snapshot.version, len(snapshot.by_id), self.forwarder.channels, closed)
 
@@ -307,17 +307,17 @@ class RouterServicer(AsyncFront, inference_pb2_grpc.InferenceServiceServicer):
         self.activator.release(deployment_id, replica_id)
 
     async def call_model(self, deployment: Deployment, replica: Replica, body: httpbody_pb2.HttpBody,
-                         metadata: list[tuple[str, str]], timeout: float) -> bytes:
+                         metadata: list[tuple[str, str]], timeout: float, trace: Trace = None) -> bytes:
         """The model's whole answer through the sync path (the slot of `replica` already taken);
         a runner's error as Passthrough, the platform's as KingpostError."""
         to_runner = runner_pb2.RunnerPredictRequest(body=body)
         chunks = []
         try:
-            async for chunk in self.forwarder.forward(deployment, replica, to_runner, metadata, timeout):
+            async for chunk in self.forwarder.forward(deployment, replica, to_runner, metadata, timeout, trace):
                 chunks.append(chunk.data)
         except NotConnected:
             chunks.clear()
-            async for chunk in self._retry(deployment, to_runner, metadata, timeout, None):
+            async for chunk in self._retry(deployment, to_runner, metadata, timeout, trace):
                 chunks.append(chunk.data)
         return b"".join(chunks)
 

@@ -39,6 +39,11 @@ class RouterSettings(ServiceSettings):
     # traced request costs the router ~100 µs of CPU, a tenth of a no-op request (BENCHMARKS.md).
     trace_root_ratio: float = Field(0.01, ge=0.0, le=1.0)
 
+    # `{prefix}/websocket`: the HTTP/1.1 listener Envoy sends WebSocket upgrades to (ws_server.py);
+    # port 0 picks a free one.
+    websocket_host: str = "127.0.0.1"
+    websocket_port: int = Field(0, ge=0, le=65535)
+
     # -- async inference (async_predict) --
     # Secrets that sign webhooks besides those managed with `kingpost webhook-secrets` (which come
     # first): X-BASETEN-SIGNATURE has one v1= per secret. None at all: webhooks go unsigned.

@@ -7,6 +7,13 @@
     runner_phases(trace, call, trailers)              # the runner's load/preprocess/predict/postprocess
     finish(call, code); finish(trace.span, code)      # status from the gRPC code the caller saw
 
+An async request (async_predict) is traced when its AsyncPredict call is: the job keeps that span's
+traceparent, and the worker that runs it makes
+
+    kingpost.router/AsyncJob  (CONSUMER, under AsyncPredict) ├── queue  ├── kingpost.runner/Predict …  └── webhook
+
+(`JobTrace`; its spans carry the async request's id, the one the model and the webhook see).
+
 Every span carries the request's id (`kingpost.request_id`, the X-Baseten-Request-Id its caller sees).
 The model's environment holds no OpenTelemetry, so the runner makes no spans of its own: it sends its
 phases back (kingpost.trace_phases) and they become children of the runner call here. `load` shows
@@ -59,7 +66,8 @@ class RequestTrace:
 
 
 def start_request(tracer: Tracer, metadata: Sequence[tuple[str, str]], model: str, *,
-                  root_ratio: float = 1.0, rng: Callable[[], float] = random.random) -> RequestTrace | None:
+                  root_ratio: float = 1.0, rng: Callable[[], float] = random.random,
+                  method: str = "Predict") -> RequestTrace | None:
     """The request's trace, or None when it is not traced: then nothing more is made, and the caller's
     own `traceparent` (if any) goes on to the model as it came. The decision costs no OpenTelemetry
     work: a caller's traceparent decides by its sampled flag, and `root_ratio` of the requests
@@ -73,8 +81,8 @@ def start_request(tracer: Tracer, metadata: Sequence[tuple[str, str]], model: st
             return None
     parent = _W3C.extract({key: value for key, value in metadata if key in _TRACE_KEYS})
     request_id = next((value for key, value in metadata if key == REQUEST_ID_KEY), "")
-    span = tracer.start_span("kingpost.router/Predict", context=parent, kind=SpanKind.SERVER, attributes={
-        "rpc.system": "grpc", "rpc.service": "kingpost.v1.InferenceService", "rpc.method": "Predict",
+    span = tracer.start_span(f"kingpost.router/{method}", context=parent, kind=SpanKind.SERVER, attributes={
+        "rpc.system": "grpc", "rpc.service": "kingpost.v1.InferenceService", "rpc.method": method,
         "kingpost.model": model, REQUEST_ID_ATTRIBUTE: request_id})
     if not span.is_recording():
         return None
@@ -116,3 +124,55 @@ def finish(span: Span, code: str) -> None:
     if code != "OK":
         span.set_status(Status(StatusCode.ERROR, code))
     span.end()
+
+
+def traceparent(span: Span) -> str:
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent", "")
+
+
+class JobTrace:
+    """An async job's spans, made on first use (`get`): none for a job queued untraced, nor for a
+    delivery that only puts the job back to wait for a replica."""
+
+    def __init__(self, tracer: Tracer | None, traceparent: str, request_id: str, deployment_id: str) -> None:
+        self._tracer = tracer if traceparent else None
+        self._parent = traceparent
+        self._request_id = request_id
+        self._deployment_id = deployment_id
+        self._trace: RequestTrace | None = None
+
+    def get(self, *, queued_seconds: float = 0.0) -> RequestTrace | None:
+        """The job's span (its `queue` child covering `queued_seconds` up to now, on the first call)."""
+        if self._trace is None and self._tracer is not None:
+            span = self._tracer.start_span(
+                "kingpost.router/AsyncJob", context=_W3C.extract({"traceparent": self._parent}),
+                kind=SpanKind.CONSUMER, attributes={"kingpost.deployment_id": self._deployment_id,
+                                                    REQUEST_ID_ATTRIBUTE: self._request_id})
+            self._trace = RequestTrace(self._tracer, span, self._request_id)
+            if queued_seconds > 0:
+                self._trace.waited(queued_seconds, cold=False)
+        return self._trace
+
+    def webhook(self, url: str) -> Span | None:
+        """A CLIENT span around a webhook's delivery, all its tries (the URL without its query)."""
+        job = self.get()
+        if job is None:
+            return None
+        return job.tracer.start_span(
+            "webhook", context=trace.set_span_in_context(job.span), kind=SpanKind.CLIENT,
+            attributes={"url.full": url.split("?", 1)[0], REQUEST_ID_ATTRIBUTE: self._request_id})
+
+    def end(self, status: str) -> None:
+        if self._trace is not None:
+            self._trace.span.set_attribute("kingpost.async_status", status)
+            self._trace.span.end()
+
+
+def finish_webhook(span: Span | None, delivered: bool, why: str) -> None:
+    if span is not None:
+        if not delivered:
+            span.set_status(Status(StatusCode.ERROR, why))
+        span.set_attribute("kingpost.webhook_delivered", delivered)
+        span.end()

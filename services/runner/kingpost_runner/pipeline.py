@@ -144,6 +144,8 @@ class Pipeline:
         """`phases` (a traced request) records preprocess, predict and postprocess; a stream's
         predict phase is ended by the caller, at its last chunk."""
         m = self.methods
+        if m.predict is None:
+            raise errors.NotFound("this model serves a `websocket` and no `predict`: connect to {prefix}/websocket")
         binary = codec.is_binary(content_type)
         inputs: Any = None
         if not m.skip_input_parsing:

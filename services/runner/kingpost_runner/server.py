@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import pathlib
 import signal
 import threading
@@ -29,7 +30,7 @@ from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost.docker_server import DockerServer
 
-from kingpost_runner import codec, loader, observe, reload, user_errors
+from kingpost_runner import codec, loader, model_metrics, observe, reload, user_errors, websocket
 from kingpost_runner.custom_server import CustomServer, ServerFailed
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
@@ -152,6 +153,21 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         except Exception as e:  # a bug here, not in the model
             log.exception("runner failed serving a request")
             await grpc_abort(context, errors.Internal(f"Unhandled exception: {e}"))
+
+    @abort_on_error
+    async def Websocket(self, requests: AsyncIterator[runner_pb2.WebsocketFrame],
+                        context: grpc.aio.ServicerContext) -> None:
+        """`{prefix}/websocket`: the model's `websocket(ws)` over this stream (websocket.py)."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            raise errors.Unavailable(NOT_READY_MESSAGE)
+
+        async def read() -> runner_pb2.WebsocketFrame | None:
+            frame = await context.read()
+            return None if frame is grpc.aio.EOF else frame
+
+        headers = Headers([(k, v) for k, v in context.invocation_metadata() or () if k not in _TRANSPORT_KEYS])
+        await websocket.serve(pipeline.methods.websocket, read, context.write, headers)
 
 
 async def _chunks(result: AsyncIterator[bytes], content_type: str, *,
@@ -293,6 +309,7 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         return 1
     _, methods = loading.result()
     observe.Phases.load = (load_started_ns, time.time_ns())
+    model_metrics.serve(os.environ)
     servicer.pipeline = Pipeline(methods, config.predict_concurrency, config.streaming_read_timeout_s)
     log.info("model ready in %.2f s (predict_concurrency=%d)", time.perf_counter() - started,
              config.predict_concurrency)

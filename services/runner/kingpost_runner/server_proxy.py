@@ -5,6 +5,8 @@
   other status is the caller's error with the server's own status and body as the message.
 - Sync: the caller's method, path, query, headers and body as sent; the server's status and headers
   in the initial metadata (`x-http-status`), its body streamed back as it is produced (SSE).
+- Websocket: a WebSocket to `predict_endpoint` (as truss's proxy sends `/v1/websocket` there), frames
+  relayed both ways (ws_client.py); a server that refuses the upgrade: closed with 1003, naming its status.
 - Ready: once the server's readiness endpoint has answered (custom_server.py).
 """
 
@@ -22,8 +24,8 @@ from kingpost import errors
 from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
-from kingpost_runner import http1
-from kingpost_runner.custom_server import CustomServer
+from kingpost_runner import http1, ws_client
+from kingpost_runner.custom_server import HOST, CustomServer
 from kingpost_runner.user_errors import error_for_status
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ _HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-ali
                   "trailer", "upgrade", "proxy-connection"})
 _VALID_KEY = re.compile(r"[a-z0-9_.\-]+")
 MAX_ERROR_BYTES = 16 * 1024
+MAX_WEBSOCKET_MESSAGE = 100 * 1024 * 1024
+
+
+def _close(code: int, reason: str) -> runner_pb2.WebsocketFrame:
+    return runner_pb2.WebsocketFrame(close=runner_pb2.WebsocketClose(code=code, reason=reason))
 
 
 def response_metadata(response: http1.Response) -> list[tuple[str, str]]:
@@ -101,6 +108,48 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
         await context.send_initial_metadata(response_metadata(response))
         async for chunk in self._stream(context, response, response.header("content-type") or OCTET_STREAM):
             yield chunk
+
+    @abort_on_error
+    async def Websocket(self, requests: AsyncIterator[runner_pb2.WebsocketFrame],
+                        context: grpc.aio.ServicerContext) -> None:
+        path = self.server.spec.predict_endpoint
+        headers = [(k, v) for k, v in context.invocation_metadata() or ()
+                   if k in _PREDICT_HEADERS and isinstance(v, str)]
+        try:
+            conn = await ws_client.connect(HOST, self.server.port, path, headers, max_size=MAX_WEBSOCKET_MESSAGE)
+        except (OSError, ws_client.Refused) as e:
+            await context.write(_close(1003, f"the server refused a WebSocket at {path}: {e}"[:120]))
+            return
+        await context.write(runner_pb2.WebsocketFrame(accepted=True))
+
+        async def to_server() -> None:
+            while (frame := await context.read()) is not grpc.aio.EOF:
+                kind = frame.WhichOneof("frame")
+                if kind == "text":
+                    await conn.send(ws_client.TEXT, frame.text.encode())
+                elif kind == "binary":
+                    await conn.send(ws_client.BINARY, frame.binary)
+                elif kind == "close":
+                    await conn.close(frame.close.code, frame.close.reason)
+                    return
+            await conn.close(1001)  # the router's stream ended without a close: the client went away
+
+        upstream = asyncio.ensure_future(to_server())
+        try:
+            while True:
+                message = await conn.receive()
+                if message.opcode == ws_client.CLOSE:
+                    if not upstream.done():  # the server closed first
+                        await context.write(_close(message.close_code, message.data.decode("utf-8", "replace")))
+                    await conn.close(message.close_code)  # the closing handshake's answer
+                    return
+                if message.opcode == ws_client.TEXT:
+                    await context.write(runner_pb2.WebsocketFrame(text=message.data.decode("utf-8", "replace")))
+                else:
+                    await context.write(runner_pb2.WebsocketFrame(binary=message.data))
+        finally:
+            upstream.cancel()
+            await conn.close(1001)
 
     async def _stream(self, context: grpc.aio.ServicerContext, response: http1.Response, content_type: str
                       ) -> AsyncIterator[httpbody_pb2.HttpBody]:

@@ -46,7 +46,7 @@ GRPC_PREFIX = "/inference.GRPCInferenceService/"
 STREAM_INFER = GRPC_PREFIX + "ModelStreamInfer"
 HEADER_LENGTH = "inference-header-content-length"
 NOT_READY = "tritonserver is not ready yet"
-METRICS_PORT_FILE = "kingpost-triton-metrics-port"  # kingpost_worker_agent.triton_metrics reads it
+METRICS_PORT_FILE = "kingpost-triton-metrics-port"  # kingpost_worker_agent.replica_metrics reads it
 
 _GRPC_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,

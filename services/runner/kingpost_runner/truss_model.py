@@ -71,24 +71,27 @@ class Method:
 
 @dataclasses.dataclass(frozen=True)
 class ModelMethods:
-    predict: Method
+    # None for a websocket model (truss allows `predict` or `websocket`, not both).
+    predict: Method | None
     preprocess: Method | None = None
     postprocess: Method | None = None
     is_healthy: Callable[[], Any] | None = None
     setup_environment: Callable[[Any], Any] | None = None
     # The OpenAI-style methods the model has, by name (OPENAI_ROUTES).
     openai: Mapping[str, Method] = dataclasses.field(default_factory=dict)
+    # `async def websocket(self, ws)`, served at `{prefix}/websocket` (websocket.py).
+    websocket: Callable[[Any], Any] | None = None
 
     @property
     def input_type(self) -> type | None:
         first = self.preprocess or self.predict
-        return first.input_type
+        return None if first is None else first.input_type
 
     @property
     def skip_input_parsing(self) -> bool:
         """The first method takes only the request: the body is not decoded for it."""
         first = self.preprocess or self.predict
-        return first.args is ArgMode.REQUEST
+        return first is None or first.args is ArgMode.REQUEST
 
 
 def load_model_class(model_file: pathlib.Path, class_name: str) -> type:
@@ -201,17 +204,23 @@ def describe(model: object) -> ModelMethods:
     found = {
         n: describe_method(n, getattr(model, n)) for n in MODEL_METHODS if callable(getattr(model, n, None))
     }
+    name = type(model).__name__
+    websocket = getattr(model, "websocket", None)
+    if callable(websocket):
+        if "predict" in found:
+            raise ModelDefinitionError(f"{name} has both `predict` and `websocket`: a Truss model serves one of them")
+        if "preprocess" in found or "postprocess" in found:
+            raise ModelDefinitionError(f"{name} has a `websocket`: it cannot have `preprocess` or `postprocess`")
+        if not inspect.iscoroutinefunction(websocket) or len(_signature(websocket).parameters) != 1:
+            raise ModelDefinitionError(f"`websocket` must be `async def websocket(self, ws)`, got {_signature(websocket)}")
+        return ModelMethods(predict=None, websocket=websocket, is_healthy=_callable_or_none(model, "is_healthy"),
+                            setup_environment=_callable_or_none(model, "setup_environment"))
     if "predict" not in found:
-        if callable(getattr(model, "websocket", None)):
-            raise ModelDefinitionError(f"{type(model).__name__} serves a `websocket` and no `predict`: kingpost "
-                                       "does not serve websocket models yet ({prefix}/websocket is not routed)")
-        raise ModelDefinitionError(f"{type(model).__name__} has no `predict` method")
+        raise ModelDefinitionError(f"{name} has no `predict` method")
     if "preprocess" in found and found["predict"].args is ArgMode.REQUEST:
         raise ModelDefinitionError("`predict` cannot take only the request when there is a `preprocess`")
     if "postprocess" in found and found["postprocess"].args is ArgMode.REQUEST:
         raise ModelDefinitionError("`postprocess` cannot take only the request")
-    is_healthy = getattr(model, "is_healthy", None)
-    setup_environment = getattr(model, "setup_environment", None)
     openai = {n: describe_method(n, getattr(model, n)) for n in OPENAI_ROUTES.values()
               if callable(getattr(model, n, None))}
     return ModelMethods(
@@ -219,6 +228,11 @@ def describe(model: object) -> ModelMethods:
         predict=found["predict"],
         preprocess=found.get("preprocess"),
         postprocess=found.get("postprocess"),
-        is_healthy=is_healthy if callable(is_healthy) else None,
-        setup_environment=setup_environment if callable(setup_environment) else None,
+        is_healthy=_callable_or_none(model, "is_healthy"),
+        setup_environment=_callable_or_none(model, "setup_environment"),
     )
+
+
+def _callable_or_none(model: object, name: str) -> Callable[..., Any] | None:
+    method = getattr(model, name, None)
+    return method if callable(method) else None

@@ -23,7 +23,7 @@ from kingpost.v1 import agent_pb2_grpc
 from kingpost_worker_agent import metrics
 from kingpost_worker_agent.artifacts import ArtifactStore, BuilderArtifacts, Fetcher
 from kingpost_worker_agent.containment import Containment, ContainmentRequired
-from kingpost_worker_agent.triton_metrics import TritonCollector
+from kingpost_worker_agent.replica_metrics import ReplicaMetrics
 from kingpost_worker_agent.heartbeat import heartbeat_loop
 from kingpost_worker_agent.join import JoinRefused
 from kingpost_worker_agent.join import join as join_platform
@@ -90,7 +90,7 @@ async def run(settings: AgentSettings, join_with: JoinWith | None = None) -> Non
         standby_runners=settings.standby_runners, containment=containment,
     )
     metrics.watch_node(facts.node_id, supervisor.list)
-    REGISTRY.register(TritonCollector(
+    REGISTRY.register(ReplicaMetrics(
         lambda: [(r.spec, containment.work_area(r.spec.replica_id)) for r in supervisor.list()]))
     # Before the first heartbeat, so that it lists the runners an agent before this one left running.
     try:

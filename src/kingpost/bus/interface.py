@@ -158,8 +158,10 @@ class Bus(Publisher, Protocol):
         acked once `handler` returns, handed again after `retry_delay` seconds when it raises."""
         ...
 
-    async def read_stream(self, subject: str, message_type: type[M], *, limit: int = 1000) -> list[M]:
-        """The last `limit` stored messages on `subject` (wildcards allowed), oldest first."""
+    async def read_stream(self, subject: str, message_type: type[M], *, limit: int = 1000,
+                          since: float | None = None) -> list[M]:
+        """The last `limit` stored messages on `subject` (wildcards allowed), oldest first; with `since`
+        (Unix seconds) those stored from then on (a hint: a bus may return older ones too)."""
         ...
 
     async def work_queue(self, subject: str, durable: str, message_type: type[M], *,

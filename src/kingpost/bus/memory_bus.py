@@ -227,7 +227,8 @@ class MemoryBus:
 
         return self._keep(_Task(run))
 
-    async def read_stream(self, subject: str, message_type: type[M], *, limit: int = 1000) -> list[M]:
+    async def read_stream(self, subject: str, message_type: type[M], *, limit: int = 1000,
+                          since: float | None = None) -> list[M]:
         stream = _stored_in(subject)
         parsed = [parse(message_type, m.data, m.subject) for m in self.broker.stored(stream.name, subject)]
         return [p for p in parsed if p is not None][-limit:]

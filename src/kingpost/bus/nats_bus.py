@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Generic
@@ -148,15 +149,24 @@ class NatsBus:
                 config=ConsumerConfig(ack_wait=30, max_deliver=max_deliveries),
             )
 
-    async def read_stream(self, subject: str, message_type: type[M], *, limit: int = 1000) -> list[M]:
+    async def read_stream(self, subject: str, message_type: type[M], *, limit: int = 1000,
+                          since: float | None = None) -> list[M]:
         stream = _stored_in(subject)
         with _translated(f"read {stream.name}"):
             info = await self.js.stream_info(stream.name, subjects_filter=subject)
             total = sum((info.state.subjects or {}).values()) if info.state.subjects else info.state.messages
             if not total:
                 return []
-            sub = await self.js.subscribe(subject, stream=stream.name, ordered_consumer=True,
-                                          config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+            if since is not None:  # JetStream starts at the first message stored then
+                config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME,
+                                        opt_start_time=datetime.datetime.fromtimestamp(since, datetime.timezone.utc))
+            sub = await self.js.subscribe(subject, stream=stream.name, ordered_consumer=True, config=config)
+            if since is not None:
+                consumer = await sub.consumer_info()
+                if consumer.num_pending == 0 and not (consumer.delivered and consumer.delivered.consumer_seq):
+                    await sub.unsubscribe()
+                    return []  # nothing stored since: no need to wait for a first message
         out: list[M] = []
         try:
             while True:

@@ -16,7 +16,7 @@ import asyncio
 import importlib
 import os
 import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pydantic
@@ -26,7 +26,7 @@ from kingpost.chains.loading import install_alias
 from kingpost.chains.public_types import DeployedServiceDescriptor, DeploymentContext, Environment
 from kingpost.chains.remote_errors import ChainletHTTPError, detail_of
 from kingpost.chains.signatures import describe_validation_error, read_endpoint
-from kingpost.chains.stub import make_stub
+from kingpost.chains.stub import calling_for, make_stub
 
 METADATA_KEY = "chains"
 # A router's gRPC address, set by the node's agent (kingpost up sets it); else the address the chain
@@ -96,12 +96,14 @@ class ChainletModel:
         return self._chainlet is not None
 
     @staticmethod
-    async def _stream(chunks: AsyncIterator[str | bytes]) -> AsyncIterator[str | bytes]:
+    async def _stream(chunks: AsyncIterator[str | bytes], caller: Mapping[str, str]) -> AsyncIterator[str | bytes]:
         """The Chainlet's chunks; its exception as for a non-streaming call (the status and the detail
-        end the stream, so the caller's stub raises it again, even after the first chunk)."""
+        end the stream, so the caller's stub raises it again, even after the first chunk). Its
+        dependency calls, made while it is iterated, pass on the caller's trace and request id."""
         try:
-            async for chunk in chunks:
-                yield chunk
+            with calling_for(caller):
+                async for chunk in chunks:
+                    yield chunk
         except Exception as e:
             raise _http_error(e) from e
         finally:
@@ -109,14 +111,19 @@ class ChainletModel:
             if aclose is not None:
                 await aclose()
 
-    async def predict(self, inputs: Any) -> Any:
+    async def predict(self, inputs: Any, request=None) -> Any:  # unannotated: the runner passes its request
+        caller = request.headers if request is not None else {}
+        with calling_for(caller):
+            return await self._predict(inputs, caller)
+
+    async def _predict(self, inputs: Any, caller: Mapping[str, str]) -> Any:
         try:
             kwargs = self._endpoint.parse_input(inputs if inputs is not None else {})
         except pydantic.ValidationError as e:
             raise ChainletHTTPError(400, describe_validation_error(e)) from None
         fn = getattr(self._chainlet, self._fn_name)
         if self._endpoint.is_streaming:
-            return self._stream(fn(**kwargs))
+            return self._stream(fn(**kwargs), caller)
         try:
             if self._endpoint.is_async:
                 result = await fn(**kwargs)

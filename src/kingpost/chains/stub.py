@@ -10,15 +10,21 @@ A streaming dependency's `run_remote` is an async iterator (`async for chunk in 
 chunks come as the dependency yields them (str decoded from UTF-8, bytes as sent); attempts are retried
 only until the first chunk (truss: "only before streaming starts"), and `timeout_sec` bounds the whole
 stream; an error after a chunk is raised at that point of the iteration.
+
+A call made while the Chainlet answers a request (`calling_for(headers)`, which serving.py sets
+around `run_remote`) carries that request's `traceparent`/`tracestate` and `x-baseten-request-id`: the
+dependency's spans join the caller's trace, under the caller's runner call, with the same request id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
+import contextvars
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import grpc
@@ -33,6 +39,22 @@ from kingpost.v1 import inference_pb2, inference_pb2_grpc
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
+# What a dependency call passes on from the request the Chainlet is answering.
+PASSED_ON = ("traceparent", "tracestate", "x-baseten-request-id")
+_caller: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("kingpost_chain_caller",
+                                                                                      default=())
+
+
+@contextlib.contextmanager
+def calling_for(headers: Mapping[str, str]) -> Iterator[None]:
+    """Calls made inside (and in threads started with a copy of this context, as asyncio.to_thread
+    starts them) pass on the request's trace and id."""
+    token = _caller.set(tuple((key, headers[key]) for key in PASSED_ON if headers.get(key)))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # a stream finished in another context than it began
+            _caller.reset(token)
 
 
 def _pack_default(obj: Any) -> Any:
@@ -113,7 +135,7 @@ class AsyncStub:
             for attempt in range(1, self._t.options.retries + 1):
                 try:
                     call = self._client().Predict(request, timeout=self._t.options.timeout_sec,
-                                                  metadata=self._t.metadata)
+                                                  metadata=self._t.metadata + _caller.get())
                     chunks = [chunk async for chunk in call]
                     return self._t.response(chunks)
                 except grpc.RpcError as e:
@@ -132,7 +154,7 @@ class StreamStub(AsyncStub):
         async with self._semaphore:
             for attempt in range(1, self._t.options.retries + 1):
                 call = self._client().Predict(request, timeout=self._t.options.timeout_sec,
-                                              metadata=self._t.metadata)
+                                              metadata=self._t.metadata + _caller.get())
                 try:
                     message = await call.read()
                     break
@@ -178,7 +200,7 @@ class SyncStub:
             for attempt in range(1, self._t.options.retries + 1):
                 try:
                     chunks = list(self._client().Predict(request, timeout=self._t.options.timeout_sec,
-                                                         metadata=self._t.metadata))
+                                                         metadata=self._t.metadata + _caller.get()))
                     return self._t.response(chunks)
                 except grpc.RpcError as e:
                     if attempt == self._t.options.retries:

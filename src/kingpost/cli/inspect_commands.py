@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,11 +113,18 @@ def status(as_json: bool) -> None:
               help="At most this many lines, the newest.")
 @click.option("--request-id", default="", help="Only the lines of this request (its X-Baseten-Request-Id).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they arrive (Ctrl-C stops).")
+@click.option("--since", default="", help="Only lines from then on: a duration back from now (30s, 10m, 2h, "
+                                          "1d) or a time (2026-01-31T12:00:00Z).")
 @json_option
-def logs(model: str, deployment: str, build: str, limit: int, request_id: str, follow: bool, as_json: bool) -> None:
+def logs(model: str, deployment: str, build: str, limit: int, request_id: str, follow: bool, since: str,
+         as_json: bool) -> None:
     """Build and replica logs, oldest first: `time source level text` (all models without MODEL)."""
     if deployment and not model:
         raise click.UsageError("--deployment needs the MODEL it belongs to")
+    try:
+        since_at = parse_since(since, time.time()) if since else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--since") from None
 
     def wanted(lines: Sequence[Any]) -> list[Any]:
         # The runner writes the id of the request a log line belongs to into the line ("[id]").
@@ -124,6 +133,8 @@ def logs(model: str, deployment: str, build: str, limit: int, request_id: str, f
     # With --request-id, look further back: the request's lines are among many.
     request = management_pb2.GetLogsRequest(model_id=model, deployment_id=deployment, build_id=build,
                                             limit=10_000 if request_id else limit)
+    if since_at is not None:
+        request.since.FromNanoseconds(int(since_at * 1e9))
     lines = wanted(run_async(management_call("GetLogs", request)).lines)[-limit:]
     if as_json and not follow:
         print_json({"lines": [to_dict(line) for line in lines]})
@@ -143,7 +154,7 @@ async def _follow(request: Any, shown: Sequence[Any], wanted: Any, as_json: bool
     seen = {key(line) for line in shown}
     newest = max((key(line)[:2] for line in shown), default=(0, 0))
     request = management_pb2.GetLogsRequest(model_id=request.model_id, deployment_id=request.deployment_id,
-                                            build_id=request.build_id, limit=1000)
+                                            build_id=request.build_id, limit=1000, since=request.since)
     while True:
         await asyncio.sleep(interval)
         for line in wanted((await management_call("GetLogs", request)).lines):
@@ -151,3 +162,25 @@ async def _follow(request: Any, shown: Sequence[Any], wanted: Any, as_json: bool
                 continue
             seen.add(key(line))
             click.echo(json.dumps(to_dict(line)) if as_json else format_log_line(line))
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(value: str, now: float) -> float:
+    """`--since`: a duration back from `now` (`30s`, `10m`, `1.5h`, `2d`) or an ISO 8601 time (UTC
+    when it names no zone), as Unix seconds; ValueError naming the value otherwise."""
+    text = value.strip()
+    if text[-1:] in _UNITS:
+        try:
+            amount = float(text[:-1])
+        except ValueError:
+            amount = -1.0
+        if amount >= 0:
+            return now - amount * _UNITS[text[-1]]
+    try:
+        at = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a duration (30s, 10m, 2h, 1d) nor a time "
+                         f"(2026-01-31T12:00:00Z)") from None
+    return (at if at.tzinfo else at.replace(tzinfo=datetime.timezone.utc)).timestamp()

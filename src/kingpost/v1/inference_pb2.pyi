@@ -204,7 +204,7 @@ class CancelAsyncRequestResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., canceled: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class AsyncJob(_message.Message):
-    __slots__ = ("request_id", "model_id", "deployment_id", "model_input", "webhook_endpoint", "priority", "created_at", "max_time_in_queue_seconds", "max_attempts", "initial_delay_seconds", "max_delay_seconds", "store_result")
+    __slots__ = ("request_id", "model_id", "deployment_id", "model_input", "webhook_endpoint", "priority", "created_at", "max_time_in_queue_seconds", "max_attempts", "initial_delay_seconds", "max_delay_seconds", "store_result", "traceparent")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +217,7 @@ class AsyncJob(_message.Message):
     INITIAL_DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STORE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_id: str
     deployment_id: str
@@ -229,4 +230,5 @@ class AsyncJob(_message.Message):
     initial_delay_seconds: float
     max_delay_seconds: float
     store_result: bool
-    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_input: _Optional[bytes] = ..., webhook_endpoint: _Optional[str] = ..., priority: _Optional[int] = ..., created_at: _Optional[float] = ..., max_time_in_queue_seconds: _Optional[float] = ..., max_attempts: _Optional[int] = ..., initial_delay_seconds: _Optional[float] = ..., max_delay_seconds: _Optional[float] = ..., store_result: _Optional[bool] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_input: _Optional[bytes] = ..., webhook_endpoint: _Optional[str] = ..., priority: _Optional[int] = ..., created_at: _Optional[float] = ..., max_time_in_queue_seconds: _Optional[float] = ..., max_attempts: _Optional[int] = ..., initial_delay_seconds: _Optional[float] = ..., max_delay_seconds: _Optional[float] = ..., store_result: _Optional[bool] = ..., traceparent: _Optional[str] = ...) -> None: ...

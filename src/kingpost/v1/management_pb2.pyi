@@ -259,20 +259,22 @@ class GetDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class GetLogsRequest(_message.Message):
-    __slots__ = ("model_id", "deployment_id", "build_id", "build_only", "replica_only", "limit")
+    __slots__ = ("model_id", "deployment_id", "build_id", "build_only", "replica_only", "limit", "since")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BUILD_ID_FIELD_NUMBER: _ClassVar[int]
     BUILD_ONLY_FIELD_NUMBER: _ClassVar[int]
     REPLICA_ONLY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     deployment_id: str
     build_id: str
     build_only: bool
     replica_only: bool
     limit: int
-    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., build_id: _Optional[str] = ..., build_only: _Optional[bool] = ..., replica_only: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., build_id: _Optional[str] = ..., build_only: _Optional[bool] = ..., replica_only: _Optional[bool] = ..., limit: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetLogsResponse(_message.Message):
     __slots__ = ("lines", "logs")

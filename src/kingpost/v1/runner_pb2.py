@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/runner.proto\x12\x0bkingpost.v1\x1a\x19google/api/httpbody.proto\"K\n\x14RunnerPredictRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\x12\x0f\n\x07v2_path\x18\x02 \x01(\t\"{\n\x11RunnerSyncRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12$\n\x07headers\x18\x03 \x03(\x0b\x32\x13.kingpost.v1.Header\x12\"\n\x04\x62ody\x18\x04 \x01(\x0b\x32\x14.google.api.HttpBody\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x0e\n\x0cReadyRequest\"\x1e\n\rReadyResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\"\"\n\rReloadRequest\x12\x11\n\ttruss_dir\x18\x01 \x01(\t\"5\n\x0eReloadResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\x32\x98\x02\n\rRunnerService\x12\x44\n\x07Predict\x12!.kingpost.v1.RunnerPredictRequest\x1a\x14.google.api.HttpBody0\x01\x12>\n\x04Sync\x12\x1e.kingpost.v1.RunnerSyncRequest\x1a\x14.google.api.HttpBody0\x01\x12>\n\x05Ready\x12\x19.kingpost.v1.ReadyRequest\x1a\x1a.kingpost.v1.ReadyResponse\x12\x41\n\x06Reload\x12\x1a.kingpost.v1.ReloadRequest\x1a\x1b.kingpost.v1.ReloadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/runner.proto\x12\x0bkingpost.v1\x1a\x19google/api/httpbody.proto\"K\n\x14RunnerPredictRequest\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\x12\x0f\n\x07v2_path\x18\x02 \x01(\t\"{\n\x11RunnerSyncRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12$\n\x07headers\x18\x03 \x03(\x0b\x32\x13.kingpost.v1.Header\x12\"\n\x04\x62ody\x18\x04 \x01(\x0b\x32\x14.google.api.HttpBody\"%\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"}\n\x0eWebsocketFrame\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x10\n\x06\x62inary\x18\x02 \x01(\x0cH\x00\x12,\n\x05\x63lose\x18\x03 \x01(\x0b\x32\x1b.kingpost.v1.WebsocketCloseH\x00\x12\x12\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\x08H\x00\x42\x07\n\x05\x66rame\".\n\x0eWebsocketClose\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0e\n\x0cReadyRequest\"\x1e\n\rReadyResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\"\"\n\rReloadRequest\x12\x11\n\ttruss_dir\x18\x01 \x01(\t\"5\n\x0eReloadResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\x32\xe3\x02\n\rRunnerService\x12\x44\n\x07Predict\x12!.kingpost.v1.RunnerPredictRequest\x1a\x14.google.api.HttpBody0\x01\x12>\n\x04Sync\x12\x1e.kingpost.v1.RunnerSyncRequest\x1a\x14.google.api.HttpBody0\x01\x12>\n\x05Ready\x12\x19.kingpost.v1.ReadyRequest\x1a\x1a.kingpost.v1.ReadyResponse\x12I\n\tWebsocket\x12\x1b.kingpost.v1.WebsocketFrame\x1a\x1b.kingpost.v1.WebsocketFrame(\x01\x30\x01\x12\x41\n\x06Reload\x12\x1a.kingpost.v1.ReloadRequest\x1a\x1b.kingpost.v1.ReloadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,14 +38,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNNERSYNCREQUEST']._serialized_end=268
   _globals['_HEADER']._serialized_start=270
   _globals['_HEADER']._serialized_end=307
-  _globals['_READYREQUEST']._serialized_start=309
-  _globals['_READYREQUEST']._serialized_end=323
-  _globals['_READYRESPONSE']._serialized_start=325
-  _globals['_READYRESPONSE']._serialized_end=355
-  _globals['_RELOADREQUEST']._serialized_start=357
-  _globals['_RELOADREQUEST']._serialized_end=391
-  _globals['_RELOADRESPONSE']._serialized_start=393
-  _globals['_RELOADRESPONSE']._serialized_end=446
-  _globals['_RUNNERSERVICE']._serialized_start=449
-  _globals['_RUNNERSERVICE']._serialized_end=729
+  _globals['_WEBSOCKETFRAME']._serialized_start=309
+  _globals['_WEBSOCKETFRAME']._serialized_end=434
+  _globals['_WEBSOCKETCLOSE']._serialized_start=436
+  _globals['_WEBSOCKETCLOSE']._serialized_end=482
+  _globals['_READYREQUEST']._serialized_start=484
+  _globals['_READYREQUEST']._serialized_end=498
+  _globals['_READYRESPONSE']._serialized_start=500
+  _globals['_READYRESPONSE']._serialized_end=530
+  _globals['_RELOADREQUEST']._serialized_start=532
+  _globals['_RELOADREQUEST']._serialized_end=566
+  _globals['_RELOADRESPONSE']._serialized_start=568
+  _globals['_RELOADRESPONSE']._serialized_end=621
+  _globals['_RUNNERSERVICE']._serialized_start=624
+  _globals['_RUNNERSERVICE']._serialized_end=979
 # @@protoc_insertion_point(module_scope)

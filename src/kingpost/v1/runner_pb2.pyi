@@ -35,6 +35,26 @@ class Header(_message.Message):
     value: str
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
+class WebsocketFrame(_message.Message):
+    __slots__ = ("text", "binary", "close", "accepted")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    BINARY_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    binary: bytes
+    close: WebsocketClose
+    accepted: bool
+    def __init__(self, text: _Optional[str] = ..., binary: _Optional[bytes] = ..., close: _Optional[_Union[WebsocketClose, _Mapping]] = ..., accepted: _Optional[bool] = ...) -> None: ...
+
+class WebsocketClose(_message.Message):
+    __slots__ = ("code", "reason")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    reason: str
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class ReadyRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

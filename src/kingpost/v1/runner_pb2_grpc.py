@@ -54,6 +54,11 @@ class RunnerServiceStub:
                 request_serializer=kingpost_dot_v1_dot_runner__pb2.ReadyRequest.SerializeToString,
                 response_deserializer=kingpost_dot_v1_dot_runner__pb2.ReadyResponse.FromString,
                 _registered_method=True)
+        self.Websocket = channel.stream_stream(
+                '/kingpost.v1.RunnerService/Websocket',
+                request_serializer=kingpost_dot_v1_dot_runner__pb2.WebsocketFrame.SerializeToString,
+                response_deserializer=kingpost_dot_v1_dot_runner__pb2.WebsocketFrame.FromString,
+                _registered_method=True)
         self.Reload = channel.unary_unary(
                 '/kingpost.v1.RunnerService/Reload',
                 request_serializer=kingpost_dot_v1_dot_runner__pb2.ReloadRequest.SerializeToString,
@@ -91,6 +96,18 @@ class RunnerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Websocket(self, request_iterator, context):
+        """Websocket relays one WebSocket connection (`{prefix}/websocket`) to the
+        model's `websocket(ws)`. The runner's first message is `accepted` (the
+        model runs) or `close` (1003: the model has no `websocket`); then both
+        sides send text and binary messages, and either side's `close` ends it
+        (1000 when the model returns, 1011 when it raises). Request headers that
+        matter to the model arrive as metadata, as for Predict.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Reload(self, request, context):
         """Reload imports the model again (from truss_dir when set, else the same
         directory), constructs and loads it, then swaps it in: requests in flight
@@ -118,6 +135,11 @@ def add_RunnerServiceServicer_to_server(servicer, server):
                     servicer.Ready,
                     request_deserializer=kingpost_dot_v1_dot_runner__pb2.ReadyRequest.FromString,
                     response_serializer=kingpost_dot_v1_dot_runner__pb2.ReadyResponse.SerializeToString,
+            ),
+            'Websocket': grpc.stream_stream_rpc_method_handler(
+                    servicer.Websocket,
+                    request_deserializer=kingpost_dot_v1_dot_runner__pb2.WebsocketFrame.FromString,
+                    response_serializer=kingpost_dot_v1_dot_runner__pb2.WebsocketFrame.SerializeToString,
             ),
             'Reload': grpc.unary_unary_rpc_method_handler(
                     servicer.Reload,
@@ -210,6 +232,33 @@ class RunnerService:
             '/kingpost.v1.RunnerService/Ready',
             kingpost_dot_v1_dot_runner__pb2.ReadyRequest.SerializeToString,
             kingpost_dot_v1_dot_runner__pb2.ReadyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Websocket(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kingpost.v1.RunnerService/Websocket',
+            kingpost_dot_v1_dot_runner__pb2.WebsocketFrame.SerializeToString,
+            kingpost_dot_v1_dot_runner__pb2.WebsocketFrame.FromString,
             options,
             channel_credentials,
             insecure,

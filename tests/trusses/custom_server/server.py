@@ -1,11 +1,15 @@
-"""A custom server for the tests: echoes requests, streams events, crashes or never gets ready on demand.
+"""A custom server for the tests: echoes requests, streams events, crashes or never gets ready on demand,
+and echoes WebSocket messages at /predict (text "close" makes it close with 4000).
 
     python server.py --port N [--never-ready] [--exit-at-start]   (--listen N: the same as --port N)
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import os
+import struct
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +49,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/crash":
             print("server: crashing on purpose", flush=True)
             os._exit(3)
+        if path == "/predict" and self.headers.get("upgrade", "").lower() == "websocket":
+            return self._websocket()
         if path == "/predict":
             return self._json(200, {"predict": json.loads(body or b"null")})
         if path == "/sse":
@@ -64,6 +70,40 @@ class Handler(BaseHTTPRequestHandler):
                                     "headers": {k.lower(): v for k, v in self.headers.items()}},
                               headers=[("x-server", "custom"), ("set-cookie", "a=1"), ("set-cookie", "b=2")])
         return self._json(404, {"detail": f"no route {self.command} {path}"})
+
+    def _websocket(self):
+        key = self.headers["sec-websocket-key"].encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+        self.send_response(101)
+        self.send_header("upgrade", "websocket")
+        self.send_header("connection", "Upgrade")
+        self.send_header("sec-websocket-accept", base64.b64encode(hashlib.sha1(key).digest()).decode())
+        self.end_headers()
+        self.wfile.flush()
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                (length,) = struct.unpack("!H", self.rfile.read(2))
+            elif length == 127:
+                (length,) = struct.unpack("!Q", self.rfile.read(8))
+            mask = self.rfile.read(4)
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(length)))
+            if opcode == 0x8:  # the client's close: answered, done
+                self._frame(0x8, data[:2])
+                return
+            if opcode == 0x1 and data == b"close":
+                self._frame(0x8, struct.pack("!H", 4000) + b"server closing")
+                return
+            self._frame(opcode, data)
+
+    def _frame(self, opcode, data):
+        n = len(data)
+        head = bytes([0x80 | opcode]) + (bytes([n]) if n < 126 else bytes([126]) + struct.pack("!H", n)
+                                         if n < 1 << 16 else bytes([127]) + struct.pack("!Q", n))
+        self.wfile.write(head + data)
+        self.wfile.flush()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from kingpost.cli import main
+from kingpost.cli.inspect_commands import parse_since
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +110,26 @@ def test_a_bug_is_still_one_line_that_says_how_to_see_the_traceback(capsys, monk
     code, _, err = run(capsys, "models", "list")
     assert code == 1
     assert_one_error_line(err, "error: unexpected RuntimeError: boom (KINGPOST_DEBUG=1 shows the traceback)")
+
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("30s", NOW - 30), ("10m", NOW - 600), ("1.5h", NOW - 5400), ("2d", NOW - 172800), ("0s", NOW),
+    ("2027-01-15T08:00:00Z", 1_800_000_000), ("2027-01-15T09:00:00+01:00", 1_800_000_000),
+    ("2027-01-15T08:00:00", 1_800_000_000)])
+def test_logs_since_takes_a_duration_back_from_now_or_a_time(value, expected):
+    assert parse_since(value, NOW) == expected
+
+
+@pytest.mark.parametrize("value", ["10", "ten minutes", "-5m", "m", "2027-13-01"])
+def test_logs_since_refuses_anything_else_naming_it(value):
+    with pytest.raises(ValueError, match=f"{value!r} is neither a duration"):
+        parse_since(value, NOW)
+
+
+def test_logs_since_that_is_not_a_time_is_a_usage_error_naming_the_option(capsys):
+    code, _, err = run(capsys, "logs", "m", "--since", "yesterday")
+    assert code == 2
+    assert_one_error_line(err, "--since", "'yesterday'")

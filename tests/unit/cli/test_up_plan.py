@@ -3,6 +3,8 @@
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from kingpost.up_plan import SERVICES, STOP_STAGES, Layout, NatsCredentials, Ports, plan, service_config
 
 HOME = Path("/home/u/.kingpost")
@@ -14,6 +16,7 @@ def ports() -> Ports:
         rest=8080, grpc=50051, nats=4000, envoy_admin=4001,
         service_grpc={s: 5000 + i for i, s in enumerate(SERVICES)},
         service_metrics={s: 6000 + i for i, s in enumerate(SERVICES)},
+        router_websocket=7000,
     )
 
 
@@ -80,7 +83,8 @@ def test_each_service_runs_through_the_cli_with_its_own_config():
         config = tomllib.loads(spec.files[config_path])
         assert config["grpc_port"] == 5000 + i and config["metrics_port"] == 6000 + i
         assert config["nats_url"] == "nats://kingpost:s3cret@127.0.0.1:4000"
-        assert spec.ready_ports == (5000 + i,)
+        # The router also serves {prefix}/websocket on a port of its own.
+        assert spec.ready_ports == ((5000 + i, 7000) if service == "router" else (5000 + i,))
         assert spec.log_path == HOME / "logs" / f"{service}.log"
 
 
@@ -96,6 +100,7 @@ def test_services_find_each_other_through_the_picked_ports():
     p = ports()
     layout = Layout(HOME)
     assert service_config("router", layout, p, NATS)["scheduler_address"] == "127.0.0.1:5000"
+    assert service_config("router", layout, p, NATS)["websocket_port"] == 7000
     assert service_config("agent", layout, p, NATS)["builder_address"] == "127.0.0.1:5001"
     assert service_config("scheduler", layout, p, NATS)["builder_address"] == "127.0.0.1:5001"
     assert service_config("scheduler", layout, p, NATS)["database_url"] == f"sqlite+aiosqlite:///{HOME}/state/kingpost.db"
@@ -110,8 +115,25 @@ def test_envoy_fronts_router_scheduler_and_builder_on_the_public_ports():
     assert envoy.ready_ports == (50051, 8080)
     text = envoy.files[config_path]
     for expected in ("rest_port: '8080'", "grpc_port: '50051'", "admin_port: '4001'",
-                     "router: 127.0.0.1:5002", "scheduler: 127.0.0.1:5000", "builder: 127.0.0.1:5001"):
+                     "router: 127.0.0.1:5002", "router_websocket: 127.0.0.1:7000", "scheduler: 127.0.0.1:5000", "builder: 127.0.0.1:5001"):
         assert expected in text
+
+
+def test_envoy_traces_when_the_services_export_to_an_otlp_endpoint_at_the_routers_ratio():
+    def envoy_text(environ):
+        envoy = plan(Layout(HOME), ports(), admin_key="k", nats=NATS, python="p", nats_server="n",
+                     descriptor_path=Path("/d"), render_envoy=render_envoy, envoy_command=envoy_command,
+                     environ=environ)[-1]
+        return envoy.files[HOME / "run" / "envoy.yaml"]
+
+    assert "otlp_endpoint" not in envoy_text({})
+    assert "otlp_endpoint: http://c:4317" in envoy_text({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"})
+    traces_only = envoy_text({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317",
+                              "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4317",
+                              "KINGPOST_TRACE_ROOT_RATIO": "0.5"})
+    assert "otlp_endpoint: http://t:4317" in traces_only and "trace_ratio: '0.5'" in traces_only
+    with pytest.raises(ValueError, match="KINGPOST_TRACE_ROOT_RATIO='half'"):
+        envoy_text({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "KINGPOST_TRACE_ROOT_RATIO": "half"})
 
 
 def test_other_users_may_only_pass_through_the_home_and_the_agents_dir():

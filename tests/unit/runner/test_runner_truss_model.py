@@ -143,10 +143,42 @@ def test_openai_style_methods_are_described_beside_predict() -> None:
     assert methods.openai["embeddings"].is_generator
 
 
-def test_a_websocket_model_is_refused_saying_so() -> None:
+def test_a_websocket_model_serves_its_websocket_and_no_predict() -> None:
     class Model:
         async def websocket(self, ws):
             pass
 
-    with pytest.raises(ModelDefinitionError, match="kingpost does not serve websocket models yet"):
-        describe(Model())
+        def is_healthy(self):
+            return True
+
+    model = Model()
+    methods = describe(model)
+    assert methods.websocket == model.websocket and methods.predict is None
+    assert methods.is_healthy == model.is_healthy
+
+
+def test_a_websocket_model_breaking_truss_rules_is_refused_naming_the_rule() -> None:
+    class Both:
+        def predict(self, x):
+            return x
+
+        async def websocket(self, ws):
+            pass
+
+    class Preprocessed:
+        def preprocess(self, x):
+            return x
+
+        async def websocket(self, ws):
+            pass
+
+    class Sync:
+        def websocket(self, ws):
+            pass
+
+    with pytest.raises(ModelDefinitionError, match="both `predict` and `websocket`"):
+        describe(Both())
+    with pytest.raises(ModelDefinitionError, match="cannot have `preprocess` or `postprocess`"):
+        describe(Preprocessed())
+    with pytest.raises(ModelDefinitionError, match="must be `async def websocket"):
+        describe(Sync())

@@ -132,7 +132,8 @@ def test_a_stream_request_asks_for_the_final_response_that_ends_its_responses() 
 
 def test_tritons_metrics_of_several_replicas_merge_into_one_family_each_labelled(tmp_path: Path) -> None:
     from kingpost_worker_agent.replica_state import ReplicaSpec
-    from kingpost_worker_agent.triton_metrics import PORT_FILE, TritonCollector
+    from kingpost_worker_agent.replica_metrics import TRITON_PORT_FILE as PORT_FILE
+    from kingpost_worker_agent.replica_metrics import ReplicaMetrics
 
     text = ("# HELP nv_inference_count Number of inferences performed\n# TYPE nv_inference_count counter\n"
             'nv_inference_count{model="add_sub",version="1"} 7\n')
@@ -143,7 +144,7 @@ def test_tritons_metrics_of_several_replicas_merge_into_one_family_each_labelled
         if i < 2:  # the third is a Truss: no port file
             (area / PORT_FILE).write_text(str(9000 + i))
         areas.append((ReplicaSpec(f"rep_{i}", "dep_1", "mdl_1"), area))
-    collected = list(TritonCollector(lambda: areas, fetch=lambda port: text if port == 9000 else None).collect())
+    collected = list(ReplicaMetrics(lambda: areas, fetch=lambda port: text if port == 9000 else None).collect())
     (family,) = collected
     assert family.name == "nv_inference_count" and family.type == "counter"
     assert [(s.labels, s.value) for s in family.samples] == [

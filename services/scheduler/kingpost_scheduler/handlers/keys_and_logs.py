@@ -72,9 +72,12 @@ class KeysAndLogs(Handlers):
         only_build = bool(request.build_id) and not request.model_id
         deployments = [] if only_build else await self.control.read("finding logs", targets)
         limit = request.limit if request.limit > 0 else DEFAULT_LOG_LIMIT
+        since = request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None
         lines: list[events_pb2.LogLine] = []
         for subject in _log_subjects(request, deployments):
-            lines.extend(await self.bus.read_stream(subject, events_pb2.LogLine, limit=limit))
+            lines.extend(await self.bus.read_stream(subject, events_pb2.LogLine, limit=limit, since=since))
+        if since is not None:  # a line is stored after it is written: the bus's start is a superset
+            lines = [line for line in lines if line.at.ToNanoseconds() >= request.since.ToNanoseconds()]
         lines.sort(key=lambda line: (line.at.seconds, line.at.nanos))
         kept = lines[-limit:]
         return management_pb2.GetLogsResponse(lines=kept, logs=[convert.baseten_log(line) for line in kept])
