@@ -54,7 +54,7 @@ from kingpost import rpc
 from kingpost.auth import new_key
 from kingpost.bus.nats_bus import NatsBus
 from kingpost.bus.subjects import node_subject, replica_subject
-from kingpost.settings import to_toml
+from kingpost.flat_toml import to_toml
 from kingpost.v1 import (
     agent_pb2,
     agent_pb2_grpc,

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_custom_servers import variant
-from tests.e2e.test_truss_compat import Platform
-from tests.e2e.test_up import Up, descendants, free_port, proc_stat, run_cli
+from tests.e2e.test_truss_compat import Platform, platform_up
+from tests.e2e.test_up import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -30,20 +30,8 @@ MODEL_ERROR = "Internal Server Error (in model/chainlet)."
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("websockets") / "home"
-    rest, grpc = free_port(), free_port()
-    up = Up(home, rest, grpc)
-    seen: dict[int, str] = {}
-    try:
-        up.wait_for_curl()
-        platform = Platform(home, rest, grpc)
+    with platform_up(tmp_path_factory, "websockets") as platform:
         yield platform
-        platform.http.close()
-        seen = descendants(up.process.pid)
-        assert up.stop() == 0
-    finally:
-        if up.process.poll() is None or any(proc_stat(p) for p in seen):
-            up.kill_everything(set(seen) | set(descendants(up.process.pid)))
 
 
 @pytest.fixture(scope="module")
