@@ -81,7 +81,8 @@ async def push_chain(
                     truss_dir = write_truss(
                         pathlib.Path(tmp) / chainlet.name, chain_file.resolve().parent,
                         chainlet_config(graph, chainlet, module.__name__, router=config.grpc,
-                                        api_key=minted.api_key, services=services))
+                                        api_key=minted.api_key, services=services,
+                                        chain_root=chain_file.resolve().parent))
                     on_chainlet(chainlet.name, "building")
                     try:
                         result = await truss_push.push(

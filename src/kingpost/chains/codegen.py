@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from kingpost.chains.graph import Chainlet, ChainGraph
-from kingpost.chains.public_types import DeployedServiceDescriptor
+from kingpost.chains.graph import Chainlet, ChainGraph, ChainValidationError
+from kingpost.chains.public_types import DeployedServiceDescriptor, DockerImage
 
 MODEL_PY = "from kingpost.chains.serving import ChainletModel\n\n\nclass Model(ChainletModel):\n    pass\n"
 _SKIP = shutil.ignore_patterns("__pycache__", ".*", "*.pyc", "venv", "node_modules")
@@ -29,8 +29,26 @@ def model_name(chain: str, chainlet: str, entrypoint: bool) -> str:
     return chain if entrypoint else f"{chain}.{chainlet}"
 
 
+def requirements(image: DockerImage, chainlet: str, chain_root: pathlib.Path | None) -> list[str]:
+    """`pip_requirements`, then the lines of `pip_requirements_file` / `requirements_file` (absolute, as
+    `make_abs_path_here` makes them, or relative to the chain's folder), comments and blanks left out."""
+    out = list(image.pip_requirements)
+    for named in filter(None, (image.pip_requirements_file, image.requirements_file)):
+        path = pathlib.Path(named)
+        if not path.is_absolute() and chain_root is not None:
+            path = chain_root / path
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as e:
+            raise ChainValidationError([f"`{chainlet}`: its DockerImage names the requirements file {path}, "
+                                        f"which cannot be read ({e.strerror or e})"]) from None
+        out += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    return out
+
+
 def chainlet_config(graph: ChainGraph, chainlet: Chainlet, module: str, *, router: str, api_key: str,
-                    services: Mapping[str, DeployedServiceDescriptor]) -> dict[str, Any]:
+                    services: Mapping[str, DeployedServiceDescriptor],
+                    chain_root: pathlib.Path | None = None) -> dict[str, Any]:
     rc = chainlet.cls.remote_config
     image, compute = rc.docker_image, rc.compute
     resources: dict[str, Any] = {"cpu": str(compute.cpu_count), "memory": compute.memory}
@@ -44,7 +62,7 @@ def chainlet_config(graph: ChainGraph, chainlet: Chainlet, module: str, *, route
     config: dict[str, Any] = {
         "model_name": model_name(graph.name, chainlet.name, chainlet.name == graph.entrypoint),
         "model_class_name": "Model",
-        "requirements": list(image.pip_requirements),
+        "requirements": requirements(image, chainlet.name, chain_root),
         "system_packages": list(image.apt_requirements),
         "resources": resources,
         "runtime": {"predict_concurrency": int(concurrency),

@@ -2,6 +2,7 @@
 run_remote with sendable types, dependencies only through depends(), unique names. Each error
 names the Chainlet and its file:line."""
 
+import pathlib
 
 import pydantic
 import pytest
@@ -210,3 +211,29 @@ def test_a_chainlets_compute_maps_to_the_smallest_instance_type_through_its_trus
     assert instance_type(parsed.config, parsed.raw).name == "H100:2x52x468"
     with pytest.raises(InvalidArgument, match=r"resources.accelerator 'T4:2': no instance type offers it"):
         parse_truss_config(config_of(chains.Compute(gpu="T4", gpu_count=2)))
+
+
+def test_a_chainlets_requirements_files_join_its_pip_requirements(tmp_path: pathlib.Path):
+    from kingpost.chains.codegen import chainlet_config
+
+    (tmp_path / "requirements.txt").write_text("# pinned\nnumpy>=1.26\n\n  rich  \n")
+    (tmp_path / "more.txt").write_text("httpx\n")
+
+    def config_of(image: chains.DockerImage) -> dict:
+        class Reqs(chains.ChainletBase):
+            remote_config = chains.RemoteConfig(docker_image=image)
+
+            async def run_remote(self) -> None:
+                return None
+
+        chains.mark_entrypoint("Reqs-Chain")(Reqs)
+        graph = build_graph([Reqs])
+        return chainlet_config(graph, graph.by_name("Reqs"), "m", router="r", api_key="k", services={},
+                               chain_root=tmp_path)
+
+    image = chains.DockerImage(pip_requirements=["pydantic>=2"],
+                               pip_requirements_file=str(tmp_path / "requirements.txt"), requirements_file="more.txt")
+    assert config_of(image)["requirements"] == ["pydantic>=2", "numpy>=1.26", "rich", "httpx"]
+    with pytest.raises(ChainValidationError, match=r"`Reqs`: its DockerImage names the requirements file "
+                                                   r".*missing.txt, which cannot be read \(No such file"):
+        config_of(chains.DockerImage(requirements_file="missing.txt"))
