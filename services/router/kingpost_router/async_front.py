@@ -41,8 +41,6 @@ class AsyncFront:
             model_id=request.chain_id, target=request.target, environment=request.environment,
             deployment_id=request.deployment_id, body=request.body), context)
 
-    # -- async inference: the front (async_queue.py); the workers call acquire / call_model ------
-
     @abort_on_error
     async def AsyncPredict(self, request: inference_pb2.AsyncPredictRequest,
                            context: grpc.aio.ServicerContext) -> inference_pb2.AsyncPredictResponse:
