@@ -690,3 +690,18 @@ async def test_sync_takes_predicts_slots(mesh: Mesh) -> None:
     mesh.runner.release.set()
     await read_rest(slow)
     assert len(await second) == 1 and mesh.runner.peak == 1
+
+
+async def test_a_websocket_port_in_use_stops_the_router_naming_it() -> None:
+    from kingpost_router.ws_server import WebsocketServer
+
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = taken.sockets[0].getsockname()[1]
+    router = RouterServicer(RouterSettings(router_id="router-port-test", scheduler_address="unused:1"), KeyCache())
+    try:
+        with pytest.raises(SystemExit, match=rf"router: cannot listen for WebSockets on 127.0.0.1:{port}: "
+                                             r".*in use \(the router's websocket_port\)"):
+            await WebsocketServer(router, KeyCache(), host="127.0.0.1", port=port, timeout=1).start()
+    finally:
+        taken.close()
+        await router.close()

@@ -59,7 +59,12 @@ class WebsocketServer:
                                      handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:  # as the gRPC port's failure reads (kingpost.service)
+            await self._runner.cleanup()
+            raise SystemExit(f"router: cannot listen for WebSockets on {self._host}:{self._port}: "
+                             f"{e.strerror or e} (the router's websocket_port)") from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("websockets on %s:%d", self._host, self.port)
 
