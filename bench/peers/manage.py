@@ -61,8 +61,9 @@ def default_cache() -> Path:
 
 
 def _uv() -> str | None:
-    bundled = REPO / ".tools" / "uv" / "bin" / "uv"
-    return str(bundled) if bundled.exists() else shutil.which("uv")
+    """The uv `make install` put in .tools (the Makefile's UV_VERSION), else one on PATH."""
+    bundled = sorted((REPO / ".tools").glob("uv-*/bin/uv"))
+    return str(bundled[-1]) if bundled else shutil.which("uv")
 
 
 def _version(python: Path, module: str) -> str | None:
@@ -88,7 +89,7 @@ def ensure_python(peer: Peer, cache: Path) -> tuple[Path, str]:
             return python, version
     uv = _uv()
     if uv is None:
-        raise PeerUnavailable("uv not found (neither .tools/uv/bin/uv nor `uv` on PATH) to install it")
+        raise PeerUnavailable("uv not found (neither .tools/uv-*/bin/uv nor `uv` on PATH) to install it")
     print(f"installing {peer.requirement} into {venv} (first use) ...", file=sys.stderr, flush=True)
     if venv.exists():
         if not (venv / "pyvenv.cfg").exists():
