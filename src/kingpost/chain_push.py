@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from kingpost import push as truss_push
 from kingpost import rpc
-from kingpost.chains.codegen import chainlet_config, write_truss
+from kingpost.chains.codegen import chainlet_config, image_dir, write_truss
 from kingpost.chains.graph import ChainGraph
 from kingpost.chains.loading import load_chain
 from kingpost.chains.public_types import DeployedServiceDescriptor
@@ -78,11 +78,12 @@ async def push_chain(
             with tempfile.TemporaryDirectory(prefix="kingpost-chain-") as tmp:
                 for chainlet in graph.chainlets:
                     is_entry = chainlet.name == graph.entrypoint
+                    root = chain_file.resolve().parent
                     truss_dir = write_truss(
-                        pathlib.Path(tmp) / chainlet.name, chain_file.resolve().parent,
+                        pathlib.Path(tmp) / chainlet.name, root,
                         chainlet_config(graph, chainlet, module.__name__, router=config.grpc,
-                                        api_key=minted.api_key, services=services,
-                                        chain_root=chain_file.resolve().parent))
+                                        api_key=minted.api_key, services=services, chain_root=root),
+                        image_dir(chainlet.cls.remote_config.docker_image.data_dir, "data_dir", chainlet.name, root))
                     on_chainlet(chainlet.name, "building")
                     try:
                         result = await truss_push.push(

@@ -196,3 +196,42 @@ def test_chains_push_watch_pushes_the_development_chain_again_on_every_edit(
         os.killpg(watcher.pid, signal.SIGINT)
         rest, _ = watcher.communicate(timeout=60)
     assert watcher.returncode == 0 and rest.rstrip().endswith("Stopped watching."), "\n".join(out) + rest
+
+
+DATA_CHAIN = '''import truss_chains as chains
+
+
+@chains.mark_entrypoint
+class Reader(chains.ChainletBase):
+    remote_config = chains.RemoteConfig(docker_image=chains.DockerImage(
+        data_dir=chains.make_abs_path_here("data"), external_package_dirs=["{external}"]))
+
+    def __init__(self, context: chains.DeploymentContext = chains.depends_context()) -> None:
+        self._text = (context.data_dir / "greeting.txt").read_text().strip()
+
+    async def run_remote(self, name: str) -> str:
+        import shared_words  # from the external package dir, shipped with the Chainlet (not on this machine's path)
+
+        return f"{{self._text}} {{shared_words.PUNCTUATION}} {{name}}"
+'''
+
+
+def test_a_chainlet_gets_its_data_dir_and_its_external_package_dirs(platform: Platform, tmp_path: Path) -> None:
+    """DockerImage.data_dir is the Chainlet's context.data_dir; a package dir outside the chain's
+    folder is importable in its runner."""
+    external = tmp_path / "outside"
+    external.mkdir()
+    (external / "shared_words.py").write_text('PUNCTUATION = "—"\n')
+    folder = tmp_path / "chain"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "greeting.txt").write_text("Guten Tag\n")
+    chain_file = folder / "reader_chain.py"
+    chain_file.write_text(DATA_CHAIN.format(external=external))
+    pushed = platform.push(chain_file)
+
+    async def call() -> httpx.Response:
+        async with platform.client() as client:
+            return await client.post(f"/chains/{pushed['chain']['id']}/production/run_remote", json={"name": "Ada"})
+
+    answered = asyncio.run(call())
+    assert (answered.status_code, answered.json()) == (200, "Guten Tag — Ada"), answered.text

@@ -81,15 +81,34 @@ def chainlet_config(graph: ChainGraph, chainlet: Chainlet, module: str, *, route
                 for _, dep, options in chainlet.dependencies},
         }},
     }
+    if image.external_package_dirs:  # outside the Truss: kingpost.truss_archive ships each in the artifact
+        root = chain_root or pathlib.Path.cwd()
+        config["external_package_dirs"] = [str(image_dir(d, "external package dir", chainlet.name, root))
+                                           for d in image.external_package_dirs]
     # base_image's Python is not pinned: the chainlet runs on the node's platform Python, as models
     # without python_version do (the builder would warn about a version the node lacks).
     return config
 
 
-def write_truss(target: pathlib.Path, chain_root: pathlib.Path, config: Mapping[str, Any]) -> pathlib.Path:
-    """A Truss directory at `target` (created; must not exist)."""
+def write_truss(target: pathlib.Path, chain_root: pathlib.Path, config: Mapping[str, Any],
+                data_dir: pathlib.Path | None = None) -> pathlib.Path:
+    """A Truss directory at `target` (created; must not exist); `data_dir` (the Chainlet's
+    `DockerImage.data_dir`) copied to its `data/`, which the Chainlet reads as `context.data_dir`."""
     (target / "model").mkdir(parents=True)
     (target / "model" / "model.py").write_text(MODEL_PY)
     (target / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
     shutil.copytree(chain_root, target / "packages", ignore=_SKIP)
+    if data_dir is not None:
+        shutil.copytree(data_dir, target / "data", ignore=_SKIP)
     return target
+
+
+def image_dir(named: str | None, what: str, chainlet: str, chain_root: pathlib.Path) -> pathlib.Path | None:
+    """A DockerImage folder (absolute, or relative to the chain's folder), which must exist."""
+    if not named:
+        return None
+    path = pathlib.Path(named)
+    path = path if path.is_absolute() else chain_root / path
+    if not path.is_dir():
+        raise ChainValidationError([f"`{chainlet}`: its DockerImage's {what} {path} is not a folder"])
+    return path.resolve()
