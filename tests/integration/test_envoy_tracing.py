@@ -3,8 +3,6 @@ records the traceparent it is sent, and a real OTLP/gRPC receiver that records w
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -13,10 +11,10 @@ import httpx
 import pytest
 from google.api import httpbody_pb2
 
-from kingpost.gateway import envoy_command, write_envoy_config
+from kingpost.gateway import write_envoy_config
 from kingpost.v1 import inference_pb2_grpc
 from tests.fixtures.otlp import Collector, attributes, collector  # noqa: F401
-from tests.fixtures.servers import _stop, free_port
+from tests.fixtures.servers import free_port, running_envoy
 from tests.integration.test_gateway import DESCRIPTOR
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -47,22 +45,10 @@ def envoy(tmp_path, collector) -> Iterator[tuple[int, Router, Collector]]:
         router=f"127.0.0.1:{router_port}", scheduler=f"127.0.0.1:{free_port()}",
         builder=f"127.0.0.1:{free_port()}", descriptor_path=DESCRIPTOR,
         otlp_endpoint=f"http://127.0.0.1:{otlp_port}", trace_ratio=0.0)
-    proc = subprocess.Popen(envoy_command(config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "envoy did not become ready in 20 s"
-            time.sleep(0.05)
-        yield rest, router, servicer
+        with running_envoy(config, admin):
+            yield rest, router, servicer
     finally:
-        _stop(proc)
-        proc.stderr.close()
         server.stop(None)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from google.api import httpbody_pb2
 
 from kingpost import errors, wire_limits
 from kingpost.auth import KeyCache, key_digest
-from kingpost.gateway import envoy_command, write_envoy_config
+from kingpost.gateway import write_envoy_config
 from kingpost.grpc_status import from_rpc_error, grpc_abort
 from kingpost.v1 import (
     builder_pb2,
@@ -37,7 +36,7 @@ from kingpost.v1 import (
     scheduler_pb2,
 )
 from kingpost_router.authz import EnvoyAuthzInterceptor
-from tests.fixtures.servers import _stop, free_port
+from tests.fixtures.servers import free_port, running_envoy
 
 ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR = ROOT / "src" / "kingpost" / "envoy" / "kingpost.binpb"
@@ -135,25 +134,8 @@ def envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
         builder=f"localhost:{ports.builder}",  # a name: STRICT_DNS
         descriptor_path=DESCRIPTOR, max_body_bytes=MAX_BODY,
     )
-    proc = subprocess.Popen(envoy_command(config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"envoy exited {proc.returncode}: {proc.stderr.read().decode()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{ports.admin}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("envoy did not become ready in 20 s")
-            time.sleep(0.05)
+    with running_envoy(config, ports.admin):
         yield ports
-    finally:
-        _stop(proc)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.fixture

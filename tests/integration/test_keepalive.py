@@ -13,7 +13,6 @@ channel's, not the servicer's).
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from kingpost import service
 from kingpost.auth import AuthInterceptor, KeyCache, key_digest, new_key
-from kingpost.gateway import envoy_command, write_envoy_config
+from kingpost.gateway import write_envoy_config
 from kingpost.route_watch import watch_routes
 from kingpost.settings import ServiceSettings
 from kingpost.v1 import inference_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
@@ -31,7 +30,7 @@ from kingpost_router.main import PUBLIC_PREFIXES
 from kingpost_router.service import RouterServicer
 from kingpost_router.settings import RouterSettings
 from tests.fixtures.runner import TRUSSES, running
-from tests.fixtures.servers import _stop, free_port
+from tests.fixtures.servers import free_port, running_envoy
 
 DESCRIPTOR = Path(__file__).resolve().parents[2] / "src" / "kingpost" / "envoy" / "kingpost.binpb"
 KEEPALIVE = 1.0
@@ -47,22 +46,8 @@ def envoy(tmp_path: Path) -> Iterator[tuple[int, int]]:
         tmp_path / "envoy.yaml", rest_port=rest, grpc_port=free_port(), admin_port=admin,
         router=f"127.0.0.1:{router}", scheduler=f"127.0.0.1:{free_port()}",
         builder=f"127.0.0.1:{free_port()}", descriptor_path=DESCRIPTOR)
-    proc = subprocess.Popen(envoy_command(config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, f"envoy exited: {proc.stderr.read().decode()[-3000:]}"  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "envoy did not become ready in 20 s"
-            time.sleep(0.05)
+    with running_envoy(config, admin):
         yield rest, router
-    finally:
-        _stop(proc)
-        proc.stderr.close()  # type: ignore[union-attr]
 
 
 def route_table(runner_address: str) -> scheduler_pb2.RouteTable:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,12 @@ import httpx
 import pytest
 from google.api import httpbody_pb2
 
-from kingpost.gateway import envoy_binary, envoy_command, render_envoy_config
+from kingpost.gateway import envoy_binary, render_envoy_config
 from kingpost.v1 import inference_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.routes import RouteSnapshot
 from kingpost_router.xds import EnvoyResources, envoy_resources, route_configuration
-from tests.fixtures.servers import _stop, free_port
+from tests.fixtures.servers import free_port, running_envoy
 
 ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR = ROOT / "src" / "kingpost" / "envoy" / "kingpost.binpb"
@@ -139,25 +138,8 @@ def test_envoy_accepts_the_resources(envoy_config: Path) -> None:
 
 @pytest.fixture(scope="module")
 def envoy(ports: Ports, envoy_config: Path) -> Iterator[Ports]:
-    proc = subprocess.Popen(envoy_command(envoy_config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"envoy exited {proc.returncode}: {proc.stderr.read().decode()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{ports.admin}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("envoy did not become ready in 20 s")
-            time.sleep(0.05)
+    with running_envoy(envoy_config, ports.admin):
         yield ports
-    finally:
-        _stop(proc)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.fixture
