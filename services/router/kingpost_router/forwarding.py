@@ -127,14 +127,27 @@ class Forwarder:
             state = channel.get_state(try_to_connect=True)
         return True
 
+    def _upstream(self, address: str) -> _Upstream:
+        upstream = self._upstreams.get(address)
+        if upstream is None:  # the table changed under this call; open it as set_addresses would
+            upstream = self._upstreams[address] = _Upstream(address, self._keepalive_seconds)
+        return upstream
+
+    def _ended(self, deployment_id: str, replica_id: str) -> None:
+        """A runner call (or connection) is over: no longer in flight, its slot given back."""
+        left = self.in_flight[deployment_id] - 1
+        if left:
+            self.in_flight[deployment_id] = left
+        else:
+            del self.in_flight[deployment_id]
+        self._release(deployment_id, replica_id)
+
     @contextlib.asynccontextmanager
     async def websocket(self, deployment: Deployment, replica: Replica, metadata: list[tuple[str, str]]
                         ) -> AsyncIterator[grpc.aio.StreamStreamCall]:
         """A Websocket stream to the replica, whose slot the caller took: counted in flight (an open
         connection is load, for the autoscaler) and its slot given back when it ends."""
-        upstream = self._upstreams.get(replica.address)
-        if upstream is None:
-            upstream = self._upstreams[replica.address] = _Upstream(replica.address, self._keepalive_seconds)
+        upstream = self._upstream(replica.address)
         did = deployment.deployment_id
         self.in_flight[did] = self.in_flight.get(did, 0) + 1
         call = upstream.websocket(metadata=metadata)
@@ -143,12 +156,7 @@ class Forwarder:
         finally:
             if not call.done():
                 call.cancel()
-            left = self.in_flight[did] - 1
-            if left:
-                self.in_flight[did] = left
-            else:
-                del self.in_flight[did]
-            self._release(did, replica.replica_id)
+            self._ended(did, replica.replica_id)
 
     async def forward(
         self,
@@ -162,12 +170,9 @@ class Forwarder:
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """Call the replica, whose slot the caller took; the slot is given back at the end.
         A `RunnerSyncRequest` goes to Sync, whose initial metadata `on_headers` hears first."""
-        upstream = self._upstreams.get(replica.address)
-        if upstream is None:  # the table changed under this request; open it as set_addresses would
-            upstream = self._upstreams[replica.address] = _Upstream(replica.address, self._keepalive_seconds)
-        in_flight = self.in_flight
+        upstream = self._upstream(replica.address)
         did = deployment.deployment_id
-        in_flight[did] = in_flight.get(did, 0) + 1
+        self.in_flight[did] = self.in_flight.get(did, 0) + 1
         call_span = None
         if trace is not None:
             call_span = tracing.start_call(trace, deployment, replica)
@@ -198,12 +203,7 @@ class Forwarder:
         finally:
             if not call.done():
                 call.cancel()
-            left = in_flight[did] - 1
-            if left:
-                in_flight[did] = left
-            else:
-                del in_flight[did]
-            self._release(did, replica.replica_id)
+            self._ended(did, replica.replica_id)
             if call_span is not None:
                 tracing.finish(call_span, code)
 
