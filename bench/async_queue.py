@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from platform_latency import free_port, percentile, start_up  # noqa: E402
+from platform_latency import free_port, percentile, start_up, stop_up  # noqa: E402
 
 NOOP = Path(__file__).resolve().parent / "trusses" / "noop"
 
@@ -160,11 +159,7 @@ def main() -> None:
             model_id, deployment_id = publish(home, info)
             rounds = [run_round(info, model_id, deployment_id, receiver, args, home) for _ in range(args.rounds)]
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_up(proc)
     print(f"\nmachine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"wrk -c{args.concurrency} -d{args.seconds}s per cell\n")
     print("| round | sync req/s | sync p50/p99 ms | enqueue req/s | enqueue p50/p99 ms | queued | delivered "

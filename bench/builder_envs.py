@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from platform_latency import start_up  # noqa: E402
+from platform_latency import start_up, stop_up  # noqa: E402
 
 from kingpost.client_config import ClientConfig  # noqa: E402
 from kingpost.push import push  # noqa: E402
@@ -84,11 +83,7 @@ def main() -> None:
             config = ClientConfig(url=info["url"], grpc=info["grpc"], api_key=info["api_key"])
             rows = asyncio.run(scenarios(config, root / "trusses"))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_up(proc)
         rows.append(("pip: python -m venv + pip install numpy, fresh pip cache", pip_baseline(root, root / "pip-cache")))
         rows.append(("pip: python -m venv + pip install numpy, warm pip cache", pip_baseline(root, root / "pip-cache")))
     print("| scenario | push → ACTIVE (s) |\n|---|---|")

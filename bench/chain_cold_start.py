@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_start import rest_predict  # noqa: E402
-from platform_latency import start_up  # noqa: E402
+from platform_latency import start_up, stop_up  # noqa: E402
 
 from kingpost import deployment_status, rpc  # noqa: E402
 from kingpost.chain_push import push_chain  # noqa: E402
@@ -91,12 +89,7 @@ def main() -> None:
         try:
             asyncio.run(main_async(args, info))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_up(proc)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 import kingpost  # noqa: F401  (first: the gRPC settings kingpost processes run with)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from platform_latency import percentile, runner_address, start_up  # noqa: E402
+from platform_latency import percentile, runner_address, start_up, stop_up  # noqa: E402
 
 from kingpost.chain_push import push_chain  # noqa: E402
 from kingpost.client_config import ClientConfig  # noqa: E402
@@ -89,11 +88,7 @@ def main() -> None:
             address = asyncio.run(runner_address(home, leaf.model_id))
             samples = call_caller(config, pushed.chain.id, args.requests, address, config.grpc)
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_up(proc)
     ray = None if args.no_ray else ray_hops(args.requests)
     print(f"\nmachine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     print("| one call from a Chainlet, concurrency 1 | n | p50 ms | p99 ms | added p50 ms |\n|---|---|---|---|---|")

@@ -18,9 +18,7 @@ import asyncio
 import http.client
 import os
 import re
-import signal
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -28,7 +26,7 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
-from platform_latency import NOOP, percentile, start_up
+from platform_latency import NOOP, percentile, start_up, stop_up
 
 from kingpost import deployment_status, rpc
 from kingpost.client_config import ClientConfig
@@ -177,12 +175,7 @@ def main() -> None:
         try:
             asyncio.run(main_async(args, home, info))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_up(proc)
 
 
 if __name__ == "__main__":

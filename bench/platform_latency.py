@@ -62,6 +62,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+def stop_up(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C to `kingpost up` (it stops everything it started), then a kill if it has not in 60 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def start_up(home: Path, env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict]:
     rest, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KINGPOST_")} | (env_extra or {})
@@ -194,11 +204,7 @@ def main() -> None:
         try:
             asyncio.run(main_async(args, home, info))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_up(proc)
 
 
 if __name__ == "__main__":

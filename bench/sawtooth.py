@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
-import signal
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from platform_latency import start_up
+from platform_latency import start_up, stop_up
 
 from kingpost import rpc
 from kingpost.client_config import ClientConfig
@@ -125,11 +123,7 @@ def main() -> None:
         try:
             asyncio.run(main_async(args, info))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_up(proc)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from platform_latency import percentile, start_up  # noqa: E402
+from platform_latency import percentile, start_up, stop_up  # noqa: E402
 
 from kingpost.client_config import ClientConfig  # noqa: E402
 from kingpost.push import push  # noqa: E402
@@ -143,11 +142,7 @@ def main() -> None:
         print(f"\nadded p50: no-op {(statistics.median(noops[through]) - statistics.median(noops[base])) * 1e3:+.2f} ms, "
               f"time to first token {(statistics.median(ttfts[through]) - statistics.median(ttfts[base])) * 1e3:+.2f} ms")
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except Exception:
-            proc.kill()
+        stop_up(proc)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -25,9 +25,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +36,7 @@ from tritonclient.grpc import service_pb2
 
 from kingpost.client_config import ClientConfig
 from kingpost.push import push
-from platform_latency import percentile, start_up
+from platform_latency import percentile, start_up, stop_up
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_TRUSS = ROOT / "bench" / "trusses" / "add_sub_py"
@@ -190,11 +188,7 @@ def main() -> None:
         try:
             asyncio.run(main_async(args, home, info))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_up(proc)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from platform_latency import percentile, start_up  # noqa: E402
+from platform_latency import percentile, start_up, stop_up  # noqa: E402
 
 from kingpost.client_config import ClientConfig  # noqa: E402
 from kingpost.push import push  # noqa: E402
@@ -131,11 +130,7 @@ def main() -> None:
               f"{(statistics.median(trips[through]) - statistics.median(trips[base])) * 1e3:+.2f} ms, "
               f"open {(statistics.median(opened[through]) - statistics.median(opened[base])) * 1e3:+.2f} ms")
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except Exception:
-            proc.kill()
+        stop_up(proc)
         shutil.rmtree(home, ignore_errors=True)
 
 
