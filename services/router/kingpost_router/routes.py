@@ -36,6 +36,8 @@ HOLD_STATUSES = frozenset({deployment_status.ACTIVE, deployment_status.DEPLOYING
 class Replica:
     replica_id: str
     address: str
+    # The runner's HTTP/1.1 data plane, which Envoy calls directly ("" when it serves none).
+    http_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,7 @@ class RouteSnapshot:
                     status=deployment_status.name(d.status),
                     status_reason=d.status_reason,
                     predict_concurrency=max(0, d.predict_concurrency),
-                    replicas=tuple(Replica(r.replica_id, r.address) for r in d.replicas),
+                    replicas=tuple(Replica(r.replica_id, r.address, r.http_address) for r in d.replicas),
                     reject_on_full=d.backpressure_policy == autoscaling_settings.REJECT,
                     cold_start_timeout_seconds=max(0.0, d.cold_start_timeout_seconds),
                     wake_with=tuple(d.wake_with),

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/events.proto\x12\x0bkingpost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n\nBuildEvent\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.kingpost.v1.BuildState\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x63pu\x18\x06 \x01(\t\x12\x0e\n\x06memory\x18\x07 \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65lerator\x18\x08 \x01(\t\"\xb1\x02\n\x0cReplicaEvent\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.kingpost.v1.ReplicaState\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08restarts\x18\x08 \x01(\x05\x12*\n\tlast_exit\x18\t \x01(\x0b\x32\x17.kingpost.v1.RunnerExit\x12\x33\n\x0fnext_restart_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\nRunnerExit\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12\x0e\n\x06signal\x18\x02 \x01(\x05\x12\x14\n\x0cstatus_known\x18\x03 \x01(\x08\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_lines\x18\x05 \x03(\t\"\xc5\x02\n\rNodeHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x1e\n\x04gpus\x18\x05 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12\x13\n\x0breplica_ids\x18\x06 \x03(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fmetrics_address\x18\x08 \x01(\t\x12\x0c\n\x04name\x18\t \x01(\t\x12\x36\n\x06labels\x18\n \x03(\x0b\x32&.kingpost.v1.NodeHeartbeat.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x03Gpu\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\"\x87\x01\n\x11\x43oncurrencySample\x12\x11\n\trouter_id\x18\x01 \x01(\t\x12\x37\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\".kingpost.v1.DeploymentConcurrency\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x15\x44\x65ploymentConcurrency\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06queued\x18\x03 \x01(\x05\"Z\n\tScalePoke\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x05\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9b\x01\n\x07LogLine\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\x12\n\nreplica_id\x18\x05 \x01(\t\x12\r\n\x05level\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t*v\n\nBuildState\x12\x1b\n\x17\x42UILD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42UILD_STATE_BUILDING\x10\x01\x12\x19\n\x15\x42UILD_STATE_SUCCEEDED\x10\x02\x12\x16\n\x12\x42UILD_STATE_FAILED\x10\x03*\xb5\x01\n\x0cReplicaState\x12\x1d\n\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLICA_STATE_STARTING\x10\x01\x12\x17\n\x13REPLICA_STATE_READY\x10\x02\x12\x18\n\x14REPLICA_STATE_FAILED\x10\x03\x12\x19\n\x15REPLICA_STATE_STOPPED\x10\x04\x12\x1c\n\x18REPLICA_STATE_RESTARTING\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kingpost/v1/events.proto\x12\x0bkingpost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n\nBuildEvent\x12\x10\n\x08\x62uild_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.kingpost.v1.BuildState\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x63pu\x18\x06 \x01(\t\x12\x0e\n\x06memory\x18\x07 \x01(\t\x12\x13\n\x0b\x61\x63\x63\x65lerator\x18\x08 \x01(\t\"\xc7\x02\n\x0cReplicaEvent\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.kingpost.v1.ReplicaState\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08restarts\x18\x08 \x01(\x05\x12*\n\tlast_exit\x18\t \x01(\x0b\x32\x17.kingpost.v1.RunnerExit\x12\x33\n\x0fnext_restart_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0chttp_address\x18\x0b \x01(\t\"\x81\x01\n\nRunnerExit\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12\x0e\n\x06signal\x18\x02 \x01(\x05\x12\x14\n\x0cstatus_known\x18\x03 \x01(\x08\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_lines\x18\x05 \x03(\t\"\xc5\x02\n\rNodeHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tcpu_count\x18\x03 \x01(\x05\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\x12\x1e\n\x04gpus\x18\x05 \x03(\x0b\x32\x10.kingpost.v1.Gpu\x12\x13\n\x0breplica_ids\x18\x06 \x03(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fmetrics_address\x18\x08 \x01(\t\x12\x0c\n\x04name\x18\t \x01(\t\x12\x36\n\x06labels\x18\n \x03(\x0b\x32&.kingpost.v1.NodeHeartbeat.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x03Gpu\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\"\x87\x01\n\x11\x43oncurrencySample\x12\x11\n\trouter_id\x18\x01 \x01(\t\x12\x37\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\".kingpost.v1.DeploymentConcurrency\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x15\x44\x65ploymentConcurrency\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x0e\n\x06queued\x18\x03 \x01(\x05\"Z\n\tScalePoke\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x05\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9b\x01\n\x07LogLine\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x62uild_id\x18\x03 \x01(\t\x12\x15\n\rdeployment_id\x18\x04 \x01(\t\x12\x12\n\nreplica_id\x18\x05 \x01(\t\x12\r\n\x05level\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t*v\n\nBuildState\x12\x1b\n\x17\x42UILD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42UILD_STATE_BUILDING\x10\x01\x12\x19\n\x15\x42UILD_STATE_SUCCEEDED\x10\x02\x12\x16\n\x12\x42UILD_STATE_FAILED\x10\x03*\xb5\x01\n\x0cReplicaState\x12\x1d\n\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLICA_STATE_STARTING\x10\x01\x12\x17\n\x13REPLICA_STATE_READY\x10\x02\x12\x18\n\x14REPLICA_STATE_FAILED\x10\x03\x12\x19\n\x15REPLICA_STATE_STOPPED\x10\x04\x12\x1c\n\x18REPLICA_STATE_RESTARTING\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,28 +34,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NODEHEARTBEAT_LABELSENTRY']._loaded_options = None
   _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_BUILDSTATE']._serialized_start=1561
-  _globals['_BUILDSTATE']._serialized_end=1679
-  _globals['_REPLICASTATE']._serialized_start=1682
-  _globals['_REPLICASTATE']._serialized_end=1863
+  _globals['_BUILDSTATE']._serialized_start=1583
+  _globals['_BUILDSTATE']._serialized_end=1701
+  _globals['_REPLICASTATE']._serialized_start=1704
+  _globals['_REPLICASTATE']._serialized_end=1885
   _globals['_BUILDEVENT']._serialized_start=75
   _globals['_BUILDEVENT']._serialized_end=277
   _globals['_REPLICAEVENT']._serialized_start=280
-  _globals['_REPLICAEVENT']._serialized_end=585
-  _globals['_RUNNEREXIT']._serialized_start=588
-  _globals['_RUNNEREXIT']._serialized_end=717
-  _globals['_NODEHEARTBEAT']._serialized_start=720
-  _globals['_NODEHEARTBEAT']._serialized_end=1045
-  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_start=1000
-  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_end=1045
-  _globals['_GPU']._serialized_start=1047
-  _globals['_GPU']._serialized_end=1088
-  _globals['_CONCURRENCYSAMPLE']._serialized_start=1091
-  _globals['_CONCURRENCYSAMPLE']._serialized_end=1226
-  _globals['_DEPLOYMENTCONCURRENCY']._serialized_start=1228
-  _globals['_DEPLOYMENTCONCURRENCY']._serialized_end=1309
-  _globals['_SCALEPOKE']._serialized_start=1311
-  _globals['_SCALEPOKE']._serialized_end=1401
-  _globals['_LOGLINE']._serialized_start=1404
-  _globals['_LOGLINE']._serialized_end=1559
+  _globals['_REPLICAEVENT']._serialized_end=607
+  _globals['_RUNNEREXIT']._serialized_start=610
+  _globals['_RUNNEREXIT']._serialized_end=739
+  _globals['_NODEHEARTBEAT']._serialized_start=742
+  _globals['_NODEHEARTBEAT']._serialized_end=1067
+  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_start=1022
+  _globals['_NODEHEARTBEAT_LABELSENTRY']._serialized_end=1067
+  _globals['_GPU']._serialized_start=1069
+  _globals['_GPU']._serialized_end=1110
+  _globals['_CONCURRENCYSAMPLE']._serialized_start=1113
+  _globals['_CONCURRENCYSAMPLE']._serialized_end=1248
+  _globals['_DEPLOYMENTCONCURRENCY']._serialized_start=1250
+  _globals['_DEPLOYMENTCONCURRENCY']._serialized_end=1331
+  _globals['_SCALEPOKE']._serialized_start=1333
+  _globals['_SCALEPOKE']._serialized_end=1423
+  _globals['_LOGLINE']._serialized_start=1426
+  _globals['_LOGLINE']._serialized_end=1581
 # @@protoc_insertion_point(module_scope)

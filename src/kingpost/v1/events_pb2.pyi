@@ -57,7 +57,7 @@ class BuildEvent(_message.Message):
     def __init__(self, build_id: _Optional[str] = ..., state: _Optional[_Union[BuildState, str]] = ..., artifact_digest: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu: _Optional[str] = ..., memory: _Optional[str] = ..., accelerator: _Optional[str] = ...) -> None: ...
 
 class ReplicaEvent(_message.Message):
-    __slots__ = ("replica_id", "deployment_id", "node_id", "state", "address", "message", "at", "restarts", "last_exit", "next_restart_at")
+    __slots__ = ("replica_id", "deployment_id", "node_id", "state", "address", "message", "at", "restarts", "last_exit", "next_restart_at", "http_address")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class ReplicaEvent(_message.Message):
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     LAST_EXIT_FIELD_NUMBER: _ClassVar[int]
     NEXT_RESTART_AT_FIELD_NUMBER: _ClassVar[int]
+    HTTP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     deployment_id: str
     node_id: str
@@ -78,7 +79,8 @@ class ReplicaEvent(_message.Message):
     restarts: int
     last_exit: RunnerExit
     next_restart_at: _timestamp_pb2.Timestamp
-    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., node_id: _Optional[str] = ..., state: _Optional[_Union[ReplicaState, str]] = ..., address: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restarts: _Optional[int] = ..., last_exit: _Optional[_Union[RunnerExit, _Mapping]] = ..., next_restart_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    http_address: str
+    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., node_id: _Optional[str] = ..., state: _Optional[_Union[ReplicaState, str]] = ..., address: _Optional[str] = ..., message: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restarts: _Optional[int] = ..., last_exit: _Optional[_Union[RunnerExit, _Mapping]] = ..., next_restart_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., http_address: _Optional[str] = ...) -> None: ...
 
 class RunnerExit(_message.Message):
     __slots__ = ("exit_code", "signal", "status_known", "at", "last_lines")

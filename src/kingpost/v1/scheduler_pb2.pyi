@@ -142,12 +142,14 @@ class DeploymentAutoscaling(_message.Message):
     def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., desired_replicas: _Optional[int] = ...) -> None: ...
 
 class ReplicaRoute(_message.Message):
-    __slots__ = ("replica_id", "address")
+    __slots__ = ("replica_id", "address", "http_address")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     address: str
-    def __init__(self, replica_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+    http_address: str
+    def __init__(self, replica_id: _Optional[str] = ..., address: _Optional[str] = ..., http_address: _Optional[str] = ...) -> None: ...
 
 class ScaleDeploymentRequest(_message.Message):
     __slots__ = ("deployment_id", "replicas")
