@@ -1,0 +1,58 @@
+"""API keys checked inside Envoy, with no hop per request: what the router attaches to a direct route.
+
+    entries = route_key_config(snapshot, model)
+    route["typed_per_filter_config"] = {**route.get("typed_per_filter_config", {}), **entries}
+
+The listener carries the check once (kingpost.gateway's `kingpost.api_key` Lua filter, the script
+src/kingpost/envoy/api_key.lua); it is a no-op on routes without these entries, which the router
+serves and checks itself. On a route with them, Envoy hashes the presented key (sha256, remembered
+per worker) and looks the digest up in the route's `filter_context`, built here from the route
+table: every key digest the table knows, mapped to `true` when it may call this model, or to the
+router's 403 message when it is an invoke-only key scoped to other models. So Envoy answers as the
+router does (kingpost.auth.key_refusal, then key_scope.check):
+
+- no key, or not `Api-Key <key>` / `Bearer <key>`: 401, "missing API key: ...";
+- a digest the table does not know (a revoked key): 401, "invalid API key";
+- an invoke-only key for other models: 403, the same message as the router's.
+
+Only digests travel: the router and the files it writes for Envoy never hold a key. A revoked key
+stops working when Envoy takes the next route configuration (a file rename or an ADS push; the
+integration test measures it); requests in flight finish on the configuration they started with.
+
+The entries also turn the listener's ext_authz hop off: the key is checked before the body is read
+here too, as ext_authz did (the script reads headers only), and without leaving Envoy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kingpost.gateway import API_KEY_FILTER, API_KEY_SOURCE, EXT_AUTHZ_FILTER
+from kingpost.key_scopes import Scope
+from kingpost_router.routes import Model, RouteSnapshot
+
+LUA_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute"
+FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+
+Json = dict[str, Any]
+
+
+def key_verdicts(snapshot: RouteSnapshot, model: Model) -> dict[str, bool | str]:
+    """Every key digest of the table → True when that key may call `model`, else the 403 message."""
+    verdicts: dict[str, bool | str] = {}
+    for digest in sorted(snapshot.api_key_sha256):
+        model_ids = snapshot.invoke_only.get(digest)
+        refusal = None if model_ids is None else (
+            Scope(manage=False, model_ids=model_ids).invoke_refusal(model.model_id, model.name))
+        verdicts[digest] = True if refusal is None else refusal
+    return verdicts
+
+
+def route_key_config(snapshot: RouteSnapshot, model: Model) -> Json:
+    """The `typed_per_filter_config` entries for each route Envoy sends straight to a replica of
+    `model`: the key check with this model's verdicts, and the ext_authz hop off."""
+    return {
+        API_KEY_FILTER: {"@type": LUA_PER_ROUTE, "name": API_KEY_SOURCE,
+                         "filter_context": key_verdicts(snapshot, model)},
+        EXT_AUTHZ_FILTER: {"@type": FILTER_CONFIG, "disabled": True},
+    }
