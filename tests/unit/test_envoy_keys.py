@@ -5,7 +5,7 @@ from __future__ import annotations
 from kingpost.auth import key_digest
 from kingpost.gateway import API_KEY_FILTER, API_KEY_SOURCE, EXT_AUTHZ_FILTER, render_envoy_config
 from kingpost.v1 import scheduler_pb2 as s
-from kingpost_router.envoy_keys import key_verdicts, route_key_config
+from kingpost_router.envoy_keys import key_context, route_key_config
 from kingpost_router.routes import RouteSnapshot
 
 ADMIN, ANY_MODEL, ONLY_A, ONLY_A_AND_B, DROPPED = "kp_admin", "kp_any", "kp_only_a", "kp_a_b", "kp_dropped"
@@ -33,16 +33,17 @@ def test_the_snapshot_carries_each_invoke_only_keys_models() -> None:
     assert key_digest(ADMIN) not in snap.invoke_only
 
 
-def test_each_key_of_the_table_may_call_a_model_or_gets_the_routers_403_message() -> None:
+def test_every_key_of_the_table_is_known_and_a_key_for_other_models_gets_the_routers_403() -> None:
     snap = snapshot()
     a, b, c = (snap.by_id[m] for m in ("mdl_a", "mdl_b", "mdl_c"))
-    allowed = {key_digest(k): True for k in (ADMIN, ANY_MODEL, ONLY_A, ONLY_A_AND_B)}
-    assert key_verdicts(snap, a) == allowed
-    assert key_verdicts(snap, b) == {
-        **allowed, key_digest(ONLY_A): "this API key may invoke only model mdl_a, not model 'beta' (mdl_b)"}
-    assert key_verdicts(snap, c) == {
-        **allowed, key_digest(ONLY_A): "this API key may invoke only model mdl_a, not model 'mdl_c'",
+    keys = " ".join(sorted(key_digest(k) for k in (ADMIN, ANY_MODEL, ONLY_A, ONLY_A_AND_B)))
+    assert key_context(snap, a) == {"keys": keys}
+    assert key_context(snap, b) == {
+        "keys": keys, key_digest(ONLY_A): "this API key may invoke only model mdl_a, not model 'beta' (mdl_b)"}
+    assert key_context(snap, c) == {
+        "keys": keys, key_digest(ONLY_A): "this API key may invoke only model mdl_a, not model 'mdl_c'",
         key_digest(ONLY_A_AND_B): "this API key may invoke only model mdl_a, mdl_b, not model 'mdl_c'"}
+    assert key_digest(DROPPED) not in str(key_context(snap, c))  # its scope outlived it: unknown, 401
 
 
 def test_no_key_itself_is_in_what_the_router_pushes() -> None:
@@ -56,7 +57,7 @@ def test_a_direct_route_names_the_listeners_script_and_skips_the_ext_authz_hop()
     entries = route_key_config(snap, snap.by_id["mdl_a"])
     assert entries[API_KEY_FILTER] == {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
-        "name": API_KEY_SOURCE, "filter_context": key_verdicts(snap, snap.by_id["mdl_a"])}
+        "name": API_KEY_SOURCE, "filter_context": key_context(snap, snap.by_id["mdl_a"])}
     assert entries[EXT_AUTHZ_FILTER]["disabled"] is True
 
 

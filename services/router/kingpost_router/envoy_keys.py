@@ -7,9 +7,10 @@ The listener carries the check once (kingpost.gateway's `kingpost.api_key` Lua f
 src/kingpost/envoy/api_key.lua); it is a no-op on routes without these entries, which the router
 serves and checks itself. On a route with them, Envoy hashes the presented key (sha256, remembered
 per worker) and looks the digest up in the route's `filter_context`, built here from the route
-table: every key digest the table knows, mapped to `true` when it may call this model, or to the
-router's 403 message when it is an invoke-only key scoped to other models. So Envoy answers as the
-router does (kingpost.auth.key_refusal, then key_scope.check):
+table: `keys`, every key digest the table knows (one space-separated string, the same on every
+route: Envoy copies the context per request, and a string copies in one piece), and the router's
+403 message under the digest of each invoke-only key scoped to other models. So Envoy answers as
+the router does (kingpost.auth.key_refusal, then key_scope.check):
 
 - no key, or not `Api-Key <key>` / `Bearer <key>`: 401, "missing API key: ...";
 - a digest the table does not know (a revoked key): 401, "invalid API key";
@@ -37,22 +38,24 @@ FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 Json = dict[str, Any]
 
 
-def key_verdicts(snapshot: RouteSnapshot, model: Model) -> dict[str, bool | str]:
-    """Every key digest of the table → True when that key may call `model`, else the 403 message."""
-    verdicts: dict[str, bool | str] = {}
+def key_context(snapshot: RouteSnapshot, model: Model) -> dict[str, str]:
+    """The route's filter_context: `keys` (every digest of the table), and digest → the 403 message
+    for each invoke-only key that may not call `model`."""
+    context = {"keys": " ".join(sorted(snapshot.api_key_sha256))}
     for digest in sorted(snapshot.api_key_sha256):
         model_ids = snapshot.invoke_only.get(digest)
         refusal = None if model_ids is None else (
             Scope(manage=False, model_ids=model_ids).invoke_refusal(model.model_id, model.name))
-        verdicts[digest] = True if refusal is None else refusal
-    return verdicts
+        if refusal is not None:
+            context[digest] = refusal
+    return context
 
 
 def route_key_config(snapshot: RouteSnapshot, model: Model) -> Json:
     """The `typed_per_filter_config` entries for each route Envoy sends straight to a replica of
-    `model`: the key check with this model's verdicts, and the ext_authz hop off."""
+    `model`: the key check with this model's context, and the ext_authz hop off."""
     return {
         API_KEY_FILTER: {"@type": LUA_PER_ROUTE, "name": API_KEY_SOURCE,
-                         "filter_context": key_verdicts(snapshot, model)},
+                         "filter_context": key_context(snapshot, model)},
         EXT_AUTHZ_FILTER: {"@type": FILTER_CONFIG, "disabled": True},
     }

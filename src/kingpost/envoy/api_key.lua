@@ -2,15 +2,19 @@
 -- (kingpost.auth.key_refusal, then key_scope's invoke-only check) for the routes Envoy sends
 -- straight to a runner.
 --
--- Envoy holds no key. Each direct route carries, in its LuaPerRoute `filter_context`, the sha256
--- digests of the keys the route table knows (kingpost_router.envoy_keys): a digest maps to `true`
--- when its key may call this route's model, or to the 403 message when it is an invoke-only key
--- scoped to other models. A digest not there is an unknown (or revoked) key. Revoking a key is a
--- new route configuration without it; requests in flight finish on the one they started with.
+-- Envoy holds no key. Each direct route carries, as its LuaPerRoute `filter_context`
+-- (kingpost_router.envoy_keys), `keys`: the sha256 digests of every key the route table knows,
+-- space-separated (the same string on every route), and, for each invoke-only key scoped to other
+-- models, its digest -> the 403 message. A digest not in `keys` is an unknown (or revoked) key.
+-- Revoking a key is a new route configuration without it; requests in flight finish on the one
+-- they started with.
 --
--- The presented key is hashed here, in pure Lua on LuaJIT's `bit` library, and the digest is
--- remembered per worker in a bounded table, so a key seen again costs one table lookup. Reading
--- the filter context costs one lookup too: Envoy hands it over as a lazy map, not a copied table.
+-- Per request: the presented key's digest (sha256 in pure Lua on LuaJIT's `bit` library,
+-- remembered per worker in a bounded table, so a key seen again costs one table lookup), and two
+-- lookups. Envoy copies the filter context for each request (its Lua wrapper holds a copy), so the
+-- digests travel as one string, not a map of a thousand entries: copying a string is a memcpy,
+-- copying a map is an allocation per entry. The string is parsed into a set once per worker and
+-- remembered by the string itself.
 --
 -- Refusals are local replies with the message as their body: the listener's local_reply_config
 -- makes that {"error": "<message>"}, as it does for every error Envoy answers itself.
@@ -120,19 +124,42 @@ end
 local MISSING = "missing API key: send the header 'Authorization: Api-Key <key>'"
 local INVALID = "invalid API key"
 
+-- The parsed `keys` strings, by the string itself (a new route table brings a new one). Bounded
+-- as the digests are.
+local SETS_LIMIT = 8
+local sets, sets_size = {}, 0
+
+local function key_set(joined)
+  local set = sets[joined]
+  if set ~= nil then
+    return set
+  end
+  set = {}
+  for known in joined:gmatch("%x+") do
+    set[known] = true
+  end
+  if sets_size >= SETS_LIMIT then
+    sets, sets_size = {}, 0
+  end
+  sets[joined] = set
+  sets_size = sets_size + 1
+  return set
+end
+
 function envoy_on_request(handle)
   local key = key_from_authorization(handle:headers():get("authorization"))
   if key == nil then
     handle:respond({[":status"] = "401"}, MISSING)
     return
   end
-  local verdict = handle:filterContext():get(digest(key))
-  if verdict == true then
+  local context = handle:filterContext()
+  local presented = digest(key)
+  if not key_set(context:get("keys") or "")[presented] then
+    handle:respond({[":status"] = "401"}, INVALID)
     return
   end
-  if verdict == nil then
-    handle:respond({[":status"] = "401"}, INVALID)
-  else
-    handle:respond({[":status"] = "403"}, tostring(verdict))
+  local refusal = context:get(presented)
+  if refusal ~= nil then
+    handle:respond({[":status"] = "403"}, tostring(refusal))
   end
 end
