@@ -5,8 +5,8 @@ same trivial upstream (a second Envoy answering 200 itself, so that the upstream
 
     none:     no key check at all (the floor)
     lua:      kingpost's check inside Envoy (the listener's kingpost.api_key Lua filter: sha256 of
-              the key, remembered per worker; the digest looked up in the route's filter_context,
-              as kingpost_router.envoy_keys builds it), 1 key in the table
+              the key, remembered per worker; the digest looked up in the key set the route
+              carries, as kingpost_router.envoy_keys builds it), 1 key in the table
     lua-1k:   the same with 1,000 keys in the table (the lookup does not grow with it)
     ext_authz: Envoy asks the router's Check (kingpost_router.authz, the router's own interceptor and
               key cache, in a process of its own and otherwise idle: a best case) on every request
@@ -38,7 +38,7 @@ import httpx
 
 from kingpost.gateway import API_KEY_FILTER, EXT_AUTHZ_FILTER, envoy_command, render_envoy_config
 from kingpost.v1 import scheduler_pb2 as s
-from kingpost_router.envoy_keys import FILTER_CONFIG, route_key_config
+from kingpost_router.envoy_keys import FILTER_CONFIG, route_key_fields
 from kingpost_router.routes import RouteSnapshot
 
 KEY = "kp_benchkey_0123456789abcdefghijklmnopqrstu"
@@ -96,13 +96,13 @@ def cluster(name: str, port: int, http2: bool = False) -> dict[str, Any]:
     return out
 
 
-def key_entries(keys: int) -> dict[str, Any]:
-    """envoy_keys' per-route entries for a model in a table of `keys` keys (KEY among them)."""
+def key_fields(keys: int) -> dict[str, Any]:
+    """envoy_keys' route fields for a model in a table of `keys` keys (KEY among them)."""
     digests = [hashlib.sha256(KEY.encode()).hexdigest(),
                *(hashlib.sha256(f"other-{i}".encode()).hexdigest() for i in range(keys - 1))]
     snapshot = RouteSnapshot.from_table(s.RouteTable(models=[s.ModelRoute(model_id="mdl_bench", name="bench")],
                                                      api_key_sha256=digests))
-    return route_key_config(snapshot, snapshot.by_id["mdl_bench"])
+    return route_key_fields(snapshot, snapshot.by_id["mdl_bench"])
 
 
 def configs(port: int, upstream: int, check: int, admin: int, upstream_admin: int) -> tuple[dict, dict]:
@@ -115,10 +115,10 @@ def configs(port: int, upstream: int, check: int, admin: int, upstream_admin: in
     # The listener's ext_authz without its "small bodies skip it" matcher: asked on every request.
     authz = filters[EXT_AUTHZ_FILTER]["typed_config"]["extension_config"]
     authz["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] = "check"
-    off = {EXT_AUTHZ_FILTER: {"@type": FILTER_CONFIG, "disabled": True}}
-    per_way = {"none": off, "lua": key_entries(1), "lua-1k": key_entries(1000), "ext_authz": {}}
-    routes = [{"match": {"path": f"/{way}"}, "route": {"cluster": "upstream"}, "typed_per_filter_config": config}
-              for way, config in per_way.items()]
+    off = {"typed_per_filter_config": {EXT_AUTHZ_FILTER: {"@type": FILTER_CONFIG, "disabled": True}}}
+    per_way = {"none": off, "lua": key_fields(1), "lua-1k": key_fields(1000), "ext_authz": {}}
+    routes = [{"match": {"path": f"/{way}"}, "route": {"cluster": "upstream"}, **fields}
+              for way, fields in per_way.items()]
     bench = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
              "static_resources": {"listeners": [listener("bench", port, routes, [lua, authz])],
                                   "clusters": [cluster("upstream", upstream), cluster("check", check, http2=True)]}}

@@ -28,7 +28,7 @@ from kingpost.gateway import render_envoy_config
 from kingpost.key_scopes import Scope
 from kingpost.v1 import inference_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s
-from kingpost_router.envoy_keys import route_key_config
+from kingpost_router.envoy_keys import route_key_fields
 from kingpost_router.routes import RouteSnapshot
 from kingpost_router.xds import ROUTE_CONFIGURATION_TYPE, as_discovery, envoy_resources, route_configuration
 from tests.fixtures.servers import free_port, running_envoy
@@ -82,11 +82,11 @@ def route_table(ports: Ports, keys: tuple[str, ...], version: int) -> s.RouteTab
 
 
 def routes_file(snapshot: RouteSnapshot) -> dict[str, Any]:
-    """The RDS file: xds.py's routes, each with its model's key entries (all go to runners here)."""
+    """The RDS file: xds.py's routes, each with its model's key fields (all go to runners here)."""
     resources = envoy_resources(snapshot, router_cluster="router")
     for route in resources.routes:
         model = snapshot.by_deployment[route["route"]["cluster"]].model_id
-        route["typed_per_filter_config"] = route_key_config(snapshot, snapshot.by_id[model])
+        route.update(route_key_fields(snapshot, snapshot.by_id[model]))
     config = route_configuration(resources, name="rest", after=[
         {"match": {"prefix": "/"}, "route": {"cluster": "router", "timeout": "0s"}}])
     return as_discovery([config], ROUTE_CONFIGURATION_TYPE, snapshot.version)

@@ -2,19 +2,19 @@
 -- (kingpost.auth.key_refusal, then key_scope's invoke-only check) for the routes Envoy sends
 -- straight to a runner.
 --
--- Envoy holds no key. Each direct route carries, as its LuaPerRoute `filter_context`
--- (kingpost_router.envoy_keys), `keys`: the sha256 digests of every key the route table knows,
--- space-separated (the same string on every route), and, for each invoke-only key scoped to other
--- models, its digest -> the 403 message. A digest not in `keys` is an unknown (or revoked) key.
--- Revoking a key is a new route configuration without it; requests in flight finish on the one
--- they started with.
+-- Envoy holds no key. Each direct route carries (kingpost_router.envoy_keys):
+-- * in its LuaPerRoute `filter_context`, `keys`: the sha256 digests of every key the route table
+--   knows, space-separated (the same string on every route);
+-- * in its metadata under this filter's name, `keys_version` (a digest of that string), and for
+--   each invoke-only key scoped to other models, its digest -> the 403 message.
+-- A digest not in `keys` is an unknown (or revoked) key. Revoking a key is a new route
+-- configuration without it; requests in flight finish on the one they started with.
 --
--- Per request: the presented key's digest (sha256 in pure Lua on LuaJIT's `bit` library,
--- remembered per worker in a bounded table, so a key seen again costs one table lookup), and two
--- lookups. Envoy copies the filter context for each request (its Lua wrapper holds a copy), so the
--- digests travel as one string, not a map of a thousand entries: copying a string is a memcpy,
--- copying a map is an allocation per entry. The string is parsed into a set once per worker and
--- remembered by the string itself.
+-- Envoy copies a route's filter context and metadata each time a script asks for them (its Lua
+-- wrapper holds a copy), so the big part is read only when its version is new to this worker:
+-- per request the script reads the small metadata, and `keys` once per version, parsed into a set
+-- remembered by version. The presented key's digest (sha256 in pure Lua on LuaJIT's `bit`
+-- library) is remembered per worker too, so a key seen again costs one table lookup.
 --
 -- Refusals are local replies with the message as their body: the listener's local_reply_config
 -- makes that {"error": "<message>"}, as it does for every error Envoy answers itself.
@@ -124,24 +124,27 @@ end
 local MISSING = "missing API key: send the header 'Authorization: Api-Key <key>'"
 local INVALID = "invalid API key"
 
--- The parsed `keys` strings, by the string itself (a new route table brings a new one). Bounded
--- as the digests are.
+-- The parsed `keys` sets, by their version (a new route table brings a new one). Bounded as the
+-- digests are.
 local SETS_LIMIT = 8
 local sets, sets_size = {}, 0
 
-local function key_set(joined)
-  local set = sets[joined]
-  if set ~= nil then
+local function key_set(handle, version)
+  local set = version and sets[version]
+  if set then
     return set
   end
   set = {}
-  for known in joined:gmatch("%x+") do
+  for known in (handle:filterContext():get("keys") or ""):gmatch("%x+") do
     set[known] = true
+  end
+  if version == nil then
+    return set -- not remembered: nothing would tell a newer set from it
   end
   if sets_size >= SETS_LIMIT then
     sets, sets_size = {}, 0
   end
-  sets[joined] = set
+  sets[version] = set
   sets_size = sets_size + 1
   return set
 end
@@ -152,13 +155,13 @@ function envoy_on_request(handle)
     handle:respond({[":status"] = "401"}, MISSING)
     return
   end
-  local context = handle:filterContext()
+  local route = handle:metadata()
   local presented = digest(key)
-  if not key_set(context:get("keys") or "")[presented] then
+  if not key_set(handle, route:get("keys_version"))[presented] then
     handle:respond({[":status"] = "401"}, INVALID)
     return
   end
-  local refusal = context:get(presented)
+  local refusal = route:get(presented)
   if refusal ~= nil then
     handle:respond({[":status"] = "403"}, tostring(refusal))
   end
