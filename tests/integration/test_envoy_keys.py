@@ -225,3 +225,15 @@ async def test_a_revoked_key_stops_within_a_second_while_others_work_and_none_in
         assert [chunk async for chunk in chunks] == [" done"]
     assert in_flight.status_code == 200
     print(f"revoked key refused {stopped * 1000:.1f} ms after the routes file was renamed")
+
+
+async def test_a_chunked_body_is_checked_here_without_asking_the_router(http, runners) -> None:
+    """The listener asks the router (ext_authz) about bodies of unknown length; a direct route does
+    not (no router runs here: asking it would answer 503)."""
+    async def body():
+        yield b"chunk"
+
+    ok = await http.post(PATH_A, content=body(), headers={"authorization": f"Api-Key {KEEP}"})
+    assert (ok.status_code, ok.text) == (200, "alpha chunk")
+    refused = await http.post(PATH_A, content=body(), headers={"authorization": "Api-Key nope"})
+    assert (refused.status_code, refused.json()) == (401, {"error": "invalid API key"})
