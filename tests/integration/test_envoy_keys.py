@@ -237,3 +237,10 @@ async def test_a_chunked_body_is_checked_here_without_asking_the_router(http, ru
     assert (ok.status_code, ok.text) == (200, "alpha chunk")
     refused = await http.post(PATH_A, content=body(), headers={"authorization": "Api-Key nope"})
     assert (refused.status_code, refused.json()) == (401, {"error": "invalid API key"})
+
+
+async def test_a_forged_internal_token_is_no_key(http, runners) -> None:
+    """Services' own token (x-kingpost-internal) never comes through the public listener."""
+    reply = await http.post(PATH_A, content=b"hi", headers={"x-kingpost-internal": "anything"})
+    assert (reply.status_code, reply.json()) == routers_refusal(None)
+    assert runners["alpha"].calls == 0
