@@ -29,6 +29,12 @@ WEBSOCKET_REGEX = (r"^(/(models|chains)/[^/]+)?/(production|development|environm
                    r"/websocket/?$")
 
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+# The REST listener's key check inside Envoy (src/kingpost/envoy/api_key.lua): the filter's name, and
+# the name of its script, which a route's LuaPerRoute names to be checked (kingpost_router.envoy_keys).
+API_KEY_FILTER = "kingpost.api_key"
+API_KEY_SOURCE = "api_key"
+# The listener's key check through the router, for big bodies (kingpost_router.authz).
+EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
 # Beside kingpost.binpb (package data, and /etc/envoy/ in cluster mode): served at GET /v1/openapi.json.
 OPENAPI_FILE = "openapi.json"
 # The share of requests without a caller's sampled traceparent that Envoy traces (the router's
@@ -120,6 +126,7 @@ def render_envoy_text(
         ))
     websocket = Upstream.parse(router_websocket or f"{Upstream.parse(router).host}:50065")
     lua = resources.files("kingpost").joinpath("envoy", "error_body.lua").read_text()
+    api_key_lua = resources.files("kingpost").joinpath("envoy", "api_key.lua").read_text()
     return _template("envoy.yaml.tmpl").substitute(
         rest_port=rest_port,
         grpc_port=grpc_port,
@@ -137,6 +144,7 @@ def render_envoy_text(
         openapi_path=str(Path(descriptor_path).with_name(OPENAPI_FILE)),
         max_body_bytes=max_body_bytes,
         error_body_lua=textwrap.indent(lua.rstrip("\n"), " " * 18, lambda line: bool(line.strip())),
+        api_key_lua=textwrap.indent(api_key_lua.rstrip("\n"), " " * 20, lambda line: bool(line.strip())),
         clusters="".join(clusters).rstrip("\n"),
         tracing=tracing,
         **pings,

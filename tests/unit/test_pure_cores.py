@@ -45,6 +45,7 @@ PURE_MODULES = (
     "kingpost_router.slots",
     "kingpost_router.sampling",
     "kingpost_router.xds",
+    "kingpost_router.envoy_keys",
     "kingpost_router.async_input",
     "kingpost_router.async_policy",
     "kingpost_router.sync_request",
@@ -66,7 +67,8 @@ PURE_MODULES = (
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")
 # Decision modules that are plain data structures, driven by a thin asyncio layer: no event loop either.
-NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.async_input",
+NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.envoy_keys",
+                 "kingpost_router.async_input",
                  "kingpost_router.async_policy")
 
 # Run in the child: import the module; for each plumbing package imported, the chain of modules

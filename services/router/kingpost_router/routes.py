@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from kingpost import autoscaling_settings, deployment_status
@@ -99,6 +99,9 @@ class RouteSnapshot:
     by_deployment: Mapping[str, Deployment]
     # What signs async results' webhooks, newest first.
     webhook_secrets: tuple[str, ...] = ()
+    # Invoke-only keys (Baseten's WORKSPACE_INVOKE), by digest: the model ids each may call (empty:
+    # every model). The other keys of `api_key_sha256` manage and invoke everything.
+    invoke_only: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def empty(cls) -> RouteSnapshot:
@@ -145,7 +148,9 @@ class RouteSnapshot:
                 by_name[m.name] = model
         return cls(table.version, MappingProxyType(by_id), MappingProxyType(by_name),
                    frozenset(table.api_key_sha256), MappingProxyType(by_deployment),
-                   tuple(table.webhook_secrets))
+                   tuple(table.webhook_secrets),
+                   MappingProxyType({digest: frozenset(scope.model_ids)
+                                     for digest, scope in table.invoke_only_keys.items()}))
 
     def addresses(self) -> frozenset[str]:
         """Every replica address in the table: the runners the router keeps a channel to."""

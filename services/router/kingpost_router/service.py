@@ -124,8 +124,7 @@ class RouterServicer(AsyncFront, inference_pb2_grpc.InferenceServiceServicer):
         """Swap in a new table: keys, routes, runner channels; held requests go to replicas that came."""
         snapshot = RouteSnapshot.from_table(table)
         closed = self.forwarder.set_addresses(snapshot.addresses())
-        self._keys.replace(snapshot.api_key_sha256,
-                           {digest: scope.model_ids for digest, scope in table.invoke_only_keys.items()})
+        self._keys.replace(snapshot.api_key_sha256, snapshot.invoke_only)
         self._snapshot = snapshot
         self.activator.apply(snapshot)
         metrics.retain(snapshot.by_deployment)
