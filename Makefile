@@ -79,15 +79,32 @@ baseten-sdk: $(BASETEN_SDK)/.installed
 
 # Unit and integration tests on two pytest-xdist workers, each test file whole on one: most of them
 # wait on subprocesses and servers, so two share CI's two cores well (integration: 266 s -> 122 s).
-# Then the e2e tests in one process: the REST fuzz test's schemathesis cases share one node id, of
-# which xdist would run one, and the chaos tests time recoveries that a second platform would slow.
-# Both runs go ahead whatever the other's result; `make test` fails if either does.
+# Then the e2e tests, in two pytest processes side by side (E2E_GROUPS=1: one), each with its own
+# platform; not xdist, whose workers would each run one of the REST fuzz test's schemathesis cases
+# (they share one node id). Group b is the files named below, group a every other file, so a new
+# e2e file runs in a without being listed. The chaos test times recoveries that a second platform
+# would slow, so it runs alone afterwards. Every run goes ahead whatever the others' results;
+# `make test` fails if any does. Each line of output says its group.
 TEST_WORKERS ?= 2
+E2E_GROUPS ?= 2
+E2E_ALONE := tests/e2e/test_up_chaos.py
+E2E_B := $(addprefix tests/e2e/,test_scale_to_zero.py test_rest_hostile.py test_async.py test_builder_envs.py \
+	test_heal.py test_lifecycle.py test_tracing.py test_truss_compat.py test_websockets.py)
+E2E_A := $(filter-out $(E2E_B) $(E2E_ALONE),$(sort $(wildcard tests/e2e/test_*.py)))
 TEST_ENV := PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton"
+E2E := $(TEST_ENV) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 test: install .tools/node_modules/.bin/buf .tools/postgres .tools/triton/.installed $(BASETEN_SDK)/.installed
-	failed=0; \
+	set -o pipefail; failed=0; \
 	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration $(PYTEST_ARGS) || failed=1; \
-	$(TEST_ENV) $(PY) -m pytest -q tests/e2e $(PYTEST_ARGS) || failed=1; \
+	if [ "$(E2E_GROUPS)" = 1 ]; then \
+		$(E2E) $(E2E_A) $(E2E_B) || failed=1; \
+	else \
+		$(E2E) --basetemp=/tmp/kp-e2e-a.$$$$ $(E2E_A) 2>&1 | sed -u 's/^/[e2e a] /' & a=$$!; \
+		$(E2E) --basetemp=/tmp/kp-e2e-b.$$$$ $(E2E_B) 2>&1 | sed -u 's/^/[e2e b] /' || failed=1; \
+		wait $$a || failed=1; \
+		rm -rf /tmp/kp-e2e-a.$$$$ /tmp/kp-e2e-b.$$$$; \
+	fi; \
+	$(E2E) $(E2E_ALONE) || failed=1; \
 	exit $$failed
 
 protos: install
