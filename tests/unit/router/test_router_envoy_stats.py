@@ -135,3 +135,10 @@ def test_the_routers_metrics_add_envoys_answers_to_its_own_series(stats: Request
     assert registry.get_sample_value("kingpost_router_requests_total", {**staging, "code": "UNAVAILABLE"}) == 1
     # Clusters that are no deployment of the table (the scheduler's) are not the router's to count.
     assert all(s.labels.get("deployment") != "scheduler" for m in registry.collect() for s in m.samples)
+
+
+def test_text_that_is_not_envoys_stats_is_refused_naming_the_line() -> None:
+    with pytest.raises(ValueError, match="cannot read the line '<html>'"):
+        parse("<html>\n")
+    with pytest.raises(ValueError, match="cannot read the line"):
+        parse('envoy_cluster_upstream_rq_active{envoy_cluster_name="dep_a"} many\n')
