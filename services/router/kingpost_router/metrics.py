@@ -83,7 +83,8 @@ class Series:
 
 _HISTOGRAMS = (
     ("latency", "kingpost_router_request_seconds",
-     "End-to-end latency through the router: request in to last byte out (errors included)."),
+     "End-to-end latency: request in to last byte out through the router (errors included), or "
+     "Envoy's time for the requests it sent straight to a replica."),
     ("queue", "kingpost_router_queue_wait_seconds",
      "From resolving the deployment to holding a replica slot (0 when one was free; cold starts included)."),
     ("cold_start", "kingpost_router_cold_start_wait_seconds",
