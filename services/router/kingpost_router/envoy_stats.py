@@ -14,6 +14,9 @@ each read (kingpost's bootstrap sets `stats_flush_on_admin`). What Envoy 1.40 co
 - `upstream_rq_<code>`: one per answered request, by the status the client got from upstream, or
   Envoy's own (503: no reachable replica or queue full, 504: timeout); a retry is counted once. A
   request its client abandoned before the answer is not counted (the router counts it CANCELLED).
+  With a gRPC runner (HTTP/2 through the transcoder) every answer is a 200 to Envoy, errors
+  included (measured: the gRPC status rides in trailers): status codes are exact with the runner's
+  HTTP data plane (`Replica.http_address`), or would need Envoy's grpc_stats filter on the listener.
 - `upstream_rq_pending_overflow`: the 503s for a full queue; the listener answers them 429, so they
   are counted as such (the router's own answer to a full queue).
 - `upstream_rq_time`: from the request's start in Envoy (its queue included) to the answer's last
