@@ -131,7 +131,8 @@ class RequestStats(Collector):
     def collect(self) -> Iterator[Metric]:
         series = sorted(self._series.items())
         codes = {key: dict(s.codes) for key, s in series}
-        latency = {key: (list(accumulate(s.latency.counts)), s.latency.sum) for key, s in series if any(s.latency.counts)}
+        latency = {key: (list(accumulate(s.latency.counts)), s.latency.sum)
+                   for key, s in series if any(s.latency.counts)}
         for key, answered, histogram in self.direct():
             merged = codes.setdefault(key, {})
             for code, count in answered.items():
@@ -148,13 +149,14 @@ class RequestStats(Collector):
         yield requests
         for attribute, name, documentation in _HISTOGRAMS:
             family = HistogramMetricFamily(name, documentation, labels=LABELS)
-            if attribute == "latency":
+            if attribute == "latency":  # the router's and Envoy's together
                 for key, (cumulative, total) in sorted(latency.items()):
                     family.add_metric(list(key), _buckets(self._bounds, cumulative), total)
-            for key, s in series if attribute != "latency" else ():
-                histogram: _Histogram = getattr(s, attribute)
-                if any(histogram.counts):
-                    family.add_metric(list(key), histogram.buckets(), histogram.sum)
+            else:
+                for key, s in series:
+                    histogram: _Histogram = getattr(s, attribute)
+                    if any(histogram.counts):
+                        family.add_metric(list(key), histogram.buckets(), histogram.sum)
             yield family
         in_flight = GaugeMetricFamily("kingpost_router_in_flight",
                                       "Requests at a replica now (in a runner call, or Envoy's), per deployment.",
