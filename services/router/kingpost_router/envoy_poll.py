@@ -41,6 +41,7 @@ class EnvoyPoller:
         self._text: str | None = None
         self._now: Mapping[str, Figures] = {}  # the last read's clusters; empty while Envoy is unreachable
         self.reads = 0
+        self._failing = False
 
     async def read(self, session: aiohttp.ClientSession) -> bool:
         """One read of Envoy's stats; False (and nothing changed) when Envoy did not answer."""
@@ -49,12 +50,16 @@ class EnvoyPoller:
                 reply.raise_for_status()
                 text = await reply.text()
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:  # ValueError: not text
-            if self._text is not None or self.reads == 0:
-                log.warning("cannot read Envoy's stats at %s (every second until it answers): %s", self._url, e)
+            if not self._failing:
+                log.warning("cannot read Envoy's stats at %s (trying every second): %s", self._url, e)
+            self._failing = True
             self._text = None
             self._now = {}
             self.reads += 1
             return False
+        if self._failing or self.reads == 0:
+            log.info("reading Envoy's stats at %s", self._url)
+            self._failing = False
         if text != self._text:
             try:
                 read = envoy_stats.parse(text)
