@@ -6,8 +6,8 @@ the requests Envoy sends straight to replicas, which the router never sees (envo
 - the router's /metrics: Envoy's answers, latency and in-flight per deployment, added into the
   router's own series at scrape time (metrics.RequestStats.direct).
 
-A read is one small GET (only the stats read, only those ever used); when its text is the same as the
-last one's nothing is parsed again. Envoy unreachable: a warning once, no sample (the autoscaler
+A read is one GET (only the stats read, only those ever used); when its text is the same as the last
+one's, Envoy's uptime aside, nothing is parsed again. Envoy unreachable: a warning once, no sample (the autoscaler
 counts a silent source as zero), and the counters keep their last values.
 """
 
@@ -60,7 +60,8 @@ class EnvoyPoller:
         if self._failing or self.reads == 0:
             log.info("reading Envoy's stats at %s", self._url)
             self._failing = False
-        if text != self._text:
+        stats, uptime = envoy_stats.without_uptime(text)
+        if stats != self._text or not self.totals.unchanged(uptime):
             try:
                 read = envoy_stats.parse(text)
             except ValueError as e:  # not Envoy's stats (another server at that address?)
@@ -69,7 +70,7 @@ class EnvoyPoller:
             self.totals.update(read)
             self.totals.retain(self._snapshot().by_deployment)
             self._now = read.clusters
-            self._text = text
+            self._text = stats
         self.reads += 1
         return True
 

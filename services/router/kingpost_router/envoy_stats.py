@@ -196,6 +196,21 @@ def parse(text: str) -> Read:
     return Read(clusters, uptime)
 
 
+def without_uptime(text: str) -> tuple[str, float | None]:
+    """A read's text less its uptime line (which changes every second, whatever else does), and the
+    uptime: what tells an unchanged read from a changed one."""
+    start = text.find("envoy_server_uptime{")
+    if start < 0:
+        return text, None
+    end = text.find("\n", start)
+    end = len(text) if end < 0 else end
+    try:
+        uptime: float | None = float(text[start:end].rsplit(" ", 1)[1])
+    except (IndexError, ValueError):
+        uptime = None
+    return text[:start] + text[end:], uptime
+
+
 class EnvoyTotals:
     """Each cluster's counters since this router started reading, across the clusters' and Envoy's
     resets; the gauges as last read. Latency in `bounds` (the router's buckets)."""
@@ -214,6 +229,14 @@ class EnvoyTotals:
                 self._earlier[name] = self._earlier[name]._plus_counts(before) if name in self._earlier else before
         self._last = {name: self._in_bounds(f) for name, f in read.clusters.items()}
         self._uptime = read.uptime if read.uptime is not None else self._uptime
+
+    def unchanged(self, uptime: float | None) -> bool:
+        """For a read whose stats are the same as the last one's: True (and its uptime kept) unless
+        Envoy restarted since, in which case it must be `update`d all the same."""
+        if uptime is not None and self._uptime is not None and uptime < self._uptime:
+            return False
+        self._uptime = uptime if uptime is not None else self._uptime
+        return True
 
     def get(self, name: str) -> Figures | None:
         """Counters since the first read, gauges now (0 once gone); None if never seen."""

@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 from kingpost.gateway import render_envoy_config
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.envoy_poll import EnvoyPoller
-from kingpost_router.envoy_stats import EnvoyTotals, Figures, Histogram, Read, environment_of, parse, wire_code
+from kingpost_router.envoy_stats import (EnvoyTotals, Figures, Histogram, Read, environment_of, parse, wire_code,
+                                         without_uptime)
 from kingpost_router.metrics import LATENCY_BUCKETS, RequestStats
 from kingpost_router.routes import RouteSnapshot
 from kingpost_router.sampling import envoy_sample, envoy_source
@@ -142,3 +143,15 @@ def test_text_that_is_not_envoys_stats_is_refused_naming_the_line() -> None:
         parse("<html>\n")
     with pytest.raises(ValueError, match="cannot read the line"):
         parse('envoy_cluster_upstream_rq_active{envoy_cluster_name="dep_a"} many\n')
+
+
+def test_a_read_that_differs_only_by_uptime_is_unchanged_unless_envoy_restarted() -> None:
+    later = AFTER.replace("envoy_server_uptime{} 3", "envoy_server_uptime{} 60")
+    (stats, uptime), (stats_later, uptime_later) = without_uptime(AFTER), without_uptime(later)
+    assert (uptime, uptime_later) == (3, 60) and stats == stats_later and "uptime{}" not in stats
+    totals = EnvoyTotals(LATENCY_BUCKETS)
+    totals.update(parse(AFTER))
+    assert totals.unchanged(60)
+    assert not totals.unchanged(2)  # restarted with the very same counts: 7 more answers, to be added
+    totals.update(parse(AFTER.replace("envoy_server_uptime{} 3", "envoy_server_uptime{} 2")))
+    assert totals.get("dep_a").codes[200] == 14
