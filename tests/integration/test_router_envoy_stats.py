@@ -207,3 +207,33 @@ async def test_requests_held_in_envoy_are_in_the_concurrency_samples(platform: P
             await until(0, 0)
     finally:
         await observer.close()
+
+
+async def test_an_admin_address_with_nothing_or_something_else_there_is_read_again_and_counts_nothing() -> None:
+    from aiohttp import ClientSession, web
+
+    from kingpost_router.envoy_poll import EnvoyPoller
+    from kingpost_router.routes import RouteSnapshot
+
+    answer = {"text": "<html>not Envoy</html>"}
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.Response(text=answer["text"])
+
+    port = free_port()
+    poller = EnvoyPoller(f"127.0.0.1:{port}", RouteSnapshot.empty)
+    async with ClientSession() as session:
+        assert not await poller.read(session)  # nothing listening
+        app = web.Application()
+        app.router.add_get("/stats/prometheus", stats)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            assert not await poller.read(session)  # not Envoy's stats
+            assert poller.totals.names() == set()
+            answer["text"] = (Path(__file__).parents[1] / "unit/router/data/envoy-1.40-after.prom").read_text()
+            assert await poller.read(session)
+            assert poller.totals.get("dep_a").codes[200] == 7
+        finally:
+            await runner.cleanup()

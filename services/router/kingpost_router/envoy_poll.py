@@ -57,20 +57,24 @@ class EnvoyPoller:
             self._now = {}
             self.reads += 1
             return False
-        if self._failing or self.reads == 0:
-            log.info("reading Envoy's stats at %s", self._url)
-            self._failing = False
         stats, uptime = envoy_stats.without_uptime(text)
         if stats != self._text or not self.totals.unchanged(uptime):
             try:
                 read = envoy_stats.parse(text)
             except ValueError as e:  # not Envoy's stats (another server at that address?)
-                log.warning("%s: %s", self._url, e)
+                if not self._failing:
+                    log.warning("%s (trying every second): %s", self._url, e)
+                self._failing = True
+                self._text = None
+                self._now = {}
                 return False
             self.totals.update(read)
             self.totals.retain(self._snapshot().by_deployment)
             self._now = read.clusters
             self._text = stats
+        if self._failing or self.reads == 0:
+            log.info("reading Envoy's stats at %s", self._url)
+            self._failing = False
         self.reads += 1
         return True
 

@@ -104,7 +104,7 @@ class Figures:
         out: dict[str, int] = {}
         for status, count in self.codes.items():
             if status == 503:
-                count -= self.overflow
+                count = max(0, count - self.overflow)
             code = wire_code(status)
             out[code] = out.get(code, 0) + count
         if self.overflow:
