@@ -164,6 +164,8 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
         if service == "router":
             values["websocket_host"] = HOST
             values["websocket_port"] = ports.router_websocket
+            # Envoy's stats, for the requests it sends straight to replicas (concurrency, metrics).
+            values["envoy_admin_address"] = f"{HOST}:{ports.envoy_admin}"
             # One machine, the user's own: a webhook receiver on localhost is the usual first try.
             values["allow_internal_webhooks"] = True
     elif service == "agent":

@@ -44,6 +44,7 @@ PURE_MODULES = (
     "kingpost_router.routes",
     "kingpost_router.slots",
     "kingpost_router.sampling",
+    "kingpost_router.envoy_stats",
     "kingpost_router.xds",
     "kingpost_router.envoy_keys",
     "kingpost_router.async_input",

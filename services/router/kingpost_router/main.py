@@ -13,7 +13,9 @@ from kingpost.bus.nats_bus import NatsBus
 from kingpost.route_watch import watch_routes
 from kingpost.v1 import inference_pb2_grpc, scheduler_pb2
 from kingpost_router.async_setup import start_async
+from kingpost_router import metrics
 from kingpost_router.authz import EnvoyAuthzInterceptor
+from kingpost_router.envoy_poll import EnvoyPoller
 from kingpost_router.heap_trim import trim_after_growth
 from kingpost_router.nats_watchdog import watch_nats
 from kingpost_router.service import RouterServicer
@@ -60,6 +62,16 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
     async def watch_connection() -> None:
         await watch_nats(bus.nc, settings.nats_url)
 
+    loops = [follow_routes, publish_concurrency, trim_after_growth, watch_connection]
+    if settings.envoy_admin_address:
+        poller = EnvoyPoller(settings.envoy_admin_address, lambda: router.snapshot, bounds=metrics.REQUESTS.bounds)
+        poller.serve_metrics(metrics.REQUESTS, router.slots.total_queued)
+
+        async def read_envoy() -> None:
+            await poller.run(bus, settings.router_id)
+
+        loops.append(read_envoy)
+
     async def stop() -> None:
         await websockets.close()
         await asynchronous.close()
@@ -75,6 +87,6 @@ async def _serve(settings: RouterSettings, tracer: Tracer | None) -> None:
         interceptors=[EnvoyAuthzInterceptor(keys),
                       AuthInterceptor(keys, public_prefixes=PUBLIC_PREFIXES, invoke_prefixes=PUBLIC_PREFIXES,
                                       internal_token=settings.internal_token)],
-        loops=[follow_routes, publish_concurrency, trim_after_growth, watch_connection],
+        loops=loops,
         on_stop=stop,
     )

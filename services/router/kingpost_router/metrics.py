@@ -11,16 +11,23 @@ when scraped (a custom collector), so the hot path does no prometheus_client wor
 Labels: `model` (id), `model_name`, `deployment` (id), `environment` ("production", an environment's
 name, "development", or "" when the caller named the deployment). A request that named no known model
 or deployment is counted under empty labels, so that a caller cannot grow the label set.
+
+Requests Envoy sends straight to replicas (issue 20) are added in at scrape time from what the router
+last read from Envoy (envoy_poll.py): answers and end-to-end latency in the same series (their
+`environment` is the deployment's own, envoy_stats.environment_of), in-flight per deployment.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import accumulate
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from kingpost_router.envoy_stats import Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 LABELS = ("model", "model_name", "deployment", "environment")
@@ -41,11 +48,12 @@ class _Histogram:
         self.sum += seconds
 
     def buckets(self) -> list[tuple[str, float]]:
-        cumulative, out = 0, []
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            cumulative += count
-            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
-        return out
+        return _buckets(self.bounds, list(accumulate(self.counts)))
+
+
+def _buckets(bounds: tuple[float, ...], cumulative: Iterable[int]) -> list[tuple[str, float]]:
+    return [("+Inf" if bound == float("inf") else repr(float(bound)), count)
+            for bound, count in zip((*bounds, float("inf")), cumulative, strict=True)]
 
 
 class Series:
@@ -75,7 +83,8 @@ class Series:
 
 _HISTOGRAMS = (
     ("latency", "kingpost_router_request_seconds",
-     "End-to-end latency through the router: request in to last byte out (errors included)."),
+     "End-to-end latency: request in to last byte out through the router (errors included), or "
+     "Envoy's time for the requests it sent straight to a replica."),
     ("queue", "kingpost_router_queue_wait_seconds",
      "From resolving the deployment to holding a replica slot (0 when one was free; cold starts included)."),
     ("cold_start", "kingpost_router_cold_start_wait_seconds",
@@ -96,6 +105,14 @@ class RequestStats(Collector):
         # deployment id (model, model_name) from its current route table.
         self.in_flight: Callable[[], Mapping[str, int]] = dict
         self.labels_of: Callable[[str], tuple[str, str] | None] = lambda _: None
+        # Set by the Envoy poller: Envoy's answers per series (by code) and their latency, and its
+        # requests at a replica now per deployment id.
+        self.direct: Callable[[], Iterable[tuple[SeriesKey, Mapping[str, int], Histogram | None]]] = tuple
+        self.direct_in_flight: Callable[[], Mapping[str, int]] = dict
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        return self._bounds
 
     def series(self, model: str, model_name: str, deployment: str, environment: str) -> Series:
         key = (model, model_name, deployment, environment)
@@ -113,22 +130,41 @@ class RequestStats(Collector):
 
     def collect(self) -> Iterator[Metric]:
         series = sorted(self._series.items())
+        codes = {key: dict(s.codes) for key, s in series}
+        latency = {key: (list(accumulate(s.latency.counts)), s.latency.sum)
+                   for key, s in series if any(s.latency.counts)}
+        for key, answered, histogram in self.direct():
+            merged = codes.setdefault(key, {})
+            for code, count in answered.items():
+                merged[code] = merged.get(code, 0) + count
+            if histogram is not None and histogram.count:
+                h = histogram.onto(self._bounds)
+                cumulative, total = latency.get(key, ([0] * len(h.cumulative), 0.0))
+                latency[key] = ([a + b for a, b in zip(cumulative, h.cumulative, strict=True)], total + h.sum)
         requests = CounterMetricFamily("kingpost_router_requests",
                                        "Predict requests answered, by gRPC status code.", labels=[*LABELS, "code"])
-        for key, s in series:
-            for code, count in sorted(s.codes.items()):
+        for key, by_code in sorted(codes.items()):
+            for code, count in sorted(by_code.items()):
                 requests.add_metric([*key, code], count)
         yield requests
         for attribute, name, documentation in _HISTOGRAMS:
             family = HistogramMetricFamily(name, documentation, labels=LABELS)
-            for key, s in series:
-                histogram: _Histogram = getattr(s, attribute)
-                if any(histogram.counts):
-                    family.add_metric(list(key), histogram.buckets(), histogram.sum)
+            if attribute == "latency":  # the router's and Envoy's together
+                for key, (cumulative, total) in sorted(latency.items()):
+                    family.add_metric(list(key), _buckets(self._bounds, cumulative), total)
+            else:
+                for key, s in series:
+                    histogram: _Histogram = getattr(s, attribute)
+                    if any(histogram.counts):
+                        family.add_metric(list(key), histogram.buckets(), histogram.sum)
             yield family
-        in_flight = GaugeMetricFamily("kingpost_router_in_flight", "Requests in a runner call now, per deployment.",
+        in_flight = GaugeMetricFamily("kingpost_router_in_flight",
+                                      "Requests at a replica now (in a runner call, or Envoy's), per deployment.",
                                       labels=["model", "model_name", "deployment"])
-        for deployment_id, count in sorted(self.in_flight().items()):
+        counts = dict(self.in_flight())
+        for deployment_id, count in self.direct_in_flight().items():
+            counts[deployment_id] = counts.get(deployment_id, 0) + count
+        for deployment_id, count in sorted(counts.items()):
             model, model_name = self.labels_of(deployment_id) or ("", "")
             in_flight.add_metric([model, model_name, deployment_id], count)
         yield in_flight

@@ -58,6 +58,26 @@ def backlog_sample(backlogs: Mapping[str, int], now: float) -> events_pb2.Concur
     return sample
 
 
+def envoy_source(admin_address: str) -> str:
+    """The source Envoy's samples are published under (envoy_poll.py): one per Envoy, not per router,
+    so that routers reading the same Envoy do not count its requests twice (the autoscaler keeps one
+    value per source and second, and adds the sources up)."""
+    return f"envoy@{admin_address}"
+
+
+def envoy_sample(source: str, deployments: Iterable[Deployment], at_envoy: Mapping[str, tuple[int, int]],
+                 now: float) -> events_pb2.ConcurrencySample:
+    """The requests Envoy holds for each active deployment of the table (its cluster's requests at a
+    replica, and queued), zeros included: the ones the router's own sample does not see."""
+    sample = events_pb2.ConcurrencySample(router_id=source)
+    sample.at.CopyFrom(timestamp(now))
+    for deployment in deployments:
+        if deployment.active:
+            in_flight, queued = at_envoy.get(deployment.deployment_id, (0, 0))
+            sample.deployments.add(deployment_id=deployment.deployment_id, in_flight=in_flight, queued=queued)
+    return sample
+
+
 async def publish_samples(bus: Publisher, router_id: str,
                           take: Callable[[float], events_pb2.ConcurrencySample], *, interval: float = 1.0,
                           clock: Callable[[], float] = time.time) -> None:

@@ -39,6 +39,11 @@ class RouterSettings(ServiceSettings):
     # traced request costs the router ~100 µs of CPU, a tenth of a no-op request (BENCHMARKS.md).
     trace_root_ratio: float = Field(0.01, ge=0.0, le=1.0)
 
+    # Envoy's admin address ("host:port"), when Envoy sends predict requests straight to replicas
+    # (issue 20): the router reads its stats every second for the autoscaler's concurrency samples and
+    # its own /metrics (envoy_poll.py). Empty: off.
+    envoy_admin_address: str = ""
+
     # `{prefix}/websocket`: the HTTP/1.1 listener Envoy sends WebSocket upgrades to (ws_server.py);
     # port 0 picks a free one.
     websocket_host: str = "127.0.0.1"
@@ -68,6 +73,14 @@ class RouterSettings(ServiceSettings):
         for secret in value:
             if not secret.startswith("whsec_") or len(secret) < 20:
                 raise ValueError("each webhook secret must start with 'whsec_' and be at least 20 characters")
+        return value
+
+    @field_validator("envoy_admin_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if value and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError(f"{value!r} is not 'host:port' (Envoy's admin address), or empty for off")
         return value
 
     @field_validator("max_body_bytes")

@@ -101,6 +101,8 @@ def test_services_find_each_other_through_the_picked_ports():
     layout = Layout(HOME)
     assert service_config("router", layout, p, NATS)["scheduler_address"] == "127.0.0.1:5000"
     assert service_config("router", layout, p, NATS)["websocket_port"] == 7000
+    # The router reads Envoy's stats from its admin port.
+    assert service_config("router", layout, p, NATS)["envoy_admin_address"] == f"127.0.0.1:{p.envoy_admin}"
     assert service_config("agent", layout, p, NATS)["builder_address"] == "127.0.0.1:5001"
     assert service_config("scheduler", layout, p, NATS)["builder_address"] == "127.0.0.1:5001"
     assert service_config("scheduler", layout, p, NATS)["database_url"] == f"sqlite+aiosqlite:///{HOME}/state/kingpost.db"

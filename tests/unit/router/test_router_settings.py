@@ -29,3 +29,10 @@ def test_a_config_file_sets_the_fields(tmp_path: Path) -> None:
 def test_a_body_limit_beyond_the_grpc_message_limit_is_refused_by_name() -> None:
     with pytest.raises(InvalidArgument, match="'max_body_bytes' = 1073741824: .*gRPC message limit"):
         RouterSettings.load(max_body_bytes=1 << 30)
+
+
+def test_reading_envoys_stats_is_off_by_default_and_a_bad_address_is_refused_by_name() -> None:
+    assert RouterSettings.load().envoy_admin_address == ""
+    assert RouterSettings.load(envoy_admin_address="127.0.0.1:9901").envoy_admin_address == "127.0.0.1:9901"
+    with pytest.raises(InvalidArgument, match="'envoy_admin_address' = 'localhost': .*not 'host:port'"):
+        RouterSettings.load(envoy_admin_address="localhost")
