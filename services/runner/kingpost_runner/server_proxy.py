@@ -7,12 +7,15 @@
   in the initial metadata (`x-http-status`), its body streamed back as it is produced (SSE).
 - Websocket: a WebSocket to `predict_endpoint` (as truss's proxy sends `/v1/websocket` there), frames
   relayed both ways (ws_client.py); a server that refuses the upgrade: closed with 1003, naming its status.
+- Predict's input and output are logged as the deployment's request logging says (observe.RequestLog);
+  Sync's and websockets' are not.
 - Ready: once the server's readiness endpoint has answered (custom_server.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -26,6 +29,7 @@ from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost_runner import http1, ws_client
 from kingpost_runner.custom_server import HOST, CustomServer
+from kingpost_runner.observe import RequestLog
 from kingpost_runner.user_errors import error_for_status
 
 log = logging.getLogger(__name__)
@@ -57,8 +61,9 @@ def response_metadata(response: http1.Response) -> list[tuple[str, str]]:
 
 
 class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
-    def __init__(self, server: CustomServer) -> None:
+    def __init__(self, server: CustomServer, request_log: RequestLog | None = None) -> None:
         self.server = server
+        self.request_log = request_log
 
     @abort_on_error
     async def Ready(self, request: runner_pb2.ReadyRequest, context: grpc.aio.ServicerContext
@@ -84,6 +89,16 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
 
     async def Predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
                       ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        replies = self._predict(request, context)
+        if self.request_log is not None:
+            replies = self.request_log.wrap("predict", request.body.content_type or "application/json",
+                                            request.body.data, context, replies)
+        async with contextlib.aclosing(replies) as stream:  # the model's stream stops with the call
+            async for reply in stream:
+                yield reply
+
+    async def _predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
+                       ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         body = request.body
         headers = [(k, v) for k, v in context.invocation_metadata() or ()
                    if k in _PREDICT_HEADERS and isinstance(v, str)]

@@ -126,9 +126,12 @@ def logs(model: str, deployment: str, build: str, limit: int, request_id: str, f
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--since") from None
 
+    # The runner writes the id of the request a log line belongs to into the line: "[id]" in a text
+    # line, "request_id": "id" in a JSON one (KINGPOST_LOG_FORMAT=json).
+    marks = (f"[{request_id}]", json.dumps({"request_id": request_id})[1:-1])
+
     def wanted(lines: Sequence[Any]) -> list[Any]:
-        # The runner writes the id of the request a log line belongs to into the line ("[id]").
-        return [line for line in lines if f"[{request_id}]" in line.text] if request_id else list(lines)
+        return [line for line in lines if any(m in line.text for m in marks)] if request_id else list(lines)
 
     # With --request-id, look further back: the request's lines are among many.
     request = management_pb2.GetLogsRequest(model_id=model, deployment_id=deployment, build_id=build,
