@@ -44,10 +44,11 @@ DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "i
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
                      "build_id", "predict_concurrency", "replicas", "resources", "instance_type_name",
                      "request_backpressure_settings"}
-# Baseten's fields, and kingpost's two extensions beside them.
+# Baseten's fields, and kingpost's extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",
-                      "backpressure_policy", "cold_start_timeout_seconds"}
+                      "backpressure_policy", "cold_start_timeout_seconds",
+                      "request_logging_sample_rate", "request_logging_max_bytes"}
 PATCHED_MODEL = b"""
 class Model:
     def predict(self, model_input):

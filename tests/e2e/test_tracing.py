@@ -90,9 +90,12 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
 
         # The services' metrics arrive over OTLP too: the router's request counter, with its labels.
         def two_ok(metric: Any) -> bool:
-            return any({a.key: a.value.string_value for a in p.attributes} | {"value": p.as_double} == {
-                "model": deployment["model_id"], "model_name": "Test Async", "deployment": deployment["id"],
-                "environment": "", "code": "OK", "value": 2} for p in metric.sum.data_points)
+            labelled = [({a.key: a.value.string_value for a in p.attributes}, p.as_double)
+                        for p in metric.sum.data_points]
+            print("kingpost_router_requests over OTLP:", labelled)
+            return any(labels["model"] == deployment["model_id"] and labels["deployment"] == deployment["id"]
+                       and labels["model_name"] == "Test Async" and labels["code"] == "OK" and value == 2
+                       for labels, value in labelled)
 
         requests = servicer.metrics_receiver.wait_for("kingpost-router", "kingpost_router_requests", two_ok)
         assert requests.sum.is_monotonic
