@@ -90,9 +90,8 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
 
         # The services' metrics arrive over OTLP too: the router's request counter, with its labels.
         def two_ok(metric: Any) -> bool:
-            labelled = [({a.key: a.value.string_value for a in p.attributes}, p.as_double)
+            labelled = [({a.key: a.value.string_value for a in p.attributes}, getattr(p, p.WhichOneof("value")))
                         for p in metric.sum.data_points]
-            print("kingpost_router_requests over OTLP:", labelled)
             return any(labels["model"] == deployment["model_id"] and labels["deployment"] == deployment["id"]
                        and labels["model_name"] == "Test Async" and labels["code"] == "OK" and value == 2
                        for labels, value in labelled)

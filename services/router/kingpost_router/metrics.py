@@ -65,6 +65,10 @@ class Series:
         if cold_start_seconds is not None:
             self.cold_start.observe(cold_start_seconds)
 
+    def counted(self, code: str) -> None:
+        """A request counted by its code alone: a websocket connection, when it ends."""
+        self.codes[code] = self.codes.get(code, 0) + 1
+
     def answered(self, code: str, seconds: float, model_seconds: float) -> None:
         codes = self.codes
         codes[code] = codes.get(code, 0) + 1
@@ -114,7 +118,8 @@ class RequestStats(Collector):
     def collect(self) -> Iterator[Metric]:
         series = sorted(self._series.items())
         requests = CounterMetricFamily("kingpost_router_requests",
-                                       "Predict requests answered, by gRPC status code.", labels=[*LABELS, "code"])
+                                       "Predict requests answered (and websocket connections ended), by gRPC "
+                                       "status code.", labels=[*LABELS, "code"])
         for key, s in series:
             for code, count in sorted(s.codes.items()):
                 requests.add_metric([*key, code], count)
