@@ -214,3 +214,21 @@ def test_a_custom_servers_websocket_at_its_predict_endpoint(platform: Platform, 
 
     assert ws_run(platform, f"/models/{model_id}/development/websocket", talk) == [
         "hello server", 80_000, (4000, "server closing")]
+
+
+def test_a_custom_server_that_refuses_the_upgrade_is_refused_to_the_client_before_it(
+        platform: Platform, tmp_path: Path) -> None:
+    """Its predict_endpoint answers the upgrade with 404: the client gets that 404 and the usual error shape,
+    no upgrade, and the connection counts as refused."""
+    pushed = platform.push(variant(tmp_path, "ws-refusing", 8016, predict_endpoint="/nowhere"))
+    path = f"/models/{pushed['model']['id']}/development/websocket"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        ws_run(platform, path, closing)
+    assert refused.value.status == 404
+    plain = httpx.get(platform.url + path, headers={"Authorization": f"Api-Key {platform.key}",
+                                                     "Connection": "Upgrade", "Upgrade": "websocket",
+                                                     "Sec-WebSocket-Version": "13",
+                                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert plain.status_code == 404
+    assert plain.json()["error"].startswith("the server refused a WebSocket at /nowhere: HTTP 404")
+    assert router_requests(platform, pushed["deployment"]["id"], "INTERNAL") == 2

@@ -7,7 +7,8 @@ predict waits: 429/503 before the upgrade) and held while the connection is open
 connection counts toward the replica's concurrency and the autoscaler's load. Then the frames are
 relayed over the runner's bidirectional Websocket stream; the runner's first frame says whether
 the model accepted (else the connection is upgraded and closed with its code: 1003 for a model
-without `websocket`, as truss-server does). Messages up to 100 MiB (truss's limit).
+without `websocket`, as truss-server does); a custom server that refuses the upgrade is refused to
+the client before it, with the server's 4xx (else 502) and `{"error": ...}` naming the server's answer. Messages up to 100 MiB (truss's limit).
 
 Each connection counts once in `kingpost_router_requests_total` when it ends (its latency is not a
 request's, so no histogram): OK when the model took it and it ended without a failure, else the
@@ -27,6 +28,7 @@ from aiohttp import WSMsgType, web
 
 from kingpost.auth import KeyCache, key_refusal
 from kingpost.errors import InvalidArgument, KingpostError
+from kingpost.grpc_status import HTTP_STATUS_KEY
 from kingpost.v1 import runner_pb2
 from kingpost_router import key_scope, metrics, tracing, ws_path
 from kingpost_router.request_kind import environment_label
@@ -51,6 +53,14 @@ class _Counted:
     def __init__(self) -> None:
         self.series: metrics.Series | None = None
         self.code = "UNKNOWN"
+
+
+def _http_status(error: grpc.aio.AioRpcError) -> int:
+    """The HTTP status a runner's refusal carries (x-http-status), 0 for none."""
+    for key, value in error.trailing_metadata() or ():
+        if key == HTTP_STATUS_KEY and isinstance(value, str) and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _close(code: int, reason: str = "") -> runner_pb2.WebsocketFrame:
@@ -125,6 +135,10 @@ class WebsocketServer:
             try:
                 first = await call.read()
             except grpc.aio.AioRpcError as e:
+                refused = _http_status(e)
+                if refused:  # the runner said no with an HTTP status (a custom server's refusal)
+                    counted.code = e.code().name
+                    return web.json_response({"error": e.details()}, status=refused)
                 if e.code() is not grpc.StatusCode.UNIMPLEMENTED:
                     counted.code = e.code().name
                     return web.json_response(

@@ -6,7 +6,8 @@
 - Sync: the caller's method, path, query, headers and body as sent; the server's status and headers
   in the initial metadata (`x-http-status`), its body streamed back as it is produced (SSE).
 - Websocket: a WebSocket to `predict_endpoint` (as truss's proxy sends `/v1/websocket` there), frames
-  relayed both ways (ws_client.py); a server that refuses the upgrade: closed with 1003, naming its status.
+  relayed both ways (ws_client.py); a server that refuses the upgrade: the call fails before its first
+  frame with the server's 4xx (else 502) as its HTTP status, so the client is refused before the upgrade.
 - Predict's input and output are logged as the deployment's request logging says (observe.RequestLog);
   Sync's and websockets' are not.
 - Ready: once the server's readiness endpoint has answered (custom_server.py).
@@ -133,8 +134,9 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
         try:
             conn = await ws_client.connect(HOST, self.server.port, path, headers, max_size=MAX_WEBSOCKET_MESSAGE)
         except (OSError, ws_client.Refused) as e:
-            await context.write(_close(1003, f"the server refused a WebSocket at {path}: {e}"[:120]))
-            return
+            # Refused before any upgrade, as the server itself answered: its 4xx, else 502.
+            status = e.status if isinstance(e, ws_client.Refused) and 400 <= e.status < 500 else 502
+            raise errors.ModelError(f"the server refused a WebSocket at {path}: {e}", http_status=status) from e
         await context.write(runner_pb2.WebsocketFrame(accepted=True))
 
         async def to_server() -> None:
