@@ -54,6 +54,11 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         self.config = config
         self._reloading = asyncio.Lock()
         self.request_log = observe.RequestLog(options.request_log) if options and options.request_log else None
+        if self.request_log is not None:
+            # grpc registers the servicer's bound methods: the logging ones only when logging is on, so
+            # that a deployment without it pays nothing on its hot path.
+            self.Predict = self._logged_predict  # type: ignore[method-assign]
+            self.Sync = self._logged_sync  # type: ignore[method-assign]
 
     @abort_on_error
     async def Reload(
@@ -89,18 +94,27 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
             raise errors.Unavailable(NOT_READY_MESSAGE)
         return runner_pb2.ReadyResponse(ready=True)
 
-    async def Predict(
+    async def _logged_predict(
         self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        replies = self._predict(request, context)
-        if self.request_log is not None:
-            replies = self.request_log.wrap("predict", request.body.content_type or codec.JSON,
-                                            request.body.data, context, replies)
+        replies = self.request_log.wrap(  # type: ignore[union-attr]
+            "predict", request.body.content_type or codec.JSON, request.body.data, context,
+            RunnerServicer.Predict(self, request, context))
         async with contextlib.aclosing(replies) as stream:  # the model's stream stops with the call
             async for reply in stream:
                 yield reply
 
-    async def _predict(
+    async def _logged_sync(
+        self, request: runner_pb2.RunnerSyncRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        replies = self.request_log.wrap(  # type: ignore[union-attr]
+            request.path.split("?", 1)[0], request.body.content_type or codec.JSON, request.body.data, context,
+            RunnerServicer.Sync(self, request, context))
+        async with contextlib.aclosing(replies) as stream:
+            async for reply in stream:
+                yield reply
+
+    async def Predict(
         self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         if request.v2_path:
@@ -139,17 +153,6 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         self, request: runner_pb2.RunnerSyncRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         """`{prefix}/sync/v1/chat/completions` and the other OpenAI-style routes of truss-server."""
-        replies = self._sync(request, context)
-        if self.request_log is not None:
-            replies = self.request_log.wrap(request.path.split("?", 1)[0], request.body.content_type or codec.JSON,
-                                            request.body.data, context, replies)
-        async with contextlib.aclosing(replies) as stream:  # the model's stream stops with the call
-            async for reply in stream:
-                yield reply
-
-    async def _sync(
-        self, request: runner_pb2.RunnerSyncRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         pipeline = self.pipeline
         if pipeline is None:
             await grpc_abort(context, errors.Unavailable(NOT_READY_MESSAGE))

@@ -65,6 +65,8 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
     def __init__(self, server: CustomServer, request_log: RequestLog | None = None) -> None:
         self.server = server
         self.request_log = request_log
+        if request_log is not None:  # as RunnerServicer: registered only when logging is on
+            self.Predict = self._logged_predict  # type: ignore[method-assign]
 
     @abort_on_error
     async def Ready(self, request: runner_pb2.ReadyRequest, context: grpc.aio.ServicerContext
@@ -88,18 +90,17 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
                 http_status=502))
             raise AssertionError("unreachable") from e
 
-    async def Predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
-                      ) -> AsyncIterator[httpbody_pb2.HttpBody]:
-        replies = self._predict(request, context)
-        if self.request_log is not None:
-            replies = self.request_log.wrap("predict", request.body.content_type or "application/json",
-                                            request.body.data, context, replies)
-        async with contextlib.aclosing(replies) as stream:  # the model's stream stops with the call
+    async def _logged_predict(self, request: runner_pb2.RunnerPredictRequest,
+                              context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        replies = self.request_log.wrap(  # type: ignore[union-attr]
+            "predict", request.body.content_type or "application/json", request.body.data, context,
+            ServerProxyServicer.Predict(self, request, context))
+        async with contextlib.aclosing(replies) as stream:  # the server's answer stops with the call
             async for reply in stream:
                 yield reply
 
-    async def _predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
-                       ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    async def Predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
+                      ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         body = request.body
         headers = [(k, v) for k, v in context.invocation_metadata() or ()
                    if k in _PREDICT_HEADERS and isinstance(v, str)]
