@@ -115,3 +115,27 @@ async def test_a_failed_request_logs_its_status_and_message(caplog: pytest.LogCa
                                      _replies(fail=RuntimeError("aborted")))]
     line = json.loads(caplog.records[-1].getMessage())
     assert (line["status"], line["error"], "output" in line) == (400, "bad input", False)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_kingpost_logs_finds_a_requests_lines_in_either_format(log_format: str) -> None:
+    """What `kingpost logs --request-id` keeps: the runner's lines written during the request, text or JSON."""
+    import io
+
+    from kingpost.cli.inspect_commands import of_request
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(observe.RequestIdFilter())
+    handler.setFormatter(logging.Formatter(observe.LOG_FORMAT) if log_format == "text"
+                         else observe.JsonFormatter("runner"))
+    model_log = logging.getLogger("my_model_" + log_format)
+    model_log.addHandler(handler)
+    model_log.propagate = False
+    token = observe.REQUEST_ID.set("req-42")
+    model_log.warning("inside")
+    observe.REQUEST_ID.reset(token)
+    model_log.warning("outside")
+    inside, outside = stream.getvalue().splitlines()
+    assert of_request(inside, "req-42") and not of_request(outside, "req-42")
+    assert not of_request(inside, "req-4")  # a prefix of the id is another request
