@@ -3,7 +3,6 @@ them spans) and the request's id in the log lines written while it runs."""
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
 import time
 
@@ -157,7 +156,7 @@ async def test_request_logging_logs_a_sampled_stream_with_its_id_and_nothing_whe
     async with running("streaming_sync", env=env) as r:
         chunks = await r.predict(b'{"n": 3}', metadata=[("x-baseten-request-id", "req-stream")])
         assert [c.data for c in chunks] == [b"0", b"1", b"2"]
-        lines = await _lines(r, "kingpost_runner.request_log [req-stream]")
+        lines = await r.lines_with("kingpost_runner.request_log [req-stream]")
         assert len(lines) == 1, r.output()
         logged = json.loads(lines[0].split("]: ", 1)[1])
         assert (logged["status"], logged["input"]["text"], logged["output"]) == (200, '{"', {
@@ -177,16 +176,5 @@ async def _refused(r: RunnerProcess):  # type: ignore[no-untyped-def]
         await r.predict(b"{not json", metadata=[("x-baseten-request-id", "req-bad")])
     except grpc.aio.AioRpcError:
         pass
-    for line in await _lines(r, "[req-bad]"):
+    for line in await r.lines_with("[req-bad]"):
         yield line
-
-
-async def _lines(r: RunnerProcess, marker: str) -> list[str]:
-    """The runner's lines with `marker`, once there is one (a request's line is written as the runner's
-    handler ends, just after the caller has its answer); [] after 10 s."""
-    deadline = time.monotonic() + 10
-    while not (lines := [line for line in r.output().splitlines() if marker in line]):
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    return lines
