@@ -15,6 +15,9 @@ honours the two kingpost extensions (through the route table), the CLI offers th
                                              reject: it gets 429 at once, for callers that retry elsewhere
     cold_start_timeout_seconds      300      1 .. 3600: how long a request waits for a first ready replica
                                              (from zero, or while the first one loads) before its 503
+    request_logging_sample_rate     0        0 .. 1: the share of requests whose input and output the
+                                             runner logs (0: none; kingpost_runner/request_log.py)
+    request_logging_max_bytes       1024     1 .. 16384: each logged body is cut there
 
 A development deployment keeps Baseten's defaults (its fixed constraints for live reload): a change
 to one of Baseten's fields is refused; the extensions may change. Pure: no I/O.
@@ -37,6 +40,8 @@ DEFAULT_MAX_REPLICA_CAP = 10
 NO_CAP = 2**31 - 1
 CONCURRENCY_TARGET_MAX = 1_000_000
 DEFAULT_COLD_START_TIMEOUT_SECONDS = 300
+DEFAULT_REQUEST_LOGGING_MAX_BYTES = 1024
+MAX_REQUEST_LOGGING_BYTES = 16384
 
 ACCEPTED = "ACCEPTED"
 UNCHANGED = "UNCHANGED"
@@ -52,11 +57,14 @@ class AutoscalingSettings:
     target_utilization_percentage: int = 70
     backpressure_policy: str = QUEUE
     cold_start_timeout_seconds: int = DEFAULT_COLD_START_TIMEOUT_SECONDS
+    request_logging_sample_rate: float = 0.0
+    request_logging_max_bytes: int = DEFAULT_REQUEST_LOGGING_MAX_BYTES
 
 
 DEFAULTS = AutoscalingSettings()
 FIELDS = tuple(f.name for f in fields(AutoscalingSettings))
-EXTENSION_FIELDS = ("backpressure_policy", "cold_start_timeout_seconds")
+EXTENSION_FIELDS = ("backpressure_policy", "cold_start_timeout_seconds", "request_logging_sample_rate",
+                    "request_logging_max_bytes")
 BASETEN_FIELDS = tuple(f for f in FIELDS if f not in EXTENSION_FIELDS)
 
 
@@ -70,6 +78,8 @@ def ranges(max_replica_cap: int = DEFAULT_MAX_REPLICA_CAP) -> dict[str, tuple[in
         "concurrency_target": (1, CONCURRENCY_TARGET_MAX),
         "target_utilization_percentage": (1, 100),
         "cold_start_timeout_seconds": (1, 3600),
+        "request_logging_sample_rate": (0, 1),
+        "request_logging_max_bytes": (1, MAX_REQUEST_LOGGING_BYTES),
     }
 
 

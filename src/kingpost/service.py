@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import grpc
 from prometheus_client import start_http_server
 
-from kingpost import rpc
+from kingpost import otlp_metrics, rpc
 from kingpost.log_format import JsonFormatter
 from kingpost.settings import ServiceSettings
 
@@ -99,6 +99,10 @@ async def serve(
     metrics_server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host)
     log.info("%s listening on %s:%d (metrics on :%d)", name, settings.grpc_host, port,
              metrics_server.server_port)
+    try:  # and over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, as its traces
+        metrics_export = otlp_metrics.start(name)
+    except ValueError as e:
+        raise SystemExit(f"{name}: {e}") from None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -117,6 +121,8 @@ async def serve(
     if on_stop is not None:
         await on_stop()
     metrics_server.shutdown()
+    if metrics_export is not None:
+        await asyncio.to_thread(metrics_export.stop)
 
 
 async def _supervised(name: str, fn: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:

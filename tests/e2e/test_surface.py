@@ -44,10 +44,11 @@ DEPLOYMENT_FIELDS = {"id", "name", "model_id", "created_at", "is_production", "i
                      "status_reason", "active_replica_count", "autoscaling_settings", "environment",
                      "build_id", "predict_concurrency", "replicas", "resources", "instance_type_name",
                      "request_backpressure_settings"}
-# Baseten's fields, and kingpost's two extensions beside them.
+# Baseten's fields, and kingpost's extensions beside them.
 AUTOSCALING_FIELDS = {"min_replica", "max_replica", "autoscaling_window", "scale_down_delay",
                       "concurrency_target", "target_utilization_percentage",
-                      "backpressure_policy", "cold_start_timeout_seconds"}
+                      "backpressure_policy", "cold_start_timeout_seconds",
+                      "request_logging_sample_rate", "request_logging_max_bytes"}
 PATCHED_MODEL = b"""
 class Model:
     def predict(self, model_input):
@@ -637,8 +638,9 @@ def test_every_rest_route_answers_through_envoy(platform: Platform) -> None:
         slowest = max(slowest, time.perf_counter() - sent)
     traffic = rest("GET", f"/v1/models/echo/deployments/{echo_dev}/metrics?window_seconds=3600")
     assert traffic["deployment_id"] == echo_dev and traffic["window_seconds"] == 3600
-    # Its errors: the two /sync chat completions above that the echo model does not have (404).
-    assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 2
+    # Its errors: the two /sync chat completions above that the echo model does not have (404), and the
+    # two websockets it has no `websocket` for (UNIMPLEMENTED) with the two plain GETs of that route (400).
+    assert traffic["requests"] >= 3 and traffic["request_rate"] > 0 and traffic["errors"] == 6
     assert 0 < traffic["latency_p50_seconds"] <= traffic["latency_p99_seconds"]
     assert traffic["ready_replicas"] >= 1 and traffic["desired_replicas"] >= 1
     # Baseten's SUMMARY shape of the same numbers beside them (its schema is checked by `rest`).

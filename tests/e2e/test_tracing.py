@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,7 +42,7 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
     home = tmp_path / "home"
     up = Up(home, rest, grpc_port, env={
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100"})
+        "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_METRIC_EXPORT_INTERVAL": "500"})
     seen: dict[int, str] = {}
     try:
         curl = shlex.split(up.wait_for_curl())
@@ -86,6 +87,18 @@ def test_a_request_is_one_trace_from_the_client_through_router_and_runner_phases
         missing = httpx.post(f"http://127.0.0.1:{rest}/models/nope/production/predict", json={},
                              headers={"Authorization": f"Api-Key {key}"}, timeout=30)
         assert missing.status_code == 404 and missing.headers["x-baseten-request-id"]
+
+        # The services' metrics arrive over OTLP too: the router's request counter, with its labels.
+        def two_ok(metric: Any) -> bool:
+            labelled = [({a.key: a.value.string_value for a in p.attributes}, getattr(p, p.WhichOneof("value")))
+                        for p in metric.sum.data_points]
+            return any(labels["model"] == deployment["model_id"] and labels["deployment"] == deployment["id"]
+                       and labels["model_name"] == "Test Async" and labels["code"] == "OK" and value == 2
+                       for labels, value in labelled)
+
+        requests = servicer.metrics_receiver.wait_for("kingpost-router", "kingpost_router_requests", two_ok)
+        assert requests.sum.is_monotonic
+        servicer.metrics_receiver.wait_for("kingpost-scheduler", "kingpost_scheduler_ready_replicas")
 
         # From zero: the request waits for the replica that activation starts, and its trace shows
         # the wait and, under it, the model's load().

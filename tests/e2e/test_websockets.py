@@ -80,11 +80,14 @@ def test_echo_of_text_binary_and_json_over_each_prefix(platform: Platform, echo:
         return got
 
     expected = ["hello", b"\x00\x01\xfe\xff", {"echo": {"a": [1, 2], "b": "é"}}, (1000, "")]
+    before = router_requests(platform, deployment_id, "OK")
     for prefix in (f"/models/{model_id}/production", "/models/websocket-echo/environments/production",
                    f"/models/{model_id}/deployment/{deployment_id}"):
         assert ws_run(platform, f"{prefix}/websocket", talk) == expected, prefix
     # Baseten's hosts: the model in the Host, the bare path.
     assert ws_run(platform, "/production/websocket", talk, Host=f"model-{model_id}.kingpost.local") == expected
+    # Each connection is counted among the router's requests when it ends, as a request is.
+    assert router_requests(platform, deployment_id, "OK") == before + 4
 
 
 def test_a_large_binary_message_goes_both_ways_intact(platform: Platform, echo: dict[str, Any]) -> None:
@@ -117,6 +120,9 @@ def test_a_model_without_websocket_closes_with_1003(platform: Platform) -> None:
     model_id = platform.push("echo")["model"]["id"]  # predict only
     answer = ws_run(platform, f"/models/{model_id}/development/websocket", closing)
     assert answer == (1003, "WebSocket is not implemented on this deployment.")
+    development_id = next(d["id"] for d in platform.http.get(f"/v1/models/{model_id}/deployments").json()[
+        "deployments"])
+    assert router_requests(platform, development_id, "UNIMPLEMENTED") == 1
     # And a websocket model has no predict: said so with a 404.
     refused = platform.http.post("/models/websocket-echo/production/predict", json={})
     assert refused.status_code == 404 and "websocket" in refused.json()["error"]
@@ -147,6 +153,17 @@ def router_metric(platform: Platform, name: str, deployment_id: str = "") -> flo
     labels = rf'{{[^}}]*deployment="{deployment_id}"[^}}]*}}' if deployment_id else ""
     found = re.search(rf"^{name}{labels} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+def router_requests(platform: Platform, deployment_id: str, code: str) -> float:
+    """`kingpost_router_requests_total` of a deployment and code, from the router's /metrics."""
+    port = tomllib.loads((platform.home / "run" / "router.toml").read_text())["metrics_port"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    total = 0.0
+    for labels, value in re.findall(r"^kingpost_router_requests_total{([^}]*)} (\S+)$", text, re.M):
+        if f'deployment="{deployment_id}"' in labels and f'code="{code}"' in labels:
+            total += float(value)
+    return total
 
 
 def test_an_open_connection_holds_a_replica_slot_and_counts_as_load(platform: Platform,
@@ -197,3 +214,21 @@ def test_a_custom_servers_websocket_at_its_predict_endpoint(platform: Platform, 
 
     assert ws_run(platform, f"/models/{model_id}/development/websocket", talk) == [
         "hello server", 80_000, (4000, "server closing")]
+
+
+def test_a_custom_server_that_refuses_the_upgrade_is_refused_to_the_client_before_it(
+        platform: Platform, tmp_path: Path) -> None:
+    """Its predict_endpoint answers the upgrade with 404: the client gets that 404 and the usual error shape,
+    no upgrade, and the connection counts as refused."""
+    pushed = platform.push(variant(tmp_path, "ws-refusing", 8016, predict_endpoint="/nowhere"))
+    path = f"/models/{pushed['model']['id']}/development/websocket"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        ws_run(platform, path, closing)
+    assert refused.value.status == 404
+    plain = httpx.get(platform.url + path, headers={"Authorization": f"Api-Key {platform.key}",
+                                                     "Connection": "Upgrade", "Upgrade": "websocket",
+                                                     "Sec-WebSocket-Version": "13",
+                                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert plain.status_code == 404
+    assert plain.json()["error"].startswith("the server refused a WebSocket at /nowhere: HTTP 404")
+    assert router_requests(platform, pushed["deployment"]["id"], "INTERNAL") == 2

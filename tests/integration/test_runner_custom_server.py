@@ -119,3 +119,14 @@ async def test_a_dead_liveness_endpoint_ends_the_runner_for_a_restart(tmp_path: 
     async with running(truss) as runner:
         assert await asyncio.to_thread(runner.proc.wait, 20) == 1
         assert "liveness_endpoint /not-alive failed for 1 s" in runner.output()
+
+
+async def test_a_custom_servers_predict_is_logged_when_its_deployment_asks(tmp_path: pathlib.Path) -> None:
+    env = {"KINGPOST_REQUEST_LOG_SAMPLE_RATE": "1", "KINGPOST_REQUEST_LOG_MAX_BYTES": "100"}
+    async with running(server_truss(tmp_path), env=env) as runner:
+        answer = await runner.predict(b'{"n": 7}', metadata=[("x-baseten-request-id", "req-custom")])
+        assert json.loads(answer[0].data) == {"predict": {"n": 7}}
+        (line,) = await runner.lines_with("kingpost_runner.request_log [req-custom]")
+        logged = json.loads(line.split("]: ", 1)[1])
+        assert (logged["path"], logged["status"], logged["input"]["text"], logged["output"]["text"]) == (
+            "predict", 200, '{"n": 7}', '{"predict": {"n": 7}}')

@@ -120,3 +120,61 @@ async def test_a_models_own_prometheus_metrics_reach_the_agents_metrics_labelled
         assert list(other_area.iterdir()) == []
     finally:
         await r.stop()
+
+
+async def test_json_log_lines_carry_the_request_id_and_a_print_stays_as_written(tmp_path: pathlib.Path) -> None:
+    import json
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "config.yaml").write_text("model_name: logs\n")
+    (tmp_path / "model" / "model.py").write_text(
+        "import logging\n"
+        "log = logging.getLogger('my_model')\n"
+        "class Model:\n"
+        "    def predict(self, model_input):\n"
+        "        log.warning('working on %s', model_input)\n"
+        "        print('printed', model_input)\n"
+        "        return model_input\n")
+    r = RunnerProcess(tmp_path, env={"KINGPOST_LOG_FORMAT": "json"})
+    try:
+        await r.wait_ready()
+        await r.predict(b'"first"', metadata=[("x-baseten-request-id", "req-json1")])
+        lines = r.output().splitlines()
+        working = [json.loads(line) for line in lines if "working on" in line]
+        assert [(w["service"], w["level"], w["logger"], w["message"], w["request_id"]) for w in working] == [
+            ("runner", "WARNING", "my_model", "working on first", "req-json1")]
+        assert any(json.loads(line)["message"].startswith("model ready in") for line in lines if line.startswith("{"))
+        assert "printed first" in lines  # the model's own print(), untouched
+    finally:
+        await r.stop()
+
+
+async def test_request_logging_logs_a_sampled_stream_with_its_id_and_nothing_when_off() -> None:
+    import json
+
+    env = {"KINGPOST_REQUEST_LOG_SAMPLE_RATE": "1", "KINGPOST_REQUEST_LOG_MAX_BYTES": "2"}
+    async with running("streaming_sync", env=env) as r:
+        chunks = await r.predict(b'{"n": 3}', metadata=[("x-baseten-request-id", "req-stream")])
+        assert [c.data for c in chunks] == [b"0", b"1", b"2"]
+        lines = await r.lines_with("kingpost_runner.request_log [req-stream]")
+        assert len(lines) == 1, r.output()
+        logged = json.loads(lines[0].split("]: ", 1)[1])
+        assert (logged["status"], logged["input"]["text"], logged["output"]) == (200, '{"', {
+            "bytes": 3, "content_type": "application/octet-stream", "base64": "MDE=", "cut": True})
+        bad = [line async for line in _refused(r)]
+        assert bad and "request_log" in bad[-1] and '"status": 400' in bad[-1]
+    async with running("streaming_sync") as quiet:
+        await quiet.predict(b'{"n": 1}', metadata=[("x-baseten-request-id", "req-quiet")])
+        assert "request_log" not in quiet.output()
+
+
+async def _refused(r: RunnerProcess):  # type: ignore[no-untyped-def]
+    """A request the model refuses (its input is not JSON): its line says 400."""
+    import grpc
+
+    try:
+        await r.predict(b"{not json", metadata=[("x-baseten-request-id", "req-bad")])
+    except grpc.aio.AioRpcError:
+        pass
+    for line in await r.lines_with("[req-bad]"):
+        yield line

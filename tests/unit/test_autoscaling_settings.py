@@ -22,7 +22,8 @@ def test_defaults_are_basetens_and_the_routers() -> None:
     assert as_dict(DEFAULTS) == {
         "min_replica": 0, "max_replica": 1, "autoscaling_window": 60, "scale_down_delay": 900,
         "concurrency_target": 1, "target_utilization_percentage": 70,
-        "backpressure_policy": "queue", "cold_start_timeout_seconds": 300}
+        "backpressure_policy": "queue", "cold_start_timeout_seconds": 300,
+        "request_logging_sample_rate": 0.0, "request_logging_max_bytes": 1024}
     assert validate(DEFAULTS) is DEFAULTS
 
 
@@ -35,6 +36,8 @@ def test_defaults_are_basetens_and_the_routers() -> None:
     ({"scale_down_delay": -1}, "scale_down_delay = -1: must be 0 to 3600"),
     ({"cold_start_timeout_seconds": 0}, "cold_start_timeout_seconds = 0: must be 1 to 3600"),
     ({"backpressure_policy": "drop"}, "backpressure_policy = 'drop': must be one of 'queue' or 'reject'"),
+    ({"request_logging_sample_rate": 1.5}, "request_logging_sample_rate = 1.5: must be 0 to 1"),
+    ({"request_logging_max_bytes": 0}, "request_logging_max_bytes = 0: must be 1 to 16384"),
     ({"min_replica": 2}, "min_replica = 2: must not exceed max_replica = 1"),
     ({"max_replicas": 2}, "unknown autoscaling settings: max_replicas"),
 ])

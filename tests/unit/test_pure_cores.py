@@ -37,6 +37,7 @@ PURE_MODULES = (
     "kingpost.autoscaling_settings",
     "kingpost.deployment_status",
     "kingpost.trace_phases",
+    "kingpost_runner.request_log",
     "kingpost.bus.subjects",
     "kingpost.environment_manifest",
     "kingpost.instance_types",

@@ -73,6 +73,10 @@ class Series:
         if cold_start_seconds is not None:
             self.cold_start.observe(cold_start_seconds)
 
+    def counted(self, code: str) -> None:
+        """A request counted by its code alone: a websocket connection, when it ends."""
+        self.codes[code] = self.codes.get(code, 0) + 1
+
     def answered(self, code: str, seconds: float, model_seconds: float) -> None:
         codes = self.codes
         codes[code] = codes.get(code, 0) + 1
@@ -142,7 +146,8 @@ class RequestStats(Collector):
                 cumulative, total = latency.get(key, ([0] * len(h.cumulative), 0.0))
                 latency[key] = ([a + b for a, b in zip(cumulative, h.cumulative, strict=True)], total + h.sum)
         requests = CounterMetricFamily("kingpost_router_requests",
-                                       "Predict requests answered, by gRPC status code.", labels=[*LABELS, "code"])
+                                       "Predict requests answered (and websocket connections ended), by gRPC "
+                                       "status code.", labels=[*LABELS, "code"])
         for key, by_code in sorted(codes.items()):
             for code, count in sorted(by_code.items()):
                 requests.add_metric([*key, code], count)

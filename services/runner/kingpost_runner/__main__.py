@@ -18,7 +18,9 @@ so this package imports only: grpcio, protobuf, googleapis-common-protos, pyyaml
 A Truss with a `docker_server` block runs its server instead of a model (custom_server.py).
 Exit codes: 0 stopped by a signal, 1 the model failed to load (or the server failed), 2 bad arguments
 or config.
-`KINGPOST_GRPC_KEEPALIVE_SECONDS` sets how often the runner pings its callers (kingpost.keepalive).
+`KINGPOST_GRPC_KEEPALIVE_SECONDS` sets how often the runner pings its callers (kingpost.keepalive);
+`KINGPOST_REQUEST_LOG_SAMPLE_RATE` / `_MAX_BYTES` its request logging (request_log.py);
+`KINGPOST_LOG_FORMAT=json` makes its own log lines JSON objects (observe.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pathlib
 import sys
 
 from kingpost import docker_server, keepalive
-from kingpost_runner import loader, observe, process_limits, triton_runner
+from kingpost_runner import loader, observe, process_limits, request_log, triton_runner
 from kingpost_runner.server import RunnerOptions, serve, serve_custom_server
 from kingpost_runner.truss_config import TrussConfigError, load_config
 from kingpost_runner.truss_secrets import DEFAULT_SECRETS_DIR
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
-    observe.configure_logging(os.environ.get("KINGPOST_LOG_LEVEL", "INFO").upper())
+    observe.configure_logging(os.environ.get("KINGPOST_LOG_LEVEL", "INFO").upper(),
+                              os.environ.get("KINGPOST_LOG_FORMAT", "text").strip().lower())
     args = parse_args(argv)
     if args.no_new_privileges:
         process_limits.no_new_privileges()
@@ -165,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 2
     try:
+        request_lines = request_log.from_env(os.environ)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    try:
         custom_server = docker_server.parse(config.raw)
     except docker_server.BadDockerServer as e:
         log.error("%s", e)
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         secrets_dir=secrets_dir,
         load_retries=loader.load_retries(os.environ),
         keepalive_seconds=keepalive_seconds,
+        request_log=request_lines,
     )
     main_task = serve(options, config) if custom_server is None else serve_custom_server(options, custom_server)
     try:

@@ -1,14 +1,23 @@
-"""What the runner adds to a request for observability: its request id in log lines, and its
-phases for the router's trace (kingpost.trace_phases), recorded only when the request is traced."""
+"""What the runner adds to a request for observability: its request id in log lines (text, or JSON
+lines with KINGPOST_LOG_FORMAT=json, as the services write them: kingpost.log_format), its phases for
+the router's trace (kingpost.trace_phases), recorded only when the request is traced, and the line of
+a request the deployment's request logging samples (request_log.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import json
 import logging
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
 
 from kingpost import trace_phases
+from kingpost.log_format import JsonFormatter
+
+from kingpost_runner import request_log
 
 REQUEST_ID_KEY = "x-baseten-request-id"
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("kingpost_request_id", default="")
@@ -19,18 +28,88 @@ _time_ns = time.time_ns
 
 class RequestIdFilter(logging.Filter):
     """Adds `request` to each record: " [request_id]" inside a request (its task and the threads it
-    starts: anyio copies the context), else ""."""
+    starts: anyio copies the context), else "" (and `request_id`, for JSON lines)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = REQUEST_ID.get()
         record.request = f" [{request_id}]" if request_id else ""
+        record.request_id = request_id
         return True
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """The runner's own lines (and the model's `logging` calls) on stderr: text, or one JSON object
+    a line (`log_format` "json"); a model's print() lines stay as it wrote them."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RequestIdFilter())
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter("runner"))
+    # Opt-in request lines are written whatever the log level.
+    REQUEST_LINES.setLevel(logging.INFO)
+
+
+REQUEST_LINES = logging.getLogger("kingpost_runner.request_log")
+
+
+class _Reply(Protocol):
+    content_type: str
+    data: bytes
+
+
+class _Context(Protocol):
+    def invocation_metadata(self) -> Any: ...
+    def trailing_metadata(self) -> Any: ...
+    def details(self) -> Any: ...
+
+
+class RequestLog:
+    """A deployment's request logging: `wrap` passes a sampled request's replies through and writes
+    its line when they end (request_log.py says what it holds)."""
+
+    def __init__(self, policy: request_log.Policy, rand: Callable[[], float] = random.random) -> None:
+        self.policy = policy
+        self._random = rand
+
+    def wrap(self, path: str, content_type: str, body: bytes, context: _Context,
+             replies: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        if not request_log.sampled(self.policy, self._random):
+            return replies
+        return self._logged(path, request_log.shown(body, content_type, self.policy.max_bytes), context,
+                            replies)
+
+    async def _logged(self, path: str, shown_input: dict[str, Any], context: _Context,
+                      replies: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        capture = request_log.Capture(self.policy.max_bytes)
+        content_type = ""
+        status, error = 200, ""
+        try:
+            async with contextlib.aclosing(replies) as stream:  # type: ignore[type-var]
+                async for reply in stream:
+                    content_type = content_type or reply.content_type
+                    capture.add(reply.data)
+                    yield reply
+        except BaseException:
+            status, error = _failure(context)
+            raise
+        finally:
+            request_id = next((v for k, v in context.invocation_metadata() or ()
+                               if k == REQUEST_ID_KEY and isinstance(v, str)), "")
+            line = request_log.entry(request_id, path, status, time.perf_counter() - started, shown_input,
+                                     capture.shown(content_type) if not error else None, error)
+            token = REQUEST_ID.set(request_id)
+            REQUEST_LINES.info("%s", json.dumps(line, ensure_ascii=False))
+            REQUEST_ID.reset(token)
+
+
+def _failure(context: _Context) -> tuple[int, str]:
+    """The HTTP status and message of a request that ended without its whole answer: what the
+    handler aborted with, or 499 when the caller went away."""
+    status = next((v for k, v in context.trailing_metadata() or () if k == "x-http-status"), "")
+    if not status:
+        return 499, "the caller went away before the answer ended"
+    return int(status), str(context.details() or "")
 
 
 class Phases:

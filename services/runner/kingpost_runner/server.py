@@ -30,7 +30,7 @@ from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost.docker_server import DockerServer
 
-from kingpost_runner import codec, loader, model_metrics, observe, reload, user_errors, websocket
+from kingpost_runner import codec, loader, model_metrics, observe, reload, request_log, user_errors, websocket
 from kingpost_runner.custom_server import CustomServer, ServerFailed
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
@@ -53,6 +53,12 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         self.options = options
         self.config = config
         self._reloading = asyncio.Lock()
+        self.request_log = observe.RequestLog(options.request_log) if options and options.request_log else None
+        if self.request_log is not None:
+            # grpc registers the servicer's bound methods: the logging ones only when logging is on, so
+            # that a deployment without it pays nothing on its hot path.
+            self.Predict = self._logged_predict  # type: ignore[method-assign]
+            self.Sync = self._logged_sync  # type: ignore[method-assign]
 
     @abort_on_error
     async def Reload(
@@ -87,6 +93,26 @@ class RunnerServicer(runner_pb2_grpc.RunnerServiceServicer):
         if pipeline is None or not await pipeline.is_healthy():
             raise errors.Unavailable(NOT_READY_MESSAGE)
         return runner_pb2.ReadyResponse(ready=True)
+
+    async def _logged_predict(
+        self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        replies = self.request_log.wrap(  # type: ignore[union-attr]
+            "predict", request.body.content_type or codec.JSON, request.body.data, context,
+            RunnerServicer.Predict(self, request, context))
+        async with contextlib.aclosing(replies) as stream:  # the model's stream stops with the call
+            async for reply in stream:
+                yield reply
+
+    async def _logged_sync(
+        self, request: runner_pb2.RunnerSyncRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        replies = self.request_log.wrap(  # type: ignore[union-attr]
+            request.path.split("?", 1)[0], request.body.content_type or codec.JSON, request.body.data, context,
+            RunnerServicer.Sync(self, request, context))
+        async with contextlib.aclosing(replies) as stream:
+            async for reply in stream:
+                yield reply
 
     async def Predict(
         self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
@@ -194,6 +220,8 @@ class RunnerOptions:
     secrets_dir: pathlib.Path
     load_retries: int
     keepalive_seconds: float = keepalive.DEFAULT_SECONDS
+    # The deployment's request logging (request_log.py); None: off.
+    request_log: request_log.Policy | None = None
 
 
 def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -248,7 +276,8 @@ async def serve_custom_server(options: RunnerOptions, spec: DockerServer) -> int
     """A `docker_server` Truss: start its server, serve RunnerService in front of it until SIGTERM
     (exit code 0) or until the server fails (exit code 1, the reason logged: custom_server.py)."""
     custom = CustomServer(spec, options.truss_dir)
-    server = _grpc_server(options, ServerProxyServicer(custom))
+    request_lines = observe.RequestLog(options.request_log) if options.request_log else None
+    server = _grpc_server(options, ServerProxyServicer(custom, request_lines))
     if server is None:
         return 2
     stop = _stop_event()

@@ -6,13 +6,17 @@
 - Sync: the caller's method, path, query, headers and body as sent; the server's status and headers
   in the initial metadata (`x-http-status`), its body streamed back as it is produced (SSE).
 - Websocket: a WebSocket to `predict_endpoint` (as truss's proxy sends `/v1/websocket` there), frames
-  relayed both ways (ws_client.py); a server that refuses the upgrade: closed with 1003, naming its status.
+  relayed both ways (ws_client.py); a server that refuses the upgrade: the call fails before its first
+  frame with the server's 4xx (else 502) as its HTTP status, so the client is refused before the upgrade.
+- Predict's input and output are logged as the deployment's request logging says (observe.RequestLog);
+  Sync's and websockets' are not.
 - Ready: once the server's readiness endpoint has answered (custom_server.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -26,6 +30,7 @@ from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost_runner import http1, ws_client
 from kingpost_runner.custom_server import HOST, CustomServer
+from kingpost_runner.observe import RequestLog
 from kingpost_runner.user_errors import error_for_status
 
 log = logging.getLogger(__name__)
@@ -57,8 +62,11 @@ def response_metadata(response: http1.Response) -> list[tuple[str, str]]:
 
 
 class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
-    def __init__(self, server: CustomServer) -> None:
+    def __init__(self, server: CustomServer, request_log: RequestLog | None = None) -> None:
         self.server = server
+        self.request_log = request_log
+        if request_log is not None:  # as RunnerServicer: registered only when logging is on
+            self.Predict = self._logged_predict  # type: ignore[method-assign]
 
     @abort_on_error
     async def Ready(self, request: runner_pb2.ReadyRequest, context: grpc.aio.ServicerContext
@@ -81,6 +89,15 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
                 f"the server at port {self.server.port} did not answer {method} {path}: {e}",
                 http_status=502))
             raise AssertionError("unreachable") from e
+
+    async def _logged_predict(self, request: runner_pb2.RunnerPredictRequest,
+                              context: grpc.aio.ServicerContext) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        replies = self.request_log.wrap(  # type: ignore[union-attr]
+            "predict", request.body.content_type or "application/json", request.body.data, context,
+            ServerProxyServicer.Predict(self, request, context))
+        async with contextlib.aclosing(replies) as stream:  # the server's answer stops with the call
+            async for reply in stream:
+                yield reply
 
     async def Predict(self, request: runner_pb2.RunnerPredictRequest, context: grpc.aio.ServicerContext
                       ) -> AsyncIterator[httpbody_pb2.HttpBody]:
@@ -118,8 +135,9 @@ class ServerProxyServicer(runner_pb2_grpc.RunnerServiceServicer):
         try:
             conn = await ws_client.connect(HOST, self.server.port, path, headers, max_size=MAX_WEBSOCKET_MESSAGE)
         except (OSError, ws_client.Refused) as e:
-            await context.write(_close(1003, f"the server refused a WebSocket at {path}: {e}"[:120]))
-            return
+            # Refused before any upgrade, as the server itself answered: its 4xx, else 502.
+            status = e.status if isinstance(e, ws_client.Refused) and 400 <= e.status < 500 else 502
+            raise errors.ModelError(f"the server refused a WebSocket at {path}: {e}", http_status=status) from e
         await context.write(runner_pb2.WebsocketFrame(accepted=True))
 
         async def to_server() -> None:

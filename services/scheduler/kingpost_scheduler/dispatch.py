@@ -61,7 +61,9 @@ class Dispatcher:
     async def _start(self, command: Command, spec: ReplicaSpec) -> None:
         request = agent_pb2.StartReplicaRequest(
             replica_id=command.replica_id, deployment_id=spec.deployment_id, model_id=spec.model_id,
-            artifact_digest=spec.artifact_digest, environment=spec.environment, gpu_indices=command.gpus)
+            artifact_digest=spec.artifact_digest, environment=spec.environment, gpu_indices=command.gpus,
+            request_logging_sample_rate=spec.request_logging_sample_rate,
+            request_logging_max_bytes=spec.request_logging_max_bytes)
         refused: KingpostError | None = None
         try:
             if self.secrets is not None:

@@ -148,6 +148,9 @@ class ReplicaSpec:
     artifact_digest: str
     # The environment it serves, or is being promoted to: the model reads it at load ("" for none).
     environment: str = ""
+    # Its request logging (autoscaling_settings' kingpost extensions): the runner reads them at start.
+    request_logging_sample_rate: float = 0.0
+    request_logging_max_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,8 @@ class Reconciler:
         # A promotion's candidate starts its replicas with the environment's name already.
         promoting = {e.candidate_deployment_id: e.name for e in environments if e.candidate_deployment_id}
         specs = {d.id: reconcile.ReplicaSpec(d.id, d.model_id, d.artifact_digest,
-                                             d.environment or promoting.get(d.id, ""))
+                                             d.environment or promoting.get(d.id, ""),
+                                             d.request_logging_sample_rate, d.request_logging_max_bytes)
                  for d in deployments}
         by_node: dict[str, list[facts.Replica]] = defaultdict(list)
         for r in replicas:

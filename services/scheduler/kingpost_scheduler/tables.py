@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kingpost import autoscaling_settings
@@ -67,6 +67,10 @@ class DeploymentRecord(Base):
     backpressure_policy: Mapped[str] = mapped_column(String(16), default=autoscaling_settings.QUEUE)
     cold_start_timeout_seconds: Mapped[int] = mapped_column(
         Integer, default=autoscaling_settings.DEFAULT_COLD_START_TIMEOUT_SECONDS)
+    # Request logging, also extensions of the autoscaling settings (0010).
+    request_logging_sample_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    request_logging_max_bytes: Mapped[int] = mapped_column(
+        Integer, default=autoscaling_settings.DEFAULT_REQUEST_LOGGING_MAX_BYTES)
     desired_replicas: Mapped[int] = mapped_column(Integer, default=1)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import pathlib
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,8 @@ def main(config: pathlib.Path | None, *, join: str = "", token: str = "", **over
         # The heartbeat must name the port, so pick it here rather than let the server choose.
         settings = settings.model_copy(update={"grpc_port": probe_free_port(settings.grpc_host)})
     service.configure("agent", settings)
+    # Its runners write their own lines as it does (runner_env passes KINGPOST_LOG_FORMAT on).
+    os.environ["KINGPOST_LOG_FORMAT"] = settings.log_format
     service.setup_tracing("agent")
     service.run(functools.partial(run, settings, join_with))
 

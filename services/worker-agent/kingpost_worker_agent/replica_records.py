@@ -49,6 +49,12 @@ class ReplicaRecord:
     memory: str = ""
     # The GPUs the scheduler gave it (indices on this node).
     gpus: list[int] = dataclasses.field(default_factory=list)
+    # Its request logging: [sample rate, max bytes] (its runners' environment, runner_env.py).
+    request_logging: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0])
+
+    def request_logging_settings(self) -> tuple[float, int]:
+        rate, max_bytes = self.request_logging
+        return float(rate), int(max_bytes)
 
 
 class ReplicaRecords:

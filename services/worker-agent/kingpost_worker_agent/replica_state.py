@@ -26,6 +26,8 @@ class ReplicaSpec:
     gpus: tuple[int, ...] = ()
     # (name, value) of its secrets; not in repr, so no log line can show a value.
     secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # The deployment's request logging: the share of requests its runner logs, and the cap on each body.
+    request_logging: tuple[float, int] = (0.0, 0)
 
 
 @dataclass
@@ -71,4 +73,5 @@ class Replica:
             ready_once=self.ready_once, ready_since=self.ready_since, restarts=self.backoff.restarts,
             streak=self.backoff.streak, log_offset=self.output.shipped, uid=self.uid,
             cgroup=str(self.cgroup or ""), memory=self.memory, gpus=list(s.gpus),
+            request_logging=list(s.request_logging),
         )

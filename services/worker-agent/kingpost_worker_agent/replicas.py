@@ -116,7 +116,7 @@ class ReplicaSupervisor:
         adopted = []
         for rec in self._records.read_all():
             spec = ReplicaSpec(rec.replica_id, rec.deployment_id, rec.model_id, rec.artifact_digest,
-                               rec.environment, tuple(rec.gpus))
+                               rec.environment, tuple(rec.gpus), request_logging=rec.request_logging_settings())
             r = Replica(spec=spec, output=self._output(spec, rec.log_offset), ready_once=rec.ready_once,
                         ready_since=rec.ready_since, backoff=Backoff(rec.restarts, rec.streak), uid=rec.uid,
                         cgroup=Path(rec.cgroup) if rec.cgroup else None, memory=rec.memory)
@@ -265,7 +265,7 @@ class ReplicaSupervisor:
             r.output.note(f"kingpost: {sandbox.describe()}")
             runner = await runner_launch.spawn(
                 launch, dev_copy if dev_copy.is_dir() else launch.truss_dir, port=r.port, host=self._bind_host,
-                environment=r.spec.environment, gpus=r.spec.gpus, secrets=r.spec.secrets, log_path=self._log_path(r.spec.replica_id),
+                environment=r.spec.environment, gpus=r.spec.gpus, secrets=r.spec.secrets, request_logging=r.spec.request_logging, log_path=self._log_path(r.spec.replica_id),
                 standby=self.standby, base_python=self._environments.base_python, sandbox=sandbox)
         except (OSError, NoFreeId) as e:
             self._ports.release(r.port)

@@ -23,7 +23,7 @@ PASSED = (
     "NVIDIA_DRIVER_CAPABILITIES",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "KINGPOST_LOG_LEVEL", "KINGPOST_SECRETS_DIR", "KINGPOST_GRPC_KEEPALIVE_SECONDS",
+    "KINGPOST_LOG_LEVEL", "KINGPOST_LOG_FORMAT", "KINGPOST_SECRETS_DIR", "KINGPOST_GRPC_KEEPALIVE_SECONDS",
     # where this node's tritonserver is, for a Triton deployment's runner (kingpost.triton_install)
     "KINGPOST_TRITON_HOME",
     # Where a Chainlet calls its dependencies: a router's gRPC address (else the platform address
@@ -52,6 +52,14 @@ def gpu_env(gpus: tuple[int, ...]) -> dict[str, str]:
     None given: it sees none (an empty CUDA_VISIBLE_DEVICES hides every GPU from CUDA)."""
     visible = ",".join(str(i) for i in gpus)
     return {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible or "void"}
+
+
+def request_logging_env(sample_rate: float, max_bytes: int) -> dict[str, str]:
+    """The deployment's request logging, for its runner (kingpost_runner/request_log.py); none when off."""
+    if not sample_rate > 0:
+        return {}
+    return {"KINGPOST_REQUEST_LOG_SAMPLE_RATE": repr(float(sample_rate)),
+            "KINGPOST_REQUEST_LOG_MAX_BYTES": str(max_bytes)}
 
 
 def work_area_env(work_area: Path, uid: int | None) -> dict[str, str]:

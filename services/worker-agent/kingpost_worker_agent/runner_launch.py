@@ -86,14 +86,16 @@ async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, cont
 
 async def spawn(launch: Launch, truss_dir: Path, *, port: int, host: str, environment: str, log_path: Path,
                 standby: StandbyPool, base_python: str, sandbox: Sandbox,
-                gpus: tuple[int, ...] = (), secrets: tuple[tuple[str, str], ...] = ()) -> RunnerProcess:
+                gpus: tuple[int, ...] = (), secrets: tuple[tuple[str, str], ...] = (),
+                request_logging: tuple[float, int] = (0.0, 0)) -> RunnerProcess:
     """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`, in `sandbox`,
-    seeing only the GPUs `gpus`, with `secrets` in its own secrets directory. Raises OSError."""
+    seeing only the GPUs `gpus`, with `secrets` in its own secrets directory, logging the share
+    `request_logging` of its requests. Raises OSError."""
     secrets_dir = replica_secrets.write(sandbox.work_area, sandbox.uid, secrets)
     argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host, "--secrets-dir", str(secrets_dir),
             *sandbox.argv()]
     per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env() \
-        | runner_env.gpu_env(gpus)
+        | runner_env.gpu_env(gpus) | runner_env.request_logging_env(*request_logging)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if launch.python == base_python and launch.system is None:  # a standby's PATH is fixed
         proc = await standby.take(launch.python)

@@ -6,7 +6,10 @@ import re
 from collections.abc import Iterable
 
 TAIL_LINES = 30
-MAX_LINE_CHARS = 2000
+# A line shipped to the log stream is cut here (a request logging line, bodies at their 16 KiB cap,
+# base64, fits), and in a failure message's tail at TAIL_LINE_CHARS.
+MAX_LINE_CHARS = 48 * 1024
+TAIL_LINE_CHARS = 2000
 
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\b")
 _TRACEBACK = "Traceback (most recent call last):"
@@ -38,8 +41,8 @@ class LineLevels:
         return "INFO"
 
 
-def clip(text: str) -> str:
-    return text if len(text) <= MAX_LINE_CHARS else text[:MAX_LINE_CHARS] + "…"
+def clip(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def failure_message(reason: str, tail: Iterable[str]) -> str:

@@ -107,7 +107,7 @@ class RunnerOutput:
         async with self._lock:
             for raw, end in self._file.read_lines(final=final):
                 text = runner_log.clip(raw.decode("utf-8", errors="replace"))
-                self.tail.append(text)
+                self.tail.append(runner_log.clip(text, runner_log.TAIL_LINE_CHARS))
                 if any(h in text for h in READY_HINTS):
                     self.hint.set()
                 line = events_pb2.LogLine(at=now_ts(), source="replica", deployment_id=self._deployment_id,

@@ -35,6 +35,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             artifact_digest=request.artifact_digest, environment=request.environment,
             gpus=tuple(request.gpu_indices),
             secrets=tuple(sorted(request.secrets.items())),
+            request_logging=(request.request_logging_sample_rate, request.request_logging_max_bytes),
         ))
         return agent_pb2.StartReplicaResponse()
 

@@ -19,7 +19,14 @@ deployment_option = click.option(
 def settings_options(f: Any) -> Any:
     """Every autoscaling setting as an option (None when not given), for `autoscaling set` and
     `environments create|update`; the option names the field, `--backpressure` and `--cold-start-timeout`
-    excepted (kingpost extensions, shorter to type)."""
+    excepted, and the request logging ones (kingpost extensions, shorter to type)."""
+    f = click.option("--request-log-max-bytes", "request_logging_max_bytes", type=int, default=None,
+                     help="kingpost extension: each logged input and output is cut at this many bytes, "
+                          f"1 to {autoscaling_settings.MAX_REQUEST_LOGGING_BYTES} (default "
+                          f"{autoscaling_settings.DEFAULT_REQUEST_LOGGING_MAX_BYTES}).")(f)
+    f = click.option("--request-log-sample-rate", "request_logging_sample_rate", type=float, default=None,
+                     help="kingpost extension: the share of requests, 0 to 1, whose input and output the "
+                          "runner logs (default 0: none); replicas started after the change apply it.")(f)
     f = click.option("--cold-start-timeout", "cold_start_timeout_seconds", type=int, default=None,
                      help="kingpost extension: seconds a request waits for a first ready replica before "
                           "its 503, 1 to 3600 (default 300).")(f)
@@ -46,7 +53,7 @@ def settings_rows(settings: management_pb2.AutoscalingSettings) -> list[tuple[st
 @cli.group("autoscaling")
 def autoscaling() -> None:
     """A deployment's autoscaling settings (Baseten's: replicas, window, delay, target; kingpost's:
-    back-pressure policy, cold-start timeout)."""
+    back-pressure policy, cold-start timeout, request logging)."""
 
 
 @autoscaling.command("get")

@@ -24,7 +24,7 @@ def _runner_code(out: Path) -> None:
     platform = _package_dir("kingpost")
     (out / "kingpost").mkdir()
     for name in ("__init__.py", "errors.py", "grpc_status.py", "keepalive.py", "trace_phases.py", "wire_limits.py",
-                 "triton_install.py", "environment_manifest.py", "docker_server.py"):
+                 "triton_install.py", "environment_manifest.py", "docker_server.py", "log_format.py"):
         shutil.copyfile(platform / name, out / "kingpost" / name)
     shutil.copytree(platform / "v1", out / "kingpost" / "v1", ignore=ignore)
 

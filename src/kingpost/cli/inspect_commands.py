@@ -127,8 +127,7 @@ def logs(model: str, deployment: str, build: str, limit: int, request_id: str, f
         raise click.BadParameter(str(e), param_hint="--since") from None
 
     def wanted(lines: Sequence[Any]) -> list[Any]:
-        # The runner writes the id of the request a log line belongs to into the line ("[id]").
-        return [line for line in lines if f"[{request_id}]" in line.text] if request_id else list(lines)
+        return [line for line in lines if of_request(line.text, request_id)] if request_id else list(lines)
 
     # With --request-id, look further back: the request's lines are among many.
     request = management_pb2.GetLogsRequest(model_id=model, deployment_id=deployment, build_id=build,
@@ -143,6 +142,12 @@ def logs(model: str, deployment: str, build: str, limit: int, request_id: str, f
         click.echo(json.dumps(to_dict(line)) if as_json else format_log_line(line))
     if follow:
         run_async(_follow(request, lines, wanted, as_json))
+
+
+def of_request(text: str, request_id: str) -> bool:
+    """Whether a log line is one the runner wrote during that request: it carries the id as "[id]" in
+    a text line, as "request_id": "id" in a JSON one (KINGPOST_LOG_FORMAT=json)."""
+    return f"[{request_id}]" in text or json.dumps({"request_id": request_id})[1:-1] in text
 
 
 async def _follow(request: Any, shown: Sequence[Any], wanted: Any, as_json: bool,

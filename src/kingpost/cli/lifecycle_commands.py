@@ -43,7 +43,9 @@ def _autoscaling_line(s: management_pb2.AutoscalingSettings) -> str:
     return (f"autoscaling: replicas {s.min_replica}..{s.max_replica}, "
             f"window {s.autoscaling_window}s, scale-down delay {s.scale_down_delay}s, "
             f"concurrency target {s.concurrency_target}, utilization {s.target_utilization_percentage}%, "
-            f"back-pressure {s.backpressure_policy}, cold-start timeout {s.cold_start_timeout_seconds}s")
+            f"back-pressure {s.backpressure_policy}, cold-start timeout {s.cold_start_timeout_seconds}s, "
+            + (f"request logging {s.request_logging_sample_rate:g} of requests, {s.request_logging_max_bytes} "
+               "bytes a body" if s.request_logging_sample_rate > 0 else "request logging off"))
 
 
 def _environment_line(e: management_pb2.Environment) -> str:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kingpost.v1 import events_pb2 as kingpost_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kingpost/v1/agent.proto\x12\x0bkingpost.v1\x1a\x18kingpost/v1/events.proto\"\x85\x02\n\x13StartReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x04 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12\x13\n\x0bgpu_indices\x18\x06 \x03(\x05\x12>\n\x07secrets\x18\x07 \x03(\x0b\x32-.kingpost.v1.StartReplicaRequest.SecretsEntry\x1a.\n\x0cSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x16\n\x14StartReplicaResponse\"(\n\x12StopReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\"\x15\n\x13StopReplicaResponse\"\x15\n\x13ListReplicasRequest\"D\n\x14ListReplicasResponse\x12,\n\x08replicas\x18\x01 \x03(\x0b\x32\x1a.kingpost.v1.ReplicaStatus\"\x82\x01\n\rReplicaStatus\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.kingpost.v1.ReplicaState\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\"\xa4\x01\n\x13PatchReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12:\n\x05\x66iles\x18\x02 \x03(\x0b\x32+.kingpost.v1.PatchReplicaRequest.FilesEntry\x12\x0f\n\x07\x64\x65leted\x18\x03 \x03(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\";\n\x14PatchReplicaResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\x32\xdf\x02\n\x0c\x41gentService\x12S\n\x0cStartReplica\x12 .kingpost.v1.StartReplicaRequest\x1a!.kingpost.v1.StartReplicaResponse\x12P\n\x0bStopReplica\x12\x1f.kingpost.v1.StopReplicaRequest\x1a .kingpost.v1.StopReplicaResponse\x12S\n\x0cListReplicas\x12 .kingpost.v1.ListReplicasRequest\x1a!.kingpost.v1.ListReplicasResponse\x12S\n\x0cPatchReplica\x12 .kingpost.v1.PatchReplicaRequest\x1a!.kingpost.v1.PatchReplicaResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kingpost/v1/agent.proto\x12\x0bkingpost.v1\x1a\x18kingpost/v1/events.proto\"\xcd\x02\n\x13StartReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x04 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12\x13\n\x0bgpu_indices\x18\x06 \x03(\x05\x12>\n\x07secrets\x18\x07 \x03(\x0b\x32-.kingpost.v1.StartReplicaRequest.SecretsEntry\x12#\n\x1brequest_logging_sample_rate\x18\x08 \x01(\x01\x12!\n\x19request_logging_max_bytes\x18\t \x01(\x05\x1a.\n\x0cSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x16\n\x14StartReplicaResponse\"(\n\x12StopReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\"\x15\n\x13StopReplicaResponse\"\x15\n\x13ListReplicasRequest\"D\n\x14ListReplicasResponse\x12,\n\x08replicas\x18\x01 \x03(\x0b\x32\x1a.kingpost.v1.ReplicaStatus\"\x82\x01\n\rReplicaStatus\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.kingpost.v1.ReplicaState\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\"\xa4\x01\n\x13PatchReplicaRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12:\n\x05\x66iles\x18\x02 \x03(\x0b\x32+.kingpost.v1.PatchReplicaRequest.FilesEntry\x12\x0f\n\x07\x64\x65leted\x18\x03 \x03(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\";\n\x14PatchReplicaResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\x32\xdf\x02\n\x0c\x41gentService\x12S\n\x0cStartReplica\x12 .kingpost.v1.StartReplicaRequest\x1a!.kingpost.v1.StartReplicaResponse\x12P\n\x0bStopReplica\x12\x1f.kingpost.v1.StopReplicaRequest\x1a .kingpost.v1.StopReplicaResponse\x12S\n\x0cListReplicas\x12 .kingpost.v1.ListReplicasRequest\x1a!.kingpost.v1.ListReplicasResponse\x12S\n\x0cPatchReplica\x12 .kingpost.v1.PatchReplicaRequest\x1a!.kingpost.v1.PatchReplicaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,27 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PATCHREPLICAREQUEST_FILESENTRY']._loaded_options = None
   _globals['_PATCHREPLICAREQUEST_FILESENTRY']._serialized_options = b'8\001'
   _globals['_STARTREPLICAREQUEST']._serialized_start=67
-  _globals['_STARTREPLICAREQUEST']._serialized_end=328
-  _globals['_STARTREPLICAREQUEST_SECRETSENTRY']._serialized_start=282
-  _globals['_STARTREPLICAREQUEST_SECRETSENTRY']._serialized_end=328
-  _globals['_STARTREPLICARESPONSE']._serialized_start=330
-  _globals['_STARTREPLICARESPONSE']._serialized_end=352
-  _globals['_STOPREPLICAREQUEST']._serialized_start=354
-  _globals['_STOPREPLICAREQUEST']._serialized_end=394
-  _globals['_STOPREPLICARESPONSE']._serialized_start=396
-  _globals['_STOPREPLICARESPONSE']._serialized_end=417
-  _globals['_LISTREPLICASREQUEST']._serialized_start=419
-  _globals['_LISTREPLICASREQUEST']._serialized_end=440
-  _globals['_LISTREPLICASRESPONSE']._serialized_start=442
-  _globals['_LISTREPLICASRESPONSE']._serialized_end=510
-  _globals['_REPLICASTATUS']._serialized_start=513
-  _globals['_REPLICASTATUS']._serialized_end=643
-  _globals['_PATCHREPLICAREQUEST']._serialized_start=646
-  _globals['_PATCHREPLICAREQUEST']._serialized_end=810
-  _globals['_PATCHREPLICAREQUEST_FILESENTRY']._serialized_start=766
-  _globals['_PATCHREPLICAREQUEST_FILESENTRY']._serialized_end=810
-  _globals['_PATCHREPLICARESPONSE']._serialized_start=812
-  _globals['_PATCHREPLICARESPONSE']._serialized_end=871
-  _globals['_AGENTSERVICE']._serialized_start=874
-  _globals['_AGENTSERVICE']._serialized_end=1225
+  _globals['_STARTREPLICAREQUEST']._serialized_end=400
+  _globals['_STARTREPLICAREQUEST_SECRETSENTRY']._serialized_start=354
+  _globals['_STARTREPLICAREQUEST_SECRETSENTRY']._serialized_end=400
+  _globals['_STARTREPLICARESPONSE']._serialized_start=402
+  _globals['_STARTREPLICARESPONSE']._serialized_end=424
+  _globals['_STOPREPLICAREQUEST']._serialized_start=426
+  _globals['_STOPREPLICAREQUEST']._serialized_end=466
+  _globals['_STOPREPLICARESPONSE']._serialized_start=468
+  _globals['_STOPREPLICARESPONSE']._serialized_end=489
+  _globals['_LISTREPLICASREQUEST']._serialized_start=491
+  _globals['_LISTREPLICASREQUEST']._serialized_end=512
+  _globals['_LISTREPLICASRESPONSE']._serialized_start=514
+  _globals['_LISTREPLICASRESPONSE']._serialized_end=582
+  _globals['_REPLICASTATUS']._serialized_start=585
+  _globals['_REPLICASTATUS']._serialized_end=715
+  _globals['_PATCHREPLICAREQUEST']._serialized_start=718
+  _globals['_PATCHREPLICAREQUEST']._serialized_end=882
+  _globals['_PATCHREPLICAREQUEST_FILESENTRY']._serialized_start=838
+  _globals['_PATCHREPLICAREQUEST_FILESENTRY']._serialized_end=882
+  _globals['_PATCHREPLICARESPONSE']._serialized_start=884
+  _globals['_PATCHREPLICARESPONSE']._serialized_end=943
+  _globals['_AGENTSERVICE']._serialized_start=946
+  _globals['_AGENTSERVICE']._serialized_end=1297
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartReplicaRequest(_message.Message):
-    __slots__ = ("replica_id", "deployment_id", "model_id", "artifact_digest", "environment", "gpu_indices", "secrets")
+    __slots__ = ("replica_id", "deployment_id", "model_id", "artifact_digest", "environment", "gpu_indices", "secrets", "request_logging_sample_rate", "request_logging_max_bytes")
     class SecretsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class StartReplicaRequest(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     GPU_INDICES_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     deployment_id: str
     model_id: str
@@ -30,7 +32,9 @@ class StartReplicaRequest(_message.Message):
     environment: str
     gpu_indices: _containers.RepeatedScalarFieldContainer[int]
     secrets: _containers.ScalarMap[str, str]
-    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., environment: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., secrets: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    request_logging_sample_rate: float
+    request_logging_max_bytes: int
+    def __init__(self, replica_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model_id: _Optional[str] = ..., artifact_digest: _Optional[str] = ..., environment: _Optional[str] = ..., gpu_indices: _Optional[_Iterable[int]] = ..., secrets: _Optional[_Mapping[str, str]] = ..., request_logging_sample_rate: _Optional[float] = ..., request_logging_max_bytes: _Optional[int] = ...) -> None: ...
 
 class StartReplicaResponse(_message.Message):
     __slots__ = ()

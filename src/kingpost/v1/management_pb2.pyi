@@ -115,7 +115,7 @@ class RequestBackpressureSettings(_message.Message):
     def __init__(self, policy: _Optional[str] = ...) -> None: ...
 
 class AutoscalingSettings(_message.Message):
-    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
+    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds", "request_logging_sample_rate", "request_logging_max_bytes")
     MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLICA_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_WINDOW_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,8 @@ class AutoscalingSettings(_message.Message):
     TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
     BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
     COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     min_replica: int
     max_replica: int
     autoscaling_window: int
@@ -132,7 +134,9 @@ class AutoscalingSettings(_message.Message):
     target_utilization_percentage: int
     backpressure_policy: str
     cold_start_timeout_seconds: int
-    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
+    request_logging_sample_rate: float
+    request_logging_max_bytes: int
+    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ..., request_logging_sample_rate: _Optional[float] = ..., request_logging_max_bytes: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("id", "name", "model_id", "created_at", "is_production", "is_development", "status", "status_reason", "active_replica_count", "autoscaling_settings", "environment", "build_id", "predict_concurrency", "replicas", "resources", "instance_type_name", "request_backpressure_settings")
@@ -523,7 +527,7 @@ class PromoteDeploymentRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., env_name: _Optional[str] = ..., deployment_id: _Optional[str] = ..., scale_down_previous_deployment: _Optional[bool] = ..., scale_down_previous_production: _Optional[bool] = ..., preserve_env_instance_type: _Optional[bool] = ..., ramp_up_duration_seconds: _Optional[int] = ...) -> None: ...
 
 class EnvironmentAutoscalingPatch(_message.Message):
-    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
+    __slots__ = ("min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds", "request_logging_sample_rate", "request_logging_max_bytes")
     MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLICA_FIELD_NUMBER: _ClassVar[int]
     AUTOSCALING_WINDOW_FIELD_NUMBER: _ClassVar[int]
@@ -532,6 +536,8 @@ class EnvironmentAutoscalingPatch(_message.Message):
     TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
     BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
     COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     min_replica: int
     max_replica: int
     autoscaling_window: int
@@ -540,7 +546,9 @@ class EnvironmentAutoscalingPatch(_message.Message):
     target_utilization_percentage: int
     backpressure_policy: str
     cold_start_timeout_seconds: int
-    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
+    request_logging_sample_rate: float
+    request_logging_max_bytes: int
+    def __init__(self, min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ..., request_logging_sample_rate: _Optional[float] = ..., request_logging_max_bytes: _Optional[int] = ...) -> None: ...
 
 class Environment(_message.Message):
     __slots__ = ("name", "created_at", "model_id", "current_deployment", "autoscaling_settings", "promoting_deployment_id", "promotion_failure", "traffic", "promotion_settings", "current_canary", "instance_type", "request_backpressure_settings")
@@ -776,7 +784,7 @@ class DeleteSecretResponse(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class UpdateAutoscalingSettingsRequest(_message.Message):
-    __slots__ = ("model_id", "deployment_id", "min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds")
+    __slots__ = ("model_id", "deployment_id", "min_replica", "max_replica", "autoscaling_window", "scale_down_delay", "concurrency_target", "target_utilization_percentage", "backpressure_policy", "cold_start_timeout_seconds", "request_logging_sample_rate", "request_logging_max_bytes")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
@@ -787,6 +795,8 @@ class UpdateAutoscalingSettingsRequest(_message.Message):
     TARGET_UTILIZATION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
     BACKPRESSURE_POLICY_FIELD_NUMBER: _ClassVar[int]
     COLD_START_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_LOGGING_MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     deployment_id: str
     min_replica: int
@@ -797,7 +807,9 @@ class UpdateAutoscalingSettingsRequest(_message.Message):
     target_utilization_percentage: int
     backpressure_policy: str
     cold_start_timeout_seconds: int
-    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ...) -> None: ...
+    request_logging_sample_rate: float
+    request_logging_max_bytes: int
+    def __init__(self, model_id: _Optional[str] = ..., deployment_id: _Optional[str] = ..., min_replica: _Optional[int] = ..., max_replica: _Optional[int] = ..., autoscaling_window: _Optional[int] = ..., scale_down_delay: _Optional[int] = ..., concurrency_target: _Optional[int] = ..., target_utilization_percentage: _Optional[int] = ..., backpressure_policy: _Optional[str] = ..., cold_start_timeout_seconds: _Optional[int] = ..., request_logging_sample_rate: _Optional[float] = ..., request_logging_max_bytes: _Optional[int] = ...) -> None: ...
 
 class UpdateAutoscalingSettingsResponse(_message.Message):
     __slots__ = ("status", "message")

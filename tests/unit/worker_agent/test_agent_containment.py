@@ -168,3 +168,14 @@ def test_a_replica_sees_only_the_gpus_it_was_given() -> None:
     assert gpu_env((1, 3)) == {"CUDA_VISIBLE_DEVICES": "1,3", "NVIDIA_VISIBLE_DEVICES": "1,3"}
     # None given: an empty CUDA_VISIBLE_DEVICES hides every GPU, whatever the agent's own says.
     assert gpu_env(()) == {"CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "void"}
+
+
+def test_a_replicas_request_logging_reaches_its_runner_as_the_runner_reads_it() -> None:
+    from kingpost_runner import request_log
+    from kingpost_worker_agent.runner_env import request_logging_env
+
+    assert request_logging_env(0.0, 1024) == {}  # off: nothing set, the runner logs nothing
+    env = request_logging_env(0.25, 2048)
+    assert request_log.from_env(env) == request_log.Policy(0.25, 2048)
+    # The agent's own setting of the log format goes on to its runners.
+    assert runner_env({"KINGPOST_LOG_FORMAT": "json"}, own_user=True)["KINGPOST_LOG_FORMAT"] == "json"
