@@ -24,6 +24,7 @@ import grpc
 from google.api import httpbody_pb2
 
 from kingpost import errors, keepalive
+from kingpost.gateway import DEFAULT_MAX_BODY_BYTES
 from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
 from kingpost.wire_limits import MESSAGE_LIMITS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
@@ -32,6 +33,7 @@ from kingpost.docker_server import DockerServer
 
 from kingpost_runner import codec, loader, model_metrics, observe, reload, user_errors, websocket
 from kingpost_runner.custom_server import CustomServer, ServerFailed
+from kingpost_runner.http_plane import HttpPlane, ModelApp, ProxyApp
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
 from kingpost_runner.server_proxy import ServerProxyServicer
@@ -194,6 +196,9 @@ class RunnerOptions:
     secrets_dir: pathlib.Path
     load_retries: int
     keepalive_seconds: float = keepalive.DEFAULT_SECONDS
+    # The HTTP data plane's port (http_plane.py); 0: none. Bodies over max_body_bytes are refused (413).
+    http_port: int = 0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -236,6 +241,21 @@ def _grpc_server(options: RunnerOptions, servicer: runner_pb2_grpc.RunnerService
     return server
 
 
+class _NoPlane:
+    async def stop(self) -> None:
+        pass
+
+
+async def _http_plane(options: RunnerOptions, app: Any) -> HttpPlane | _NoPlane | None:
+    """The HTTP data plane listening on options.http_port (none when 0); None when it cannot listen."""
+    if not options.http_port:
+        return _NoPlane()
+    plane = HttpPlane(app, options.host, options.http_port)
+    if not await plane.start():
+        return None
+    return plane
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -250,6 +270,9 @@ async def serve_custom_server(options: RunnerOptions, spec: DockerServer) -> int
     custom = CustomServer(spec, options.truss_dir)
     server = _grpc_server(options, ServerProxyServicer(custom))
     if server is None:
+        return 2
+    http = await _http_plane(options, ProxyApp(custom, options.max_body_bytes))
+    if http is None:
         return 2
     stop = _stop_event()
     await server.start()
@@ -270,7 +293,7 @@ async def serve_custom_server(options: RunnerOptions, spec: DockerServer) -> int
     finally:
         stopping.cancel()
         await custom.stop()
-        await server.stop(grace=5.0)
+        await asyncio.gather(server.stop(grace=5.0), http.stop())
 
 
 async def _server_life(custom: CustomServer) -> None:
@@ -283,6 +306,9 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
     servicer = RunnerServicer(options, config)
     server = _grpc_server(options, servicer)
     if server is None:
+        return 2
+    http = await _http_plane(options, ModelApp(lambda: servicer.pipeline, options.max_body_bytes))
+    if http is None:
         return 2
     await server.start()
     log.info("runner listening on %s:%d; loading model from %s", options.host, options.port, options.truss_dir)
@@ -298,14 +324,14 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
     await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not loading.done():
         log.info("stopped while the model was loading")
-        await server.stop(0)
+        await asyncio.gather(server.stop(0), http.stop())
         return 0
     if (exc := loading.exception()) is not None:
         log.error("Model failed to load; exiting.", exc_info=exc)
         if (hint := user_errors.missing_module_hint(exc)) is not None:
             log.error("%s", hint)
         stopping.cancel()
-        await server.stop(0)
+        await asyncio.gather(server.stop(0), http.stop())
         return 1
     _, methods = loading.result()
     observe.Phases.load = (load_started_ns, time.time_ns())
@@ -315,5 +341,5 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
              config.predict_concurrency)
     await stopping
     log.info("stopping")
-    await server.stop(grace=5.0)
+    await asyncio.gather(server.stop(grace=5.0), http.stop())
     return 0
