@@ -9,6 +9,9 @@ Envoy (one HTTP/1.1 listener) → a no-op upstream that echoes the body, for eac
     hypercorn h2c:   Envoy → h2c → hypercorn (asyncio, uvloop)
     protocol h1:     Envoy → HTTP/1.1 → an asyncio.Protocol + httptools on uvloop (the floor)
     uvicorn bare:    wrk → uvicorn, no Envoy
+    runner h1:       Envoy → HTTP/1.1 → the kingpost runner's HTTP data plane (http_plane.py) serving
+                     bench/trusses/noop (an async no-op model through the whole Pipeline)
+    runner bare:     wrk → the same runner's HTTP data plane, no Envoy
 
 wrk at each concurrency for --seconds, cells interleaved per round, best round kept; "cpu us/req" is
 the CPU time of the upstream's process tree per request (Envoy's own is not counted).
@@ -21,6 +24,7 @@ The candidates run from a venv made with uv on first use (the bench cache, as be
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import subprocess
@@ -48,6 +52,8 @@ CANDIDATES = {  # row → (server kind in protocol_servers.py, upstream protocol
     "hypercorn h2c": ("hypercorn-h2", "h2c"),
     "protocol h1": ("protocol", "h1"),
     "uvicorn bare": ("uvicorn", None),
+    "runner h1": ("runner", "h1"),
+    "runner bare": ("runner", None),
 }
 PACKAGES = ["uvicorn", "httptools", "uvloop", "granian", "hypercorn"]
 
@@ -136,13 +142,13 @@ def tree_cpu(pid: int):
     return cpu
 
 
-def wait_ok(port: int, timeout: float = 30) -> None:
+def wait_ok(port: int, path: str = PATH, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            r = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=BODY, timeout=5,
+            r = httpx.post(f"http://127.0.0.1:{port}{path}", content=BODY, timeout=5,
                            headers={"Authorization": f"Api-Key {KEY}", "Content-Type": "application/json"})
-            if r.status_code == 200 and r.content == BODY.encode():
+            if r.status_code == 200 and r.json() == json.loads(BODY):
                 return
         except httpx.TransportError:
             pass
@@ -180,24 +186,31 @@ def main() -> None:
                     spawned.append(p)
                     envoy, port = start_envoy(work, "grpc", f"127.0.0.1:{upstream}")
                     procs.append(envoy)
-                    paths[row] = (port, tree_cpu(p.pid))
+                    paths[row] = (port, tree_cpu(p.pid), PATH)
                     continue
                 kind, protocol = CANDIDATES[row]
-                server = subprocess.Popen([str(python), str(HERE / "protocol_servers.py"), kind, str(upstream)],
-                                          cwd=HERE, start_new_session=True)
+                path = PATH
+                if kind == "runner":
+                    command = [sys.executable, "-m", "kingpost_runner", "--truss", str(HERE / "trusses" / "noop"),
+                               "--port", str(_free_port()), "--http-port", str(upstream)]
+                    path = PATH if protocol else "/predict"
+                else:
+                    command = [str(python), str(HERE / "protocol_servers.py"), kind, str(upstream)]
+                server = subprocess.Popen(command, cwd=HERE, start_new_session=True,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(server)
                 port = upstream
                 if protocol is not None:
                     envoy, port = start_plain_envoy(work, row, upstream, protocol)
                     procs.append(envoy)
-                paths[row] = (port, tree_cpu(server.pid))
-            for row, (port, cpu) in paths.items():
-                wait_ok(port)
-                run_wrk(port, 8, 1.0, script, cpu)  # warm-up
+                paths[row] = (port, tree_cpu(server.pid), path)
+            for row, (port, cpu, path) in paths.items():
+                wait_ok(port, path)
+                run_wrk(port, 8, 1.0, script, cpu, path)  # warm-up
             for _ in range(args.rounds):
                 for c in args.concurrency:
-                    for row, (port, cpu) in paths.items():
-                        results.setdefault((row, c), []).append(run_wrk(port, c, args.seconds, script, cpu))
+                    for row, (port, cpu, path) in paths.items():
+                        results.setdefault((row, c), []).append(run_wrk(port, c, args.seconds, script, cpu, path))
     finally:
         for proc in reversed(procs):
             proc.terminate()
