@@ -182,3 +182,54 @@ async def test_a_docker_server_truss_is_passed_through(tmp_path: pathlib.Path) -
         predicted = await http.post("/predict", content=b'{"n": 1}', headers={"content-type": "application/json"})
         assert predicted.json() == {"predict": {"n": 1}}
         assert (await http.get("/ready")).status_code == 200
+
+
+ENDLESS_MODEL = '''
+import asyncio, pathlib
+
+class Model:
+    async def predict(self, model_input):
+        try:
+            for i in range(model_input.get("n", 10**9)):
+                yield f"{i};"
+                await asyncio.sleep(0.01)
+        finally:
+            pathlib.Path(model_input["closed"]).write_text("closed")
+'''
+
+
+async def test_a_client_that_leaves_a_stream_stops_the_models_generator_and_frees_its_slot(
+        tmp_path: pathlib.Path) -> None:
+    truss = tmp_path / "endless"
+    (truss / "model").mkdir(parents=True)
+    (truss / "config.yaml").write_text("model_name: endless\nruntime:\n  predict_concurrency: 1\n")
+    (truss / "model" / "model.py").write_text(ENDLESS_MODEL)
+    closed = tmp_path / "closed"
+    async with running(truss) as r, client(r) as http:
+        async with http.stream("POST", "/predict", json={"closed": str(closed)}) as s:
+            assert await anext(s.aiter_raw())
+        for _ in range(500):  # the generator's finally runs once the runner sees the client gone
+            if closed.exists():
+                break
+            await asyncio.sleep(0.02)
+        assert closed.read_text() == "closed"
+        again = await http.post("/predict", json={"closed": str(tmp_path / "again"), "n": 2})
+        assert again.content == b"0;1;"  # its one predict slot was given back
+
+
+async def test_the_request_id_marks_the_models_log_lines(tmp_path: pathlib.Path) -> None:
+    truss = tmp_path / "logs"
+    (truss / "model").mkdir(parents=True)
+    (truss / "config.yaml").write_text("model_name: logs\n")
+    (truss / "model" / "model.py").write_text(
+        "import logging\n\nclass Model:\n    def predict(self, model_input):\n"
+        "        logging.getLogger('model').warning('predicting now')\n        return model_input\n")
+    async with running(truss) as r, client(r) as http:
+        response = await http.post("/predict", json=1, headers={"x-baseten-request-id": "req-http-1"})
+        assert response.json() == 1
+        for _ in range(100):
+            if "predicting now" in r.output():
+                break
+            await asyncio.sleep(0.02)
+        (line,) = [line for line in r.output().splitlines() if "predicting now" in line]
+        assert "req-http-1" in line

@@ -27,7 +27,7 @@ from typing import Any
 
 from kingpost import errors
 
-from kingpost_runner import codec, http1, user_errors
+from kingpost_runner import codec, http1, observe, user_errors
 from kingpost_runner.custom_server import CustomServer
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
@@ -184,7 +184,9 @@ class ModelApp:
             body = await request.body()
             if pipeline is None:
                 raise errors.Unavailable(NOT_READY_MESSAGE)
-            headers = Headers(request_headers(request.scope))
+            forwarded = request_headers(request.scope)
+            observe.request_context(forwarded)  # its request id on the model's log lines
+            headers = Headers(forwarded)
             content_type = headers.get("content-type") or codec.JSON
             result = await pipeline.run(body, content_type, ModelRequest(headers, body, is_done=request.is_done))
             await self._reply(result, codec.OCTET_STREAM, request, send)
