@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from kingpost import keepalive
+from kingpost import keepalive, wire_limits
 
 # {prefix}/websocket, as the router parses it (kingpost_router.ws_path.ENVOY_REGEX; a unit test
 # keeps the two the same: kingpost does not import a service).
 WEBSOCKET_REGEX = (r"^(/(models|chains)/[^/]+)?/(production|development|environments/[^/]+|deployment/[^/]+)"
                    r"/websocket/?$")
 
-DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = wire_limits.DEFAULT_MAX_BODY_BYTES
 # Beside kingpost.binpb (package data, and /etc/envoy/ in cluster mode): served at GET /v1/openapi.json.
 OPENAPI_FILE = "openapi.json"
 # The share of requests without a caller's sampled traceparent that Envoy traces (the router's

@@ -2,7 +2,7 @@
 
 `--port` serves RunnerService (gRPC); `--http-port` the HTTP/1.1 data plane Envoy calls straight
 (http_plane.py), none when absent or 0; it refuses bodies over `$KINGPOST_MAX_BODY_BYTES` (default
-kingpost.gateway.DEFAULT_MAX_BODY_BYTES) with 413.
+kingpost.wire_limits.DEFAULT_MAX_BODY_BYTES, as Envoy's) with 413.
 
 `--memory-limit BYTES` (RLIMIT_DATA) and `--no-new-privileges`: what the agent's containment asks of
 it (process_limits.py), applied before the Truss is read.
@@ -38,7 +38,7 @@ import sys
 from collections.abc import Mapping
 
 from kingpost import docker_server, keepalive
-from kingpost.gateway import DEFAULT_MAX_BODY_BYTES
+from kingpost.wire_limits import DEFAULT_MAX_BODY_BYTES
 from kingpost_runner import loader, observe, process_limits, triton_runner
 from kingpost_runner.server import RunnerOptions, serve, serve_custom_server
 from kingpost_runner.truss_config import TrussConfigError, load_config

@@ -24,9 +24,8 @@ import grpc
 from google.api import httpbody_pb2
 
 from kingpost import errors, keepalive
-from kingpost.gateway import DEFAULT_MAX_BODY_BYTES
 from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
-from kingpost.wire_limits import MESSAGE_LIMITS
+from kingpost.wire_limits import DEFAULT_MAX_BODY_BYTES, MESSAGE_LIMITS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost.docker_server import DockerServer
