@@ -233,3 +233,16 @@ async def test_the_request_id_marks_the_models_log_lines(tmp_path: pathlib.Path)
             await asyncio.sleep(0.02)
         (line,) = [line for line in r.output().splitlines() if "predicting now" in line]
         assert "req-http-1" in line
+
+
+async def test_a_taken_http_port_or_a_bad_body_limit_is_named_and_exits_2() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        async with running("echo", ready=False, args=["--http-port", str(port)]) as r:
+            assert await asyncio.to_thread(r.proc.wait, 30) == 2
+            assert f"cannot listen on 127.0.0.1:{port} for HTTP" in r.output()
+    async with running("echo", ready=False, env={"KINGPOST_MAX_BODY_BYTES": "lots"}) as r:
+        assert await asyncio.to_thread(r.proc.wait, 30) == 2
+        assert "KINGPOST_MAX_BODY_BYTES='lots': expected a positive number of bytes" in r.output()

@@ -306,9 +306,6 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
     server = _grpc_server(options, servicer)
     if server is None:
         return 2
-    http = await _http_plane(options, ModelApp(lambda: servicer.pipeline, options.max_body_bytes))
-    if http is None:
-        return 2
     await server.start()
     log.info("runner listening on %s:%d; loading model from %s", options.host, options.port, options.truss_dir)
     stop = _stop_event()
@@ -319,6 +316,11 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         options.truss_dir, config, environment=options.environment,
         secrets_dir=options.secrets_dir, retries=options.load_retries,
     ))
+    # While the model loads (uvicorn's import is ~0.1 s); listening before Ready can answer yes.
+    http = await _http_plane(options, ModelApp(lambda: servicer.pipeline, options.max_body_bytes))
+    if http is None:
+        await server.stop(0)
+        return 2
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not loading.done():
