@@ -165,23 +165,31 @@ async def test_ready_and_predict_are_503_until_the_model_has_loaded(tmp_path: pa
             assert (await http.post("/predict", content=b"7")).content == b"7"
 
 
-async def test_a_docker_server_truss_is_passed_through(tmp_path: pathlib.Path) -> None:
+def server_truss(tmp_path: pathlib.Path, flags: str = "") -> pathlib.Path:
     truss = tmp_path / "server"
     shutil.copytree(TRUSSES / "custom_server", truss)
     config = yaml.safe_load((truss / "config.yaml").read_text())
     port = free_port()
-    config["docker_server"].update(start_command=f"python server.py --port {port}", server_port=port)
+    config["docker_server"].update(start_command=f"python server.py --port {port} {flags}", server_port=port)
     (truss / "config.yaml").write_text(yaml.safe_dump(config))
-    async with running(truss) as r, client(r) as http:
+    return truss
+
+
+async def test_a_docker_server_truss_is_passed_through(tmp_path: pathlib.Path) -> None:
+    async with running(server_truss(tmp_path)) as r, client(r) as http:
         response = await http.patch("/sync/echo?q=1", content=b"hi",
                                     headers={"x-a": "b", "content-type": "text/plain", "authorization": "Api-Key k"})
         assert response.status_code == 201 and response.headers["x-server"] == "custom"
+        assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]  # repeated headers kept
         seen = response.json()
         assert (seen["method"], seen["path"], seen["body"], seen["headers"]["x-a"]) == ("PATCH", "/echo?q=1", "hi", "b")
         assert "authorization" not in {k.lower() for k in seen["headers"]}
         predicted = await http.post("/predict", content=b'{"n": 1}', headers={"content-type": "application/json"})
         assert predicted.json() == {"predict": {"n": 1}}
         assert (await http.get("/ready")).status_code == 200
+        async with http.stream("GET", "/sync/sse") as s:
+            assert s.headers["content-type"] == "text/event-stream"
+            assert b"".join([c async for c in s.aiter_raw()]) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
 
 
 ENDLESS_MODEL = '''
@@ -246,3 +254,19 @@ async def test_a_taken_http_port_or_a_bad_body_limit_is_named_and_exits_2() -> N
     async with running("echo", ready=False, env={"KINGPOST_MAX_BODY_BYTES": "lots"}) as r:
         assert await asyncio.to_thread(r.proc.wait, 30) == 2
         assert "KINGPOST_MAX_BODY_BYTES='lots': expected a positive number of bytes" in r.output()
+
+
+
+async def test_a_docker_server_not_ready_is_a_503(tmp_path: pathlib.Path) -> None:
+    async with running(server_truss(tmp_path, "--never-ready"), ready=False) as r, client(r) as http:
+        while True:
+            try:
+                ready = await http.get("/ready")
+                break
+            except httpx.ConnectError:
+                assert r.proc.poll() is None, r.output()
+                await asyncio.sleep(0.05)
+        assert ready.status_code == 503
+        predicted = await http.post("/predict", json={})
+        assert predicted.status_code == 503
+        assert predicted.json() == {"error": "the server is not ready yet (readiness_endpoint)"}

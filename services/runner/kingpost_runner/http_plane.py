@@ -237,6 +237,8 @@ class ProxyApp:
                 raise errors.Unavailable("the server is not ready yet (readiness_endpoint)")
             await _answer(send, 200, b'{"ready": true}', _JSON)
             return
+        if not self._server.ready:
+            raise errors.Unavailable("the server is not ready yet (readiness_endpoint)")
         if path == "/predict":
             body = await request.body()
             headers = [(k, v) for k, v in request_headers(scope)
@@ -277,8 +279,9 @@ class ProxyApp:
         try:
             async for chunk in response.body:
                 yield chunk
-        except (OSError, http1.BadResponse, asyncio.IncompleteReadError) as e:
-            log.warning("the server at port %d broke off its answer: %s", self._server.port, e)
+        except (OSError, http1.BadResponse, asyncio.IncompleteReadError) as e:  # the client's stream breaks off too
+            raise errors.ModelError(f"the server at port {self._server.port} broke off its answer: {e}",
+                                    http_status=502) from e
 
 
 class HttpPlane:
