@@ -81,13 +81,13 @@ def after_report(current: Replica | None, report: Report) -> Change | None:
     restarts = max(current.restarts, report.restarts)
     if report.state == REPORT_READY and report.address:
         return Change(READY, address=report.address, http_address=report.http_address, restarts=restarts,
-                      crash_looping=False,
-                      cold_start=current.state in (PENDING, STARTING))
+                      crash_looping=False, cold_start=current.state in (PENDING, STARTING))
     if report.state == REPORT_RESTARTING:
-        return Change(RESTARTING, address="", http_address="", message=report.message or current.message, restarts=restarts,
-                      crash_looping=report.held_back)
+        return Change(RESTARTING, address="", http_address="", message=report.message or current.message,
+                      restarts=restarts, crash_looping=report.held_back)
     if report.state == REPORT_FAILED:
-        return Change(FAILED, address="", http_address="", message=report.message or f"replica {current.id} failed",
+        return Change(FAILED, address="", http_address="",
+                      message=report.message or f"replica {current.id} failed",
                       crash_looping=False)
     if report.state == REPORT_STOPPED:
         return Change(forget=True)
