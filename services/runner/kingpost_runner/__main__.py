@@ -2,7 +2,9 @@
 
 `--port` serves RunnerService (gRPC); `--http-port` the HTTP/1.1 data plane Envoy calls straight
 (http_plane.py), none when absent or 0; it refuses bodies over `$KINGPOST_MAX_BODY_BYTES` (default
-kingpost.wire_limits.DEFAULT_MAX_BODY_BYTES, as Envoy's) with 413.
+kingpost.wire_limits.DEFAULT_MAX_BODY_BYTES, as Envoy's) with 413. A Triton model repository
+(triton_runner.py) serves no HTTP plane yet: `--http-port` is ignored there, and the agent, finding
+nothing listening, reports no `http_address` (Envoy keeps sending it to the router).
 
 `--memory-limit BYTES` (RLIMIT_DATA) and `--no-new-privileges`: what the agent's containment asks of
 it (process_limits.py), applied before the Truss is read.
