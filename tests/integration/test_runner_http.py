@@ -28,6 +28,7 @@ async def test_json_predict_and_every_client_header_but_the_platforms_reaches_th
         response = await http.post("/predict", content=b'{"a": [1, 2.5]}', headers={
             "content-type": "application/json", "x-baseten-request-id": "req-7", "traceparent": "00-abc-def-01",
             "x-custom": "kept", "authorization": "Api-Key secret", "x-envoy-expected-rq-timeout-ms": "5000",
+            "x-kingpost-deployment": "dep_1",
             "accept": "application/json"})
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
@@ -38,6 +39,7 @@ async def test_json_predict_and_every_client_header_but_the_platforms_reaches_th
             "req-7", "00-abc-def-01", "kept", "application/json")
         assert headers["content-type"] == "application/json"
         assert "authorization" not in headers and "x-envoy-expected-rq-timeout-ms" not in headers
+        assert "x-kingpost-deployment" not in headers
         assert "connection" not in headers and "content-length" not in headers
 
 

@@ -6,7 +6,7 @@ RunnerService on its own port (`--http-port`); the protocol was chosen by measur
 
 - `POST /predict`: the body and content type as the client sent them, through the same Pipeline as
   `RunnerService.Predict`; every request header reaches the model's `request.headers` except
-  `authorization`, the hop-by-hop headers and `x-envoy-*`.
+  `authorization`, the hop-by-hop headers, `x-envoy-*` and `x-kingpost-*`.
 - `{ANY} /sync/{path}?{query}`: as `RunnerService.Sync` (truss's OpenAI-style routes), or for a
   `docker_server` Truss the request passed to its server (`ProxyApp`), status and headers back.
 - `GET /ready`: 200 once the model is loaded and healthy, else 503.
@@ -41,6 +41,8 @@ _NOT_FORWARDED = frozenset({
     b"authorization", b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization",
     b"proxy-authenticate", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"content-length",
 })
+# Envoy's own, and the platform's routing headers (x-kingpost-deployment, ...).
+_PLATFORM_PREFIXES = (b"x-envoy-", b"x-kingpost-")
 # ... and, to a docker_server, what the runner sets itself.
 _NOT_TO_SERVER = _NOT_FORWARDED | {b"host", b"content-type"}
 # Response headers of a docker_server that belong to its hop to the runner.
@@ -51,7 +53,7 @@ _JSON = [(b"content-type", b"application/json")]
 
 def request_headers(scope: dict[str, Any], drop: frozenset[bytes] = _NOT_FORWARDED) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-            if k not in drop and not k.startswith(b"x-envoy-")]
+            if k not in drop and not k.startswith(_PLATFORM_PREFIXES)]
 
 
 async def _answer(send: Callable[..., Any], status: int, body: bytes,
