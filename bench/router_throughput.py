@@ -162,7 +162,7 @@ def process_cpu(pid: int) -> Callable[[], dict[int, float]]:
 
 
 def run_wrk(port: int, concurrency: int, seconds: float, script: Path,
-            cpu: Callable[[], dict[int, float]]) -> dict[str, float]:
+            cpu: Callable[[], dict[int, float]], path: str = PATH) -> dict[str, float]:
     """wrk's figures, plus the CPU time the serving processes (router, direct stand-in, or a peer's
     process tree; cpu() gives pid → CPU seconds so far) spent per request: a figure that other load
     on the machine disturbs far less than latency."""
@@ -170,7 +170,7 @@ def run_wrk(port: int, concurrency: int, seconds: float, script: Path,
     cpu_before = cpu()
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, check=True).stdout
+         f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]

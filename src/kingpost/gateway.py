@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from kingpost import keepalive
+from kingpost import keepalive, wire_limits
 
 # {prefix}/websocket, as the router parses it (kingpost_router.ws_path.ENVOY_REGEX; a unit test
 # keeps the two the same: kingpost does not import a service).
 WEBSOCKET_REGEX = (r"^(/(models|chains)/[^/]+)?/(production|development|environments/[^/]+|deployment/[^/]+)"
                    r"/websocket/?$")
 
-DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = wire_limits.DEFAULT_MAX_BODY_BYTES
 # The REST listener's key check inside Envoy (src/kingpost/envoy/api_key.lua): the filter's name, and
 # the name of its script, which a route's LuaPerRoute names to be checked (kingpost_router.envoy_keys).
 API_KEY_FILTER = "kingpost.api_key"

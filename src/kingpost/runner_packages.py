@@ -8,7 +8,9 @@ the standard library, `kingpost` and itself.
 
 # Distributions the runner itself imports: kept at the platform's versions (the generated kingpost.v1
 # code must match protobuf), so a model's requirement that excludes one of them fails the build.
-REQUIRED = ("grpcio", "protobuf", "googleapis-common-protos", "pyyaml", "msgpack", "anyio")
+# uvicorn and httptools (with uvloop) serve the HTTP data plane Envoy calls (kingpost_runner.http_plane).
+REQUIRED = ("grpcio", "protobuf", "googleapis-common-protos", "pyyaml", "msgpack", "anyio",
+            "uvicorn", "httptools", "uvloop")
 
 # What Truss's server image gives every model without asking, and the model contract relies on
 # (pydantic-annotated predict inputs); a model's own requirement on one of these wins.

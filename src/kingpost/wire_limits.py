@@ -5,6 +5,10 @@ from __future__ import annotations
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
+# The largest request body the platform takes by default (Envoy's buffer, the router, the runner's
+# HTTP data plane); kingpost.gateway renders it into Envoy's config.
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+
 # Request headers reach services as gRPC metadata. gRPC's own limits (8 KiB, past which calls fail
 # at random, up to 16 KiB, past which all do, as RESOURCE_EXHAUSTED → 429, naming every header)
 # would refuse what Envoy accepts; Envoy answers 431 itself above its max_request_headers_kb (32),

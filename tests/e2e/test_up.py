@@ -20,10 +20,13 @@ import time
 import tomllib
 from pathlib import Path
 
+from grpc import insecure_channel
 import httpx
 import nats
 import pytest
 from nats.errors import Error as NatsError
+
+from kingpost.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -209,6 +212,19 @@ def test_up_serves_the_example_pushes_predicts_and_stops_cleanly(tmp_path: Path)
         assert json.loads(predicted.stdout) == {"echo": {"text": "again"}}
         listed = run_cli(home, "models", "list", "--json")
         assert {m["name"] for m in json.loads(listed.stdout)["models"]} >= {"echo", "echo-again"}
+
+        # The scheduler's route table names the replica's HTTP data plane (the agent's READY carried
+        # it), which answers as the model does: where Envoy will send predicts straight.
+        scheduler = tomllib.loads((home / "run" / "scheduler.toml").read_text())["grpc_port"]
+        with insecure_channel(f"127.0.0.1:{scheduler}") as channel:
+            watch = scheduler_pb2_grpc.SchedulerServiceStub(channel).WatchRoutes(
+                scheduler_pb2.WatchRoutesRequest(watcher="test_up"), timeout=10)
+            table = next(iter(watch)).table
+            watch.cancel()
+        (again,) = [r for m in table.models if m.name == "echo-again" for d in m.deployments for r in d.replicas]
+        assert again.http_address and again.http_address != again.address
+        direct = httpx.post(f"http://{again.http_address}/predict", json={"text": "direct"}, timeout=10)
+        assert direct.json() == {"echo": {"text": "direct"}}
         missing = run_cli(home, "predict", "no-such-model", "--data", "{}")
         assert missing.returncode == 1
         assert missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr

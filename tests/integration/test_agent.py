@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from google.api import httpbody_pb2
 
@@ -265,6 +266,12 @@ async def test_replica_starts_serves_logs_heartbeats_and_stops(
     assert ready.node_id == agent.node_id and ready.deployment_id == "dep_test"
     assert ready.address.startswith("127.0.0.1:")
     assert await predict(ready.address, {"x": 1}) == {"echo": {"x": 1}, "loaded": True}
+    # The runner's HTTP data plane (what Envoy calls straight) on its own port, answering.
+    assert ready.http_address.startswith("127.0.0.1:") and ready.http_address != ready.address
+    async with httpx.AsyncClient(base_url=f"http://{ready.http_address}", timeout=10) as http:
+        assert (await http.get("/ready")).status_code == 200
+        answer = await http.post("/predict", json={"x": 2})
+        assert answer.json() == {"echo": {"x": 2}, "loaded": True}
     assert double.fetches == [digest]
 
     line = await logs.wait_for(lambda m: "tiny model loading" in m.text, "the print as a LogLine")

@@ -183,6 +183,7 @@ async def test_the_next_agent_adopts_the_runner_a_hard_stopped_agent_left_servin
     assert second_agent.running_ids() == ["rep_kept"]  # its first heartbeat lists the replica
     adopted = await seen.wait_for(nth(seen, READY, 2), "READY from the adopting agent")
     assert adopted.address == ready.address and adopted.node_id == "node_second"
+    assert adopted.http_address == ready.http_address != ""  # its HTTP data plane too
     assert [r.pid for r in second_agent.list()] == [pid] and runners_under(tmp_path) == [pid]
     assert await predict(adopted.address, {"n": 3}) == {"n": 3}
 

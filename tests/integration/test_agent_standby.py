@@ -141,14 +141,16 @@ async def test_a_truss_without_requirements_sees_only_the_runners_packages(
     events_ = await watch(bus, subjects.replica_subject("rep_iso"), events_pb2.ReplicaEvent)
     await supervisor.start(ReplicaSpec("rep_iso", "dep_test", "mdl_test", digest))
     ready = await events_.wait_for(state_is(READY), "READY")
-    # sqlalchemy, nats, click and grpc_tools are the platform's, installed beside the agent: not the model's.
-    modules = ["sqlalchemy", "nats", "click", "grpc_tools", "numpy", "grpc", "google.protobuf", "yaml",
-               "msgpack", "anyio"]
+    # sqlalchemy, nats, alembic and grpc_tools are the platform's, installed beside the agent: not the
+    # model's. uvicorn and httptools serve the runner's HTTP data plane.
+    modules = ["sqlalchemy", "nats", "alembic", "grpc_tools", "numpy", "grpc", "google.protobuf", "yaml",
+               "msgpack", "anyio", "uvicorn", "httptools"]
     answer = await predict(ready.address, {"modules": modules})
     assert answer.pop("pydantic") == "2"
     assert Path(answer.pop("prefix")).parent == tmp_path / "agent" / "envs"
-    assert answer == {"sqlalchemy": False, "nats": False, "click": False, "grpc_tools": False, "numpy": False,
-                      "grpc": True, "google.protobuf": True, "yaml": True, "msgpack": True, "anyio": True}
+    assert answer == {"sqlalchemy": False, "nats": False, "alembic": False, "grpc_tools": False, "numpy": False,
+                      "grpc": True, "google.protobuf": True, "yaml": True, "msgpack": True, "anyio": True,
+                      "uvicorn": True, "httptools": True}
 
 
 async def test_a_model_importing_what_it_did_not_ask_for_fails_saying_what_to_add(

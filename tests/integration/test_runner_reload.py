@@ -7,6 +7,7 @@ import json
 import pathlib
 import shutil
 
+import httpx
 from kingpost.v1 import runner_pb2
 
 from tests.fixtures.runner import running
@@ -56,6 +57,8 @@ async def test_reload_serves_the_new_code_from_a_patched_copy(tmp_path: pathlib.
         assert reply.error == ""
         # The helper module is imported afresh too, and load() ran on the new model.
         assert await answer(runner) == {"version": 2, "helper": "two", "loaded": True}
+        async with httpx.AsyncClient(base_url=runner.http_url, timeout=10) as http:  # the HTTP plane too
+            assert (await http.post("/predict", json={})).json() == {"version": 2, "helper": "two", "loaded": True}
         # Reloading in place picks up an edit made within the same second, of the same size.
         (copy / "model" / "model.py").write_text(MODEL.replace("VERSION = 1", "VERSION = 3"))
         reply = await runner.stub.Reload(runner_pb2.ReloadRequest(), timeout=10)

@@ -263,7 +263,8 @@ async def test_push_to_active_reaches_the_route_table(harness: Harness, node: No
         created.deployment.id, created.model.id, DIGEST)
     assert (await harness.deployment("echo")).status == "DEPLOYING"
 
-    await harness.replica_event(start, events_pb2.REPLICA_STATE_READY, address="127.0.0.1:9999")
+    await harness.replica_event(start, events_pb2.REPLICA_STATE_READY, address="127.0.0.1:9999",
+                                http_address="127.0.0.1:9990")
 
     async def active() -> management_pb2.Deployment | None:
         d = await harness.deployment(created.model.id, "development")
@@ -281,7 +282,8 @@ async def test_push_to_active_reaches_the_route_table(harness: Harness, node: No
     assert reply.table.version > first.table.version
     assert model.development_deployment_id == created.deployment.id
     assert route.active and route.predict_concurrency == 3
-    assert [(r.replica_id, r.address) for r in route.replicas] == [(start.replica_id, "127.0.0.1:9999")]
+    assert [(r.replica_id, r.address, r.http_address) for r in route.replicas] == [
+        (start.replica_id, "127.0.0.1:9999", "127.0.0.1:9990")]  # the HTTP data plane's, for Envoy
     assert len(reply.table.api_key_sha256) == 1
     watch.cancel()
 

@@ -1,4 +1,10 @@
-"""`python -m kingpost_runner --truss DIR --port N [--host 127.0.0.1] [--environment NAME]`.
+"""`python -m kingpost_runner --truss DIR --port N [--http-port M] [--host 127.0.0.1] [--environment NAME]`.
+
+`--port` serves RunnerService (gRPC); `--http-port` the HTTP/1.1 data plane Envoy calls straight
+(http_plane.py), none when absent or 0; it refuses bodies over `$KINGPOST_MAX_BODY_BYTES` (default
+kingpost.wire_limits.DEFAULT_MAX_BODY_BYTES, as Envoy's) with 413. A Triton model repository
+(triton_runner.py) serves no HTTP plane yet: `--http-port` is ignored there, and the agent, finding
+nothing listening, reports no `http_address` (Envoy keeps sending it to the router).
 
 `--memory-limit BYTES` (RLIMIT_DATA) and `--no-new-privileges`: what the agent's containment asks of
 it (process_limits.py), applied before the Truss is read.
@@ -33,7 +39,10 @@ import os
 import pathlib
 import sys
 
+from collections.abc import Mapping
+
 from kingpost import docker_server, keepalive
+from kingpost.wire_limits import DEFAULT_MAX_BODY_BYTES
 from kingpost_runner import loader, observe, process_limits, request_log, triton_runner
 from kingpost_runner.server import RunnerOptions, serve, serve_custom_server
 from kingpost_runner.truss_config import TrussConfigError, load_config
@@ -47,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      description="Serve one Truss over gRPC.")
     parser.add_argument("--truss", required=True, type=pathlib.Path, help="the Truss directory")
     parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--http-port", type=int, default=0,
+                        help="serve the HTTP data plane (POST /predict, /sync/..., GET /ready) on this port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--environment", default=os.environ.get("KINGPOST_ENVIRONMENT") or None,
                         help="environment name given to the model (default: $KINGPOST_ENVIRONMENT)")
@@ -125,6 +136,20 @@ def warm_up() -> None:
         import uvloop  # noqa: F401 (imported now, used after the instruction)
     except ImportError:
         pass
+    try:  # the HTTP data plane's server (http_plane.py imports it when it starts)
+        import uvicorn  # noqa: F401
+        import uvicorn.protocols.http.httptools_impl  # noqa: F401
+    except ImportError:
+        pass
+
+
+def max_body_from_env(env: Mapping[str, str]) -> int:
+    text = env.get("KINGPOST_MAX_BODY_BYTES", "").strip()
+    if not text:
+        return DEFAULT_MAX_BODY_BYTES
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"KINGPOST_MAX_BODY_BYTES={text!r}: expected a positive number of bytes")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         keepalive_seconds = keepalive.seconds_from_env(os.environ)
+        max_body_bytes = max_body_from_env(os.environ)
     except ValueError as e:
         log.error("%s", e)
         return 2
@@ -187,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         load_retries=loader.load_retries(os.environ),
         keepalive_seconds=keepalive_seconds,
         request_log=request_lines,
+        http_port=args.http_port,
+        max_body_bytes=max_body_bytes,
     )
     main_task = serve(options, config) if custom_server is None else serve_custom_server(options, custom_server)
     try:

@@ -25,13 +25,14 @@ from google.api import httpbody_pb2
 
 from kingpost import errors, keepalive
 from kingpost.grpc_status import HTTP_STATUS_KEY, abort_on_error, grpc_abort
-from kingpost.wire_limits import MESSAGE_LIMITS
+from kingpost.wire_limits import DEFAULT_MAX_BODY_BYTES, MESSAGE_LIMITS
 from kingpost.v1 import runner_pb2, runner_pb2_grpc
 
 from kingpost.docker_server import DockerServer
 
 from kingpost_runner import codec, loader, model_metrics, observe, reload, request_log, user_errors, websocket
 from kingpost_runner.custom_server import CustomServer, ServerFailed
+from kingpost_runner.http_plane import HttpPlane, ModelApp, ProxyApp
 from kingpost_runner.model_request import Headers, ModelRequest
 from kingpost_runner.pipeline import Pipeline, Reply
 from kingpost_runner.server_proxy import ServerProxyServicer
@@ -222,6 +223,9 @@ class RunnerOptions:
     keepalive_seconds: float = keepalive.DEFAULT_SECONDS
     # The deployment's request logging (request_log.py); None: off.
     request_log: request_log.Policy | None = None
+    # The HTTP data plane's port (http_plane.py); 0: none. Bodies over max_body_bytes are refused (413).
+    http_port: int = 0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 def _in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -264,6 +268,21 @@ def _grpc_server(options: RunnerOptions, servicer: runner_pb2_grpc.RunnerService
     return server
 
 
+class _NoPlane:
+    async def stop(self) -> None:
+        pass
+
+
+async def _http_plane(options: RunnerOptions, app: Any) -> HttpPlane | _NoPlane | None:
+    """The HTTP data plane listening on options.http_port (none when 0); None when it cannot listen."""
+    if not options.http_port:
+        return _NoPlane()
+    plane = HttpPlane(app, options.host, options.http_port)
+    if not await plane.start():
+        return None
+    return plane
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -279,6 +298,9 @@ async def serve_custom_server(options: RunnerOptions, spec: DockerServer) -> int
     request_lines = observe.RequestLog(options.request_log) if options.request_log else None
     server = _grpc_server(options, ServerProxyServicer(custom, request_lines))
     if server is None:
+        return 2
+    http = await _http_plane(options, ProxyApp(custom, options.max_body_bytes))
+    if http is None:
         return 2
     stop = _stop_event()
     await server.start()
@@ -299,7 +321,7 @@ async def serve_custom_server(options: RunnerOptions, spec: DockerServer) -> int
     finally:
         stopping.cancel()
         await custom.stop()
-        await server.stop(grace=5.0)
+        await asyncio.gather(server.stop(grace=5.0), http.stop())
 
 
 async def _server_life(custom: CustomServer) -> None:
@@ -323,18 +345,23 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
         options.truss_dir, config, environment=options.environment,
         secrets_dir=options.secrets_dir, retries=options.load_retries,
     ))
+    # While the model loads (uvicorn's import is ~0.1 s); listening before Ready can answer yes.
+    http = await _http_plane(options, ModelApp(lambda: servicer.pipeline, options.max_body_bytes))
+    if http is None:
+        await server.stop(0)
+        return 2
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not loading.done():
         log.info("stopped while the model was loading")
-        await server.stop(0)
+        await asyncio.gather(server.stop(0), http.stop())
         return 0
     if (exc := loading.exception()) is not None:
         log.error("Model failed to load; exiting.", exc_info=exc)
         if (hint := user_errors.missing_module_hint(exc)) is not None:
             log.error("%s", hint)
         stopping.cancel()
-        await server.stop(0)
+        await asyncio.gather(server.stop(0), http.stop())
         return 1
     _, methods = loading.result()
     observe.Phases.load = (load_started_ns, time.time_ns())
@@ -344,5 +371,5 @@ async def serve(options: RunnerOptions, config: TrussConfig) -> int:
              config.predict_concurrency)
     await stopping
     log.info("stopping")
-    await server.stop(grace=5.0)
+    await asyncio.gather(server.stop(grace=5.0), http.stop())
     return 0

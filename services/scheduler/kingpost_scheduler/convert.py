@@ -191,7 +191,8 @@ def route_table(version: int, table: RouteTable) -> scheduler_pb2.RouteTable:
                             concurrency_target=d.autoscaling.concurrency_target,
                             target_utilization_percentage=d.autoscaling.target_utilization_percentage,
                             desired_replicas=d.desired_replicas),
-                        replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address)
+                        replicas=[scheduler_pb2.ReplicaRoute(replica_id=r.replica_id, address=r.address,
+                                                             http_address=r.http_address)
                                   for r in d.replicas],
                         wake_with=list(d.wake_with),
                     )

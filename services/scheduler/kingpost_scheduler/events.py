@@ -88,7 +88,7 @@ def report_of(event: events_pb2.ReplicaEvent) -> healing.Report:
     known = event.state in events_pb2.ReplicaState.values()
     return healing.Report(
         state=events_pb2.ReplicaState.Name(event.state if known else 0).removeprefix("REPLICA_STATE_"),
-        address=event.address, message=event.message, restarts=event.restarts,
+        address=event.address, http_address=event.http_address, message=event.message, restarts=event.restarts,
         at=event.at.ToDatetime(UTC) if event.HasField("at") else None,
         next_restart_at=event.next_restart_at.ToDatetime(UTC) if event.HasField("next_restart_at") else None)
 

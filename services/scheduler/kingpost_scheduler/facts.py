@@ -50,6 +50,7 @@ class Replica:
     # When `state` last changed: a STARTING replica has been loading since then.
     since: datetime
     address: str = ""
+    http_address: str = ""  # its runner's HTTP data plane ("" when it serves none)
     # Why it FAILED, or how its runner last ended and its last lines (kept once READY again).
     message: str = ""
     gpus: tuple[int, ...] = ()  # the indices of its node's GPUs it holds

@@ -46,6 +46,7 @@ class Report:
 
     state: str
     address: str = ""
+    http_address: str = ""
     message: str = ""
     restarts: int = 0
     at: datetime | None = None
@@ -64,6 +65,7 @@ class Change:
 
     state: str = ""
     address: str | None = None
+    http_address: str | None = None
     message: str | None = None
     restarts: int | None = None
     crash_looping: bool | None = None
@@ -78,13 +80,14 @@ def after_report(current: Replica | None, report: Report) -> Change | None:
         return None  # not ours, or on its way out: nothing to learn
     restarts = max(current.restarts, report.restarts)
     if report.state == REPORT_READY and report.address:
-        return Change(READY, address=report.address, restarts=restarts, crash_looping=False,
-                      cold_start=current.state in (PENDING, STARTING))
+        return Change(READY, address=report.address, http_address=report.http_address, restarts=restarts,
+                      crash_looping=False, cold_start=current.state in (PENDING, STARTING))
     if report.state == REPORT_RESTARTING:
-        return Change(RESTARTING, address="", message=report.message or current.message, restarts=restarts,
-                      crash_looping=report.held_back)
+        return Change(RESTARTING, address="", http_address="", message=report.message or current.message,
+                      restarts=restarts, crash_looping=report.held_back)
     if report.state == REPORT_FAILED:
-        return Change(FAILED, address="", message=report.message or f"replica {current.id} failed",
+        return Change(FAILED, address="", http_address="",
+                      message=report.message or f"replica {current.id} failed",
                       crash_looping=False)
     if report.state == REPORT_STOPPED:
         return Change(forget=True)

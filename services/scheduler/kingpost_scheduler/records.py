@@ -140,7 +140,7 @@ def end_canary(env: EnvironmentRecord) -> None:
 
 def replica_facts(r: ReplicaRecord) -> Replica:
     return Replica(id=r.id, deployment_id=r.deployment_id, node_id=r.node_id, state=r.state,
-                   since=r.updated_at, address=r.address, message=r.message,
+                   since=r.updated_at, address=r.address, http_address=r.http_address or "", message=r.message,
                    gpus=tuple(int(i) for i in r.gpus or ()), restarts=r.restarts or 0,
                    crash_looping=bool(r.crash_looping))
 
@@ -149,7 +149,7 @@ def apply_replica_change(r: ReplicaRecord, change: healing.Change, now: datetime
     """A report's change (healing.after_report) written to the row; `forget` is the caller's."""
     if change.state and change.state != r.state:
         r.state, r.updated_at = change.state, now
-    for name in ("address", "message", "restarts", "crash_looping"):
+    for name in ("address", "http_address", "message", "restarts", "crash_looping"):
         value = getattr(change, name)
         if value is not None:
             setattr(r, name, value)

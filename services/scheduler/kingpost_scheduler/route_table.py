@@ -55,6 +55,7 @@ class EnvironmentRow:
 class ReplicaRoute:
     replica_id: str
     address: str
+    http_address: str = ""  # its HTTP data plane, which Envoy calls straight ("" when it serves none)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def build_route_table(
     ready: dict[str, list[ReplicaRoute]] = defaultdict(list)
     for r in replicas:
         if r.state == READY and r.address:
-            ready[r.deployment_id].append(ReplicaRoute(r.id, r.address))
+            ready[r.deployment_id].append(ReplicaRoute(r.id, r.address, r.http_address))
     by_model: dict[str, list[DeploymentRow]] = defaultdict(list)
     for d in deployments:
         by_model[d.model_id].append(d)

@@ -232,7 +232,7 @@ async def add_replica(
     *, gpus: Iterable[int] = (),
 ) -> ReplicaRecord:
     replica = ReplicaRecord(id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-                            address="", message="", created_at=now, updated_at=now, gpus=list(gpus),
+                            address="", http_address="", message="", created_at=now, updated_at=now, gpus=list(gpus),
                             restarts=0, crash_looping=False)
     session.add(replica)
     await session.flush()

@@ -93,6 +93,8 @@ class ReplicaRecord(Base):
     node_id: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(255), default="")
+    # Its runner's HTTP data plane, which Envoy calls straight ("" when it serves none) (0011).
+    http_address: Mapped[str] = mapped_column(String(255), default="")
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

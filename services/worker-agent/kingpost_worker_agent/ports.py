@@ -30,12 +30,12 @@ class PortAllocator:
                 return port
         raise RuntimeError(f"no free local port after {self._attempts} tries")
 
-    def reserve(self, port: int) -> None:
-        """Keep `port` from being handed out: a runner adopted from the agent before holds it."""
-        self._reserved.add(port)
+    def reserve(self, *ports: int) -> None:
+        """Keep `ports` from being handed out: a runner adopted from the agent before holds them (0: none)."""
+        self._reserved.update(p for p in ports if p)
 
-    def release(self, port: int) -> None:
-        self._reserved.discard(port)
+    def release(self, *ports: int) -> None:
+        self._reserved.difference_update(ports)
 
     @property
     def reserved(self) -> frozenset[int]:

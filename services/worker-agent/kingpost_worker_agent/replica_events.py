@@ -32,11 +32,13 @@ def runner_exit(returncode: int | None, at: float, last_lines: Sequence[str]) ->
 
 
 def replica_event(*, replica_id: str, deployment_id: str, node_id: str, state: int, at: float, address: str = "",
-                  message: str = "", restarts: int = 0, last_exit: events_pb2.RunnerExit | None = None,
-                  next_restart_at: float = 0.0) -> events_pb2.ReplicaEvent:
+                  http_address: str = "", message: str = "", restarts: int = 0,
+                  last_exit: events_pb2.RunnerExit | None = None, next_restart_at: float = 0.0
+                  ) -> events_pb2.ReplicaEvent:
     return events_pb2.ReplicaEvent(
         replica_id=replica_id, deployment_id=deployment_id, node_id=node_id, state=state,
-        address=address if state == READY else "", message=message, at=timestamp_at(at), restarts=restarts,
+        address=address if state == READY else "", http_address=http_address if state == READY else "",
+        message=message, at=timestamp_at(at), restarts=restarts,
         last_exit=last_exit, next_restart_at=timestamp_at(next_restart_at) if state == RESTARTING else None,
     )
 

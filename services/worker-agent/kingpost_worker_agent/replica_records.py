@@ -36,6 +36,8 @@ class ReplicaRecord:
     pid: int = 0
     start_ticks: int = 0
     port: int = 0
+    # Its HTTP data plane's port (0: none, or a record from an agent before there was one).
+    http_port: int = 0
     # It was READY once: an exit from now on restarts it, never fails it.
     ready_once: bool = False
     # Since when (wall clock) the current runner has been ready; 0 when it is not.

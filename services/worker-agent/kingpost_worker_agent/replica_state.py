@@ -37,9 +37,11 @@ class Replica:
     state: int = STARTING
     phase: str = "prepare"  # prepare → spawn → running → (backoff → spawn → running)* → done
     port: int = 0
+    http_port: int = 0  # the runner's HTTP data plane (0: none)
     # When the runner's port first accepted a connection (monotonic): the process phase ends, load begins.
     port_open_at: float = 0.0
     address: str = ""
+    http_address: str = ""  # where Envoy reaches its HTTP data plane; "" when it serves none (Triton)
     runner: RunnerProcess | None = None
     stopping: bool = False
     task: asyncio.Task[None] | None = None
@@ -70,6 +72,7 @@ class Replica:
         return ReplicaRecord(
             s.replica_id, s.deployment_id, s.model_id, s.artifact_digest, s.environment,
             pid=runner.pid if runner else 0, start_ticks=runner.start_ticks if runner else 0, port=self.port,
+            http_port=self.http_port,
             ready_once=self.ready_once, ready_since=self.ready_since, restarts=self.backoff.restarts,
             streak=self.backoff.streak, log_offset=self.output.shipped, uid=self.uid,
             cgroup=str(self.cgroup or ""), memory=self.memory, gpus=list(s.gpus),

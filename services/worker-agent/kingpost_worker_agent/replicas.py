@@ -35,9 +35,8 @@ from kingpost_worker_agent.artifacts import ArtifactStore
 from kingpost_worker_agent.containment import Containment
 from kingpost_worker_agent.environments import EnvironmentStore
 from kingpost_worker_agent.ports import PortAllocator
-from kingpost_worker_agent.replica_events import (
-    FAILED, READY, RESTARTING, STARTING, STOPPED, replica_event, runner_exit, update_gauge,
-)
+from kingpost_worker_agent.replica_events import FAILED, READY, RESTARTING, STARTING, STOPPED, replica_event
+from kingpost_worker_agent.replica_events import runner_exit, update_gauge
 from kingpost_worker_agent.replica_records import ReplicaRecords, lock_work_dir
 from kingpost_worker_agent.replica_state import Replica, ReplicaSpec
 from kingpost_worker_agent.restart_backoff import DEFAULT_POLICY, Backoff, RestartPolicy, next_restart
@@ -122,9 +121,9 @@ class ReplicaSupervisor:
                         cgroup=Path(rec.cgroup) if rec.cgroup else None, memory=rec.memory)
             runner = RunnerProcess.adopt(rec.pid, rec.start_ticks)
             if runner is not None:
-                r.runner, r.port, r.phase = runner, rec.port, "running"
+                r.runner, r.port, r.http_port, r.phase = runner, rec.port, rec.http_port, "running"
                 r.oom_kills = self._containment.oom_kills(r.cgroup)
-                self._ports.reserve(rec.port)
+                self._ports.reserve(rec.port, rec.http_port)
                 adopted.append(spec.replica_id)
             log.info("replica %s: %s", spec.replica_id,
                      f"adopted its runner (pid {rec.pid})" if runner else "its runner is gone; starting it again")
@@ -235,7 +234,7 @@ class ReplicaSupervisor:
                 self._containment.sweep(r.cgroup, r.uid)  # or in its cgroup, or as its user
                 runner = r.runner = None
                 why = describe_exit(code) + self._containment.out_of_memory(r.cgroup, r.oom_kills, r.memory)
-                self._ports.release(r.port)
+                self._ports.release(r.port, r.http_port)
                 await r.output.drain(final=True)
                 if r.stopping:
                     metrics.REPLICA_EXITS.labels("stopped").inc()
@@ -249,13 +248,13 @@ class ReplicaSupervisor:
                 await self._restart_later(r, why, code, ready_since=ready_since)
         finally:
             r.phase = "done"
-            self._ports.release(r.port)
+            self._ports.release(r.port, r.http_port)
 
     async def _start_runner(self, r: Replica, launch: Launch) -> RunnerProcess:
         r.phase = "spawn"
         await r.output.drain()
         r.output.tail.clear()  # from here on, the lines of this runner
-        r.port = self._ports.allocate()
+        r.port, r.http_port = self._ports.allocate(), self._ports.allocate()  # RunnerService, HTTP data plane
         dev_copy = self._dev_copy(r.spec.replica_id)  # a development replica keeps its live edits
         try:
             sandbox = self._containment.sandbox(  # its user (kept across restarts), working area, cgroup
@@ -264,11 +263,12 @@ class ReplicaSupervisor:
             r.uid, r.cgroup, r.memory = sandbox.uid, sandbox.cgroup, launch.memory
             r.output.note(f"kingpost: {sandbox.describe()}")
             runner = await runner_launch.spawn(
-                launch, dev_copy if dev_copy.is_dir() else launch.truss_dir, port=r.port, host=self._bind_host,
-                environment=r.spec.environment, gpus=r.spec.gpus, secrets=r.spec.secrets, request_logging=r.spec.request_logging, log_path=self._log_path(r.spec.replica_id),
+                launch, dev_copy if dev_copy.is_dir() else launch.truss_dir, port=r.port, http_port=r.http_port,
+                host=self._bind_host, environment=r.spec.environment, gpus=r.spec.gpus, secrets=r.spec.secrets,
+                request_logging=r.spec.request_logging, log_path=self._log_path(r.spec.replica_id),
                 standby=self.standby, base_python=self._environments.base_python, sandbox=sandbox)
         except (OSError, NoFreeId) as e:
-            self._ports.release(r.port)
+            self._ports.release(r.port, r.http_port)
             raise CannotStart(f"cannot start the runner ({launch.python}): {e}") from e
         r.runner, r.phase, r.port_open_at = runner, "running", 0.0
         r.oom_kills = self._containment.oom_kills(r.cgroup)
@@ -291,7 +291,7 @@ class ReplicaSupervisor:
             self.standby.refill(launch.python)
         if not ready:
             return None
-        r.address = f"{self._advertise_host}:{r.port}"
+        r.address, r.http_address = await runner_launch.addresses(self._advertise_host, r.port, r.http_port)
         r.ready_once, r.ready_since = True, self._clock()
         if spawned_at is not None:
             metrics.COLD_START_SECONDS.labels("load").observe(time.monotonic() - (r.port_open_at or spawned_at))
@@ -307,7 +307,8 @@ class ReplicaSupervisor:
         now = self._clock()
         restart = next_restart(self._policy, r.backoff, ready_since=ready_since, now=now)
         tail = r.output.tail
-        r.backoff, r.next_restart_at, r.address, r.ready_since = restart.backoff, restart.at, "", 0.0
+        r.backoff, r.next_restart_at, r.ready_since = restart.backoff, restart.at, 0.0
+        r.address = r.http_address = ""
         r.last_exit = runner_exit(code, now, list(tail))
         self._save(r)
         delay = restart.at - now
@@ -369,7 +370,7 @@ class ReplicaSupervisor:
         self._replicas.pop(r.spec.replica_id, None)
         self._records.remove(r.spec.replica_id)
         await self._containment.release(r.spec.replica_id, r.cgroup, r.uid)
-        r.address = ""
+        r.address = r.http_address = ""
         await self._event(r, STOPPED)
 
     # --- events --------------------------------------------------------------------------------
@@ -387,8 +388,8 @@ class ReplicaSupervisor:
         self._update_gauge()
         event = replica_event(
             replica_id=r.spec.replica_id, deployment_id=r.spec.deployment_id, node_id=self._node_id, state=state,
-            at=self._clock() if at is None else at, address=r.address, message=message, restarts=r.backoff.restarts, last_exit=r.last_exit,
-            next_restart_at=r.next_restart_at)
+            at=self._clock() if at is None else at, address=r.address, http_address=r.http_address, message=message,
+            restarts=r.backoff.restarts, last_exit=r.last_exit, next_restart_at=r.next_restart_at)
         try:
             await self._publisher.publish(subjects.replica_subject(r.spec.replica_id), event)
         except Exception:

@@ -85,15 +85,16 @@ async def prepare(artifacts: ArtifactStore, environments: EnvironmentStore, cont
 
 
 async def spawn(launch: Launch, truss_dir: Path, *, port: int, host: str, environment: str, log_path: Path,
-                standby: StandbyPool, base_python: str, sandbox: Sandbox,
+                standby: StandbyPool, base_python: str, sandbox: Sandbox, http_port: int = 0,
                 gpus: tuple[int, ...] = (), secrets: tuple[tuple[str, str], ...] = (),
                 request_logging: tuple[float, int] = (0.0, 0)) -> RunnerProcess:
-    """Start a runner serving `truss_dir` on `port`, its output appended to `log_path`, in `sandbox`,
-    seeing only the GPUs `gpus`, with `secrets` in its own secrets directory, logging the share
-    `request_logging` of its requests. Raises OSError."""
+    """Start a runner serving `truss_dir` on `port` (RunnerService) and `http_port` (its HTTP data
+    plane; 0: none), its output appended to `log_path`, in `sandbox`, seeing only the GPUs `gpus`,
+    with `secrets` in its own secrets directory, logging the share `request_logging` of its
+    requests. Raises OSError."""
     secrets_dir = replica_secrets.write(sandbox.work_area, sandbox.uid, secrets)
     argv = ["--truss", str(truss_dir), "--port", str(port), "--host", host, "--secrets-dir", str(secrets_dir),
-            *sandbox.argv()]
+            *(["--http-port", str(http_port)] if http_port else []), *sandbox.argv()]
     per_replica = ({"KINGPOST_ENVIRONMENT": environment} if environment else {}) | sandbox.env() \
         | runner_env.gpu_env(gpus) | runner_env.request_logging_env(*request_logging)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +165,14 @@ async def wait_ready(runner: RunnerProcess, port: int, hint: asyncio.Event,
     finally:
         if channel is not None:
             await channel.close()
+
+
+async def addresses(advertise_host: str, port: int, http_port: int) -> tuple[str, str]:
+    """Where a ready runner is reached: RunnerService, and its HTTP data plane ("" when it serves none:
+    a Triton runner does not listen there; a runner opens it before RunnerService answers Ready)."""
+    if not http_port or not await _port_open("127.0.0.1", http_port):
+        return f"{advertise_host}:{port}", ""
+    return f"{advertise_host}:{port}", f"{advertise_host}:{http_port}"
 
 
 async def _port_open(host: str, port: int) -> bool:

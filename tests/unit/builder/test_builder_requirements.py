@@ -24,15 +24,16 @@ from kingpost_builder.requirements import (
 )
 
 PLATFORM = {"grpcio": "1.81.1", "protobuf": "6.33.0", "googleapis-common-protos": "1.70.0", "pyyaml": "6.0.2",
-            "msgpack": "1.1.0", "anyio": "4.9.0"}
+            "msgpack": "1.1.0", "anyio": "4.9.0", "uvicorn": "0.55.0", "httptools": "0.9.0", "uvloop": "0.23.0"}
 PINS = runner_pins(PLATFORM.get)
 
 
 def test_runner_pins_are_the_platform_versions_of_the_runner_packages() -> None:
     assert PINS == PLATFORM
     assert pin_lines(PINS)[0] == "anyio==4.9.0"
-    assert set(runner_pins()) == {"grpcio", "protobuf", "googleapis-common-protos", "pyyaml", "msgpack", "anyio"}
-    assert len(RUNNER_PACKAGES) == 6
+    assert set(runner_pins()) == {"grpcio", "protobuf", "googleapis-common-protos", "pyyaml", "msgpack", "anyio",
+                                  "uvicorn", "httptools", "uvloop"}
+    assert len(RUNNER_PACKAGES) == 9
 
 
 def test_compatible_requirements_pass() -> None:

@@ -42,6 +42,7 @@ def test_a_crash_after_ready_is_restarting_unrouted_with_its_last_output() -> No
     change = healing.after_report(rep(), restarting())
     assert change is not None
     assert (change.state, change.address, change.restarts, change.crash_looping) == (RESTARTING, "", 1, False)
+    assert change.http_address == ""  # nor does Envoy call it straight
     assert change.message == KILLED
 
 
@@ -52,10 +53,11 @@ def test_a_restart_held_back_is_a_crash_loop() -> None:
 
 def test_ready_again_takes_the_new_address_keeps_the_last_exit_and_is_no_cold_start() -> None:
     change = healing.after_report(rep(state=RESTARTING, restarts=1, message=KILLED),
-                                  Report(healing.REPORT_READY, address="10.0.0.1:9002", restarts=1))
+                                  Report(healing.REPORT_READY, address="10.0.0.1:9002", restarts=1,
+                                         http_address="10.0.0.1:9003"))
     assert change is not None
-    assert (change.state, change.address, change.crash_looping, change.cold_start) == (
-        READY, "10.0.0.1:9002", False, False)
+    assert (change.state, change.address, change.http_address, change.crash_looping, change.cold_start) == (
+        READY, "10.0.0.1:9002", "10.0.0.1:9003", False, False)
     assert change.message is None  # unchanged: `deployments get` still shows how it last ended
     first = healing.after_report(rep(state=STARTING), Report(healing.REPORT_READY, address="10.0.0.1:9001"))
     assert first is not None and first.cold_start

@@ -23,3 +23,14 @@ def test_gives_up_when_the_os_only_offers_taken_ports() -> None:
     ports.allocate()
     with pytest.raises(RuntimeError, match="no free local port"):
         ports.allocate()
+
+
+def test_a_replicas_two_ports_are_reserved_and_released_together() -> None:
+    """RunnerService's port and the HTTP data plane's; 0 (an adopted runner without one) is none."""
+    offers = iter([4000, 4001, 4002, 4003])
+    ports = PortAllocator(probe=lambda: next(offers))
+    ports.reserve(4000, 0)
+    assert ports.reserved == {4000}
+    assert ports.allocate() == 4001
+    ports.release(4000, 4001)
+    assert ports.reserved == frozenset()
