@@ -15,12 +15,14 @@ that both paths see the same machine conditions. The router runs with predict_co
 limit), so its queue is never used: this measures the fast path.
 
     .venv/bin/python bench/router_throughput.py [--seconds 5] [--rounds 2] [--concurrency 1 32]
-                                                [--peers ray bentoml] [--peer-cache DIR]
+                                                [--peers ray ray-optimized bentoml] [--peer-cache DIR]
 
 With --peers, the same run also measures other frameworks serving the same no-op model (echo the JSON
 body) on the same machine, with the same wrk cells, interleaved with kingpost's in each round:
 
     ray serve:  wrk → Serve's HTTP proxy → one replica (bench/peers/ray_noop.py)
+    ray-optimized: the same with RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1:
+                wrk → HAProxy → the replica's own HTTP server (needs `haproxy` on PATH; Debian's 2.6 works)
     bentoml:    wrk → `bentoml serve`, one worker (bench/peers/bentoml_noop.py)
 
 Each peer runs from its own venv, made with uv on first use (see bench/peers/manage.py); a peer that

@@ -40,6 +40,7 @@ class Peer:
     env: dict[str, str]
     stops_on_eof: bool  # stopped by closing its stdin (else by SIGTERM)
     describe: str  # the path a request takes, for the bench's notes
+    venv: str = ""  # the venv's directory name when it is another peer's (default: name)
 
 
 PEERS: dict[str, Peer] = {
@@ -48,6 +49,15 @@ PEERS: dict[str, Peer] = {
                                       "/models/mdl_bench/development/predict"],
                 {"RAY_USAGE_STATS_ENABLED": "0"}, stops_on_eof=True,
                 describe="wrk → Serve's HTTP proxy → 1 replica (max_ongoing_requests 1000)"),
+    # Serve's throughput-optimized mode: HAProxy (`haproxy` on PATH) straight to the replica's own
+    # uvicorn, no Python proxy (docs.ray.io, "HAProxy Load Balancing").
+    "ray-optimized": Peer("ray-optimized", "ray serve, HAProxy + throughput-optimized", "ray[serve]", "ray",
+                          lambda python, port: [str(python), str(HERE / "ray_noop.py"), str(port),
+                                                "/models/mdl_bench/development/predict"],
+                          {"RAY_USAGE_STATS_ENABLED": "0", "RAY_SERVE_ENABLE_HA_PROXY": "1",
+                           "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, stops_on_eof=True,
+                          describe="wrk → HAProxy → 1 replica's own HTTP server (max_ongoing_requests 1000)",
+                          venv="ray"),
     "bentoml": Peer("bentoml", "bentoml", "bentoml", "bentoml",
                     lambda python, port: [str(python), "-m", "bentoml", "serve", "bentoml_noop:Noop",
                                           "--host", "127.0.0.1", "--port", str(port)],
@@ -81,7 +91,7 @@ def ensure_python(peer: Peer, cache: Path) -> tuple[Path, str]:
         if version is None:
             raise PeerUnavailable(f"${variable}={override} cannot import {peer.module}")
         return Path(override), version
-    venv = cache / peer.name
+    venv = cache / (peer.venv or peer.name)
     python = venv / "bin" / "python"
     if (venv / ".installed").exists():
         version = _version(python, peer.module)
