@@ -62,11 +62,12 @@ PURE_MODULES = (
     "kingpost.chains.signatures",
     "kingpost.chains.remote_errors",
     "kingpost.chains.codegen",
+    "kingpost.gateway_direct",
 )
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")
 # Decision modules that are plain data structures, driven by a thin asyncio layer: no event loop either.
-NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.async_input",
+NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.xds_cluster", "kingpost_router.async_input",
                  "kingpost_router.async_policy")
 
 # Run in the child: import the module; for each plumbing package imported, the chain of modules

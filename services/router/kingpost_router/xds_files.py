@@ -1,0 +1,73 @@
+"""The router as Envoy's control plane (data_path "envoy"): each route table as the files Envoy watches.
+
+Envoy reads `cds.json` (the deployments' clusters) and `rds.json` (the REST listener's routes: the
+table's in front of the gateway's own, `rest_routes.json`) from one folder, re-reading a file when
+another is renamed onto it (kingpost.gateway_direct). Envoy handles those renames in order, so the
+order written is the order applied:
+
+1. clusters: the new table's, and those the old routes still use;
+2. routes: the new table's;
+3. clusters again, without the ones no route uses any more (only when some went).
+
+A request never meets a route whose cluster is missing; one already on a removed cluster finishes
+there (Envoy drains a removed cluster's connections, it does not cut them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from kingpost.gateway_direct import (CDS_FILE, CLUSTER_TYPE, RDS_FILE, ROUTE_CONFIGURATION_TYPE, discovery, read_base,
+                                     replace_file)
+from kingpost_router.routes import RouteSnapshot
+from kingpost_router.xds import envoy_resources, with_routes
+
+log = logging.getLogger(__name__)
+
+
+class XdsFiles:
+    def __init__(self, xds_dir: str | Path, *, request_timeout_seconds: float, max_queue_per_deployment: int,
+                 max_body_bytes: int, router_cluster: str = "router") -> None:
+        self._dir = Path(xds_dir)
+        self._options = dict(router_cluster=router_cluster, request_timeout_seconds=request_timeout_seconds,
+                             max_queue_per_deployment=max_queue_per_deployment, max_body_bytes=max_body_bytes)
+        self._base: dict | None = None
+        self._clusters: dict[str, str] = {}  # name → its JSON, as Envoy has it
+        self._routes = ""
+        self._version = 0
+        # Seconds the last write took (the push's share of snapshot → Envoy serving it).
+        self.last_write_seconds = 0.0
+
+    def apply(self, snapshot: RouteSnapshot) -> bool:
+        """Write what changed for `snapshot`; False when nothing did (Envoy is not disturbed)."""
+        started = time.perf_counter()
+        if self._base is None:
+            self._base = read_base(self._dir)
+        resources = envoy_resources(snapshot, **self._options)
+        clusters = {c["name"]: json.dumps(c, sort_keys=True) for c in resources.clusters}
+        routes = json.dumps(with_routes(self._base, resources))
+        if clusters == self._clusters and routes == self._routes:
+            return False
+        gone = self._clusters.keys() - clusters.keys()
+        if clusters != self._clusters:
+            self._write_clusters({**{name: self._clusters[name] for name in gone}, **clusters})
+        if routes != self._routes:
+            self._version += 1
+            replace_file(self._dir / RDS_FILE, json.dumps(
+                discovery([json.loads(routes)], ROUTE_CONFIGURATION_TYPE, self._version)))
+            self._routes = routes
+        if gone:
+            self._write_clusters(clusters)
+        self._clusters = clusters
+        self.last_write_seconds = time.perf_counter() - started
+        log.info("envoy: routes of table %d written (%d clusters, %d routes) in %.1f ms", snapshot.version,
+                 len(clusters), len(resources.routes), self.last_write_seconds * 1000)
+        return True
+
+    def _write_clusters(self, clusters: dict[str, str]) -> None:
+        self._version += 1
+        replace_file(self._dir / CDS_FILE, json.dumps(
+            discovery((json.loads(clusters[name]) for name in sorted(clusters)), CLUSTER_TYPE, self._version)))
