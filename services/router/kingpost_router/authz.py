@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import grpc
 
-from kingpost.auth import KeyChecker, key_refusal
+from kingpost.auth import KeyCache, KeyChecker, key_digest, key_from_authorization, key_refusal
 
 CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
 
 # google.rpc.Code values the CheckResponse status carries.
-_OK, _UNAVAILABLE, _UNAUTHENTICATED = 0, 14, 16
+_OK, _PERMISSION_DENIED, _UNAVAILABLE, _UNAUTHENTICATED = 0, 7, 14, 16
 # An allowed request: every field at its default (status OK, no headers to change).
 ALLOWED = b""
 
@@ -109,12 +109,22 @@ def authorization_header(check_request: bytes) -> str | None:
     return None
 
 
+def context_extensions(check_request: bytes) -> dict[str, str]:
+    """The route's context_extensions of a CheckRequest (attributes=1 → context_extensions=10): on
+    a direct route (data_path "envoy", xds.key_check) they name the model."""
+    found = {}
+    for entry in _nested(check_request, 1, 10):
+        fields = dict(_fields(entry))
+        found[fields.get(1, b"").decode(errors="replace")] = fields.get(2, b"").decode(errors="replace")
+    return found
+
+
 def denied(http_status: int, message: str) -> bytes:
     """A CheckResponse that refuses the request with `http_status` and `message` as its body.
 
     Envoy's local_reply_config on the REST listener turns the body into {"error": "<message>"}.
     """
-    code = _UNAVAILABLE if http_status == 503 else _UNAUTHENTICATED
+    code = {503: _UNAVAILABLE, 403: _PERMISSION_DENIED}.get(http_status, _UNAUTHENTICATED)
     status = _int_field(1, code) + _bytes_field(2, message.encode())  # google.rpc.Status
     http = _bytes_field(1, _int_field(1, http_status))  # DeniedHttpResponse.status: HttpStatus.code
     http += _bytes_field(3, message.encode())  # DeniedHttpResponse.body
@@ -128,9 +138,19 @@ def check(keys: KeyChecker, check_request: bytes) -> bytes:
     except ValueError:
         authorization = None
     refusal = key_refusal(keys, authorization)
-    if refusal is None:
-        return ALLOWED
-    return denied(refusal.http_status, refusal.message)
+    if refusal is not None:
+        return denied(refusal.http_status, refusal.message)
+    if isinstance(keys, KeyCache) and keys.any_limited:  # an invoke-only key: for this model only?
+        try:
+            model = context_extensions(check_request)
+        except ValueError:
+            model = {}
+        if "model_id" in model:
+            key = key_from_authorization(authorization) or ""
+            message = keys.scope(key_digest(key)).invoke_refusal(model["model_id"], model.get("model_name", ""))
+            if message is not None:
+                return denied(403, message)
+    return ALLOWED
 
 
 # --- the gRPC face ---------------------------------------------------------------------------------------
