@@ -14,7 +14,7 @@ This module turns the bootstrap kingpost.gateway renders into the direct path's:
 - the transcoder matches routes on the incoming path (`/models/.../predict`), so that the route
   the table chose (and the headers it adds) is the one that serves the request;
 - two filters, off unless a route turns them on (kingpost_router.xds does, on direct routes):
-  the key check before the body (the router's ext_authz, headers only) and the body limit (413).
+  the body limit (413) and the key check (the router's ext_authz, headers only).
 """
 
 from __future__ import annotations
@@ -71,16 +71,20 @@ def direct(config: Json, xds_dir: str | Path, *, max_body_bytes: int) -> Json:
     filters = manager["http_filters"]
     at = next(i for i, f in enumerate(filters) if f["name"].endswith("grpc_json_transcoder"))
     filters[at]["typed_config"]["match_incoming_request_route"] = True
+    # The body limit first: behind the key check (the router's ext_authz call, which pauses the
+    # request), a body Envoy read meanwhile reached the buffer filter as a whole, unmeasured, and one
+    # larger than the listener's buffer stalled (measured). So a direct route reads a body up to the
+    # limit before its key is checked, until the key check is inside Envoy (no pause).
     filters[at:at] = [
+        {"name": BODY_LIMIT, "disabled": True, "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": max_body_bytes}},
         {"name": KEY_CHECK, "disabled": True, "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
             "transport_api_version": "V3",
             "grpc_service": {"envoy_grpc": {"cluster_name": "router"}, "timeout": "5s"},
             "allowed_headers": {"patterns": [{"exact": "authorization"}]},
             "status_on_error": {"code": "ServiceUnavailable"}}},
-        {"name": BODY_LIMIT, "disabled": True, "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-            "max_request_bytes": max_body_bytes}},
     ]
     return base
 

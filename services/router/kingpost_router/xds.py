@@ -14,9 +14,10 @@ behaviour becomes:
 - Its routes go straight there: `{prefix}/predict` is rewritten to `/predict` and
   `{prefix}/sync/{path}` to `/sync/{path}` (query kept), the body and headers as sent but the
   caller's `authorization`, plus `x-baseten-request-id`. The transcoder and the Lua filter are off
-  there (the runner answers plain HTTP, errors already as {"error": ...}); the key is checked
-  before the body (`key_check`, the one place for it), the body is limited (413) and the request
-  bounded by the router's deadline.
+  there (the runner answers plain HTTP, errors already as {"error": ...}); the body is limited
+  (413), the key checked (`key_check`, the one place for it; after the body while it is the
+  router's ext_authz call, kingpost.gateway_direct says why) and the request bounded by the
+  router's deadline.
 - Retries only where nothing reached a model: connect failure, refused stream, reset before the
   request was sent; once, on another replica.
 - A deployment with no ready replica (scaled to zero, waking up, building, failed, inactive), or
@@ -81,9 +82,9 @@ def envoy_resources(snapshot: RouteSnapshot, *, router_cluster: str = "router",
 
 
 def key_check(model: Model) -> Json:
-    """Per-route filter config that checks the caller's key on a direct route to `model`, before
-    its body: today the router's ext_authz check (authz.py), headers only, told the model (for an
-    invoke-only key's scope). The one place to change for a check inside Envoy (issue 20's keys)."""
+    """Per-route filter config that checks the caller's key on a direct route to `model`: today the
+    router's ext_authz check (authz.py), headers only, told the model (for an invoke-only key's
+    scope). The one place to change for a check inside Envoy (issue 20's keys)."""
     return {KEY_CHECK: {"@type": _KEY_CHECK_PER_ROUTE, "check_settings": {"context_extensions": {
                 "model_id": model.model_id, "model_name": model.name}}},
             BIG_BODY_KEY_CHECK: {"@type": _FILTER_CONFIG, "disabled": True}}
@@ -182,7 +183,8 @@ def _direct(model: Model, weighted: list[tuple[Deployment, int]], limits: _Limit
         "typed_per_filter_config": {
             TRANSCODER: {"@type": _FILTER_CONFIG, "disabled": True},
             LUA: {"@type": _FILTER_CONFIG, "disabled": True},
-            BODY_LIMIT: {"@type": _BODY_LIMIT_PER_ROUTE, "buffer": {"max_request_bytes": limits.max_body}},
+            BODY_LIMIT: {"@type": _FILTER_CONFIG, "config": {
+                "@type": _BODY_LIMIT_PER_ROUTE, "buffer": {"max_request_bytes": limits.max_body}}},
             **key_check(model)},
     }
 

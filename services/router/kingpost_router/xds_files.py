@@ -38,6 +38,8 @@ class XdsFiles:
         self._clusters: dict[str, str] = {}  # name → its JSON, as Envoy has it
         self._routes = ""
         self._version = 0
+        # Versions name this router's writes (a restarted router's start with a new prefix).
+        self._epoch = time.time_ns() // 1_000_000
         # Seconds the last write took (the push's share of snapshot → Envoy serving it).
         self.last_write_seconds = 0.0
 
@@ -57,7 +59,7 @@ class XdsFiles:
         if routes != self._routes:
             self._version += 1
             replace_file(self._dir / RDS_FILE, json.dumps(
-                discovery([json.loads(routes)], ROUTE_CONFIGURATION_TYPE, self._version)))
+                discovery([json.loads(routes)], ROUTE_CONFIGURATION_TYPE, f"{self._epoch}.{self._version}")))
             self._routes = routes
         if gone:
             self._write_clusters(clusters)
@@ -70,4 +72,5 @@ class XdsFiles:
     def _write_clusters(self, clusters: dict[str, str]) -> None:
         self._version += 1
         replace_file(self._dir / CDS_FILE, json.dumps(
-            discovery((json.loads(clusters[name]) for name in sorted(clusters)), CLUSTER_TYPE, self._version)))
+            discovery((json.loads(clusters[name]) for name in sorted(clusters)), CLUSTER_TYPE,
+                      f"{self._epoch}.{self._version}")))
