@@ -305,14 +305,20 @@ async def test_the_router_answers_what_envoy_cannot_serve_in_the_usual_shape(pla
 
 
 async def test_a_new_table_reaches_envoy_within_the_bound(platform) -> None:
-    """Adds a replica to production, then moves production to it alone; each is served once written."""
-    taken = []
-    table = route_table(platform.ports, version=2, production=("prod2",))
-    taken.append(await platform.push(table, "/models/echo/production/predict", expect="prod2 ping"))
-    table = route_table(platform.ports, version=3, production=("prod",), canary=100)
-    taken.append(await platform.push(table, "/models/echo/production/predict", expect="one ping"))
-    print(f"snapshot → Envoy serving it: {', '.join(f'{t * 1000:.1f} ms' for t in taken)}")
-    assert max(taken) < 2.0  # ~10 ms here (BENCHMARKS.md); loose: the machine is shared
+    """Production moves between a new replica and a canary; each table is served once written.
+    Prints the figures of BENCHMARKS.md ("Route push to Envoy")."""
+    taken, writes = [], []
+    for version in range(2, 12):
+        if version % 2:
+            table, expect = route_table(platform.ports, version=version, production=("prod",), canary=100), "one"
+        else:
+            table, expect = route_table(platform.ports, version=version, production=("prod2",)), "prod2"
+        taken.append(await platform.push(table, "/models/echo/production/predict", expect=f"{expect} ping"))
+        writes.append(platform.router.envoy.last_write_seconds)
+    taken.sort()
+    print(f"snapshot → Envoy serving it, 10 pushes: median {taken[5] * 1000:.1f} ms, max {taken[-1] * 1000:.1f} ms; "
+          f"the router's writes: median {sorted(writes)[5] * 1000:.2f} ms")
+    assert taken[-1] < 2.0  # tens of ms here (BENCHMARKS.md); loose: the machine is shared
 
 
 async def test_no_request_fails_while_routes_change_under_load(platform) -> None:

@@ -71,13 +71,19 @@ def envoy_resources(snapshot: RouteSnapshot, *, router_cluster: str = "router",
     every model (by id and by name, under `/models/{model}` and on `model-{model}.` hosts)."""
     served = {d.deployment_id for d in snapshot.by_deployment.values() if direct(d)}
     clusters = [cluster(snapshot.by_deployment[did], max_queue_per_deployment) for did in sorted(served)]
+    limits = _Limits(router_cluster, request_timeout_seconds, max_body_bytes, frozenset(served))
+    models = sorted(snapshot.by_id.values(), key=lambda m: m.model_id)
+    actions = {model.model_id: list(_model_actions(model, limits)) for model in models}
     routes: list[Json] = []
     for by_name in (False, True):  # ids first: an id wins over a model named like one
-        for model in sorted(snapshot.by_id.values(), key=lambda m: m.model_id):
+        for model in models:
             key = model.name if by_name else model.model_id
             if not key or (by_name and snapshot.by_id.get(key) is not None):
                 continue
-            routes.extend(_model_routes(model, key, _Limits(router_cluster, request_timeout_seconds, max_body_bytes)))
+            host = [{"name": ":authority", "string_match": {"prefix": f"model-{key}."}}]
+            for match, path, action in actions[model.model_id]:
+                routes.append({"match": {match: f"/models/{key}{path}"}, **action})
+                routes.append({"match": {match: path, "headers": host}, **action})
     return EnvoyResources(clusters, routes)
 
 
@@ -112,10 +118,12 @@ class _Limits:
     router: str  # the router's cluster
     timeout: float  # a direct request's deadline, seconds
     max_body: int  # bytes
+    served: frozenset[str]  # the deployments Envoy serves directly (xds_cluster.direct)
 
 
-def _model_routes(model: Model, key: str, limits: _Limits) -> Iterator[Json]:
-    """Routes for one model under one key (its id or its name), by path and by host."""
+def _model_actions(model: Model, limits: _Limits) -> Iterator[tuple[str, str, Json]]:
+    """(match kind, path under the model's prefix, action) of each of the model's routes; the
+    same under its id and its name, by path and by host."""
     targets: list[tuple[str, list[tuple[str, int]]]] = []
     if model.development_deployment_id in model.deployments:
         targets.append((f"/{DEVELOPMENT}", [(model.development_deployment_id, 1)]))
@@ -127,16 +135,13 @@ def _model_routes(model: Model, key: str, limits: _Limits) -> Iterator[Json]:
             targets.append((f"/environments/{env.name}", list(env.split)))
     for did in sorted(model.deployments):
         targets.append((f"/deployment/{did}", [(did, 1)]))
-    host = {"name": ":authority", "string_match": {"prefix": f"model-{key}."}}
     for prefix, split in targets:
         weighted = _weighted(model, split)
         if weighted is None:
             continue
         for path, rewrite, match in ((f"{prefix}/predict", "/predict", "path"),
                                      (f"{prefix}/sync/", "/sync/", "prefix")):
-            action = _action(model, weighted, limits, rewrite)
-            yield {"match": {match: f"/models/{key}{path}"}, **action}
-            yield {"match": {match: path, "headers": [host]}, **action}
+            yield match, path, _action(model, weighted, limits, rewrite)
 
 
 def _weighted(model: Model, split: list[tuple[str, int]]) -> list[tuple[Deployment, int]] | None:
@@ -151,13 +156,13 @@ def _weighted(model: Model, split: list[tuple[str, int]]) -> list[tuple[Deployme
 def _action(model: Model, weighted: list[tuple[Deployment, int]], limits: _Limits, rewrite: str) -> Json:
     """Where a target goes: straight to its deployments' clusters, or to the router (the activator)."""
     router = limits.router
-    if all(direct(d) for d, _ in weighted):
+    if all(d.deployment_id in limits.served for d, _ in weighted):
         return _direct(model, weighted, limits, rewrite)
     # The router bounds its requests itself (holding at zero included), and more kindly.
     if len(weighted) == 1:
         return {"route": _with_retry({"cluster": router, "timeout": "0s", "idle_timeout": "0s"}),
                 "request_headers_to_add": _to_router(weighted[0][0])}
-    if any(direct(d) for d, _ in weighted):  # a mixed split: the router draws it
+    if any(d.deployment_id in limits.served for d, _ in weighted):  # a mixed split: the router draws it
         return {"route": _with_retry({"cluster": router, "timeout": "0s", "idle_timeout": "0s"}),
                 "request_headers_to_add": [_host_header()]}
     clusters = [{"name": router, "weight": weight, "request_headers_to_add": _to_router(d)}

@@ -35,8 +35,8 @@ class XdsFiles:
         self._options = dict(router_cluster=router_cluster, request_timeout_seconds=request_timeout_seconds,
                              max_queue_per_deployment=max_queue_per_deployment, max_body_bytes=max_body_bytes)
         self._base: dict | None = None
-        self._clusters: dict[str, str] = {}  # name → its JSON, as Envoy has it
-        self._routes = ""
+        self._clusters: dict[str, dict] = {}  # name → the cluster, as Envoy has it
+        self._routes: dict = {}
         self._version = 0
         # Versions name this router's writes (a restarted router's start with a new prefix).
         self._epoch = time.time_ns() // 1_000_000
@@ -49,8 +49,8 @@ class XdsFiles:
         if self._base is None:
             self._base = read_base(self._dir)
         resources = envoy_resources(snapshot, **self._options)
-        clusters = {c["name"]: json.dumps(c, sort_keys=True) for c in resources.clusters}
-        routes = json.dumps(with_routes(self._base, resources))
+        clusters = {c["name"]: c for c in resources.clusters}
+        routes = with_routes(self._base, resources)
         if clusters == self._clusters and routes == self._routes:
             return False
         gone = self._clusters.keys() - clusters.keys()
@@ -59,7 +59,7 @@ class XdsFiles:
         if routes != self._routes:
             self._version += 1
             replace_file(self._dir / RDS_FILE, json.dumps(
-                discovery([json.loads(routes)], ROUTE_CONFIGURATION_TYPE, f"{self._epoch}.{self._version}")))
+                discovery([routes], ROUTE_CONFIGURATION_TYPE, f"{self._epoch}.{self._version}")))
             self._routes = routes
         if gone:
             self._write_clusters(clusters)
@@ -69,8 +69,7 @@ class XdsFiles:
                  len(clusters), len(resources.routes), self.last_write_seconds * 1000)
         return True
 
-    def _write_clusters(self, clusters: dict[str, str]) -> None:
+    def _write_clusters(self, clusters: dict[str, dict]) -> None:
         self._version += 1
         replace_file(self._dir / CDS_FILE, json.dumps(
-            discovery((json.loads(clusters[name]) for name in sorted(clusters)), CLUSTER_TYPE,
-                      f"{self._epoch}.{self._version}")))
+            discovery((clusters[name] for name in sorted(clusters)), CLUSTER_TYPE, f"{self._epoch}.{self._version}")))

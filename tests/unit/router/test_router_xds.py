@@ -173,7 +173,7 @@ def test_a_direct_route_turns_the_grpc_filters_off_and_the_key_check_and_body_li
     assert filters["envoy.filters.http.ext_authz"]["disabled"] is True  # the big-body check: replaced by
     assert filters["kingpost.key_check"]["check_settings"]["context_extensions"] == {  # this one, always
         "model_id": "mdl_a", "model_name": "echo"}
-    assert filters["kingpost.body_limit"]["buffer"]["max_request_bytes"] == 100 * 1024 * 1024
+    assert filters["kingpost.body_limit"]["config"]["buffer"]["max_request_bytes"] == 100 * 1024 * 1024
     assert "typed_per_filter_config" not in route_for("/models/echo/deployment/dep_zero/predict")
 
 
