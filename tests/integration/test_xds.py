@@ -37,6 +37,7 @@ DESCRIPTOR = ROOT / "src" / "kingpost" / "envoy" / "kingpost.binpb"
 ACTIVE = s.DEPLOYMENT_STATUS_ACTIVE
 KEY = new_key()
 AUTH = {"authorization": f"Api-Key {KEY}"}
+OTHER_MODELS_KEY = new_key()  # invoke-only, for another model
 MAX_BODY = 64 * 1024
 
 
@@ -95,7 +96,9 @@ def route_table(ports: Ports, *, version: int = 1, production: tuple[str, ...] =
     prod = [s.WeightedDeployment(deployment_id="dep_prod", weight=100 - canary)]
     if canary:
         prod.append(s.WeightedDeployment(deployment_id="dep_one", weight=canary))
-    return s.RouteTable(version=version, api_key_sha256=[key_digest(KEY)], models=[s.ModelRoute(
+    return s.RouteTable(version=version, api_key_sha256=[key_digest(KEY), key_digest(OTHER_MODELS_KEY)],
+                        invoke_only_keys={key_digest(OTHER_MODELS_KEY): s.InvokeScope(model_ids=["mdl_other"])},
+                        models=[s.ModelRoute(
         model_id="mdl_echo", name="echo", development_deployment_id="dep_dev",
         environments=[s.EnvironmentRoute(name="production", deployments=prod)],
         deployments=[
@@ -235,13 +238,16 @@ async def test_sync_paths_reach_the_runners_sync_with_method_path_and_query(plat
     assert reply.json() == {"name": "prod", "method": "PUT", "path": "/sync/v1/things?a=1&b=two", "body": "body"}
 
 
-async def test_a_bad_or_missing_key_is_refused_before_any_replica(platform) -> None:
+async def test_a_bad_missing_or_other_models_key_is_refused_before_any_replica(platform) -> None:
     bad = await platform.http.post("/models/echo/production/predict", content=b"x",
                                    headers={"authorization": "Api-Key nope"})
     assert (bad.status_code, bad.json()) == (401, {"error": "invalid API key"})
     assert bad.headers["x-baseten-request-id"]
     missing = await platform.http.post("/models/echo/production/predict", content=b"x")
     assert missing.status_code == 401 and "missing API key" in missing.json()["error"]
+    elsewhere = await platform.http.post("/models/echo/production/predict", content=b"x",
+                                         headers={"authorization": f"Api-Key {OTHER_MODELS_KEY}"})
+    assert elsewhere.status_code == 403 and "may invoke only" in elsewhere.json()["error"]
     assert platform.replicas["prod"].events == []
 
 
