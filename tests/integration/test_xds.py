@@ -117,7 +117,8 @@ def route_table(ports: Ports, *, version: int = 1, production: tuple[str, ...] =
 
 @pytest.fixture(scope="module")
 def ports() -> Ports:
-    return Ports(*(free_port() for _ in range(6)), replicas={name: free_port() for name in REPLICAS})
+    # "dead": a replica whose runner is gone (nothing listens).
+    return Ports(*(free_port() for _ in range(6)), replicas={name: free_port() for name in (*REPLICAS, "dead")})
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +235,16 @@ async def test_the_runner_gets_its_own_path_the_clients_headers_and_the_request_
     assert seen["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
     assert seen["x-baseten-request-id"] == reply.headers["x-baseten-request-id"] != ""
     assert platform.replicas["prod"].events == ['start {"x": 1}', 'end {"x": 1}']  # at /predict
+
+
+async def test_a_dead_replica_is_retried_on_a_live_one_and_left_out(platform) -> None:
+    table = route_table(platform.ports, version=2, production=("dead", "prod"))
+    await platform.push(table, "/models/echo/production/predict", expect="prod ping")
+    for i in range(20):  # the dead replica is drawn first by one of these (none of 20: one in 10^6)
+        reply = await platform.http.post("/models/echo/production/predict", content=f"try {i}".encode(), headers=AUTH)
+        assert (reply.status_code, reply.text) == (200, f"prod try {i}"), reply.text
+    assert await stat(platform.ports, "cluster.dep_prod.upstream_rq_retry_success") >= 1
+    assert await stat(platform.ports, "cluster.dep_prod.outlier_detection.ejections_enforced_total") >= 1
 
 
 async def test_sync_paths_reach_the_runners_sync_with_method_path_and_query(platform) -> None:
