@@ -2,15 +2,13 @@
 
 Envoy reads `cds.json` (the deployments' clusters) and `rds.json` (the REST listener's routes: the
 table's in front of the gateway's own, `rest_routes.json`) from one folder, re-reading a file when
-another is renamed onto it (kingpost.gateway_direct). Envoy handles those renames in order, so the
-order written is the order applied:
-
-1. clusters: the new table's, and those the old routes still use;
-2. routes: the new table's;
-3. clusters again, without the ones no route uses any more (only when some went).
-
-A request never meets a route whose cluster is missing; one already on a removed cluster finishes
-there (Envoy drains a removed cluster's connections, it does not cut them).
+another is renamed onto it (kingpost.gateway_direct). Envoy handles those renames in the order
+written, but reads each file as it is when it gets to it, so a later write may be what it reads.
+Hence: clusters first, then routes; and the clusters file always holds the previous table's
+clusters as well as this one's. Whatever Envoy has read, its routes name only clusters it has: a
+new cluster is there before a route names it, and a removed one stays until the table after the
+one whose routes stopped naming it. A request already on a removed cluster finishes there (Envoy
+drains a removed cluster's connections, it does not cut them).
 """
 
 from __future__ import annotations
@@ -35,7 +33,8 @@ class XdsFiles:
         self._options = dict(router_cluster=router_cluster, request_timeout_seconds=request_timeout_seconds,
                              max_queue_per_deployment=max_queue_per_deployment, max_body_bytes=max_body_bytes)
         self._base: dict | None = None
-        self._clusters: dict[str, dict] = {}  # name → the cluster, as Envoy has it
+        self._clusters: dict[str, dict] = {}  # name → the cluster, the last table's
+        self._kept: set[str] = set()  # in the clusters file only for the table before
         self._routes: dict = {}
         self._version = 0
         # Versions name this router's writes (a restarted router's start with a new prefix).
@@ -53,16 +52,16 @@ class XdsFiles:
         routes = with_routes(self._base, resources)
         if clusters == self._clusters and routes == self._routes:
             return False
-        gone = self._clusters.keys() - clusters.keys()
-        if clusters != self._clusters:
-            self._write_clusters({**{name: self._clusters[name] for name in gone}, **clusters})
+        # Kept one table longer: the routes Envoy may still hold name them.
+        kept = {name: cluster for name, cluster in self._clusters.items() if name not in clusters}
+        if clusters != self._clusters or set(kept) != self._kept:
+            self._write_clusters({**kept, **clusters})
+            self._kept = set(kept)
         if routes != self._routes:
             self._version += 1
             replace_file(self._dir / RDS_FILE, json.dumps(
                 discovery([routes], ROUTE_CONFIGURATION_TYPE, f"{self._epoch}.{self._version}")))
             self._routes = routes
-        if gone:
-            self._write_clusters(clusters)
         self._clusters = clusters
         self.last_write_seconds = time.perf_counter() - started
         log.info("envoy: routes of table %d written (%d clusters, %d routes) in %.1f ms", snapshot.version,
