@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from kingpost import keepalive, wire_limits
+from kingpost import gateway_direct, keepalive, wire_limits
 
 # {prefix}/websocket, as the router parses it (kingpost_router.ws_path.ENVOY_REGEX; a unit test
 # keeps the two the same: kingpost does not import a service).
@@ -96,11 +96,25 @@ def render_envoy_text(
     router_websocket: str | None = None,
     otlp_endpoint: str | None = None,
     trace_ratio: float = DEFAULT_TRACE_RATIO,
+    data_path: str = "router",
+    xds_dir: str | Path | None = None,
 ) -> str:
     """The bootstrap as commented YAML text. The OpenAPI document is read from beside the descriptor.
     `router_websocket`: the router's WebSocket listener (default: the router's host, port 50065).
     With `otlp_endpoint` (OTEL_EXPORTER_OTLP_ENDPOINT's form, `http://host:port`) Envoy traces
-    `trace_ratio` of the requests that carry no sampled traceparent and exports its spans there."""
+    `trace_ratio` of the requests that carry no sampled traceparent and exports its spans there.
+    With `data_path` "envoy", predict goes from Envoy straight to the replicas, by the routes and
+    clusters the router writes in `xds_dir` (kingpost.gateway_direct; YAML without the comments)."""
+    if gateway_direct.check_data_path(data_path) == "envoy":
+        config, _ = _direct_config(
+            xds_dir, rest_port=rest_port, grpc_port=grpc_port, admin_port=admin_port, router=router,
+            scheduler=scheduler, builder=builder, descriptor_path=descriptor_path, host=host,
+            max_body_bytes=max_body_bytes, router_websocket=router_websocket, otlp_endpoint=otlp_endpoint,
+            trace_ratio=trace_ratio)
+        header = ("# kingpost's Envoy, direct data path: REST routes from RDS, clusters from CDS, in "
+                  f"{xds_dir}.\n# Rendered by kingpost.gateway (see src/kingpost/envoy/envoy.yaml.tmpl "
+                  "for the comments).\n")
+        return header + yaml.safe_dump(config, sort_keys=False)
     cluster = _template("cluster.yaml.tmpl")
     pings = {"keepalive_interval": f"{keepalive.DEFAULT_SECONDS:g}s",
              "keepalive_timeout": f"{keepalive.TIMEOUT_SECONDS:g}s"}
@@ -175,14 +189,31 @@ def render_envoy_config(
     router_websocket: str | None = None,
     otlp_endpoint: str | None = None,
     trace_ratio: float = DEFAULT_TRACE_RATIO,
+    data_path: str = "router",
+    xds_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap for the given ports and upstream 'host:port' addresses, as a dict."""
     return yaml.safe_load(render_envoy_text(
         rest_port=rest_port, grpc_port=grpc_port, admin_port=admin_port, router=router,
         scheduler=scheduler, builder=builder, descriptor_path=descriptor_path, host=host,
         max_body_bytes=max_body_bytes, router_websocket=router_websocket, otlp_endpoint=otlp_endpoint,
-        trace_ratio=trace_ratio,
+        trace_ratio=trace_ratio, data_path=data_path, xds_dir=xds_dir,
     ))
+
+
+def initial_xds_files(xds_dir: str | Path, **kw: Any) -> dict[Path, str]:
+    """The files of the direct data path Envoy reads at its start, for the keyword arguments of
+    `render_envoy_config` (data_path "envoy"): the listener's own routes and no cluster yet."""
+    _, base = _direct_config(xds_dir, **{k: v for k, v in kw.items() if k not in ("data_path", "xds_dir")})
+    return gateway_direct.initial_files(xds_dir, base)
+
+
+def _direct_config(xds_dir: str | Path | None, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not xds_dir:
+        raise ValueError("data path 'envoy' needs xds_dir: the folder the router writes Envoy's routes to")
+    config = yaml.safe_load(render_envoy_text(**kw))
+    base = gateway_direct.direct(config, xds_dir, max_body_bytes=kw.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+    return config, base
 
 
 def write_envoy_config(path: str | Path, **kw: Any) -> Path:
@@ -239,13 +270,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--otlp-endpoint", help="http://host:port of an OTLP/gRPC collector: Envoy traces")
     p.add_argument("--trace-ratio", type=float, default=DEFAULT_TRACE_RATIO,
                    help="share of requests without a sampled traceparent that are traced")
+    p.add_argument("--data-path", choices=gateway_direct.DATA_PATHS, default="router",
+                   help="envoy: predict straight to replicas, routes and clusters from the router's files")
+    p.add_argument("--xds-dir", type=Path, help="with --data-path envoy: the folder the router writes "
+                   "(shared with Envoy); its first files are written here too")
     a = p.parse_args(argv)
-    write_envoy_config(
-        a.out, rest_port=a.rest_port, grpc_port=a.grpc_port, admin_port=a.admin_port, router=a.router,
-        scheduler=a.scheduler, builder=a.builder, descriptor_path=a.descriptor, host=a.host,
-        max_body_bytes=a.max_body_bytes, router_websocket=a.router_websocket, otlp_endpoint=a.otlp_endpoint,
-        trace_ratio=a.trace_ratio,
-    )
+    kw = dict(rest_port=a.rest_port, grpc_port=a.grpc_port, admin_port=a.admin_port, router=a.router,
+              scheduler=a.scheduler, builder=a.builder, descriptor_path=a.descriptor, host=a.host,
+              max_body_bytes=a.max_body_bytes, router_websocket=a.router_websocket, otlp_endpoint=a.otlp_endpoint,
+              trace_ratio=a.trace_ratio)
+    try:
+        write_envoy_config(a.out, data_path=a.data_path, xds_dir=a.xds_dir, **kw)
+    except ValueError as err:
+        p.error(str(err))
+    if a.data_path == "envoy":
+        for path, text in initial_xds_files(a.xds_dir, **kw).items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
 
 if __name__ == "__main__":

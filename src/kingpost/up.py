@@ -293,7 +293,8 @@ def run(*, home: Path, rest_port: int, grpc_port: int, as_json: bool = False,
         specs = plan(layout, ports, admin_key=admin_key, nats=nats_credentials_for(layout),
                      python=sys.executable, nats_server=nats_server_binary(),
                      descriptor_path=descriptor_path(), render_envoy=gateway.render_envoy_text,
-                     envoy_command=gateway.envoy_command, environ=os.environ)
+                     envoy_command=gateway.envoy_command, environ=os.environ,
+                     initial_xds=gateway.initial_xds_files)
 
         def on_signal(signum: int, _frame: object) -> None:
             raise KeyboardInterrupt

@@ -135,7 +135,22 @@ EnvoyCommand = Callable[..., Sequence[str]]
 STOP_STAGES = (("envoy",), ("router", "builder", "autoscaler"), ("scheduler",), ("agent",), ("nats",))
 
 
-def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredentials) -> dict[str, Any]:
+def data_path(environ: Mapping[str, str]) -> str:
+    """KINGPOST_DATA_PATH: "router" (the default: every request crosses the router) or "envoy"
+    (Envoy sends predict straight to the replicas; the router writes its routes, kingpost.gateway_direct)."""
+    value = environ.get("KINGPOST_DATA_PATH") or "router"
+    if value not in ("router", "envoy"):
+        raise ValueError(f"KINGPOST_DATA_PATH={value!r} is neither 'router' nor 'envoy'")
+    return value
+
+
+def xds_dir(layout: Layout) -> Path:
+    """Where the router writes Envoy's routes and clusters (data path "envoy")."""
+    return layout.run / "envoy-xds"
+
+
+def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredentials,
+                   environ: Mapping[str, str] = {}) -> dict[str, Any]:
     """A service's TOML config: the shared ServiceSettings fields, then the service's own."""
     values: dict[str, Any] = {
         "home": str(layout.home),
@@ -168,6 +183,8 @@ def service_config(service: str, layout: Layout, ports: Ports, nats: NatsCredent
             values["envoy_admin_address"] = f"{HOST}:{ports.envoy_admin}"
             # One machine, the user's own: a webhook receiver on localhost is the usual first try.
             values["allow_internal_webhooks"] = True
+            values["data_path"] = data_path(environ)
+            values["envoy_xds_dir"] = str(xds_dir(layout))
     elif service == "agent":
         values["builder_address"] = builder
         values["work_dir"] = str(layout.agent)
@@ -188,11 +205,27 @@ def plan(
     render_envoy: EnvoyRender,
     envoy_command: EnvoyCommand,
     environ: Mapping[str, str] = {},
+    initial_xds: Callable[..., Mapping[Path, str]] | None = None,
 ) -> tuple[ProcessSpec, ...]:
     """The processes to start, in order: NATS, the five services, then Envoy in front of them.
     `environ` (kingpost up's own): with OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT Envoy traces too, the
     share of KINGPOST_TRACE_ROOT_RATIO (the router's default, 1 %) of the requests without a traceparent."""
     nats_config = layout.run / "nats.conf"
+    direct = data_path(environ) == "envoy"
+    envoy_options: dict[str, Any] = dict(
+        rest_port=ports.rest,
+        grpc_port=ports.grpc,
+        admin_port=ports.envoy_admin,
+        router=ports.address("router"),
+        router_websocket=f"{HOST}:{ports.router_websocket}",
+        scheduler=ports.address("scheduler"),
+        builder=ports.address("builder"),
+        descriptor_path=descriptor_path,
+        host=HOST,
+        **envoy_tracing(environ),
+    )
+    if direct and initial_xds is None:
+        raise ValueError("KINGPOST_DATA_PATH=envoy needs the gateway's first route files (initial_xds)")
     specs = [
         ProcessSpec(
             name="nats",
@@ -213,27 +246,21 @@ def plan(
             env["KINGPOST_ADMIN_KEY"] = admin_key
         if service == "agent":  # its runners' Chainlets call their dependencies through the router
             env["KINGPOST_CHAIN_ROUTER"] = ports.address("router")
+        files = {config_path: to_toml(service_config(service, layout, ports, nats, environ))}
+        if service == "router" and direct:  # Envoy's first routes, before the router writes its own
+            assert initial_xds is not None
+            files.update(initial_xds(xds_dir(layout), **envoy_options))
         specs.append(ProcessSpec(
             name=service,
             argv=(python, "-m", "kingpost.cli", service, "--config", str(config_path)),
             env=env,
-            files={config_path: to_toml(service_config(service, layout, ports, nats))},
+            files=files,
             ready_ports=(ports.service_grpc[service],
                          *((ports.router_websocket,) if service == "router" else ())),
             log_path=layout.log(service),
         ))
-    envoy_config = render_envoy(
-        rest_port=ports.rest,
-        grpc_port=ports.grpc,
-        admin_port=ports.envoy_admin,
-        router=ports.address("router"),
-        router_websocket=f"{HOST}:{ports.router_websocket}",
-        scheduler=ports.address("scheduler"),
-        builder=ports.address("builder"),
-        descriptor_path=descriptor_path,
-        host=HOST,
-        **envoy_tracing(environ),
-    )
+    envoy_config = render_envoy(**envoy_options, **(
+        {"data_path": "envoy", "xds_dir": xds_dir(layout)} if direct else {}))
     envoy_path = layout.run / "envoy.yaml"
     specs.append(ProcessSpec(
         name="envoy",

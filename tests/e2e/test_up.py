@@ -42,7 +42,8 @@ def free_port() -> int:
 
 
 def client_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KINGPOST_")}
+    # KINGPOST_DATA_PATH chooses the platform under test (e.g. "envoy": the direct data path).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINGPOST_") or k == "KINGPOST_DATA_PATH"}
     env["KINGPOST_HOME"] = str(home)
     return env
 

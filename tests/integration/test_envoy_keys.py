@@ -18,19 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
-from google.api import httpbody_pb2
+from aiohttp import web
 
 from kingpost.auth import KeyCache, key_digest, key_refusal
 from kingpost.gateway import render_envoy_config
 from kingpost.key_scopes import Scope
-from kingpost.v1 import inference_pb2_grpc
 from kingpost.v1 import scheduler_pb2 as s
-from kingpost_router.envoy_keys import route_key_fields
+from kingpost.gateway_direct import ROUTE_CONFIGURATION_TYPE, discovery
 from kingpost_router.routes import RouteSnapshot
-from kingpost_router.xds import ROUTE_CONFIGURATION_TYPE, as_discovery, envoy_resources, route_configuration
+from kingpost_router.xds import envoy_resources, route_configuration
 from tests.fixtures.servers import free_port, running_envoy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,20 +44,25 @@ PATH_A = "/models/alpha/development/predict"
 
 
 @dataclass
-class Runner(inference_pb2_grpc.InferenceServiceServicer):
-    """Answers "<name> <body>"; the body b"hold" sends a first chunk, then waits for `release`."""
+class Runner:
+    """A replica's HTTP data plane standing in (POST /predict, as Envoy's direct routes call it):
+    answers "<name> <body>"; the body b"hold" sends a first chunk, then waits for `release`."""
 
     name: str
     calls: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def Predict(self, request, context):  # noqa: N802
+    async def predict(self, request: web.Request) -> web.StreamResponse:
         self.calls += 1
-        body = request.body.data.decode()
-        yield httpbody_pb2.HttpBody(content_type="text/plain", data=f"{self.name} {body}".encode())
+        body = (await request.read()).decode()
+        response = web.StreamResponse(headers={"content-type": "text/plain"})
+        await response.prepare(request)
+        await response.write(f"{self.name} {body}".encode())
         if body == "hold":
             await self.release.wait()
-            yield httpbody_pb2.HttpBody(content_type="text/plain", data=b" done")
+            await response.write(b" done")
+        await response.write_eof()
+        return response
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ def route_table(ports: Ports, keys: tuple[str, ...], version: int) -> s.RouteTab
     def model(model_id: str, name: str) -> s.ModelRoute:
         return s.ModelRoute(model_id=model_id, name=name, development_deployment_id=f"dep_{name}", deployments=[
             s.DeploymentRoute(deployment_id=f"dep_{name}", active=True, status=ACTIVE, replicas=[
-                s.ReplicaRoute(replica_id=f"rep_{name}", address=f"127.0.0.1:{ports.runners[name]}")])])
+                s.ReplicaRoute(replica_id=f"rep_{name}", address=f"127.0.0.1:{ports.runners[name]}",
+                               http_address=f"127.0.0.1:{ports.runners[name]}")])])
 
     return s.RouteTable(version=version, models=[model("mdl_a", "alpha"), model("mdl_b", "beta")],
                         api_key_sha256=[key_digest(k) for k in keys],
@@ -82,14 +86,12 @@ def route_table(ports: Ports, keys: tuple[str, ...], version: int) -> s.RouteTab
 
 
 def routes_file(snapshot: RouteSnapshot) -> dict[str, Any]:
-    """The RDS file: xds.py's routes, each with its model's key fields (all go to runners here)."""
+    """The RDS file: xds.py's routes (all go straight to runners here, each with its model's key
+    check, envoy_keys.route_key_fields)."""
     resources = envoy_resources(snapshot, router_cluster="router")
-    for route in resources.routes:
-        model = snapshot.by_deployment[route["route"]["cluster"]].model_id
-        route.update(route_key_fields(snapshot, snapshot.by_id[model]))
     config = route_configuration(resources, name="rest", after=[
         {"match": {"prefix": "/"}, "route": {"cluster": "router", "timeout": "0s"}}])
-    return as_discovery([config], ROUTE_CONFIGURATION_TYPE, snapshot.version)
+    return discovery([config], ROUTE_CONFIGURATION_TYPE, snapshot.version)
 
 
 def push(directory: Path, table: s.RouteTable) -> None:
@@ -139,17 +141,18 @@ async def runners(envoy: tuple[Ports, Path]) -> AsyncIterator[dict[str, Runner]]
     ports, directory = envoy
     serving = {name: Runner(name) for name in ports.runners}
     servers = []
-    for name, servicer in serving.items():
-        server = grpc.aio.server()
-        inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
-        assert server.add_insecure_port(f"127.0.0.1:{ports.runners[name]}") == ports.runners[name]
-        await server.start()
+    for name, runner in serving.items():
+        app = web.Application()
+        app.router.add_post("/predict", runner.predict)
+        server = web.AppRunner(app)
+        await server.setup()
+        await web.TCPSite(server, "127.0.0.1", ports.runners[name]).start()
         servers.append(server)
     yield serving
-    for servicer in serving.values():
-        servicer.release.set()
+    for runner in serving.values():
+        runner.release.set()
     for server in servers:
-        await server.stop(None)
+        await server.cleanup()
     push(directory, route_table(ports, ALL_KEYS, version=1))  # as the next test expects it
 
 

@@ -147,3 +147,28 @@ def test_an_otlp_endpoint_is_read_as_the_sdks_read_it(endpoint, address):
 def test_an_otlp_endpoint_envoy_cannot_export_to_is_refused_naming_it(endpoint):
     with pytest.raises(ValueError, match=f"OTLP endpoint '{endpoint}'"):
         render_envoy_config(**LOOPBACK, otlp_endpoint=endpoint)
+
+
+def test_the_direct_data_path_takes_rest_routes_by_rds_and_clusters_by_cds(tmp_path) -> None:
+    from kingpost import gateway
+    from kingpost.gateway_direct import BASE_FILE, CDS_FILE, RDS_FILE
+
+    kw = dict(rest_port=1, grpc_port=2, admin_port=3, router="127.0.0.1:4", scheduler="127.0.0.1:5",
+              builder="127.0.0.1:6", descriptor_path="/d/kingpost.binpb")
+    config = gateway.render_envoy_config(data_path="envoy", xds_dir=tmp_path, **kw)
+    [rest] = [listener for listener in config["static_resources"]["listeners"] if listener["name"] == "rest"]
+    manager = rest["filter_chains"][0]["filters"][0]["typed_config"]
+    assert "route_config" not in manager
+    assert manager["rds"]["config_source"]["path_config_source"]["path"] == str(tmp_path / RDS_FILE)
+    assert config["dynamic_resources"]["cds_config"]["path_config_source"]["path"] == str(tmp_path / CDS_FILE)
+    names = [f["name"] for f in manager["http_filters"]]
+    # The key (checked inside Envoy, on the routes that ask) before the body.
+    assert names.index("kingpost.api_key") < names.index("kingpost.body_limit") < names.index(
+        "envoy.filters.http.grpc_json_transcoder")
+    assert [f for f in manager["http_filters"] if f["name"] == "kingpost.body_limit"][0]["disabled"]
+    files = gateway.initial_xds_files(tmp_path, **kw)
+    assert set(files) == {tmp_path / BASE_FILE, tmp_path / RDS_FILE, tmp_path / CDS_FILE}
+    with pytest.raises(ValueError, match="data path 'envoy' needs xds_dir"):
+        gateway.render_envoy_text(data_path="envoy", **kw)
+    with pytest.raises(ValueError, match="data path 'fast' is not one of router, envoy"):
+        gateway.render_envoy_text(data_path="fast", **kw)

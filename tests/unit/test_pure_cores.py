@@ -65,11 +65,12 @@ PURE_MODULES = (
     "kingpost.chains.signatures",
     "kingpost.chains.remote_errors",
     "kingpost.chains.codegen",
+    "kingpost.gateway_direct",
 )
 
 PLUMBING = ("grpc", "nats", "sqlalchemy", "asyncpg", "aiosqlite")
 # Decision modules that are plain data structures, driven by a thin asyncio layer: no event loop either.
-NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.envoy_keys",
+NO_EVENT_LOOP = ("kingpost_router.slots", "kingpost_router.xds", "kingpost_router.xds_cluster", "kingpost_router.envoy_keys",
                  "kingpost_router.async_input",
                  "kingpost_router.async_policy")
 

@@ -41,6 +41,7 @@ from kingpost_router.routes import (
     RouteSnapshot,
     resolve,
 )
+from kingpost_router.xds_files import XdsFiles
 from kingpost_router.settings import RouterSettings
 from kingpost_router.slots import SlotQueue
 
@@ -86,6 +87,10 @@ class RouterServicer(AsyncFront, inference_pb2_grpc.InferenceServiceServicer):
         metrics.REQUESTS.labels_of = self._labels_of
         self.async_queue: AsyncQueue | None = None  # set by main once NATS is up
         metrics.QUEUED.set_function(self.slots.total_queued)
+        # data_path "envoy": each table also becomes Envoy's routes and clusters.
+        self.envoy = None if settings.data_path != "envoy" else XdsFiles(
+            settings.envoy_xds_dir, request_timeout_seconds=settings.request_timeout_seconds,
+            max_queue_per_deployment=settings.max_queue_per_deployment, max_body_bytes=settings.max_body_bytes)
 
     def _labels_of(self, deployment_id: str) -> tuple[str, str] | None:
         deployment = self._snapshot.by_deployment.get(deployment_id)
@@ -128,6 +133,11 @@ class RouterServicer(AsyncFront, inference_pb2_grpc.InferenceServiceServicer):
         self._snapshot = snapshot
         self.activator.apply(snapshot)
         metrics.retain(snapshot.by_deployment)
+        if self.envoy is not None:
+            try:
+                self.envoy.apply(snapshot)
+            except (OSError, ValueError) as err:  # the next table tries again
+                log.error("envoy: routes of table %d not written: %s", snapshot.version, err)
         log.info("route table v%d: %d models, %d runner channels (%d closed)",
                  snapshot.version, len(snapshot.by_id), self.forwarder.channels, closed)
 

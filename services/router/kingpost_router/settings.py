@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kingpost.autoscaling_settings import DEFAULT_COLD_START_TIMEOUT_SECONDS
 from kingpost.wire_limits import MAX_MESSAGE_BYTES
@@ -43,6 +44,13 @@ class RouterSettings(ServiceSettings):
     # (issue 20): the router reads its stats every second for the autoscaler's concurrency samples and
     # its own /metrics (envoy_poll.py). Empty: off.
     envoy_admin_address: str = ""
+    # "envoy": Envoy sends predict and sync straight to the replicas that serve HTTP, and this
+    # router is its control plane: on every route table it writes Envoy's routes and clusters to
+    # envoy_xds_dir (xds_files.py), and it serves what Envoy sends it (deployments at zero, Triton,
+    # the key check). "router": every request crosses this router, as before.
+    data_path: Literal["router", "envoy"] = "router"
+    # The folder Envoy watches (kingpost.gateway_direct writes its first files there).
+    envoy_xds_dir: str = ""
 
     # `{prefix}/websocket`: the HTTP/1.1 listener Envoy sends WebSocket upgrades to (ws_server.py);
     # port 0 picks a free one.
@@ -82,6 +90,12 @@ class RouterSettings(ServiceSettings):
         if value and (not host or not port.isdigit() or not 0 < int(port) < 65536):
             raise ValueError(f"{value!r} is not 'host:port' (Envoy's admin address), or empty for off")
         return value
+
+    @model_validator(mode="after")
+    def _envoy_has_a_folder(self) -> RouterSettings:
+        if self.data_path == "envoy" and not self.envoy_xds_dir:
+            raise ValueError("data_path 'envoy' needs envoy_xds_dir: the folder Envoy reads its routes from")
+        return self
 
     @field_validator("max_body_bytes")
     @classmethod

@@ -1,59 +1,58 @@
 """The route snapshot as Envoy resources: the router's routing decisions as data Envoy carries out.
 
     resources = envoy_resources(snapshot, router_cluster="router")
-    resources.clusters       # one per deployment with ready replicas: its replicas as endpoints
-    resources.routes         # one per predict path and model-{id} host the table can serve
-    route_configuration(resources, after=[...])   # a RouteConfiguration; as_discovery(...) for xDS
+    resources.clusters       # one per deployment Envoy serves directly: its replicas' HTTP data planes
+    resources.routes         # one per predict and sync path and model-{id} host the table can serve
+    with_routes(base, resources)   # the listener's own RouteConfiguration with these routes first
 
-Plain dicts in Envoy's v3 JSON shape, the same for static resources, files Envoy watches or ADS.
-The first step of moving the hot path into Envoy (docs/architecture.md, "The hot path in Envoy");
-nothing serves these yet. What each router behaviour becomes:
+Plain dicts in Envoy's v3 JSON shape. The router writes them on every route table when its
+`data_path` is "envoy" (docs/architecture.md, "The hot path in Envoy"). What each router
+behaviour becomes:
 
-- A deployment with ready replicas is a cluster named by its id (stats: `cluster.<id>.*`):
-  `LEAST_REQUEST` over two random choices (the router's power of two choices), HTTP/2 to the runner.
-- `predict_concurrency` as a hard per-replica limit: Envoy's per-host circuit breaker supports
-  `max_connections` only, so each runner gets one HTTP/2 connection (`per_host_thresholds`) carrying
-  at most `predict_concurrency` streams (`max_concurrent_streams`); more requests wait in the
-  cluster's pending queue, bounded by `max_pending_requests` (the router's queue bound), beyond
-  which Envoy answers 503 with the flag UO (which the listener is to map to 429). Under the
-  back-pressure policy `reject` the bound is one per replica, not 0: a request also waits there
-  while its replica's connection is being made, and 0 would refuse the first request to a runner.
+- A deployment whose ready replicas all serve HTTP (`Replica.http_address`) is a cluster named by
+  its id (xds_cluster.py: least request, `predict_concurrency` per replica, the queue bound).
+- Its routes go straight there: `{prefix}/predict` is rewritten to `/predict` and
+  `{prefix}/sync/{path}` to `/sync/{path}` (query kept), the body and headers as sent but the
+  caller's `authorization`, plus `x-baseten-request-id`. The transcoder and the Lua filter are off
+  there (the runner answers plain HTTP, errors already as {"error": ...}); the body is limited
+  (413), the key checked inside Envoy before the body (`key_check`: envoy_keys.py's Lua check
+  against the table's digests, no hop) and the request bounded by the router's deadline.
 - Retries only where nothing reached a model: connect failure, refused stream, reset before the
   request was sent; once, on another replica.
-- A deployment with no ready replica (scaled to zero, waking up, building, failed, inactive) is
-  served by the router, which holds, pokes, or answers the error: its routes go to the router
-  cluster with `x-kingpost-deployment` naming the deployment chosen here (so that a canary split
-  is drawn once, by Envoy) and `x-kingpost-host` carrying the Host.
-- Environments and canaries are `weighted_clusters` with the table's weights.
+- A deployment with no ready replica (scaled to zero, waking up, building, failed, inactive), or
+  whose replicas serve no HTTP (Triton), is served by the router through the transcoder, as
+  before: its routes go to the router cluster with `x-kingpost-deployment` naming the deployment
+  chosen here (so that a canary split is drawn once, by Envoy) and `x-kingpost-host` the Host.
+- Environments and canaries are `weighted_clusters` with the table's weights. A split with a
+  share Envoy cannot serve directly goes to the router whole, which draws it (Envoy cannot turn
+  the transcoder on for one share of a route and off for another).
 - Requests the table cannot route (an unknown model, environment or deployment) match no route
-  here: the listener sends them on to the router, whose answer names what is missing.
-
-Requests to a runner cluster arrive as the transcoder makes them,
-`/kingpost.v1.InferenceService/Predict` with a PredictRequest: the runner must serve that method
-before this is wired in (issue 20).
+  here: the listener's own routes send them on to the router, whose answer names what is missing.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kingpost_router.routes import (DEPLOYMENT_KEY, DEVELOPMENT, HOST_KEY, PRODUCTION, Deployment, Model,
-                                   RouteSnapshot)
+from kingpost.gateway_direct import BODY_LIMIT
+from kingpost_router.envoy_keys import route_key_fields
+from kingpost_router.routes import DEPLOYMENT_KEY, DEVELOPMENT, HOST_KEY, PRODUCTION, Deployment, Model, RouteSnapshot
+from kingpost_router.xds_cluster import cluster, direct
 
-CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ROUTE_CONFIGURATION_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-_LEAST_REQUEST = "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest"
+_FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+_BODY_LIMIT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute"
 _PREVIOUS_HOSTS = "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
-# Envoy's defaults (1,024 requests or connections per cluster, 3 concurrent retries) would cap a
-# deployment's long streams and retries; the real limits are per replica, below.
-_UNLIMITED = 100_000
 # Only where the request never reached a model: connect failure, HTTP/2 REFUSED_STREAM, and a
 # reset before the request was sent.
 RETRY_ON = "connect-failure,refused-stream,reset-before-request"
+# The REST listener's filters a direct route turns off (the gRPC ones); KEY_CHECK and BODY_LIMIT,
+# off by default (kingpost.gateway_direct), it turns on.
+TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
+LUA = "envoy.filters.http.lua"
+BIG_BODY_KEY_CHECK = "envoy.filters.http.ext_authz"
+REQUEST_ID = "x-baseten-request-id"
 
 Json = dict[str, Any]
 
@@ -65,81 +64,64 @@ class EnvoyResources:
 
 
 def envoy_resources(snapshot: RouteSnapshot, *, router_cluster: str = "router",
-                    request_timeout_seconds: float = 600.0,
-                    max_queue_per_deployment: int = 1000) -> EnvoyResources:
-    """Clusters for the deployments that have ready replicas, and a route per predict path of
+                    request_timeout_seconds: float = 600.0, max_queue_per_deployment: int = 1000,
+                    max_body_bytes: int = 100 * 1024 * 1024) -> EnvoyResources:
+    """Clusters for the deployments Envoy serves directly, and a route per predict and sync path of
     every model (by id and by name, under `/models/{model}` and on `model-{model}.` hosts)."""
-    served = {d.deployment_id for d in snapshot.by_deployment.values() if _direct(d)}
+    served = {d.deployment_id for d in snapshot.by_deployment.values() if direct(d)}
     clusters = [cluster(snapshot.by_deployment[did], max_queue_per_deployment) for did in sorted(served)]
+    limits = _Limits(router_cluster, request_timeout_seconds, max_body_bytes, frozenset(served))
+    models = sorted(snapshot.by_id.values(), key=lambda m: m.model_id)
+    actions = {model.model_id: list(_model_actions(model, limits, key_check(snapshot, model))) for model in models}
     routes: list[Json] = []
     for by_name in (False, True):  # ids first: an id wins over a model named like one
-        for model in sorted(snapshot.by_id.values(), key=lambda m: m.model_id):
+        for model in models:
             key = model.name if by_name else model.model_id
             if not key or (by_name and snapshot.by_id.get(key) is not None):
                 continue
-            routes.extend(_model_routes(model, key, router_cluster, request_timeout_seconds))
+            host = [{"name": ":authority", "string_match": {"prefix": f"model-{key}."}}]
+            for match, path, action in actions[model.model_id]:
+                routes.append({"match": {match: f"/models/{key}{path}"}, **action})
+                routes.append({"match": {match: path, "headers": host}, **action})
     return EnvoyResources(clusters, routes)
 
 
-def cluster(deployment: Deployment, max_queue: int) -> Json:
-    """The deployment's ready replicas as one cluster (see the module docstring for the limits)."""
-    endpoints = [(_split_address(r.address), r.replica_id) for r in deployment.replicas]
-    limit = deployment.predict_concurrency
-    http2: Json = {"max_concurrent_streams": limit} if limit > 0 else {}
-    # Under `reject`, one request per replica may still wait: the first requests wait while their
-    # connection is made, and Envoy cannot tell that wait from a wait for a busy replica.
-    pending = len(endpoints) if deployment.reject_on_full else max_queue
-    breakers: Json = {"thresholds": [{
-        "max_connections": _UNLIMITED, "max_requests": _UNLIMITED, "max_retries": _UNLIMITED,
-        "max_pending_requests": pending}]}
-    if limit > 0:
-        breakers["per_host_thresholds"] = [{"max_connections": 1}]
-    return {
-        "name": deployment.deployment_id,
-        # STATIC takes IP literals only; a host name is resolved (and re-resolved) by Envoy.
-        "type": "STATIC" if all(_is_ip(host) for (host, _), _ in endpoints) else "STRICT_DNS",
-        "connect_timeout": "1s",
-        "load_balancing_policy": {"policies": [{"typed_extension_config": {
-            "name": "envoy.load_balancing_policies.least_request",
-            "typed_config": {"@type": _LEAST_REQUEST, "choice_count": 2}}}]},
-        "typed_extension_protocol_options": {_HTTP_OPTIONS: {
-            "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
-            "explicit_http_config": {"http2_protocol_options": http2}}},
-        "circuit_breakers": breakers,
-        # A runner that refuses a connection (it crashed; its agent restarts it) is left out at
-        # once, as the router marks it unreachable, and tried again after a second (doubling while
-        # it keeps refusing). Only connection failures count: a model's own 5xx ejects nothing.
-        "outlier_detection": {
-            "split_external_local_origin_errors": True, "consecutive_local_origin_failure": 1,
-            "enforcing_consecutive_local_origin_failure": 100, "enforcing_consecutive_5xx": 0,
-            "enforcing_success_rate": 0, "enforcing_local_origin_success_rate": 0,
-            "interval": "1s", "base_ejection_time": "1s", "max_ejection_time": "30s",
-            "max_ejection_percent": 100},
-        "load_assignment": {"cluster_name": deployment.deployment_id, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}},
-             "metadata": {"filter_metadata": {"kingpost": {"replica_id": replica_id}}}}
-            for (host, port), replica_id in endpoints]}]},
-    }
+def key_check(snapshot: RouteSnapshot, model: Model) -> Json:
+    """The fields that check the caller's key on a direct route to `model`, inside Envoy
+    (envoy_keys.py: the `kingpost.api_key` Lua filter against the table's digests; no hop, and the
+    key before the body). The router's ext_authz check (KEY_CHECK, authz.py) stays in the listener,
+    off, for a deployment that wants the router to decide."""
+    return route_key_fields(snapshot, model)
 
 
 def route_configuration(resources: EnvoyResources, *, name: str = "kingpost",
-                        after: Sequence[Json] = ()) -> Json:
+                        after: Iterable[Json] = ()) -> Json:
     """One virtual host for every domain: the table's routes, then `after` (the listener's own:
     management API, the fallback to the router)."""
     return {"name": name, "virtual_hosts": [{"name": name, "domains": ["*"],
                                               "routes": [*resources.routes, *after]}]}
 
 
-def as_discovery(resources: Iterable[Json], type_url: str, version: int | str) -> Json:
-    """A DiscoveryResponse (the shape of a file Envoy watches, or of one ADS push)."""
-    return {"version_info": str(version), "type_url": type_url,
-            "resources": [{"@type": type_url, **resource} for resource in resources]}
+def with_routes(base: Json, resources: EnvoyResources) -> Json:
+    """`base` (the listener's own RouteConfiguration, one virtual host) with the table's routes
+    ahead of its own."""
+    [host] = base["virtual_hosts"]
+    return {**base, "virtual_hosts": [{**host, "routes": [*resources.routes, *host["routes"]]}]}
 
 
 # -- routes ----------------------------------------------------------------------------------
 
-def _model_routes(model: Model, key: str, router: str, timeout: float) -> Iterator[Json]:
-    """Routes for one model under one key (its id or its name), by path and by host."""
+@dataclass(frozen=True)
+class _Limits:
+    router: str  # the router's cluster
+    timeout: float  # a direct request's deadline, seconds
+    max_body: int  # bytes
+    served: frozenset[str]  # the deployments Envoy serves directly (xds_cluster.direct)
+
+
+def _model_actions(model: Model, limits: _Limits, keys: Json) -> Iterator[tuple[str, str, Json]]:
+    """(match kind, path under the model's prefix, action) of each of the model's routes; the
+    same under its id and its name, by path and by host."""
     targets: list[tuple[str, list[tuple[str, int]]]] = []
     if model.development_deployment_id in model.deployments:
         targets.append((f"/{DEVELOPMENT}", [(model.development_deployment_id, 1)]))
@@ -151,35 +133,65 @@ def _model_routes(model: Model, key: str, router: str, timeout: float) -> Iterat
             targets.append((f"/environments/{env.name}", list(env.split)))
     for did in sorted(model.deployments):
         targets.append((f"/deployment/{did}", [(did, 1)]))
-    host = {"name": ":authority", "string_match": {"prefix": f"model-{key}."}}
     for prefix, split in targets:
-        action = _action(model, split, router, timeout)
-        if action is None:
+        weighted = _weighted(model, split)
+        if weighted is None:
             continue
-        yield {"match": {"path": f"/models/{key}{prefix}/predict"}, **action}
-        yield {"match": {"path": f"{prefix}/predict", "headers": [host]}, **action}
+        for path, rewrite, match in ((f"{prefix}/predict", "/predict", "path"),
+                                     (f"{prefix}/sync/", "/sync/", "prefix")):
+            yield match, path, _action(model, weighted, limits, rewrite, keys)
 
 
-def _action(model: Model, split: list[tuple[str, int]], router: str, timeout: float) -> Json | None:
-    """Where a target goes: its deployment's cluster, the router for one with no ready replica,
-    or weighted clusters for a split; None when it names no known deployment (the router answers)."""
+def _weighted(model: Model, split: list[tuple[str, int]]) -> list[tuple[Deployment, int]] | None:
+    """A target's deployments with positive weights; None when it names one the model lacks."""
     # As the router's weighted_choice: all weights 0 means the first.
     positive = [(did, weight) for did, weight in split if weight > 0] or [(split[0][0], 1)]
     if any(did not in model.deployments for did, _ in positive):
         return None
-    weighted = [(model.deployments[did], weight) for did, weight in positive]
+    return [(model.deployments[did], weight) for did, weight in positive]
+
+
+def _action(model: Model, weighted: list[tuple[Deployment, int]], limits: _Limits, rewrite: str,
+            keys: Json) -> Json:
+    """Where a target goes: straight to its deployments' clusters, or to the router (the activator)."""
+    router = limits.router
+    if all(d.deployment_id in limits.served for d, _ in weighted):
+        return _direct(weighted, limits, rewrite, keys)
     # The router bounds its requests itself (holding at zero included), and more kindly.
-    limit = _duration(timeout) if all(_direct(d) for d, _ in weighted) else "0s"
     if len(weighted) == 1:
-        deployment = weighted[0][0]
-        if _direct(deployment):
-            return {"route": _with_retry({"cluster": deployment.deployment_id, "timeout": limit})}
-        return {"route": _with_retry({"cluster": router, "timeout": limit}),
-                "request_headers_to_add": _to_router(deployment)}
-    clusters = [{"name": d.deployment_id, "weight": weight} if _direct(d) else
-                {"name": router, "weight": weight, "request_headers_to_add": _to_router(d)}
+        return {"route": _with_retry({"cluster": router, "timeout": "0s", "idle_timeout": "0s"}),
+                "request_headers_to_add": _to_router(weighted[0][0])}
+    if any(d.deployment_id in limits.served for d, _ in weighted):  # a mixed split: the router draws it
+        return {"route": _with_retry({"cluster": router, "timeout": "0s", "idle_timeout": "0s"}),
+                "request_headers_to_add": [_host_header()]}
+    clusters = [{"name": router, "weight": weight, "request_headers_to_add": _to_router(d)}
                 for d, weight in weighted]
-    return {"route": _with_retry({"weighted_clusters": {"clusters": clusters}, "timeout": limit})}
+    return {"route": _with_retry({"weighted_clusters": {"clusters": clusters}, "timeout": "0s",
+                                  "idle_timeout": "0s"})}
+
+
+def _direct(weighted: list[tuple[Deployment, int]], limits: _Limits, rewrite: str, keys: Json) -> Json:
+    """A route Envoy serves itself: the runner's own path, its answer as it comes."""
+    if len(weighted) == 1:
+        to: Json = {"cluster": weighted[0][0].deployment_id}
+    else:
+        to = {"weighted_clusters": {"clusters": [{"name": d.deployment_id, "weight": weight}
+                                                 for d, weight in weighted]}}
+    return {
+        # The deadline covers the whole answer, a stream included; no idle timeout below it.
+        "route": _with_retry({**to, "prefix_rewrite": rewrite, "timeout": _duration(limits.timeout),
+                              "idle_timeout": "0s"}),
+        "request_headers_to_add": [{"header": {"key": REQUEST_ID, "value": "%REQ(x-request-id)%"},
+                                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "request_headers_to_remove": ["authorization"],
+        "typed_per_filter_config": {
+            TRANSCODER: {"@type": _FILTER_CONFIG, "disabled": True},
+            LUA: {"@type": _FILTER_CONFIG, "disabled": True},
+            BODY_LIMIT: {"@type": _FILTER_CONFIG, "config": {
+                "@type": _BODY_LIMIT_PER_ROUTE, "buffer": {"max_request_bytes": limits.max_body}}},
+            **keys["typed_per_filter_config"]},
+        "metadata": keys["metadata"],
+    }
 
 
 def _with_retry(action: Json) -> Json:
@@ -189,34 +201,15 @@ def _with_retry(action: Json) -> Json:
                                   "typed_config": {"@type": _PREVIOUS_HOSTS}}]}}
 
 
+def _host_header() -> Json:
+    return {"header": {"key": HOST_KEY, "value": "%REQ(:authority)%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+
+
 def _to_router(deployment: Deployment) -> list[Json]:
     """The deployment Envoy chose, and the Host (host-addressed routes name the model only there);
     overwritten, so that a client cannot choose for it."""
     return [{"header": {"key": DEPLOYMENT_KEY, "value": deployment.deployment_id},
-             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
-            {"header": {"key": HOST_KEY, "value": "%REQ(:authority)%"},
-             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
-
-
-def _direct(deployment: Deployment) -> bool:
-    """Envoy sends its requests straight to its replicas (else the router serves it)."""
-    return deployment.active and bool(deployment.replicas)
-
-
-def _split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"replica address {address!r} is not 'host:port'")
-    return host, int(port)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}, _host_header()]
 
 
 def _duration(seconds: float) -> str:

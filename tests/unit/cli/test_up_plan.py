@@ -138,6 +138,30 @@ def test_envoy_traces_when_the_services_export_to_an_otlp_endpoint_at_the_router
         envoy_text({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "KINGPOST_TRACE_ROOT_RATIO": "half"})
 
 
+def test_the_direct_data_path_has_the_router_write_envoys_routes_from_the_gateways_first_files():
+    def initial_xds(xds_dir, **kw):
+        return {xds_dir / "rds.json": f"first routes for REST port {kw['rest_port']}"}
+
+    def specs(environ):
+        return {p.name: p for p in plan(Layout(HOME), ports(), admin_key="k", nats=NATS, python="p", nats_server="n",
+                                         descriptor_path=Path("/d"), render_envoy=render_envoy,
+                                         envoy_command=envoy_command, environ=environ, initial_xds=initial_xds)}
+
+    xds = HOME / "run" / "envoy-xds"
+    direct = specs({"KINGPOST_DATA_PATH": "envoy"})
+    router = tomllib.loads(direct["router"].files[HOME / "run" / "router.toml"])
+    assert (router["data_path"], router["envoy_xds_dir"]) == ("envoy", str(xds))
+    # Written before the router starts (it reads them), never again by kingpost up.
+    assert direct["router"].files[xds / "rds.json"] == "first routes for REST port 8080"
+    assert f"xds_dir: {xds}" in direct["envoy"].files[HOME / "run" / "envoy.yaml"]
+    default = specs({})
+    assert tomllib.loads(default["router"].files[HOME / "run" / "router.toml"])["data_path"] == "router"
+    assert xds / "rds.json" not in default["router"].files
+    assert "data_path" not in default["envoy"].files[HOME / "run" / "envoy.yaml"]
+    with pytest.raises(ValueError, match="KINGPOST_DATA_PATH='fast' is neither 'router' nor 'envoy'"):
+        specs({"KINGPOST_DATA_PATH": "fast"})
+
+
 def test_other_users_may_only_pass_through_the_home_and_the_agents_dir():
     """Runners run as users of their own (docs/isolation.md): they pass through to their files under
     agent/, and cannot list the home nor enter state/, run/, logs/, nats/ or the builder's artifacts/."""

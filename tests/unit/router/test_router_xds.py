@@ -1,6 +1,6 @@
 """The route snapshot as Envoy resources: which path and host goes to which cluster, with which limits.
 
-(tests/integration/test_xds.py feeds the same resources to a real Envoy.)"""
+(tests/integration/test_xds.py runs them in a real Envoy written by the real router.)"""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from kingpost.v1 import scheduler_pb2 as s
 from kingpost_router.routes import RouteSnapshot
-from kingpost_router.xds import (CLUSTER_TYPE, RETRY_ON, as_discovery, envoy_resources,
-                                 route_configuration)
+from kingpost.gateway_direct import CLUSTER_TYPE, discovery
+from kingpost_router.xds import RETRY_ON, envoy_resources, route_configuration, with_routes
 
 ACTIVE = s.DEPLOYMENT_STATUS_ACTIVE
 SCALED_TO_ZERO = s.DEPLOYMENT_STATUS_SCALED_TO_ZERO
@@ -22,7 +22,8 @@ def weighted(deployment_id: str, weight: int) -> s.WeightedDeployment:
 
 def table() -> s.RouteTable:
     def at(*ports: int) -> list[s.ReplicaRoute]:
-        return [s.ReplicaRoute(replica_id=f"rep_{p}", address=f"10.0.0.1:{p}") for p in ports]
+        return [s.ReplicaRoute(replica_id=f"rep_{p}", address=f"10.0.0.1:{p + 1000}", http_address=f"10.0.0.1:{p}")
+                for p in ports]
 
     return s.RouteTable(version=3, models=[
         s.ModelRoute(model_id="mdl_a", name="echo", development_deployment_id="dep_dev", environments=[
@@ -32,13 +33,19 @@ def table() -> s.RouteTable:
             s.EnvironmentRoute(name="waking", deployments=[  # a canary whose candidate is at zero
                 weighted("dep_1", 90), weighted("dep_zero", 10)]),
             s.EnvironmentRoute(name="broken", deployments=[weighted("dep_gone", 100)]),
+            s.EnvironmentRoute(name="asleep", deployments=[  # a canary between two at zero
+                weighted("dep_zero", 50), weighted("dep_building", 50)]),
         ], deployments=[
             s.DeploymentRoute(deployment_id="dep_dev", active=True, status=ACTIVE, replicas=at(9001)),
             s.DeploymentRoute(deployment_id="dep_1", active=True, status=ACTIVE, predict_concurrency=4,
                               replicas=at(9002, 9003)),
             s.DeploymentRoute(deployment_id="dep_2", active=True, status=ACTIVE, predict_concurrency=1,
                               backpressure_policy="reject",
-                              replicas=[s.ReplicaRoute(replica_id="rep_dns", address="runner-7.nodes:9004")]),
+                              replicas=[s.ReplicaRoute(replica_id="rep_dns", address="runner-7.nodes:8004",
+                                                       http_address="runner-7.nodes:9004")]),
+            # A Triton runner serves no HTTP data plane: the router serves it.
+            s.DeploymentRoute(deployment_id="dep_triton", active=True, status=ACTIVE,
+                              replicas=[s.ReplicaRoute(replica_id="rep_t", address="10.0.0.1:8007")]),
             s.DeploymentRoute(deployment_id="dep_zero", active=True, status=SCALED_TO_ZERO),
             s.DeploymentRoute(deployment_id="dep_building", active=True, status=BUILDING),
             s.DeploymentRoute(deployment_id="dep_off", active=False, status=s.DEPLOYMENT_STATUS_INACTIVE,
@@ -60,7 +67,7 @@ def route_for(path: str, host: str | None = None) -> dict:
     """The first route Envoy would match for a request to `path` (with Host `host`)."""
     for route in RESOURCES.routes:
         match = route["match"]
-        if match["path"] != path:
+        if match.get("path", path) != path or not path.startswith(match.get("prefix", "")):
             continue
         wanted = match.get("headers", [])
         if not wanted or (host is not None and host.startswith(wanted[0]["string_match"]["prefix"])):
@@ -86,30 +93,25 @@ def test_each_deployment_with_ready_replicas_is_a_cluster_of_them() -> None:
     assert CLUSTERS["dep_2"]["type"] == "STRICT_DNS"  # a host name: Envoy resolves it
 
 
-def test_clusters_balance_on_least_requests_of_two_choices_over_http2() -> None:
+def test_clusters_balance_on_least_requests_of_two_choices_over_http1() -> None:
     cluster = CLUSTERS["dep_1"]
     [policy] = cluster["load_balancing_policy"]["policies"]
     assert policy["typed_extension_config"]["typed_config"]["choice_count"] == 2
     assert policy["typed_extension_config"]["name"] == "envoy.load_balancing_policies.least_request"
     options = cluster["typed_extension_protocol_options"][HTTP_OPTIONS]
-    assert "http2_protocol_options" in options["explicit_http_config"]
+    assert options["explicit_http_config"] == {"http_protocol_options": {}}
 
 
-def test_predict_concurrency_is_one_connection_per_replica_with_that_many_streams() -> None:
+def test_predict_concurrency_is_that_many_connections_per_replica() -> None:
     cluster = CLUSTERS["dep_1"]
-    options = cluster["typed_extension_protocol_options"][HTTP_OPTIONS]
-    assert options["explicit_http_config"]["http2_protocol_options"] == {"max_concurrent_streams": 4}
-    assert cluster["circuit_breakers"]["per_host_thresholds"] == [{"max_connections": 1}]
+    assert cluster["circuit_breakers"]["per_host_thresholds"] == [{"max_connections": 4}]
     [limits] = cluster["circuit_breakers"]["thresholds"]
     assert limits["max_pending_requests"] == 1000  # the router's queue bound
     assert limits["max_requests"] >= 100_000  # not Envoy's default of 1,024 per cluster
 
 
 def test_no_predict_concurrency_means_no_per_replica_limit() -> None:
-    cluster = CLUSTERS["dep_dev"]
-    options = cluster["typed_extension_protocol_options"][HTTP_OPTIONS]
-    assert options["explicit_http_config"]["http2_protocol_options"] == {}
-    assert "per_host_thresholds" not in cluster["circuit_breakers"]
+    assert "per_host_thresholds" not in CLUSTERS["dep_dev"]["circuit_breakers"]
 
 
 def test_a_runner_that_refuses_connections_is_left_out_but_a_model_error_ejects_nothing() -> None:
@@ -145,12 +147,35 @@ def test_model_hosts_route_the_prefixes_without_the_model_path(host: str) -> Non
 
 def test_runner_routes_retry_once_only_where_no_model_ran_and_carry_the_deadline() -> None:
     route = route_for("/models/echo/production/predict")["route"]
-    assert route["timeout"] == "600s"
+    assert (route["timeout"], route["idle_timeout"]) == ("600s", "0s")
     policy = route["retry_policy"]
     assert policy["retry_on"] == RETRY_ON == "connect-failure,refused-stream,reset-before-request"
     assert policy["num_retries"] == 1
     assert [p["name"] for p in policy["retry_host_predicate"]] == [
         "envoy.retry_host_predicates.previous_hosts"]  # the retry goes to another replica
+
+
+def test_a_direct_route_sends_the_runners_own_path_without_the_key_and_with_the_request_id() -> None:
+    route = route_for("/models/echo/production/predict")
+    assert route["route"]["prefix_rewrite"] == "/predict"
+    assert route["request_headers_to_remove"] == ["authorization"]
+    assert pinned(route["request_headers_to_add"]) == {"x-baseten-request-id": "%REQ(x-request-id)%"}
+    sync = route_for("/models/echo/production/sync/v1/chat/completions")
+    assert sync["match"] == {"prefix": "/models/echo/production/sync/"}
+    assert sync["route"]["prefix_rewrite"] == "/sync/"  # the rest of the path and the query stay
+    assert cluster_of(route_for("/production/sync/health", "model-echo.example.com")) == "dep_1"
+
+
+def test_a_direct_route_turns_the_grpc_filters_off_and_the_key_check_and_body_limit_on() -> None:
+    filters = route_for("/models/echo/production/predict")["typed_per_filter_config"]
+    assert filters["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
+    assert filters["envoy.filters.http.lua"]["disabled"] is True
+    assert filters["envoy.filters.http.ext_authz"]["disabled"] is True  # the router's big-body check: the
+    assert filters["kingpost.api_key"]["name"] == "api_key"  # key is checked inside Envoy instead
+    assert "keys_version" in route_for("/models/echo/production/predict")["metadata"]["filter_metadata"][
+        "kingpost.api_key"]
+    assert filters["kingpost.body_limit"]["config"]["buffer"]["max_request_bytes"] == 100 * 1024 * 1024
+    assert "typed_per_filter_config" not in route_for("/models/echo/deployment/dep_zero/predict")
 
 
 def test_an_environment_split_is_weighted_clusters() -> None:
@@ -159,22 +184,28 @@ def test_an_environment_split_is_weighted_clusters() -> None:
     assert clusters == [{"name": "dep_1", "weight": 70}, {"name": "dep_2", "weight": 30}]
 
 
-def test_a_deployment_with_no_ready_replica_goes_to_the_router_which_holds_or_explains() -> None:
-    for did in ("dep_zero", "dep_building", "dep_off"):
-        route = route_for(f"/models/echo/deployment/{did}/predict")
-        assert cluster_of(route) == "router"
-        assert route["route"]["timeout"] == "0s"  # the router bounds it (cold-start timeout)
-        assert pinned(route["request_headers_to_add"]) == {"x-kingpost-deployment": did,
-                                                            "x-kingpost-host": "%REQ(:authority)%"}
+def test_a_deployment_with_no_ready_replica_or_no_http_goes_to_the_router_which_holds_or_explains() -> None:
+    for did in ("dep_zero", "dep_building", "dep_off", "dep_triton"):
+        for path in (f"/models/echo/deployment/{did}/predict", f"/models/echo/deployment/{did}/sync/x"):
+            route = route_for(path)
+            assert cluster_of(route) == "router"
+            assert "prefix_rewrite" not in route["route"]  # the transcoder makes its gRPC call
+            assert route["route"]["timeout"] == "0s"  # the router bounds it (cold-start timeout)
+            assert pinned(route["request_headers_to_add"]) == {"x-kingpost-deployment": did,
+                                                                "x-kingpost-host": "%REQ(:authority)%"}
+    assert "dep_triton" not in CLUSTERS
 
 
-def test_a_canary_share_at_zero_goes_to_the_router_pinned_to_its_deployment() -> None:
-    route = route_for("/models/echo/environments/waking/predict")["route"]
-    direct, held = route["weighted_clusters"]["clusters"]
-    assert direct == {"name": "dep_1", "weight": 90}
-    assert (held["name"], held["weight"]) == ("router", 10)
-    # The router serves dep_zero itself, rather than drawing the split a second time.
-    assert pinned(held["request_headers_to_add"])["x-kingpost-deployment"] == "dep_zero"
+def test_a_canary_with_a_share_at_zero_goes_to_the_router_whole_which_draws_it() -> None:
+    route = route_for("/models/echo/environments/waking/predict")
+    assert cluster_of(route) == "router"
+    assert pinned(route["request_headers_to_add"]) == {"x-kingpost-host": "%REQ(:authority)%"}
+
+
+def test_a_canary_between_two_at_zero_reaches_the_router_pinned_to_the_drawn_deployment() -> None:
+    clusters = route_for("/models/echo/environments/asleep/predict")["route"]["weighted_clusters"]["clusters"]
+    assert [(c["name"], c["weight"], pinned(c["request_headers_to_add"])["x-kingpost-deployment"])
+            for c in clusters] == [("router", 50, "dep_zero"), ("router", 50, "dep_building")]
 
 
 def test_what_the_table_cannot_route_has_no_route_and_falls_through_to_the_router() -> None:
@@ -191,30 +222,41 @@ def test_what_the_table_cannot_route_has_no_route_and_falls_through_to_the_route
                                                         "route": {"cluster": "router"}}
 
 
+def test_the_tables_routes_go_in_front_of_the_listeners_own() -> None:
+    base = {"name": "rest", "most_specific_header_mutations_wins": True,
+            "virtual_hosts": [{"name": "kingpost", "domains": ["*"], "routes": [{"match": {"prefix": "/"}}]}]}
+    config = with_routes(base, RESOURCES)
+    routes = config["virtual_hosts"][0]["routes"]
+    assert routes[:-1] == RESOURCES.routes and routes[-1] == {"match": {"prefix": "/"}}
+    assert config["most_specific_header_mutations_wins"] is True
+    assert base["virtual_hosts"][0]["routes"] == [{"match": {"prefix": "/"}}]  # unchanged
+
+
 def test_a_model_named_like_another_models_id_cannot_take_its_routes() -> None:
     snapshot = RouteSnapshot.from_table(s.RouteTable(models=[
         s.ModelRoute(model_id="mdl_a", development_deployment_id="dep_a", deployments=[
             s.DeploymentRoute(deployment_id="dep_a", active=True, status=ACTIVE, replicas=[
-                s.ReplicaRoute(replica_id="r1", address="10.0.0.1:1")])]),
+                s.ReplicaRoute(replica_id="r1", address="10.0.0.1:1", http_address="10.0.0.1:11")])]),
         s.ModelRoute(model_id="mdl_z", name="mdl_a", development_deployment_id="dep_z", deployments=[
             s.DeploymentRoute(deployment_id="dep_z", active=True, status=ACTIVE, replicas=[
-                s.ReplicaRoute(replica_id="r2", address="10.0.0.1:2")])]),
+                s.ReplicaRoute(replica_id="r2", address="10.0.0.1:2", http_address="10.0.0.1:12")])]),
     ]))
     routes = envoy_resources(snapshot).routes
-    matching = [r for r in routes if r["match"]["path"] == "/models/mdl_a/development/predict"]
+    matching = [r for r in routes if r["match"].get("path") == "/models/mdl_a/development/predict"]
     assert [cluster_of(r) for r in matching] == ["dep_a"]  # as the router: an id wins over a name
 
 
-def test_a_bad_replica_address_is_named() -> None:
+def test_a_bad_http_address_leaves_the_deployment_to_the_router() -> None:
     bad = s.RouteTable(models=[s.ModelRoute(model_id="mdl_a", deployments=[
         s.DeploymentRoute(deployment_id="dep_a", active=True, status=ACTIVE, replicas=[
-            s.ReplicaRoute(replica_id="r1", address="no-port")])])])
-    with pytest.raises(ValueError, match="replica address 'no-port' is not 'host:port'"):
-        envoy_resources(RouteSnapshot.from_table(bad))
+            s.ReplicaRoute(replica_id="r1", address="10.0.0.1:1", http_address="no-port")])])])
+    resources = envoy_resources(RouteSnapshot.from_table(bad))
+    assert resources.clusters == []
+    assert {r["route"]["cluster"] for r in resources.routes} == {"router"}
 
 
 def test_resources_travel_as_a_discovery_response() -> None:
-    response = as_discovery(RESOURCES.clusters, CLUSTER_TYPE, version=3)
+    response = discovery(RESOURCES.clusters, CLUSTER_TYPE, version=3)
     assert response["version_info"] == "3" and response["type_url"] == CLUSTER_TYPE
     assert [r["@type"] for r in response["resources"]] == [CLUSTER_TYPE] * 4
     assert response["resources"][0]["name"] == "dep_1"
