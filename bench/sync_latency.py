@@ -84,9 +84,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="no-op requests per path")
     parser.add_argument("--streams", type=int, default=100, help="streamed completions per path")
     parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--data-path", choices=("router", "envoy"), default="router",
+                        help="kingpost up's KINGPOST_DATA_PATH (envoy: Envoy straight to the runner)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="kp-bench-sync-"))
-    proc, info = start_up(home)
+    proc, info = start_up(home, {"KINGPOST_DATA_PATH": args.data_path})
+    hops = "Envoy → router → runner" if args.data_path == "router" else "Envoy → runner"
     try:
         config = ClientConfig(url=info["url"], grpc=info["grpc"], api_key=info["api_key"])
         model_id = asyncio.run(push(config, EXAMPLE)).model.id
@@ -108,10 +111,10 @@ def main() -> None:
                 time.sleep(0.2)
         paths = {
             "server directly": (direct, "/health", "/v1/chat/completions", {}),
-            "kingpost /sync (REST, Envoy → router → runner → server)": (
+            f"kingpost /sync (REST, {hops} → server)": (
                 via, f"{prefix}/health", f"{prefix}/v1/chat/completions", auth),
         }
-        predict_name = "no-op Truss predict (REST, Envoy → router → runner)"
+        predict_name = f"no-op Truss predict (REST, {hops})"
         predicts: list[float] = []
         noops: dict[str, list[float]] = {name: [] for name in paths}
         ttfts: dict[str, list[float]] = {name: [] for name in paths}
