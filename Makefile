@@ -89,7 +89,7 @@ TEST_WORKERS ?= 2
 E2E_GROUPS ?= 2
 E2E_ALONE := tests/e2e/test_up_chaos.py
 E2E_B := $(addprefix tests/e2e/,test_scale_to_zero.py test_rest_hostile.py test_async.py test_builder_envs.py \
-	test_heal.py test_lifecycle.py test_tracing.py test_truss_compat.py test_websockets.py)
+	test_heal.py test_lifecycle.py test_tracing.py test_truss_compat.py test_websockets.py test_up.py test_isolation.py)
 E2E_A := $(filter-out $(E2E_B) $(E2E_ALONE),$(sort $(wildcard tests/e2e/test_*.py)))
 TEST_ENV := PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" KINGPOST_TRITON_HOME="$(CURDIR)/.tools/triton"
 E2E := $(TEST_ENV) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
