@@ -123,9 +123,12 @@ def test_a_runner_that_refuses_connections_is_left_out_but_a_model_error_ejects_
     assert outliers["base_ejection_time"] == "1s"
 
 
-def test_reject_on_full_lets_one_request_per_replica_wait_for_its_connection() -> None:
-    [limits] = CLUSTERS["dep_2"]["circuit_breakers"]["thresholds"]
-    assert limits["max_pending_requests"] == 1  # one replica
+def test_reject_on_full_bounds_requests_not_the_queue_with_a_spare_connection_to_be_refused_on() -> None:
+    breakers = CLUSTERS["dep_2"]["circuit_breakers"]
+    [limits] = breakers["thresholds"]
+    assert limits["max_requests"] == 1  # predict_concurrency 1 x one replica
+    assert limits["max_pending_requests"] == 1  # one replica: the wait for its connection
+    assert breakers["per_host_thresholds"] == [{"max_connections": 2}]  # the limit and a spare
 
 
 @pytest.mark.parametrize("model", ["mdl_a", "echo"])
