@@ -110,6 +110,16 @@ def test_predict_concurrency_is_that_many_connections_per_replica() -> None:
     assert limits["max_requests"] >= 100_000  # not Envoy's default of 1,024 per cluster
 
 
+def test_a_full_deployments_429_carries_the_routers_message_in_its_clusters_metadata() -> None:
+    def limit_error(name: str) -> str:
+        return CLUSTERS[name]["metadata"]["filter_metadata"]["kingpost"]["limit_error"]
+
+    assert limit_error("dep_1") == ("deployment 'dep_1' is at its limit: 1000 requests already wait for a "
+                                    "replica (queue limit 1000)")
+    assert limit_error("dep_2") == ("deployment 'dep_2' is at its limit: every replica runs 1 requests at once "
+                                    "(predict_concurrency) and its back-pressure policy is 'reject'")
+
+
 def test_no_predict_concurrency_means_no_per_replica_limit() -> None:
     assert "per_host_thresholds" not in CLUSTERS["dep_dev"]["circuit_breakers"]
 
