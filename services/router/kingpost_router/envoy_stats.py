@@ -8,8 +8,7 @@ deployment's replicas (issue 20): the router never sees those, so it reads what 
 
 Prometheus text, not JSON: it is the one admin format that carries a histogram's sum, and it names
 the cluster and the status code as labels. Counters are exact at the read; histograms are merged at
-each read, after it is answered (kingpost's bootstrap sets `stats_flush_on_admin`; envoy_poll.py
-reads twice for that). What Envoy 1.40 counts, per cluster
+each read (kingpost's bootstrap sets `stats_flush_on_admin`). What Envoy 1.40 counts, per cluster
 (a deployment's cluster is named by its id, xds.py), measured (tests/unit/router/data/):
 
 - `upstream_rq_<code>`: one per answered request, by the status the client got from upstream, or
