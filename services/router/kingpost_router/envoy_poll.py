@@ -6,10 +6,8 @@ the requests Envoy sends straight to replicas, which the router never sees (envo
 - the router's /metrics: Envoy's answers, latency and in-flight per deployment, added into the
   router's own series at scrape time (metrics.RequestStats.direct).
 
-A read is two GETs: a one-line one first, for its side effect (kingpost's Envoy merges its histograms
-when asked for stats, `stats_flush_on_admin`, but after answering that request: alone, a read's
-latency lagged its answer counts by a read, measured), then the stats read (only those ever used,
-with the histograms merged by the first). When its text is the same as the last one's, Envoy's uptime aside, nothing is parsed again. Envoy unreachable: a warning once, no sample (the autoscaler
+A read is one GET (only the stats read, only those ever used); when its text is the same as the last
+one's, Envoy's uptime aside, nothing is parsed again. Envoy unreachable: a warning once, no sample (the autoscaler
 counts a silent source as zero), and the counters keep their last values.
 """
 
@@ -30,8 +28,6 @@ from kingpost_router.routes import RouteSnapshot
 
 log = logging.getLogger(__name__)
 
-_MERGE_PARAMS = {"filter": r"^server\.uptime$"}
-
 
 class EnvoyPoller:
     def __init__(self, admin_address: str, snapshot: Callable[[], RouteSnapshot], *,
@@ -50,9 +46,6 @@ class EnvoyPoller:
     async def read(self, session: aiohttp.ClientSession) -> bool:
         """One read of Envoy's stats; False (and nothing changed) when Envoy did not answer."""
         try:
-            async with session.get(self._url, params=_MERGE_PARAMS) as reply:  # merges the histograms
-                reply.raise_for_status()
-                await reply.read()
             async with session.get(self._url, params=self._params) as reply:
                 reply.raise_for_status()
                 text = await reply.text()
