@@ -281,17 +281,17 @@ async def test_reject_on_full_answers_429_naming_the_deployment(platform) -> Non
     async with http.stream("POST", path, content=b"hold", headers=AUTH) as first:
         chunks = first.aiter_text()
         assert await anext(chunks) == "reject hold"
-        # One request may wait per replica (for a connection), then Envoy refuses.
-        waiting = asyncio.create_task(http.post(path, content=b"next", headers=AUTH))
-        while await stat(platform.ports, "cluster.dep_reject.upstream_rq_pending_active") != 1:
-            await asyncio.sleep(0.01)
-        refused = await http.post(path, content=b"refused", headers=AUTH)
-        assert refused.status_code == 429
-        assert "dep_reject" in refused.json()["error"]
-        assert refused.headers["x-baseten-request-id"]
+        # Refused at once while the replica is busy, a second time too (by then on an idle connection).
+        for _ in range(2):
+            refused = await http.post(path, content=b"refused", headers=AUTH)
+            assert refused.status_code == 429
+            assert refused.json()["error"] == (
+                "deployment 'dep_reject' is at its limit: every replica runs 1 requests at once "
+                "(predict_concurrency) and its back-pressure policy is 'reject'")  # the router's words
+            assert refused.headers["x-baseten-request-id"]
         reject.release.set()
         assert [chunk async for chunk in chunks] == []
-        assert (await waiting).text == "reject next"
+    assert (await http.post(path, content=b"next", headers=AUTH)).text == "reject next"
     assert reject.events == ["start hold", "end hold", "start next", "end next"]
 
 

@@ -7,11 +7,16 @@ Pure: a `Deployment` in, a dict in Envoy's v3 JSON shape out (xds.py builds the 
 - `predict_concurrency` as a hard per-replica limit: HTTP/1.1 carries one request per connection,
   so the per-host circuit breaker's `max_connections` is the replica's limit. More requests wait in
   the cluster's pending queue, bounded by `max_pending_requests` (the router's queue bound); beyond
-  it Envoy answers 503 with the flag UO, which the REST listener turns into a 429 naming the
-  deployment (local_reply_config in the gateway's template).
-- Under the back-pressure policy `reject` the bound is one per replica, not 0: a request also waits
-  there while a connection to its replica is being made, and 0 would refuse every request that
-  needs a new connection (the first one to a runner included).
+  it Envoy answers 503 with the flag UO, which the REST listener turns into a 429 whose message is
+  the router's for the same refusal, `limit_error` in the cluster's `kingpost` metadata
+  (local_reply_config in the gateway's template).
+- Under the back-pressure policy `reject` a request over the limit is refused at once, not queued:
+  the limit is the cluster's `max_requests` (`predict_concurrency` x replicas), which Envoy checks
+  as it gives a request a connection, and each replica may have one connection more than its limit,
+  so an extra request gets a connection and is refused (503 UO, the same 429) instead of waiting
+  for one to free. The pending queue cannot be the bound here: a request also waits there while
+  its connection is made, so 0 would refuse every request that needs a new connection (the first
+  one to a runner included); one per replica is that wait.
 """
 
 from __future__ import annotations
@@ -40,12 +45,18 @@ def cluster(deployment: Deployment, max_queue: int) -> Json:
     """The deployment's ready replicas as one cluster (see the module docstring for the limits)."""
     endpoints = [(split_address(r.http_address), r.replica_id) for r in deployment.replicas]
     limit = deployment.predict_concurrency
-    pending = len(endpoints) if deployment.reject_on_full else max_queue
+    reject = deployment.reject_on_full and limit > 0
     breakers: Json = {"thresholds": [{
-        "max_connections": UNLIMITED, "max_requests": UNLIMITED, "max_retries": UNLIMITED,
-        "max_pending_requests": pending}]}
+        "max_connections": UNLIMITED, "max_requests": limit * len(endpoints) if reject else UNLIMITED,
+        "max_retries": UNLIMITED, "max_pending_requests": len(endpoints) if reject else max_queue}]}
     if limit > 0:
-        breakers["per_host_thresholds"] = [{"max_connections": limit}]
+        breakers["per_host_thresholds"] = [{"max_connections": limit + 1 if reject else limit}]
+    did = deployment.deployment_id
+    limit_error = (  # the router's words (slots.py) for the same refusal
+        f"deployment '{did}' is at its limit: every replica runs {limit} requests at once "
+        f"(predict_concurrency) and its back-pressure policy is 'reject'" if reject else
+        f"deployment '{did}' is at its limit: {max_queue} requests already wait for a replica "
+        f"(queue limit {max_queue})")
     return {
         "name": deployment.deployment_id,
         # STATIC takes IP literals only; a host name is resolved (and re-resolved) by Envoy.
@@ -58,6 +69,7 @@ def cluster(deployment: Deployment, max_queue: int) -> Json:
             "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
             "explicit_http_config": {"http_protocol_options": {}}}},
         "circuit_breakers": breakers,
+        "metadata": {"filter_metadata": {"kingpost": {"limit_error": limit_error}}},
         # A runner that refuses a connection (it crashed; its agent restarts it) is left out at
         # once, as the router marks it unreachable, and tried again after a second (doubling while
         # it keeps refusing). Only connection failures count: a model's own 5xx ejects nothing.

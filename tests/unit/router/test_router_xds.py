@@ -110,6 +110,16 @@ def test_predict_concurrency_is_that_many_connections_per_replica() -> None:
     assert limits["max_requests"] >= 100_000  # not Envoy's default of 1,024 per cluster
 
 
+def test_a_full_deployments_429_carries_the_routers_message_in_its_clusters_metadata() -> None:
+    def limit_error(name: str) -> str:
+        return CLUSTERS[name]["metadata"]["filter_metadata"]["kingpost"]["limit_error"]
+
+    assert limit_error("dep_1") == ("deployment 'dep_1' is at its limit: 1000 requests already wait for a "
+                                    "replica (queue limit 1000)")
+    assert limit_error("dep_2") == ("deployment 'dep_2' is at its limit: every replica runs 1 requests at once "
+                                    "(predict_concurrency) and its back-pressure policy is 'reject'")
+
+
 def test_no_predict_concurrency_means_no_per_replica_limit() -> None:
     assert "per_host_thresholds" not in CLUSTERS["dep_dev"]["circuit_breakers"]
 
@@ -123,9 +133,12 @@ def test_a_runner_that_refuses_connections_is_left_out_but_a_model_error_ejects_
     assert outliers["base_ejection_time"] == "1s"
 
 
-def test_reject_on_full_lets_one_request_per_replica_wait_for_its_connection() -> None:
-    [limits] = CLUSTERS["dep_2"]["circuit_breakers"]["thresholds"]
-    assert limits["max_pending_requests"] == 1  # one replica
+def test_reject_on_full_bounds_requests_not_the_queue_with_a_spare_connection_to_be_refused_on() -> None:
+    breakers = CLUSTERS["dep_2"]["circuit_breakers"]
+    [limits] = breakers["thresholds"]
+    assert limits["max_requests"] == 1  # predict_concurrency 1 x one replica
+    assert limits["max_pending_requests"] == 1  # one replica: the wait for its connection
+    assert breakers["per_host_thresholds"] == [{"max_connections": 2}]  # the limit and a spare
 
 
 @pytest.mark.parametrize("model", ["mdl_a", "echo"])
