@@ -84,7 +84,10 @@ baseten-sdk: $(BASETEN_SDK)/.installed
 # (they share one node id). Group b is the files named below, group a every other file, so a new
 # e2e file runs in a without being listed. The chaos test times recoveries that a second platform
 # would slow, so it runs alone afterwards. Every run goes ahead whatever the others' results;
-# `make test` fails if any does. Each line of output says its group.
+# `make test` fails if any does. Each line of output says its group. Group b runs in the background,
+# where a shell without job control starts commands with SIGINT ignored, which their children
+# inherit: a test that stops a CLI with SIGINT, as a user's Ctrl-C (kingpost watch, chains push
+# --watch), must be in group a (kingpost up sets its own handlers and works in either).
 TEST_WORKERS ?= 2
 E2E_GROUPS ?= 2
 E2E_ALONE := tests/e2e/test_up_chaos.py
@@ -99,9 +102,9 @@ test: install .tools/node_modules/.bin/buf .tools/postgres .tools/triton/.instal
 	if [ "$(E2E_GROUPS)" = 1 ]; then \
 		$(E2E) $(E2E_A) $(E2E_B) || failed=1; \
 	else \
-		$(E2E) --basetemp=/tmp/kp-e2e-a.$$$$ $(E2E_A) 2>&1 | sed -u 's/^/[e2e a] /' & a=$$!; \
-		$(E2E) --basetemp=/tmp/kp-e2e-b.$$$$ $(E2E_B) 2>&1 | sed -u 's/^/[e2e b] /' || failed=1; \
-		wait $$a || failed=1; \
+		$(E2E) --basetemp=/tmp/kp-e2e-b.$$$$ $(E2E_B) 2>&1 | sed -u 's/^/[e2e b] /' & b=$$!; \
+		$(E2E) --basetemp=/tmp/kp-e2e-a.$$$$ $(E2E_A) 2>&1 | sed -u 's/^/[e2e a] /' || failed=1; \
+		wait $$b || failed=1; \
 		rm -rf /tmp/kp-e2e-a.$$$$ /tmp/kp-e2e-b.$$$$; \
 	fi; \
 	$(E2E) $(E2E_ALONE) || failed=1; \
